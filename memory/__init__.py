@@ -1,0 +1,1 @@
+"""Seed-compatible entry points (``from memory.model_log import log_model_performance``)."""

@@ -1,0 +1,113 @@
+"""The seed's model-performance logging API, on a :class:`perfledger.Ledger`.
+
+Drop-in for code written against the seed specification: same function names, signatures
+and return shapes, same files under ``memory/logs/``. Underneath, records go to an embedded
+SQLite database (or ``$PERFLEDGER_URL``) that loses nothing under concurrent writers or
+killed processes; the seed's JSON/CSV/best-models files are kept as mirrors.
+
+The ledger location is resolved at *each call* (``$PERFLEDGER_URL``, else ``./memory/logs``
+under the current working directory), so ``os.chdir`` and tests that delete or restore
+``memory/logs`` between calls behave as they did with the seed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from perfledger.ledger import DEFAULT_DIR, ENV_URL, Ledger
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "clear_model_performance_log",
+    "ensure_log_directory",
+    "get_available_models",
+    "get_available_tickers",
+    "get_best_models",
+    "get_ledger",
+    "get_model_performance_history",
+    "log_model_performance",
+]
+
+_ledgers: dict[str, Ledger] = {}
+_lock = threading.Lock()
+
+
+def _location() -> str:
+    url = os.environ.get(ENV_URL)
+    if url:
+        return url
+    return str(Path(DEFAULT_DIR).resolve())
+
+
+def get_ledger() -> Ledger:
+    """The :class:`~perfledger.Ledger` behind these functions, for the current directory."""
+    key = _location()
+    with _lock:
+        led = _ledgers.get(key)
+        if led is None:
+            led = _ledgers[key] = Ledger(key)
+        return led
+
+
+def ensure_log_directory() -> Path:
+    """Create ``memory/logs`` (and the ledger inside it) if missing; return its path."""
+    led = get_ledger()
+    led.stats()  # reopens the store if the directory was removed since the last call
+    return led.directory if led.directory is not None else Path(DEFAULT_DIR).resolve()
+
+
+def log_model_performance(
+    model_name: str,
+    ticker: str,
+    sharpe: float | None = None,
+    mse: float | None = None,
+    drawdown: float | None = None,
+    total_return: float | None = None,
+    win_rate: float | None = None,
+    accuracy: float | None = None,
+    notes: str = "",
+    *,
+    metrics: Mapping[str, float] | None = None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+    timestamp: Any = None,
+) -> dict[str, Any]:
+    """Log model performance; returns the logged record as a dict (see ``Ledger.log``)."""
+    return get_ledger().log(
+        model_name, ticker, sharpe=sharpe, mse=mse, drawdown=drawdown,
+        total_return=total_return, win_rate=win_rate, accuracy=accuracy, notes=notes,
+        metrics=metrics, params=params, tags=tags, timestamp=timestamp,
+    )
+
+
+def get_model_performance_history(
+    ticker: str | None = None, model_name: str | None = None, days_back: int | None = None
+) -> pd.DataFrame:
+    """Performance history as a DataFrame, oldest first (``iloc[-1]`` is the latest)."""
+    return get_ledger().history(ticker=ticker, model_name=model_name, days_back=days_back)
+
+
+def get_best_models(ticker: str | None = None) -> dict[str, Any]:
+    """Best model per metric: ``{ticker: {"best_sharpe": {...}, ...}}``, or one ticker's."""
+    return get_ledger().best(ticker)
+
+
+def get_available_tickers() -> list[str]:
+    """Tickers with performance data."""
+    return get_ledger().tickers()
+
+
+def get_available_models(ticker: str | None = None) -> list[str]:
+    """Models with performance data, optionally for one ticker."""
+    return get_ledger().models(ticker)
+
+
+def clear_model_performance_log() -> None:
+    """Clear all model performance logs."""
+    get_ledger().clear()

@@ -1,0 +1,256 @@
+"""A validated batch of records in columnar form, and the per-batch aggregates the store keeps.
+
+One ``log()`` is a batch of one; ``log_many()`` a batch of a million. Keeping both on one
+shape means the store has a single insert path. The aggregates (best candidate per
+ticker/metric, running statistics per ticker/model/metric) are computed here, once per
+batch, so the database merges a handful of rows instead of re-reading history.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .records import SEED_METRICS, Record, format_ts
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(slots=True)
+class Batch:
+    """Columns of one batch; ``ids`` are filled in by the store inside its transaction."""
+
+    ticker: list[str]
+    model_name: list[str]
+    ts_us: list[int]
+    seed: dict[str, list[float | None]]
+    notes: list[str]
+    metrics: list[dict[str, float]]
+    params: list[dict[str, Any]]
+    tags: list[dict[str, str]]
+    ids: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ticker)
+
+    @classmethod
+    def from_records(cls, records: Sequence[Record]) -> Batch:
+        return cls(
+            ticker=[r.ticker for r in records],
+            model_name=[r.model_name for r in records],
+            ts_us=[r.ts_us for r in records],
+            seed={m: [getattr(r, m) for r in records] for m in SEED_METRICS},
+            notes=[r.notes for r in records],
+            metrics=[r.metrics for r in records],
+            params=[r.params for r in records],
+            tags=[r.tags for r in records],
+        )
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> Batch:
+        """From the normalised output of :func:`perfledger.records.validate_frame`."""
+        import numpy as np
+
+        def floats(col: str) -> list[float | None]:
+            arr = frame[col].to_numpy(dtype=float)
+            obj = arr.astype(object)
+            obj[np.isnan(arr)] = None
+            return obj.tolist()
+
+        return cls(
+            ticker=frame["ticker"].tolist(),
+            model_name=frame["model_name"].tolist(),
+            ts_us=frame["ts_us"].astype("int64").tolist(),
+            seed={m: floats(m) for m in SEED_METRICS},
+            notes=frame["notes"].tolist(),
+            metrics=frame["metrics"].tolist(),
+            params=frame["params"].tolist(),
+            tags=frame["tags"].tolist(),
+        )
+
+    def seed_dict(self, i: int) -> dict[str, Any]:
+        """Row ``i`` as the seed's record dict (+ metrics/params/tags)."""
+        out: dict[str, Any] = {
+            "timestamp": format_ts(self.ts_us[i]),
+            "ticker": self.ticker[i],
+            "model_name": self.model_name[i],
+        }
+        for m in SEED_METRICS:
+            out[m] = self.seed[m][i]
+        out["notes"] = self.notes[i]
+        out["metrics"] = dict(self.metrics[i])
+        out["params"] = dict(self.params[i])
+        out["tags"] = dict(self.tags[i])
+        return out
+
+    def json_or_none(self, col: str) -> list[str | None]:
+        values: list[dict[str, Any]] = getattr(self, col)
+        return [json.dumps(v, ensure_ascii=False, sort_keys=True) if v else None for v in values]
+
+    # ------------------------------------------------------------------ aggregates
+
+    def metric_rows(self) -> list[tuple[int, str, float]]:
+        """(position, metric, value) for every non-missing metric, seed and custom."""
+        rows = []
+        for m in SEED_METRICS:
+            for pos, v in enumerate(self.seed[m]):
+                if v is not None:
+                    rows.append((pos, m, v))
+        for pos, d in enumerate(self.metrics):
+            for m, v in d.items():
+                rows.append((pos, m, v))
+        return rows
+
+    def aggregates(
+        self, directions: dict[str, bool]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """Best candidates, summary deltas and (ticker, model) pair deltas of this batch.
+
+        Best: per (ticker, metric) the best value in the metric's direction, ties to the
+        earliest (ts, id) — the same rule the store applies when merging. Summary: count,
+        mean, M2 (sum of squared deviations, Chan et al.'s mergeable form), min, max and the
+        latest value per (ticker, model, metric).
+        """
+        assert self.ids is not None
+        if len(self) > 256:
+            return self._aggregates_frame(directions)
+        best: dict[tuple[str, str], tuple[float, int, int, int]] = {}
+        summ: dict[tuple[str, str, str], list[Any]] = {}
+        for pos, m, v in self.metric_rows():
+            ts, rid = self.ts_us[pos], self.ids[pos]
+            t, mod = self.ticker[pos], self.model_name[pos]
+            if m in directions:
+                key = (t, m)
+                cur = best.get(key)
+                score = v if directions[m] else -v
+                if cur is None or score > cur[0] or (score == cur[0] and (ts, rid) < cur[1:3]):
+                    best[key] = (score, ts, rid, pos)
+            s = summ.get((t, mod, m))
+            if s is None:
+                summ[(t, mod, m)] = [1, v, 0.0, v, v, v, ts, rid]
+            else:
+                n, mean, m2 = s[0] + 1, s[1], s[2]
+                delta = v - mean
+                mean += delta / n
+                s[0], s[1], s[2] = n, mean, m2 + delta * (v - mean)
+                s[3], s[4] = min(s[3], v), max(s[4], v)
+                if (ts, rid) > (s[6], s[7]):
+                    s[5], s[6], s[7] = v, ts, rid
+        best_rows = [
+            {
+                "ticker": t,
+                "metric": m,
+                "model_name": self.model_name[pos],
+                "value": score if directions[m] else -score,
+                "ts": ts,
+                "record_id": rid,
+            }
+            for (t, m), (score, ts, rid, pos) in best.items()
+        ]
+        summary_rows = [
+            {
+                "ticker": t, "model_name": mod, "metric": m, "n": s[0], "mean": s[1], "m2": s[2],
+                "min": s[3], "max": s[4], "last_value": s[5], "last_ts": s[6], "last_id": s[7],
+            }
+            for (t, mod, m), s in summ.items()
+        ]
+        pairs: dict[tuple[str, str], list[int]] = {}
+        for pos in range(len(self)):
+            key = (self.ticker[pos], self.model_name[pos])
+            ts = self.ts_us[pos]
+            p = pairs.get(key)
+            if p is None:
+                pairs[key] = [1, ts, ts]
+            else:
+                p[0] += 1
+                p[1] = min(p[1], ts)
+                p[2] = max(p[2], ts)
+        pair_rows = [
+            {"ticker": t, "model_name": mod, "n": p[0], "first_ts": p[1], "last_ts": p[2]}
+            for (t, mod), p in pairs.items()
+        ]
+        return best_rows, summary_rows, pair_rows
+
+    def _aggregates_frame(
+        self, directions: dict[str, bool]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """The same aggregates with pandas group-bys, for large batches."""
+        import numpy as np
+        import pandas as pd
+
+        assert self.ids is not None
+        base = pd.DataFrame(
+            {
+                "ticker": self.ticker,
+                "model_name": self.model_name,
+                "ts": np.asarray(self.ts_us, dtype=np.int64),
+                "rid": np.asarray(self.ids, dtype=np.int64),
+            }
+        )
+        parts = []
+        for m in SEED_METRICS:
+            v = pd.array(self.seed[m], dtype="Float64").to_numpy(dtype=float, na_value=np.nan)
+            mask = ~np.isnan(v)
+            if mask.any():
+                part = base[mask].copy()
+                part["metric"] = m
+                part["value"] = v[mask]
+                parts.append(part)
+        custom = [(pos, m, v) for pos, d in enumerate(self.metrics) for m, v in d.items()]
+        if custom:
+            pos_arr = np.fromiter((c[0] for c in custom), dtype=np.int64, count=len(custom))
+            part = base.iloc[pos_arr].copy()
+            part["metric"] = [c[1] for c in custom]
+            part["value"] = np.fromiter((c[2] for c in custom), dtype=float, count=len(custom))
+            parts.append(part)
+        pairs = (
+            base.groupby(["ticker", "model_name"], sort=False)
+            .agg(n=("ts", "size"), first_ts=("ts", "min"), last_ts=("ts", "max"))
+            .reset_index()
+        )
+        pair_rows = _records(pairs)
+        if not parts:
+            return [], [], pair_rows
+        long = pd.concat(parts, ignore_index=True)
+
+        # Best: order by (score desc, ts asc, id asc) and keep the first of each group.
+        known = long[long["metric"].isin(list(directions))].copy()
+        best_rows: list[dict[str, Any]] = []
+        if len(known):
+            sign = known["metric"].map({m: 1.0 if d else -1.0 for m, d in directions.items()})
+            known["score"] = known["value"] * sign
+            known = known.sort_values(["score", "ts", "rid"], ascending=[False, True, True])
+            top = known.drop_duplicates(["ticker", "metric"], keep="first")
+            top = top.rename(columns={"ts": "ts", "rid": "record_id"})
+            best_rows = _records(top[["ticker", "metric", "model_name", "value", "ts", "record_id"]])
+
+        keys = ["ticker", "model_name", "metric"]
+        g = long.groupby(keys, sort=False)["value"]
+        stats = g.agg(["size", "mean", "min", "max"])
+        dev = long["value"] - g.transform("mean")
+        stats["m2"] = (dev * dev).groupby([long[k] for k in keys], sort=False).sum()
+        last = long.sort_values(["ts", "rid"]).drop_duplicates(keys, keep="last").set_index(keys)
+        stats = stats.join(last[["value", "ts", "rid"]])
+        stats = stats.reset_index().rename(
+            columns={"size": "n", "value": "last_value", "ts": "last_ts", "rid": "last_id"}
+        )
+        cols = ["ticker", "model_name", "metric", "n", "mean", "m2", "min", "max",
+                "last_value", "last_ts", "last_id"]
+        return best_rows, _records(stats[cols]), pair_rows
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """DataFrame rows as dicts of plain Python scalars (drivers reject numpy types)."""
+    cols = list(frame.columns)
+    out = []
+    for row in zip(*(frame[c].tolist() for c in cols), strict=True):
+        out.append(dict(zip(cols, row, strict=True)))
+    return out
+
+
+def is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))

@@ -1,0 +1,32 @@
+"""Exceptions raised by perfledger.
+
+Every error a user can provoke with bad input is a :class:`ValidationError`, a
+``ValueError`` subclass, so code written against the seed API (which raised plain
+``ValueError`` or nothing at all) keeps working, while new code can catch exactly ours.
+"""
+
+from __future__ import annotations
+
+
+class PerfLedgerError(Exception):
+    """Base class for every perfledger error."""
+
+
+class ValidationError(PerfLedgerError, ValueError):
+    """Input that would store a wrong record: the message names the field and the value.
+
+    ``problems`` lists ``(row, field, message)`` triples; ``row`` is ``None`` for a single
+    :meth:`~perfledger.Ledger.log` call and the row's index for a batch.
+    """
+
+    def __init__(self, message: str, problems: list[tuple[int | None, str, str]] | None = None):
+        super().__init__(message)
+        self.problems: list[tuple[int | None, str, str]] = problems or []
+
+
+class SchemaVersionError(PerfLedgerError):
+    """The store was written by a newer perfledger; we refuse to touch it rather than corrupt it."""
+
+
+class StoreConnectionError(PerfLedgerError, ConnectionError):
+    """The database could not be reached. The message names host and database, never a password."""

@@ -1,0 +1,454 @@
+"""What a performance record is, and the rules that keep wrong ones out of the ledger.
+
+Validation lives here, in one place, because a bad value stored once poisons every "best
+model" answer after it: ``win_rate=68`` (a percentage) would beat every honest fraction
+forever. Each rule is written once as data (:data:`BOUNDS`) and applied by two checkers:
+:func:`validate_record` for one ``log()`` call (cheap, no pandas) and
+:func:`validate_frame` for a batch (vectorised, every bad row reported at once).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from .errors import ValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: The seed's six metrics, in the seed's column order.
+SEED_METRICS: tuple[str, ...] = ("sharpe", "mse", "drawdown", "total_return", "win_rate", "accuracy")
+#: The seed's record keys, in the seed's order (also the CSV mirror's first columns).
+SEED_FIELDS: tuple[str, ...] = ("timestamp", "ticker", "model_name", *SEED_METRICS, "notes")
+#: Direction of each seed metric: True when a larger value is better. Drawdown is <= 0, so
+#: "closest to zero" is "largest".
+SEED_DIRECTIONS: dict[str, bool] = {
+    "sharpe": True,
+    "mse": False,
+    "drawdown": True,
+    "total_return": True,
+    "win_rate": True,
+    "accuracy": True,
+}
+#: (low, high, hint) per bounded metric; ``hint`` turns a likely unit mistake into a suggestion.
+BOUNDS: dict[str, tuple[float | None, float | None, str]] = {
+    "win_rate": (0.0, 1.0, "fraction"),
+    "accuracy": (0.0, 1.0, "fraction"),
+    "mse": (0.0, None, ""),
+    "drawdown": (None, 0.0, "negate"),
+}
+RESERVED_NAMES = frozenset({*SEED_FIELDS, "metrics", "params", "tags", "id"})
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+MAX_LABEL_LEN = 200
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MIN_TS = datetime(1900, 1, 1, tzinfo=UTC)
+_MAX_TS = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One validated evaluation. ``ts_us`` is UTC microseconds since the epoch: exact,
+    sortable and cheap to index, unlike a string or a float."""
+
+    model_name: str
+    ticker: str
+    ts_us: int
+    sharpe: float | None = None
+    mse: float | None = None
+    drawdown: float | None = None
+    total_return: float | None = None
+    win_rate: float | None = None
+    accuracy: float | None = None
+    notes: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def timestamp(self) -> str:
+        return format_ts(self.ts_us)
+
+    def seed_dict(self) -> dict[str, Any]:
+        """The seed's record dict, plus ``metrics``/``params``/``tags``."""
+        out: dict[str, Any] = {
+            "timestamp": self.timestamp,
+            "ticker": self.ticker,
+            "model_name": self.model_name,
+        }
+        for m in SEED_METRICS:
+            out[m] = getattr(self, m)
+        out["notes"] = self.notes
+        out["metrics"] = dict(self.metrics)
+        out["params"] = dict(self.params)
+        out["tags"] = dict(self.tags)
+        return out
+
+
+# --------------------------------------------------------------------------- timestamps
+
+
+def format_ts(ts_us: int) -> str:
+    """ISO 8601 in UTC with an explicit offset, e.g. ``2024-01-15T10:30:00+00:00``."""
+    return (EPOCH + timedelta(microseconds=int(ts_us))).isoformat()
+
+
+def now_us() -> int:
+    return to_us(datetime.now(UTC))
+
+
+def to_us(dt: datetime) -> int:
+    """Exact integer microseconds (no float rounding) of an aware datetime."""
+    delta = dt - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def parse_timestamp(value: Any, field_name: str = "timestamp") -> int:
+    """Accept a datetime (naive means UTC), a pandas Timestamp or an ISO 8601 string."""
+    if isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValidationError(
+                f"{field_name}={value!r} is not an ISO 8601 timestamp "
+                "(e.g. '2024-01-15T10:30:00' or '2024-01-15T10:30:00+00:00')",
+                [(None, field_name, "not ISO 8601")],
+            ) from None
+    elif isinstance(value, datetime):
+        dt = value
+    elif hasattr(value, "to_pydatetime"):
+        dt = value.to_pydatetime()
+    else:
+        raise TypeError(
+            f"{field_name} must be a datetime or an ISO 8601 string, got "
+            f"{type(value).__name__} {value!r}"
+        )
+    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    if not (_MIN_TS <= dt < _MAX_TS):
+        raise ValidationError(
+            f"{field_name}={value!r} is outside the supported range 1900-01-01 .. 2200-01-01",
+            [(None, field_name, "out of range")],
+        )
+    return to_us(dt)
+
+
+# --------------------------------------------------------------------------- scalar checks
+
+
+def _fail(fieldname: str, message: str) -> ValidationError:
+    return ValidationError(message, [(None, fieldname, message)])
+
+
+def check_label(fieldname: str, value: Any) -> str:
+    """Ticker and model names: non-blank, printable, no surrounding spaces, stored verbatim
+    (``BRK.B``, ``^GSPC``, ``EURUSD=X`` are all fine)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{fieldname} must be a str, got {type(value).__name__} {value!r}")
+    if not value.strip():
+        raise _fail(fieldname, f"{fieldname}={value!r} is blank")
+    if _CONTROL_RE.search(value):
+        raise _fail(fieldname, f"{fieldname}={value!r} contains a control character")
+    if value != value.strip():
+        raise _fail(
+            fieldname,
+            f"{fieldname}={value!r} has leading or trailing spaces; did you mean {value.strip()!r}?",
+        )
+    if len(value) > MAX_LABEL_LEN:
+        raise _fail(fieldname, f"{fieldname} is {len(value)} characters long (at most {MAX_LABEL_LEN})")
+    _check_utf8(fieldname, value)
+    return value
+
+
+def _check_utf8(fieldname: str, value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail(fieldname, f"{fieldname} is not valid Unicode text (lone surrogate)") from None
+
+
+def bound_message(name: str, value: float) -> str | None:
+    """The message for a value outside its metric's bounds, or None when it is inside."""
+    low, high, hint = BOUNDS.get(name, (None, None, ""))
+    if (low is not None and value < low) or (high is not None and value > high):
+        rng = f"[{low:g}, {high:g}]" if low is not None and high is not None else (
+            f">= {low:g}" if low is not None else f"<= {high:g}"
+        )
+        msg = f"{name}={value!r} is out of range: {name} must be {rng}"
+        if hint == "fraction" and 1 < value <= 100:
+            msg += f"; it is a fraction, did you mean {value / 100:g}?"
+        elif hint == "negate" and value > 0:
+            msg += f" (a loss from the peak); did you mean {-value:g}?"
+        return msg
+    return None
+
+
+def check_metric(name: str, value: Any) -> float | None:
+    """A metric is None or a finite real number; bools and strings are type errors."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(
+        value, numbers.Real
+    ):
+        raise TypeError(
+            f"{name} must be a real number or None, got {type(value).__name__} {value!r}"
+        )
+    f = float(value)
+    if not math.isfinite(f):
+        raise _fail(name, f"{name}={value!r} is not a finite number")
+    msg = bound_message(name, f)
+    if msg:
+        raise _fail(name, msg)
+    return f
+
+
+def check_metric_name(name: Any, fieldname: str = "metrics") -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"{fieldname} names must be str, got {type(name).__name__} {name!r}")
+    if not _NAME_RE.fullmatch(name):
+        raise _fail(
+            fieldname,
+            f"{fieldname} name {name!r} is not an identifier (letters, digits, _; at most 64)",
+        )
+    if name in RESERVED_NAMES:
+        raise _fail(
+            fieldname,
+            f"{fieldname} name {name!r} is reserved; pass seed metrics as keyword arguments",
+        )
+    return name
+
+
+def check_custom_metrics(metrics: Any) -> dict[str, float]:
+    if metrics is None:
+        return {}
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"metrics must be a mapping of name to number, got {type(metrics).__name__}")
+    out: dict[str, float] = {}
+    for name, value in metrics.items():
+        check_metric_name(name)
+        v = check_metric(f"metrics[{name!r}]", value)
+        if v is not None:
+            out[name] = v
+    return out
+
+
+def check_json_map(fieldname: str, value: Any, *, str_values: bool = False) -> dict[str, Any]:
+    """Params and tags: a mapping with str keys whose values survive a JSON round trip."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{fieldname} must be a mapping, got {type(value).__name__} {value!r}")
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        if not isinstance(k, str):
+            raise TypeError(f"{fieldname} keys must be str, got {type(k).__name__} {k!r}")
+        if str_values and not isinstance(v, str):
+            raise TypeError(f"{fieldname}[{k!r}] must be a str, got {type(v).__name__} {v!r}")
+        try:
+            json.dumps(v, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise _fail(
+                f"{fieldname}[{k!r}]", f"{fieldname}[{k!r}]={v!r} is not JSON-serialisable: {exc}"
+            ) from None
+        _check_utf8(f"{fieldname}[{k!r}]", json.dumps(v, ensure_ascii=False))
+        out[k] = v
+    _check_utf8(fieldname, json.dumps(list(out), ensure_ascii=False))
+    return out
+
+
+def check_notes(notes: Any) -> str:
+    if notes is None:
+        return ""
+    if not isinstance(notes, str):
+        raise TypeError(f"notes must be a str, got {type(notes).__name__} {notes!r}")
+    _check_utf8("notes", notes)
+    return notes
+
+
+def validate_record(
+    model_name: Any,
+    ticker: Any,
+    *,
+    sharpe: Any = None,
+    mse: Any = None,
+    drawdown: Any = None,
+    total_return: Any = None,
+    win_rate: Any = None,
+    accuracy: Any = None,
+    notes: Any = "",
+    metrics: Any = None,
+    params: Any = None,
+    tags: Any = None,
+    timestamp: Any = None,
+) -> Record:
+    """Check one evaluation and return it as a :class:`Record`, or raise naming the field."""
+    seed = {
+        "sharpe": sharpe,
+        "mse": mse,
+        "drawdown": drawdown,
+        "total_return": total_return,
+        "win_rate": win_rate,
+        "accuracy": accuracy,
+    }
+    return Record(
+        model_name=check_label("model_name", model_name),
+        ticker=check_label("ticker", ticker),
+        ts_us=now_us() if timestamp is None else parse_timestamp(timestamp),
+        notes=check_notes(notes),
+        metrics=check_custom_metrics(metrics),
+        params=check_json_map("params", params),
+        tags=check_json_map("tags", tags, str_values=True),
+        **{k: check_metric(k, v) for k, v in seed.items()},
+    )
+
+
+# --------------------------------------------------------------------------- batch checks
+
+
+def validate_frame(frame: pd.DataFrame, *, max_listed: int = 50) -> pd.DataFrame:
+    """Validate a batch and return it normalised (a ``ts_us`` column, float metrics).
+
+    Metric columns are checked with vectorised numpy; only labels, notes and the
+    dict-valued ``metrics``/``params``/``tags`` columns, when present, are checked per row.
+    Every problem is collected, then one :class:`ValidationError` lists them by row index
+    (the frame's own index) and field, so a user fixes a whole file in one pass.
+    """
+    import numpy as np
+    import pandas as pd
+
+    problems: list[tuple[Any, str, str]] = []
+    n = len(frame)
+    index = list(frame.index)
+    out = pd.DataFrame(index=frame.index)
+
+    def add(rows: Any, fieldname: str, message_for: Any) -> None:
+        for pos in rows:
+            problems.append((index[pos], fieldname, message_for(pos)))
+
+    unknown = [c for c in frame.columns if c not in (*SEED_FIELDS, "metrics", "params", "tags")]
+    for col in ("model_name", "ticker"):
+        if col not in frame.columns:
+            raise ValidationError(f"the batch has no {col!r} column", [(None, col, "missing")])
+        values = frame[col].tolist()
+        for pos, v in enumerate(values):
+            try:
+                check_label(col, v)
+            except (ValidationError, TypeError) as exc:
+                problems.append((index[pos], col, str(exc)))
+        out[col] = values
+
+    for m in (*SEED_METRICS, *unknown):
+        if m not in frame.columns:
+            if m in SEED_METRICS:
+                out[m] = np.full(n, np.nan)
+            continue
+        if m in unknown:
+            try:
+                check_metric_name(m, "column")
+            except ValidationError as exc:
+                raise ValidationError(str(exc), [(None, m, str(exc))]) from None
+        col = frame[m]
+        raw = col.to_numpy(dtype=object)
+        isnull = pd.isna(col).to_numpy()
+        if col.dtype.kind in "fiu":
+            arr = col.to_numpy(dtype=float)
+            # A NaN in a float column is how pandas spells a missing value: treat it as None.
+            # Infinity is never a measurement.
+            bad_inf = np.isinf(arr)
+            add(np.flatnonzero(bad_inf), m, lambda p, m=m, a=arr: f"{m}={a[p]!r} is not a finite number")
+        else:
+            arr = np.full(n, np.nan)
+            for pos in np.flatnonzero(~isnull):
+                try:
+                    v = check_metric(m, raw[pos])
+                    arr[pos] = v
+                except (ValidationError, TypeError) as exc:
+                    problems.append((index[pos], m, str(exc)))
+            isnull = np.isnan(arr)
+        low, high, _ = BOUNDS.get(m, (None, None, ""))
+        finite = np.isfinite(arr)
+        bad = np.zeros(n, dtype=bool)
+        with np.errstate(invalid="ignore"):
+            if low is not None:
+                bad |= finite & (arr < low)
+            if high is not None:
+                bad |= finite & (arr > high)
+        if col.dtype.kind in "fiu":
+            add(np.flatnonzero(bad), m, lambda p, m=m, a=arr: bound_message(m, float(a[p])) or "")
+        arr = np.where(np.isfinite(arr), arr, np.nan)
+        out[m] = arr
+
+    if "timestamp" in frame.columns and frame["timestamp"].notna().any():
+        ts = np.empty(n, dtype=np.int64)
+        for pos, v in enumerate(frame["timestamp"].tolist()):
+            if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT:
+                ts[pos] = now_us()
+                continue
+            try:
+                ts[pos] = parse_timestamp(v)
+            except (ValidationError, TypeError) as exc:
+                problems.append((index[pos], "timestamp", str(exc)))
+                ts[pos] = 0
+        out["ts_us"] = ts
+    else:
+        out["ts_us"] = np.full(n, now_us(), dtype=np.int64)
+
+    notes = frame["notes"].tolist() if "notes" in frame.columns else [""] * n
+    clean_notes = []
+    for pos, v in enumerate(notes):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            clean_notes.append("")
+            continue
+        try:
+            clean_notes.append(check_notes(v))
+        except (ValidationError, TypeError) as exc:
+            problems.append((index[pos], "notes", str(exc)))
+            clean_notes.append("")
+    out["notes"] = clean_notes
+
+    checkers = {
+        "metrics": check_custom_metrics,
+        "params": lambda v: check_json_map("params", v),
+        "tags": lambda v: check_json_map("tags", v, str_values=True),
+    }
+    for col, checker in checkers.items():
+        if col not in frame.columns:
+            out[col] = [{}] * n
+            continue
+        cleaned = []
+        for pos, v in enumerate(frame[col].tolist()):
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                cleaned.append({})
+                continue
+            try:
+                cleaned.append(checker(v))
+            except (ValidationError, TypeError) as exc:
+                problems.append((index[pos], col, str(exc)))
+                cleaned.append({})
+        out[col] = cleaned
+
+    if problems:
+        problems.sort(key=lambda p: (str(type(p[0])), p[0] if p[0] is not None else -1))
+        listed = "\n".join(f"  row {r}: {msg}" for r, _f, msg in problems[:max_listed])
+        more = f"\n  ... and {len(problems) - max_listed} more" if len(problems) > max_listed else ""
+        raise ValidationError(
+            f"{len(problems)} problem(s) in the batch; nothing was stored:\n{listed}{more}",
+            problems,
+        )
+    # Custom metric columns of the frame are folded into each row's metrics dict.
+    if unknown:
+        extra = out[unknown].to_numpy(dtype=float)
+        merged = []
+        for pos, base in enumerate(out["metrics"].tolist()):
+            row = {name: float(extra[pos, j]) for j, name in enumerate(unknown)
+                   if not math.isnan(extra[pos, j])}
+            merged.append({**row, **base} if row else base)
+        out["metrics"] = merged
+        out = out.drop(columns=unknown)
+    return out

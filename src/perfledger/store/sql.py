@@ -1,0 +1,575 @@
+"""The SQLAlchemy store: SQLite (embedded, the default) and PostgreSQL (for teams).
+
+Writers never read-modify-write in Python. Every insert runs in one transaction that also
+merges the batch's aggregates into the derived tables with conditional upserts
+(``INSERT .. ON CONFLICT .. DO UPDATE .. WHERE``), which both engines evaluate atomically
+against the latest committed row. That is what keeps :meth:`best` exact with any number of
+concurrent writers, on one machine or many.
+
+SQLite specifics: WAL journal (readers never block the writer), ``synchronous=NORMAL``
+(a committed transaction survives a killed process; only power loss can cost the last
+ones), a long busy timeout, and ``BEGIN IMMEDIATE`` for writes so two writers queue instead
+of deadlocking on a lock upgrade.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from ..errors import SchemaVersionError, StoreConnectionError, ValidationError
+from ..records import SEED_DIRECTIONS, SEED_METRICS, format_ts
+from . import tables as T
+from .base import HistoryQuery, Store, WriteTx
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..batch import Batch
+
+log = logging.getLogger("perfledger")
+
+_SEED_COLS = ", ".join(SEED_METRICS)
+_BUSY_TIMEOUT_S = 120
+
+
+def make_engine(url: sa.URL) -> sa.Engine:
+    """Create the engine with the pragmas and transaction mode perfledger relies on."""
+    if url.get_backend_name() == "sqlite":
+        engine = sa.create_engine(
+            url,
+            connect_args={"timeout": _BUSY_TIMEOUT_S, "check_same_thread": False},
+            pool_size=8,
+            max_overflow=16,
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy's "begin" event below decide how transactions start.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_S * 1000}")
+            cur.execute("PRAGMA cache_size=-65536")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn: sa.Connection) -> None:
+            write = conn.get_execution_options().get("pl_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+    if url.get_backend_name() == "postgresql":
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return sa.create_engine(url)
+
+
+def describe(url: sa.URL) -> str:
+    """Where a store is, for messages: host and database, never the password."""
+    if url.get_backend_name() == "sqlite":
+        return f"SQLite database {url.database!r}"
+    host = url.host or "localhost"
+    port = f":{url.port}" if url.port else ""
+    return f"{url.get_backend_name()} database {url.database!r} on {host}{port}"
+
+
+class SQLStore(Store):
+    """A ledger in a SQL database reached through SQLAlchemy."""
+
+    def __init__(self, url: sa.URL):
+        self.url = url
+        self.dialect = url.get_backend_name()
+        self.shared = self.dialect != "sqlite"
+        self.engine = make_engine(url)
+        self._ph = "?" if self.dialect == "sqlite" else "%s"
+        self._least = "min" if self.dialect == "sqlite" else "LEAST"
+        self._greatest = "max" if self.dialect == "sqlite" else "GREATEST"
+        self._sql = self._build_sql()
+        try:
+            self._init_schema()
+        except sa.exc.OperationalError as exc:
+            self.engine.dispose()
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            raise StoreConnectionError(f"cannot open {describe(url)}: {reason}") from None
+
+    # ------------------------------------------------------------------ schema
+
+    def _init_schema(self) -> None:
+        with self.engine.connect() as conn, conn.execution_options(pl_write=True).begin():
+            if self.dialect == "postgresql":
+                # Concurrent first users would otherwise race on CREATE TABLE.
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7426001)")
+            insp = sa.inspect(conn)
+            if insp.has_table("pl_meta"):
+                row = conn.execute(
+                    sa.select(T.meta.c.value).where(T.meta.c.key == "schema_version")
+                ).scalar()
+                version = int(row) if row is not None else 0
+                if version > T.SCHEMA_VERSION:
+                    raise SchemaVersionError(
+                        f"{describe(self.url)} was written by a newer perfledger (schema "
+                        f"v{version}; this one understands up to v{T.SCHEMA_VERSION}). "
+                        "Upgrade perfledger; the store was not touched."
+                    )
+                if version == T.SCHEMA_VERSION:
+                    return
+            T.metadata.create_all(conn)
+            self._upsert_meta(conn, "schema_version", str(T.SCHEMA_VERSION))
+            log.info("created perfledger schema v%d in %s", T.SCHEMA_VERSION, describe(self.url))
+
+    def _upsert_meta(self, conn: sa.Connection, key: str, value: str) -> None:
+        conn.execute(sa.text(self._sql["meta"]), {"key": key, "value": value})
+
+    def _build_sql(self) -> dict[str, str]:
+        least, greatest = self._least, self._greatest
+        newer = (
+            "(excluded.last_ts > pl_summary.last_ts OR (excluded.last_ts = pl_summary.last_ts "
+            "AND excluded.last_id > pl_summary.last_id))"
+        )
+        sql = {
+            "meta": (
+                "INSERT INTO pl_meta (key, value) VALUES (:key, :value) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            ),
+            "summary": (
+                "INSERT INTO pl_summary (ticker, model_name, metric, n, mean, m2, min, max, "
+                "last_value, last_ts, last_id) VALUES (:ticker, :model_name, :metric, :n, :mean, "
+                ":m2, :min, :max, :last_value, :last_ts, :last_id) "
+                "ON CONFLICT (ticker, model_name, metric) DO UPDATE SET "
+                "n = pl_summary.n + excluded.n, "
+                "mean = pl_summary.mean + (excluded.mean - pl_summary.mean) * excluded.n "
+                "/ (pl_summary.n + excluded.n), "
+                "m2 = pl_summary.m2 + excluded.m2 + (excluded.mean - pl_summary.mean) "
+                "* (excluded.mean - pl_summary.mean) * pl_summary.n * excluded.n "
+                "/ (pl_summary.n + excluded.n), "
+                f"min = {least}(pl_summary.min, excluded.min), "
+                f"max = {greatest}(pl_summary.max, excluded.max), "
+                f"last_value = CASE WHEN {newer} THEN excluded.last_value "
+                "ELSE pl_summary.last_value END, "
+                f"last_id = CASE WHEN {newer} THEN excluded.last_id ELSE pl_summary.last_id END, "
+                f"last_ts = {greatest}(pl_summary.last_ts, excluded.last_ts)"
+            ),
+            "pairs": (
+                "INSERT INTO pl_pairs (ticker, model_name, n, first_ts, last_ts) "
+                "VALUES (:ticker, :model_name, :n, :first_ts, :last_ts) "
+                "ON CONFLICT (ticker, model_name) DO UPDATE SET n = pl_pairs.n + excluded.n, "
+                f"first_ts = {least}(pl_pairs.first_ts, excluded.first_ts), "
+                f"last_ts = {greatest}(pl_pairs.last_ts, excluded.last_ts)"
+            ),
+        }
+        # A candidate replaces the best when strictly better, or equal and earlier (ts, id):
+        # exactly what a recomputation from history, in chronological order, would pick.
+        for direction, cmp in (("hi", ">"), ("lo", "<")):
+            sql[f"best_{direction}"] = (
+                "INSERT INTO pl_best (ticker, metric, model_name, value, ts, record_id) "
+                "VALUES (:ticker, :metric, :model_name, :value, :ts, :record_id) "
+                "ON CONFLICT (ticker, metric) DO UPDATE SET model_name = excluded.model_name, "
+                "value = excluded.value, ts = excluded.ts, record_id = excluded.record_id "
+                f"WHERE excluded.value {cmp} pl_best.value OR (excluded.value = pl_best.value "
+                "AND (excluded.ts < pl_best.ts OR (excluded.ts = pl_best.ts "
+                "AND excluded.record_id < pl_best.record_id)))"
+            )
+        ph = self._ph
+        cols = ["id", "ticker", "model_name", "ts", *SEED_METRICS, "notes", "params", "tags"]
+        sql["insert_records"] = (
+            f"INSERT INTO pl_records ({', '.join(cols)}) VALUES ({', '.join([ph] * len(cols))})"
+        )
+        sql["insert_extra"] = f"INSERT INTO pl_extra (record_id, name, value) VALUES ({ph}, {ph}, {ph})"
+        return sql
+
+    # ------------------------------------------------------------------ connections
+
+    @contextmanager
+    def writing(self) -> Iterator[_SQLWriteTx]:
+        with self.engine.connect() as conn, conn.execution_options(pl_write=True).begin():
+            yield _SQLWriteTx(self, conn)
+
+    @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def after_fork(self) -> None:
+        """A forked child must not share its parent's pooled connections."""
+        self.engine.dispose(close=False)
+
+    # ------------------------------------------------------------------ reads
+
+    def directions(self, conn: sa.Connection | None = None) -> dict[str, bool]:
+        def q(c: sa.Connection) -> dict[str, bool]:
+            rows = c.execute(sa.select(T.metric_defs.c.name, T.metric_defs.c.higher_is_better))
+            return {**SEED_DIRECTIONS, **{n: bool(h) for n, h in rows}}
+
+        if conn is not None:
+            return q(conn)
+        with self.reading() as c:
+            return q(c)
+
+    def tickers(self) -> list[str]:
+        with self.reading() as conn:
+            rows = conn.execute(sa.select(T.pairs.c.ticker).distinct().order_by(T.pairs.c.ticker))
+            return [r[0] for r in rows]
+
+    def models(self, ticker: str | None = None) -> list[str]:
+        stmt = sa.select(T.pairs.c.model_name).distinct().order_by(T.pairs.c.model_name)
+        if ticker is not None:
+            stmt = stmt.where(T.pairs.c.ticker == ticker)
+        with self.reading() as conn:
+            return [r[0] for r in conn.execute(stmt)]
+
+    def best(
+        self,
+        ticker: str | None = None,
+        conn: sa.Connection | None = None,
+        directions: dict[str, bool] | None = None,
+    ) -> dict[str, Any]:
+        if conn is None:
+            with self.reading() as c:
+                return self.best(ticker, c)
+        directions = directions if directions is not None else self.directions(conn)
+        metrics = [*SEED_METRICS, *sorted(m for m in directions if m not in SEED_DIRECTIONS)]
+        if ticker is not None:
+            exists = conn.execute(
+                sa.select(T.pairs.c.ticker).where(T.pairs.c.ticker == ticker).limit(1)
+            ).first()
+            if exists is None:
+                return {}
+            tickers = [ticker]
+            rows = conn.execute(sa.select(T.best).where(T.best.c.ticker == ticker))
+        else:
+            tickers = [r[0] for r in conn.execute(
+                sa.select(T.pairs.c.ticker).distinct().order_by(T.pairs.c.ticker))]
+            rows = conn.execute(sa.select(T.best))
+        out: dict[str, dict[str, Any]] = {
+            t: {f"best_{m}": {"model": None, "value": None, "timestamp": None} for m in metrics}
+            for t in tickers
+        }
+        for r in rows:
+            entry = out.get(r.ticker)
+            if entry is not None and r.metric in directions:
+                entry[f"best_{r.metric}"] = {
+                    "model": r.model_name, "value": r.value, "timestamp": format_ts(r.ts)
+                }
+        return out[ticker] if ticker is not None else out
+
+    def stats(self) -> dict[str, Any]:
+        with self.reading() as conn:
+            row = conn.execute(
+                sa.select(
+                    sa.func.coalesce(sa.func.sum(T.pairs.c.n), 0),
+                    sa.func.count(sa.distinct(T.pairs.c.ticker)),
+                    sa.func.count(sa.distinct(T.pairs.c.model_name)),
+                    sa.func.max(T.pairs.c.last_ts),
+                )
+            ).one()
+            max_id = conn.execute(sa.select(sa.func.max(T.records.c.id))).scalar()
+            gen = conn.execute(
+                sa.select(T.meta.c.value).where(T.meta.c.key == "generation")
+            ).scalar()
+        return {
+            "records": int(row[0]),
+            "tickers": int(row[1]),
+            "models": int(row[2]),
+            "last_timestamp": format_ts(row[3]) if row[3] is not None else None,
+            "state": f"{gen or 0}:{row[0]}:{max_id or 0}",
+        }
+
+    def _where(self, q: HistoryQuery, params: dict[str, Any]) -> str:
+        clauses = []
+        for name, values in (("ticker", q.tickers), ("model_name", q.models)):
+            if values:
+                keys = []
+                for i, v in enumerate(values):
+                    params[f"{name}{i}"] = v
+                    keys.append(f":{name}{i}")
+                clauses.append(f"r.{name} IN ({', '.join(keys)})")
+        if q.since_us is not None:
+            params["since"] = q.since_us
+            clauses.append("r.ts >= :since")
+        if q.until_us is not None:
+            params["until"] = q.until_us
+            clauses.append("r.ts <= :until")
+        for tag, op, bounds in (("lo", ">=", q.at_least), ("hi", "<=", q.at_most)):
+            for i, (metric, value) in enumerate(bounds):
+                params[f"{tag}{i}"] = value
+                if metric in SEED_METRICS:
+                    clauses.append(f"r.{metric} {op} :{tag}{i}")
+                else:
+                    params[f"{tag}n{i}"] = metric
+                    clauses.append(
+                        f"EXISTS (SELECT 1 FROM pl_extra e WHERE e.record_id = r.id "
+                        f"AND e.name = :{tag}n{i} AND e.value {op} :{tag}{i})"
+                    )
+        return " AND ".join(clauses) if clauses else "1=1"
+
+    def history(self, query: HistoryQuery) -> pd.DataFrame:
+        import numpy as np
+        import pandas as pd
+
+        params: dict[str, Any] = {}
+        where = self._where(query, params)
+        limit = f" LIMIT {int(query.limit)}" if query.limit else ""
+        order = "ORDER BY r.ts DESC, r.id DESC" if query.limit else "ORDER BY r.ts, r.id"
+        sql = (
+            f"SELECT r.id, r.ts, r.ticker, r.model_name, {', '.join('r.' + m for m in SEED_METRICS)}, "
+            f"r.notes FROM pl_records r WHERE {where} {order}{limit}"
+        )
+        extra_sql = (
+            "SELECT e.record_id, e.name, e.value FROM pl_extra e JOIN pl_records r "
+            f"ON r.id = e.record_id WHERE {where}"
+        )
+        with self.reading() as conn:
+            rows = conn.execute(sa.text(sql), params).fetchall()
+            extras = conn.execute(sa.text(extra_sql), params).fetchall() if rows else []
+        if query.limit:
+            rows.reverse()
+        cols = list(zip(*rows, strict=True)) if rows else [()] * (5 + len(SEED_METRICS))
+        ids = np.asarray(cols[0], dtype=np.int64)
+        data: dict[str, Any] = {
+            "timestamp": pd.to_datetime(np.asarray(cols[1], dtype=np.int64), unit="us", utc=True),
+            "ticker": pd.array(cols[2], dtype=object) if rows else pd.array([], dtype=object),
+            "model_name": pd.array(cols[3], dtype=object) if rows else pd.array([], dtype=object),
+        }
+        for i, m in enumerate(SEED_METRICS):
+            data[m] = np.asarray(cols[4 + i], dtype=float)
+        data["notes"] = pd.array(cols[4 + len(SEED_METRICS)], dtype=object)
+        frame = pd.DataFrame(data)
+        if extras:
+            ex = pd.DataFrame(extras, columns=["record_id", "name", "value"])
+            wide = ex.pivot(index="record_id", columns="name", values="value")
+            wide = wide.reindex(ids)
+            for name in sorted(wide.columns):
+                frame[name] = wide[name].to_numpy(dtype=float)
+        return frame
+
+    def leaderboard(self, ticker: str | None, metric: str, since_us: int | None) -> pd.DataFrame:
+        from ..leaderboard import build_leaderboard
+
+        directions = self.directions()
+        if metric not in directions:
+            raise ValidationError(
+                f"metric={metric!r} has no known direction; known: {sorted(directions)} "
+                "(register a custom metric with Ledger.register_metric)",
+                [(None, "metric", "unknown")],
+            )
+        params: dict[str, Any] = {}
+        tfilter = ""
+        if ticker is not None:
+            params["ticker"] = ticker
+            tfilter = " AND r.ticker = :ticker"
+        with self.reading() as conn:
+            if since_us is None:
+                sql = (
+                    "SELECT s.ticker, s.model_name, s.metric, s.n, s.mean, s.m2, s.min, s.max, "
+                    "s.last_value FROM pl_summary s"
+                    + (" WHERE s.ticker = :ticker" if ticker is not None else "")
+                )
+                long = conn.execute(sa.text(sql), params).fetchall()
+                psql = "SELECT ticker, model_name, n FROM pl_pairs" + (
+                    " WHERE ticker = :ticker" if ticker is not None else ""
+                )
+                pairs = conn.execute(sa.text(psql), params).fetchall()
+            else:
+                params["since"] = since_us
+                long, pairs = self._windowed_stats(conn, tfilter, params)
+        return build_leaderboard(long, pairs, metric, directions)
+
+    def _windowed_stats(
+        self, conn: sa.Connection, tfilter: str, params: dict[str, Any]
+    ) -> tuple[list[Any], list[Any]]:
+        """Leaderboard statistics over a time window, aggregated by the database."""
+        parts = [
+            f"SELECT r.ticker, r.model_name, '{m}' AS metric, r.{m} AS value, r.ts, r.id "
+            f"FROM pl_records r WHERE r.ts >= :since{tfilter} AND r.{m} IS NOT NULL"
+            for m in SEED_METRICS
+        ]
+        parts.append(
+            "SELECT r.ticker, r.model_name, e.name AS metric, e.value, r.ts, r.id FROM pl_extra e "
+            f"JOIN pl_records r ON r.id = e.record_id WHERE r.ts >= :since{tfilter}"
+        )
+        v = " UNION ALL ".join(parts)
+        sql = (
+            f"WITH v AS ({v}), "
+            "g AS (SELECT ticker, model_name, metric, COUNT(*) AS n, AVG(value) AS mean, "
+            "MIN(value) AS mn, MAX(value) AS mx FROM v GROUP BY ticker, model_name, metric), "
+            "d AS (SELECT v.ticker, v.model_name, v.metric, "
+            "SUM((v.value - g.mean) * (v.value - g.mean)) AS m2 FROM v JOIN g "
+            "ON v.ticker = g.ticker AND v.model_name = g.model_name AND v.metric = g.metric "
+            "GROUP BY v.ticker, v.model_name, v.metric), "
+            "l AS (SELECT ticker, model_name, metric, value, ROW_NUMBER() OVER (PARTITION BY "
+            "ticker, model_name, metric ORDER BY ts DESC, id DESC) AS rn FROM v) "
+            "SELECT g.ticker, g.model_name, g.metric, g.n, g.mean, d.m2, g.mn, g.mx, l.value "
+            "FROM g JOIN d ON g.ticker = d.ticker AND g.model_name = d.model_name "
+            "AND g.metric = d.metric JOIN l ON l.ticker = g.ticker AND "
+            "l.model_name = g.model_name AND l.metric = g.metric AND l.rn = 1"
+        )
+        long = conn.execute(sa.text(sql), params).fetchall()
+        pairs = conn.execute(
+            sa.text(
+                "SELECT r.ticker, r.model_name, COUNT(*) FROM pl_records r "
+                f"WHERE r.ts >= :since{tfilter} GROUP BY r.ticker, r.model_name"
+            ),
+            params,
+        ).fetchall()
+        return long, pairs
+
+class _SQLWriteTx(WriteTx):
+    def __init__(self, store: SQLStore, conn: sa.Connection):
+        self.store = store
+        self.conn = conn
+        self.best_changed = False
+        self._directions: dict[str, bool] | None = None
+
+    @property
+    def directions(self) -> dict[str, bool]:
+        """Metric directions as this transaction sees them (read once per transaction)."""
+        if self._directions is None:
+            self._directions = self.store.directions(self.conn)
+        return self._directions
+
+    def get_meta(self, key: str) -> str | None:
+        return self.conn.execute(
+            sa.text("SELECT value FROM pl_meta WHERE key = :key"), {"key": key}
+        ).scalar()
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.store._upsert_meta(self.conn, key, value)
+
+    def best(self, ticker: str | None = None) -> dict[str, Any]:
+        return self.store.best(ticker, self.conn, self.directions)
+
+    def _allocate_ids(self, n: int) -> list[int]:
+        if self.store.dialect == "postgresql":
+            rows = self.conn.exec_driver_sql(
+                "SELECT nextval(pg_get_serial_sequence('pl_records', 'id')) "
+                "FROM generate_series(1, %s)",
+                (n,),
+            ).fetchall()
+            return sorted(r[0] for r in rows)
+        # SQLite: we hold the write lock (BEGIN IMMEDIATE), so max(id) is ours to extend.
+        start = self.conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM pl_records").scalar()
+        return list(range(int(start) + 1, int(start) + 1 + n))
+
+    def insert(self, batch: Batch) -> bool:
+        sql = self.store._sql
+        batch.ids = self._allocate_ids(len(batch))
+        params_json = batch.json_or_none("params")
+        tags_json = batch.json_or_none("tags")
+        seed_cols = [batch.seed[m] for m in SEED_METRICS]
+        rows = list(
+            zip(batch.ids, batch.ticker, batch.model_name, batch.ts_us, *seed_cols, batch.notes,
+                params_json, tags_json, strict=True)
+        )
+        self.conn.exec_driver_sql(sql["insert_records"], rows if len(rows) > 1 else rows[0])
+        extra_rows = [
+            (batch.ids[pos], name, value)
+            for pos, d in enumerate(batch.metrics)
+            for name, value in d.items()
+        ]
+        if extra_rows:
+            self.conn.exec_driver_sql(sql["insert_extra"], extra_rows)
+        dirs = self.directions
+        best_rows, summary_rows, pair_rows = batch.aggregates(dirs)
+        changed = False
+        hi = sorted((r for r in best_rows if dirs[r["metric"]]), key=_best_key)
+        lo = sorted((r for r in best_rows if not dirs[r["metric"]]), key=_best_key)
+        for key, chunk in (("best_hi", hi), ("best_lo", lo)):
+            if chunk:
+                res = self.conn.execute(sa.text(sql[key]), chunk)
+                changed = changed or (res.rowcount or 0) > 0
+        if summary_rows:
+            summary_rows.sort(key=lambda r: (r["ticker"], r["model_name"], r["metric"]))
+            self.conn.execute(sa.text(sql["summary"]), summary_rows)
+        pair_rows.sort(key=lambda r: (r["ticker"], r["model_name"]))
+        self.conn.execute(sa.text(sql["pairs"]), pair_rows)
+        self.best_changed = self.best_changed or changed
+        return changed
+
+    def register_metric(self, name: str, higher_is_better: bool) -> bool:
+        """Register (or re-direct) a custom metric and recompute its best entries from
+        history in this transaction. True when anything changed."""
+        conn = self.conn
+        current = conn.execute(
+            sa.select(T.metric_defs.c.higher_is_better).where(T.metric_defs.c.name == name)
+        ).scalar()
+        if current is not None and bool(current) == higher_is_better:
+            return False
+        conn.execute(sa.delete(T.metric_defs).where(T.metric_defs.c.name == name))
+        conn.execute(sa.insert(T.metric_defs).values(name=name, higher_is_better=higher_is_better))
+        conn.execute(sa.delete(T.best).where(T.best.c.metric == name))
+        order = "DESC" if higher_is_better else "ASC"
+        conn.execute(
+            sa.text(
+                "INSERT INTO pl_best (ticker, metric, model_name, value, ts, record_id) "
+                "SELECT ticker, name, model_name, value, ts, id FROM (SELECT r.ticker, e.name, "
+                "r.model_name, e.value, r.ts, r.id, ROW_NUMBER() OVER (PARTITION BY r.ticker "
+                f"ORDER BY e.value {order}, r.ts, r.id) AS rn FROM pl_extra e JOIN pl_records r "
+                "ON r.id = e.record_id WHERE e.name = :name) ranked WHERE rn = 1"
+            ),
+            {"name": name},
+        )
+        self.best_changed = True
+        self._directions = None
+        return True
+
+    def iter_records(self, chunk: int = 5000) -> Iterator[list[dict[str, Any]]]:
+        last = 0
+        cols = ["id", "ts", "ticker", "model_name", *SEED_METRICS, "notes", "params", "tags"]
+        while True:
+            rows = self.conn.execute(
+                sa.text(
+                    f"SELECT {', '.join(cols)} FROM pl_records WHERE id > :last ORDER BY id LIMIT :n"
+                ),
+                {"last": last, "n": chunk},
+            ).fetchall()
+            if not rows:
+                return
+            ids = [r[0] for r in rows]
+            extras: dict[int, dict[str, float]] = {}
+            for rid, name, value in self.conn.execute(
+                sa.text(
+                    "SELECT record_id, name, value FROM pl_extra WHERE record_id >= :a "
+                    "AND record_id <= :b ORDER BY record_id, name"
+                ),
+                {"a": ids[0], "b": ids[-1]},
+            ):
+                extras.setdefault(rid, {})[name] = value
+            out = []
+            for r in rows:
+                rec: dict[str, Any] = {
+                    "timestamp": format_ts(r[1]), "ticker": r[2], "model_name": r[3]
+                }
+                for i, m in enumerate(SEED_METRICS):
+                    rec[m] = r[4 + i]
+                rec["notes"] = r[10]
+                rec["metrics"] = extras.get(r[0], {})
+                rec["params"] = json.loads(r[11]) if r[11] else {}
+                rec["tags"] = json.loads(r[12]) if r[12] else {}
+                out.append(rec)
+            yield out
+            last = ids[-1]
+
+    def clear(self) -> None:
+        for table in (T.records, T.extra, T.best, T.summary, T.pairs):
+            self.conn.execute(sa.delete(table))
+        gen = int(self.get_meta("generation") or 0) + 1
+        self.set_meta("generation", str(gen))
+        self.best_changed = True
+
+
+def _best_key(r: Mapping[str, Any]) -> tuple[str, str]:
+    return (r["ticker"], r["metric"])
+
+
+def sqlite_url_for(path: str | os.PathLike[str]) -> sa.URL:
+    return sa.URL.create("sqlite", database=os.fspath(path))
