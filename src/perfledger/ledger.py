@@ -147,6 +147,9 @@ class Ledger:
         for attempt in range(8):
             try:
                 with store.writing() as tx:
+                    if self._mirrors is not None:
+                        # Repair before inserting: a rebuild must not already hold this batch.
+                        self._mirrors.sync(tx)
                     changed = tx.insert(batch)
                     if self._mirrors is not None:
                         self._mirrors.append(tx, batch, changed)

@@ -56,7 +56,9 @@ def record_json(rec: dict[str, Any]) -> str:
 
 def csv_rows(records: Iterable[dict[str, Any]]) -> str:
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    # RFC 4180 line endings: with "\r\n" as terminator the writer quotes any field holding
+    # "\r" or "\n" (with a bare "\n" terminator a lone "\r" in notes would go unquoted).
+    writer = csv.writer(buf, lineterminator="\r\n")
     for rec in records:
         row: list[Any] = ["" if rec[k] is None else rec[k] for k in SEED_FIELDS]
         for k in ("metrics", "params", "tags"):
@@ -67,7 +69,7 @@ def csv_rows(records: Iterable[dict[str, Any]]) -> str:
 
 
 def _csv_header() -> bytes:
-    return (",".join(CSV_COLUMNS) + "\n").encode()
+    return (",".join(CSV_COLUMNS) + "\r\n").encode()
 
 
 def _sig(path: Path) -> list[int] | None:
@@ -191,8 +193,8 @@ class SeedMirrors:
     # ------------------------------------------------------------------ writes
 
     def append(self, tx: WriteTx, batch: Batch, best_changed: bool) -> None:
-        """Append a committed-to-be batch; called inside the batch's write transaction."""
-        self.sync(tx)
+        """Append a batch inside its write transaction, after :meth:`sync` ran in it and
+        before the batch's records were visible to a rebuild."""
         step = 20_000
         for start in range(0, len(batch), step):
             recs = [batch.seed_dict(i) for i in range(start, min(start + step, len(batch)))]

@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .errors import ValidationError
@@ -194,7 +195,7 @@ def check_metric(name: str, value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(
-        value, numbers.Real
+        value, numbers.Real | Decimal
     ):
         raise TypeError(
             f"{name} must be a real number or None, got {type(value).__name__} {value!r}"

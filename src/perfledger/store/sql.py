@@ -491,6 +491,15 @@ class _SQLWriteTx(WriteTx):
             summary_rows.sort(key=lambda r: (r["ticker"], r["model_name"], r["metric"]))
             self.conn.execute(sa.text(sql["summary"]), summary_rows)
         pair_rows.sort(key=lambda r: (r["ticker"], r["model_name"]))
+        if not changed:
+            # A ticker's first record changes the best-models document even without a metric.
+            tickers = sorted({r["ticker"] for r in pair_rows})
+            known = self.conn.execute(
+                sa.select(sa.func.count(sa.distinct(T.pairs.c.ticker))).where(
+                    T.pairs.c.ticker.in_(tickers)
+                )
+            ).scalar()
+            changed = known != len(tickers)
         self.conn.execute(sa.text(sql["pairs"]), pair_rows)
         self.best_changed = self.best_changed or changed
         return changed

@@ -1,0 +1,84 @@
+"""Shared fixtures: a fresh ledger per test, and a throw-away PostgreSQL database per run."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from perfledger import Ledger
+
+PG_ADMIN_URL = os.environ.get("PERFLEDGER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def ledger_dir(tmp_path: Path) -> Path:
+    return tmp_path / "ledger"
+
+
+@pytest.fixture
+def ledger(ledger_dir: Path) -> Iterator[Ledger]:
+    led = Ledger(ledger_dir)
+    yield led
+    led.close()
+
+
+def _server_or_skip() -> None:
+    """Off CI a missing server skips with a reason; in CI it is a failure, never a skip."""
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(PG_ADMIN_URL)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        engine.dispose()
+    except Exception as exc:  # any connection problem
+        msg = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {str(exc).splitlines()[0]}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg + " (CI=true: PostgreSQL tests must run)")
+        pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A throw-away database for this test run, dropped afterwards."""
+    import sqlalchemy as sa
+
+    _server_or_skip()
+    name = f"perfledger_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+            )
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_ledger(pg_server_url: str) -> Iterator[Ledger]:
+    led = Ledger(pg_server_url)
+    led.clear()
+    yield led
+    led.clear()
+    led.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_ledger(request: pytest.FixtureRequest, ledger_dir: Path) -> Iterator[Ledger]:
+    """The same test on the embedded store and on PostgreSQL."""
+    if request.param == "sqlite":
+        led = Ledger(ledger_dir)
+        yield led
+        led.close()
+    else:
+        yield request.getfixturevalue("pg_ledger")

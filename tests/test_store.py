@@ -1,0 +1,49 @@
+"""Store-level guarantees: schema versions, connection errors, URLs, reopen after fork."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from perfledger import Ledger, SchemaVersionError, StoreConnectionError
+
+
+def test_a_newer_schema_is_refused_untouched(ledger_dir: Path) -> None:
+    Ledger(ledger_dir).log("M", "T", sharpe=1.0)
+    db = ledger_dir / "perfledger.db"
+    con = sqlite3.connect(db)
+    con.execute("UPDATE pl_meta SET value = '99' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    before = db.read_bytes()
+    with pytest.raises(SchemaVersionError, match="v99"):
+        Ledger(ledger_dir)
+    assert db.read_bytes() == before
+
+
+def test_sqlite_store_uses_wal_and_indexes(ledger: Ledger) -> None:
+    con = sqlite3.connect(ledger.directory / "perfledger.db")
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    plan = " ".join(r[3] for r in con.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM pl_records WHERE ticker = 'A' ORDER BY ts"))
+    assert "ix_pl_records_ticker_ts" in plan
+    con.close()
+
+
+def test_connection_failure_names_host_and_database_but_not_the_password() -> None:
+    with pytest.raises(StoreConnectionError) as info:
+        Ledger("postgresql://alice:s3cret@127.0.0.1:1/teamdb")
+    msg = str(info.value)
+    assert "127.0.0.1:1" in msg and "teamdb" in msg and "s3cret" not in msg
+
+
+def test_env_url_is_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERFLEDGER_URL", str(tmp_path / "from-env"))
+    led = Ledger()
+    led.log("M", "T", sharpe=1.0)
+    assert (tmp_path / "from-env" / "model_performance.json").exists()
+    monkeypatch.delenv("PERFLEDGER_URL")
+    monkeypatch.chdir(tmp_path)
+    assert Ledger().directory == tmp_path / "memory" / "logs"
