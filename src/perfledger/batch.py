@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .records import SEED_METRICS, Record, format_ts
+from .records import SEED_METRICS, Record, format_ts, format_ts_many
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,6 +86,9 @@ class Batch:
         out["params"] = dict(self.params[i])
         out["tags"] = dict(self.tags[i])
         return out
+
+    def timestamps(self) -> list[str]:
+        return format_ts_many(self.ts_us)
 
     def json_or_none(self, col: str) -> list[str | None]:
         values: list[dict[str, Any]] = getattr(self, col)
@@ -178,69 +181,84 @@ class Batch:
     def _aggregates_frame(
         self, directions: dict[str, bool]
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-        """The same aggregates with pandas group-bys, for large batches."""
+        """The same aggregates with pandas group-bys on the wide frame, for large batches:
+        one group-by per table, no per-row Python."""
         import numpy as np
         import pandas as pd
 
         assert self.ids is not None
-        base = pd.DataFrame(
+        wide = pd.DataFrame(
             {
-                "ticker": self.ticker,
-                "model_name": self.model_name,
+                "ticker": pd.Categorical(self.ticker),
+                "model_name": pd.Categorical(self.model_name),
                 "ts": np.asarray(self.ts_us, dtype=np.int64),
                 "rid": np.asarray(self.ids, dtype=np.int64),
             }
         )
-        parts = []
+        metric_cols = []
         for m in SEED_METRICS:
-            v = pd.array(self.seed[m], dtype="Float64").to_numpy(dtype=float, na_value=np.nan)
-            mask = ~np.isnan(v)
-            if mask.any():
-                part = base[mask].copy()
-                part["metric"] = m
-                part["value"] = v[mask]
-                parts.append(part)
-        custom = [(pos, m, v) for pos, d in enumerate(self.metrics) for m, v in d.items()]
-        if custom:
-            pos_arr = np.fromiter((c[0] for c in custom), dtype=np.int64, count=len(custom))
-            part = base.iloc[pos_arr].copy()
-            part["metric"] = [c[1] for c in custom]
-            part["value"] = np.fromiter((c[2] for c in custom), dtype=float, count=len(custom))
-            parts.append(part)
+            arr = np.array(self.seed[m], dtype=float)
+            if not np.isnan(arr).all():
+                wide[m] = arr
+                metric_cols.append(m)
+        custom = sorted({name for d in self.metrics for name in d})
+        for name in custom:
+            wide["x_" + name] = np.array([d.get(name, np.nan) for d in self.metrics], dtype=float)
+            metric_cols.append("x_" + name)
+
+        def metric_name(col: str) -> str:
+            return col[2:] if col.startswith("x_") else col
+
         pairs = (
-            base.groupby(["ticker", "model_name"], sort=False)
+            wide.groupby(["ticker", "model_name"], observed=True, sort=False)
             .agg(n=("ts", "size"), first_ts=("ts", "min"), last_ts=("ts", "max"))
             .reset_index()
         )
         pair_rows = _records(pairs)
-        if not parts:
-            return [], [], pair_rows
-        long = pd.concat(parts, ignore_index=True)
 
-        # Best: order by (score desc, ts asc, id asc) and keep the first of each group.
-        known = long[long["metric"].isin(list(directions))].copy()
         best_rows: list[dict[str, Any]] = []
-        if len(known):
-            sign = known["metric"].map({m: 1.0 if d else -1.0 for m, d in directions.items()})
-            known["score"] = known["value"] * sign
-            known = known.sort_values(["score", "ts", "rid"], ascending=[False, True, True])
-            top = known.drop_duplicates(["ticker", "metric"], keep="first")
-            top = top.rename(columns={"ts": "ts", "rid": "record_id"})
-            best_rows = _records(top[["ticker", "metric", "model_name", "value", "ts", "record_id"]])
+        by_ticker = wide.groupby("ticker", observed=True, sort=False)
+        for col in metric_cols:
+            name = metric_name(col)
+            if name not in directions:
+                continue
+            target = by_ticker[col].transform("max" if directions[name] else "min")
+            cand = wide.loc[wide[col].notna() & (wide[col] == target), ["ticker", "model_name", col, "ts", "rid"]]
+            top = cand.sort_values(["ts", "rid"]).drop_duplicates("ticker", keep="first")
+            for t, mod, v, ts, rid in zip(
+                top["ticker"].astype(str), top["model_name"].astype(str), top[col].tolist(),
+                top["ts"].tolist(), top["rid"].tolist(), strict=True
+            ):
+                best_rows.append({"ticker": t, "metric": name, "model_name": mod, "value": v,
+                                  "ts": ts, "record_id": rid})
 
-        keys = ["ticker", "model_name", "metric"]
-        g = long.groupby(keys, sort=False)["value"]
-        stats = g.agg(["size", "mean", "min", "max"])
-        dev = long["value"] - g.transform("mean")
-        stats["m2"] = (dev * dev).groupby([long[k] for k in keys], sort=False).sum()
-        last = long.sort_values(["ts", "rid"]).drop_duplicates(keys, keep="last").set_index(keys)
-        stats = stats.join(last[["value", "ts", "rid"]])
-        stats = stats.reset_index().rename(
-            columns={"size": "n", "value": "last_value", "ts": "last_ts", "rid": "last_id"}
-        )
-        cols = ["ticker", "model_name", "metric", "n", "mean", "m2", "min", "max",
-                "last_value", "last_ts", "last_id"]
-        return best_rows, _records(stats[cols]), pair_rows
+        summary_rows: list[dict[str, Any]] = []
+        if metric_cols:
+            ordered = wide.sort_values(["ts", "rid"])
+            g = ordered.groupby(["ticker", "model_name"], observed=True, sort=False)[metric_cols]
+            count, mean, mn, mx = g.count(), g.mean(), g.min(), g.max()
+            m2 = g.var(ddof=0) * count
+            last = g.last()  # the latest non-missing value of each metric
+            last_ts = {}
+            last_id = {}
+            for col in metric_cols:
+                sub = ordered.loc[ordered[col].notna(), ["ticker", "model_name", "ts", "rid"]]
+                tail = sub.groupby(["ticker", "model_name"], observed=True, sort=False).last()
+                last_ts[col], last_id[col] = tail["ts"], tail["rid"]
+            for col in metric_cols:
+                name = metric_name(col)
+                frame = pd.DataFrame({
+                    "n": count[col], "mean": mean[col], "m2": m2[col], "min": mn[col],
+                    "max": mx[col], "last_value": last[col],
+                })
+                frame = frame[frame["n"] > 0].join(
+                    pd.DataFrame({"last_ts": last_ts[col], "last_id": last_id[col]})
+                ).reset_index()
+                frame["ticker"] = frame["ticker"].astype(str)
+                frame["model_name"] = frame["model_name"].astype(str)
+                frame.insert(2, "metric", name)
+                summary_rows.extend(_records(frame))
+        return best_rows, summary_rows, pair_rows
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from .batch import Batch
 from .errors import ValidationError
-from .mirrors import SeedMirrors, write_seed_files
+from .mirrors import PreparedAppend, SeedMirrors, write_seed_files
 from .records import (
     SEED_METRICS,
     check_label,
@@ -144,6 +144,7 @@ class Ledger:
 
     def _write(self, batch: Batch) -> None:
         store = self._ensure()
+        prepared = PreparedAppend(batch) if self._mirrors is not None else None
         for attempt in range(8):
             try:
                 with store.writing() as tx:
@@ -151,8 +152,8 @@ class Ledger:
                         # Repair before inserting: a rebuild must not already hold this batch.
                         self._mirrors.sync(tx)
                     changed = tx.insert(batch)
-                    if self._mirrors is not None:
-                        self._mirrors.append(tx, batch, changed)
+                    if self._mirrors is not None and prepared is not None:
+                        self._mirrors.append(tx, prepared, changed)
                 return
             except sa.exc.DBAPIError as exc:
                 code = getattr(getattr(exc, "orig", None), "sqlstate", None)
@@ -201,6 +202,7 @@ class Ledger:
         Accepts a DataFrame or an iterable of dicts with the keys of :meth:`log` (extra
         numeric columns are custom metrics). Every row is validated first: one
         :class:`ValidationError` lists each bad row by index and field, and nothing is stored.
+        The batch is stored (and mirrored) in (ticker, timestamp) order.
         """
         import pandas as pd
 
@@ -208,6 +210,9 @@ class Ledger:
         if frame.empty:
             return 0
         clean = validate_frame(frame)
+        # Stored in (ticker, time) order: one ticker's rows end up next to each other on
+        # disk, which halves the index work here and makes history(ticker=...) a short scan.
+        clean = clean.sort_values(["ticker", "ts_us"], kind="stable")
         self._write(Batch.from_frame(clean))
         log.debug("logged %d records", len(clean))
         return len(clean)

@@ -20,18 +20,19 @@ How they stay correct without the seed's rewrite-everything-per-log:
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .batch import Batch
-from .records import SEED_FIELDS
+from .records import SEED_FIELDS, SEED_METRICS
 from .store.base import WriteTx
 
 log = logging.getLogger("perfledger")
@@ -45,27 +46,50 @@ _EMPTY_JSON = b"[]"
 _JSON_TAIL = b"\n]"
 
 
-def record_json(rec: dict[str, Any]) -> str:
-    """A seed record as one line of JSON; metrics/params/tags only when present."""
-    out = {k: rec[k] for k in SEED_FIELDS}
+def json_body(batch: Batch) -> bytes:
+    """The batch's records as the inside of a JSON array, laid out exactly like the seed's
+    ``json.dump(records, f, indent=2)``: the seed's keys in the seed's order, then
+    metrics/params/tags when present. One orjson call for the whole batch: floats in their
+    shortest round-trip form, text as UTF-8."""
+    cols = [batch.timestamps(), batch.ticker, batch.model_name,
+            *(batch.seed[m] for m in SEED_METRICS), batch.notes]
+    keys = SEED_FIELDS
+    records = [dict(zip(keys, row, strict=True)) for row in zip(*cols, strict=True)]
     for k in ("metrics", "params", "tags"):
-        if rec.get(k):
-            out[k] = rec[k]
-    return json.dumps(out, ensure_ascii=False)
+        values = getattr(batch, k)
+        for rec, v in zip(records, values, strict=True):
+            if v:
+                rec[k] = v
+    try:
+        doc = orjson.dumps(records, option=orjson.OPT_INDENT_2)
+    except TypeError:  # e.g. an integer beyond 64 bits in params: the stdlib copes
+        doc = json.dumps(records, indent=2, ensure_ascii=False).encode()
+    return doc[2:-2]  # drop "[\n" and "\n]"
 
 
-def csv_rows(records: Iterable[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    # RFC 4180 line endings: with "\r\n" as terminator the writer quotes any field holding
-    # "\r" or "\n" (with a bare "\n" terminator a lone "\r" in notes would go unquoted).
-    writer = csv.writer(buf, lineterminator="\r\n")
-    for rec in records:
-        row: list[Any] = ["" if rec[k] is None else rec[k] for k in SEED_FIELDS]
-        for k in ("metrics", "params", "tags"):
-            v = rec.get(k)
-            row.append(json.dumps(v, ensure_ascii=False, sort_keys=True) if v else "")
-        writer.writerow(row)
-    return buf.getvalue()
+def csv_bytes(batch: Batch) -> bytes:
+    """The batch as CSV rows (no header), written by Arrow's C++ writer: every text field
+    quoted, so commas, quotes, CR/LF and unicode in notes round-trip."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    table = pa.table(
+        {
+            "timestamp": pa.array(batch.timestamps(), pa.string()),
+            "ticker": pa.array(batch.ticker, pa.string()),
+            "model_name": pa.array(batch.model_name, pa.string()),
+            **{m: pa.array(batch.seed[m], pa.float64()) for m in SEED_METRICS},
+            "notes": pa.array(batch.notes, pa.string()),
+            "metrics": pa.array(batch.json_or_none("metrics"), pa.string()),
+            "params": pa.array(batch.json_or_none("params"), pa.string()),
+            "tags": pa.array(batch.json_or_none("tags"), pa.string()),
+        }
+    )
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(
+        table, sink, pacsv.WriteOptions(include_header=False, quoting_style="needed", eol="\r\n")
+    )
+    return sink.getvalue().to_pybytes()
 
 
 def _csv_header() -> bytes:
@@ -104,9 +128,8 @@ def write_seed_files(directory: Path, tx: WriteTx) -> None:
 def _write_json(path: Path, tx: WriteTx) -> None:
     def chunks() -> Iterable[bytes]:
         first = True
-        for recs in tx.iter_records():
-            body = ",\n".join(record_json(r) for r in recs)
-            yield (b"[\n" if first else b",\n") + body.encode()
+        for batch in tx.iter_batches():
+            yield (b"[\n" if first else b",\n") + json_body(batch)
             first = False
         yield _EMPTY_JSON if first else _JSON_TAIL
 
@@ -116,8 +139,8 @@ def _write_json(path: Path, tx: WriteTx) -> None:
 def _write_csv(path: Path, tx: WriteTx) -> None:
     def chunks() -> Iterable[bytes]:
         yield _csv_header()
-        for recs in tx.iter_records():
-            yield csv_rows(recs).encode()
+        for batch in tx.iter_batches():
+            yield csv_bytes(batch)
 
     _atomic_write(path, chunks())
 
@@ -136,6 +159,53 @@ def best_json(best: dict[str, Any]) -> str:
 
 def _write_best(path: Path, tx: WriteTx) -> None:
     _atomic_write(path, [best_json(tx.best()).encode()])
+
+
+class PreparedAppend:
+    """A batch's mirror bytes, formatted outside the write lock.
+
+    Small batches (a single ``log()``) are formatted inline before the lock is taken, so
+    writers hold it only for the database work and two file writes. A large batch is
+    formatted in background threads (the CSV by Arrow's writer, which releases the GIL; the
+    JSON by orjson) while the caller inserts it into the database; :meth:`wait` joins them.
+    """
+
+    _THREAD_FROM = 2_000
+
+    def __init__(self, batch: Batch):
+        self._json: bytes | None = None
+        self._csv: bytes | None = None
+        self._errors: list[BaseException] = []
+        self._threads: list[threading.Thread] = []
+        if len(batch) < self._THREAD_FROM:
+            self._json = json_body(batch)
+            self._csv = csv_bytes(batch)
+            return
+        for target in (self._format_csv, self._format_json):
+            t = threading.Thread(target=target, args=(batch,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _format_csv(self, batch: Batch) -> None:
+        try:
+            self._csv = csv_bytes(batch)
+        except BaseException as exc:  # re-raised in the caller's thread by wait()
+            self._errors.append(exc)
+
+    def _format_json(self, batch: Batch) -> None:
+        try:
+            self._json = json_body(batch)
+        except BaseException as exc:
+            self._errors.append(exc)
+
+    def wait(self) -> tuple[bytes, bytes]:
+        """The (json, csv) bytes, once formatted."""
+        for t in self._threads:
+            t.join()
+        if self._errors:
+            raise self._errors[0]
+        assert self._json is not None and self._csv is not None
+        return self._json, self._csv
 
 
 class SeedMirrors:
@@ -192,20 +262,17 @@ class SeedMirrors:
 
     # ------------------------------------------------------------------ writes
 
-    def append(self, tx: WriteTx, batch: Batch, best_changed: bool) -> None:
-        """Append a batch inside its write transaction, after :meth:`sync` ran in it and
-        before the batch's records were visible to a rebuild."""
-        step = 20_000
-        for start in range(0, len(batch), step):
-            recs = [batch.seed_dict(i) for i in range(start, min(start + step, len(batch)))]
-            self._append_json(recs)
-            self._append_csv(recs)
+    def append(self, tx: WriteTx, prepared: PreparedAppend, best_changed: bool) -> None:
+        """Append a batch inside its write transaction, after :meth:`sync` ran in it (a
+        rebuild must not already hold the batch)."""
+        json_body, csv_rows = prepared.wait()
+        self._append_json(json_body)
+        self._append_csv(csv_rows)
         if best_changed:
             _write_best(self.best_path, tx)
         self._save_state(tx)
 
-    def _append_json(self, recs: list[dict[str, Any]]) -> None:
-        body = ",\n".join(record_json(r) for r in recs).encode()
+    def _append_json(self, body: bytes) -> None:
         fd = os.open(self.json_path, os.O_RDWR)
         try:
             size = os.fstat(fd).st_size
@@ -220,9 +287,9 @@ class SeedMirrors:
         finally:
             os.close(fd)
 
-    def _append_csv(self, recs: list[dict[str, Any]]) -> None:
+    def _append_csv(self, rows: bytes) -> None:
         with open(self.csv_path, "ab") as f:
-            f.write(csv_rows(recs).encode())
+            f.write(rows)
 
     def reset(self, tx: WriteTx) -> None:
         """After a clear: empty files, rewritten atomically."""

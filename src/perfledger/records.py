@@ -97,8 +97,17 @@ class Record:
 
 
 def format_ts(ts_us: int) -> str:
-    """ISO 8601 in UTC with an explicit offset, e.g. ``2024-01-15T10:30:00+00:00``."""
-    return (EPOCH + timedelta(microseconds=int(ts_us))).isoformat()
+    """ISO 8601 in UTC with microseconds and an explicit offset, e.g.
+    ``2024-01-15T10:30:00.000000+00:00``: one fixed width, so the strings sort like the times."""
+    return (EPOCH + timedelta(microseconds=int(ts_us))).isoformat(timespec="microseconds")
+
+
+def format_ts_many(ts_us: Any) -> list[str]:
+    """:func:`format_ts` for a whole column, vectorised."""
+    import numpy as np
+
+    arr = np.asarray(ts_us, dtype="int64").astype("datetime64[us]")
+    return [s + "+00:00" for s in np.datetime_as_string(arr, unit="us").tolist()]
 
 
 def now_us() -> int:
@@ -336,12 +345,9 @@ def validate_frame(frame: pd.DataFrame, *, max_listed: int = 50) -> pd.DataFrame
     for col in ("model_name", "ticker"):
         if col not in frame.columns:
             raise ValidationError(f"the batch has no {col!r} column", [(None, col, "missing")])
-        values = frame[col].tolist()
-        for pos, v in enumerate(values):
-            try:
-                check_label(col, v)
-            except (ValidationError, TypeError) as exc:
-                problems.append((index[pos], col, str(exc)))
+        values = frame[col].to_numpy(dtype=object)
+        for pos, msg in _check_distinct(values, lambda v, col=col: check_label(col, v)):
+            problems.append((index[pos], col, msg))
         out[col] = values
 
     for m in (*SEED_METRICS, *unknown):
@@ -386,32 +392,19 @@ def validate_frame(frame: pd.DataFrame, *, max_listed: int = 50) -> pd.DataFrame
         out[m] = arr
 
     if "timestamp" in frame.columns and frame["timestamp"].notna().any():
-        ts = np.empty(n, dtype=np.int64)
-        for pos, v in enumerate(frame["timestamp"].tolist()):
-            if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT:
-                ts[pos] = now_us()
-                continue
-            try:
-                ts[pos] = parse_timestamp(v)
-            except (ValidationError, TypeError) as exc:
-                problems.append((index[pos], "timestamp", str(exc)))
-                ts[pos] = 0
-        out["ts_us"] = ts
+        out["ts_us"] = _timestamps_us(frame["timestamp"], index, problems)
     else:
         out["ts_us"] = np.full(n, now_us(), dtype=np.int64)
 
-    notes = frame["notes"].tolist() if "notes" in frame.columns else [""] * n
-    clean_notes = []
-    for pos, v in enumerate(notes):
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            clean_notes.append("")
-            continue
-        try:
-            clean_notes.append(check_notes(v))
-        except (ValidationError, TypeError) as exc:
-            problems.append((index[pos], "notes", str(exc)))
-            clean_notes.append("")
-    out["notes"] = clean_notes
+    if "notes" in frame.columns:
+        notes = frame["notes"].to_numpy(dtype=object).copy()
+        missing = pd.isna(frame["notes"]).to_numpy()
+        notes[missing] = ""
+        for pos, msg in _check_distinct(notes, check_notes):
+            problems.append((index[pos], "notes", msg))
+        out["notes"] = notes
+    else:
+        out["notes"] = np.full(n, "", dtype=object)
 
     checkers = {
         "metrics": check_custom_metrics,
@@ -453,3 +446,50 @@ def validate_frame(frame: pd.DataFrame, *, max_listed: int = 50) -> pd.DataFrame
         out["metrics"] = merged
         out = out.drop(columns=unknown)
     return out
+
+
+def _check_distinct(values: Any, check: Any) -> list[tuple[int, str]]:
+    """Run ``check`` once per distinct value (tickers and models repeat a lot) and map
+    failures back to row positions."""
+    import pandas as pd
+
+    try:
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    except TypeError:  # unhashable values (lists, dicts): check row by row
+        codes, uniques = list(range(len(values))), list(values)
+    bad: dict[int, str] = {}
+    for code, value in enumerate(uniques):
+        try:
+            check(value)
+        except (ValidationError, TypeError) as exc:
+            bad[code] = str(exc)
+    if not bad:
+        return []
+    return [(pos, bad[c]) for pos, c in enumerate(codes) if c in bad]
+
+
+def _timestamps_us(col: pd.Series, index: list[Any], problems: list[tuple[Any, str, str]]) -> Any:
+    """A timestamp column as UTC microseconds, vectorised; naive values are UTC, missing ones
+    are now. Unparseable or out-of-range values are reported by row."""
+    import numpy as np
+    import pandas as pd
+
+    missing = pd.isna(col).to_numpy()
+    try:
+        parsed = pd.to_datetime(col, utc=True, format="ISO8601", errors="coerce")
+    except (TypeError, ValueError):
+        parsed = pd.Series(pd.NaT, index=col.index, dtype="datetime64[us, UTC]")
+    us = parsed.dt.as_unit("us").astype("int64").to_numpy()
+    lo, hi = to_us(_MIN_TS), to_us(_MAX_TS)
+    nat = parsed.isna().to_numpy()
+    bad = (nat & ~missing) | (~nat & ((us < lo) | (us >= hi)))
+    if bad.any():
+        for pos in np.flatnonzero(bad):
+            try:
+                parse_timestamp(col.iloc[pos])
+                msg = f"timestamp={col.iloc[pos]!r} could not be read"
+            except (ValidationError, TypeError) as exc:
+                msg = str(exc)
+            problems.append((index[pos], "timestamp", msg))
+    us = np.where(missing | bad, now_us(), us)
+    return us.astype(np.int64)

@@ -51,8 +51,8 @@ class WriteTx(ABC):
     def best(self, ticker: str | None = None) -> dict[str, dict[str, Any]]: ...
 
     @abstractmethod
-    def iter_records(self, chunk: int = 5000) -> Iterator[list[dict[str, Any]]]:
-        """All records as seed dicts, in insertion (id) order, a chunk at a time."""
+    def iter_batches(self, chunk: int = 20_000) -> Iterator[Batch]:
+        """All records in insertion (id) order, a columnar batch at a time."""
 
     @abstractmethod
     def clear(self) -> None: ...

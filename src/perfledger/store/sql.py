@@ -531,19 +531,18 @@ class _SQLWriteTx(WriteTx):
         self._directions = None
         return True
 
-    def iter_records(self, chunk: int = 5000) -> Iterator[list[dict[str, Any]]]:
+    def iter_batches(self, chunk: int = 20_000) -> Iterator[Batch]:
+        from ..batch import Batch
+
         last = 0
         cols = ["id", "ts", "ticker", "model_name", *SEED_METRICS, "notes", "params", "tags"]
+        select = f"SELECT {', '.join(cols)} FROM pl_records WHERE id > :last ORDER BY id LIMIT :n"
         while True:
-            rows = self.conn.execute(
-                sa.text(
-                    f"SELECT {', '.join(cols)} FROM pl_records WHERE id > :last ORDER BY id LIMIT :n"
-                ),
-                {"last": last, "n": chunk},
-            ).fetchall()
+            rows = self.conn.execute(sa.text(select), {"last": last, "n": chunk}).fetchall()
             if not rows:
                 return
-            ids = [r[0] for r in rows]
+            c = list(zip(*rows, strict=True))
+            ids = list(c[0])
             extras: dict[int, dict[str, float]] = {}
             for rid, name, value in self.conn.execute(
                 sa.text(
@@ -553,19 +552,18 @@ class _SQLWriteTx(WriteTx):
                 {"a": ids[0], "b": ids[-1]},
             ):
                 extras.setdefault(rid, {})[name] = value
-            out = []
-            for r in rows:
-                rec: dict[str, Any] = {
-                    "timestamp": format_ts(r[1]), "ticker": r[2], "model_name": r[3]
-                }
-                for i, m in enumerate(SEED_METRICS):
-                    rec[m] = r[4 + i]
-                rec["notes"] = r[10]
-                rec["metrics"] = extras.get(r[0], {})
-                rec["params"] = json.loads(r[11]) if r[11] else {}
-                rec["tags"] = json.loads(r[12]) if r[12] else {}
-                out.append(rec)
-            yield out
+            k = 4 + len(SEED_METRICS)
+            yield Batch(
+                ticker=list(c[2]),
+                model_name=list(c[3]),
+                ts_us=list(c[1]),
+                seed={m: list(c[4 + i]) for i, m in enumerate(SEED_METRICS)},
+                notes=list(c[k]),
+                metrics=[extras.get(rid, {}) for rid in ids],
+                params=[json.loads(p) if p else {} for p in c[k + 1]],
+                tags=[json.loads(t) if t else {} for t in c[k + 2]],
+                ids=ids,
+            )
             last = ids[-1]
 
     def clear(self) -> None:
