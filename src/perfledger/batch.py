@@ -223,7 +223,8 @@ class Batch:
             if name not in directions:
                 continue
             target = by_ticker[col].transform("max" if directions[name] else "min")
-            cand = wide.loc[wide[col].notna() & (wide[col] == target), ["ticker", "model_name", col, "ts", "rid"]]
+            mask = wide[col].notna() & (wide[col] == target)
+            cand = wide.loc[mask, ["ticker", "model_name", col, "ts", "rid"]]
             top = cand.sort_values(["ts", "rid"]).drop_duplicates("ticker", keep="first")
             for t, mod, v, ts, rid in zip(
                 top["ticker"].astype(str), top["model_name"].astype(str), top[col].tolist(),
