@@ -3,9 +3,10 @@
 Reads the seed's ``model_performance.json`` / ``model_performance.csv`` and perfledger's own
 exports (CSV, JSON, Parquet). Three promises:
 
-* **Idempotent.** A record's identity is its content: a hash of (timestamp normalised to
-  UTC microseconds, ticker, model_name, the six seed metrics, notes, custom metrics,
-  params, tags). Rows already in the ledger, or repeated within the file, are counted as
+* **Idempotent.** A record's identity is its content (:func:`record_key`, digest
+  :func:`record_hash`): timestamp normalised to UTC microseconds, ticker, model_name, the
+  six seed metrics, notes, custom metrics, params and tags, floats compared exactly.
+  Rows already in the ledger, or repeated within the file, are counted as
   duplicates and not stored again, so importing a file twice (or an export of the ledger
   itself) adds nothing. Naive timestamps (the seed wrote ``datetime.now().isoformat()``)
   are read as UTC.
@@ -100,6 +101,8 @@ def detect_format(path: Path) -> str:
 
 def _number(name: str, value: Any) -> tuple[float | None, str | None]:
     """A metric cell as a float, None when missing, or a problem message."""
+    if type(value) is float:
+        return (value, None) if math.isfinite(value) else (None, f"{name}={value!r} is not a finite number")
     if value is None or (isinstance(value, str) and not value.strip()):
         return None, None
     if isinstance(value, bool) or not isinstance(value, numbers.Real | str):
@@ -261,37 +264,47 @@ def _f(v: Any) -> float | None:
     if v is None:
         return None
     f = float(v)
-    return None if math.isnan(f) else f + 0.0  # -0.0 and 0.0 are one value
+    return None if f != f else f + 0.0  # NaN is "missing"; -0.0 and 0.0 are one value
 
 
-def _key(
-    ts_us: int, ticker: str, model: str, seed: Iterable[Any], notes: str,
+def _canon(d: Mapping[str, Any] | None) -> str:
+    return json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":")) if d else ""
+
+
+Key = tuple[Any, ...]
+
+
+def record_key(
+    ts_us: int, ticker: str, model: str, seed: Iterable[Any], notes: str | None,
     metrics: Mapping[str, Any] | None, params: Mapping[str, Any] | None, tags: Mapping[str, Any] | None,
     *, full: bool = True,
-) -> bytes:
-    """The content hash of a record. ``full=False`` leaves out params and tags (the part
-    the ledger's history can be compared against cheaply)."""
-    body: list[Any] = [
-        int(ts_us), ticker, model, [_f(v) for v in seed], notes or "",
-        sorted((k, _f(v)) for k, v in (metrics or {}).items() if _f(v) is not None),
-    ]
-    if full:
-        body += [params or {}, tags or {}]
-    text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+) -> Key:
+    """A record's identity: its canonical content as a tuple (exact floats, NaN = missing,
+    -0.0 = 0.0, dicts as sorted JSON). ``full=False`` leaves out params and tags, the part
+    the ledger's history can be compared against cheaply. Tuples compare exactly and hash
+    fast; :func:`record_hash` gives a stable digest of the same content."""
+    metric_items = tuple(sorted((k, v) for k, v in ((k, _f(v)) for k, v in (metrics or {}).items())
+                                if v is not None))
+    body = (int(ts_us), ticker, model, tuple(_f(v) for v in seed), notes or "", metric_items)
+    return (*body, _canon(params), _canon(tags)) if full else body
 
 
-def _frame_keys(clean: pd.DataFrame, *, full: bool) -> list[bytes]:
+def record_hash(key: Key) -> str:
+    """A stable hex digest of a :func:`record_key` (same content, same digest, any process)."""
+    return hashlib.blake2b(repr(key).encode("utf-8"), digest_size=16).hexdigest()
+
+
+def _frame_keys(clean: pd.DataFrame, *, full: bool) -> list[Key]:
     seed = [clean[m].tolist() for m in SEED_METRICS]
     cols = zip(
         clean["ts_us"].tolist(), clean["ticker"].tolist(), clean["model_name"].tolist(),
         zip(*seed, strict=True), clean["notes"].tolist(), clean["metrics"].tolist(),
         clean["params"].tolist(), clean["tags"].tolist(), strict=True,
     )
-    return [_key(ts, t, m, s, n, me, p, tg, full=full) for ts, t, m, s, n, me, p, tg in cols]
+    return [record_key(ts, t, m, s, n, me, p, tg, full=full) for ts, t, m, s, n, me, p, tg in cols]
 
 
-def _history_keys(led: Ledger, tickers: list[str], since_us: int, until_us: int) -> set[bytes]:
+def _history_keys(led: Ledger, tickers: list[str], since_us: int, until_us: int) -> set[Key]:
     """Content keys (without params/tags) of stored records in the tickers and time span."""
     hist = led.history(ticker=tickers, since=format_ts(since_us), until=format_ts(until_us))
     if hist.empty:
@@ -306,7 +319,7 @@ def _history_keys(led: Ledger, tickers: list[str], since_us: int, until_us: int)
         strict=False,
     ):
         metrics = {c: v for c, v in zip(custom, ex, strict=True) if not math.isnan(v)}
-        out.add(_key(t, tick, mod, s, notes, metrics, None, None, full=False))
+        out.add(record_key(t, tick, mod, s, notes, metrics, None, None, full=False))
     return out
 
 
@@ -393,7 +406,7 @@ def import_file(
     if progress is not None:
         progress("comparing", 0, 0)
     full = _frame_keys(clean, full=True)
-    seen: set[bytes] = set()
+    seen: set[Key] = set()
     first = np.zeros(len(clean), dtype=bool)
     for i, k in enumerate(full):
         if k not in seen:
@@ -410,9 +423,9 @@ def import_file(
         maybe = [int(c) for c, k in zip(candidates, vis, strict=True) if k in stored_vis]
         if maybe:
             stored_full = {
-                _key(parse_timestamp(r["timestamp"]), r["ticker"], r["model_name"],
-                     (r[m] for m in SEED_METRICS), r["notes"], r["metrics"], r["params"], r["tags"])
-                for r in stored_records(led, tickers, None, since, until)
+                record_key(parse_timestamp(r["timestamp"]), r["ticker"], r["model_name"],
+                           (r[m] for m in SEED_METRICS), r["notes"], r["metrics"], r["params"], r["tags"])
+                for r in stored_records(led, tickers)
             }
             for c in maybe:
                 if full[c] in stored_full:
