@@ -108,8 +108,13 @@ def _print_frame(frame: pd.DataFrame, fmt: str, title: str | None = None) -> Non
     table = Table(title=title, show_lines=False)
     for c in frame.columns:
         table.add_column(str(c), overflow="fold")
+    # Probabilities read better as fixed decimals than as 1.265e-05.
+    fixed = [str(c) in ("psr", "dsr") for c in frame.columns]
     for row in frame.itertuples(index=False):
-        table.add_row(*(_fmt(v) for v in row))
+        table.add_row(*(
+            f"{v:.4f}" if fix and isinstance(v, float) and not math.isnan(v) else _fmt(v)
+            for v, fix in zip(row, fixed, strict=True)
+        ))
     _console().print(table)
 
 
@@ -504,8 +509,11 @@ def dashboard(
         _fail(f"the dashboard is not available ({exc}); install with: pip install 'perfledger[dashboard]'")
     from .ledger import resolve_location
 
+    options: dict[str, Any] = {"address": address}
+    if port is not None:
+        options["port"] = port
     with _library_errors():
-        launch(os.fspath(resolve_location(_store(ctx))), address=address, port=port)
+        launch(os.fspath(resolve_location(_store(ctx))), **options)
 
 
 @app.command()
