@@ -100,9 +100,12 @@ def detect_format(path: Path) -> str:
 
 
 def _number(name: str, value: Any) -> tuple[float | None, str | None]:
-    """A metric cell as a float, None when missing, or a problem message."""
+    """A metric cell as a float, None when missing (empty, null or NaN: how pandas and the
+    seed spell "not measured", as in ``log_many``), or a problem message (text, infinity)."""
     if type(value) is float:
-        return (value, None) if math.isfinite(value) else (None, f"{name}={value!r} is not a finite number")
+        if math.isfinite(value):
+            return value, None
+        return (None, None) if value != value else (None, f"{name}={value!r} is not a finite number")
     if value is None or (isinstance(value, str) and not value.strip()):
         return None, None
     if isinstance(value, bool) or not isinstance(value, numbers.Real | str):
@@ -111,6 +114,8 @@ def _number(name: str, value: Any) -> tuple[float | None, str | None]:
         f = float(value)
     except ValueError:
         return None, f"{name}={value!r} is not a number"
+    if f != f:
+        return None, None
     if not math.isfinite(f):
         return None, f"{name}={value!r} is not a finite number"
     return f, None
@@ -153,7 +158,9 @@ def _normalise(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, 
         if msg:
             problems.append((key, msg))
         row[key] = d
-    extra = {k: v for k, v in raw.items() if k not in _KNOWN}
+    # Unknown keys are custom metrics; a blank or "Unnamed: 0" header is a pandas index column.
+    extra = {k: v for k, v in raw.items()
+             if k not in _KNOWN and k and not str(k).startswith("Unnamed: ")}
     if extra:
         metrics = dict(row["metrics"] or {})
         for k, v in extra.items():
