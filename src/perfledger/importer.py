@@ -252,7 +252,7 @@ def read_rows(
         pos = len(rows)
         where.append(where_i)
         if isinstance(item, str):
-            rows.append({"ticker": "", "model_name": ""})
+            rows.append({"ticker": "?", "model_name": "?"})  # placeholder; the row is rejected
             problems[pos] = [("row", item)]
         else:
             row, probs = _normalise(item)
