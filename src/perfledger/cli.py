@@ -400,17 +400,19 @@ def _progress(path: Path) -> Iterator[Any]:
     if not (large and sys.stderr.isatty()):
         yield None
         return
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    stages = ("reading", "checking", "comparing", "storing")
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
         console=_console(stderr=True), transient=True,
     ) as bar:
-        task = bar.add_task(f"{path.name}: reading", total=None)
+        task = bar.add_task(f"{path.name}: reading", total=len(stages))
 
         def update(stage: str, done: int, _total: int) -> None:
             label = f"{path.name}: {stage}" + (f" ({done:,} rows)" if done else "")
-            bar.update(task, description=label)
+            step = stages.index(stage) if stage in stages else 0
+            bar.update(task, description=label, completed=step)
 
         yield update
 
