@@ -356,6 +356,39 @@ class Ledger:
         changes whenever the ledger does (for caches)."""
         return dict(self._ensure().stats())
 
+    # ------------------------------------------------------------------ backtests
+    # (thin delegates; the logic lives in perfledger.backtest and perfledger.metrics)
+
+    def log_backtest(
+        self,
+        model_name: str,
+        ticker: str,
+        returns: Any,
+        predictions: Any = None,
+        actuals: Any = None,
+        periods_per_year: float = 252,
+        notes: str = "",
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        timestamp: Any = None,
+    ) -> dict[str, Any]:
+        """Compute a backtest's metrics from per-period returns and log them (see
+        :func:`perfledger.backtest.log_backtest`; conventions in ``docs/metrics.md``)."""
+        from .backtest import log_backtest
+
+        return log_backtest(
+            self, model_name, ticker, returns, predictions=predictions, actuals=actuals,
+            periods_per_year=periods_per_year, notes=notes, params=params, tags=tags,
+            timestamp=timestamp,
+        )
+
+    def sharpe_confidence(self, ticker: str, periods_per_year: float = 252) -> pd.DataFrame:
+        """Per model on ``ticker``: best Sharpe, Probabilistic and Deflated Sharpe Ratio (see
+        :func:`perfledger.backtest.sharpe_confidence`)."""
+        from .backtest import sharpe_confidence
+
+        return sharpe_confidence(self, ticker, periods_per_year=periods_per_year)
+
 
 def _names(fieldname: str, value: str | Sequence[str] | None) -> tuple[str, ...]:
     if value is None:

@@ -1,0 +1,161 @@
+"""Backtests into the ledger, and how much to trust the best Sharpe on a ticker.
+
+:func:`log_backtest` turns per-period returns into the ledger's metrics
+(:func:`perfledger.metrics.from_returns`) and logs them, with the custom metrics
+registered in their directions so ``best()`` tracks ``best_sortino``, ``best_psr`` and the
+rest. :func:`sharpe_confidence` answers the question a leaderboard cannot: with N models
+tried on a ticker, is the winner's Sharpe skill or the luck of the draw? (Probabilistic
+and Deflated Sharpe Ratios, Bailey & López de Prado 2012 and 2014; see ``docs/metrics.md``.)
+
+Both take a :class:`~perfledger.Ledger`; ``Ledger.log_backtest`` and
+``Ledger.sharpe_confidence`` delegate here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .metrics import (
+    check_periods_per_year,
+    deflated_sharpe_ratio,
+    expected_max_sharpe,
+    from_returns,
+    probabilistic_sharpe_ratio,
+)
+from .records import SEED_METRICS, check_label, validate_record
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .ledger import Ledger
+
+#: Custom metrics stored by :func:`log_backtest`, with True when higher is better.
+BACKTEST_DIRECTIONS: dict[str, bool] = {
+    "sortino": True,
+    "calmar": True,
+    "psr": True,
+    "n_periods": True,
+    "volatility": False,
+    "skew": True,
+    "kurtosis": False,
+}
+#: Also stored (without a direction: it is a setting, not a score) so the per-period Sharpe
+#: can be recovered from the annualised one later.
+PERIODS_METRIC = "periods_per_year"
+
+CONFIDENCE_COLUMNS = [
+    "model_name", "timestamp", "sharpe", "periods_per_year", "sharpe_per_period", "n_periods",
+    "skew", "kurtosis", "psr", "psr_source", "n_trials", "sr0_per_period", "dsr",
+]
+
+
+def log_backtest(
+    ledger: Ledger,
+    model_name: str,
+    ticker: str,
+    returns: Any,
+    predictions: Any = None,
+    actuals: Any = None,
+    periods_per_year: float = 252,
+    notes: str = "",
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+    timestamp: Any = None,
+) -> dict[str, Any]:
+    """Compute a backtest's metrics and log them as one evaluation; returns the record.
+
+    Seed metrics go to their columns; ``sortino, calmar, volatility, n_periods, skew,
+    kurtosis, psr`` (and ``periods_per_year``) are custom metrics. Everything is validated
+    before anything is written, so bad returns or labels store nothing.
+    """
+    values = from_returns(returns, periods_per_year, predictions, actuals)
+    seed = {m: values.get(m) for m in SEED_METRICS}
+    custom = {m: values[m] for m in BACKTEST_DIRECTIONS if m in values}
+    custom[PERIODS_METRIC] = float(periods_per_year)
+    # Validate first: registering directions must not happen for a record we then reject.
+    validate_record(model_name, ticker, notes=notes, metrics=custom, params=params, tags=tags,
+                    timestamp=timestamp, **seed)
+    known = ledger.metric_directions()
+    for name, higher in BACKTEST_DIRECTIONS.items():
+        if known.get(name) is not higher:
+            ledger.register_metric(name, higher)
+    return ledger.log(model_name, ticker, notes=notes, metrics=custom, params=params, tags=tags,
+                      timestamp=timestamp, **seed)
+
+
+def _num(row: Mapping[str, Any], name: str) -> float:
+    v = row.get(name)
+    try:
+        f = float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return f
+
+
+def sharpe_confidence(ledger: Ledger, ticker: str, periods_per_year: float = 252) -> pd.DataFrame:
+    """One row per model on ``ticker``: its best Sharpe, PSR and Deflated Sharpe Ratio.
+
+    * The best record of a model is its highest ``sharpe`` (ties: the earliest), as stored
+      (annualised). Models without any Sharpe are left out; N (``n_trials``) counts the rest.
+    * ``sharpe_per_period`` = sharpe / √ppy, where ppy is the record's ``periods_per_year``
+      metric (stored by ``log_backtest``), else the ``periods_per_year`` argument.
+    * ``psr``: the record's stored ``psr`` metric (``psr_source="stored"``); else computed
+      from the per-period Sharpe, the record's ``n_periods`` and its ``skew``/``kurtosis``
+      metrics, defaulting to 0 and 3 (normal returns) when absent (``"computed"``); NaN when
+      the record has no ``n_periods`` (or fewer than 2), ``psr_source`` then empty.
+    * ``sr0_per_period`` = √V·((1−γ)Φ⁻¹(1−1/N) + γΦ⁻¹(1−1/(N·e))), V the sample variance
+      (ddof=1) of the N models' per-period best Sharpes; 0 when N = 1.
+    * ``dsr`` = the PSR formula against ``sr0_per_period`` with the same T/skew/kurtosis;
+      equal to ``psr`` when N = 1; NaN when ``n_periods`` is unknown.
+
+    Sorted by Sharpe, best first. Uses ``history`` only (no SQL of its own).
+    """
+    import numpy as np
+    import pandas as pd
+
+    check_label("ticker", ticker)
+    default_ppy = check_periods_per_year(periods_per_year)
+    hist = ledger.history(ticker=ticker)
+    if hist.empty or hist["sharpe"].notna().sum() == 0:
+        return pd.DataFrame(columns=CONFIDENCE_COLUMNS)
+    hist = hist[hist["sharpe"].notna()]
+    # Highest Sharpe per model; history is oldest first, so a stable sort keeps the earliest tie.
+    best = hist.sort_values("sharpe", ascending=False, kind="stable").drop_duplicates(
+        "model_name", keep="first"
+    )
+    rows: list[dict[str, Any]] = []
+    for rec in best.to_dict("records"):
+        ppy = _num(rec, PERIODS_METRIC)
+        if not (math.isfinite(ppy) and ppy > 0):
+            ppy = default_ppy
+        sr = float(rec["sharpe"]) / math.sqrt(ppy)
+        t = _num(rec, "n_periods")
+        skew, kurt = _num(rec, "skew"), _num(rec, "kurtosis")
+        skew = skew if math.isfinite(skew) else 0.0
+        kurt = kurt if math.isfinite(kurt) else 3.0
+        stored = _num(rec, "psr")
+        if math.isfinite(stored):
+            psr, source = stored, "stored"
+        else:
+            psr = probabilistic_sharpe_ratio(sr, t, skew, kurt)
+            source = "computed" if math.isfinite(psr) else ""
+        rows.append({
+            "model_name": rec["model_name"], "timestamp": rec["timestamp"], "sharpe": float(rec["sharpe"]),
+            "periods_per_year": ppy, "sharpe_per_period": sr, "n_periods": t, "skew": skew,
+            "kurtosis": kurt, "psr": psr, "psr_source": source,
+        })
+    n = len(rows)
+    srs = np.array([r["sharpe_per_period"] for r in rows])
+    variance = float(np.var(srs, ddof=1)) if n > 1 else 0.0
+    sr0 = expected_max_sharpe(n, variance)
+    for r in rows:
+        r["n_trials"] = n
+        r["sr0_per_period"] = sr0
+        if n == 1:
+            r["dsr"] = r["psr"]
+        else:
+            r["dsr"] = deflated_sharpe_ratio(r["sharpe_per_period"], r["n_periods"], n, variance,
+                                             r["skew"], r["kurtosis"])
+    return pd.DataFrame(rows, columns=CONFIDENCE_COLUMNS).reset_index(drop=True)

@@ -1,0 +1,89 @@
+"""Exporting ledger records to CSV, JSON or Parquet files that re-import as duplicates.
+
+Every export carries the full record (custom metrics, params and tags included) with
+timestamps in UTC to the microsecond, so ``perfledger import`` of an export adds nothing:
+the round trip is exact. Formats:
+
+* ``csv``: the seed's columns, then ``metrics``, ``params``, ``tags`` as JSON objects (the
+  same layout as the ``model_performance.csv`` mirror).
+* ``json``: a JSON array of seed records, ``metrics``/``params``/``tags`` when non-empty
+  (the layout of ``model_performance.json``).
+* ``parquet``: ``timestamp`` as ``timestamp[us, UTC]``, metrics as float64, notes as text,
+  ``metrics``/``params``/``tags`` as JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ValidationError
+from .importer import stored_records
+from .mirrors import CSV_COLUMNS, csv_rows, record_json
+from .records import SEED_METRICS, now_us, parse_timestamp
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
+
+EXPORT_FORMATS = ("csv", "json", "parquet")
+
+
+def export_records(
+    led: Ledger,
+    fmt: str,
+    output: str | os.PathLike[str],
+    *,
+    ticker: str | None = None,
+    model_name: str | None = None,
+    days_back: float | None = None,
+) -> int:
+    """Write the (filtered) records to ``output`` in ``fmt``; returns how many."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValidationError(
+            f"format={fmt!r} is not one of {', '.join(EXPORT_FORMATS)}", [(None, "format", "unknown")]
+        )
+    if days_back is not None and (days_back < 0 or days_back != days_back):
+        raise ValidationError(f"days_back={days_back!r} must be >= 0", [(None, "days_back", "bad")])
+    since = now_us() - int(days_back * 86_400_000_000) if days_back is not None else None
+    records = stored_records(
+        led,
+        tickers=[ticker] if ticker is not None else None,
+        models=[model_name] if model_name is not None else None,
+        since_us=since,
+    )
+    path = Path(output).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(",".join(CSV_COLUMNS) + "\n")
+            f.write(csv_rows(records))
+    elif fmt == "json":
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("[\n" + ",\n".join(record_json(r) for r in records) + "\n]\n" if records else "[]\n")
+    else:
+        _write_parquet(records, path)
+    return len(records)
+
+
+def _write_parquet(records: list[dict[str, Any]], path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def js(v: Any) -> str | None:
+        return json.dumps(v, ensure_ascii=False, sort_keys=True) if v else None
+
+    columns: dict[str, Any] = {
+        "timestamp": pa.array([parse_timestamp(r["timestamp"]) for r in records], pa.int64()).cast(
+            pa.timestamp("us", tz="UTC")
+        ),
+        "ticker": pa.array([r["ticker"] for r in records], pa.string()),
+        "model_name": pa.array([r["model_name"] for r in records], pa.string()),
+    }
+    for m in SEED_METRICS:
+        columns[m] = pa.array([r[m] for r in records], pa.float64())
+    columns["notes"] = pa.array([r["notes"] for r in records], pa.string())
+    for k in ("metrics", "params", "tags"):
+        columns[k] = pa.array([js(r.get(k)) for r in records], pa.string())
+    pq.write_table(pa.table(columns), path)

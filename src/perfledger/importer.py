@@ -1,0 +1,456 @@
+"""Importing evaluation files into a ledger, idempotently.
+
+Reads the seed's ``model_performance.json`` / ``model_performance.csv`` and perfledger's own
+exports (CSV, JSON, Parquet). Three promises:
+
+* **Idempotent.** A record's identity is its content (:func:`record_key`, digest
+  :func:`record_hash`): timestamp normalised to UTC microseconds, ticker, model_name, the
+  six seed metrics, notes, custom metrics, params and tags, floats compared exactly.
+  Rows already in the ledger, or repeated within the file, are counted as
+  duplicates and not stored again, so importing a file twice (or an export of the ledger
+  itself) adds nothing. Naive timestamps (the seed wrote ``datetime.now().isoformat()``)
+  are read as UTC.
+* **All or nothing by default.** Every row is checked first; a file with any bad row
+  stores nothing and the report lists each bad row by location (CSV: the physical line of
+  the row, header = line 1; JSON: ``record N``, 1-based; Parquet: ``row N``) and reason.
+  With ``skip_invalid=True`` the good rows are stored and the bad ones reported.
+* **Exact.** Numbers are parsed from their text form (CSV) or taken as they are (JSON,
+  Parquet); nothing is rounded, so an exported float re-imports bit for bit.
+
+How duplicates are found without reading the whole ledger: the ledger's history for the
+file's tickers and time span gives every stored field but params and tags. Rows whose other
+fields match nothing there are new. Only when some do match (a re-import) are the stored
+params and tags read too (through :meth:`Ledger.export_seed_files`, the one public API
+that returns them) to settle those rows exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import numbers
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ValidationError
+from .records import SEED_FIELDS, SEED_METRICS, format_ts, parse_timestamp, validate_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .ledger import Ledger
+
+#: ``progress(stage, done, total)``: called as rows are read and stages complete.
+Progress = Callable[[str, int, int], None]
+
+_KNOWN = (*SEED_FIELDS, "metrics", "params", "tags")
+_DICT_FIELDS = ("metrics", "params", "tags")
+FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """One problem of one input row: where it is, which field, and what is wrong."""
+
+    where: str
+    field: str
+    message: str
+
+
+@dataclass(slots=True)
+class ImportReport:
+    """What an import did. ``stored`` is False when bad rows blocked the whole file."""
+
+    path: Path
+    rows: int = 0
+    imported: int = 0
+    duplicates: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    stored: bool = True
+
+    @property
+    def rejected_rows(self) -> int:
+        return len({r.where for r in self.rejected})
+
+    def summary(self) -> str:
+        verb = "imported" if self.stored else "imported (nothing stored: fix or --skip-invalid)"
+        return (
+            f"{self.path.name}: {self.imported} {verb}, {self.duplicates} duplicate, "
+            f"{self.rejected_rows} rejected"
+        )
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def detect_format(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValidationError(
+            f"path={str(path)!r}: unknown file type {path.suffix!r}; expected one of "
+            f"{', '.join(sorted(FORMATS))}",
+            [(None, "path", "unknown type")],
+        )
+    return fmt
+
+
+def _number(name: str, value: Any) -> tuple[float | None, str | None]:
+    """A metric cell as a float, None when missing (empty, null or NaN: how pandas and the
+    seed spell "not measured", as in ``log_many``), or a problem message (text, infinity)."""
+    if type(value) is float:
+        if math.isfinite(value):
+            return value, None
+        return (None, None) if value != value else (None, f"{name}={value!r} is not a finite number")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | str):
+        return None, f"{name}={value!r} is not a number"
+    try:
+        f = float(value)
+    except ValueError:
+        return None, f"{name}={value!r} is not a number"
+    if f != f:
+        return None, None
+    if not math.isfinite(f):
+        return None, f"{name}={value!r} is not a finite number"
+    return f, None
+
+
+def _dict_cell(name: str, value: Any) -> tuple[dict[str, Any] | None, str | None]:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            return None, f"{name}={value!r} is not valid JSON: {exc}"
+    if not isinstance(value, Mapping):
+        return None, f"{name}={value!r} is not a JSON object"
+    return dict(value), None
+
+
+def _normalise(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """One input row as the keys ``log_many`` takes; unknown keys become custom metrics."""
+    row: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    ts = raw.get("timestamp")
+    if ts is None or (isinstance(ts, str) and not ts.strip()):
+        problems.append(("timestamp", "timestamp is missing (an import never invents one)"))
+    else:
+        row["timestamp"] = ts
+    for key in ("ticker", "model_name"):
+        v = raw.get(key)
+        row[key] = "" if v is None else v
+    for m in SEED_METRICS:
+        v, msg = _number(m, raw.get(m))
+        row[m] = v
+        if msg:
+            problems.append((m, msg))
+    notes = raw.get("notes")
+    row["notes"] = "" if notes is None else notes
+    for key in _DICT_FIELDS:
+        d, msg = _dict_cell(key, raw.get(key))
+        if msg:
+            problems.append((key, msg))
+        row[key] = d
+    # Unknown keys are custom metrics; a blank or "Unnamed: 0" header is a pandas index column.
+    extra = {k: v for k, v in raw.items()
+             if k not in _KNOWN and k and not str(k).startswith("Unnamed: ")}
+    if extra:
+        metrics = dict(row["metrics"] or {})
+        for k, v in extra.items():
+            f, msg = _number(str(k), v)
+            if msg:
+                problems.append((str(k), msg))
+            elif f is not None:
+                metrics.setdefault(str(k), f)
+        row["metrics"] = metrics or None
+    return row, problems
+
+
+def _csv_rows(path: Path) -> Iterable[tuple[str, dict[str, Any] | str]]:
+    """(location, row dict or problem) per data row; location is the physical start line."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        prev = reader.line_num
+        for cells in reader:
+            where = f"line {prev + 1}"
+            prev = reader.line_num
+            if not cells or all(not c for c in cells):
+                continue
+            if len(cells) != len(header):
+                yield where, f"has {len(cells)} fields but the header has {len(header)}"
+                continue
+            yield where, dict(zip(header, cells, strict=True))
+
+
+def _json_rows(path: Path, lines: bool) -> Iterable[tuple[str, dict[str, Any] | str]]:
+    with open(path, encoding="utf-8") as f:
+        if lines:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except ValueError as exc:
+                    yield f"line {n}", f"not valid JSON: {exc}"
+                    continue
+                yield f"line {n}", obj if isinstance(obj, dict) else "not a JSON object"
+            return
+        try:
+            data = json.load(f)
+        except ValueError as exc:
+            raise ValidationError(
+                f"path={str(path)!r} is not valid JSON: {exc}", [(None, "path", "bad JSON")]
+            ) from None
+    if isinstance(data, dict) and isinstance(data.get("records"), list):
+        data = data["records"]
+    if not isinstance(data, list):
+        raise ValidationError(
+            f"path={str(path)!r}: expected a JSON array of records, got {type(data).__name__}",
+            [(None, "path", "not an array")],
+        )
+    for n, item in enumerate(data, 1):
+        yield f"record {n}", item if isinstance(item, dict) else "not a JSON object"
+
+
+def _parquet_rows(path: Path) -> Iterable[tuple[str, dict[str, Any] | str]]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    for n, item in enumerate(table.to_pylist(), 1):
+        yield f"row {n}", item
+
+
+def read_rows(
+    path: str | Path, progress: Progress | None = None
+) -> tuple[list[dict[str, Any]], list[str], dict[int, list[tuple[str, str]]]]:
+    """Rows of a file (normalised), their locations, and per-position parsing problems."""
+    path = Path(path)
+    fmt = detect_format(path)
+    if not path.is_file():
+        raise ValidationError(f"path={str(path)!r} does not exist", [(None, "path", "missing")])
+    source = {
+        "csv": lambda: _csv_rows(path),
+        "json": lambda: _json_rows(path, lines=False),
+        "jsonl": lambda: _json_rows(path, lines=True),
+        "parquet": lambda: _parquet_rows(path),
+    }[fmt]()
+    rows: list[dict[str, Any]] = []
+    where: list[str] = []
+    problems: dict[int, list[tuple[str, str]]] = {}
+    for where_i, item in source:
+        pos = len(rows)
+        where.append(where_i)
+        if isinstance(item, str):
+            rows.append({"ticker": "?", "model_name": "?"})  # placeholder; the row is rejected
+            problems[pos] = [("row", item)]
+        else:
+            row, probs = _normalise(item)
+            rows.append(row)
+            if probs:
+                problems[pos] = probs
+        if progress is not None and pos % 10_000 == 0:
+            progress("reading", pos, 0)
+    return rows, where, problems
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def _f(v: Any) -> float | None:
+    if v is None:
+        return None
+    f = float(v)
+    return None if f != f else f + 0.0  # NaN is "missing"; -0.0 and 0.0 are one value
+
+
+def _canon(d: Mapping[str, Any] | None) -> str:
+    return json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":")) if d else ""
+
+
+Key = tuple[Any, ...]
+
+
+def record_key(
+    ts_us: int, ticker: str, model: str, seed: Iterable[Any], notes: str | None,
+    metrics: Mapping[str, Any] | None, params: Mapping[str, Any] | None, tags: Mapping[str, Any] | None,
+    *, full: bool = True,
+) -> Key:
+    """A record's identity: its canonical content as a tuple (exact floats, NaN = missing,
+    -0.0 = 0.0, dicts as sorted JSON). ``full=False`` leaves out params and tags, the part
+    the ledger's history can be compared against cheaply. Tuples compare exactly and hash
+    fast; :func:`record_hash` gives a stable digest of the same content."""
+    metric_items = tuple(sorted((k, v) for k, v in ((k, _f(v)) for k, v in (metrics or {}).items())
+                                if v is not None))
+    body = (int(ts_us), ticker, model, tuple(_f(v) for v in seed), notes or "", metric_items)
+    return (*body, _canon(params), _canon(tags)) if full else body
+
+
+def record_hash(key: Key) -> str:
+    """A stable hex digest of a :func:`record_key` (same content, same digest, any process)."""
+    return hashlib.blake2b(repr(key).encode("utf-8"), digest_size=16).hexdigest()
+
+
+def _frame_keys(clean: pd.DataFrame, *, full: bool) -> list[Key]:
+    seed = [clean[m].tolist() for m in SEED_METRICS]
+    cols = zip(
+        clean["ts_us"].tolist(), clean["ticker"].tolist(), clean["model_name"].tolist(),
+        zip(*seed, strict=True), clean["notes"].tolist(), clean["metrics"].tolist(),
+        clean["params"].tolist(), clean["tags"].tolist(), strict=True,
+    )
+    return [record_key(ts, t, m, s, n, me, p, tg, full=full) for ts, t, m, s, n, me, p, tg in cols]
+
+
+def _history_keys(led: Ledger, tickers: list[str], since_us: int, until_us: int) -> set[Key]:
+    """Content keys (without params/tags) of stored records in the tickers and time span."""
+    hist = led.history(ticker=tickers, since=format_ts(since_us), until=format_ts(until_us))
+    if hist.empty:
+        return set()
+    ts = hist["timestamp"].dt.as_unit("us").astype("int64").tolist()
+    custom = [c for c in hist.columns if c not in SEED_FIELDS]
+    seed = zip(*(hist[m].tolist() for m in SEED_METRICS), strict=True)
+    extra = zip(*(hist[c].tolist() for c in custom), strict=True) if custom else iter(lambda: (), None)
+    out = set()
+    for t, tick, mod, s, notes, ex in zip(
+        ts, hist["ticker"].tolist(), hist["model_name"].tolist(), seed, hist["notes"].tolist(), extra,
+        strict=False,
+    ):
+        metrics = {c: v for c, v in zip(custom, ex, strict=True) if not math.isnan(v)}
+        out.add(record_key(t, tick, mod, s, notes, metrics, None, None, full=False))
+    return out
+
+
+def stored_records(
+    led: Ledger,
+    tickers: Iterable[str] | None = None,
+    models: Iterable[str] | None = None,
+    since_us: int | None = None,
+    until_us: int | None = None,
+) -> list[dict[str, Any]]:
+    """Stored records as seed dicts *with* metrics, params and tags, filtered in Python.
+
+    ``history`` has no params/tags, so this goes through :meth:`Ledger.export_seed_files`
+    into a temporary directory: a full scan, used only where params and tags matter.
+    """
+    tick = set(tickers) if tickers is not None else None
+    mods = set(models) if models is not None else None
+    with tempfile.TemporaryDirectory(prefix="perfledger-") as tmp:
+        led.export_seed_files(tmp)
+        with open(Path(tmp) / "model_performance.json", encoding="utf-8") as f:
+            records = json.load(f)
+    out = []
+    for rec in records:
+        if tick is not None and rec["ticker"] not in tick:
+            continue
+        if mods is not None and rec["model_name"] not in mods:
+            continue
+        if since_us is not None or until_us is not None:
+            ts = parse_timestamp(rec["timestamp"])
+            if (since_us is not None and ts < since_us) or (until_us is not None and ts > until_us):
+                continue
+        for k in _DICT_FIELDS:
+            rec.setdefault(k, {})
+        out.append(rec)
+    return out
+
+
+# --------------------------------------------------------------------------- import
+
+
+def import_file(
+    led: Ledger, path: str | Path, *, skip_invalid: bool = False, progress: Progress | None = None
+) -> ImportReport:
+    """Import one file (see the module docstring); returns what happened.
+
+    Raises :class:`ValidationError` only for a file that cannot be read as records at all
+    (unknown type, not JSON, not an array); bad *rows* are reported, not raised.
+    """
+    import numpy as np
+    import pandas as pd
+
+    path = Path(path)
+    rows, where, pre = read_rows(path, progress)
+    report = ImportReport(path=path, rows=len(rows))
+    if not rows:
+        return report
+    if progress is not None:
+        progress("checking", 0, 0)
+    frame = pd.DataFrame(rows, index=range(len(rows)))
+    for col in _DICT_FIELDS:
+        if col in frame.columns:
+            frame[col] = [v if isinstance(v, dict) else None for v in frame[col].tolist()]
+    problems = {pos: list(p) for pos, p in pre.items()}
+    try:
+        clean: pd.DataFrame | None = validate_frame(frame)
+    except ValidationError as exc:
+        if any(r is None for r, _f, _m in exc.problems):
+            raise  # a whole-file problem (a column that cannot exist), not a row problem
+        for pos, fld, msg in exc.problems:
+            problems.setdefault(int(pos), []).append((fld, msg))
+        clean = None
+    for pos in sorted(problems):
+        for fld, msg in problems[pos]:
+            report.rejected.append(Rejected(where[pos], fld, msg))
+    if problems and not skip_invalid:
+        report.stored = False
+        return report
+    if clean is None or problems:
+        good = [p for p in range(len(rows)) if p not in problems]
+        if not good:
+            return report
+        clean = validate_frame(frame.loc[good])
+
+    if progress is not None:
+        progress("comparing", 0, 0)
+    full = _frame_keys(clean, full=True)
+    seen: set[Key] = set()
+    first = np.zeros(len(clean), dtype=bool)
+    for i, k in enumerate(full):
+        if k not in seen:
+            seen.add(k)
+            first[i] = True
+    candidates = np.flatnonzero(first)
+    ts = clean["ts_us"].to_numpy()
+    tickers = sorted(set(clean["ticker"].tolist()))
+    since, until = int(ts.min()), int(ts.max())
+    stored_vis = _history_keys(led, tickers, since, until)
+    new = first.copy()
+    if stored_vis:
+        vis = _frame_keys(clean.iloc[candidates], full=False)
+        maybe = [int(c) for c, k in zip(candidates, vis, strict=True) if k in stored_vis]
+        if maybe:
+            stored_full = {
+                record_key(parse_timestamp(r["timestamp"]), r["ticker"], r["model_name"],
+                           (r[m] for m in SEED_METRICS), r["notes"], r["metrics"], r["params"], r["tags"])
+                for r in stored_records(led, tickers)
+            }
+            for c in maybe:
+                if full[c] in stored_full:
+                    new[c] = False
+    report.duplicates = int(len(clean) - new.sum())
+    keep = clean.iloc[np.flatnonzero(new)]
+    if len(keep):
+        if progress is not None:
+            progress("storing", 0, 0)
+        out = pd.DataFrame({
+            "timestamp": [format_ts(t) for t in keep["ts_us"].tolist()],
+            "ticker": keep["ticker"].tolist(),
+            "model_name": keep["model_name"].tolist(),
+            **{m: keep[m].to_numpy(dtype=float) for m in SEED_METRICS},
+            "notes": keep["notes"].tolist(),
+            "metrics": keep["metrics"].tolist(),
+            "params": keep["params"].tolist(),
+            "tags": keep["tags"].tolist(),
+        })
+        report.imported = led.log_many(out)
+    return report
