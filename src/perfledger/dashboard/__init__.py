@@ -7,16 +7,9 @@ to unit-test, no Streamlit), :mod:`.app` lays the page out, :mod:`.launch` start
 ``streamlit run`` on :mod:`.streamlit_app` for an installed package.
 
 Streamlit and Plotly are imported only by the modules that need them, so importing this
-package (e.g. for :func:`~perfledger.dashboard.launch.launch`) stays cheap.
+package stays cheap. Start it with :func:`perfledger.dashboard.launch.launch`.
 """
 
 from __future__ import annotations
 
-__all__ = ["launch"]
-
-
-def launch(*args: object, **kwargs: object) -> int:
-    """Shortcut for :func:`perfledger.dashboard.launch.launch` (imported lazily)."""
-    from .launch import launch as _launch
-
-    return _launch(*args, **kwargs)  # type: ignore[arg-type]
+__all__: list[str] = []
