@@ -28,6 +28,7 @@ from .tables import (
     metric_label,
     model_metric_means,
     order_metrics,
+    time_ago,
     top_models,
 )
 
@@ -59,20 +60,21 @@ def _show_flash() -> None:
         getattr(st, kind)(message)
 
 
-def _number_config(columns: list[str], metric_of: dict[str, str]) -> dict[str, Any]:
-    """Column formats for tables: rates and returns as %, Sharpe 2 decimals, MSE 4."""
+def _formatted(table: pd.DataFrame, metric_of: dict[str, str]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``table`` ready to show, with its column formats: rates and returns as "12.3%" (scaled
+    here, since Streamlit's percent preset varies its decimals), Sharpe with 2 decimals, MSE 4."""
+    out = table.copy()
     config: dict[str, Any] = {}
-    for col in columns:
-        m = metric_of.get(col)
-        if m is None:
+    for col, m in metric_of.items():
+        if col not in out.columns:
             continue
-        fmt = (
-            "percent"
-            if m in PERCENT_METRICS
-            else ("%.4f" if m == "mse" else "%.2f" if m == "sharpe" else "%.4g")
-        )
+        if m in PERCENT_METRICS:
+            out[col] = out[col] * 100.0
+            fmt = "%.1f%%"
+        else:
+            fmt = "%.4f" if m == "mse" else "%.2f" if m == "sharpe" else "%.4g"
         config[col] = st.column_config.NumberColumn(col, format=fmt)
-    return config
+    return out, config
 
 
 def _display_history(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -84,7 +86,7 @@ def _display_history(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]
     renamed.update({m: metric_label(m) for m in metrics})
     out = frame[["timestamp", "ticker", "model_name", *metrics, "notes"]].rename(columns=renamed)
     out["Logged (UTC)"] = out["Logged (UTC)"].dt.tz_convert("UTC").dt.tz_localize(None)
-    config = _number_config(list(out.columns), {metric_label(m): m for m in metrics})
+    out, config = _formatted(out, {metric_label(m): m for m in metrics})
     config["Logged (UTC)"] = st.column_config.DatetimeColumn("Logged (UTC)", format="YYYY-MM-DD HH:mm")
     return out, config
 
@@ -249,18 +251,19 @@ def render_performance(
     if best:
         st.markdown("##### Best models (all time)")
         metrics = order_metrics(k.removeprefix("best_") for k in best)
-        cols = st.columns(min(len(metrics), 6))
-        for i, m in enumerate(metrics):
-            b = best[f"best_{m}"]
-            cols[i % len(cols)].metric(
-                f"Best {metric_label(m)}",
-                format_value(m, b["value"]),
-                delta=b["model"],
-                delta_color="off",
-                delta_arrow="off",
-                border=True,
-                help=f"{b['model']}, logged {format_date(b['timestamp'])}",
-            )
+        for row_start in range(0, len(metrics), 3):
+            row = metrics[row_start : row_start + 3]
+            for col, m in zip(st.columns(3), row, strict=False):
+                b = best[f"best_{m}"]
+                col.metric(
+                    f"Best {metric_label(m)}",
+                    format_value(m, b["value"]),
+                    delta=b["model"],
+                    delta_color="off",
+                    delta_arrow="off",
+                    border=True,
+                    help=f"{b['model']}, logged {format_date(b['timestamp'])}",
+                )
     if frame.empty:
         st.info("No evaluations match these filters — widen the date range or relax the thresholds.")
         return
@@ -294,13 +297,8 @@ def render_performance(
         )
         view = leaderboard_view(board, metric, dirs)
         metric_of = {c: m for m in dirs for c in view.columns if c.startswith(metric_label(m) + " (")}
-        st.dataframe(
-            view,
-            hide_index=True,
-            width="stretch",
-            column_config=_number_config(list(view.columns), metric_of),
-            key="perf_leaderboard",
-        )
+        view, config = _formatted(view, metric_of)
+        st.dataframe(view, hide_index=True, width="stretch", column_config=config, key="perf_leaderboard")
 
     st.markdown("##### Raw data")
     shown = frame.iloc[::-1].head(data.RAW_TABLE_ROWS)
@@ -361,7 +359,14 @@ def render_analytics(
     c[0].metric("Records", f"{stats['records']:,}", border=True)
     c[1].metric("Tickers", f"{stats['tickers']:,}", border=True)
     c[2].metric("Models", f"{stats['models']:,}", border=True)
-    c[3].metric("Last log", format_date(stats["last_timestamp"]), border=True)
+    c[3].metric(
+        "Last log",
+        time_ago(stats["last_timestamp"]),
+        delta=format_date(stats["last_timestamp"]),
+        delta_color="off",
+        delta_arrow="off",
+        border=True,
+    )
 
     left, right = st.columns(2)
     with left:
@@ -369,13 +374,8 @@ def render_analytics(
         top = top_models(
             data.leaderboard(location, state, None, metric, None), metric, dirs.get(metric, True)
         )
-        st.dataframe(
-            top,
-            hide_index=True,
-            width="stretch",
-            key="top_models",
-            column_config=_number_config(list(top.columns), {top.columns[-1]: metric}),
-        )
+        top, config = _formatted(top, {top.columns[-1]: metric})
+        st.dataframe(top, hide_index=True, width="stretch", key="top_models", column_config=config)
     with right:
         st.markdown("##### 🕒 Recent activity")
         table, config = _display_history(data.recent(location, state, 20))

@@ -74,6 +74,26 @@ def format_date(value: Any) -> str:
     return ts.tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC")
 
 
+def time_ago(value: Any, now: datetime | None = None) -> str:
+    """How long ago ``value`` (ISO string or datetime) was: "just now", "5 min ago",
+    "3 h ago", "2 days ago" — what a glance at "last log" wants to know."""
+    if value is None or value == "":
+        return "never"
+    ts = pd.Timestamp(value)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    ref = pd.Timestamp(now) if now is not None else pd.Timestamp.now(tz="UTC")
+    ref = ref.tz_localize("UTC") if ref.tzinfo is None else ref
+    seconds = (ref - ts).total_seconds()
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86_400:
+        return f"{int(seconds // 3600)} h ago"
+    days = int(seconds // 86_400)
+    return f"{days} day{'s' if days != 1 else ''} ago"
+
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
