@@ -397,6 +397,9 @@ class _FakeProc:
     def wait(self, timeout: float | None = None) -> int:
         return 3
 
+    def terminate(self) -> None:
+        pass
+
 
 def test_launch_adds_sample_data_and_runs_streamlit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -414,6 +417,7 @@ def test_launch_adds_sample_data_and_runs_streamlit(
         "--server.port": "8765",
         "--server.headless": "true",
         "--browser.gatherUsageStats": "false",
+        "--client.toolbarMode": "minimal",
     }
     assert env["PERFLEDGER_URL"] == str(loc.resolve())
     assert "http://127.0.0.1:8765" in capsys.readouterr().out

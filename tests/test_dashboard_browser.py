@@ -43,6 +43,8 @@ TABS = (  # label, screenshot, Plotly charts, tables in the tab
     ("📊 Quick Analytics", "analytics.png", 1, 2),
 )
 
+WAIT_MS = 60_000  # first visit loads plotly.js; slow on a busy 2-core machine
+
 pytestmark = pytest.mark.browser
 
 
@@ -93,7 +95,7 @@ def server(tmp_path: Path) -> Iterator[str]:
         sys.executable, "-m", "streamlit", "run", str(PAGE),
         "--server.address", "127.0.0.1", "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none",
+        "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal",
     ]  # fmt: skip
     log = (tmp_path / "streamlit.log").open("wb")
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
@@ -135,15 +137,15 @@ def test_three_tabs_render_charts_and_tables(browser_available: None, server: st
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(30_000)
             page.goto(server, wait_until="domcontentloaded")
-            expect(page.get_by_role("tab")).to_have_count(3, timeout=60_000)
+            expect(page.get_by_role("tab")).to_have_count(3, timeout=WAIT_MS)
             for label, shot, n_charts, n_tables in TABS:
                 tab = page.get_by_role("tab", name=label)
                 tab.click()
-                expect(tab).to_have_attribute("aria-selected", "true")
+                expect(tab).to_have_attribute("aria-selected", "true", timeout=WAIT_MS)
                 panel = page.get_by_role("tabpanel").filter(visible=True)
-                expect(panel.locator(".js-plotly-plot .main-svg").first).to_be_visible()
-                expect(panel.locator("[data-testid='stDataFrame']").first).to_be_visible()
-                expect(panel.locator(".js-plotly-plot")).to_have_count(n_charts)
+                expect(panel.locator(".js-plotly-plot .main-svg").first).to_be_visible(timeout=WAIT_MS)
+                expect(panel.locator("[data-testid='stDataFrame']").first).to_be_visible(timeout=WAIT_MS)
+                expect(panel.locator(".js-plotly-plot")).to_have_count(n_charts, timeout=WAIT_MS)
                 assert panel.locator("[data-testid='stDataFrame']").count() >= n_tables
                 page.wait_for_load_state("networkidle")
                 page.wait_for_timeout(800)  # let Plotly finish its transition

@@ -72,6 +72,12 @@ def _series(frame: pd.DataFrame, metric: str) -> list[tuple[str, np.ndarray, np.
     return out
 
 
+def _datetimes(ns: np.ndarray) -> pd.DatetimeIndex:
+    """Nanosecond ints as UTC datetimes at millisecond precision (bucket means have stray
+    nanoseconds that Plotly's serializer would warn about; no chart resolves them)."""
+    return pd.to_datetime(np.asarray(ns, dtype=np.int64), utc=True).floor("ms")
+
+
 def _empty_figure(title: str, message: str) -> go.Figure:
     fig = go.Figure()
     fig.update_layout(title=title, **_LAYOUT, height=360)
@@ -99,7 +105,7 @@ def time_series_figure(
         reduced = reduced or len(dx) < np.count_nonzero(~np.isnan(y))
         fig.add_trace(
             go.Scatter(
-                x=pd.to_datetime(dx, utc=True),
+                x=_datetimes(dx),
                 y=dy,
                 name=model,
                 mode="lines+markers" if len(dx) <= 200 else "lines",
@@ -215,7 +221,7 @@ def trend_figure(
         dx, dy = downsample(x[ok], rolled, budget)
         fig.add_trace(
             go.Scatter(
-                x=pd.to_datetime(dx, utc=True),
+                x=_datetimes(dx),
                 y=dy,
                 name=model,
                 mode="lines",

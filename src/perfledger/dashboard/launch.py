@@ -9,10 +9,12 @@ signal handling, which do not mix with a CLI's); the ledger location travels thr
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..ledger import ENV_URL, resolve_location
 
@@ -46,20 +48,13 @@ def free_port(address: str = "127.0.0.1", start: int = DEFAULT_PORT, tries: int 
 def streamlit_command(address: str, port: int) -> list[str]:
     """The ``streamlit run`` command line: headless, no telemetry, bound where asked."""
     return [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(SCRIPT),
-        "--server.address",
-        address,
-        "--server.port",
-        str(port),
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
+        sys.executable, "-m", "streamlit", "run", str(SCRIPT),
+        "--server.address", address,
+        "--server.port", str(port),
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "minimal",
+    ]  # fmt: skip
 
 
 def launch(
@@ -93,6 +88,7 @@ def launch(
     )
     env = {**os.environ, ENV_URL: loc}
     proc = subprocess.Popen(streamlit_command(address, port), env=env)
+    previous = _forward_sigterm(proc)
     try:
         return proc.wait()
     except KeyboardInterrupt:
@@ -102,3 +98,16 @@ def launch(
         except subprocess.TimeoutExpired:
             proc.kill()
             return proc.wait()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _forward_sigterm(proc: subprocess.Popen[bytes]) -> Any:
+    """Stop the server when we are stopped (a service manager sends SIGTERM, not Ctrl+C), so
+    no orphaned Streamlit keeps the port. Returns the previous handler, or None off the main
+    thread where handlers cannot be installed."""
+    try:
+        return signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
+    except ValueError:
+        return None
