@@ -7,7 +7,9 @@ Every test gets its own ledger directory through ``$PERFLEDGER_URL``, never the 
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,6 +30,7 @@ from perfledger.sample import sample_records
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "Model_Performance_Dashboard.py")
+SRC = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
 TIMEOUT = 60
 
 
@@ -154,6 +157,8 @@ def test_log_form_valid_stores_one_record(store: Path) -> None:
     )
     assert np.isnan(row.accuracy)
     assert len(at.tabs) == 3  # shown in the same run
+    assert at.sidebar.number_input(key="log_sharpe").value is None  # cleared for the next one
+    assert at.sidebar.text_input(key="log_model").value == "LSTM_v1"
 
 
 @pytest.mark.parametrize(
@@ -273,8 +278,10 @@ def test_every_tab_renders(seeded: Path, metric: str) -> None:
 def test_new_record_from_another_process_appears_on_rerun(seeded: Path) -> None:
     at = run_app()
     assert "NEWT" not in at.sidebar.selectbox(key="ticker").options
-    with Ledger(seeded) as other:
-        other.log("Fresh_v1", "NEWT", sharpe=3.0)
+    code = f"from perfledger import Ledger; Ledger({str(seeded)!r}).log('Fresh_v1', 'NEWT', sharpe=3.0)"
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, timeout=60, env={**os.environ, "PYTHONPATH": SRC}
+    )
     at.run()
     assert "NEWT" in at.sidebar.selectbox(key="ticker").options
     assert at.tabs[2].metric[0].value == "121"

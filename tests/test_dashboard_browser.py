@@ -12,6 +12,7 @@ where a missing browser is a failure: CI must never silently skip it (``make bro
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -20,8 +21,12 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "pages" / "Model_Performance_Dashboard.py"
@@ -124,6 +129,17 @@ def browser_available() -> None:
         _unavailable("playwright (python) is not installed")
 
 
+def _check_download(page: Page) -> None:
+    """The CSV is built on click (a callable) and has every filtered row: 4 models × 20."""
+    page.get_by_role("tab", name=TABS[0][0]).click()
+    with page.expect_download(timeout=WAIT_MS) as info:
+        page.get_by_role("button", name="Download CSV").click()
+    download = info.value
+    assert re.fullmatch(r"perfledger_AAPL_\d{8}\.csv", download.suggested_filename)
+    lines = Path(download.path()).read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("timestamp,ticker,model_name,sharpe") and len(lines) == 1 + 80
+
+
 def test_three_tabs_render_charts_and_tables(browser_available: None, server: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -153,5 +169,6 @@ def test_three_tabs_render_charts_and_tables(browser_available: None, server: st
                 assert "Traceback" not in page.inner_text("body")
                 page.screenshot(path=str(SHOTS / shot))
                 shutil.copyfile(SHOTS / shot, DOC_SHOTS / shot)
+            _check_download(page)
         finally:
             browser.close()

@@ -128,6 +128,9 @@ def _on_log(location: str) -> None:
         ss["log_error"] = str(exc)
         return
     ss["log_error"] = None
+    for m in SEED_ORDER:  # ready for the next evaluation; model and ticker stay
+        ss[f"log_{m}"] = None
+    ss["log_notes"] = ""
     _flash("success", f"Logged {rec['model_name']} on {rec['ticker']}.")
 
 
@@ -293,7 +296,12 @@ def render_performance(
         st.caption(
             f"Ranked by mean {metric_label(metric)}"
             f"{f' over the last {filters.days_back:g} days' if filters.days_back else ' (all time)'}; "
-            "aggregated by the database."
+            "aggregated by the database"
+            + (
+                " (the date range and thresholds apply to the charts and raw data only)."
+                if filters.start or filters.end or filters.at_least or filters.at_most
+                else "."
+            )
         )
         view = leaderboard_view(board, metric, dirs)
         metric_of = {c: m for m in dirs for c in view.columns if c.startswith(metric_label(m) + " (")}
