@@ -340,7 +340,8 @@ def render_best_models(location: str, state: str, dirs: dict[str, bool]) -> None
         st.dataframe(long, hide_index=True, width="stretch", key="best_long")
 
     st.subheader("Metrics comparison")
-    scope = st.selectbox("Scope", [ALL_TICKERS, *data.tickers(location, state)], key="heatmap_scope")
+    scope_col, _ = st.columns([1, 2])
+    scope = scope_col.selectbox("Scope", [ALL_TICKERS, *data.tickers(location, state)], key="heatmap_scope")
     board = data.leaderboard(location, state, None if scope == ALL_TICKERS else scope, "sharpe", None)
     table = model_metric_means(board, dirs)
     st.plotly_chart(
