@@ -273,6 +273,9 @@ def test_every_tab_renders(seeded: Path, metric: str) -> None:
     assert len(analytics.dataframe[1].value) == 20  # recent activity
     at.tabs[1].selectbox(key="heatmap_scope").select("MSFT").run()
     assert not at.exception
+    assert at.tabs[2].select_slider(key="trend_window").value == 5
+    at.tabs[2].select_slider(key="trend_window").set_value(2).run()
+    assert not at.exception
 
 
 def test_new_record_from_another_process_appears_on_rerun(seeded: Path) -> None:

@@ -35,6 +35,7 @@ from .tables import (
 TABS = ("📈 Performance Dashboard", "🏆 Best Models Summary", "📊 Quick Analytics")
 DAYS_BACK_OPTIONS = (0, 1, 7, 14, 30, 60, 90, 180, 365)
 ALL_TICKERS = "All tickers"
+TREND_WINDOWS = (2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
 FIRST_RUN_SNIPPET = """from memory.model_log import log_model_performance   # the seed's API
 
 log_model_performance(model_name="LSTM_v1", ticker="AAPL", sharpe=1.85, mse=0.0234,
@@ -391,7 +392,13 @@ def render_analytics(
         st.dataframe(table, hide_index=True, width="stretch", column_config=config, key="recent")
 
     st.markdown(f"##### Performance trend · {filters.ticker}")
-    window = st.slider("Rolling window (evaluations)", 2, 50, 5, key="trend_window")
+    # A window that smooths: ~1/40 of the longest model's series (from the database's counts).
+    board = data.leaderboard(location, state, filters.ticker, metric, filters.days_back)
+    longest = int(board["records"].max()) if not board.empty else 0
+    suggested = max(5, next((w for w in TREND_WINDOWS if w >= longest / 40), TREND_WINDOWS[-1]))
+    window = st.select_slider(
+        "Rolling window (evaluations)", TREND_WINDOWS, value=suggested, key="trend_window"
+    )
     frame = data.history(location, state, filters)
     st.plotly_chart(charts.trend_figure(frame, metric, window), key="trend", width="stretch")
 
