@@ -1,0 +1,235 @@
+"""Plotly figure builders: pure functions from small frames to figures.
+
+A chart never carries more points than a person can see: long series are reduced to
+time-bucket means (:func:`downsample`), at most ``MAX_POINTS_PER_TRACE`` per model and
+``MAX_POINTS_PER_CHART`` in all, so a 100,000-record ledger renders as fast as a small one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from .tables import format_value, metric_label, plotly_tickformat
+
+MAX_POINTS_PER_TRACE = 2_000
+MAX_POINTS_PER_CHART = 12_000
+_LAYOUT = {
+    "template": "plotly_white",
+    "margin": {"l": 10, "r": 10, "t": 48, "b": 10},
+    "legend": {"orientation": "h", "yanchor": "top", "y": -0.12, "xanchor": "left", "x": 0},
+}
+
+
+def points_budget(
+    n_traces: int, per_trace: int = MAX_POINTS_PER_TRACE, per_chart: int = MAX_POINTS_PER_CHART
+) -> int:
+    """Points each trace may keep so the whole chart stays within ``per_chart``."""
+    if n_traces <= 0:
+        return per_trace
+    return max(2, min(per_trace, per_chart // n_traces))
+
+
+def downsample(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_points`` points: the mean time and mean value of each of ``max_points``
+    equal time buckets (empty buckets dropped). Means keep the trend honest (no cherry-picked
+    extremes) and cost one vectorised pass. ``x`` is int64 nanoseconds or floats; NaN values
+    are dropped first. Short series come back unchanged."""
+    x = np.asarray(x)
+    y = np.asarray(y, dtype=float)
+    ok = ~np.isnan(y)
+    x, y = x[ok], y[ok]
+    n = len(x)
+    if n <= max_points or max_points < 1:
+        return x, y
+    xf = x.astype(np.float64)
+    lo, hi = float(xf.min()), float(xf.max())
+    if hi == lo:
+        return x[:1], np.array([y.mean()])
+    idx = np.minimum(((xf - lo) / (hi - lo) * max_points).astype(np.int64), max_points - 1)
+    counts = np.bincount(idx, minlength=max_points)
+    keep = counts > 0
+    mx = np.bincount(idx, weights=xf, minlength=max_points)[keep] / counts[keep]
+    my = np.bincount(idx, weights=y, minlength=max_points)[keep] / counts[keep]
+    return mx.astype(x.dtype) if x.dtype.kind in "iu" else mx, my
+
+
+def _series(frame: pd.DataFrame, metric: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(model, int64 ns times, values) per model, in model order."""
+    if frame.empty or metric not in frame.columns:
+        return []
+    ts = frame["timestamp"]
+    ns = ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]").astype(np.int64)
+    vals = frame[metric].to_numpy(dtype=float)
+    models = frame["model_name"].to_numpy()
+    out = []
+    for model in sorted(pd.unique(models)):
+        sel = models == model
+        out.append((str(model), ns[sel], vals[sel]))
+    return out
+
+
+def _datetimes(ns: np.ndarray) -> pd.DatetimeIndex:
+    """Nanosecond ints as UTC datetimes at millisecond precision (bucket means have stray
+    nanoseconds that Plotly's serializer would warn about; no chart resolves them)."""
+    return pd.to_datetime(np.asarray(ns, dtype=np.int64), utc=True).floor("ms")
+
+
+def _empty_figure(title: str, message: str) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(title=title, **_LAYOUT, height=360)
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def time_series_figure(
+    frame: pd.DataFrame, metric: str, *, title: str | None = None, max_points: int = MAX_POINTS_PER_TRACE
+) -> tuple[go.Figure, bool]:
+    """One line per model of ``metric`` over time; returns the figure and whether any trace
+    was downsampled (the page says so, so nobody mistakes bucket means for raw points)."""
+    label = metric_label(metric)
+    title = title or f"{label} over time"
+    series = _series(frame, metric)
+    if not series:
+        return _empty_figure(title, f"No {label} values for these filters"), False
+    budget = points_budget(len(series), max_points)
+    fig = go.Figure()
+    reduced = False
+    for model, x, y in series:
+        dx, dy = downsample(x, y, budget)
+        reduced = reduced or len(dx) < np.count_nonzero(~np.isnan(y))
+        fig.add_trace(
+            go.Scatter(
+                x=_datetimes(dx),
+                y=dy,
+                name=model,
+                mode="lines+markers" if len(dx) <= 200 else "lines",
+                marker={"size": 5},
+                hovertemplate=f"<b>{model}</b><br>%{{x|%Y-%m-%d %H:%M}}<br>{label}: "
+                f"%{{y:{plotly_tickformat(metric)}}}<extra></extra>",
+            )
+        )
+    fig.update_layout(title=title, height=420, **_LAYOUT)
+    fig.update_yaxes(title=label, tickformat=plotly_tickformat(metric))
+    fig.update_xaxes(title=None)
+    return fig, reduced
+
+
+def comparison_figure(board: pd.DataFrame, metric: str, higher_is_better: bool) -> go.Figure:
+    """Mean ``metric`` per model with ±1 std error bars, best model first, from a leaderboard
+    (aggregated by the database)."""
+    label = metric_label(metric)
+    title = f"Mean {label} per model ({'higher' if higher_is_better else 'lower'} is better)"
+    key = f"{metric}_mean"
+    if board.empty or key not in board.columns or board[key].notna().sum() == 0:
+        return _empty_figure(title, f"No {label} values yet")
+    rows = board.dropna(subset=[key]).sort_values(key, ascending=not higher_is_better)
+    std = rows[f"{metric}_std"].fillna(0.0) if f"{metric}_std" in rows else None
+    names = (
+        (rows["ticker"] + " · " + rows["model_name"]) if rows["ticker"].nunique() > 1 else rows["model_name"]
+    )
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=rows[key],
+            error_y={"type": "data", "array": std, "visible": std is not None},
+            marker_color="#4C78A8",
+            customdata=np.stack(
+                [rows["records"].to_numpy(), (std if std is not None else rows[key] * 0)], axis=1
+            ),
+            hovertemplate=f"<b>%{{x}}</b><br>mean {label}: %{{y:{plotly_tickformat(metric)}}}"
+            f"<br>std: %{{customdata[1]:{plotly_tickformat(metric)}}}"
+            "<br>records: %{customdata[0]}<extra></extra>",
+        )
+    )
+    fig.update_layout(title=title, height=380, showlegend=False, **_LAYOUT)
+    fig.update_yaxes(title=label, tickformat=plotly_tickformat(metric))
+    return fig
+
+
+def goodness(table: pd.DataFrame, directions: Mapping[str, bool]) -> pd.DataFrame:
+    """Each metric column scaled to 0..1 where 1 is best *in that metric's direction* (low MSE
+    scores high). A column with one distinct value scores 0.5; unknown directions count as
+    higher-is-better; missing values stay NaN."""
+    out = pd.DataFrame(index=table.index)
+    for col in table.columns:
+        v = table[col].astype(float)
+        lo, hi = v.min(), v.max()
+        if pd.isna(lo) or hi == lo:
+            score = v * 0 + 0.5
+        else:
+            score = (v - lo) / (hi - lo)
+            if not directions.get(col, True):
+                score = 1.0 - score
+        out[col] = score
+    return out
+
+
+def heatmap_figure(table: pd.DataFrame, directions: Mapping[str, bool], *, title: str) -> go.Figure:
+    """Models × metrics heatmap coloured by :func:`goodness` (green = best for that metric)
+    with the raw values written in the cells."""
+    if table.empty:
+        return _empty_figure(title, "No metrics to compare yet")
+    score = goodness(table, directions)
+    text = [[format_value(m, table.at[i, m]) for m in table.columns] for i in table.index]
+    labels = [f"{metric_label(m)} {'↑' if directions.get(m, True) else '↓'}" for m in table.columns]
+    fig = go.Figure(
+        go.Heatmap(
+            z=score.to_numpy(),
+            x=labels,
+            y=[str(i) for i in table.index],
+            text=text,
+            texttemplate="%{text}",
+            colorscale="RdYlGn",
+            zmin=0,
+            zmax=1,
+            colorbar={
+                "title": {"text": "relative<br>goodness"},
+                "tickvals": [0, 1],
+                "ticktext": ["worst", "best"],
+            },
+            hovertemplate="<b>%{y}</b><br>%{x}: %{text}<extra></extra>",
+            xgap=2,
+            ygap=2,
+        )
+    )
+    fig.update_layout(title=title, height=max(260, 60 + 44 * len(table)), **{**_LAYOUT, "legend": {}})
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def trend_figure(
+    frame: pd.DataFrame, metric: str, window: int, max_points: int = MAX_POINTS_PER_TRACE
+) -> go.Figure:
+    """Rolling mean of ``metric`` over each model's last ``window`` evaluations: the trend
+    without the evaluation-to-evaluation noise (a decaying model shows as a falling line)."""
+    label = metric_label(metric)
+    title = f"{label}: rolling mean of the last {window} evaluations"
+    series = _series(frame, metric)
+    if not series:
+        return _empty_figure(title, f"No {label} values for these filters")
+    budget = points_budget(len(series), max_points)
+    fig = go.Figure()
+    for model, x, y in series:
+        ok = ~np.isnan(y)
+        rolled = pd.Series(y[ok]).rolling(window, min_periods=1).mean().to_numpy()
+        dx, dy = downsample(x[ok], rolled, budget)
+        fig.add_trace(
+            go.Scatter(
+                x=_datetimes(dx),
+                y=dy,
+                name=model,
+                mode="lines",
+                line={"width": 2.5, "shape": "spline" if len(dx) <= 300 else "linear"},
+                hovertemplate=f"<b>{model}</b><br>%{{x|%Y-%m-%d}}<br>rolling {label}: "
+                f"%{{y:{plotly_tickformat(metric)}}}<extra></extra>",
+            )
+        )
+    fig.update_layout(title=title, height=400, **_LAYOUT)
+    fig.update_yaxes(title=f"{label} (rolling mean)", tickformat=plotly_tickformat(metric))
+    return fig

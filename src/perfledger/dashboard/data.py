@@ -1,0 +1,153 @@
+"""Every question the dashboard asks the :class:`~perfledger.Ledger`, cached.
+
+Caches are keyed on the ledger's location *and* its ``stats()["state"]`` token, which
+changes on every write by any process: a rerun after someone else logs sees the new record,
+and an unchanged ledger is never queried twice. ``stats()`` itself is not cached (it is the
+freshness check and costs a few indexed reads). All filtering and aggregation happens in
+the Ledger (i.e. in the database); this module adds no SQL and no pandas group-bys.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from ..ledger import Ledger, resolve_location
+
+READ_ONLY_ENV = "PERFLEDGER_READ_ONLY"
+RAW_TABLE_ROWS = 1_000
+
+
+def current_location() -> str:
+    """Where the dashboard reads, resolved like ``Ledger()``: ``$PERFLEDGER_URL`` else
+    ``./memory/logs`` (made absolute, so the cache key names one store)."""
+    loc = os.fspath(resolve_location(None))
+    return loc if "://" in loc else os.path.abspath(loc)
+
+
+def display_location(location: str) -> str:
+    """The location as it may be shown on a page: a database URL without its password."""
+    if "://" not in location:
+        return location
+    import sqlalchemy as sa
+
+    try:
+        return sa.make_url(location).render_as_string(hide_password=True)
+    except Exception:
+        return location.split("://", 1)[0] + "://…"
+
+
+def read_only() -> bool:
+    """True when ``$PERFLEDGER_READ_ONLY`` is set to a true-ish value: a shared dashboard
+    must not offer anyone a "Clear all data" button."""
+    return os.environ.get(READ_ONLY_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@st.cache_resource(show_spinner=False)
+def get_ledger(location: str) -> Ledger:
+    """One Ledger per location per server process (it is thread-safe and pools connections)."""
+    return Ledger(location)
+
+
+def stats(location: str) -> dict[str, Any]:
+    """Fresh counts and the state token (deliberately uncached)."""
+    return get_ledger(location).stats()
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the sidebar selected; hashable so it can be part of a cache key."""
+
+    ticker: str
+    models: tuple[str, ...] = ()
+    days_back: float | None = None
+    start: date | None = None
+    end: date | None = None
+    at_least: tuple[tuple[str, float], ...] = field(default=())
+    at_most: tuple[tuple[str, float], ...] = field(default=())
+
+    def history_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``Ledger.history`` for these filters (dates are whole UTC days,
+        the end date inclusive)."""
+        return {
+            "ticker": self.ticker,
+            "model_name": list(self.models) or None,
+            "days_back": self.days_back,
+            "since": datetime.combine(self.start, time.min, UTC) if self.start else None,
+            "until": (
+                datetime.combine(self.end + timedelta(days=1), time.min, UTC) - timedelta(microseconds=1)
+                if self.end
+                else None
+            ),
+            "at_least": dict(self.at_least) or None,
+            "at_most": dict(self.at_most) or None,
+        }
+
+    def describe(self) -> str:
+        """One line saying which filters are active, for captions."""
+        parts = [f"models: {', '.join(self.models)}" if self.models else "all models"]
+        if self.days_back:
+            parts.append(f"last {self.days_back:g} days")
+        if self.start or self.end:
+            parts.append(f"{self.start or '…'} → {self.end or '…'}")
+        parts += [f"{k} ≥ {v:g}" for k, v in self.at_least]
+        parts += [f"{k} ≤ {v:g}" for k, v in self.at_most]
+        return " · ".join(parts)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def history(location: str, state: str, filters: Filters) -> pd.DataFrame:
+    """The filtered evaluations of one ticker, oldest first (the charts downsample them)."""
+    return get_ledger(location).history(**filters.history_kwargs())
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def recent(location: str, state: str, limit: int = 20) -> pd.DataFrame:
+    """The latest ``limit`` evaluations across the whole ledger, newest first."""
+    return get_ledger(location).history(limit=limit).iloc[::-1].reset_index(drop=True)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def leaderboard(
+    location: str, state: str, ticker: str | None, metric: str, days_back: float | None
+) -> pd.DataFrame:
+    """``Ledger.leaderboard`` (aggregated by the database)."""
+    return get_ledger(location).leaderboard(ticker, metric=metric, days_back=days_back)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def best(location: str, state: str) -> dict[str, Any]:
+    """``Ledger.best()`` for every ticker."""
+    return get_ledger(location).best()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def tickers(location: str, state: str) -> list[str]:
+    """Tickers with records, sorted."""
+    return get_ledger(location).tickers()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def models(location: str, state: str, ticker: str | None) -> list[str]:
+    """Models with records (for ``ticker``), sorted."""
+    return get_ledger(location).models(ticker)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def directions(location: str, state: str) -> dict[str, bool]:
+    """Tracked metrics → higher-is-better."""
+    return get_ledger(location).metric_directions()
+
+
+def csv_export(led: Ledger, filters: Filters) -> bytes:
+    """The full filtered history as CSV. The download button calls this only when clicked,
+    on another thread without a script context, so it takes the Ledger itself rather than
+    going through the Streamlit caches."""
+    out = led.history(**filters.history_kwargs())
+    out = out.assign(timestamp=out["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    return out.to_csv(index=False).encode("utf-8")

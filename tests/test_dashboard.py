@@ -1,0 +1,449 @@
+"""The Streamlit dashboard, driven headlessly with ``AppTest`` (no browser), plus unit tests
+of its pure helpers (charts, tables, launch).
+
+Every test gets its own ledger directory through ``$PERFLEDGER_URL``, never the repo's
+``memory/logs``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("streamlit")
+pytest.importorskip("plotly")
+
+from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.errors import AppTestError
+
+from perfledger import Ledger
+from perfledger.dashboard import charts, data, launch, tables
+from perfledger.sample import sample_records
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = str(ROOT / "pages" / "Model_Performance_Dashboard.py")
+SRC = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
+TIMEOUT = 60
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty ledger directory of this test only, made the dashboard's store."""
+    loc = tmp_path / "ledger"
+    monkeypatch.setenv("PERFLEDGER_URL", str(loc))
+    monkeypatch.delenv("PERFLEDGER_READ_ONLY", raising=False)
+    return loc
+
+
+@pytest.fixture
+def seeded(store: Path) -> Path:
+    """The store with 6 tickers × 4 models × 5 evaluations spread over 90 days."""
+    with Ledger(store) as led:
+        led.log_many(sample_records(evaluations=5, seed=3))
+    return store
+
+
+def records(store: Path) -> int:
+    with Ledger(store) as led:
+        return int(led.stats()["records"])
+
+
+def run_app() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def raw_table(at: AppTest) -> pd.DataFrame:
+    """The raw-data table of the Performance tab."""
+    return at.tabs[0].dataframe[-1].value
+
+
+def keys(at: AppTest) -> set[str]:
+    """Keys of every widget on the page."""
+    out = set()
+    for kind in ("button", "checkbox", "text_input", "number_input"):
+        out |= {w.key for w in getattr(at, kind) if w.key}
+    return out
+
+
+# ---------------------------------------------------------------------------- first run, actions
+
+
+def test_empty_store_shows_first_run_screen(store: Path) -> None:
+    at = run_app()
+    assert any("No evaluations logged yet" in i.value for i in at.info)
+    snippet = " ".join(c.value for c in at.code)
+    assert "log_model_performance" in snippet and "Ledger().log" in snippet
+    assert not at.tabs and not at.error
+
+
+def test_sample_data_button_adds_records(store: Path) -> None:
+    at = run_app()
+    at.sidebar.button(key="add_sample").click().run()
+    assert not at.exception
+    assert records(store) == 480
+    assert [t.label for t in at.tabs] == list(
+        ["📈 Performance Dashboard", "🏆 Best Models Summary", "📊 Quick Analytics"]
+    )
+    assert any("Added 480" in s.value for s in at.success)
+
+
+def test_first_run_sample_button(store: Path) -> None:
+    at = run_app()
+    at.button(key="first_run_sample").click().run()
+    assert records(store) == 480 and len(at.tabs) == 3
+
+
+def test_clear_needs_confirmation(seeded: Path) -> None:
+    at = run_app()
+    assert at.sidebar.button(key="clear").disabled
+    with pytest.raises(AppTestError, match="disabled"):  # no one can click it unconfirmed
+        at.sidebar.button(key="clear").click()
+    at.run()
+    assert records(seeded) == 120
+    assert len(at.tabs) == 3
+    at.sidebar.checkbox(key="confirm_clear").check().run()
+    assert not at.sidebar.button(key="clear").disabled
+    at.sidebar.button(key="clear").click().run()
+    assert not at.exception
+    assert records(seeded) == 0
+    assert any("No evaluations logged yet" in i.value for i in at.info)
+    assert at.sidebar.checkbox(key="confirm_clear").value is False
+
+
+def _fill_form(at: AppTest, **values: Any) -> AppTest:
+    for k in ("model", "ticker"):
+        if k in values:
+            at.sidebar.text_input(key=f"log_{k}").input(values.pop(k))
+    notes = values.pop("notes", None)
+    if notes is not None:
+        at.sidebar.text_area(key="log_notes").input(notes)
+    for k, v in values.items():
+        at.sidebar.number_input(key=f"log_{k}").set_value(v)
+    return at.sidebar.button(key="log_submit").click().run()
+
+
+def test_log_form_valid_stores_one_record(store: Path) -> None:
+    at = _fill_form(
+        run_app(),
+        model="LSTM_v1",
+        ticker="AAPL",
+        sharpe=1.85,
+        mse=0.0234,
+        win_rate=0.68,
+        notes="from the form",
+    )
+    assert not at.exception and not at.sidebar.error
+    with Ledger(store) as led:
+        hist = led.history()
+    assert len(hist) == 1
+    row = hist.iloc[0]
+    assert (row.model_name, row.ticker, row.sharpe, row.win_rate, row.notes) == (
+        "LSTM_v1",
+        "AAPL",
+        1.85,
+        0.68,
+        "from the form",
+    )
+    assert np.isnan(row.accuracy)
+    assert len(at.tabs) == 3  # shown in the same run
+    assert at.sidebar.number_input(key="log_sharpe").value is None  # cleared for the next one
+    assert at.sidebar.text_input(key="log_model").value == "LSTM_v1"
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"model": "LSTM_v1", "ticker": "AAPL", "win_rate": 68.0}, "win_rate"),
+        ({"model": "", "ticker": "AAPL", "sharpe": 1.0}, "model_name"),
+        ({"model": "LSTM_v1", "ticker": "AAPL", "drawdown": 0.3}, "drawdown"),
+    ],
+)
+def test_log_form_invalid_shows_error_and_stores_nothing(
+    store: Path, values: dict[str, Any], field: str
+) -> None:
+    at = _fill_form(run_app(), **values)
+    assert not at.exception
+    errors = [e.value for e in at.sidebar.error]
+    assert errors and field in errors[0], errors
+    assert records(store) == 0
+
+
+def test_read_only_hides_every_write(seeded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERFLEDGER_READ_ONLY", "1")
+    at = run_app()
+    assert len(at.tabs) == 3
+    assert not keys(at) & {
+        "add_sample",
+        "clear",
+        "confirm_clear",
+        "log_submit",
+        "log_model",
+        "first_run_sample",
+    }
+    assert any("Read-only" in c.value for c in at.sidebar.caption)
+    Ledger(seeded).clear()
+    at = run_app()  # the first-run screen offers no sample button either
+    assert "first_run_sample" not in keys(at)
+
+
+# ---------------------------------------------------------------------------- filters
+
+
+def test_ticker_filter(seeded: Path) -> None:
+    at = run_app()
+    assert set(raw_table(at)["Ticker"]) == {"AAPL"}
+    at.sidebar.selectbox(key="ticker").select("MSFT").run()
+    assert not at.exception
+    assert set(raw_table(at)["Ticker"]) == {"MSFT"}
+    assert at.tabs[0].subheader[0].value == "MSFT"
+
+
+def test_models_filter(seeded: Path) -> None:
+    at = run_app()
+    assert raw_table(at)["Model"].nunique() == 4
+    at.sidebar.multiselect(key="models::AAPL").set_value(["LSTM_v1", "XGBoost_v2"]).run()
+    assert not at.exception
+    assert set(raw_table(at)["Model"]) == {"LSTM_v1", "XGBoost_v2"}
+    board = at.tabs[0].dataframe[0].value
+    assert set(board["Model"]) == {"LSTM_v1", "XGBoost_v2"}
+
+
+def test_days_back_and_date_range(seeded: Path) -> None:
+    at = run_app()
+    assert len(raw_table(at)) == 20
+    at.sidebar.select_slider(key="days_back").set_value(30).run()
+    assert not at.exception
+    recent = raw_table(at)
+    cutoff = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=30)
+    assert 0 < len(recent) < 20 and (recent["Logged (UTC)"] >= cutoff).all()
+    at.sidebar.select_slider(key="days_back").set_value(0).run()
+    today = datetime.now(UTC).date()
+    at.sidebar.date_input(key="date_range").set_value(
+        (today - timedelta(days=60), today - timedelta(days=20))
+    ).run()
+    assert not at.exception
+    window = raw_table(at)
+    assert 0 < len(window) < 20
+    assert window["Logged (UTC)"].min().date() >= today - timedelta(days=60)
+    assert window["Logged (UTC)"].max().date() <= today - timedelta(days=20)
+
+
+def test_metric_thresholds(seeded: Path) -> None:
+    at = run_app()
+    at.sidebar.number_input(key="min_sharpe").set_value(1.0).run()
+    assert not at.exception
+    strong = raw_table(at)
+    assert 0 < len(strong) < 20 and (strong["Sharpe"] >= 1.0).all()
+    at.sidebar.number_input(key="min_sharpe").set_value(None)
+    at.sidebar.number_input(key="max_mse").set_value(0.02).run()
+    low = raw_table(at)
+    assert 0 < len(low) < 20 and (low["MSE"] <= 0.02).all()
+    at.sidebar.number_input(key="min_sharpe").set_value(99.0).run()
+    assert not at.exception
+    assert any("No evaluations match" in i.value for i in at.tabs[0].info)
+
+
+# ---------------------------------------------------------------------------- tabs
+
+
+@pytest.mark.parametrize("metric", ["sharpe", "mse", "win_rate"])
+def test_every_tab_renders(seeded: Path, metric: str) -> None:
+    at = run_app()
+    at.sidebar.selectbox(key="metric").select(metric).run()
+    assert not at.exception
+    perf, best, analytics = at.tabs
+    assert len(perf.get("plotly_chart")) == 2 and len(perf.dataframe) == 2
+    assert [m.label for m in perf.metric][:2] == ["Best Sharpe", "Best MSE"]
+    assert len(best.get("plotly_chart")) == 1
+    wide = best.dataframe[0].value
+    assert list(wide["Ticker"]) == sorted(["AAPL", "MSFT", "GOOGL", "BRK.B", "BTC-USD", "^GSPC"])
+    assert len(analytics.get("plotly_chart")) == 1 and len(analytics.dataframe) == 2
+    assert [m.value for m in analytics.metric][:3] == ["120", "6", "4"]
+    assert len(analytics.dataframe[1].value) == 20  # recent activity
+    at.tabs[1].selectbox(key="heatmap_scope").select("MSFT").run()
+    assert not at.exception
+    assert at.tabs[2].select_slider(key="trend_window").value == 5
+    at.tabs[2].select_slider(key="trend_window").set_value(2).run()
+    assert not at.exception
+
+
+def test_new_record_from_another_process_appears_on_rerun(seeded: Path) -> None:
+    at = run_app()
+    assert "NEWT" not in at.sidebar.selectbox(key="ticker").options
+    code = f"from perfledger import Ledger; Ledger({str(seeded)!r}).log('Fresh_v1', 'NEWT', sharpe=3.0)"
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, timeout=60, env={**os.environ, "PYTHONPATH": SRC}
+    )
+    at.run()
+    assert "NEWT" in at.sidebar.selectbox(key="ticker").options
+    assert at.tabs[2].metric[0].value == "121"
+
+
+def test_raw_table_is_bounded(seeded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(data, "RAW_TABLE_ROWS", 7)
+    at = run_app()
+    assert len(raw_table(at)) == 7
+    assert any("latest 7 of 20" in c.value for c in at.tabs[0].caption)
+
+
+def test_csv_export_has_the_full_filtered_set(seeded: Path) -> None:
+    with Ledger(seeded) as led:
+        body = data.csv_export(led, data.Filters(ticker="BRK.B", at_least=(("sharpe", 0.5),)))
+        expected = led.history("BRK.B", at_least={"sharpe": 0.5})
+    lines = body.decode().splitlines()
+    assert lines[0].startswith("timestamp,ticker,model_name,sharpe")
+    assert len(lines) == len(expected) + 1
+
+
+# ---------------------------------------------------------------------------- pure helpers
+
+
+@pytest.mark.parametrize(
+    ("ticker", "expected"),
+    [
+        ("AAPL", "AAPL"),
+        ("^GSPC", "GSPC"),
+        ("BRK.B", "BRK.B"),
+        ("../../etc", "etc"),
+        ("BTC-USD", "BTC-USD"),
+        ("a/b\\c d", "a_b_c_d"),
+        ("...", "data"),
+        ("", "data"),
+        ("..\\..\\x", "x"),
+    ],
+)
+def test_download_filename_is_safe(ticker: str, expected: str) -> None:
+    assert tables.safe_filename_part(ticker) == expected
+    name = tables.download_filename(ticker, datetime(2026, 1, 2))
+    assert name == f"perfledger_{expected}_20260102.csv"
+    assert "/" not in name and "\\" not in name and ".." not in name
+
+
+def test_downsample_bounds_points_and_keeps_the_level() -> None:
+    x = np.arange(100_000, dtype=np.int64) * 1_000_000_000
+    y = np.sin(np.arange(100_000) / 5000) + 2.0
+    dx, dy = charts.downsample(x, y, 2_000)
+    assert len(dx) <= 2_000 and len(dx) == len(dy)
+    assert dx.dtype == np.int64 and np.all(np.diff(dx) > 0)
+    assert abs(dy.mean() - y.mean()) < 0.01
+    sx, _ = charts.downsample(x[:50], y[:50], 2_000)
+    assert len(sx) == 50  # short series untouched
+
+
+def test_time_series_figure_respects_point_budget() -> None:
+    n = 30_000
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2025-01-01", periods=n, freq="min", tz="UTC"),
+            "model_name": np.where(np.arange(n) % 3 == 0, "A", np.where(np.arange(n) % 3 == 1, "B", "C")),
+            "sharpe": np.random.default_rng(1).normal(1, 0.3, n),
+        }
+    )
+    fig, reduced = charts.time_series_figure(frame, "sharpe")
+    assert reduced and len(fig.data) == 3
+    assert all(len(t.x) <= charts.MAX_POINTS_PER_TRACE for t in fig.data)
+    assert sum(len(t.x) for t in fig.data) <= charts.MAX_POINTS_PER_CHART
+    small, reduced_small = charts.time_series_figure(frame.head(30), "sharpe")
+    assert not reduced_small and sum(len(t.x) for t in small.data) == 30
+    assert charts.points_budget(100) == charts.MAX_POINTS_PER_CHART // 100
+
+
+def test_heatmap_scores_low_mse_as_good() -> None:
+    table = pd.DataFrame({"sharpe": [2.0, 1.0, 0.5], "mse": [0.01, 0.02, 0.05]}, index=["good", "mid", "bad"])
+    dirs = {"sharpe": True, "mse": False}
+    score = charts.goodness(table, dirs)
+    assert score.loc["good"].tolist() == [1.0, 1.0]
+    assert score.loc["bad"].tolist() == [0.0, 0.0]
+    fig = charts.heatmap_figure(table, dirs, title="t")
+    z = np.asarray(fig.data[0].z)
+    assert z[0, 1] == 1.0 and z[2, 1] == 0.0  # MSE column: 0.01 is best
+    assert fig.data[0].text[0][1] == "0.0100"
+    flat = charts.goodness(pd.DataFrame({"mse": [0.1, 0.1]}), dirs)
+    assert flat["mse"].tolist() == [0.5, 0.5]
+
+
+def test_tables_format_and_summaries() -> None:
+    assert tables.format_value("win_rate", 0.68) == "68.0%"
+    assert tables.format_value("sharpe", 1.849) == "1.85"
+    assert tables.format_value("mse", float("nan")) == "—"
+    wide, long = tables.best_summary(
+        {"AAPL": {"best_sharpe": {"model": "M", "value": 1.5, "timestamp": "2026-01-01T00:00:00Z"}}}
+    )
+    assert wide.to_dict("records") == [{"Ticker": "AAPL", "Sharpe": "M · 1.50"}]
+    assert long.iloc[0]["Logged"] == "2026-01-01 00:00 UTC"
+    board = pd.DataFrame(
+        {
+            "ticker": ["A", "B"],
+            "model_name": ["M", "M"],
+            "records": [1, 3],
+            "sharpe_mean": [1.0, 2.0],
+            "sharpe_count": [1, 3],
+        }
+    )
+    means = tables.model_metric_means(board, ["sharpe"])
+    assert means.loc["M", "sharpe"] == pytest.approx(1.75)  # weighted by counts
+
+
+# ---------------------------------------------------------------------------- launch
+
+
+class _FakeProc:
+    calls: ClassVar[list[tuple[list[str], dict[str, str]]]] = []
+
+    def __init__(self, cmd: list[str], env: dict[str, str]) -> None:
+        self.calls.append((cmd, env))
+
+    def wait(self, timeout: float | None = None) -> int:
+        return 3
+
+    def terminate(self) -> None:
+        pass
+
+
+def test_launch_adds_sample_data_and_runs_streamlit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _FakeProc.calls = []
+    monkeypatch.setattr(subprocess, "Popen", _FakeProc)
+    loc = tmp_path / "led"
+    assert launch.launch(str(loc), port=8765) == 3
+    assert records(loc) == 480
+    cmd, env = _FakeProc.calls[0]
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and Path(cmd[4]).is_file()
+    opts = dict(zip(cmd[5::2], cmd[6::2], strict=True))
+    assert opts == {
+        "--server.address": "127.0.0.1",
+        "--server.port": "8765",
+        "--server.headless": "true",
+        "--browser.gatherUsageStats": "false",
+        "--client.toolbarMode": "minimal",
+    }
+    assert env["PERFLEDGER_URL"] == str(loc.resolve())
+    assert "http://127.0.0.1:8765" in capsys.readouterr().out
+    empty = tmp_path / "empty"
+    launch.launch(str(empty), address="0.0.0.0", sample_if_empty=False)
+    assert records(empty) == 0
+    assert (
+        dict(zip(_FakeProc.calls[1][0][5::2], _FakeProc.calls[1][0][6::2], strict=True))["--server.address"]
+        == "0.0.0.0"
+    )
+
+
+def test_module_cli_parses_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    from perfledger.dashboard import __main__ as cli
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(cli, "launch", lambda *a, **k: seen.update(args=a, kwargs=k) or 0)
+    assert cli.main(["--store", "x", "--port", "9000", "--address", "0.0.0.0"]) == 0
+    assert seen == {"args": ("x",), "kwargs": {"address": "0.0.0.0", "port": 9000, "sample_if_empty": True}}
