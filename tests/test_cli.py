@@ -219,7 +219,7 @@ def test_log_history_best_tickers_models(store: Path) -> None:
         assert word in table
     frame = pd.read_csv(io.StringIO(ok(run(store, "history", "--format", "csv"))))
     assert len(frame) == 3 and frame.loc[0, "sortino"] == 2.5
-    assert frame.loc[0, "timestamp"] == "2024-01-15T10:30:00+00:00"
+    assert frame.loc[0, "timestamp"] == "2024-01-15T10:30:00.000000+00:00"
     rows = json.loads(ok(run(store, "history", "--ticker", "AAPL", "--min", "sharpe=2", "--format", "json")))
     assert [r["model_name"] for r in rows] == ["XGBoost_v2"]
     rows = json.loads(ok(run(store, "history", "--model", "LSTM_v1", "--max", "sharpe=1",
@@ -233,7 +233,7 @@ def test_log_history_best_tickers_models(store: Path) -> None:
     assert set(best["AAPL"]) >= {f"best_{m}" for m in ("sharpe", "mse", "drawdown", "total_return",
                                                         "win_rate", "accuracy")}
     assert best["AAPL"]["best_sharpe"] == {"model": "XGBoost_v2", "value": 2.1,
-                                           "timestamp": "2024-01-16T10:30:00+00:00"}
+                                           "timestamp": "2024-01-16T10:30:00.000000+00:00"}
     one = json.loads(ok(run(store, "best", "AAPL", "--format", "json")))
     assert one == best["AAPL"]
     assert "XGBoost_v2" in ok(run(store, "best", "AAPL"))

@@ -51,6 +51,22 @@ class Batch:
         )
 
     @classmethod
+    def from_seed_dicts(cls, records: Sequence[dict[str, Any]]) -> Batch:
+        """From already-stored records (as :meth:`perfledger.Ledger.records` returns them)."""
+        from .records import parse_timestamp
+
+        return cls(
+            ticker=[r["ticker"] for r in records],
+            model_name=[r["model_name"] for r in records],
+            ts_us=[parse_timestamp(r["timestamp"]) for r in records],
+            seed={m: [r.get(m) for r in records] for m in SEED_METRICS},
+            notes=[r.get("notes") or "" for r in records],
+            metrics=[r.get("metrics") or {} for r in records],
+            params=[r.get("params") or {} for r in records],
+            tags=[r.get("tags") or {} for r in records],
+        )
+
+    @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> Batch:
         """From the normalised output of :func:`perfledger.records.validate_frame`."""
         import numpy as np

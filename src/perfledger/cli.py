@@ -97,7 +97,7 @@ def _print_frame(frame: pd.DataFrame, fmt: str, title: str | None = None) -> Non
         out = frame.copy()
         for c in out.columns:
             if str(out[c].dtype).startswith("datetime64"):
-                out[c] = [t.isoformat() for t in out[c]]
+                out[c] = [t.isoformat(timespec="microseconds") for t in out[c]]
         sys.stdout.write(out.to_csv(index=False))
         return
     if fmt == JSON:
@@ -124,7 +124,7 @@ def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
         clean = {}
         for k, v in rec.items():
             if hasattr(v, "isoformat"):
-                v = v.isoformat()
+                v = v.isoformat(timespec="microseconds")
             elif isinstance(v, float) and math.isnan(v):
                 v = None
             elif hasattr(v, "item"):

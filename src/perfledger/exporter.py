@@ -19,9 +19,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .batch import Batch
 from .errors import ValidationError
 from .importer import stored_records
-from .mirrors import CSV_COLUMNS, csv_rows, record_json
+from .mirrors import CSV_COLUMNS, csv_bytes, json_body
 from .records import SEED_METRICS, now_us, parse_timestamp
 
 if TYPE_CHECKING:
@@ -56,12 +57,13 @@ def export_records(
     path = Path(output).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            f.write(",".join(CSV_COLUMNS) + "\n")
-            f.write(csv_rows(records))
+        with open(path, "wb") as f:
+            f.write((",".join(CSV_COLUMNS) + "\r\n").encode())
+            if records:
+                f.write(csv_bytes(Batch.from_seed_dicts(records)))
     elif fmt == "json":
-        with open(path, "w", encoding="utf-8") as f:
-            f.write("[\n" + ",\n".join(record_json(r) for r in records) + "\n]\n" if records else "[]\n")
+        body = b"[\n" + json_body(Batch.from_seed_dicts(records)) + b"\n]\n" if records else b"[]\n"
+        path.write_bytes(body)
     else:
         _write_parquet(records, path)
     return len(records)

@@ -31,7 +31,6 @@ import hashlib
 import json
 import math
 import numbers
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -337,31 +336,15 @@ def stored_records(
     since_us: int | None = None,
     until_us: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Stored records as seed dicts *with* metrics, params and tags, filtered in Python.
+    """Stored records as seed dicts *with* metrics, params and tags, filtered in the database."""
+    from .records import format_ts
 
-    ``history`` has no params/tags, so this goes through :meth:`Ledger.export_seed_files`
-    into a temporary directory: a full scan, used only where params and tags matter.
-    """
-    tick = set(tickers) if tickers is not None else None
-    mods = set(models) if models is not None else None
-    with tempfile.TemporaryDirectory(prefix="perfledger-") as tmp:
-        led.export_seed_files(tmp)
-        with open(Path(tmp) / "model_performance.json", encoding="utf-8") as f:
-            records = json.load(f)
-    out = []
-    for rec in records:
-        if tick is not None and rec["ticker"] not in tick:
-            continue
-        if mods is not None and rec["model_name"] not in mods:
-            continue
-        if since_us is not None or until_us is not None:
-            ts = parse_timestamp(rec["timestamp"])
-            if (since_us is not None and ts < since_us) or (until_us is not None and ts > until_us):
-                continue
-        for k in _DICT_FIELDS:
-            rec.setdefault(k, {})
-        out.append(rec)
-    return out
+    return led.records(
+        ticker=list(tickers) if tickers is not None else None,
+        model_name=list(models) if models is not None else None,
+        since=format_ts(since_us) if since_us is not None else None,
+        until=format_ts(until_us) if until_us is not None else None,
+    )
 
 
 # --------------------------------------------------------------------------- import

@@ -26,6 +26,7 @@ from .records import (
     SEED_METRICS,
     check_label,
     check_metric_name,
+    format_ts_many,
     now_us,
     parse_timestamp,
     validate_frame,
@@ -276,6 +277,7 @@ class Ledger:
         at_least: Mapping[str, float] | None = None,
         at_most: Mapping[str, float] | None = None,
         limit: int | None = None,
+        include_meta: bool = False,
     ) -> pd.DataFrame:
         """Evaluations as a DataFrame, oldest first (so ``iloc[-1]`` is the latest).
 
@@ -284,7 +286,7 @@ class Ledger:
         ``days_back`` is exact (now minus that many days); ``since``/``until`` are datetimes
         or ISO strings. ``at_least={"sharpe": 1.0}``, ``at_most={"mse": 0.02}`` filter on
         metric values (custom ones too). ``limit`` keeps only the latest N rows. Every filter
-        runs in the database.
+        runs in the database. ``include_meta=True`` adds ``params`` and ``tags`` columns (dicts).
         """
         since_us = parse_timestamp(since, "since") if since is not None else None
         if days_back is not None:
@@ -309,8 +311,38 @@ class Ledger:
             at_least=_bounds("at_least", at_least),
             at_most=_bounds("at_most", at_most),
             limit=limit,
+            include_meta=include_meta,
         )
         return self._ensure().history(query)
+
+    def records(
+        self,
+        ticker: str | Sequence[str] | None = None,
+        model_name: str | Sequence[str] | None = None,
+        days_back: float | None = None,
+        since: Any = None,
+        until: Any = None,
+    ) -> list[dict[str, Any]]:
+        """Whole records (the seed's dict plus ``metrics``, ``params``, ``tags``), oldest
+        first, filtered in the database: what exports and imports need beyond history()."""
+        from .records import SEED_FIELDS
+
+        frame = self.history(ticker, model_name, days_back, since, until, include_meta=True)
+        custom = [c for c in frame.columns if c not in (*SEED_FIELDS, "params", "tags")]
+        stamps = format_ts_many(frame["timestamp"].dt.as_unit("us").astype("int64").to_numpy())
+        out: list[dict[str, Any]] = []
+        seed_rows = frame[list(SEED_FIELDS[1:])].astype(object).where(frame.notna(), None)
+        extra = frame[custom].to_numpy(dtype=float) if custom else None
+        for i, row in enumerate(seed_rows.itertuples(index=False, name=None)):
+            rec: dict[str, Any] = {"timestamp": stamps[i], **dict(zip(SEED_FIELDS[1:], row, strict=True))}
+            rec["metrics"] = (
+                {c: float(extra[i, j]) for j, c in enumerate(custom) if not math.isnan(extra[i, j])}
+                if extra is not None else {}
+            )
+            rec["params"] = frame["params"].iat[i]
+            rec["tags"] = frame["tags"].iat[i]
+            out.append(rec)
+        return out
 
     def best(self, ticker: str | None = None) -> dict[str, Any]:
         """The seed's best-models structure: ``{ticker: {"best_sharpe": {"model", "value",

@@ -31,6 +31,7 @@ class HistoryQuery:
     at_least: tuple[tuple[str, float], ...] = ()
     at_most: tuple[tuple[str, float], ...] = ()
     limit: int | None = None
+    include_meta: bool = False
 
 
 class WriteTx(ABC):

@@ -320,9 +320,10 @@ class SQLStore(Store):
         where = self._where(query, params)
         limit = f" LIMIT {int(query.limit)}" if query.limit else ""
         order = "ORDER BY r.ts DESC, r.id DESC" if query.limit else "ORDER BY r.ts, r.id"
+        meta_cols = ", r.params, r.tags" if query.include_meta else ""
         sql = (
             f"SELECT r.id, r.ts, r.ticker, r.model_name, {', '.join('r.' + m for m in SEED_METRICS)}, "
-            f"r.notes FROM pl_records r WHERE {where} {order}{limit}"
+            f"r.notes{meta_cols} FROM pl_records r WHERE {where} {order}{limit}"
         )
         extra_sql = (
             "SELECT e.record_id, e.name, e.value FROM pl_extra e JOIN pl_records r "
@@ -333,7 +334,8 @@ class SQLStore(Store):
             extras = conn.execute(sa.text(extra_sql), params).fetchall() if rows else []
         if query.limit:
             rows.reverse()
-        cols = list(zip(*rows, strict=True)) if rows else [()] * (5 + len(SEED_METRICS))
+        width = 5 + len(SEED_METRICS) + (2 if query.include_meta else 0)
+        cols = list(zip(*rows, strict=True)) if rows else [()] * width
         ids = np.asarray(cols[0], dtype=np.int64)
         data: dict[str, Any] = {
             "timestamp": pd.to_datetime(np.asarray(cols[1], dtype=np.int64), unit="us", utc=True),
@@ -343,6 +345,10 @@ class SQLStore(Store):
         for i, m in enumerate(SEED_METRICS):
             data[m] = np.asarray(cols[4 + i], dtype=float)
         data["notes"] = pd.array(cols[4 + len(SEED_METRICS)], dtype=object)
+        if query.include_meta:
+            k = 5 + len(SEED_METRICS)
+            data["params"] = [json.loads(v) if v else {} for v in cols[k]]
+            data["tags"] = [json.loads(v) if v else {} for v in cols[k + 1]]
         frame = pd.DataFrame(data)
         if extras:
             ex = pd.DataFrame(extras, columns=["record_id", "name", "value"])
