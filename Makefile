@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: install run example test lint bench clean dashboard browser-deps
+.PHONY: install run example test lint clean dashboard browser-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,13 +14,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## The main job: log the example evaluations and print each ticker's best models.
+## The main job: the Streamlit dashboard on $PERFLEDGER_URL or ./memory/logs, on 127.0.0.1
+## (sample data first when the store is empty; it prints the local URL).
+## Another address: make run ARGS="--address 0.0.0.0 --port 8600".
 run: $(STAMP)
-	$(BIN)/python examples/model_performance_logging_example.py
+	$(BIN)/python -m perfledger.dashboard $(ARGS)
 
-## The Streamlit dashboard on $PERFLEDGER_URL or ./memory/logs (sample data if empty), on 127.0.0.1.
-dashboard: $(STAMP)
-	$(BIN)/python -m perfledger.dashboard
+dashboard: run
+
+## The seed's integration examples: log evaluations, print each ticker's best models.
+example: $(STAMP)
+	$(BIN)/python examples/model_performance_logging_example.py
 
 ## Debian's Chromium for the browser tests (never a downloaded browser); the emoji font only
 ## makes screenshots show the tab icons.
@@ -29,8 +33,12 @@ browser-deps:
 	fc-list 2>/dev/null | grep -qi emoji || apt-get install -y -qq fonts-noto-color-emoji || true
 
 ## Every test (PostgreSQL tests need the server on 127.0.0.1:5432; in CI they must run).
+## Chromium is installed for the browser test when this machine allows it (root + apt);
+## elsewhere that one test skips with its reason.
 test: $(STAMP)
-	$(BIN)/python -m pytest -v
+	@command -v chromium >/dev/null || $(MAKE) --no-print-directory browser-deps \
+	  || echo "note: could not install Chromium; the browser test will skip"
+	$(BIN)/python -m pytest -v -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
