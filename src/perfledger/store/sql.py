@@ -95,6 +95,8 @@ class SQLStore(Store):
         self._least = "min" if self.dialect == "sqlite" else "LEAST"
         self._greatest = "max" if self.dialect == "sqlite" else "GREATEST"
         self._sql = self._build_sql()
+        # Parsed once: building a text() clause per call costs more than the statement itself.
+        self._text = {k: sa.text(v) for k, v in self._sql.items() if not k.startswith("insert_")}
         self._adbc_pool: list[Any] = []  # columnar read connections (SQLite)
         self._adbc_lock = threading.Lock()
         self._adbc_pid = os.getpid()
@@ -131,7 +133,7 @@ class SQLStore(Store):
             log.info("created perfledger schema v%d in %s", T.SCHEMA_VERSION, describe(self.url))
 
     def _upsert_meta(self, conn: sa.Connection, key: str, value: str) -> None:
-        conn.execute(sa.text(self._sql["meta"]), {"key": key, "value": value})
+        conn.execute(self._text["meta"], {"key": key, "value": value})
 
     def _build_sql(self) -> dict[str, str]:
         least, greatest = self._least, self._greatest
@@ -187,6 +189,10 @@ class SQLStore(Store):
         sql["insert_records"] = (
             f"INSERT INTO pl_records ({', '.join(cols)}) VALUES ({', '.join([ph] * len(cols))})"
         )
+        sql["directions"] = "SELECT name, higher_is_better FROM pl_metric_defs"
+        sql["get_meta"] = "SELECT value FROM pl_meta WHERE key = :key"
+        sql["max_id"] = "SELECT COALESCE(MAX(id), 0) FROM pl_records"
+        sql["ticker_known"] = "SELECT 1 FROM pl_pairs WHERE ticker = :ticker LIMIT 1"
         sql["insert_extra"] = f"INSERT INTO pl_extra (record_id, name, value) VALUES ({ph}, {ph}, {ph})"
         return sql
 
@@ -500,21 +506,43 @@ class _SQLWriteTx(WriteTx):
         self.conn = conn
         self.best_changed = False
         self._directions: dict[str, bool] | None = None
+        # On SQLite the hot path talks to the driver directly (sqlite3 binds ``:name``
+        # parameters itself); SQLAlchemy's per-statement bookkeeping would cost more than
+        # the statements do. PostgreSQL goes through SQLAlchemy.
+        self._cursor = conn.connection.dbapi_connection.cursor() if store.dialect == "sqlite" else None
+
+    def _run(self, key: str, rows: list[dict[str, Any]] | dict[str, Any]) -> int:
+        """Execute one of the store's named statements; returns the rows it changed."""
+        if self._cursor is not None:
+            if isinstance(rows, dict):
+                self._cursor.execute(self.store._sql[key], rows)
+            else:
+                self._cursor.executemany(self.store._sql[key], rows)
+            return self._cursor.rowcount
+        return self.conn.execute(self.store._text[key], rows).rowcount or 0
+
+    def _scalar(self, key: str, params: dict[str, Any]) -> Any:
+        if self._cursor is not None:
+            row = self._cursor.execute(self.store._sql[key], params).fetchone()
+            return row[0] if row else None
+        return self.conn.execute(self.store._text[key], params).scalar()
 
     @property
     def directions(self) -> dict[str, bool]:
         """Metric directions as this transaction sees them (read once per transaction)."""
         if self._directions is None:
-            self._directions = self.store.directions(self.conn)
+            if self._cursor is not None:
+                rows = self._cursor.execute(self.store._sql["directions"]).fetchall()
+                self._directions = {**SEED_DIRECTIONS, **{n: bool(h) for n, h in rows}}
+            else:
+                self._directions = self.store.directions(self.conn)
         return self._directions
 
     def get_meta(self, key: str) -> str | None:
-        return self.conn.execute(
-            sa.text("SELECT value FROM pl_meta WHERE key = :key"), {"key": key}
-        ).scalar()
+        return self._scalar("get_meta", {"key": key})
 
     def set_meta(self, key: str, value: str) -> None:
-        self.store._upsert_meta(self.conn, key, value)
+        self._run("meta", {"key": key, "value": value})
 
     def best(self, ticker: str | None = None) -> dict[str, Any]:
         return self.store.best(ticker, self.conn, self.directions)
@@ -528,7 +556,7 @@ class _SQLWriteTx(WriteTx):
             ).fetchall()
             return sorted(r[0] for r in rows)
         # SQLite: we hold the write lock (BEGIN IMMEDIATE), so max(id) is ours to extend.
-        start = self.conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM pl_records").scalar()
+        start = self._scalar("max_id", {})
         return list(range(int(start) + 1, int(start) + 1 + n))
 
     def insert(self, batch: Batch) -> bool:
@@ -541,13 +569,18 @@ class _SQLWriteTx(WriteTx):
             zip(batch.ids, batch.ticker, batch.model_name, batch.ts_us, *seed_cols, batch.notes,
                 params_json, tags_json, strict=True)
         )
-        self.conn.exec_driver_sql(sql["insert_records"], rows if len(rows) > 1 else rows[0])
+        if self._cursor is not None:
+            self._cursor.executemany(sql["insert_records"], rows)
+        else:
+            self.conn.exec_driver_sql(sql["insert_records"], rows if len(rows) > 1 else rows[0])
         extra_rows = [
             (batch.ids[pos], name, value)
             for pos, d in enumerate(batch.metrics)
             for name, value in d.items()
         ]
-        if extra_rows:
+        if extra_rows and self._cursor is not None:
+            self._cursor.executemany(sql["insert_extra"], extra_rows)
+        elif extra_rows:
             self.conn.exec_driver_sql(sql["insert_extra"], extra_rows)
         dirs = self.directions
         best_rows, summary_rows, pair_rows = batch.aggregates(dirs)
@@ -556,22 +589,24 @@ class _SQLWriteTx(WriteTx):
         lo = sorted((r for r in best_rows if not dirs[r["metric"]]), key=_best_key)
         for key, chunk in (("best_hi", hi), ("best_lo", lo)):
             if chunk:
-                res = self.conn.execute(sa.text(sql[key]), chunk)
-                changed = changed or (res.rowcount or 0) > 0
+                changed = self._run(key, chunk) > 0 or changed
         if summary_rows:
             summary_rows.sort(key=lambda r: (r["ticker"], r["model_name"], r["metric"]))
-            self.conn.execute(sa.text(sql["summary"]), summary_rows)
+            self._run("summary", summary_rows)
         pair_rows.sort(key=lambda r: (r["ticker"], r["model_name"]))
         if not changed:
             # A ticker's first record changes the best-models document even without a metric.
             tickers = sorted({r["ticker"] for r in pair_rows})
-            known = self.conn.execute(
-                sa.select(sa.func.count(sa.distinct(T.pairs.c.ticker))).where(
-                    T.pairs.c.ticker.in_(tickers)
-                )
-            ).scalar()
-            changed = known != len(tickers)
-        self.conn.execute(sa.text(sql["pairs"]), pair_rows)
+            if len(tickers) == 1:
+                changed = self._scalar("ticker_known", {"ticker": tickers[0]}) is None
+            else:
+                known = self.conn.execute(
+                    sa.select(sa.func.count(sa.distinct(T.pairs.c.ticker))).where(
+                        T.pairs.c.ticker.in_(tickers)
+                    )
+                ).scalar()
+                changed = known != len(tickers)
+        self._run("pairs", pair_rows)
         self.best_changed = self.best_changed or changed
         return changed
 
