@@ -47,3 +47,37 @@ def test_env_url_is_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("PERFLEDGER_URL")
     monkeypatch.chdir(tmp_path)
     assert Ledger().directory == tmp_path / "memory" / "logs"
+
+
+def _fill(led: Ledger) -> None:
+    led.register_metric("sortino", True)
+    led.log("A", "AAPL", sharpe=1.5, mse=0.01, notes="x, \"y\"\nz", metrics={"sortino": 2.0},
+            params={"lr": 0.01}, tags={"env": "prod"}, timestamp="2024-01-01T00:00:00.123456")
+    led.log_many([{"model_name": f"M{i % 3}", "ticker": "MSFT", "sharpe": i / 10,
+                   "timestamp": f"2024-02-{i + 1:02d}T00:00:00"} for i in range(20)])
+
+
+def _same(a: Ledger, b: Ledger) -> None:
+    assert a.records() == b.records()
+    assert a.best() == b.best()
+    assert a.metric_directions() == b.metric_directions()
+
+
+def test_copy_an_embedded_ledger_into_another_store(tmp_path: Path, any_ledger: Ledger) -> None:
+    src = Ledger(tmp_path / "src")
+    _fill(src)
+    assert src.copy_to(any_ledger) == 21
+    _same(src, any_ledger)
+    with pytest.raises(Exception, match="already holds 21 records"):
+        src.copy_to(any_ledger)  # never duplicates
+    _same(src, any_ledger)
+
+
+def test_copy_into_a_directory_ledger_writes_its_mirrors(tmp_path: Path) -> None:
+    src = Ledger(tmp_path / "src")
+    _fill(src)
+    src.copy_to(tmp_path / "dst")
+    dst = Ledger(tmp_path / "dst")
+    _same(src, dst)
+    for name in ("model_performance.json", "model_performance.csv", "best_models.json"):
+        assert (tmp_path / "src" / name).read_bytes() == (tmp_path / "dst" / name).read_bytes()

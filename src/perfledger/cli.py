@@ -519,6 +519,20 @@ def dashboard(
 
 
 @app.command()
+def copy(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="Target: an empty ledger directory or database URL.")],
+) -> None:
+    """Copy every record of the ledger into another, empty store (one transaction).
+
+    Example: perfledger --store ./memory/logs copy --to postgresql+psycopg://me@db-host/ledger
+    """
+    with _library_errors():
+        n = _open(ctx).copy_to(to)
+    typer.echo(f"Copied {n} records to {to.split('@')[-1] if '://' in to else to}")
+
+
+@app.command()
 def clear(
     ctx: typer.Context,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: delete every record.")] = False,

@@ -256,6 +256,14 @@ class Ledger:
         with store.writing() as tx:
             self._mirrors.rebuild(tx)
 
+    def copy_to(self, target: Ledger | str | os.PathLike[str]) -> int:
+        """Copy every record (and the registered metrics) into an empty ledger, e.g. an
+        embedded one into PostgreSQL, in one transaction; returns how many were copied."""
+        from .transfer import copy_ledger
+
+        dest = target if isinstance(target, Ledger) else Ledger(target)
+        return copy_ledger(self, dest)
+
     def export_seed_files(self, directory: str | os.PathLike[str]) -> Path:
         """Write the seed's three files into ``directory`` from any store; returns it."""
         target = Path(directory).expanduser().resolve()
