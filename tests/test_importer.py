@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from perfledger import Ledger, ValidationError
+from perfledger import Ledger, PerfLedgerError, ValidationError
 from perfledger.exporter import export_records
 from perfledger.importer import import_file, record_hash, record_key
 
@@ -101,3 +103,36 @@ def test_large_partially_overlapping_import(led: Ledger, tmp_path: Path) -> None
     out = tmp_path / "all.parquet"
     assert export_records(led, "parquet", out) == 20_000
     assert import_file(led, out).duplicates == 20_000
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    payload=st.one_of(
+        st.binary(max_size=300),
+        st.text(max_size=300).map(str.encode),
+        st.lists(st.dictionaries(st.sampled_from(["ticker", "model_name", "sharpe", "timestamp",
+                                                  "win_rate", "notes", "metrics"]),
+                                 st.one_of(st.none(), st.text(max_size=5), st.floats(),
+                                           st.integers(), st.booleans()), max_size=6),
+                 max_size=4).map(lambda rows: json.dumps(rows).encode()),
+    ),
+    suffix=st.sampled_from([".json", ".csv"]),
+)
+def test_garbage_files_fail_cleanly_and_store_nothing_partial(
+    led: Ledger, tmp_path: Path, payload: bytes, suffix: str
+) -> None:
+    """Whatever bytes a file holds, an import either reports (all or nothing) or raises one
+    of the library's errors; it never crashes with anything else or stores part of a file."""
+    path = tmp_path / f"garbage{suffix}"
+    path.write_bytes(payload)
+    before = led.stats()["records"]
+    try:
+        report = import_file(led, path)
+    except (ValidationError, PerfLedgerError):
+        assert led.stats()["records"] == before
+        return
+    after = led.stats()["records"]
+    if report.rejected:
+        assert not report.stored and after == before
+    else:
+        assert after == before + report.imported

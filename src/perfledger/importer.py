@@ -20,8 +20,8 @@ exports (CSV, JSON, Parquet). Three promises:
 How duplicates are found without reading the whole ledger: the ledger's history for the
 file's tickers and time span gives every stored field but params and tags. Rows whose other
 fields match nothing there are new. Only when some do match (a re-import) are the stored
-params and tags read too (through :meth:`Ledger.export_seed_files`, the one public API
-that returns them) to settle those rows exactly.
+params and tags read too (:meth:`Ledger.records`, filtered in the database) to settle those
+rows exactly.
 """
 
 from __future__ import annotations
@@ -247,7 +247,18 @@ def read_rows(
     rows: list[dict[str, Any]] = []
     where: list[str] = []
     problems: dict[int, list[tuple[str, str]]] = {}
-    for where_i, item in source:
+    try:
+        items = list(source)
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"path={str(path)!r} is not UTF-8 text (byte {exc.start}: {exc.reason})",
+            [(None, "path", "not UTF-8")],
+        ) from None
+    except (OSError, ValueError) as exc:  # e.g. a truncated or foreign Parquet file
+        raise ValidationError(
+            f"path={str(path)!r} could not be read as {fmt}: {exc}", [(None, "path", "unreadable")]
+        ) from None
+    for where_i, item in items:
         pos = len(rows)
         where.append(where_i)
         if isinstance(item, str):

@@ -475,19 +475,29 @@ def _timestamps_us(col: pd.Series, index: list[Any], problems: list[tuple[Any, s
     import pandas as pd
 
     missing = pd.isna(col).to_numpy()
+    # A bare number is ambiguous (seconds? milliseconds?): rejected, as log() rejects it.
+    numeric = np.array(
+        [isinstance(v, numbers.Number) and not (isinstance(v, float) and math.isnan(v))
+         for v in col.tolist()],
+        dtype=bool,
+    )
+    orig = col
+    if numeric.any():
+        col = col.where(~numeric, None)
     try:
-        parsed = pd.to_datetime(col, utc=True, format="ISO8601", errors="coerce")
+        parsed = pd.to_datetime(col.astype(object), utc=True, format="ISO8601", errors="coerce")
     except (TypeError, ValueError):
         parsed = pd.Series(pd.NaT, index=col.index, dtype="datetime64[us, UTC]")
     us = parsed.dt.as_unit("us").astype("int64").to_numpy()
     lo, hi = to_us(_MIN_TS), to_us(_MAX_TS)
     nat = parsed.isna().to_numpy()
-    bad = (nat & ~missing) | (~nat & ((us < lo) | (us >= hi)))
+    bad = (nat & ~missing) | (~nat & ((us < lo) | (us >= hi))) | numeric
+    missing = missing & ~numeric
     if bad.any():
         for pos in np.flatnonzero(bad):
             try:
-                parse_timestamp(col.iloc[pos])
-                msg = f"timestamp={col.iloc[pos]!r} could not be read"
+                parse_timestamp(orig.iloc[pos])
+                msg = f"timestamp={orig.iloc[pos]!r} could not be read"
             except (ValidationError, TypeError) as exc:
                 msg = str(exc)
             problems.append((index[pos], "timestamp", msg))
