@@ -476,11 +476,16 @@ def _timestamps_us(col: pd.Series, index: list[Any], problems: list[tuple[Any, s
 
     missing = pd.isna(col).to_numpy()
     # A bare number is ambiguous (seconds? milliseconds?): rejected, as log() rejects it.
-    numeric = np.array(
-        [isinstance(v, numbers.Number) and not (isinstance(v, float) and math.isnan(v))
-         for v in col.tolist()],
-        dtype=bool,
-    )
+    if col.dtype.kind == "M":  # already datetimes: nothing to look at row by row
+        numeric = np.zeros(len(col), dtype=bool)
+    elif col.dtype.kind in "biuf":
+        numeric = ~missing
+    else:
+        numeric = np.array(
+            [isinstance(v, numbers.Number) and not (isinstance(v, float) and math.isnan(v))
+             for v in col.tolist()],
+            dtype=bool,
+        )
     orig = col
     if numeric.any():
         col = col.where(~numeric, None)
