@@ -399,3 +399,16 @@ def test_leaderboard_shows_sharpe_confidence(store: Path) -> None:
         assert r["psr"] == pytest.approx(conf.loc[r["model_name"], "psr"])
         assert r["dsr"] == pytest.approx(conf.loc[r["model_name"], "dsr"])
         assert not math.isnan(r["dsr"]) and r["dsr"] <= r["psr"] + 1e-12
+
+
+def test_copy_moves_every_record_once(tmp_path: Path, store: Path) -> None:
+    with Ledger(store) as led:
+        led.log("M", "AAPL", sharpe=1.2, params={"a": 1}, metrics={"custom": 3.5})
+        led.log("N", "MSFT", sharpe=0.7, notes="x")
+    target = tmp_path / "copied"
+    assert "Copied 2 records" in ok(run(store, "copy", "--to", str(target)))
+    with Ledger(store) as src, Ledger(target) as dst:
+        assert src.records() == dst.records()
+    again = run(store, "copy", "--to", str(target))
+    assert again.returncode == 2 and "already holds 2 records" in again.stderr
+    assert "Traceback" not in again.stderr
