@@ -64,10 +64,21 @@ def pg_server_url() -> Iterator[str]:
         admin.dispose()
 
 
+def _reset(url: str) -> None:
+    """Records and registered metrics gone: each test starts from an empty ledger."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM pl_metric_defs")
+    engine.dispose()
+
+
 @pytest.fixture
 def pg_ledger(pg_server_url: str) -> Iterator[Ledger]:
     led = Ledger(pg_server_url)
     led.clear()
+    _reset(pg_server_url)
     yield led
     led.clear()
     led.close()

@@ -1,0 +1,208 @@
+"""The write transaction: inserting a batch and merging its aggregates atomically.
+
+Every insert runs in one transaction that also merges the batch's aggregates into the
+derived tables with conditional upserts (``INSERT .. ON CONFLICT .. DO UPDATE .. WHERE``),
+which both engines evaluate atomically against the latest committed row. That is what keeps
+``best()`` exact with any number of concurrent writers, on one machine or many. Rows are
+upserted in key order so that concurrent PostgreSQL writers take row locks in one order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from ..records import SEED_DIRECTIONS, SEED_METRICS
+from . import tables as T
+from .base import WriteTx
+
+if TYPE_CHECKING:
+    from ..batch import Batch
+    from .sql import SQLStore
+
+
+class SQLWriteTx(WriteTx):
+    def __init__(self, store: SQLStore, conn: sa.Connection):
+        self.store = store
+        self.conn = conn
+        self.best_changed = False
+        self._directions: dict[str, bool] | None = None
+        # On SQLite the hot path talks to the driver directly (sqlite3 binds ``:name``
+        # parameters itself); SQLAlchemy's per-statement bookkeeping would cost more than
+        # the statements do. PostgreSQL goes through SQLAlchemy.
+        self._cursor = conn.connection.dbapi_connection.cursor() if store.dialect == "sqlite" else None
+
+    def _run(self, key: str, rows: list[dict[str, Any]] | dict[str, Any]) -> int:
+        """Execute one of the store's named statements; returns the rows it changed."""
+        if self._cursor is not None:
+            if isinstance(rows, dict):
+                self._cursor.execute(self.store._sql[key], rows)
+            else:
+                self._cursor.executemany(self.store._sql[key], rows)
+            return self._cursor.rowcount
+        return self.conn.execute(self.store._text[key], rows).rowcount or 0
+
+    def _scalar(self, key: str, params: dict[str, Any]) -> Any:
+        if self._cursor is not None:
+            row = self._cursor.execute(self.store._sql[key], params).fetchone()
+            return row[0] if row else None
+        return self.conn.execute(self.store._text[key], params).scalar()
+
+    @property
+    def directions(self) -> dict[str, bool]:
+        """Metric directions as this transaction sees them (read once per transaction)."""
+        if self._directions is None:
+            if self._cursor is not None:
+                rows = self._cursor.execute(self.store._sql["directions"]).fetchall()
+                self._directions = {**SEED_DIRECTIONS, **{n: bool(h) for n, h in rows}}
+            else:
+                self._directions = self.store.directions(self.conn)
+        return self._directions
+
+    def get_meta(self, key: str) -> str | None:
+        return self._scalar("get_meta", {"key": key})
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._run("meta", {"key": key, "value": value})
+
+    def best(self, ticker: str | None = None) -> dict[str, Any]:
+        return self.store.best(ticker, self.conn, self.directions)
+
+    def _allocate_ids(self, n: int) -> list[int]:
+        if self.store.dialect == "postgresql":
+            rows = self.conn.exec_driver_sql(
+                "SELECT nextval(pg_get_serial_sequence('pl_records', 'id')) "
+                "FROM generate_series(1, %s)",
+                (n,),
+            ).fetchall()
+            return sorted(r[0] for r in rows)
+        # SQLite: we hold the write lock (BEGIN IMMEDIATE), so max(id) is ours to extend.
+        start = self._scalar("max_id", {})
+        return list(range(int(start) + 1, int(start) + 1 + n))
+
+    def insert(self, batch: Batch) -> bool:
+        sql = self.store._sql
+        batch.ids = self._allocate_ids(len(batch))
+        params_json = batch.json_or_none("params")
+        tags_json = batch.json_or_none("tags")
+        seed_cols = [batch.seed[m] for m in SEED_METRICS]
+        rows = list(
+            zip(batch.ids, batch.ticker, batch.model_name, batch.ts_us, *seed_cols, batch.notes,
+                params_json, tags_json, strict=True)
+        )
+        if self._cursor is not None:
+            self._cursor.executemany(sql["insert_records"], rows)
+        else:
+            self.conn.exec_driver_sql(sql["insert_records"], rows if len(rows) > 1 else rows[0])
+        extra_rows = [
+            (batch.ids[pos], name, value)
+            for pos, d in enumerate(batch.metrics)
+            for name, value in d.items()
+        ]
+        if extra_rows and self._cursor is not None:
+            self._cursor.executemany(sql["insert_extra"], extra_rows)
+        elif extra_rows:
+            self.conn.exec_driver_sql(sql["insert_extra"], extra_rows)
+        dirs = self.directions
+        best_rows, summary_rows, pair_rows = batch.aggregates(dirs)
+        changed = False
+        hi = sorted((r for r in best_rows if dirs[r["metric"]]), key=_best_key)
+        lo = sorted((r for r in best_rows if not dirs[r["metric"]]), key=_best_key)
+        for key, chunk in (("best_hi", hi), ("best_lo", lo)):
+            if chunk:
+                changed = self._run(key, chunk) > 0 or changed
+        if summary_rows:
+            summary_rows.sort(key=lambda r: (r["ticker"], r["model_name"], r["metric"]))
+            self._run("summary", summary_rows)
+        pair_rows.sort(key=lambda r: (r["ticker"], r["model_name"]))
+        if not changed:
+            # A ticker's first record changes the best-models document even without a metric.
+            tickers = sorted({r["ticker"] for r in pair_rows})
+            if len(tickers) == 1:
+                changed = self._scalar("ticker_known", {"ticker": tickers[0]}) is None
+            else:
+                known = self.conn.execute(
+                    sa.select(sa.func.count(sa.distinct(T.pairs.c.ticker))).where(
+                        T.pairs.c.ticker.in_(tickers)
+                    )
+                ).scalar()
+                changed = known != len(tickers)
+        self._run("pairs", pair_rows)
+        self.best_changed = self.best_changed or changed
+        return changed
+
+    def register_metric(self, name: str, higher_is_better: bool) -> bool:
+        """Register (or re-direct) a custom metric and recompute its best entries from
+        history in this transaction. True when anything changed."""
+        conn = self.conn
+        current = conn.execute(
+            sa.select(T.metric_defs.c.higher_is_better).where(T.metric_defs.c.name == name)
+        ).scalar()
+        if current is not None and bool(current) == higher_is_better:
+            return False
+        conn.execute(sa.delete(T.metric_defs).where(T.metric_defs.c.name == name))
+        conn.execute(sa.insert(T.metric_defs).values(name=name, higher_is_better=higher_is_better))
+        conn.execute(sa.delete(T.best).where(T.best.c.metric == name))
+        order = "DESC" if higher_is_better else "ASC"
+        conn.execute(
+            sa.text(
+                "INSERT INTO pl_best (ticker, metric, model_name, value, ts, record_id) "
+                "SELECT ticker, name, model_name, value, ts, id FROM (SELECT r.ticker, e.name, "
+                "r.model_name, e.value, r.ts, r.id, ROW_NUMBER() OVER (PARTITION BY r.ticker "
+                f"ORDER BY e.value {order}, r.ts, r.id) AS rn FROM pl_extra e JOIN pl_records r "
+                "ON r.id = e.record_id WHERE e.name = :name) ranked WHERE rn = 1"
+            ),
+            {"name": name},
+        )
+        self.best_changed = True
+        self._directions = None
+        return True
+
+    def iter_batches(self, chunk: int = 20_000) -> Iterator[Batch]:
+        from ..batch import Batch
+
+        last = 0
+        cols = ["id", "ts", "ticker", "model_name", *SEED_METRICS, "notes", "params", "tags"]
+        select = f"SELECT {', '.join(cols)} FROM pl_records WHERE id > :last ORDER BY id LIMIT :n"
+        while True:
+            rows = self.conn.execute(sa.text(select), {"last": last, "n": chunk}).fetchall()
+            if not rows:
+                return
+            c = list(zip(*rows, strict=True))
+            ids = list(c[0])
+            extras: dict[int, dict[str, float]] = {}
+            for rid, name, value in self.conn.execute(
+                sa.text(
+                    "SELECT record_id, name, value FROM pl_extra WHERE record_id >= :a "
+                    "AND record_id <= :b ORDER BY record_id, name"
+                ),
+                {"a": ids[0], "b": ids[-1]},
+            ):
+                extras.setdefault(rid, {})[name] = value
+            k = 4 + len(SEED_METRICS)
+            yield Batch(
+                ticker=list(c[2]),
+                model_name=list(c[3]),
+                ts_us=list(c[1]),
+                seed={m: list(c[4 + i]) for i, m in enumerate(SEED_METRICS)},
+                notes=list(c[k]),
+                metrics=[extras.get(rid, {}) for rid in ids],
+                params=[json.loads(p) if p else {} for p in c[k + 1]],
+                tags=[json.loads(t) if t else {} for t in c[k + 2]],
+                ids=ids,
+            )
+            last = ids[-1]
+
+    def clear(self) -> None:
+        for table in (T.records, T.extra, T.best, T.summary, T.pairs):
+            self.conn.execute(sa.delete(table))
+        gen = int(self.get_meta("generation") or 0) + 1
+        self.set_meta("generation", str(gen))
+        self.best_changed = True
+
+
+def _best_key(r: Mapping[str, Any]) -> tuple[str, str]:
+    return (r["ticker"], r["metric"])
