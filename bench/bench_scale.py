@@ -18,8 +18,15 @@ from typing import Any
 
 import pandas as pd
 
-from bench.common import figure, generate_records, median_time, run_python, throwaway_pg_database, timed, \
-    write_results
+from bench.common import (
+    figure,
+    generate_records,
+    median_time,
+    run_python,
+    throwaway_pg_database,
+    timed,
+    write_results,
+)
 
 MS = 1000.0
 
@@ -33,15 +40,22 @@ def _seed_query(csv_path: Path, ticker: str) -> pd.DataFrame:
 
 
 def _rss_child(directory: Path, call: str) -> int:
-    """Peak RSS (KiB) of a fresh interpreter that opens the ledger and runs ``call``."""
+    """Peak RSS (KiB) of a fresh interpreter that opens the ledger and runs ``call``.
+
+    Read from ``VmHWM`` in ``/proc/self/status``, the high-water mark of the child's own
+    address space. ``getrusage(RUSAGE_SELF).ru_maxrss`` is not usable here: Linux carries
+    the parent's peak across fork/exec into the child's ru_maxrss, so every child would
+    report this (large) benchmark process's peak. ru_maxrss is kept in the raw results.
+    """
     code = (
         "import resource\n"
         "from perfledger import Ledger\n"
         f"led = Ledger({str(directory)!r})\n"
         f"out = {call}\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM:')][0].split()[1]\n"
+        "print(hwm, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )
-    return int(run_python(code).strip().splitlines()[-1])
+    return int(run_python(code).strip().splitlines()[-1].split()[0])
 
 
 def _startup_ms(stmt: str, repeat: int) -> float:
@@ -170,7 +184,8 @@ def run(quick: bool) -> dict[str, Any]:
             mirror_note = f"seed reader on the ledger's CSV mirror parses fine ({mirror_s:.2f} s)"
             mirror_ok = True
         except Exception as exc:
-            mirror_note = f"seed reader on the ledger's CSV mirror FAILS: {type(exc).__name__}: {str(exc)[:160]}"
+            mirror_note = (f"seed reader on the ledger's CSV mirror FAILS: "
+                           f"{type(exc).__name__}: {str(exc)[:160]}")
             mirror_ok = False
         raw["mirror_readable"] = mirror_ok
         figs.append(figure("seed reader (read_csv + to_datetime) on the CSV mirror", 1 if mirror_ok else 0,
@@ -200,9 +215,9 @@ def run(quick: bool) -> dict[str, Any]:
 
         def singles() -> None:
             for r in rows:
-                led.log(r["model_name"], r["ticker"], sharpe=r["sharpe"], mse=r["mse"], drawdown=r["drawdown"],
-                        total_return=r["total_return"], win_rate=r["win_rate"], accuracy=r["accuracy"],
-                        notes=r["notes"])
+                led.log(r["model_name"], r["ticker"], sharpe=r["sharpe"], mse=r["mse"],
+                        drawdown=r["drawdown"], total_return=r["total_return"], win_rate=r["win_rate"],
+                        accuracy=r["accuracy"], notes=r["notes"])
 
         single_s, _ = timed(singles)
         rate = n_single / single_s
@@ -219,7 +234,8 @@ def run(quick: bool) -> dict[str, Any]:
         figs.append(figure("peak RSS, fresh process: history(ticker)", rss_filtered / 1024, "MiB",
                            baseline=rss_full / 1024, baseline_name="history() whole table",
                            ratio=rss_full / rss_filtered, group=g,
-                           note=f"open + tickers() only: {rss_open / 1024:.0f} MiB; ratio = whole / filtered"))
+                           note=f"open + tickers() only: {rss_open / 1024:.0f} MiB; "
+                                "ratio = whole / filtered"))
 
         # ---------------------------------------------------------------- import time
         imp_reps = 5 if quick else 9
@@ -236,8 +252,8 @@ def run(quick: bool) -> dict[str, Any]:
         pg = pg_concurrency(procs, k)
         raw["postgres"] = pg
         lost = pg["expected"] - pg["present"]
-        figs.append(figure(f"PostgreSQL: {procs} processes x {k} log() at once", pg["expected"] / pg["seconds"],
-                           "records/s", group=g,
+        figs.append(figure(f"PostgreSQL: {procs} processes x {k} log() at once",
+                           pg["expected"] / pg["seconds"], "records/s", group=g,
                            note=f"{pg['seconds']:.1f} s wall; errors {pg['errors']} {pg['error_kinds']}"))
         figs.append(figure("PostgreSQL: records lost", lost, "records", target="0",
                            ok=lost == 0 and pg["errors"] == 0, group=g,
