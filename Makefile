@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: install run example test lint bench clean
+.PHONY: install run example test lint bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,5 +25,23 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+## Benchmarks in their own venv (MLflow for the comparison must not pin the main one's versions).
+## Writes docs/benchmarks.md and docs/scaling.png (~15 min); bench-quick is a small smoke run
+## writing bench/results/benchmarks-quick.md. PostgreSQL on 127.0.0.1:5432 is needed.
+BENCH_VENV  := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-bench
+
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q -e ".[bench,postgres]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m bench.run_all
+
+bench-quick: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m bench.run_all --quick
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .ruff_cache .hypothesis

@@ -234,7 +234,7 @@ def run(quick: bool, plot_path: Path | None) -> dict[str, Any]:
                 ratio = v / o if better_high else o / v
                 figs.append(figure(f"{what} at {cp:,} stored", v, unit, baseline=o, baseline_name=other_name,
                                    ratio=ratio, group="mlflow",
-                                   note="ratio = how many times better perfledger is"))
+                                   note="ratio = times better for perfledger (< 1: worse)"))
     return {
         "figures": figs,
         "raw": {"checkpoints": checkpoints, "window": window, "results": results,
