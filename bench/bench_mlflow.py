@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import seed_baseline
-from bench.common import figure, generate_records, median_time, record_dicts, write_results
+from bench.common import figure, generate_records, interleaved_medians, record_dicts, write_results
 
 METRICS = ("sharpe", "mse", "drawdown", "total_return", "win_rate", "accuracy")
 N_TICKERS, N_MODELS = 10, 10
@@ -149,22 +149,40 @@ class MlflowDesign(Design):
         }
 
 
-def measure(design: Design, checkpoints: list[int], window: int, reps: int) -> list[dict[str, Any]]:
-    """At each checkpoint: grow to (checkpoint - window), time ``window`` single logs (so
-    the store holds the checkpoint), then time the two queries."""
-    rows = []
+def measure(designs: list[Design], checkpoints: list[int], window: int, reps: int,
+            rounds: int = 5) -> dict[str, list[dict[str, Any]]]:
+    """At each checkpoint: grow every store to (checkpoint - window), time ``window``
+    single logs per design (so each store then holds the checkpoint), then the two
+    queries. Designs are timed in alternation (chunks of logs, query repeats) so that all
+    three see the same machine load."""
+    rows: dict[str, list[dict[str, Any]]] = {d.name: [] for d in designs}
     for cp in checkpoints:
-        design.grow_to(cp - window)
+        for d in designs:
+            d.grow_to(cp - window)
         recs = _records(window, seed=cp)
-        t0 = time.perf_counter()
-        for rec in recs:
-            design.log(rec)
-        rate = window / (time.perf_counter() - t0)
-        hist = median_time(design.ticker_history, repeat=reps)
-        best = median_time(design.best_per_ticker, repeat=reps)
-        rows.append({"stored": cp, "log_rate": rate, "history_s": hist, "best_s": best})
-        print(f"{design.name:>24} {cp:>6}: {rate:8.1f} logs/s  history {hist * 1000:8.2f} ms  "
-              f"best {best * 1000:8.2f} ms", flush=True)
+        chunk = window // rounds
+        spent = {d.name: 0.0 for d in designs}
+        for r in range(rounds):
+            part = recs[r * chunk: (r + 1) * chunk]
+            for d in designs:
+                t0 = time.perf_counter()
+                for rec in part:
+                    d.log(rec)
+                spent[d.name] += time.perf_counter() - t0
+        for d in designs:  # top up any remainder so the store holds exactly the checkpoint
+            for rec in recs[rounds * chunk:]:
+                d.log(rec)
+        fns: dict[str, Callable[[], Any]] = {}
+        for d in designs:
+            fns[f"{d.name}|history"] = d.ticker_history
+            fns[f"{d.name}|best"] = d.best_per_ticker
+        med = interleaved_medians(fns, repeat=reps)
+        for d in designs:
+            row = {"stored": cp, "log_rate": rounds * chunk / spent[d.name],
+                   "history_s": med[f"{d.name}|history"], "best_s": med[f"{d.name}|best"]}
+            rows[d.name].append(row)
+            print(f"{d.name:>24} {cp:>6}: {row['log_rate']:8.1f} logs/s  history "
+                  f"{row['history_s'] * 1000:8.2f} ms  best {row['best_s'] * 1000:8.2f} ms", flush=True)
     return rows
 
 
@@ -206,16 +224,14 @@ def run(quick: bool, plot_path: Path | None) -> dict[str, Any]:
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    results: dict[str, list[dict[str, Any]]] = {}
-    factories: list[Callable[[Path], Design]] = [PerfledgerDesign, SeedDesign, MlflowDesign]
+    designs: list[Design] = []
     try:
-        for factory in factories:
-            design = factory(tmp)
-            try:
-                results[design.name] = measure(design, checkpoints, window, reps)
-            finally:
-                design.close()
+        for factory in (PerfledgerDesign, SeedDesign, MlflowDesign):
+            designs.append(factory(tmp))
+        results = measure(designs, checkpoints, window, reps)
     finally:
+        for d in designs:
+            d.close()
         shutil.rmtree(tmp, ignore_errors=True)
     if plot_path is not None:
         plot(results, plot_path)

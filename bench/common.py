@@ -193,3 +193,20 @@ def run_python(code: str, env: dict[str, str] | None = None, python: str | None 
     if res.returncode != 0:
         raise RuntimeError(f"child failed ({res.returncode}): {res.stderr[-2000:]}")
     return res.stdout
+
+
+def interleaved_medians(fns: dict[str, Callable[[], Any]], repeat: int, warmup: int = 1) -> dict[str, float]:
+    """Median seconds of each function, timed in alternation (a, b, c, a, b, c, ...).
+
+    On a shared machine the load changes minute to minute; alternating makes each
+    contender see the same mix of quiet and busy moments, so their ratio stays honest."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
