@@ -23,6 +23,9 @@ from typing import Any
 
 from bench.common import RESULTS_DIR, ROOT, machine_facts
 
+#: 1/5/15-minute load averages when each stage ended: context for noisy figures.
+LOADS: dict[str, tuple[float, float, float]] = {}
+
 
 def _run(python: str, module: str, args: list[str]) -> float:
     """Run ``python -m module args`` with output streamed to our console; seconds taken."""
@@ -30,6 +33,7 @@ def _run(python: str, module: str, args: list[str]) -> float:
     print("+", shlex.join(cmd), flush=True)
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, check=True)
+    LOADS[module.rsplit(".", 1)[-1]] = os.getloadavg()
     return time.perf_counter() - t0
 
 
@@ -43,8 +47,11 @@ def _probe(python: str) -> dict[str, Any]:
         "'sqlalchemy': sqlalchemy.__version__, 'python': sys.version.split()[0], "
         "'sqlite': sqlite3.sqlite_version, 'mlflow': mv}))"
     )
-    out = subprocess.run([python, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    info = json.loads(out)
+    res = subprocess.run([python, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        # Fail before the long run, not after it: the interpreter cannot import what we measure.
+        sys.exit(f"{python} cannot import perfledger and its dependencies:\n{res.stderr[-1500:]}")
+    info = json.loads(res.stdout)
     src = Path(info["perfledger_file"]).resolve().parent
     git = subprocess.run(["git", "-C", str(src), "log", "-1", "--format=%h %s"], capture_output=True,
                          text=True, check=False)
@@ -109,6 +116,10 @@ def write_report(path: Path, *, quick: bool, command: str, facts: dict[str, Any]
         f"seed API module `{probe['memory_file']}`",
         f"- command: `{command}`",
         "- stage wall times: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()),
+        f"- load average (1/5/15 min) at start: {'/'.join(f'{x:.1f}' for x in facts['loadavg'])}; "
+        "at the end of each stage: "
+        + ", ".join(f"{k} {'/'.join(f'{x:.1f}' for x in v)}" for k, v in LOADS.items())
+        + f" (on {facts['nproc']} CPUs: above {facts['nproc']} means other work was competing)",
         "",
         f"**Summary: {len(passed)} PASS, {len(failed)} FAIL** against the targets"
         + (" (failed: " + "; ".join(f"{f['name']} = {_fmt(f['value'])} {f['unit']}"
@@ -192,14 +203,14 @@ def main() -> None:
         report, plot = ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "scaling.png"
     q = ["--quick"] if args.quick else []
     facts = machine_facts()
+    facts["loadavg"] = os.getloadavg()
     probe = _probe(sys.executable)
+    mlprobe = None if args.skip_mlflow else _probe(args.mlflow_python)
     timings: dict[str, float] = {}
     timings["core"] = _run(sys.executable, "bench.bench_core", q)
     timings["scale"] = _run(sys.executable, "bench.bench_scale", q)
-    mlprobe = None
     sections = {name: json.loads((RESULTS_DIR / f"{name}.json").read_text()) for name in ("core", "scale")}
     if not args.skip_mlflow:
-        mlprobe = _probe(args.mlflow_python)
         timings["mlflow"] = _run(args.mlflow_python, "bench.bench_mlflow", [*q, "--plot", str(plot)])
         sections["mlflow"] = json.loads((RESULTS_DIR / "mlflow.json").read_text())
     profile = None
