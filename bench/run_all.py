@@ -6,7 +6,7 @@
 Each benchmark runs in its own fresh interpreter (no state or memory carried between them);
 raw results land in ``bench/results/*.json``. The MLflow comparison runs with
 ``--mlflow-python`` (default: this interpreter), because MLflow must not be installed into
-the project's main environment.
+the project's environment (it pins pyarrow below what perfledger needs).
 """
 
 from __future__ import annotations
@@ -60,6 +60,15 @@ def _probe(python: str) -> dict[str, Any]:
     info["perfledger_commit"] = (git.stdout.strip() or "unknown") + (" (+ uncommitted changes)"
                                                                      if dirty.stdout.strip() else "")
     return info
+
+
+def _probe_mlflow(python: str) -> dict[str, Any]:
+    """The MLflow interpreter needs only MLflow (and matplotlib, which MLflow brings)."""
+    code = "import json, mlflow, matplotlib; print(json.dumps({'mlflow': mlflow.__version__}))"
+    res = subprocess.run([python, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        sys.exit(f"{python} cannot import mlflow and matplotlib:\n{res.stderr[-1500:]}")
+    return dict(json.loads(res.stdout))
 
 
 def _fmt(v: Any, unit: str = "") -> str:
@@ -187,7 +196,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     ap.add_argument("--mlflow-python", default=sys.executable,
-                    help="interpreter with mlflow + matplotlib installed (default: this one)")
+                    help="interpreter with mlflow installed; MLflow pins pyarrow<26, so it lives in its "
+                    "own venv (default: this interpreter)")
     ap.add_argument("--skip-mlflow", action="store_true")
     ap.add_argument("--no-profile", action="store_true", help="skip the cProfile diagnostics")
     args = ap.parse_args()
@@ -205,13 +215,14 @@ def main() -> None:
     facts = machine_facts()
     facts["loadavg"] = os.getloadavg()
     probe = _probe(sys.executable)
-    mlprobe = None if args.skip_mlflow else _probe(args.mlflow_python)
+    mlprobe = None if args.skip_mlflow else _probe_mlflow(args.mlflow_python)
     timings: dict[str, float] = {}
     timings["core"] = _run(sys.executable, "bench.bench_core", q)
     timings["scale"] = _run(sys.executable, "bench.bench_scale", q)
     sections = {name: json.loads((RESULTS_DIR / f"{name}.json").read_text()) for name in ("core", "scale")}
     if not args.skip_mlflow:
-        timings["mlflow"] = _run(args.mlflow_python, "bench.bench_mlflow", [*q, "--plot", str(plot)])
+        timings["mlflow"] = _run(sys.executable, "bench.bench_mlflow",
+                                 [*q, "--plot", str(plot), "--mlflow-python", args.mlflow_python])
         sections["mlflow"] = json.loads((RESULTS_DIR / "mlflow.json").read_text())
     profile = None
     if not args.no_profile:
