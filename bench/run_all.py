@@ -165,7 +165,9 @@ def write_report(path: Path, *, quick: bool, command: str, facts: dict[str, Any]
             "history and the best Sharpe per ticker are timed, alternating designs (median of 3). "
             "perfledger: `history(ticker=)`, `best()`; seed design: CSV scan, `best_models.json`; "
             "MLflow: `search_runs` by tag, and one `search_runs(order_by=sharpe DESC, max_results=1)` "
-            "per ticker (10 tickers)."
+            "per ticker (10 tickers). MLflow runs in its own venv and process (it pins pyarrow<26, "
+            "which the core cannot use) and times its operations itself, so the pipe is not charged "
+            "to it."
         ),
     }
     for key, sec in sections.items():
