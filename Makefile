@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: install run example test lint bench bench-quick clean
+.PHONY: install run example test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-## Benchmarks: writes docs/benchmarks.md and docs/scaling.png (~15 min); bench-quick is a small
+.PHONY: bench bench-quick bench-clean
+
+## Benchmarks: writes docs/benchmarks.md and docs/scaling.png (~10 min); bench-quick is a small
 ## smoke run writing bench/results/benchmarks-quick.md. Needs PostgreSQL on 127.0.0.1:5432.
 ## perfledger is measured from .venv-bench; MLflow (the comparison) pins pyarrow<26, which
 ## perfledger's core cannot use, so it gets its own .venv-mlflow and runs in a worker process.
@@ -52,5 +54,8 @@ bench: $(BENCH_STAMP) $(MLFLOW_STAMP)
 bench-quick: $(BENCH_STAMP) $(MLFLOW_STAMP)
 	$(BENCH_VENV)/bin/python -m bench.run_all --quick --mlflow-python $(MLFLOW_VENV)/bin/python
 
+bench-clean:
+	rm -rf $(BENCH_VENV) $(MLFLOW_VENV) bench/results
+
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(MLFLOW_VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
