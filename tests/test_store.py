@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from perfledger import Ledger, SchemaVersionError, StoreConnectionError
@@ -81,3 +82,25 @@ def test_copy_into_a_directory_ledger_writes_its_mirrors(tmp_path: Path) -> None
     _same(src, dst)
     for name in ("model_performance.json", "model_performance.csv", "best_models.json"):
         assert (tmp_path / "src" / name).read_bytes() == (tmp_path / "dst" / name).read_bytes()
+
+
+def test_a_bulk_load_rebuilds_its_indexes_and_keeps_every_row(ledger: Ledger) -> None:
+    from perfledger.store.writes import _BULK_ROWS
+
+    n = _BULK_ROWS + 10
+    rows = pd.DataFrame({
+        "model_name": [f"M{i % 7}" for i in range(n)],
+        "ticker": [f"T{i % 5}" for i in range(n)],
+        "timestamp": pd.date_range("2020-01-01", periods=n, freq="min", tz="UTC"),
+        "sharpe": [i / n for i in range(n)],
+    })
+    assert ledger.log_many(rows) == n
+    con = sqlite3.connect(ledger.directory / "perfledger.db")
+    names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"ix_pl_records_ticker_ts", "ix_pl_records_model_ts", "ix_pl_records_ts"} <= names
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
+    assert len(ledger.history(model_name="M3")) == len([i for i in range(n) if i % 7 == 3])
+    assert ledger.history(limit=1)["sharpe"].iloc[0] == (n - 1) / n
+    ledger.log("M0", "T0", sharpe=2.0)  # a later single log still finds its indexes
+    assert ledger.best("T0")["best_sharpe"]["value"] == 2.0

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .records import SEED_METRICS, Record, format_ts, format_ts_many
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+_TS_LOCK = threading.Lock()
 
 
 @dataclass(slots=True)
@@ -33,6 +37,7 @@ class Batch:
     params: list[dict[str, Any]]
     tags: list[dict[str, str]]
     ids: list[int] | None = None
+    _ts_text: list[str] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.ticker)
@@ -104,7 +109,13 @@ class Batch:
         return out
 
     def timestamps(self) -> list[str]:
-        return format_ts_many(self.ts_us)
+        """The timestamps as text, formatted once per batch: both mirrors need them, from
+        two threads at once for a large batch."""
+        if self._ts_text is None:
+            with _TS_LOCK:
+                if self._ts_text is None:
+                    self._ts_text = format_ts_many(self.ts_us)
+        return self._ts_text
 
     def json_or_none(self, col: str) -> list[str | None]:
         values: list[dict[str, Any]] = getattr(self, col)

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 import threading
 from collections.abc import Iterable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +70,14 @@ def json_body(batch: Batch) -> bytes:
 
 
 def csv_bytes(batch: Batch) -> bytes:
-    """The batch as CSV rows (no header), written by Arrow's C++ writer: every text field
-    quoted, so commas, quotes, CR/LF and unicode in notes round-trip."""
+    """The batch as CSV rows (no header): RFC 4180, every text field quoted (so commas,
+    quotes, CR/LF and unicode in notes round-trip), numbers in their shortest round-trip form.
+
+    Large batches go through Arrow's C++ writer, which releases the GIL; a few rows (every
+    single ``log()``) through :func:`_csv_small`, which writes byte-for-byte the same text
+    without Arrow's per-call set-up (a property test holds the two together)."""
+    if len(batch) < _ARROW_FROM:
+        return _csv_small(batch)
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -90,6 +98,49 @@ def csv_bytes(batch: Batch) -> bytes:
         table, sink, pacsv.WriteOptions(include_header=False, quoting_style="needed", eol="\r\n")
     )
     return sink.getvalue().to_pybytes()
+
+
+_ARROW_FROM = 256
+
+
+def _quote(value: str | None) -> str:
+    return "" if value is None else '"' + value.replace('"', '""') + '"'
+
+
+def format_number(x: float | None) -> str:
+    """A float as Arrow's CSV writer spells it: the shortest round-trip digits, plain
+    notation from 1e-6 up to 1e10 (no trailing ``.0``), else ``1.5e+10`` / ``1e-7``."""
+    if x is None:
+        return ""
+    if x == 0:
+        return "-0" if math.copysign(1.0, x) < 0 else "0"
+    sign, digit_tuple, exp = Decimal(repr(x)).normalize().as_tuple()
+    digits = "".join(map(str, digit_tuple))
+    k = len(digits)
+    n = k + int(exp)  # value = 0.<digits> x 10**n
+    head = "-" if sign else ""
+    if -6 <= n - 1 < 10:
+        if n >= k:
+            return head + digits + "0" * (n - k)
+        if n > 0:
+            return head + digits[:n] + "." + digits[n:]
+        return head + "0." + "0" * (-n) + digits
+    mantissa = digits[0] + ("." + digits[1:] if k > 1 else "")
+    return f"{head}{mantissa}e{'+' if n - 1 >= 0 else '-'}{abs(n - 1)}"
+
+
+def _csv_small(batch: Batch) -> bytes:
+    cols = [batch.timestamps(), batch.ticker, batch.model_name]
+    metrics = [batch.seed[m] for m in SEED_METRICS]
+    tail = [batch.notes, batch.json_or_none("metrics"), batch.json_or_none("params"),
+            batch.json_or_none("tags")]
+    lines = []
+    for i in range(len(batch)):
+        fields = [_quote(c[i]) for c in cols]
+        fields += [format_number(c[i]) for c in metrics]
+        fields += [_quote(c[i]) for c in tail]
+        lines.append(",".join(fields) + "\r\n")
+    return "".join(lines).encode()
 
 
 def _csv_header() -> bytes:

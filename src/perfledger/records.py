@@ -490,7 +490,10 @@ def _timestamps_us(col: pd.Series, index: list[Any], problems: list[tuple[Any, s
     if numeric.any():
         col = col.where(~numeric, None)
     try:
-        parsed = pd.to_datetime(col.astype(object), utc=True, format="ISO8601", errors="coerce")
+        if col.dtype.kind == "M":
+            parsed = pd.to_datetime(col, utc=True)
+        else:
+            parsed = pd.to_datetime(col.astype(object), utc=True, format="ISO8601", errors="coerce")
     except (TypeError, ValueError):
         parsed = pd.Series(pd.NaT, index=col.index, dtype="datetime64[us, UTC]")
     us = parsed.dt.as_unit("us").astype("int64").to_numpy()

@@ -19,6 +19,11 @@ from ..records import SEED_DIRECTIONS, SEED_METRICS
 from . import tables as T
 from .base import WriteTx
 
+#: Indexes rebuilt after a bulk load instead of maintained row by row (the (ticker, ts) index
+#: is kept: batches arrive sorted by it, so its inserts are sequential anyway).
+_DEFERRED_INDEXES = [ix for ix in T.records.indexes if ix.name != "ix_pl_records_ticker_ts"]
+_BULK_ROWS = 50_000
+
 if TYPE_CHECKING:
     from ..batch import Batch
     from .sql import SQLStore
@@ -94,7 +99,16 @@ class SQLWriteTx(WriteTx):
                 params_json, tags_json, strict=True)
         )
         if self._cursor is not None:
+            # A bulk load at least as large as the table builds the time and model indexes
+            # after the data (one sort each) instead of a million random index inserts.
+            rebuild = len(rows) >= _BULK_ROWS and batch.ids[0] - 1 <= len(rows)
+            if rebuild:
+                for index in _DEFERRED_INDEXES:
+                    self._cursor.execute(f"DROP INDEX IF EXISTS {index.name}")
             self._cursor.executemany(sql["insert_records"], rows)
+            if rebuild:
+                for index in _DEFERRED_INDEXES:
+                    index.create(self.conn)
         else:
             self.conn.exec_driver_sql(sql["insert_records"], rows if len(rows) > 1 else rows[0])
         extra_rows = [

@@ -1,0 +1,54 @@
+"""The two CSV writers of the mirror (Arrow for large batches, Python for a few rows) must
+write byte-for-byte the same text, or a mirror would mix two spellings of one number."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from perfledger import mirrors
+from perfledger.batch import Batch
+from perfledger.records import SEED_METRICS
+
+floats = st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False),
+                   st.sampled_from([0.0, -0.0, 1e-6, 1e-7, 1e10, 9999999999.0, 1e15, 5e-324]))
+row = st.fixed_dictionaries({
+    "ticker": st.text(alphabet=st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=6),
+    "notes": st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=20),
+    "ts": st.integers(min_value=-2_208_988_800_000_000, max_value=7_258_118_400_000_000),
+    **{m: floats for m in SEED_METRICS},
+    "metrics": st.dictionaries(st.sampled_from(["a", "b"]), st.floats(allow_nan=False,
+                                                                     allow_infinity=False)),
+})
+
+
+def arrow_csv(batch: Batch) -> bytes:
+    table = pa.table({
+        "timestamp": pa.array(batch.timestamps(), pa.string()),
+        "ticker": pa.array(batch.ticker, pa.string()),
+        "model_name": pa.array(batch.model_name, pa.string()),
+        **{m: pa.array(batch.seed[m], pa.float64()) for m in SEED_METRICS},
+        "notes": pa.array(batch.notes, pa.string()),
+        "metrics": pa.array(batch.json_or_none("metrics"), pa.string()),
+        "params": pa.array(batch.json_or_none("params"), pa.string()),
+        "tags": pa.array(batch.json_or_none("tags"), pa.string()),
+    })
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="needed",
+                                                     eol="\r\n"))
+    return sink.getvalue().to_pybytes()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(row, min_size=1, max_size=5))
+def test_python_and_arrow_writers_agree(rows: list[dict]) -> None:
+    batch = Batch(
+        ticker=[r["ticker"] for r in rows], model_name=["M"] * len(rows),
+        ts_us=[r["ts"] for r in rows], seed={m: [r[m] for r in rows] for m in SEED_METRICS},
+        notes=[r["notes"] for r in rows], metrics=[r["metrics"] for r in rows],
+        params=[{}] * len(rows), tags=[{}] * len(rows),
+    )
+    assert mirrors._csv_small(batch) == arrow_csv(batch)
+    assert mirrors.csv_bytes(batch) == arrow_csv(batch)
