@@ -57,7 +57,7 @@ MLFLOW_STAMP := $(MLFLOW_VENV)/.installed-mlflow
 $(BENCH_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install -q -e ".[bench,postgres]"
+	$(BENCH_VENV)/bin/python -m pip install -q -e ".[bench,postgres,dashboard]"
 	touch $(BENCH_STAMP)
 
 $(MLFLOW_STAMP): bench/requirements-mlflow.txt
