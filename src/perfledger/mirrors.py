@@ -76,8 +76,10 @@ def csv_bytes(batch: Batch) -> bytes:
     Large batches go through Arrow's C++ writer, which releases the GIL; a few rows (every
     single ``log()``) through :func:`_csv_small`, which writes byte-for-byte the same text
     without Arrow's per-call set-up (a property test holds the two together)."""
-    if len(batch) < _ARROW_FROM:
-        return _csv_small(batch)
+    return _csv_small(batch) if len(batch) < _ARROW_FROM else _csv_arrow(batch)
+
+
+def _csv_arrow(batch: Batch) -> bytes:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
