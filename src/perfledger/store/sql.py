@@ -295,37 +295,53 @@ class SQLStore(Store):
         limit = f" LIMIT {int(query.limit)}" if query.limit else ""
         order = "ORDER BY r.ts DESC, r.id DESC" if query.limit else "ORDER BY r.ts, r.id"
         meta_cols = ", r.params, r.tags" if query.include_meta else ""
+        # One ticker asked for: every row holds it, so it is not fetched row by row.
+        one_ticker = query.tickers[0] if len(query.tickers) == 1 else None
+        ticker_col = "" if one_ticker is not None else "r.ticker, "
         sql = (
-            f"SELECT r.id, r.ts, r.ticker, r.model_name, {', '.join('r.' + m for m in SEED_METRICS)}, "
-            f"r.notes{meta_cols} FROM pl_records r WHERE {where} {order}{limit}"
-        )
-        extra_sql = (
-            "SELECT e.record_id, e.name, e.value FROM pl_extra e JOIN pl_records r "
-            f"ON r.id = e.record_id WHERE {where}"
+            f"SELECT r.id, r.ts, {ticker_col}r.model_name, "
+            f"{', '.join('r.' + m for m in SEED_METRICS)}, r.notes{meta_cols} "
+            f"FROM pl_records r WHERE {where} {order}{limit}"
         )
         rows = self._frame(sql, params)
-        extras = self._frame(extra_sql, params) if len(rows) else None
+        extras = None
+        if len(rows) and self._has_extras():
+            extras = self._frame(
+                "SELECT e.record_id, e.name, e.value FROM pl_extra e JOIN pl_records r "
+                f"ON r.id = e.record_id WHERE {where}",
+                params,
+            )
         if query.limit:
-            rows = rows.iloc[::-1]
+            rows = rows.iloc[::-1].reset_index(drop=True)
         ids = rows["id"].to_numpy(dtype=np.int64)
-        data: dict[str, Any] = {
-            "timestamp": pd.to_datetime(rows["ts"].to_numpy(dtype=np.int64), unit="us", utc=True),
-            "ticker": rows["ticker"].array,
-            "model_name": rows["model_name"].array,
-        }
+        ts = rows["ts"]
+        frame = pd.DataFrame(
+            {"timestamp": ts if ts.dtype.kind == "M" else pd.to_datetime(
+                ts.to_numpy(dtype=np.int64), unit="us", utc=True)}
+        )
+        frame["ticker"] = (
+            rows["ticker"] if one_ticker is None
+            else pd.Series(one_ticker, index=frame.index, dtype="str")
+        )
+        frame["model_name"] = rows["model_name"]
         for m in SEED_METRICS:
-            data[m] = rows[m].to_numpy(dtype=float, na_value=np.nan)
-        data["notes"] = rows["notes"].array
+            col = rows[m]
+            frame[m] = col if col.dtype == np.float64 else col.to_numpy(dtype=float, na_value=np.nan)
+        frame["notes"] = rows["notes"]
         if query.include_meta:
-            data["params"] = [json.loads(v) if isinstance(v, str) and v else {} for v in rows["params"]]
-            data["tags"] = [json.loads(v) if isinstance(v, str) and v else {} for v in rows["tags"]]
-        frame = pd.DataFrame(data)
+            frame["params"] = [json.loads(v) if isinstance(v, str) and v else {} for v in rows["params"]]
+            frame["tags"] = [json.loads(v) if isinstance(v, str) and v else {} for v in rows["tags"]]
         if extras is not None and len(extras):
             wide = extras.pivot(index="record_id", columns="name", values="value")
             wide = wide.reindex(ids)
             for name in sorted(wide.columns):
                 frame[name] = wide[name].to_numpy(dtype=float, na_value=np.nan)
         return frame
+
+    def _has_extras(self) -> bool:
+        """Whether any custom metric was ever stored (skips a join when none was)."""
+        with self.reading() as conn:
+            return conn.execute(sa.text("SELECT 1 FROM pl_extra LIMIT 1")).first() is not None
 
     def _frame(self, sql: str, params: dict[str, Any]) -> pd.DataFrame:
         """Run a read query into a DataFrame. On SQLite the result comes back columnar
@@ -358,7 +374,11 @@ class SQLStore(Store):
                 # first batch, and a metric that starts with NULLs must not be typed as integer.
                 cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(2**30)})
                 cur.execute(qmark, tuple(params[n] for n in names))
-                return cur.fetch_arrow_table().to_pandas()
+                table = cur.fetch_arrow_table()
+                if "ts" in table.column_names:  # UTC microseconds: typed in Arrow, no copy
+                    i = table.column_names.index("ts")
+                    table = table.set_column(i, "ts", table.column(i).cast(_TS_TYPE()))
+                return table.to_pandas()
             finally:
                 cur.close()
         finally:
@@ -466,3 +486,9 @@ def _close_all(connections: list[Any], owner_pid: int) -> None:
         with contextlib.suppress(Exception):
             con.close()
     connections.clear()
+
+
+def _TS_TYPE() -> Any:
+    import pyarrow as pa
+
+    return pa.timestamp("us", tz="UTC")
