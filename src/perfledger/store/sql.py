@@ -298,14 +298,17 @@ class SQLStore(Store):
         # One ticker asked for: every row holds it, so it is not fetched row by row.
         one_ticker = query.tickers[0] if len(query.tickers) == 1 else None
         ticker_col = "" if one_ticker is not None else "r.ticker, "
+        # Record ids are only needed to line custom metrics up with their rows.
+        has_extras = self._has_extras()
+        id_col = "r.id, " if has_extras else ""
         sql = (
-            f"SELECT r.id, r.ts, {ticker_col}r.model_name, "
+            f"SELECT {id_col}r.ts, {ticker_col}r.model_name, "
             f"{', '.join('r.' + m for m in SEED_METRICS)}, r.notes{meta_cols} "
             f"FROM pl_records r WHERE {where} {order}{limit}"
         )
         rows = self._frame(sql, params)
         extras = None
-        if len(rows) and self._has_extras():
+        if len(rows) and has_extras:
             extras = self._frame(
                 "SELECT e.record_id, e.name, e.value FROM pl_extra e JOIN pl_records r "
                 f"ON r.id = e.record_id WHERE {where}",
@@ -313,27 +316,26 @@ class SQLStore(Store):
             )
         if query.limit:
             rows = rows.iloc[::-1].reset_index(drop=True)
-        ids = rows["id"].to_numpy(dtype=np.int64)
         ts = rows["ts"]
-        frame = pd.DataFrame(
-            {"timestamp": ts if ts.dtype.kind == "M" else pd.to_datetime(
-                ts.to_numpy(dtype=np.int64), unit="us", utc=True)}
-        )
-        frame["ticker"] = (
-            rows["ticker"] if one_ticker is None
-            else pd.Series(one_ticker, index=frame.index, dtype="str")
-        )
-        frame["model_name"] = rows["model_name"]
+        n = len(rows)
+        data: dict[str, Any] = {
+            "timestamp": ts if ts.dtype.kind == "M"
+            else pd.to_datetime(ts.to_numpy(dtype=np.int64), unit="us", utc=True),
+            "ticker": rows["ticker"] if one_ticker is None
+            else pd.Series(one_ticker, index=pd.RangeIndex(n), dtype="str"),
+            "model_name": rows["model_name"],
+        }
         for m in SEED_METRICS:
             col = rows[m]
-            frame[m] = col if col.dtype == np.float64 else col.to_numpy(dtype=float, na_value=np.nan)
-        frame["notes"] = rows["notes"]
+            data[m] = col if col.dtype == np.float64 else col.to_numpy(dtype=float, na_value=np.nan)
+        data["notes"] = rows["notes"]
+        frame = pd.DataFrame({k: v.array if isinstance(v, pd.Series) else v for k, v in data.items()})
         if query.include_meta:
             frame["params"] = [json.loads(v) if isinstance(v, str) and v else {} for v in rows["params"]]
             frame["tags"] = [json.loads(v) if isinstance(v, str) and v else {} for v in rows["tags"]]
         if extras is not None and len(extras):
             wide = extras.pivot(index="record_id", columns="name", values="value")
-            wide = wide.reindex(ids)
+            wide = wide.reindex(rows["id"].to_numpy(dtype=np.int64))
             for name in sorted(wide.columns):
                 frame[name] = wide[name].to_numpy(dtype=float, na_value=np.nan)
         return frame
