@@ -9,13 +9,12 @@ batch, so the database merges a handful of rows instead of re-reading history.
 from __future__ import annotations
 
 import json
-import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .records import SEED_METRICS, Record, format_ts, format_ts_many
+from .records import SEED_METRICS, Record, format_ts_many
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,21 +91,6 @@ class Batch:
             params=frame["params"].tolist(),
             tags=frame["tags"].tolist(),
         )
-
-    def seed_dict(self, i: int) -> dict[str, Any]:
-        """Row ``i`` as the seed's record dict (+ metrics/params/tags)."""
-        out: dict[str, Any] = {
-            "timestamp": format_ts(self.ts_us[i]),
-            "ticker": self.ticker[i],
-            "model_name": self.model_name[i],
-        }
-        for m in SEED_METRICS:
-            out[m] = self.seed[m][i]
-        out["notes"] = self.notes[i]
-        out["metrics"] = dict(self.metrics[i])
-        out["params"] = dict(self.params[i])
-        out["tags"] = dict(self.tags[i])
-        return out
 
     def timestamps(self) -> list[str]:
         """The timestamps as text, formatted once per batch: both mirrors need them, from
@@ -296,7 +280,3 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     for row in zip(*(frame[c].tolist() for c in cols), strict=True):
         out.append(dict(zip(cols, row, strict=True)))
     return out
-
-
-def is_missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
