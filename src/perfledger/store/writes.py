@@ -19,9 +19,8 @@ from ..records import SEED_DIRECTIONS, SEED_METRICS
 from . import tables as T
 from .base import WriteTx
 
-#: Indexes rebuilt after a bulk load instead of maintained row by row (the (ticker, ts) index
-#: is kept: batches arrive sorted by it, so its inserts are sequential anyway).
-_DEFERRED_INDEXES = [ix for ix in T.records.indexes if ix.name != "ix_pl_records_ticker_ts"]
+#: Indexes rebuilt after a bulk load instead of maintained row by row: one sort each.
+_DEFERRED_INDEXES = sorted(T.records.indexes, key=lambda ix: ix.name or "")
 _BULK_ROWS = 50_000
 
 if TYPE_CHECKING:
@@ -99,8 +98,8 @@ class SQLWriteTx(WriteTx):
                 params_json, tags_json, strict=True)
         )
         if self._cursor is not None:
-            # A bulk load at least as large as the table builds the time and model indexes
-            # after the data (one sort each) instead of a million random index inserts.
+            # A bulk load at least as large as the table builds its indexes after the data
+            # (one sort each) instead of a million index inserts.
             rebuild = len(rows) >= _BULK_ROWS and batch.ids[0] - 1 <= len(rows)
             if rebuild:
                 for index in _DEFERRED_INDEXES:
