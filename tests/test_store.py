@@ -12,11 +12,14 @@ from perfledger import Ledger, SchemaVersionError, StoreConnectionError
 
 
 def test_a_newer_schema_is_refused_untouched(ledger_dir: Path) -> None:
-    Ledger(ledger_dir).log("M", "T", sharpe=1.0)
+    led = Ledger(ledger_dir)
+    led.log("M", "T", sharpe=1.0)
+    led.close()
     db = ledger_dir / "perfledger.db"
     con = sqlite3.connect(db)
     con.execute("UPDATE pl_meta SET value = '99' WHERE key = 'schema_version'")
     con.commit()
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the main file, to compare
     con.close()
     before = db.read_bytes()
     with pytest.raises(SchemaVersionError, match="v99"):
