@@ -3,7 +3,8 @@ on a free localhost port, driven by headless Chromium through Playwright.
 
 AppTest checks the script's logic; only a browser shows that the Plotly charts and tables
 actually draw and that no error box appears. Screenshots of the three tabs go to
-``tests/screenshots/`` and are copied to ``docs/screenshots/`` for the README.
+``tests/screenshots/`` (git-ignored); with ``PERFLEDGER_UPDATE_SCREENSHOTS=1`` they also
+replace the README's ``docs/screenshots/`` (a test run never changes tracked files otherwise).
 
 Without Chromium or Playwright the test skips with the reason, except in CI (``CI=true``),
 where a missing browser is a failure: CI must never silently skip it (``make browser-deps``).
@@ -144,7 +145,7 @@ def test_three_tabs_render_charts_and_tables(browser_available: None, server: st
     from playwright.sync_api import expect, sync_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)
-    DOC_SHOTS.mkdir(parents=True, exist_ok=True)
+    update_docs = os.environ.get("PERFLEDGER_UPDATE_SCREENSHOTS") == "1"
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, timeout=60_000
@@ -168,7 +169,8 @@ def test_three_tabs_render_charts_and_tables(browser_available: None, server: st
                 assert page.locator("[data-testid='stException']").count() == 0
                 assert "Traceback" not in page.inner_text("body")
                 page.screenshot(path=str(SHOTS / shot))
-                shutil.copyfile(SHOTS / shot, DOC_SHOTS / shot)
+                if update_docs:
+                    shutil.copyfile(SHOTS / shot, DOC_SHOTS / shot)
             _check_download(page)
         finally:
             browser.close()
