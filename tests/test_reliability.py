@@ -114,3 +114,21 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_record(ledger_dir: Path
     # A record committed but killed before its acknowledgement was printed may exist; it is
     # in the database, so it must be in the mirrors too, exactly once.
     assert_complete(led, set(counts))
+
+
+def test_a_forked_child_can_bulk_log(ledger: Ledger) -> None:
+    """Large batches format their mirror bytes on a thread pool; a child forked after it
+    started (multiprocessing's default on Linux) must not wait on the parent's threads."""
+    rows = [{"model_name": "M", "ticker": "T", "sharpe": i / 10, "notes": f"a{i}"} for i in range(2500)]
+    ledger.log_many(rows)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        signal.alarm(60)
+        try:
+            ledger.log_many([{**r, "notes": f"b{i}"} for i, r in enumerate(rows)])
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert_complete(ledger, {f"a{i}" for i in range(2500)} | {f"b{i}" for i in range(2500)})

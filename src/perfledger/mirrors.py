@@ -27,6 +27,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -226,39 +227,42 @@ class PreparedAppend:
     _THREAD_FROM = 2_000
 
     def __init__(self, batch: Batch):
-        self._json: bytes | None = None
-        self._csv: bytes | None = None
-        self._errors: list[BaseException] = []
-        self._threads: list[threading.Thread] = []
         if len(batch) < self._THREAD_FROM:
-            self._json = json_body(batch)
-            self._csv = csv_bytes(batch)
+            self._json: Future[bytes] | bytes = json_body(batch)
+            self._csv: Future[bytes] | bytes = csv_bytes(batch)
             return
-        for target in (self._format_csv, self._format_json):
-            t = threading.Thread(target=target, args=(batch,), daemon=True)
-            t.start()
-            self._threads.append(t)
-
-    def _format_csv(self, batch: Batch) -> None:
-        try:
-            self._csv = csv_bytes(batch)
-        except BaseException as exc:  # re-raised in the caller's thread by wait()
-            self._errors.append(exc)
-
-    def _format_json(self, batch: Batch) -> None:
-        try:
-            self._json = json_body(batch)
-        except BaseException as exc:
-            self._errors.append(exc)
+        pool = _formatters()
+        self._csv = pool.submit(csv_bytes, batch)
+        self._json = pool.submit(json_body, batch)
 
     def wait(self) -> tuple[bytes, bytes]:
-        """The (json, csv) bytes, once formatted."""
-        for t in self._threads:
-            t.join()
-        if self._errors:
-            raise self._errors[0]
-        assert self._json is not None and self._csv is not None
-        return self._json, self._csv
+        """The (json, csv) bytes, once formatted (a formatter's exception is raised here)."""
+        def done(v: Future[bytes] | bytes) -> bytes:
+            return v.result() if isinstance(v, Future) else v
+
+        return done(self._json), done(self._csv)
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _forget_pool() -> None:
+    # A forked child inherits the executor but not its threads: it must start its own.
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _formatters() -> ThreadPoolExecutor:
+    """Two threads for formatting large batches, started on first need."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="perfledger-mirror")
+        return _POOL
 
 
 class SeedMirrors:

@@ -149,5 +149,6 @@ def csv_export(led: Ledger, filters: Filters) -> bytes:
     on another thread without a script context, so it takes the Ledger itself rather than
     going through the Streamlit caches."""
     out = led.history(**filters.history_kwargs())
-    out = out.assign(timestamp=out["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    # The ledger's one timestamp spelling, so the file re-imports as duplicates.
+    out = out.assign(timestamp=out["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00"))
     return out.to_csv(index=False).encode("utf-8")
