@@ -27,7 +27,7 @@ METRIC_KEYS = ("sharpe", "mse", "drawdown", "total_return", "win_rate", "accurac
 
 def _pool(n: int) -> list[dict[str, Any]]:
     """``n`` realistic records to log (values only; the log call stamps the time)."""
-    frame = generate_records(10, 10, max(1, -(-n // 100)), seed=7)
+    frame = generate_records(10, 10, max(1, -(-n // 100)), random_state=7)
     return record_dicts(frame.head(n))
 
 
@@ -42,7 +42,7 @@ def _perfledger_logger(stored: int, tmp: Path) -> Callable[[dict[str, Any]], Any
     directory = tmp / f"pl_{stored}"
     if stored:
         with Ledger(directory) as led:
-            led.log_many(generate_records(10, 10, max(1, stored // 100), seed=1).head(stored))
+            led.log_many(generate_records(10, 10, max(1, stored // 100), random_state=1).head(stored))
     os.environ["PERFLEDGER_URL"] = str(directory)
     from memory import model_log
 
@@ -53,7 +53,7 @@ def _baseline_logger(stored: int, tmp: Path) -> Callable[[dict[str, Any]], Any]:
     """A one-record logger of the seed design on a store already holding ``stored`` records."""
     directory = tmp / f"seed_{stored}"
     if stored:
-        frame = generate_records(10, 10, max(1, stored // 100), seed=1).head(stored)
+        frame = generate_records(10, 10, max(1, stored // 100), random_state=1).head(stored)
         seed_baseline.prefill(directory, record_dicts(frame))
     return lambda rec: seed_baseline.log_model_performance(directory, **_kwargs(rec))
 

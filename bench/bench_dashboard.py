@@ -41,7 +41,7 @@ def build_store(directory: Path, records: int, n_tickers: int, n_models: int) ->
     per_pair = max(1, records // (len(tickers) * len(models)))
     t0 = time.perf_counter()
     with Ledger(directory) as led:
-        n = led.log_many(sample_records(tickers, models, evaluations=per_pair, seed=11, days=365))
+        n = led.log_many(sample_records(tickers, models, evaluations=per_pair, random_state=11, days=365))
     return time.perf_counter() - t0, n
 
 

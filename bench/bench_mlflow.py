@@ -35,9 +35,10 @@ TICKER = "T000"
 TICKERS = [f"T{i:03d}" for i in range(N_TICKERS)]
 
 
-def _records(n: int, seed: int) -> list[dict[str, Any]]:
+def _records(n: int, random_state: int) -> list[dict[str, Any]]:
     per_pair = max(1, -(-n // (N_TICKERS * N_MODELS)))
-    frame = generate_records(N_TICKERS, N_MODELS, per_pair, seed=seed).sample(frac=1.0, random_state=seed)
+    frame = generate_records(N_TICKERS, N_MODELS, per_pair, random_state=random_state)
+    frame = frame.sample(frac=1.0, random_state=random_state)
     return record_dicts(frame.head(n))
 
 
@@ -81,7 +82,7 @@ class PerfledgerDesign(Design):
 
     def grow_to(self, n: int) -> None:
         if n > self.count:
-            self.led.log_many(_records(n - self.count, seed=1000 + self.count))
+            self.led.log_many(_records(n - self.count, random_state=1000 + self.count))
             self.count = n
 
     def log(self, recs: list[dict[str, Any]]) -> float:
@@ -112,7 +113,7 @@ class SeedDesign(Design):
 
     def grow_to(self, n: int) -> None:
         if n > len(self.recs):
-            self.recs.extend(_records(n - len(self.recs), seed=2000 + len(self.recs)))
+            self.recs.extend(_records(n - len(self.recs), random_state=2000 + len(self.recs)))
             seed_baseline.prefill(self.dir, self.recs)
         self.count = len(self.recs)
 
@@ -161,7 +162,7 @@ class MlflowDesign(Design):
     def grow_to(self, n: int) -> None:
         # MLflow has no bulk "many runs" call: a user fills it run by run, and so do we.
         if n > self.count:
-            self.call(op="log", records=_records(n - self.count, seed=3000 + self.count))
+            self.call(op="log", records=_records(n - self.count, random_state=3000 + self.count))
             self.count = n
 
     def log(self, recs: list[dict[str, Any]]) -> float:
@@ -192,7 +193,7 @@ def measure(designs: list[Design], checkpoints: list[int], window: int, reps: in
     for cp in checkpoints:
         for d in designs:
             d.grow_to(cp - window)
-        recs = _records(window, seed=cp)
+        recs = _records(window, random_state=cp)
         chunk = window // rounds
         spent = {d.name: 0.0 for d in designs}
         for r in range(rounds):

@@ -75,7 +75,7 @@ def _pg_worker(url: str, wid: int, k: int, barrier: Any, out: Any) -> None:
     from bench.common import generate_records, record_dicts
     from perfledger import Ledger
 
-    recs = record_dicts(generate_records(10, 10, max(1, -(-k // 100)), seed=100 + wid).head(k))
+    recs = record_dicts(generate_records(10, 10, max(1, -(-k // 100)), random_state=100 + wid).head(k))
     led = Ledger(url)
     led.tickers()
     errors: list[str] = []

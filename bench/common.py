@@ -115,7 +115,7 @@ def machine_facts() -> dict[str, Any]:
 
 
 def generate_records(
-    n_tickers: int, n_models: int, n_evals: int, *, seed: int = 42, days: float = 730.0
+    n_tickers: int, n_models: int, n_evals: int, *, random_state: int = 42, days: float = 730.0
 ) -> Any:
     """A seed-shaped DataFrame of ``n_tickers * n_models * n_evals`` evaluations.
 
@@ -126,7 +126,7 @@ def generate_records(
     """
     import pandas as pd
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     n_pairs = n_tickers * n_models
     n = n_pairs * n_evals
     tickers = np.array([f"T{i:03d}" for i in range(n_tickers)], dtype=object)

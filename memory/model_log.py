@@ -12,13 +12,13 @@ under the current working directory), so ``os.chdir`` and tests that delete or r
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from perfledger.ledger import DEFAULT_DIR, ENV_URL, Ledger
+from perfledger.ledger import Ledger
+from perfledger.location import DEFAULT_DIR, resolve
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,20 +38,14 @@ _ledgers: dict[str, Ledger] = {}
 _lock = threading.Lock()
 
 
-def _location() -> str:
-    url = os.environ.get(ENV_URL)
-    if url:
-        return url
-    return str(Path(DEFAULT_DIR).resolve())
-
-
 def get_ledger() -> Ledger:
     """The :class:`~perfledger.Ledger` behind these functions, for the current directory."""
-    key = _location()
+    location = resolve()
+    key = location.as_argument()
     with _lock:
         led = _ledgers.get(key)
         if led is None:
-            led = _ledgers[key] = Ledger(key)
+            led = _ledgers[key] = Ledger(location)
         return led
 
 

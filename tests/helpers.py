@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-SEED_METRICS = ("sharpe", "mse", "drawdown", "total_return", "win_rate", "accuracy")
+CORE_METRICS = ("sharpe", "mse", "drawdown", "total_return", "win_rate", "accuracy")
 DIRECTIONS = {"sharpe": True, "mse": False, "drawdown": True, "total_return": True,
               "win_rate": True, "accuracy": True}
 

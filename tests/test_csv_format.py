@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from perfledger import mirrors
 from perfledger.batch import Batch
-from perfledger.records import SEED_METRICS
+from perfledger.record import CORE_METRICS
 
 floats = st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False),
                    st.sampled_from([0.0, -0.0, 1e-6, 1e-7, 1e10, 9999999999.0, 1e15, 5e-324]))
@@ -16,7 +16,7 @@ row = st.fixed_dictionaries({
     "ticker": st.text(alphabet=st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=6),
     "notes": st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=20),
     "ts": st.integers(min_value=-2_208_988_800_000_000, max_value=7_258_118_400_000_000),
-    **{m: floats for m in SEED_METRICS},
+    **{m: floats for m in CORE_METRICS},
     "metrics": st.dictionaries(st.sampled_from(["a", "b"]), st.floats(allow_nan=False,
                                                                      allow_infinity=False)),
 })
@@ -27,7 +27,7 @@ row = st.fixed_dictionaries({
 def test_python_and_arrow_writers_agree(rows: list[dict]) -> None:
     batch = Batch(
         ticker=[r["ticker"] for r in rows], model_name=["M"] * len(rows),
-        ts_us=[r["ts"] for r in rows], seed={m: [r[m] for r in rows] for m in SEED_METRICS},
+        ts_us=[r["ts"] for r in rows], core={m: [r[m] for r in rows] for m in CORE_METRICS},
         notes=[r["notes"] for r in rows], metrics=[r["metrics"] for r in rows],
         params=[{}] * len(rows), tags=[{}] * len(rows),
     )

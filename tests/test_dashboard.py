@@ -25,7 +25,7 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.errors import AppTestError
 
 from perfledger import Ledger
-from perfledger.dashboard import charts, data, launch, tables
+from perfledger.dashboard import charts, data, formatting, launch
 from perfledger.sample import sample_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +47,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def seeded(store: Path) -> Path:
     """The store with 6 tickers × 4 models × 5 evaluations spread over 90 days."""
     with Ledger(store) as led:
-        led.log_many(sample_records(evaluations=5, seed=3))
+        led.log_many(sample_records(evaluations=5, random_state=3))
     return store
 
 
@@ -324,8 +324,8 @@ def test_csv_export_has_the_full_filtered_set(seeded: Path) -> None:
     ],
 )
 def test_download_filename_is_safe(ticker: str, expected: str) -> None:
-    assert tables.safe_filename_part(ticker) == expected
-    name = tables.download_filename(ticker, datetime(2026, 1, 2))
+    assert formatting.safe_filename_part(ticker) == expected
+    name = formatting.download_filename(ticker, datetime(2026, 1, 2))
     assert name == f"perfledger_{expected}_20260102.csv"
     assert "/" not in name and "\\" not in name and ".." not in name
 
@@ -374,10 +374,10 @@ def test_heatmap_scores_low_mse_as_good() -> None:
 
 
 def test_tables_format_and_summaries() -> None:
-    assert tables.format_value("win_rate", 0.68) == "68.0%"
-    assert tables.format_value("sharpe", 1.849) == "1.85"
-    assert tables.format_value("mse", float("nan")) == "—"
-    wide, long = tables.best_summary(
+    assert formatting.format_value("win_rate", 0.68) == "68.0%"
+    assert formatting.format_value("sharpe", 1.849) == "1.85"
+    assert formatting.format_value("mse", float("nan")) == "—"
+    wide, long = formatting.best_summary(
         {"AAPL": {"best_sharpe": {"model": "M", "value": 1.5, "timestamp": "2026-01-01T00:00:00Z"}}}
     )
     assert wide.to_dict("records") == [{"Ticker": "AAPL", "Sharpe": "M · 1.50"}]
@@ -391,7 +391,7 @@ def test_tables_format_and_summaries() -> None:
             "sharpe_count": [1, 3],
         }
     )
-    means = tables.model_metric_means(board, ["sharpe"])
+    means = formatting.model_metric_means(board, ["sharpe"])
     assert means.loc["M", "sharpe"] == pytest.approx(1.75)  # weighted by counts
 
 

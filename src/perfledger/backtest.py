@@ -1,14 +1,14 @@
-"""Backtests into the ledger, and how much to trust the best Sharpe on a ticker.
+"""Backtests as ledger records, and how much to trust the best Sharpe on a ticker.
 
-:func:`log_backtest` turns per-period returns into the ledger's metrics
-(:func:`perfledger.metrics.from_returns`) and logs them, with the custom metrics
-registered in their directions so ``best()`` tracks ``best_sortino``, ``best_psr`` and the
-rest. :func:`sharpe_confidence` answers the question a leaderboard cannot: with N models
-tried on a ticker, is the winner's Sharpe skill or the luck of the draw? (Probabilistic
-and Deflated Sharpe Ratios, Bailey & López de Prado 2012 and 2014; see ``docs/metrics.md``.)
+:func:`backtest_metrics` turns per-period returns into the ledger's metrics
+(:func:`perfledger.returns.from_returns`): the core ones for their columns, the rest as
+custom metrics with the directions in :data:`BACKTEST_DIRECTIONS`. :func:`sharpe_confidence`
+answers the question a leaderboard cannot: with N models tried on a ticker, is the
+winner's Sharpe skill or the luck of the draw? (Probabilistic and Deflated Sharpe Ratios,
+Bailey & López de Prado 2012 and 2014; see ``docs/metrics.md``.)
 
-Both take a :class:`~perfledger.Ledger`; ``Ledger.log_backtest`` and
-``Ledger.sharpe_confidence`` delegate here.
+Both compute from data they are given; ``Ledger.log_backtest`` and
+``Ledger.sharpe_confidence`` read, register and log.
 """
 
 from __future__ import annotations
@@ -17,21 +17,19 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .metrics import (
+from .record import CORE_METRICS
+from .returns import (
     check_periods_per_year,
     deflated_sharpe_ratio,
     expected_max_sharpe,
     from_returns,
     probabilistic_sharpe_ratio,
 )
-from .records import SEED_METRICS, check_label, validate_record
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .ledger import Ledger
-
-#: Custom metrics stored by :func:`log_backtest`, with True when higher is better.
+#: Custom metrics of a backtest (:func:`backtest_metrics`), with True when higher is better.
 BACKTEST_DIRECTIONS: dict[str, bool] = {
     "sortino": True,
     "calmar": True,
@@ -51,38 +49,17 @@ CONFIDENCE_COLUMNS = [
 ]
 
 
-def log_backtest(
-    ledger: Ledger,
-    model_name: str,
-    ticker: str,
-    returns: Any,
-    predictions: Any = None,
-    actuals: Any = None,
-    periods_per_year: float = 252,
-    notes: str = "",
-    params: Mapping[str, Any] | None = None,
-    tags: Mapping[str, str] | None = None,
-    timestamp: Any = None,
-) -> dict[str, Any]:
-    """Compute a backtest's metrics and log them as one evaluation; returns the record.
-
-    Seed metrics go to their columns; ``sortino, calmar, volatility, n_periods, skew,
-    kurtosis, psr`` (and ``periods_per_year``) are custom metrics. Everything is validated
-    before anything is written, so bad returns or labels store nothing.
-    """
+def backtest_metrics(
+    returns: Any, periods_per_year: float = 252, predictions: Any = None, actuals: Any = None
+) -> tuple[dict[str, float | None], dict[str, float]]:
+    """A backtest's ``(core, custom)`` metrics: the core metrics for their columns (None when
+    undefined), and ``sortino, calmar, volatility, n_periods, skew, kurtosis, psr`` plus
+    ``periods_per_year`` as custom metrics."""
     values = from_returns(returns, periods_per_year, predictions, actuals)
-    seed = {m: values.get(m) for m in SEED_METRICS}
+    core = {m: values.get(m) for m in CORE_METRICS}
     custom = {m: values[m] for m in BACKTEST_DIRECTIONS if m in values}
     custom[PERIODS_METRIC] = float(periods_per_year)
-    # Validate first: registering directions must not happen for a record we then reject.
-    validate_record(model_name, ticker, notes=notes, metrics=custom, params=params, tags=tags,
-                    timestamp=timestamp, **seed)
-    known = ledger.metric_directions()
-    for name, higher in BACKTEST_DIRECTIONS.items():
-        if known.get(name) is not higher:
-            ledger.register_metric(name, higher)
-    return ledger.log(model_name, ticker, notes=notes, metrics=custom, params=params, tags=tags,
-                      timestamp=timestamp, **seed)
+    return core, custom
 
 
 def _num(row: Mapping[str, Any], name: str) -> float:
@@ -94,8 +71,9 @@ def _num(row: Mapping[str, Any], name: str) -> float:
     return f
 
 
-def sharpe_confidence(ledger: Ledger, ticker: str, periods_per_year: float = 252) -> pd.DataFrame:
-    """One row per model on ``ticker``: its best Sharpe, PSR and Deflated Sharpe Ratio.
+def sharpe_confidence(history: pd.DataFrame, periods_per_year: float = 252) -> pd.DataFrame:
+    """One row per model in ``history`` (one ticker's): its best Sharpe, PSR and Deflated
+    Sharpe Ratio.
 
     * The best record of a model is its highest ``sharpe`` (ties: the earliest), as stored
       (annualised). Models without any Sharpe are left out; N (``n_trials``) counts the rest.
@@ -110,14 +88,13 @@ def sharpe_confidence(ledger: Ledger, ticker: str, periods_per_year: float = 252
     * ``dsr`` = the PSR formula against ``sr0_per_period`` with the same T/skew/kurtosis;
       equal to ``psr`` when N = 1; NaN when ``n_periods`` is unknown.
 
-    Sorted by Sharpe, best first. Uses ``history`` only (no SQL of its own).
+    Sorted by Sharpe, best first.
     """
     import numpy as np
     import pandas as pd
 
-    check_label("ticker", ticker)
     default_ppy = check_periods_per_year(periods_per_year)
-    hist = ledger.history(ticker=ticker)
+    hist = history
     if hist.empty or hist["sharpe"].notna().sum() == 0:
         return pd.DataFrame(columns=CONFIDENCE_COLUMNS)
     hist = hist[hist["sharpe"].notna()]

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .records import SEED_METRICS, Record, format_ts_many
+from .record import CORE_METRICS, Record
+from .timestamps import format_ts_many, parse_timestamp
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,7 +31,7 @@ class Batch:
     ticker: list[str]
     model_name: list[str]
     ts_us: list[int]
-    seed: dict[str, list[float | None]]
+    core: dict[str, list[float | None]]
     notes: list[str]
     metrics: list[dict[str, float]]
     params: list[dict[str, Any]]
@@ -47,7 +48,7 @@ class Batch:
             ticker=[r.ticker for r in records],
             model_name=[r.model_name for r in records],
             ts_us=[r.ts_us for r in records],
-            seed={m: [getattr(r, m) for r in records] for m in SEED_METRICS},
+            core={m: [getattr(r, m) for r in records] for m in CORE_METRICS},
             notes=[r.notes for r in records],
             metrics=[r.metrics for r in records],
             params=[r.params for r in records],
@@ -57,13 +58,11 @@ class Batch:
     @classmethod
     def from_seed_dicts(cls, records: Sequence[dict[str, Any]]) -> Batch:
         """From already-stored records (as :meth:`perfledger.Ledger.records` returns them)."""
-        from .records import parse_timestamp
-
         return cls(
             ticker=[r["ticker"] for r in records],
             model_name=[r["model_name"] for r in records],
             ts_us=[parse_timestamp(r["timestamp"]) for r in records],
-            seed={m: [r.get(m) for r in records] for m in SEED_METRICS},
+            core={m: [r.get(m) for r in records] for m in CORE_METRICS},
             notes=[r.get("notes") or "" for r in records],
             metrics=[r.get("metrics") or {} for r in records],
             params=[r.get("params") or {} for r in records],
@@ -72,7 +71,7 @@ class Batch:
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> Batch:
-        """From the normalised output of :func:`perfledger.records.validate_frame`."""
+        """From the normalised output of :func:`perfledger.validation.validate_frame`."""
         import numpy as np
 
         def floats(col: str) -> list[float | None]:
@@ -85,7 +84,7 @@ class Batch:
             ticker=frame["ticker"].tolist(),
             model_name=frame["model_name"].tolist(),
             ts_us=frame["ts_us"].astype("int64").tolist(),
-            seed={m: floats(m) for m in SEED_METRICS},
+            core={m: floats(m) for m in CORE_METRICS},
             notes=frame["notes"].tolist(),
             metrics=frame["metrics"].tolist(),
             params=frame["params"].tolist(),
@@ -110,8 +109,8 @@ class Batch:
     def metric_rows(self) -> list[tuple[int, str, float]]:
         """(position, metric, value) for every non-missing metric, seed and custom."""
         rows = []
-        for m in SEED_METRICS:
-            for pos, v in enumerate(self.seed[m]):
+        for m in CORE_METRICS:
+            for pos, v in enumerate(self.core[m]):
                 if v is not None:
                     rows.append((pos, m, v))
         for pos, d in enumerate(self.metrics):
@@ -207,8 +206,8 @@ class Batch:
             }
         )
         metric_cols = []
-        for m in SEED_METRICS:
-            arr = np.array(self.seed[m], dtype=float)
+        for m in CORE_METRICS:
+            arr = np.array(self.core[m], dtype=float)
             if not np.isnan(arr).all():
                 wide[m] = arr
                 metric_cols.append(m)

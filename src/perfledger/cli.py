@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -468,12 +467,13 @@ def check(
 
     Example: perfledger check --ticker AAPL --model LSTM_v1 --metric sharpe --min 1.0 --days 30
     """
-    from .records import SEED_METRICS, check_metric_name
+    from .record import CORE_METRICS
+    from .validation import check_metric_name
 
     if min_ is None and max_ is None:
         _fail("check needs --min X or --max X (or both, for a range)")
     with _library_errors():
-        if metric not in SEED_METRICS:
+        if metric not in CORE_METRICS:
             check_metric_name(metric, "metric")
         frame = _open(ctx).history(ticker=ticker, model_name=model, days_back=days)
     window = f" in the last {days:g} days" if days is not None else ""
@@ -509,13 +509,11 @@ def dashboard(
         from .dashboard.launch import launch
     except ImportError as exc:
         _fail(f"the dashboard is not available ({exc}); install with: pip install 'perfledger[dashboard]'")
-    from .ledger import resolve_location
-
     options: dict[str, Any] = {"address": address}
     if port is not None:
         options["port"] = port
     with _library_errors():
-        launch(os.fspath(resolve_location(_store(ctx))), **options)
+        launch(_store(ctx), **options)
 
 
 @app.command()
@@ -527,9 +525,11 @@ def copy(
 
     Example: perfledger --store ./memory/logs copy --to postgresql+psycopg://me@db-host/ledger
     """
+    from .location import resolve
+
     with _library_errors():
         n = _open(ctx).copy_to(to)
-    typer.echo(f"Copied {n} records to {to.split('@')[-1] if '://' in to else to}")
+    typer.echo(f"Copied {n} records to {resolve(to).describe()}")
 
 
 @app.command()
@@ -541,10 +541,12 @@ def clear(
 
     Example: perfledger --store ./scratch clear --yes
     """
-    from .ledger import resolve_location
+    from .location import resolve
 
     if not yes:
-        _fail(f"clear deletes every record in {resolve_location(_store(ctx))}; pass --yes to confirm")
+        with _library_errors():
+            where = resolve(_store(ctx)).describe()
+        _fail(f"clear deletes every record in {where}; pass --yes to confirm")
     with _library_errors():
         led = _open(ctx)
         led.clear()

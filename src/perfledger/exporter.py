@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from .batch import Batch
 from .errors import ValidationError
-from .importer import stored_records
 from .mirrors import CSV_COLUMNS, csv_bytes, json_body
-from .records import SEED_METRICS, now_us, parse_timestamp
+from .record import CORE_METRICS
+from .timestamps import parse_timestamp
 
 if TYPE_CHECKING:
     from .ledger import Ledger
@@ -45,15 +45,7 @@ def export_records(
         raise ValidationError(
             f"format={fmt!r} is not one of {', '.join(EXPORT_FORMATS)}", [(None, "format", "unknown")]
         )
-    if days_back is not None and (days_back < 0 or days_back != days_back):
-        raise ValidationError(f"days_back={days_back!r} must be >= 0", [(None, "days_back", "bad")])
-    since = now_us() - int(days_back * 86_400_000_000) if days_back is not None else None
-    records = stored_records(
-        led,
-        tickers=[ticker] if ticker is not None else None,
-        models=[model_name] if model_name is not None else None,
-        since_us=since,
-    )
+    records = led.records(ticker, model_name, days_back)
     path = Path(output).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
@@ -83,7 +75,7 @@ def _write_parquet(records: list[dict[str, Any]], path: Path) -> None:
         "ticker": pa.array([r["ticker"] for r in records], pa.string()),
         "model_name": pa.array([r["model_name"] for r in records], pa.string()),
     }
-    for m in SEED_METRICS:
+    for m in CORE_METRICS:
         columns[m] = pa.array([r[m] for r in records], pa.float64())
     columns["notes"] = pa.array([r["notes"] for r in records], pa.string())
     for k in ("metrics", "params", "tags"):

@@ -37,7 +37,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ValidationError
-from .records import SEED_FIELDS, SEED_METRICS, format_ts, parse_timestamp, validate_frame
+from .record import CORE_METRICS, SEED_FIELDS
+from .timestamps import format_ts, parse_timestamp
+from .validation import validate_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,7 +68,6 @@ class ImportReport:
     """What an import did. ``stored`` is False when bad rows blocked the whole file."""
 
     path: Path
-    rows: int = 0
     imported: int = 0
     duplicates: int = 0
     rejected: list[Rejected] = field(default_factory=list)
@@ -145,7 +146,7 @@ def _normalise(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, 
     for key in ("ticker", "model_name"):
         v = raw.get(key)
         row[key] = "" if v is None else v
-    for m in SEED_METRICS:
+    for m in CORE_METRICS:
         v, msg = _number(m, raw.get(m))
         row[m] = v
         if msg:
@@ -292,7 +293,7 @@ Key = tuple[Any, ...]
 
 
 def record_key(
-    ts_us: int, ticker: str, model: str, seed: Iterable[Any], notes: str | None,
+    ts_us: int, ticker: str, model: str, core: Iterable[Any], notes: str | None,
     metrics: Mapping[str, Any] | None, params: Mapping[str, Any] | None, tags: Mapping[str, Any] | None,
     *, full: bool = True,
 ) -> Key:
@@ -302,7 +303,7 @@ def record_key(
     fast; :func:`record_hash` gives a stable digest of the same content."""
     metric_items = tuple(sorted((k, v) for k, v in ((k, _f(v)) for k, v in (metrics or {}).items())
                                 if v is not None))
-    body = (int(ts_us), ticker, model, tuple(_f(v) for v in seed), notes or "", metric_items)
+    body = (int(ts_us), ticker, model, tuple(_f(v) for v in core), notes or "", metric_items)
     return (*body, _canon(params), _canon(tags)) if full else body
 
 
@@ -312,10 +313,10 @@ def record_hash(key: Key) -> str:
 
 
 def _frame_keys(clean: pd.DataFrame, *, full: bool) -> list[Key]:
-    seed = [clean[m].tolist() for m in SEED_METRICS]
+    core = [clean[m].tolist() for m in CORE_METRICS]
     cols = zip(
         clean["ts_us"].tolist(), clean["ticker"].tolist(), clean["model_name"].tolist(),
-        zip(*seed, strict=True), clean["notes"].tolist(), clean["metrics"].tolist(),
+        zip(*core, strict=True), clean["notes"].tolist(), clean["metrics"].tolist(),
         clean["params"].tolist(), clean["tags"].tolist(), strict=True,
     )
     return [record_key(ts, t, m, s, n, me, p, tg, full=full) for ts, t, m, s, n, me, p, tg in cols]
@@ -328,34 +329,16 @@ def _history_keys(led: Ledger, tickers: list[str], since_us: int, until_us: int)
         return set()
     ts = hist["timestamp"].dt.as_unit("us").astype("int64").tolist()
     custom = [c for c in hist.columns if c not in SEED_FIELDS]
-    seed = zip(*(hist[m].tolist() for m in SEED_METRICS), strict=True)
+    core = zip(*(hist[m].tolist() for m in CORE_METRICS), strict=True)
     extra = zip(*(hist[c].tolist() for c in custom), strict=True) if custom else iter(lambda: (), None)
     out = set()
     for t, tick, mod, s, notes, ex in zip(
-        ts, hist["ticker"].tolist(), hist["model_name"].tolist(), seed, hist["notes"].tolist(), extra,
+        ts, hist["ticker"].tolist(), hist["model_name"].tolist(), core, hist["notes"].tolist(), extra,
         strict=False,
     ):
         metrics = {c: v for c, v in zip(custom, ex, strict=True) if not math.isnan(v)}
         out.add(record_key(t, tick, mod, s, notes, metrics, None, None, full=False))
     return out
-
-
-def stored_records(
-    led: Ledger,
-    tickers: Iterable[str] | None = None,
-    models: Iterable[str] | None = None,
-    since_us: int | None = None,
-    until_us: int | None = None,
-) -> list[dict[str, Any]]:
-    """Stored records as seed dicts *with* metrics, params and tags, filtered in the database."""
-    from .records import format_ts
-
-    return led.records(
-        ticker=list(tickers) if tickers is not None else None,
-        model_name=list(models) if models is not None else None,
-        since=format_ts(since_us) if since_us is not None else None,
-        until=format_ts(until_us) if until_us is not None else None,
-    )
 
 
 # --------------------------------------------------------------------------- import
@@ -374,7 +357,7 @@ def import_file(
 
     path = Path(path)
     rows, where, pre = read_rows(path, progress)
-    report = ImportReport(path=path, rows=len(rows))
+    report = ImportReport(path=path)
     if not rows:
         return report
     if progress is not None:
@@ -425,8 +408,8 @@ def import_file(
         if maybe:
             stored_full = {
                 record_key(parse_timestamp(r["timestamp"]), r["ticker"], r["model_name"],
-                           (r[m] for m in SEED_METRICS), r["notes"], r["metrics"], r["params"], r["tags"])
-                for r in stored_records(led, tickers)
+                           (r[m] for m in CORE_METRICS), r["notes"], r["metrics"], r["params"], r["tags"])
+                for r in led.records(tickers)
             }
             for c in maybe:
                 if full[c] in stored_full:
@@ -440,7 +423,7 @@ def import_file(
             "timestamp": [format_ts(t) for t in keep["ts_us"].tolist()],
             "ticker": keep["ticker"].tolist(),
             "model_name": keep["model_name"].tolist(),
-            **{m: keep[m].to_numpy(dtype=float) for m in SEED_METRICS},
+            **{m: keep[m].to_numpy(dtype=float) for m in CORE_METRICS},
             "notes": keep["notes"].tolist(),
             "metrics": keep["metrics"].tolist(),
             "params": keep["params"].tolist(),

@@ -8,8 +8,6 @@ notices when its directory was deleted or restored under it (users' tests ``rmtr
 from __future__ import annotations
 
 import logging
-import math
-import numbers
 import os
 import threading
 import time
@@ -17,49 +15,31 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from .batch import Batch
 from .errors import ValidationError
+from .frames import history_frame, leaderboard_frame, records_from_frame
+from .location import DB_NAME, Location, describe_store, resolve
 from .mirrors import PreparedAppend, SeedMirrors, write_seed_files
-from .records import (
-    SEED_METRICS,
+from .store import open_store
+from .store.base import HistoryQuery
+from .timestamps import time_window
+from .validation import (
+    check_bounds,
     check_label,
+    check_limit,
     check_metric_name,
-    format_ts_many,
-    now_us,
-    parse_timestamp,
+    check_names,
     validate_frame,
     validate_record,
 )
-from .store.base import HistoryQuery
-from .store.sql import SQLStore, describe, sqlite_url_for
 
 if TYPE_CHECKING:
     import pandas as pd
+    import sqlalchemy as sa
+
+    from .store.base import Store
 
 log = logging.getLogger("perfledger")
-
-DEFAULT_DIR = os.path.join("memory", "logs")
-DB_NAME = "perfledger.db"
-ENV_URL = "PERFLEDGER_URL"
-_DEADLOCK_CODES = {"40P01", "40001"}
-
-
-def resolve_location(location: str | os.PathLike[str] | sa.URL | None) -> str | os.PathLike[str] | sa.URL:
-    """``location``, else ``$PERFLEDGER_URL``, else ``./memory/logs``."""
-    if location is not None:
-        return location
-    return os.environ.get(ENV_URL) or DEFAULT_DIR
-
-
-def _parse_url(text: str | sa.URL) -> sa.URL:
-    url = sa.make_url(text)
-    if url.drivername in ("postgresql", "postgres"):
-        # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
-        url = url.set(drivername="postgresql+psycopg")
-    return url
-
 
 class Ledger:
     """A model-performance ledger.
@@ -72,19 +52,14 @@ class Ledger:
 
     def __init__(
         self,
-        location: str | os.PathLike[str] | sa.URL | None = None,
+        location: str | os.PathLike[str] | sa.URL | Location | None = None,
         *,
         mirrors: bool = True,
     ) -> None:
-        loc = resolve_location(location)
+        self.location = resolve(location)
+        self.directory: Path | None = self.location.directory
+        self.url: sa.URL = self.location.url
         self._lock = threading.RLock()
-        self.directory: Path | None
-        if isinstance(loc, sa.URL) or (isinstance(loc, str) and "://" in loc):
-            self.url = _parse_url(loc)
-            self.directory = None
-        else:
-            self.directory = Path(loc).expanduser().resolve()
-            self.url = sqlite_url_for(self.directory / DB_NAME)
         self._want_mirrors = mirrors and self.directory is not None
         self._open()
 
@@ -93,14 +68,14 @@ class Ledger:
     def _open(self) -> None:
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
-        self._store = SQLStore(self.url)
+        self._store: Store = open_store(self.url)
         self._pid = os.getpid()
         self._identity = self._db_identity()
         self._mirrors = SeedMirrors(self.directory) if self._want_mirrors and self.directory else None
         if self._mirrors is not None:
             with self._store.writing() as tx:
                 self._mirrors.sync(tx)
-        log.debug("opened %s", describe(self.url))
+        log.debug("opened %s", describe_store(self.url))
 
     def _db_identity(self) -> tuple[int, int] | None:
         if self.directory is None:
@@ -111,7 +86,7 @@ class Ledger:
             return None
         return (st.st_dev, st.st_ino)
 
-    def _ensure(self) -> SQLStore:
+    def _ensure(self) -> Store:
         """Reopen after a fork, or when the database file was deleted or replaced."""
         with self._lock:
             if os.getpid() != self._pid:
@@ -134,8 +109,7 @@ class Ledger:
         self.close()
 
     def __repr__(self) -> str:
-        where = str(self.directory) if self.directory else self.url.render_as_string(hide_password=True)
-        return f"Ledger({where!r})"
+        return f"Ledger({self.location.describe()!r})"
 
     @property
     def mirrors_enabled(self) -> bool:
@@ -156,10 +130,9 @@ class Ledger:
                     if self._mirrors is not None and prepared is not None:
                         self._mirrors.append(tx, prepared, changed)
                 return
-            except sa.exc.DBAPIError as exc:
-                code = getattr(getattr(exc, "orig", None), "sqlstate", None)
-                if code in _DEADLOCK_CODES and attempt < 7:
-                    log.debug("write conflict (%s); retrying", code)
+            except Exception as exc:
+                if store.is_conflict(exc) and attempt < 7:
+                    log.debug("write conflict (%s); retrying", exc)
                     time.sleep(0.01 * (attempt + 1))
                     continue
                 raise
@@ -243,7 +216,7 @@ class Ledger:
             tx.clear()
             if self._mirrors is not None:
                 self._mirrors.reset(tx)
-        log.info("cleared %s", describe(self.url))
+        log.info("cleared %s", describe_store(self.url))
 
     def rebuild_mirrors(self) -> None:
         """Rewrite the three seed files from the database."""
@@ -256,13 +229,13 @@ class Ledger:
         with store.writing() as tx:
             self._mirrors.rebuild(tx)
 
-    def copy_to(self, target: Ledger | str | os.PathLike[str]) -> int:
+    def copy_to(self, target: Ledger | str | os.PathLike[str] | Location) -> int:
         """Copy every record (and the registered metrics) into an empty ledger, e.g. an
         embedded one into PostgreSQL, in one transaction; returns how many were copied."""
-        from .transfer import copy_ledger
+        from .transfer import copy_store
 
         dest = target if isinstance(target, Ledger) else Ledger(target)
-        return copy_ledger(self, dest)
+        return copy_store(self._ensure(), dest._ensure(), dest._mirrors)
 
     def export_seed_files(self, directory: str | os.PathLike[str]) -> Path:
         """Write the seed's three files into ``directory`` from any store; returns it."""
@@ -296,32 +269,18 @@ class Ledger:
         metric values (custom ones too). ``limit`` keeps only the latest N rows. Every filter
         runs in the database. ``include_meta=True`` adds ``params`` and ``tags`` columns (dicts).
         """
-        since_us = parse_timestamp(since, "since") if since is not None else None
-        if days_back is not None:
-            if isinstance(days_back, bool) or not isinstance(days_back, numbers.Real):
-                raise TypeError(
-                    f"days_back must be a number, got {type(days_back).__name__} {days_back!r}"
-                )
-            if not math.isfinite(days_back) or days_back < 0:
-                raise ValidationError(
-                    f"days_back={days_back!r} must be a finite number >= 0",
-                    [(None, "days_back", "out of range")],
-                )
-            cutoff = now_us() - int(days_back * 86_400_000_000)
-            since_us = cutoff if since_us is None else max(since_us, cutoff)
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise ValidationError(f"limit={limit!r} must be a positive int", [(None, "limit", "bad")])
+        since_us, until_us = time_window(days_back, since, until)
         query = HistoryQuery(
-            tickers=_names("ticker", ticker),
-            models=_names("model_name", model_name),
+            tickers=check_names("ticker", ticker),
+            models=check_names("model_name", model_name),
             since_us=since_us,
-            until_us=parse_timestamp(until, "until") if until is not None else None,
-            at_least=_bounds("at_least", at_least),
-            at_most=_bounds("at_most", at_most),
-            limit=limit,
+            until_us=until_us,
+            at_least=check_bounds("at_least", at_least),
+            at_most=check_bounds("at_most", at_most),
+            limit=check_limit(limit),
             include_meta=include_meta,
         )
-        return self._ensure().history(query)
+        return history_frame(self._ensure().history(query), query)
 
     def records(
         self,
@@ -333,24 +292,8 @@ class Ledger:
     ) -> list[dict[str, Any]]:
         """Whole records (the seed's dict plus ``metrics``, ``params``, ``tags``), oldest
         first, filtered in the database: what exports and imports need beyond history()."""
-        from .records import SEED_FIELDS
-
         frame = self.history(ticker, model_name, days_back, since, until, include_meta=True)
-        custom = [c for c in frame.columns if c not in (*SEED_FIELDS, "params", "tags")]
-        stamps = format_ts_many(frame["timestamp"].dt.as_unit("us").astype("int64").to_numpy())
-        out: list[dict[str, Any]] = []
-        seed_rows = frame[list(SEED_FIELDS[1:])].astype(object).where(frame.notna(), None)
-        extra = frame[custom].to_numpy(dtype=float) if custom else None
-        for i, row in enumerate(seed_rows.itertuples(index=False, name=None)):
-            rec: dict[str, Any] = {"timestamp": stamps[i], **dict(zip(SEED_FIELDS[1:], row, strict=True))}
-            rec["metrics"] = (
-                {c: float(extra[i, j]) for j, c in enumerate(custom) if not math.isnan(extra[i, j])}
-                if extra is not None else {}
-            )
-            rec["params"] = frame["params"].iat[i]
-            rec["tags"] = frame["tags"].iat[i]
-            out.append(rec)
-        return out
+        return records_from_frame(frame)
 
     def best(self, ticker: str | None = None) -> dict[str, Any]:
         """The seed's best-models structure: ``{ticker: {"best_sharpe": {"model", "value",
@@ -382,14 +325,17 @@ class Ledger:
         up to date on every insert; ``days_back`` aggregates that window in the database."""
         if ticker is not None:
             check_label("ticker", ticker)
-        since = None
-        if days_back is not None:
-            if isinstance(days_back, bool) or not isinstance(days_back, numbers.Real) or days_back < 0:
-                raise ValidationError(
-                    f"days_back={days_back!r} must be a number >= 0", [(None, "days_back", "bad")]
-                )
-            since = now_us() - int(days_back * 86_400_000_000)
-        return self._ensure().leaderboard(ticker, metric, since)
+        since_us, _ = time_window(days_back)
+        store = self._ensure()
+        directions = store.directions()
+        if metric not in directions:
+            raise ValidationError(
+                f"metric={metric!r} has no known direction; known: {sorted(directions)} "
+                "(register a custom metric with Ledger.register_metric)",
+                [(None, "metric", "unknown")],
+            )
+        long, pairs = store.leaderboard_stats(ticker, since_us)
+        return leaderboard_frame(long, pairs, metric, directions)
 
     def stats(self) -> dict[str, Any]:
         """Record, ticker and model counts, the latest timestamp, and a ``state`` token that
@@ -397,7 +343,6 @@ class Ledger:
         return dict(self._ensure().stats())
 
     # ------------------------------------------------------------------ backtests
-    # (thin delegates; the logic lives in perfledger.backtest and perfledger.metrics)
 
     def log_backtest(
         self,
@@ -412,47 +357,30 @@ class Ledger:
         tags: Mapping[str, str] | None = None,
         timestamp: Any = None,
     ) -> dict[str, Any]:
-        """Compute a backtest's metrics from per-period returns and log them (see
-        :func:`perfledger.backtest.log_backtest`; conventions in ``docs/metrics.md``)."""
-        from .backtest import log_backtest
+        """Compute a backtest's metrics from per-period returns and log them as one
+        evaluation (conventions in ``docs/metrics.md``); returns the record.
 
-        return log_backtest(
-            self, model_name, ticker, returns, predictions=predictions, actuals=actuals,
-            periods_per_year=periods_per_year, notes=notes, params=params, tags=tags,
-            timestamp=timestamp,
-        )
+        Core metrics go to their columns; ``sortino, calmar, volatility, n_periods, skew,
+        kurtosis, psr`` (and ``periods_per_year``) are custom metrics, registered in their
+        directions so ``best()`` tracks them. Everything is validated before anything is
+        written, so bad returns or labels store nothing (not even a registration).
+        """
+        from .backtest import BACKTEST_DIRECTIONS, backtest_metrics
+
+        core, custom = backtest_metrics(returns, periods_per_year, predictions, actuals)
+        validate_record(model_name, ticker, notes=notes, metrics=custom, params=params, tags=tags,
+                        timestamp=timestamp, **core)
+        known = self.metric_directions()
+        for name, higher in BACKTEST_DIRECTIONS.items():
+            if known.get(name) is not higher:
+                self.register_metric(name, higher)
+        return self.log(model_name, ticker, notes=notes, metrics=custom, params=params, tags=tags,
+                        timestamp=timestamp, **core)
 
     def sharpe_confidence(self, ticker: str, periods_per_year: float = 252) -> pd.DataFrame:
         """Per model on ``ticker``: best Sharpe, Probabilistic and Deflated Sharpe Ratio (see
         :func:`perfledger.backtest.sharpe_confidence`)."""
         from .backtest import sharpe_confidence
 
-        return sharpe_confidence(self, ticker, periods_per_year=periods_per_year)
-
-
-def _names(fieldname: str, value: str | Sequence[str] | None) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (check_label(fieldname, value),)
-    if isinstance(value, Sequence) or hasattr(value, "__iter__"):
-        return tuple(check_label(fieldname, v) for v in value)
-    raise TypeError(f"{fieldname} must be a str or a list of str, got {type(value).__name__}")
-
-
-def _bounds(fieldname: str, value: Mapping[str, float] | None) -> tuple[tuple[str, float], ...]:
-    if not value:
-        return ()
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{fieldname} must be a mapping of metric name to number")
-    out = []
-    for name, bound in value.items():
-        if name not in SEED_METRICS:
-            check_metric_name(name, fieldname)
-        if isinstance(bound, bool) or not isinstance(bound, numbers.Real) or not math.isfinite(bound):
-            raise ValidationError(
-                f"{fieldname}[{name!r}]={bound!r} must be a finite number",
-                [(None, fieldname, "not a number")],
-            )
-        out.append((name, float(bound)))
-    return tuple(out)
+        check_label("ticker", ticker)
+        return sharpe_confidence(self.history(ticker=ticker), periods_per_year=periods_per_year)

@@ -35,7 +35,7 @@ from typing import Any
 import orjson
 
 from .batch import Batch
-from .records import SEED_FIELDS, SEED_METRICS
+from .record import CORE_METRICS, SEED_FIELDS
 from .store.base import WriteTx
 
 log = logging.getLogger("perfledger")
@@ -55,7 +55,7 @@ def json_body(batch: Batch) -> bytes:
     metrics/params/tags when present. One orjson call for the whole batch: floats in their
     shortest round-trip form, text as UTF-8."""
     cols = [batch.timestamps(), batch.ticker, batch.model_name,
-            *(batch.seed[m] for m in SEED_METRICS), batch.notes]
+            *(batch.core[m] for m in CORE_METRICS), batch.notes]
     keys = SEED_FIELDS
     records = [dict(zip(keys, row, strict=True)) for row in zip(*cols, strict=True)]
     for k in ("metrics", "params", "tags"):
@@ -89,7 +89,7 @@ def _csv_arrow(batch: Batch) -> bytes:
             "timestamp": pa.array(batch.timestamps(), pa.string()),
             "ticker": pa.array(batch.ticker, pa.string()),
             "model_name": pa.array(batch.model_name, pa.string()),
-            **{m: pa.array(batch.seed[m], pa.float64()) for m in SEED_METRICS},
+            **{m: pa.array(batch.core[m], pa.float64()) for m in CORE_METRICS},
             "notes": pa.array(batch.notes, pa.string()),
             "metrics": pa.array(batch.json_or_none("metrics"), pa.string()),
             "params": pa.array(batch.json_or_none("params"), pa.string()),
@@ -134,7 +134,7 @@ def format_number(x: float | None) -> str:
 
 def _csv_small(batch: Batch) -> bytes:
     cols = [batch.timestamps(), batch.ticker, batch.model_name]
-    metrics = [batch.seed[m] for m in SEED_METRICS]
+    metrics = [batch.core[m] for m in CORE_METRICS]
     tail = [batch.notes, batch.json_or_none("metrics"), batch.json_or_none("params"),
             batch.json_or_none("tags")]
     lines = []

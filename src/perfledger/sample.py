@@ -23,12 +23,12 @@ def sample_records(
     models: tuple[str, ...] = SAMPLE_MODELS,
     evaluations: int = 20,
     *,
-    seed: int = 7,
+    random_state: int = 7,
     end: datetime | None = None,
     days: float = 90.0,
 ) -> list[dict[str, Any]]:
     """``evaluations`` records per (ticker, model), spread evenly over the last ``days``."""
-    rng = random.Random(seed)
+    rng = random.Random(random_state)
     end = end or datetime.now(UTC)
     out: list[dict[str, Any]] = []
     for ticker in tickers:
@@ -55,8 +55,8 @@ def sample_records(
     return out
 
 
-def add_sample_data(ledger: Ledger, evaluations: int = 20, *, seed: int | None = None) -> int:
+def add_sample_data(ledger: Ledger, evaluations: int = 20, *, random_state: int = 7) -> int:
     """Log a sample set into ``ledger``; returns the number of records added."""
     return ledger.log_many(
-        sample_records(evaluations=evaluations, seed=seed if seed is not None else 7)
+        sample_records(evaluations=evaluations, random_state=random_state)
     )

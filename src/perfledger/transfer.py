@@ -4,6 +4,7 @@ The copy carries every record exactly (timestamps to the microsecond, custom met
 tags), the registered metric directions, and therefore the same best models and leaderboard.
 It runs as ONE transaction on the target: an interrupted copy leaves the target as it was,
 so it can simply be run again. The target must be empty, so a second run never duplicates.
+It works on stores (and the target's mirror files, when it keeps them), not on Ledgers.
 """
 
 from __future__ import annotations
@@ -11,38 +12,39 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .errors import ValidationError
+from .mirrors import PreparedAppend
 
 if TYPE_CHECKING:
-    from .ledger import Ledger
+    from .mirrors import SeedMirrors
+    from .store.base import Store
 
 
-def copy_ledger(source: Ledger, target: Ledger, *, chunk: int = 50_000) -> int:
+def copy_store(
+    source: Store, target: Store, target_mirrors: SeedMirrors | None = None, *, chunk: int = 50_000
+) -> int:
     """Copy every record of ``source`` into the empty ``target``; returns how many."""
-    if target.stats()["records"]:
+    held = target.stats()["records"]
+    if held:
         raise ValidationError(
-            f"target {target!r} already holds {target.stats()['records']} records; "
-            "copy into an empty ledger (or clear it first)",
+            f"the target already holds {held} records; copy into an empty ledger (or clear it first)",
             [(None, "target", "not empty")],
         )
-    directions = source.metric_directions()
-    src_store, dst_store = source._ensure(), target._ensure()
+    directions = source.directions()
+    known = target.directions()
     copied = 0
-    with src_store.writing() as src_tx, dst_store.writing() as dst_tx:
+    with source.writing() as src_tx, target.writing() as dst_tx:
         # Source: a write transaction gives one consistent snapshot on every engine.
         for name, higher in directions.items():
-            if name not in target.metric_directions():
+            if name not in known:
                 dst_tx.register_metric(name, higher)
-        mirrors = target._mirrors
-        if mirrors is not None:
-            mirrors.sync(dst_tx)
-        from .mirrors import PreparedAppend
-
+        if target_mirrors is not None:
+            target_mirrors.sync(dst_tx)
         for batch in src_tx.iter_batches(chunk):
             batch.ids = None
             dst_tx.insert(batch)
-            if mirrors is not None:
-                mirrors.append(dst_tx, PreparedAppend(batch), best_changed=False)
+            if target_mirrors is not None:
+                target_mirrors.append(dst_tx, PreparedAppend(batch), best_changed=False)
             copied += len(batch)
-        if mirrors is not None:
-            mirrors.write_best(dst_tx)
+        if target_mirrors is not None:
+            target_mirrors.write_best(dst_tx)
     return copied

@@ -15,11 +15,11 @@ import pandas as pd
 import streamlit as st
 
 from .. import ValidationError
+from ..record import CORE_METRICS
 from ..sample import add_sample_data
 from . import charts, data
-from .tables import (
+from .formatting import (
     PERCENT_METRICS,
-    SEED_ORDER,
     best_summary,
     download_filename,
     format_date,
@@ -102,7 +102,7 @@ def _keep_valid(key: str, options: list[Any], default: Any) -> None:
 
 
 def _on_add_sample(location: str) -> None:
-    n = add_sample_data(data.get_ledger(location), seed=secrets.randbelow(1_000_000))
+    n = add_sample_data(data.get_ledger(location), random_state=secrets.randbelow(1_000_000))
     _flash("success", f"Added {n:,} sample evaluations.")
 
 
@@ -117,7 +117,7 @@ def _on_clear(location: str) -> None:
 
 def _on_log(location: str) -> None:
     ss = st.session_state
-    values = {m: ss.get(f"log_{m}") for m in SEED_ORDER}
+    values = {m: ss.get(f"log_{m}") for m in CORE_METRICS}
     try:
         rec = data.get_ledger(location).log(
             (ss.get("log_model") or "").strip(),
@@ -129,7 +129,7 @@ def _on_log(location: str) -> None:
         ss["log_error"] = str(exc)
         return
     ss["log_error"] = None
-    for m in SEED_ORDER:  # ready for the next evaluation; model and ticker stay
+    for m in CORE_METRICS:  # ready for the next evaluation; model and ticker stay
         ss[f"log_{m}"] = None
     ss["log_notes"] = ""
     _flash("success", f"Logged {rec['model_name']} on {rec['ticker']}.")

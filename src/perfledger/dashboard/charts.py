@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .tables import format_value, metric_label, plotly_tickformat
+from .formatting import format_value, metric_label, plotly_tickformat
 
 MAX_POINTS_PER_TRACE = 2_000
 MAX_POINTS_PER_CHART = 12_000

@@ -17,7 +17,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ..ledger import Ledger, resolve_location
+from ..ledger import Ledger
+from ..location import resolve
 
 READ_ONLY_ENV = "PERFLEDGER_READ_ONLY"
 RAW_TABLE_ROWS = 1_000
@@ -26,20 +27,12 @@ RAW_TABLE_ROWS = 1_000
 def current_location() -> str:
     """Where the dashboard reads, resolved like ``Ledger()``: ``$PERFLEDGER_URL`` else
     ``./memory/logs`` (made absolute, so the cache key names one store)."""
-    loc = os.fspath(resolve_location(None))
-    return loc if "://" in loc else os.path.abspath(loc)
+    return resolve().as_argument()
 
 
 def display_location(location: str) -> str:
-    """The location as it may be shown on a page: a database URL without its password."""
-    if "://" not in location:
-        return location
-    import sqlalchemy as sa
-
-    try:
-        return sa.make_url(location).render_as_string(hide_password=True)
-    except Exception:
-        return location.split("://", 1)[0] + "://…"
+    """The location as it may be shown on a page: never with a password."""
+    return resolve(location).describe()
 
 
 def read_only() -> bool:

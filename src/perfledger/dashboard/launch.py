@@ -16,19 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..ledger import ENV_URL, resolve_location
+from ..location import ENV_URL, resolve
 
 SCRIPT = Path(__file__).with_name("streamlit_app.py")
 DEFAULT_PORT = 8501
-
-
-def normalise_location(location: str | os.PathLike[str] | None) -> str:
-    """The location as the subprocess must see it: URLs as given, directories absolute
-    (the child could run with another working directory)."""
-    loc = os.fspath(resolve_location(location))
-    if "://" in loc:
-        return loc
-    return str(Path(loc).expanduser().resolve())
 
 
 def free_port(address: str = "127.0.0.1", start: int = DEFAULT_PORT, tries: int = 100) -> int:
@@ -73,8 +64,9 @@ def launch(
     from ..ledger import Ledger
     from ..sample import add_sample_data
 
-    loc = normalise_location(location)
-    led = Ledger(loc)
+    where = resolve(location)
+    loc = where.as_argument()  # for the child: absolute, so its working directory does not matter
+    led = Ledger(where)
     try:
         if sample_if_empty and led.stats()["records"] == 0:
             added = add_sample_data(led)
@@ -84,7 +76,8 @@ def launch(
     port = port if port is not None else free_port(address)
     shown = "localhost" if address in ("", "0.0.0.0") else address
     print(
-        f"perfledger dashboard on {loc}\n  Local URL: http://{shown}:{port}\n  (Ctrl+C to stop)", flush=True
+        f"perfledger dashboard on {where.describe()}\n  Local URL: http://{shown}:{port}\n  (Ctrl+C to stop)",
+        flush=True,
     )
     env = {**os.environ, ENV_URL: loc}
     proc = subprocess.Popen(streamlit_command(address, port), env=env)

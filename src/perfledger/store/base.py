@@ -1,28 +1,34 @@
-"""The storage contract the :class:`~perfledger.Ledger` talks to.
+"""The storage contract the :class:`~perfledger.Ledger` is written against.
 
-One abstract store keeps the ledger's logic (validation, mirrors, seed shapes) independent of
-the engine. Today there is one implementation, :class:`~perfledger.store.sql.SQLStore`, on
-SQLAlchemy (SQLite embedded, PostgreSQL for teams); a test double or another engine only has
-to honour these methods.
+The Ledger validates, keeps the mirror files and shapes the user's DataFrames; a store only
+keeps records and the tables derived from them, and answers with plain rows or Arrow tables.
+:class:`~perfledger.store.sql.SQLStore` (SQLAlchemy: SQLite embedded, PostgreSQL for teams)
+implements it; another engine, or a test double, implements these methods and nothing else.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import pyarrow as pa
 
     from ..batch import Batch
+
+#: One row of per-(ticker, model, metric) statistics:
+#: ``(ticker, model_name, metric, n, mean, m2, min, max, latest)``.
+StatRow = Sequence[Any]
+#: One (ticker, model) pair and its record count: ``(ticker, model_name, n)``.
+PairRow = Sequence[Any]
 
 
 @dataclass(frozen=True, slots=True)
 class HistoryQuery:
-    """Filters of a history query; every one is evaluated in the database."""
+    """Filters of a history query, already validated; every one is evaluated in the database."""
 
     tickers: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
@@ -34,13 +40,30 @@ class HistoryQuery:
     include_meta: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryRows:
+    """A history answer, columnar.
+
+    ``records``: ``ts`` (UTC microseconds or an Arrow timestamp), ``ticker`` (absent when
+    the query named exactly one), ``model_name``, the core metrics, ``notes``, with
+    ``params``/``tags`` (JSON text) when asked for and ``id`` when ``extras`` is given;
+    oldest first, or newest first when the query has a ``limit``.
+    ``extras``: custom metric values, ``record_id, name, value``, or None when the ledger
+    never stored one.
+    """
+
+    records: pa.Table
+    extras: pa.Table | None = None
+
+
 class WriteTx(ABC):
     """A write transaction. Writers are serialised; everything done through one ``WriteTx``
     commits or rolls back together (records, derived tables and mirror bookkeeping)."""
 
     @abstractmethod
     def insert(self, batch: Batch) -> bool:
-        """Store the batch (assigning ``batch.ids``); True when any best entry changed."""
+        """Store the batch (assigning ``batch.ids``); True when the best-models document
+        changed (a best entry, or a ticker's first record)."""
 
     @abstractmethod
     def get_meta(self, key: str) -> str | None: ...
@@ -49,7 +72,8 @@ class WriteTx(ABC):
     def set_meta(self, key: str, value: str) -> None: ...
 
     @abstractmethod
-    def best(self, ticker: str | None = None) -> dict[str, dict[str, Any]]: ...
+    def best(self, ticker: str | None = None) -> dict[str, Any]:
+        """The best-models document as this transaction sees it."""
 
     @abstractmethod
     def iter_batches(self, chunk: int = 20_000) -> Iterator[Batch]:
@@ -60,23 +84,29 @@ class WriteTx(ABC):
 
     @abstractmethod
     def register_metric(self, name: str, higher_is_better: bool) -> bool:
-        """Register a custom metric's direction and recompute its best entries."""
+        """Register a custom metric's direction and recompute its best entries; True when
+        anything changed."""
 
 
 class Store(ABC):
-    """An opened ledger database."""
-
-    #: True for a server database shared between machines (no local mirrors by default).
-    shared: bool = False
+    """An opened ledger database, used by one process (see :meth:`after_fork`)."""
 
     @abstractmethod
-    def writing(self) -> AbstractContextManager[WriteTx]: ...
+    def writing(self) -> AbstractContextManager[WriteTx]:
+        """A write transaction (serialised with every other writer)."""
 
     @abstractmethod
-    def history(self, query: HistoryQuery) -> pd.DataFrame: ...
+    def is_conflict(self, exc: BaseException) -> bool:
+        """True when ``exc`` aborted a write transaction that may simply be run again (a
+        deadlock or serialisation failure between concurrent writers)."""
 
     @abstractmethod
-    def best(self, ticker: str | None = None) -> dict[str, dict[str, Any]]: ...
+    def history(self, query: HistoryQuery) -> HistoryRows: ...
+
+    @abstractmethod
+    def best(self, ticker: str | None = None) -> dict[str, Any]:
+        """``{ticker: {"best_<metric>": {"model", "value", "timestamp"}}}``, or one ticker's
+        inner dict (``{}`` for an unknown ticker)."""
 
     @abstractmethod
     def tickers(self) -> list[str]: ...
@@ -85,16 +115,25 @@ class Store(ABC):
     def models(self, ticker: str | None = None) -> list[str]: ...
 
     @abstractmethod
-    def directions(self) -> dict[str, bool]: ...
+    def directions(self) -> dict[str, bool]:
+        """Every tracked metric (core and registered custom) → higher is better."""
 
     @abstractmethod
-    def leaderboard(
-        self, ticker: str | None, metric: str, since_us: int | None
-    ) -> pd.DataFrame: ...
+    def leaderboard_stats(
+        self, ticker: str | None, since_us: int | None
+    ) -> tuple[list[StatRow], list[PairRow]]:
+        """Per (ticker, model, metric) statistics and per (ticker, model) counts, over all
+        history (from the maintained summary) or since ``since_us`` (aggregated in the database)."""
 
     @abstractmethod
     def stats(self) -> Mapping[str, Any]:
-        """Counts and the latest log time, from the derived tables (no scan)."""
+        """Counts, the latest log time and a ``state`` token that changes on every write."""
 
     @abstractmethod
-    def dispose(self) -> None: ...
+    def after_fork(self) -> None:
+        """Drop connections inherited from the parent process (never close them: they are
+        the parent's)."""
+
+    @abstractmethod
+    def dispose(self) -> None:
+        """Close every connection; the store may not be used afterwards."""

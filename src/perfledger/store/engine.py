@@ -8,7 +8,6 @@ lock upgrade. PostgreSQL: psycopg 3 with pre-ping, so a restarted server is noti
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,16 +45,3 @@ def make_engine(url: sa.URL) -> sa.Engine:
     if url.get_backend_name() == "postgresql":
         return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
     return sa.create_engine(url)
-
-
-def describe(url: sa.URL) -> str:
-    """Where a store is, for messages: host and database, never the password."""
-    if url.get_backend_name() == "sqlite":
-        return f"SQLite database {url.database!r}"
-    host = url.host or "localhost"
-    port = f":{url.port}" if url.port else ""
-    return f"{url.get_backend_name()} database {url.database!r} on {host}{port}"
-
-
-def sqlite_url_for(path: str | os.PathLike[str]) -> sa.URL:
-    return sa.URL.create("sqlite", database=os.fspath(path))

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..records import SEED_DIRECTIONS, SEED_METRICS
-from . import tables as T
+from ..record import CORE_DIRECTIONS, CORE_METRICS
+from . import schema as T
 from .base import WriteTx
+from .reads import read_best, read_directions
 
 #: Indexes rebuilt after a bulk load instead of maintained row by row: one sort each.
 _DEFERRED_INDEXES = sorted(T.records.indexes, key=lambda ix: ix.name or "")
@@ -25,45 +26,120 @@ _BULK_ROWS = 50_000
 
 if TYPE_CHECKING:
     from ..batch import Batch
-    from .sql import SQLStore
+
+
+def _build_sql(dialect: str) -> dict[str, str]:
+    least = "min" if dialect == "sqlite" else "LEAST"
+    greatest = "max" if dialect == "sqlite" else "GREATEST"
+    newer = (
+        "(excluded.last_ts > pl_summary.last_ts OR (excluded.last_ts = pl_summary.last_ts "
+        "AND excluded.last_id > pl_summary.last_id))"
+    )
+    sql = {
+        "meta": (
+            "INSERT INTO pl_meta (key, value) VALUES (:key, :value) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        ),
+        "summary": (
+            "INSERT INTO pl_summary (ticker, model_name, metric, n, mean, m2, min, max, "
+            "last_value, last_ts, last_id) VALUES (:ticker, :model_name, :metric, :n, :mean, "
+            ":m2, :min, :max, :last_value, :last_ts, :last_id) "
+            "ON CONFLICT (ticker, model_name, metric) DO UPDATE SET "
+            "n = pl_summary.n + excluded.n, "
+            "mean = pl_summary.mean + (excluded.mean - pl_summary.mean) * excluded.n "
+            "/ (pl_summary.n + excluded.n), "
+            "m2 = pl_summary.m2 + excluded.m2 + (excluded.mean - pl_summary.mean) "
+            "* (excluded.mean - pl_summary.mean) * pl_summary.n * excluded.n "
+            "/ (pl_summary.n + excluded.n), "
+            f"min = {least}(pl_summary.min, excluded.min), "
+            f"max = {greatest}(pl_summary.max, excluded.max), "
+            f"last_value = CASE WHEN {newer} THEN excluded.last_value "
+            "ELSE pl_summary.last_value END, "
+            f"last_id = CASE WHEN {newer} THEN excluded.last_id ELSE pl_summary.last_id END, "
+            f"last_ts = {greatest}(pl_summary.last_ts, excluded.last_ts)"
+        ),
+        "pairs": (
+            "INSERT INTO pl_pairs (ticker, model_name, n, first_ts, last_ts) "
+            "VALUES (:ticker, :model_name, :n, :first_ts, :last_ts) "
+            "ON CONFLICT (ticker, model_name) DO UPDATE SET n = pl_pairs.n + excluded.n, "
+            f"first_ts = {least}(pl_pairs.first_ts, excluded.first_ts), "
+            f"last_ts = {greatest}(pl_pairs.last_ts, excluded.last_ts)"
+        ),
+    }
+    # A candidate replaces the best when strictly better, or equal and earlier (ts, id):
+    # exactly what a recomputation from history, in chronological order, would pick.
+    for direction, cmp in (("hi", ">"), ("lo", "<")):
+        sql[f"best_{direction}"] = (
+            "INSERT INTO pl_best (ticker, metric, model_name, value, ts, record_id) "
+            "VALUES (:ticker, :metric, :model_name, :value, :ts, :record_id) "
+            "ON CONFLICT (ticker, metric) DO UPDATE SET model_name = excluded.model_name, "
+            "value = excluded.value, ts = excluded.ts, record_id = excluded.record_id "
+            f"WHERE excluded.value {cmp} pl_best.value OR (excluded.value = pl_best.value "
+            "AND (excluded.ts < pl_best.ts OR (excluded.ts = pl_best.ts "
+            "AND excluded.record_id < pl_best.record_id)))"
+        )
+    ph = "?" if dialect == "sqlite" else "%s"
+    cols = ["id", "ticker", "model_name", "ts", *CORE_METRICS, "notes", "params", "tags"]
+    sql["insert_records"] = (
+        f"INSERT INTO pl_records ({', '.join(cols)}) VALUES ({', '.join([ph] * len(cols))})"
+    )
+    sql["directions"] = "SELECT name, higher_is_better FROM pl_metric_defs"
+    sql["get_meta"] = "SELECT value FROM pl_meta WHERE key = :key"
+    sql["max_id"] = "SELECT COALESCE(MAX(id), 0) FROM pl_records"
+    sql["ticker_known"] = "SELECT 1 FROM pl_pairs WHERE ticker = :ticker LIMIT 1"
+    sql["insert_extra"] = f"INSERT INTO pl_extra (record_id, name, value) VALUES ({ph}, {ph}, {ph})"
+    return sql
+
+
+class Statements:
+    """The writer's SQL for one dialect, built once per store (parsing a ``text()`` clause
+    per call would cost more than running the statement)."""
+
+    def __init__(self, dialect: str):
+        self.dialect = dialect
+        self.sql = _build_sql(dialect)
+        self.text = {k: sa.text(v) for k, v in self.sql.items() if not k.startswith("insert_")}
 
 
 class SQLWriteTx(WriteTx):
-    def __init__(self, store: SQLStore, conn: sa.Connection):
-        self.store = store
+    """A write transaction on a SQLAlchemy connection the store opened with its write lock."""
+
+    def __init__(self, conn: sa.Connection, statements: Statements):
         self.conn = conn
-        self.best_changed = False
+        self.dialect = statements.dialect
+        self._sql = statements.sql
+        self._text = statements.text
         self._directions: dict[str, bool] | None = None
         # On SQLite the hot path talks to the driver directly (sqlite3 binds ``:name``
         # parameters itself); SQLAlchemy's per-statement bookkeeping would cost more than
         # the statements do. PostgreSQL goes through SQLAlchemy.
-        self._cursor = conn.connection.dbapi_connection.cursor() if store.dialect == "sqlite" else None
+        self._cursor = conn.connection.dbapi_connection.cursor() if self.dialect == "sqlite" else None
 
     def _run(self, key: str, rows: list[dict[str, Any]] | dict[str, Any]) -> int:
-        """Execute one of the store's named statements; returns the rows it changed."""
+        """Execute one of the named statements; returns the rows it changed."""
         if self._cursor is not None:
             if isinstance(rows, dict):
-                self._cursor.execute(self.store._sql[key], rows)
+                self._cursor.execute(self._sql[key], rows)
             else:
-                self._cursor.executemany(self.store._sql[key], rows)
+                self._cursor.executemany(self._sql[key], rows)
             return self._cursor.rowcount
-        return self.conn.execute(self.store._text[key], rows).rowcount or 0
+        return self.conn.execute(self._text[key], rows).rowcount or 0
 
     def _scalar(self, key: str, params: dict[str, Any]) -> Any:
         if self._cursor is not None:
-            row = self._cursor.execute(self.store._sql[key], params).fetchone()
+            row = self._cursor.execute(self._sql[key], params).fetchone()
             return row[0] if row else None
-        return self.conn.execute(self.store._text[key], params).scalar()
+        return self.conn.execute(self._text[key], params).scalar()
 
     @property
     def directions(self) -> dict[str, bool]:
         """Metric directions as this transaction sees them (read once per transaction)."""
         if self._directions is None:
             if self._cursor is not None:
-                rows = self._cursor.execute(self.store._sql["directions"]).fetchall()
-                self._directions = {**SEED_DIRECTIONS, **{n: bool(h) for n, h in rows}}
+                rows = self._cursor.execute(self._sql["directions"]).fetchall()
+                self._directions = {**CORE_DIRECTIONS, **{n: bool(h) for n, h in rows}}
             else:
-                self._directions = self.store.directions(self.conn)
+                self._directions = read_directions(self.conn)
         return self._directions
 
     def get_meta(self, key: str) -> str | None:
@@ -73,10 +149,10 @@ class SQLWriteTx(WriteTx):
         self._run("meta", {"key": key, "value": value})
 
     def best(self, ticker: str | None = None) -> dict[str, Any]:
-        return self.store.best(ticker, self.conn, self.directions)
+        return read_best(self.conn, ticker, self.directions)
 
     def _allocate_ids(self, n: int) -> list[int]:
-        if self.store.dialect == "postgresql":
+        if self.dialect == "postgresql":
             rows = self.conn.exec_driver_sql(
                 "SELECT nextval(pg_get_serial_sequence('pl_records', 'id')) "
                 "FROM generate_series(1, %s)",
@@ -88,13 +164,13 @@ class SQLWriteTx(WriteTx):
         return list(range(int(start) + 1, int(start) + 1 + n))
 
     def insert(self, batch: Batch) -> bool:
-        sql = self.store._sql
+        sql = self._sql
         batch.ids = self._allocate_ids(len(batch))
         params_json = batch.json_or_none("params")
         tags_json = batch.json_or_none("tags")
-        seed_cols = [batch.seed[m] for m in SEED_METRICS]
+        core_cols = [batch.core[m] for m in CORE_METRICS]
         rows = list(
-            zip(batch.ids, batch.ticker, batch.model_name, batch.ts_us, *seed_cols, batch.notes,
+            zip(batch.ids, batch.ticker, batch.model_name, batch.ts_us, *core_cols, batch.notes,
                 params_json, tags_json, strict=True)
         )
         if self._cursor is not None:
@@ -144,7 +220,6 @@ class SQLWriteTx(WriteTx):
                 ).scalar()
                 changed = known != len(tickers)
         self._run("pairs", pair_rows)
-        self.best_changed = self.best_changed or changed
         return changed
 
     def register_metric(self, name: str, higher_is_better: bool) -> bool:
@@ -170,7 +245,6 @@ class SQLWriteTx(WriteTx):
             ),
             {"name": name},
         )
-        self.best_changed = True
         self._directions = None
         return True
 
@@ -178,7 +252,7 @@ class SQLWriteTx(WriteTx):
         from ..batch import Batch
 
         last = 0
-        cols = ["id", "ts", "ticker", "model_name", *SEED_METRICS, "notes", "params", "tags"]
+        cols = ["id", "ts", "ticker", "model_name", *CORE_METRICS, "notes", "params", "tags"]
         select = f"SELECT {', '.join(cols)} FROM pl_records WHERE id > :last ORDER BY id LIMIT :n"
         while True:
             rows = self.conn.execute(sa.text(select), {"last": last, "n": chunk}).fetchall()
@@ -195,12 +269,12 @@ class SQLWriteTx(WriteTx):
                 {"a": ids[0], "b": ids[-1]},
             ):
                 extras.setdefault(rid, {})[name] = value
-            k = 4 + len(SEED_METRICS)
+            k = 4 + len(CORE_METRICS)
             yield Batch(
                 ticker=list(c[2]),
                 model_name=list(c[3]),
                 ts_us=list(c[1]),
-                seed={m: list(c[4 + i]) for i, m in enumerate(SEED_METRICS)},
+                core={m: list(c[4 + i]) for i, m in enumerate(CORE_METRICS)},
                 notes=list(c[k]),
                 metrics=[extras.get(rid, {}) for rid in ids],
                 params=[json.loads(p) if p else {} for p in c[k + 1]],
@@ -214,7 +288,6 @@ class SQLWriteTx(WriteTx):
             self.conn.execute(sa.delete(table))
         gen = int(self.get_meta("generation") or 0) + 1
         self.set_meta("generation", str(gen))
-        self.best_changed = True
 
 
 def _best_key(r: Mapping[str, Any]) -> tuple[str, str]:

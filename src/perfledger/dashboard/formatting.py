@@ -15,7 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-SEED_ORDER = ("sharpe", "mse", "drawdown", "total_return", "win_rate", "accuracy")
+from ..record import CORE_METRICS
+
 LABELS = {
     "sharpe": "Sharpe",
     "mse": "MSE",
@@ -36,7 +37,7 @@ def order_metrics(metrics: Iterable[str]) -> list[str]:
     """Seed metrics in the seed's order, then custom ones alphabetically, so every table and
     chart lists metrics the same way."""
     names = set(metrics)
-    return [m for m in SEED_ORDER if m in names] + sorted(names - set(SEED_ORDER))
+    return [m for m in CORE_METRICS if m in names] + sorted(names - set(CORE_METRICS))
 
 
 def format_value(metric: str, value: Any) -> str:

@@ -1,4 +1,4 @@
-"""What a performance record is, and the rules that keep wrong ones out of the ledger.
+"""The rules that keep wrong records out of the ledger.
 
 Validation lives here, in one place, because a bad value stored once poisons every "best
 model" answer after it: ``win_rate=68`` (a percentage) would beat every honest fraction
@@ -14,30 +14,16 @@ import math
 import numbers
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .errors import ValidationError
+from .record import CORE_METRICS, RESERVED_NAMES, SEED_FIELDS, Record
+from .timestamps import MAX_TS, MIN_TS, now_us, parse_timestamp, to_us
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: The seed's six metrics, in the seed's column order.
-SEED_METRICS: tuple[str, ...] = ("sharpe", "mse", "drawdown", "total_return", "win_rate", "accuracy")
-#: The seed's record keys, in the seed's order (also the CSV mirror's first columns).
-SEED_FIELDS: tuple[str, ...] = ("timestamp", "ticker", "model_name", *SEED_METRICS, "notes")
-#: Direction of each seed metric: True when a larger value is better. Drawdown is <= 0, so
-#: "closest to zero" is "largest".
-SEED_DIRECTIONS: dict[str, bool] = {
-    "sharpe": True,
-    "mse": False,
-    "drawdown": True,
-    "total_return": True,
-    "win_rate": True,
-    "accuracy": True,
-}
 #: (low, high, hint) per bounded metric; ``hint`` turns a likely unit mistake into a suggestion.
 BOUNDS: dict[str, tuple[float | None, float | None, str]] = {
     "win_rate": (0.0, 1.0, "fraction"),
@@ -45,111 +31,9 @@ BOUNDS: dict[str, tuple[float | None, float | None, str]] = {
     "mse": (0.0, None, ""),
     "drawdown": (None, 0.0, "negate"),
 }
-RESERVED_NAMES = frozenset({*SEED_FIELDS, "metrics", "params", "tags", "id"})
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 MAX_LABEL_LEN = 200
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MIN_TS = datetime(1900, 1, 1, tzinfo=UTC)
-_MAX_TS = datetime(2200, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One validated evaluation. ``ts_us`` is UTC microseconds since the epoch: exact,
-    sortable and cheap to index, unlike a string or a float."""
-
-    model_name: str
-    ticker: str
-    ts_us: int
-    sharpe: float | None = None
-    mse: float | None = None
-    drawdown: float | None = None
-    total_return: float | None = None
-    win_rate: float | None = None
-    accuracy: float | None = None
-    notes: str = ""
-    metrics: dict[str, float] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def timestamp(self) -> str:
-        return format_ts(self.ts_us)
-
-    def seed_dict(self) -> dict[str, Any]:
-        """The seed's record dict, plus ``metrics``/``params``/``tags``."""
-        out: dict[str, Any] = {
-            "timestamp": self.timestamp,
-            "ticker": self.ticker,
-            "model_name": self.model_name,
-        }
-        for m in SEED_METRICS:
-            out[m] = getattr(self, m)
-        out["notes"] = self.notes
-        out["metrics"] = dict(self.metrics)
-        out["params"] = dict(self.params)
-        out["tags"] = dict(self.tags)
-        return out
-
-
-# --------------------------------------------------------------------------- timestamps
-
-
-def format_ts(ts_us: int) -> str:
-    """ISO 8601 in UTC with microseconds and an explicit offset, e.g.
-    ``2024-01-15T10:30:00.000000+00:00``: one fixed width, so the strings sort like the times."""
-    return (EPOCH + timedelta(microseconds=int(ts_us))).isoformat(timespec="microseconds")
-
-
-def format_ts_many(ts_us: Any) -> list[str]:
-    """:func:`format_ts` for a whole column, vectorised."""
-    import numpy as np
-
-    arr = np.asarray(ts_us, dtype="int64").astype("datetime64[us]")
-    return [s + "+00:00" for s in np.datetime_as_string(arr, unit="us").tolist()]
-
-
-def now_us() -> int:
-    return to_us(datetime.now(UTC))
-
-
-def to_us(dt: datetime) -> int:
-    """Exact integer microseconds (no float rounding) of an aware datetime."""
-    delta = dt - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def parse_timestamp(value: Any, field_name: str = "timestamp") -> int:
-    """Accept a datetime (naive means UTC), a pandas Timestamp or an ISO 8601 string."""
-    if isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ValidationError(
-                f"{field_name}={value!r} is not an ISO 8601 timestamp "
-                "(e.g. '2024-01-15T10:30:00' or '2024-01-15T10:30:00+00:00')",
-                [(None, field_name, "not ISO 8601")],
-            ) from None
-    elif isinstance(value, datetime):
-        dt = value
-    elif hasattr(value, "to_pydatetime"):
-        dt = value.to_pydatetime()
-    else:
-        raise TypeError(
-            f"{field_name} must be a datetime or an ISO 8601 string, got "
-            f"{type(value).__name__} {value!r}"
-        )
-    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-    if not (_MIN_TS <= dt < _MAX_TS):
-        raise ValidationError(
-            f"{field_name}={value!r} is outside the supported range 1900-01-01 .. 2200-01-01",
-            [(None, field_name, "out of range")],
-        )
-    return to_us(dt)
-
-
-# --------------------------------------------------------------------------- scalar checks
 
 
 def _fail(fieldname: str, message: str) -> ValidationError:
@@ -229,7 +113,7 @@ def check_metric_name(name: Any, fieldname: str = "metrics") -> str:
     if name in RESERVED_NAMES:
         raise _fail(
             fieldname,
-            f"{fieldname} name {name!r} is reserved; pass seed metrics as keyword arguments",
+            f"{fieldname} name {name!r} is reserved; pass core metrics as keyword arguments",
         )
     return name
 
@@ -298,7 +182,7 @@ def validate_record(
     timestamp: Any = None,
 ) -> Record:
     """Check one evaluation and return it as a :class:`Record`, or raise naming the field."""
-    seed = {
+    core = {
         "sharpe": sharpe,
         "mse": mse,
         "drawdown": drawdown,
@@ -314,7 +198,7 @@ def validate_record(
         metrics=check_custom_metrics(metrics),
         params=check_json_map("params", params),
         tags=check_json_map("tags", tags, str_values=True),
-        **{k: check_metric(k, v) for k, v in seed.items()},
+        **{k: check_metric(k, v) for k, v in core.items()},
     )
 
 
@@ -350,9 +234,9 @@ def validate_frame(frame: pd.DataFrame, *, max_listed: int = 50) -> pd.DataFrame
             problems.append((index[pos], col, msg))
         out[col] = values
 
-    for m in (*SEED_METRICS, *unknown):
+    for m in (*CORE_METRICS, *unknown):
         if m not in frame.columns:
-            if m in SEED_METRICS:
+            if m in CORE_METRICS:
                 out[m] = np.full(n, np.nan)
             continue
         if m in unknown:
@@ -497,7 +381,7 @@ def _timestamps_us(col: pd.Series, index: list[Any], problems: list[tuple[Any, s
     except (TypeError, ValueError):
         parsed = pd.Series(pd.NaT, index=col.index, dtype="datetime64[us, UTC]")
     us = parsed.dt.as_unit("us").astype("int64").to_numpy()
-    lo, hi = to_us(_MIN_TS), to_us(_MAX_TS)
+    lo, hi = to_us(MIN_TS), to_us(MAX_TS)
     nat = parsed.isna().to_numpy()
     bad = (nat & ~missing) | (~nat & ((us < lo) | (us >= hi))) | numeric
     missing = missing & ~numeric
@@ -511,3 +395,46 @@ def _timestamps_us(col: pd.Series, index: list[Any], problems: list[tuple[Any, s
             problems.append((index[pos], "timestamp", msg))
     us = np.where(missing | bad, now_us(), us)
     return us.astype(np.int64)
+
+
+# --------------------------------------------------------------------------- query arguments
+
+
+def check_names(fieldname: str, value: Any) -> tuple[str, ...]:
+    """A query's ticker or model filter: one name or a list of names."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (check_label(fieldname, value),)
+    if isinstance(value, Mapping) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{fieldname} must be a str or a list of str, got {type(value).__name__}")
+    return tuple(check_label(fieldname, v) for v in value)
+
+
+def check_bounds(fieldname: str, value: Any) -> tuple[tuple[str, float], ...]:
+    """Metric-range filters (``at_least``/``at_most``): metric name → finite number."""
+    if not value:
+        return ()
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{fieldname} must be a mapping of metric name to number")
+    out = []
+    for name, bound in value.items():
+        if name not in CORE_METRICS:
+            check_metric_name(name, fieldname)
+        if isinstance(bound, bool) or not isinstance(bound, numbers.Real) or not math.isfinite(bound):
+            raise _fail(fieldname, f"{fieldname}[{name!r}]={bound!r} must be a finite number")
+        out.append((name, float(bound)))
+    return tuple(out)
+
+
+#: The largest row count a database LIMIT takes (a signed 64-bit integer).
+MAX_LIMIT = 2**63 - 1
+
+
+def check_limit(limit: Any) -> int | None:
+    """``limit``: None, or a whole number of rows from 1 to :data:`MAX_LIMIT`."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or not 1 <= limit <= MAX_LIMIT:
+        raise _fail("limit", f"limit={limit!r} must be a whole number of rows from 1 to {MAX_LIMIT}")
+    return int(limit)

@@ -1,0 +1,134 @@
+"""The DataFrames users get, shaped from what the store answers (rows and Arrow tables).
+
+The store knows SQL; this module knows what a researcher expects to hold: a history frame
+with the seed's columns in the seed's order, timestamps as UTC datetimes and one column per
+custom metric; whole records for exports; a leaderboard ranked in each metric's direction.
+Nothing here reads the database, so every store shapes alike.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .record import CORE_METRICS, SEED_FIELDS
+from .timestamps import format_ts_many
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .store.base import HistoryQuery, HistoryRows
+
+
+def history_frame(rows: HistoryRows, query: HistoryQuery) -> pd.DataFrame:
+    """The user's history DataFrame: oldest first, the seed's columns, then custom metrics
+    (and ``params``/``tags`` as dicts when the query asked for them)."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    table = rows.records
+    i = table.column_names.index("ts")
+    if not pa.types.is_timestamp(table.schema.field(i).type):  # UTC microseconds: typed in Arrow
+        table = table.set_column(i, "ts", table.column(i).cast(pa.int64()).cast(pa.timestamp("us", tz="UTC")))
+    raw = table.to_pandas()
+    if query.limit:  # the store returns the latest N newest first
+        raw = raw.iloc[::-1].reset_index(drop=True)
+    n = len(raw)
+    one_ticker = query.tickers[0] if len(query.tickers) == 1 else None
+    data: dict[str, Any] = {
+        "timestamp": raw["ts"],
+        "ticker": raw["ticker"] if one_ticker is None
+        else pd.Series(one_ticker, index=pd.RangeIndex(n), dtype="str"),
+        "model_name": raw["model_name"],
+    }
+    for m in CORE_METRICS:
+        col = raw[m]
+        data[m] = col if col.dtype == np.float64 else col.to_numpy(dtype=float, na_value=np.nan)
+    data["notes"] = raw["notes"]
+    frame = pd.DataFrame({k: v.array if isinstance(v, pd.Series) else v for k, v in data.items()})
+    if query.include_meta:
+        frame["params"] = [json.loads(v) if isinstance(v, str) and v else {} for v in raw["params"]]
+        frame["tags"] = [json.loads(v) if isinstance(v, str) and v else {} for v in raw["tags"]]
+    if rows.extras is not None and rows.extras.num_rows:
+        extras = rows.extras.to_pandas()
+        wide = extras.pivot(index="record_id", columns="name", values="value")
+        wide = wide.reindex(raw["id"].to_numpy(dtype=np.int64))
+        for name in sorted(wide.columns):
+            frame[name] = wide[name].to_numpy(dtype=float, na_value=np.nan)
+    return frame
+
+
+def records_from_frame(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Whole records (the seed's dict plus ``metrics``, ``params``, ``tags``) from a history
+    frame read with ``include_meta=True``."""
+    custom = [c for c in frame.columns if c not in (*SEED_FIELDS, "params", "tags")]
+    stamps = format_ts_many(frame["timestamp"].dt.as_unit("us").astype("int64").to_numpy())
+    core_fields = list(SEED_FIELDS[1:])
+    rows = frame[core_fields].astype(object).where(frame[core_fields].notna(), None)
+    extra = frame[custom].to_numpy(dtype=float) if custom else None
+    out: list[dict[str, Any]] = []
+    for i, row in enumerate(rows.itertuples(index=False, name=None)):
+        rec: dict[str, Any] = {"timestamp": stamps[i], **dict(zip(core_fields, row, strict=True))}
+        rec["metrics"] = (
+            {c: float(extra[i, j]) for j, c in enumerate(custom) if not math.isnan(extra[i, j])}
+            if extra is not None else {}
+        )
+        rec["params"] = frame["params"].iat[i]
+        rec["tags"] = frame["tags"].iat[i]
+        out.append(rec)
+    return out
+
+
+STATS = ("count", "mean", "std", "min", "max", "latest")
+
+
+def leaderboard_frame(
+    long: Sequence[Sequence[Any]],
+    pairs: Sequence[Sequence[Any]],
+    metric: str,
+    directions: dict[str, bool],
+) -> pd.DataFrame:
+    """One row per (ticker, model), columns ``<metric>_<stat>`` for every metric seen,
+    ranked within each ticker by the mean of ``metric`` in its own direction (``rank`` 1 is
+    best; a model that never logged the metric ranks last)."""
+    import pandas as pd
+
+    rows: dict[tuple[str, str], dict[str, Any]] = {
+        (t, m): {"ticker": t, "model_name": m, "records": int(n)} for t, m, n in pairs
+    }
+    seen: set[str] = set()
+    for t, mod, name, n, mean, m2, mn, mx, last in long:
+        row = rows.setdefault((t, mod), {"ticker": t, "model_name": mod, "records": int(n)})
+        seen.add(name)
+        n = int(n)
+        row[f"{name}_count"] = n
+        row[f"{name}_mean"] = float(mean)
+        row[f"{name}_std"] = math.sqrt(max(float(m2), 0.0) / (n - 1)) if n > 1 else math.nan
+        row[f"{name}_min"] = float(mn)
+        row[f"{name}_max"] = float(mx)
+        row[f"{name}_latest"] = float(last)
+    ordered = [m for m in CORE_METRICS if m in seen] + sorted(seen - set(CORE_METRICS))
+    columns = ["rank", "ticker", "model_name", "records"] + [
+        f"{m}_{s}" for m in ordered for s in STATS
+    ]
+    frame = pd.DataFrame(list(rows.values()))
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    for c in columns:
+        if c not in frame.columns and c != "rank":
+            frame[c] = math.nan
+    key = f"{metric}_mean"
+    if key not in frame.columns:
+        frame[key] = math.nan
+    frame["rank"] = (
+        frame.groupby("ticker")[key]
+        .rank(ascending=not directions[metric], method="min", na_option="bottom")
+        .astype(int)
+    )
+    for m in ordered:
+        frame[f"{m}_count"] = frame[f"{m}_count"].fillna(0).astype(int)
+    frame = frame.sort_values(["ticker", "rank", "model_name"], kind="stable")
+    return frame[[c for c in columns if c in frame.columns]].reset_index(drop=True)

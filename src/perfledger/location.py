@@ -1,0 +1,129 @@
+"""Where a ledger is: the one place that turns what a user gives into a location.
+
+Users name a ledger in three ways: nothing (``$PERFLEDGER_URL``, else ``./memory/logs``), a
+directory (embedded SQLite plus the seed's mirror files) or a SQLAlchemy URL (any database,
+no local files). The library, the seed module, the CLI and the dashboard all resolve it
+here, so they agree on which store a name means, and they all describe it for humans the
+same way: never with a password, wherever the URL carries one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import ValidationError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+DEFAULT_DIR = os.path.join("memory", "logs")
+DB_NAME = "perfledger.db"
+ENV_URL = "PERFLEDGER_URL"
+#: URL query parameters that carry a secret (libpq and most drivers accept ``password=``).
+_SECRET_QUERY_KEYS = frozenset({"password", "pass", "passwd", "pwd", "sslpassword"})
+_HIDDEN = "***"
+
+
+def is_url(location: object) -> bool:
+    """True for a database URL, False for a directory path: the one test everyone uses."""
+    import sqlalchemy as sa
+
+    return isinstance(location, sa.URL) or (isinstance(location, str) and "://" in location)
+
+
+@dataclass(frozen=True)
+class Location:
+    """A resolved ledger location.
+
+    ``directory`` is set for a ledger directory (the database is ``directory/perfledger.db``
+    and the mirrors live beside it); ``url`` is always the database to open.
+    """
+
+    url: sa.URL
+    directory: Path | None = None
+
+    def describe(self) -> str:
+        """For people (messages, page headers, ``repr``): the directory, or the URL with
+        every password hidden."""
+        return str(self.directory) if self.directory is not None else describe_url_text(self.url)
+
+    def as_argument(self) -> str:
+        """For another process (``$PERFLEDGER_URL`` of a dashboard subprocess) and for cache
+        keys: the absolute directory, or the full URL, password included."""
+        if self.directory is not None:
+            return str(self.directory)
+        return self.url.render_as_string(hide_password=False)
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+def resolve(location: str | os.PathLike[str] | sa.URL | Location | None = None) -> Location:
+    """``location``, else ``$PERFLEDGER_URL``, else ``./memory/logs``, resolved once.
+
+    Directories become absolute (a later ``chdir`` must not move the ledger); so does the
+    file of a relative ``sqlite:///rel.db`` URL. ``postgresql://`` means psycopg 3, the
+    driver perfledger ships. An empty string is refused rather than read as "here".
+    """
+    import sqlalchemy as sa
+
+    if isinstance(location, Location):
+        return location
+    if location is None:
+        location = os.environ.get(ENV_URL) or DEFAULT_DIR
+    if isinstance(location, str) and not location.strip():
+        raise ValidationError(
+            "store location is empty; give a directory or a database URL", [(None, "store", "empty")]
+        )
+    if not is_url(location):
+        directory = Path(os.fspath(location)).expanduser().resolve()
+        return Location(url=sa.URL.create("sqlite", database=str(directory / DB_NAME)), directory=directory)
+    try:
+        url = sa.make_url(location)
+    except sa.exc.ArgumentError:
+        raise ValidationError(
+            f"store {hide_password(str(location))!r} is not a database URL "
+            "(e.g. postgresql://user@host/db or sqlite:///path/to/ledger.db)",
+            [(None, "store", "not a URL")],
+        ) from None
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        url = url.set(database=str(Path(url.database).expanduser().resolve()))
+    return Location(url=url)
+
+
+def describe_url_text(url: sa.URL) -> str:
+    """The URL as text with the password hidden, in the userinfo and in the query."""
+    query = {
+        k: (_HIDDEN if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in url.query.items()
+    }
+    return url.set(query=query).render_as_string(hide_password=True)
+
+
+def describe_store(url: sa.URL) -> str:
+    """Where a store is, for error messages: engine, database and host, never the password."""
+    if url.get_backend_name() == "sqlite":
+        return f"SQLite database {url.database!r}"
+    host = url.host or "localhost"
+    port = f":{url.port}" if url.port else ""
+    return f"{url.get_backend_name()} database {url.database!r} on {host}{port}"
+
+
+def hide_password(text: str) -> str:
+    """Any text that may be a URL, with passwords hidden even when it does not parse."""
+    import re
+
+    if not is_url(text):
+        return text
+    import sqlalchemy as sa
+
+    try:
+        return describe_url_text(sa.make_url(text))
+    except sa.exc.ArgumentError:
+        text = re.sub(r"(://[^/:@]*:)[^@/]*@", rf"\1{_HIDDEN}@", text)
+        return re.sub(r"((?:" + "|".join(_SECRET_QUERY_KEYS) + r")=)[^&]*", rf"\1{_HIDDEN}", text,
+                      flags=re.IGNORECASE)
