@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perfledger import mirrors
+from perfledger import mirror_format as mirrors
 from perfledger.batch import Batch
 from perfledger.record import CORE_METRICS
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .batch import Batch
 from .errors import ValidationError
-from .mirrors import CSV_COLUMNS, csv_bytes, json_body
+from .mirror_format import CSV_COLUMNS, csv_bytes, json_body
 from .record import CORE_METRICS
 from .timestamps import parse_timestamp
 

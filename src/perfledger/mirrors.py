@@ -22,20 +22,15 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import tempfile
 import threading
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
-
-import orjson
 
 from .batch import Batch
-from .record import CORE_METRICS, SEED_FIELDS
+from .mirror_format import best_json, csv_bytes, csv_header, json_body
 from .store.base import WriteTx
 
 log = logging.getLogger("perfledger")
@@ -43,111 +38,9 @@ log = logging.getLogger("perfledger")
 JSON_NAME = "model_performance.json"
 CSV_NAME = "model_performance.csv"
 BEST_NAME = "best_models.json"
-CSV_COLUMNS = (*SEED_FIELDS, "metrics", "params", "tags")
 _META_KEY = "mirrors"
 _EMPTY_JSON = b"[]"
 _JSON_TAIL = b"\n]"
-
-
-def json_body(batch: Batch) -> bytes:
-    """The batch's records as the inside of a JSON array, laid out exactly like the seed's
-    ``json.dump(records, f, indent=2)``: the seed's keys in the seed's order, then
-    metrics/params/tags when present. One orjson call for the whole batch: floats in their
-    shortest round-trip form, text as UTF-8."""
-    cols = [batch.timestamps(), batch.ticker, batch.model_name,
-            *(batch.core[m] for m in CORE_METRICS), batch.notes]
-    keys = SEED_FIELDS
-    records = [dict(zip(keys, row, strict=True)) for row in zip(*cols, strict=True)]
-    for k in ("metrics", "params", "tags"):
-        values = getattr(batch, k)
-        for rec, v in zip(records, values, strict=True):
-            if v:
-                rec[k] = v
-    try:
-        doc = orjson.dumps(records, option=orjson.OPT_INDENT_2)
-    except TypeError:  # e.g. an integer beyond 64 bits in params: the stdlib copes
-        doc = json.dumps(records, indent=2, ensure_ascii=False).encode()
-    return doc[2:-2]  # drop "[\n" and "\n]"
-
-
-def csv_bytes(batch: Batch) -> bytes:
-    """The batch as CSV rows (no header): RFC 4180, every text field quoted (so commas,
-    quotes, CR/LF and unicode in notes round-trip), numbers in their shortest round-trip form.
-
-    Large batches go through Arrow's C++ writer, which releases the GIL; a few rows (every
-    single ``log()``) through :func:`_csv_small`, which writes byte-for-byte the same text
-    without Arrow's per-call set-up (a property test holds the two together)."""
-    return _csv_small(batch) if len(batch) < _ARROW_FROM else _csv_arrow(batch)
-
-
-def _csv_arrow(batch: Batch) -> bytes:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    table = pa.table(
-        {
-            "timestamp": pa.array(batch.timestamps(), pa.string()),
-            "ticker": pa.array(batch.ticker, pa.string()),
-            "model_name": pa.array(batch.model_name, pa.string()),
-            **{m: pa.array(batch.core[m], pa.float64()) for m in CORE_METRICS},
-            "notes": pa.array(batch.notes, pa.string()),
-            "metrics": pa.array(batch.json_or_none("metrics"), pa.string()),
-            "params": pa.array(batch.json_or_none("params"), pa.string()),
-            "tags": pa.array(batch.json_or_none("tags"), pa.string()),
-        }
-    )
-    sink = pa.BufferOutputStream()
-    pacsv.write_csv(
-        table, sink, pacsv.WriteOptions(include_header=False, quoting_style="needed", eol="\r\n")
-    )
-    return sink.getvalue().to_pybytes()
-
-
-_ARROW_FROM = 256
-
-
-def _quote(value: str | None) -> str:
-    return "" if value is None else '"' + value.replace('"', '""') + '"'
-
-
-def format_number(x: float | None) -> str:
-    """A float as Arrow's CSV writer spells it: the shortest round-trip digits, plain
-    notation from 1e-6 up to 1e10 (no trailing ``.0``), else ``1.5e+10`` / ``1e-7``."""
-    if x is None:
-        return ""
-    if x == 0:
-        return "-0" if math.copysign(1.0, x) < 0 else "0"
-    sign, digit_tuple, exp = Decimal(repr(x)).normalize().as_tuple()
-    digits = "".join(map(str, digit_tuple))
-    k = len(digits)
-    n = k + int(exp)  # value = 0.<digits> x 10**n
-    head = "-" if sign else ""
-    if -6 <= n - 1 < 10:
-        if n >= k:
-            return head + digits + "0" * (n - k)
-        if n > 0:
-            return head + digits[:n] + "." + digits[n:]
-        return head + "0." + "0" * (-n) + digits
-    mantissa = digits[0] + ("." + digits[1:] if k > 1 else "")
-    return f"{head}{mantissa}e{'+' if n - 1 >= 0 else '-'}{abs(n - 1)}"
-
-
-def _csv_small(batch: Batch) -> bytes:
-    cols = [batch.timestamps(), batch.ticker, batch.model_name]
-    metrics = [batch.core[m] for m in CORE_METRICS]
-    tail = [batch.notes, batch.json_or_none("metrics"), batch.json_or_none("params"),
-            batch.json_or_none("tags")]
-    lines = []
-    for i in range(len(batch)):
-        fields = [_quote(c[i]) for c in cols]
-        fields += [format_number(c[i]) for c in metrics]
-        fields += [_quote(c[i]) for c in tail]
-        lines.append(",".join(fields) + "\r\n")
-    return "".join(lines).encode()
-
-
-def _csv_header() -> bytes:
-    return (",".join(CSV_COLUMNS) + "\r\n").encode()
 
 
 def _sig(path: Path) -> list[int] | None:
@@ -192,23 +85,11 @@ def _write_json(path: Path, tx: WriteTx) -> None:
 
 def _write_csv(path: Path, tx: WriteTx) -> None:
     def chunks() -> Iterable[bytes]:
-        yield _csv_header()
+        yield csv_header()
         for batch in tx.iter_batches():
             yield csv_bytes(batch)
 
     _atomic_write(path, chunks())
-
-
-def best_json(best: dict[str, Any]) -> str:
-    """The best-models document, one ticker per line: readable, and written by the C JSON
-    encoder (an ``indent=`` would force the pure-Python one, ten times slower)."""
-    if not best:
-        return "{}\n"
-    lines = [
-        f"  {json.dumps(t, ensure_ascii=False)}: {json.dumps(v, ensure_ascii=False)}"
-        for t, v in best.items()
-    ]
-    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def _write_best(path: Path, tx: WriteTx) -> None:
@@ -351,7 +232,7 @@ class SeedMirrors:
     def reset(self, tx: WriteTx) -> None:
         """After a clear: empty files, rewritten atomically."""
         _atomic_write(self.json_path, [_EMPTY_JSON])
-        _atomic_write(self.csv_path, [_csv_header()])
+        _atomic_write(self.csv_path, [csv_header()])
         _write_best(self.best_path, tx)
         self._save_state(tx)
 

@@ -84,8 +84,9 @@ def time_window(
 
     ``days_back`` is exact (now minus that many days, fractions allowed) and must be a
     finite number > 0 that reaches no further back than the year 1 (the earliest time a
-    datetime represents; omit it for all history); ``since``/``until`` are datetimes or ISO 8601 strings (naive means UTC). With
-    both ``days_back`` and ``since``, the later start wins. Every query (history,
+    datetime represents; omit it for all history); ``since``/``until`` are datetimes or
+    ISO 8601 strings (naive means UTC). With both ``days_back`` and ``since``, the later
+    start wins. Every query (history,
     leaderboard, exports, the CLI) goes through here, so they all accept and refuse alike.
     """
     since_us = parse_timestamp(since, "since") if since is not None else None
