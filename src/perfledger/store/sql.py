@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 
-from ..errors import SchemaVersionError, StoreConnectionError
+from ..errors import StoreConnectionError
 from ..location import describe_store
 from ..record import CORE_METRICS
 from ..timestamps import format_ts
@@ -25,6 +25,7 @@ from . import schema as T
 from .base import HistoryQuery, HistoryRows, PairRow, StatRow, Store
 from .columnar import ColumnarReader
 from .engine import make_engine
+from .migrations import ensure_schema
 from .reads import read_best, read_directions
 from .writes import SQLWriteTx, Statements
 
@@ -53,30 +54,7 @@ class SQLStore(Store):
     # ------------------------------------------------------------------ schema
 
     def _init_schema(self) -> None:
-        with self.engine.connect() as conn, conn.execution_options(pl_write=True).begin():
-            if self.dialect == "postgresql":
-                # Concurrent first users would otherwise race on CREATE TABLE.
-                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7426001)")
-            insp = sa.inspect(conn)
-            if insp.has_table("pl_meta"):
-                row = conn.execute(
-                    sa.select(T.meta.c.value).where(T.meta.c.key == "schema_version")
-                ).scalar()
-                version = int(row) if row is not None else 0
-                if version > T.SCHEMA_VERSION:
-                    raise SchemaVersionError(
-                        f"{describe_store(self.url)} was written by a newer perfledger (schema "
-                        f"v{version}; this one understands up to v{T.SCHEMA_VERSION}). "
-                        "Upgrade perfledger; the store was not touched."
-                    )
-                if version == T.SCHEMA_VERSION:
-                    return
-            T.metadata.create_all(conn)
-            self._upsert_meta(conn, "schema_version", str(T.SCHEMA_VERSION))
-            log.info("created perfledger schema v%d in %s", T.SCHEMA_VERSION, describe_store(self.url))
-
-    def _upsert_meta(self, conn: sa.Connection, key: str, value: str) -> None:
-        conn.execute(self._statements.text["meta"], {"key": key, "value": value})
+        ensure_schema(self.engine, describe_store(self.url))
 
     # ------------------------------------------------------------------ connections
 
