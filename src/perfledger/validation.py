@@ -150,10 +150,24 @@ def check_json_map(fieldname: str, value: Any, *, str_values: bool = False) -> d
             raise _fail(
                 f"{fieldname}[{k!r}]", f"{fieldname}[{k!r}]={v!r} is not JSON-serialisable: {exc}"
             ) from None
-        _check_utf8(f"{fieldname}[{k!r}]", json.dumps(v, ensure_ascii=False))
+        text = json.dumps(v, ensure_ascii=False)
+        _check_utf8(f"{fieldname}[{k!r}]", text)
+        if "\x00" in k or _has_nul(v):
+            # JSONB (PostgreSQL) cannot hold one, so no store accepts it: ledgers stay copyable.
+            raise _fail(f"{fieldname}[{k!r}]", f"{fieldname}[{k!r}]={v!r} contains a NUL character")
         out[k] = v
     _check_utf8(fieldname, json.dumps(list(out), ensure_ascii=False))
     return out
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def check_notes(notes: Any) -> str:

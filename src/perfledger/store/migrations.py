@@ -53,8 +53,19 @@ class Migration:
     upgrade: Callable[[sa.Connection], None]
 
 
+def _v2_jsonb(conn: sa.Connection) -> None:
+    """params and tags become JSONB on PostgreSQL (SQLite keeps JSON text)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            "ALTER TABLE pl_records ALTER COLUMN params TYPE JSONB USING params::jsonb, "
+            "ALTER COLUMN tags TYPE JSONB USING tags::jsonb"
+        )
+
+
 #: Every migration, in order; a new one is appended with the next version number.
-MIGRATIONS: list[Migration] = []
+MIGRATIONS: list[Migration] = [
+    Migration(2, "params and tags as JSONB on PostgreSQL", _v2_jsonb),
+]
 
 
 def current_version() -> int:

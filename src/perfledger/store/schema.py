@@ -17,6 +17,9 @@ Tables are prefixed ``pl_`` so a ledger can live in a team's existing database.
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+_JSON_TEXT = sa.Text().with_variant(JSONB(), "postgresql")
 
 #: The tables as this release creates them. A change here arrives with a migration in
 #: :mod:`.migrations` that brings older ledgers to exactly this schema.
@@ -36,8 +39,9 @@ records = sa.Table(
     sa.Column("win_rate", sa.Float),
     sa.Column("accuracy", sa.Float),
     sa.Column("notes", sa.Text, nullable=False, default=""),
-    sa.Column("params", sa.Text),  # JSON or NULL
-    sa.Column("tags", sa.Text),  # JSON or NULL
+    # JSON objects or NULL: JSON text on SQLite, JSONB on PostgreSQL (queryable with SQL).
+    sa.Column("params", _JSON_TEXT),
+    sa.Column("tags", _JSON_TEXT),
     sa.Index("ix_pl_records_ticker_ts", "ticker", "ts", "id"),
     sa.Index("ix_pl_records_model_ts", "model_name", "ts"),
     sa.Index("ix_pl_records_ts", "ts"),

@@ -159,7 +159,11 @@ class SQLStore(Store):
         where = self._where(query, params)
         limit = f" LIMIT {int(query.limit)}" if query.limit else ""
         order = "ORDER BY r.ts DESC, r.id DESC" if query.limit else "ORDER BY r.ts, r.id"
-        meta_cols = ", r.params, r.tags" if query.include_meta else ""
+        # As JSON text on every engine (PostgreSQL keeps them as JSONB; its driver would
+        # otherwise hand back dicts).
+        meta_cols = (
+            ", CAST(r.params AS TEXT) AS params, CAST(r.tags AS TEXT) AS tags" if query.include_meta else ""
+        )
         # One ticker asked for: every row holds it, so it is not fetched row by row.
         ticker_col = "" if len(query.tickers) == 1 else "r.ticker, "
         # Record ids are only needed to line custom metrics up with their rows.

@@ -252,7 +252,8 @@ class SQLWriteTx(WriteTx):
         from ..batch import Batch
 
         last = 0
-        cols = ["id", "ts", "ticker", "model_name", *CORE_METRICS, "notes", "params", "tags"]
+        cols = ["id", "ts", "ticker", "model_name", *CORE_METRICS, "notes",
+                "CAST(params AS TEXT)", "CAST(tags AS TEXT)"]
         select = f"SELECT {', '.join(cols)} FROM pl_records WHERE id > :last ORDER BY id LIMIT :n"
         while True:
             rows = self.conn.execute(sa.text(select), {"last": last, "n": chunk}).fetchall()

@@ -1,0 +1,108 @@
+"""A ledger written by an earlier release always opens, reads the same, and keeps working.
+
+The fixtures were written by release 59663d5 (schema v1) through its public API
+(tests/fixtures/make_v1_fixtures.py); every later schema change must pass these."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from upgrade_fixtures import EXPECTED, as_json, copy_v1_sqlite, restored_v1_postgres
+
+from perfledger import Ledger
+from perfledger.store.migrations import current_version
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def v1_location(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    if request.param == "sqlite":
+        yield copy_v1_sqlite(tmp_path)
+    else:
+        from conftest import PG_ADMIN_URL, _server_or_skip
+
+        _server_or_skip()
+        with restored_v1_postgres(PG_ADMIN_URL) as url:
+            yield url
+
+
+def _schema(url: str) -> dict[str, Any]:
+    engine = sa.create_engine(url)
+    insp = sa.inspect(engine)
+    out = {
+        t: (
+            sorted((c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(t)),
+            sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in insp.get_indexes(t)),
+            sorted(insp.get_pk_constraint(t)["constrained_columns"]),
+        )
+        for t in insp.get_table_names() if t.startswith("pl_")
+    }
+    engine.dispose()
+    return out
+
+
+def _version(url: str) -> int:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        v = conn.execute(sa.text("SELECT value FROM pl_meta WHERE key = 'schema_version'")).scalar()
+    engine.dispose()
+    return int(v)
+
+
+def test_a_v1_ledger_opens_and_reads_exactly_as_its_release_wrote_it(v1_location: Any) -> None:
+    with Ledger(v1_location) as led:
+        assert as_json(led.records()) == EXPECTED["records"]
+        assert as_json(led.best()) == EXPECTED["best"]
+        assert led.metric_directions() == EXPECTED["metric_directions"]
+        stats = led.stats()
+        stats.pop("state")
+        assert stats == EXPECTED["stats"]
+        assert led.tickers() == EXPECTED["tickers"]
+        assert led.models() == EXPECTED["models"]
+        assert {t: led.models(t) for t in led.tickers()} == EXPECTED["models_by_ticker"]
+        url = led.url.render_as_string(hide_password=False)
+    assert _version(url) == current_version()
+
+
+def test_after_the_upgrade_new_logs_work_and_a_second_open_changes_nothing(v1_location: Any) -> None:
+    with Ledger(v1_location) as led:
+        led.log("Upgraded_v2", "AAPL", sharpe=9.5, metrics={"sortino": 1.0}, params={"max_depth": 6},
+                tags={"run": "after-upgrade"})
+        assert led.best("AAPL")["best_sharpe"]["model"] == "Upgraded_v2"
+        url = led.url.render_as_string(hide_password=False)
+        before = as_json(led.records())
+        schema = _schema(url)
+    with Ledger(v1_location) as again:
+        assert as_json(again.records()) == before
+        assert len(before) == len(EXPECTED["records"]) + 1
+        assert before[-1]["params"] == {"max_depth": 6} and before[-1]["tags"] == {"run": "after-upgrade"}
+    assert _schema(url) == schema
+
+
+def test_an_upgraded_schema_is_the_schema_a_new_ledger_gets(v1_location: Any, tmp_path: Path,
+                                                             request: pytest.FixtureRequest) -> None:
+    with Ledger(v1_location) as led:
+        upgraded = led.url.render_as_string(hide_password=False)
+    if led.url.get_backend_name() == "sqlite":
+        fresh = Ledger(tmp_path / "fresh")
+    else:
+        fresh = request.getfixturevalue("pg_ledger")
+    assert _schema(upgraded) == _schema(fresh.url.render_as_string(hide_password=False))
+
+
+def test_the_v1_mirrors_keep_every_record(tmp_path: Path) -> None:
+    directory = copy_v1_sqlite(tmp_path)
+    Ledger(directory).close()
+    mirrored = json.loads((directory / "model_performance.json").read_text(encoding="utf-8"))
+    key = lambda r: (r["timestamp"], r["ticker"], r["model_name"])  # noqa: E731
+    expected = {key(r): r for r in EXPECTED["records"]}
+    assert len(mirrored) == len(expected)
+    for rec in mirrored:
+        want = expected[key(rec)]
+        assert {k: v for k, v in rec.items() if k not in ("metrics", "params", "tags")} == {
+            k: v for k, v in want.items() if k not in ("metrics", "params", "tags")}
+        assert rec.get("params", {}) == want["params"] and rec.get("tags", {}) == want["tags"]
+    assert json.loads((directory / "best_models.json").read_text(encoding="utf-8")) == EXPECTED["best"]
