@@ -22,7 +22,7 @@ from perfledger import Ledger
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 COMMANDS = ("log", "history", "best", "tickers", "models", "leaderboard", "import", "export", "check",
-            "dashboard", "clear")
+            "dashboard", "copy", "clear")
 
 
 def run(store: Path | None, *args: str, env_store: bool = True) -> subprocess.CompletedProcess[str]:
@@ -272,7 +272,6 @@ def test_store_option_and_env(tmp_path: Path) -> None:
         (["log", "--model", "M", "--ticker", "AAPL", "--metric", "x=abc"], ["x", "abc"]),
         (["log", "--model", "M", "--ticker", "AAPL", "--timestamp", "yesterday"], ["timestamp", "yesterday"]),
         (["history", "--days", "-1"], ["days_back", "-1"]),
-        (["history", "--format", "xml"], ["--format", "xml"]),
         (["leaderboard", "--metric", "nosuch"], ["metric", "nosuch"]),
     ],
 )
@@ -285,6 +284,75 @@ def test_bad_input_is_one_clean_line(store: Path, args: list[str], words: list[s
     for w in words:
         assert w in err
     assert history(store) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["leaderboard", "--days", "inf"],
+        ["leaderboard", "--days", "nan"],
+        ["leaderboard", "--days", "1e308"],
+        ["history", "--days", "1e9"],
+        ["check", "--ticker", "AAPL", "--model", "M", "--metric", "sharpe", "--min", "1", "--days", "inf"],
+        ["export", "--output", "OUT.csv", "--days", "nan"],
+    ],
+)
+def test_days_out_of_range_is_one_library_error(store: Path, args: list[str]) -> None:
+    """--days is checked by the library's time-window rule only: one line, exit 2, no traceback."""
+    result = run(store, *(a.replace("OUT", str(store.parent / "out")) for a in args))
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    err = result.stderr.strip()
+    assert "Traceback" not in result.stderr + result.stdout
+    assert len(err.splitlines()) == 1 and err.startswith("Error: days_back="), err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["history", "--format", "xml"],
+        ["leaderboard", "--format", "xml"],
+        ["best", "--format", "xml"],
+        ["export", "--format", "xml", "--output", "OUT.xml"],
+    ],
+)
+def test_bad_format_is_a_usage_error_naming_the_value(store: Path, args: list[str]) -> None:
+    result = run(store, *(a.replace("OUT", str(store.parent / "out")) for a in args))
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "--format" in result.stderr and "'xml'" in result.stderr, result.stderr
+    assert history(store) == []
+
+
+def test_best_ticker_option_and_positional_alias(store: Path) -> None:
+    ok(run(store, "log", "--model", "LSTM_v1", "--ticker", "AAPL", "--sharpe", "1.85", "--mse", "0.02"))
+    ok(run(store, "log", "--model", "XGBoost_v2", "--ticker", "AAPL", "--sharpe", "2.1"))
+    ok(run(store, "log", "--model", "LSTM_v1", "--ticker", "MSFT", "--sharpe", "0.4"))
+    for fmt in ("table", "csv", "json"):
+        by_option = ok(run(store, "best", "--ticker", "AAPL", "--format", fmt))
+        assert by_option == ok(run(store, "best", "AAPL", "--format", fmt)), fmt
+        assert by_option == ok(run(store, "best", "AAPL", "--ticker", "AAPL", "--format", fmt)), fmt
+        assert "XGBoost_v2" in by_option and "MSFT" not in by_option, fmt
+
+    both = run(store, "best", "AAPL", "--ticker", "MSFT")
+    assert both.returncode == 2, (both.stdout, both.stderr)
+    err = both.stderr.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("Error: ") and "AAPL" in err and "MSFT" in err
+    assert "[TICKER]" not in ok(run(store, "best", "--help"))  # the old spelling works, undocumented
+
+    rows = pd.read_csv(io.StringIO(ok(run(store, "best", "--format", "csv"))))
+    assert list(rows.columns) == ["ticker", "metric", "model", "value", "timestamp"]
+    top = rows[(rows["ticker"] == "AAPL") & (rows["metric"] == "sharpe")]
+    assert top[["model", "value"]].values.tolist() == [["XGBoost_v2", 2.1]]
+    assert set(rows["ticker"]) == {"AAPL", "MSFT"}
+    assert ok(run(store, "best", "--ticker", "NOPE", "--format", "csv")).strip() == (
+        "ticker,metric,model,value,timestamp")
+
+
+def test_export_formats_match_the_library() -> None:
+    from perfledger.cli.options import ExportFormat
+    from perfledger.exporter import EXPORT_FORMATS
+
+    assert tuple(f.value for f in ExportFormat) == EXPORT_FORMATS
 
 
 # --------------------------------------------------------------------------- export / import
@@ -376,6 +444,9 @@ def test_clear_needs_yes(store: Path) -> None:
 
 
 def test_every_command_has_help_with_example(store: Path) -> None:
+    from perfledger.cli import COMMANDS as REGISTERED
+
+    assert tuple(REGISTERED) == COMMANDS
     top = ok(run(store, "--help"))
     for command in COMMANDS:
         assert command in top

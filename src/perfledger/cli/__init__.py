@@ -1,0 +1,44 @@
+"""The ``perfledger`` command line: the Python API, one command per call.
+
+Each command parses its options (shared ones defined once, in :mod:`.options`), calls the
+library and formats the answer (:mod:`.output`); no ledger logic lives here. Library errors
+(bad input, an unreachable or too-new store) become one line on stderr, ``Error: ...``
+naming the field and value, and exit code 2; a failed ``check`` exits 1; success exits 0.
+Scripts and cron jobs can rely on those three codes.
+
+Modules: :mod:`.app` (the Typer app, ``--store``, error plumbing), :mod:`.options`,
+:mod:`.output`, :mod:`.query` (commands that read) and :mod:`.manage` (commands that write
+or move records). Heavy imports (pandas, the ledger) happen inside commands, so
+``perfledger --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from . import manage, query
+from .app import Command, app
+
+#: Every command, in the order ``perfledger --help`` lists them.
+COMMANDS = {
+    "log": manage.log,
+    "history": query.history,
+    "best": query.best,
+    "tickers": query.tickers,
+    "models": query.models,
+    "leaderboard": query.leaderboard,
+    "import": manage.import_,
+    "export": manage.export,
+    "check": query.check,
+    "dashboard": manage.dashboard,
+    "copy": manage.copy,
+    "clear": manage.clear,
+}
+for _name, _function in COMMANDS.items():
+    app.command(_name, cls=Command)(_function)
+
+
+def main() -> None:
+    """The ``perfledger`` console script."""
+    app(prog_name="perfledger")
+
+
+__all__ = ["COMMANDS", "app", "main"]

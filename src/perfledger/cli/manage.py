@@ -1,0 +1,221 @@
+"""Commands that change or move the ledger: log, import, export, copy, clear, dashboard."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .app import EXIT_USAGE, fail, library_errors, open_ledger, store_of
+from .options import (
+    Days,
+    ExportFormat,
+    Metrics,
+    Model,
+    ModelFilter,
+    Params,
+    Tags,
+    Ticker,
+    TickerFilter,
+    json_values,
+    numbers,
+    pairs,
+)
+from .output import console
+
+_MAX_LISTED = 50
+
+
+def log(
+    ctx: typer.Context,
+    model: Model,
+    ticker: Ticker,
+    sharpe: Annotated[float | None, typer.Option(help="Sharpe ratio (annualised).")] = None,
+    mse: Annotated[float | None, typer.Option(help="Mean squared error (>= 0).")] = None,
+    drawdown: Annotated[float | None, typer.Option(help="Maximum drawdown (<= 0).")] = None,
+    total_return: Annotated[float | None, typer.Option(help="Total return as a fraction.")] = None,
+    win_rate: Annotated[float | None, typer.Option(help="Win rate, a fraction in [0, 1].")] = None,
+    accuracy: Annotated[float | None, typer.Option(help="Accuracy, a fraction in [0, 1].")] = None,
+    notes: Annotated[str, typer.Option(help="Free text.")] = "",
+    metric: Metrics = None,
+    param: Params = None,
+    tag: Tags = None,
+    timestamp: Annotated[
+        str | None, typer.Option(help="ISO 8601 time of the evaluation (default now; naive = UTC).")
+    ] = None,
+) -> None:
+    """Record one evaluation.
+
+    Example: perfledger log --model LSTM_v1 --ticker AAPL --sharpe 1.85 --win-rate 0.68 --param epochs=50
+    """
+    metrics = numbers(metric, "--metric")
+    params = json_values(param, "--param")
+    tags = dict(pairs(tag, "--tag"))
+    with library_errors():
+        rec = open_ledger(ctx).log(
+            model, ticker, sharpe=sharpe, mse=mse, drawdown=drawdown, total_return=total_return,
+            win_rate=win_rate, accuracy=accuracy, notes=notes, metrics=metrics or None,
+            params=params or None, tags=tags or None, timestamp=timestamp,
+        )
+    typer.echo(f"Logged {rec['model_name']} on {rec['ticker']} at {rec['timestamp']}")
+
+
+def import_(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Files: .json .csv .parquet .jsonl")],
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Import the good rows of a file with bad ones.")
+    ] = False,
+) -> None:
+    """Import records; importing the same records again adds nothing.
+
+    A file with any bad row imports nothing (exit 2) unless --skip-invalid.
+
+    Naive timestamps (the seed's files) are read as UTC.
+
+    Example: perfledger import memory/logs/model_performance.json old/model_performance.csv
+    """
+    from ..importer import import_file
+
+    blocked = False
+    with library_errors():
+        led = open_ledger(ctx)
+        for path in paths:
+            with _progress(path) as progress:
+                report = import_file(led, path, skip_invalid=skip_invalid, progress=progress)
+            typer.echo(report.summary())
+            for i, r in enumerate(report.rejected):
+                if i == _MAX_LISTED:
+                    typer.echo(f"  ... and {len(report.rejected) - _MAX_LISTED} more problem(s)")
+                    break
+                typer.echo(f"  {r.where}: {r.message}")
+            blocked |= not report.stored
+    if blocked:
+        raise typer.Exit(EXIT_USAGE)
+
+
+@contextmanager
+def _progress(path: Path) -> Iterator[Any]:
+    """A Rich progress display on stderr for large files on a terminal; else nothing."""
+    try:
+        large = path.stat().st_size > 2_000_000
+    except OSError:
+        large = False
+    if not (large and sys.stderr.isatty()):
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    stages = ("reading", "checking", "comparing", "storing")
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+        console=console(stderr=True), transient=True,
+    ) as bar:
+        task = bar.add_task(f"{path.name}: reading", total=len(stages))
+
+        def update(stage: str, done: int, _total: int) -> None:
+            label = f"{path.name}: {stage}" + (f" ({done:,} rows)" if done else "")
+            step = stages.index(stage) if stage in stages else 0
+            bar.update(task, description=label, completed=step)
+
+        yield update
+
+
+def export(
+    ctx: typer.Context,
+    format_: Annotated[
+        ExportFormat | None, typer.Option("--format", help="File format (default: from the --output suffix).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="File to write.")] = None,
+    seed_files: Annotated[
+        Path | None, typer.Option("--seed-files", help="Write the seed's three files into this directory.")
+    ] = None,
+    ticker: TickerFilter = None,
+    model: ModelFilter = None,
+    days: Days = None,
+) -> None:
+    """Export records (with custom metrics, params, tags); re-importing an export adds nothing.
+
+    Example: perfledger export --format parquet --output aapl.parquet --ticker AAPL
+    """
+    from ..exporter import export_records
+
+    if seed_files is not None:
+        if output is not None or format_ is not None or ticker or model or days is not None:
+            fail("--seed-files writes all records; it takes no --format/--output/filters")
+        with library_errors():
+            target = open_ledger(ctx).export_seed_files(seed_files)
+        typer.echo(f"Wrote model_performance.json, model_performance.csv, best_models.json to {target}")
+        return
+    if output is None:
+        fail("give --output PATH (with --format csv|json|parquet) or --seed-files DIR")
+    if format_ is None:
+        known = [f.value for f in ExportFormat]
+        suffix = output.suffix.lstrip(".").lower()
+        if suffix not in known:
+            fail(f"cannot tell the format of --output {str(output)!r} from its suffix; "
+                 f"give --format {'|'.join(known)}")
+        format_ = ExportFormat(suffix)
+    with library_errors():
+        n = export_records(open_ledger(ctx), format_.value, output, ticker=ticker, model_name=model,
+                           days_back=days)
+    typer.echo(f"Exported {n} record(s) to {output}")
+
+
+def copy(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="Target: an empty ledger directory or database URL.")],
+) -> None:
+    """Copy every record of the ledger into another, empty store (one transaction).
+
+    Example: perfledger --store ./memory/logs copy --to postgresql+psycopg://me@db-host/ledger
+    """
+    from ..location import resolve
+
+    with library_errors():
+        n = open_ledger(ctx).copy_to(to)
+    typer.echo(f"Copied {n} records to {resolve(to).describe()}")
+
+
+def clear(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: delete every record.")] = False,
+) -> None:
+    """Delete every record in the ledger (registered metric directions stay).
+
+    Example: perfledger --store ./scratch clear --yes
+    """
+    from ..location import resolve
+
+    if not yes:
+        with library_errors():
+            where = resolve(store_of(ctx)).describe()
+        fail(f"clear deletes every record in {where}; pass --yes to confirm")
+    with library_errors():
+        led = open_ledger(ctx)
+        led.clear()
+    typer.echo(f"Cleared {led!r}")
+
+
+def dashboard(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port (default: Streamlit's choice).")] = None,
+) -> None:
+    """Open the Streamlit dashboard on this ledger.
+
+    Example: perfledger --store ./memory/logs dashboard --port 8501
+    """
+    try:
+        from ..dashboard.launch import launch
+    except ImportError as exc:
+        fail(f"the dashboard is not available ({exc}); install with: pip install 'perfledger[dashboard]'")
+    options: dict[str, Any] = {"address": address}
+    if port is not None:
+        options["port"] = port
+    with library_errors():
+        launch(store_of(ctx), **options)

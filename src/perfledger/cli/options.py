@@ -1,0 +1,88 @@
+"""The options several commands share, each defined once: name, type and help text.
+
+Commands annotate a parameter with one of these (``ticker: TickerFilter = None``) so the
+same option reads and behaves the same everywhere. Choices are enums, so Click checks them
+(a bad ``--format`` is a usage error, exit 2). ``NAME=X`` / ``K=V`` lists arrive as text and
+are split by :func:`numbers` / :func:`pairs`, which fail with one ``Error:`` line.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from .app import fail
+
+
+class OutputFormat(StrEnum):
+    """How a command prints what it found."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class ExportFormat(StrEnum):
+    """The file formats of ``export`` (the same as ``perfledger.exporter.EXPORT_FORMATS``)."""
+
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
+Ticker = Annotated[str, typer.Option("--ticker", help="Ticker, e.g. AAPL.", show_default=False)]
+TickerFilter = Annotated[str | None, typer.Option("--ticker", help="Only this ticker.")]
+Model = Annotated[str, typer.Option("--model", help="Model name, e.g. LSTM_v1.", show_default=False)]
+ModelFilter = Annotated[str | None, typer.Option("--model", help="Only this model.")]
+Days = Annotated[float | None, typer.Option("--days", help="Only the last N days.")]
+Format = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
+AtLeast = Annotated[
+    list[str] | None, typer.Option("--min", metavar="NAME=X", help="Keep rows with NAME >= X (repeatable).")
+]
+AtMost = Annotated[
+    list[str] | None, typer.Option("--max", metavar="NAME=X", help="Keep rows with NAME <= X (repeatable).")
+]
+Metrics = Annotated[
+    list[str] | None, typer.Option("--metric", metavar="NAME=X", help="Custom metric NAME=X (repeatable).")
+]
+Params = Annotated[
+    list[str] | None,
+    typer.Option("--param", metavar="K=V", help="Parameter K=V, V parsed as JSON if valid (repeatable)."),
+]
+Tags = Annotated[list[str] | None, typer.Option("--tag", metavar="K=V", help="Tag K=V (repeatable).")]
+
+
+def pairs(items: list[str] | None, option: str) -> list[tuple[str, str]]:
+    """``["a=1", "b=x"]`` as ``[("a", "1"), ("b", "x")]``; anything without ``=`` fails."""
+    out = []
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"{option} {item!r} must be NAME=VALUE")
+        out.append((key.strip(), value))
+    return out
+
+
+def numbers(items: list[str] | None, option: str) -> dict[str, float]:
+    """``NAME=X`` items as ``{NAME: float(X)}``; a value that is not a number fails."""
+    out = {}
+    for key, value in pairs(items, option):
+        try:
+            out[key] = float(value)
+        except ValueError:
+            fail(f"{option} {key}={value!r} is not a number")
+    return out
+
+
+def json_values(items: list[str] | None, option: str) -> dict[str, Any]:
+    """``K=V`` items as a dict, each V parsed as JSON when it is valid JSON, else kept as text."""
+    out: dict[str, Any] = {}
+    for key, value in pairs(items, option):
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out

@@ -1,0 +1,84 @@
+"""Printing answers: a DataFrame as a Rich table, CSV or JSON, and the console they go to.
+
+CSV and JSON carry timestamps as ISO 8601 in UTC with microseconds; JSON writes missing
+values as ``null``. Tables show numbers to four significant digits (PSR/DSR as fixed decimals).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import TYPE_CHECKING, Any
+
+from .options import OutputFormat
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import Console
+
+
+def console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    # Off a terminal (pipes, tests) rich would wrap at 80 columns; a wide page keeps rows whole.
+    return Console(stderr=stderr, width=None if stream.isatty() else 200, highlight=False)
+
+
+def echo_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def print_frame(frame: pd.DataFrame, fmt: OutputFormat, title: str | None = None) -> None:
+    """A DataFrame as a Rich table, CSV or a JSON array (timestamps ISO 8601 UTC, NaN null)."""
+    if fmt == OutputFormat.csv:
+        out = frame.copy()
+        for c in out.columns:
+            if str(out[c].dtype).startswith("datetime64"):
+                out[c] = [t.isoformat(timespec="microseconds") for t in out[c]]
+        sys.stdout.write(out.to_csv(index=False))
+        return
+    if fmt == OutputFormat.json:
+        echo_json(json_records(frame))
+        return
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for c in frame.columns:
+        table.add_column(str(c), overflow="fold")
+    # Probabilities read better as fixed decimals than as 1.265e-05.
+    fixed = [str(c) in ("psr", "dsr") for c in frame.columns]
+    for row in frame.itertuples(index=False):
+        table.add_row(*(
+            f"{v:.4f}" if fix and isinstance(v, float) and not math.isnan(v) else _cell(v)
+            for v, fix in zip(row, fixed, strict=True)
+        ))
+    console().print(table)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.4g}"
+    if hasattr(v, "isoformat"):
+        return v.isoformat(sep=" ", timespec="seconds")
+    return str(v)
+
+
+def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts: timestamps as ISO text, NaN as None, numpy scalars as Python."""
+    out = []
+    for rec in frame.to_dict("records"):
+        clean = {}
+        for k, v in rec.items():
+            if hasattr(v, "isoformat"):
+                v = v.isoformat(timespec="microseconds")
+            elif isinstance(v, float) and math.isnan(v):
+                v = None
+            elif hasattr(v, "item"):
+                v = v.item()
+            clean[str(k)] = v
+        out.append(clean)
+    return out

@@ -1,0 +1,190 @@
+"""Commands that read the ledger: history, best, tickers, models, leaderboard, check."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .app import EXIT_CHECK_FAILED, fail, library_errors, open_ledger
+from .options import (
+    AtLeast,
+    AtMost,
+    Days,
+    Format,
+    Model,
+    ModelFilter,
+    OutputFormat,
+    Ticker,
+    TickerFilter,
+    numbers,
+)
+from .output import echo_json, print_frame
+
+
+def history(
+    ctx: typer.Context,
+    ticker: TickerFilter = None,
+    model: ModelFilter = None,
+    days: Days = None,
+    min_: AtLeast = None,
+    max_: AtMost = None,
+    limit: Annotated[int | None, typer.Option(help="Only the latest N rows.")] = None,
+    format_: Format = OutputFormat.table,
+) -> None:
+    """Show evaluations, oldest first (timestamps in UTC).
+
+    Example: perfledger history --ticker AAPL --days 30 --min sharpe=1.0 --format csv
+    """
+    at_least, at_most = numbers(min_, "--min"), numbers(max_, "--max")
+    with library_errors():
+        frame = open_ledger(ctx).history(
+            ticker=ticker, model_name=model, days_back=days, at_least=at_least or None,
+            at_most=at_most or None, limit=limit,
+        )
+    if format_ == OutputFormat.table:
+        if frame.empty:
+            typer.echo("No records match.")
+            return
+        keep = [c for c in frame.columns if c in ("timestamp", "ticker", "model_name", "notes")
+                or frame[c].notna().any()]
+        frame = frame[keep]
+    print_frame(frame, format_, title="History")
+
+
+def best(
+    ctx: typer.Context,
+    ticker: TickerFilter = None,
+    ticker_arg: Annotated[
+        str | None, typer.Argument(metavar="TICKER", hidden=True, help="Same as --ticker (older spelling).")
+    ] = None,
+    format_: Format = OutputFormat.table,
+) -> None:
+    """Show the best model per metric (per ticker); --format json prints the seed's best-models shape.
+
+    Example: perfledger best --ticker AAPL --format json
+    """
+    import pandas as pd
+
+    if ticker_arg is not None:
+        if ticker is not None and ticker != ticker_arg:
+            fail(f"ticker given twice, {ticker_arg!r} and --ticker {ticker!r}; give it once, with --ticker")
+        ticker = ticker_arg
+    with library_errors():
+        result = open_ledger(ctx).best(ticker)
+    if format_ == OutputFormat.json:
+        echo_json(result)
+        return
+    per_ticker = {ticker: result} if ticker is not None else result
+    columns = ["ticker", "metric", "model", "value", "timestamp"]
+    rows = [
+        (t, key.removeprefix("best_"), e.get("model"), e.get("value"), e.get("timestamp"))
+        for t, entries in per_ticker.items() for key, e in entries.items() if e.get("model")
+    ]
+    if not rows and format_ == OutputFormat.table:
+        typer.echo("No records." if ticker is None else f"No records for {ticker}.")
+        return
+    print_frame(pd.DataFrame(rows, columns=columns), format_, title="Best models")
+
+
+def tickers(ctx: typer.Context) -> None:
+    """List tickers with records, one per line.
+
+    Example: perfledger tickers
+    """
+    with library_errors():
+        names = open_ledger(ctx).tickers()
+    for name in names:
+        typer.echo(name)
+
+
+def models(ctx: typer.Context, ticker: TickerFilter = None) -> None:
+    """List model names with records, one per line.
+
+    Example: perfledger models --ticker AAPL
+    """
+    with library_errors():
+        names = open_ledger(ctx).models(ticker)
+    for name in names:
+        typer.echo(name)
+
+
+def leaderboard(
+    ctx: typer.Context,
+    ticker: TickerFilter = None,
+    metric: Annotated[str, typer.Option(help="Rank by this metric's mean.")] = "sharpe",
+    days: Days = None,
+    format_: Format = OutputFormat.table,
+) -> None:
+    """Rank models per ticker by a metric's mean (with --ticker: PSR and DSR too).
+
+    With --ticker each model also gets its best Sharpe, Probabilistic Sharpe Ratio and Deflated Sharpe Ratio.
+
+    Example: perfledger leaderboard --ticker AAPL --metric sharpe --days 90
+    """
+    with library_errors():
+        led = open_ledger(ctx)
+        board = led.leaderboard(ticker, metric=metric, days_back=days)
+        conf = led.sharpe_confidence(ticker) if ticker is not None else None
+    if conf is not None and not board.empty:
+        extra = conf[["model_name", "sharpe", "psr", "dsr"]].rename(columns={"sharpe": "best_sharpe"})
+        board = board.merge(extra, on="model_name", how="left")
+    if format_ != OutputFormat.table:
+        print_frame(board, format_)
+        return
+    if board.empty:
+        typer.echo("No records.")
+        return
+    cols = ["rank"] + (["ticker"] if ticker is None else []) + ["model_name", "records"]
+    cols += [c for c in (f"{metric}_mean", f"{metric}_std", f"{metric}_latest") if c in board.columns]
+    if conf is not None:
+        cols += [c for c in ("best_sharpe", "psr", "dsr") if c in board.columns]
+    print_frame(board[cols], format_, title=f"Leaderboard by {metric}")
+    if conf is not None and len(conf):
+        typer.echo(
+            f"PSR: probability the true Sharpe > 0; DSR: the same against the best Sharpe expected "
+            f"by luck from {len(conf)} model(s) tried on {ticker}."
+        )
+
+
+def check(
+    ctx: typer.Context,
+    ticker: Ticker,
+    model: Model,
+    metric: Annotated[str, typer.Option(help="Metric to check, seed or custom.", show_default=False)],
+    min_: Annotated[float | None, typer.Option("--min", help="Pass when the latest value >= X.")] = None,
+    max_: Annotated[float | None, typer.Option("--max", help="Pass when the latest value <= X.")] = None,
+    days: Days = None,
+) -> None:
+    """Check a model's latest metric value against a bound (exit 0 pass, 1 fail, 2 bad usage).
+
+    Fails (exit 1) too when there is no value in the window. For cron jobs and CI.
+
+    Example: perfledger check --ticker AAPL --model LSTM_v1 --metric sharpe --min 1.0 --days 30
+    """
+    from ..record import CORE_METRICS
+    from ..validation import check_metric_name
+
+    if min_ is None and max_ is None:
+        fail("check needs --min X or --max X (or both, for a range)")
+    with library_errors():
+        if metric not in CORE_METRICS:
+            check_metric_name(metric, "metric")
+        frame = open_ledger(ctx).history(ticker=ticker, model_name=model, days_back=days)
+    window = f" in the last {days:g} days" if days is not None else ""
+    values = frame[metric].dropna() if metric in frame.columns else frame.iloc[0:0, 0:0]
+    if len(values) == 0:
+        typer.echo(f"FAIL: no {metric} for {model} on {ticker}{window}", err=True)
+        raise typer.Exit(EXIT_CHECK_FAILED)
+    latest = float(values.iloc[-1])
+    when = frame.loc[values.index[-1], "timestamp"].isoformat()
+    bounds = " and ".join(
+        ([f">= {min_:g}"] if min_ is not None else []) + ([f"<= {max_:g}"] if max_ is not None else [])
+    )
+    ok = (min_ is None or latest >= min_) and (max_ is None or latest <= max_)
+    line = f"{model} on {ticker}: latest {metric}={latest:g} (at {when}); required {bounds}"
+    if ok:
+        typer.echo(f"OK: {line}")
+        return
+    typer.echo(f"FAIL: {line}", err=True)
+    raise typer.Exit(EXIT_CHECK_FAILED)
