@@ -1,0 +1,113 @@
+"""A/B: the same operations on two git revisions of perfledger, alternated in one run.
+
+For a change that must not slow anything down (a refactor), absolute figures on a shared
+machine say little; the ratio new/old of medians measured in alternation, on identical
+stores, does. Each revision runs from its own ``git worktree`` in fresh worker processes.
+
+    python -m bench.ab_refs --old 59663d5 --new HEAD --records 200000 --rounds 5
+
+Writes ``bench/results/ab_refs.json`` and prints a Markdown table for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.common import ROOT, write_results
+
+WORKER = r"""
+import json, sys, time, statistics
+from pathlib import Path
+from perfledger import Ledger
+from bench.common import generate_records
+
+store, records, phase = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+if phase == "build":
+    per_pair = max(1, records // 100)
+    Ledger(store).log_many(generate_records(10, 10, per_pair, random_state=1).head(records))
+    sys.exit(0)
+led = Ledger(store)
+def med(fn, n):
+    xs = []
+    for _ in range(n):
+        t = time.perf_counter(); fn(); xs.append(time.perf_counter() - t)
+    return statistics.median(xs)
+led.history(ticker="T001"); led.best(); led.leaderboard()  # warm caches and pools
+out = {
+    "history(ticker) ms": med(lambda: led.history(ticker="T001"), 7) * 1e3,
+    "history(ticker, days_back=90) ms": med(lambda: led.history(ticker="T001", days_back=90), 7) * 1e3,
+    "best() ms": med(led.best, 15) * 1e3,
+    "leaderboard(ticker) ms": med(lambda: led.leaderboard("T001"), 15) * 1e3,
+    "leaderboard(days_back=90) ms": med(lambda: led.leaderboard(days_back=90), 3) * 1e3,
+}
+t = time.perf_counter()
+for i in range(300):
+    led.log("AB_model", "T001", sharpe=1.0 + i / 1000, mse=0.01, notes="ab")
+out["single log() per s"] = 300 / (time.perf_counter() - t)
+batch = generate_records(10, 10, 10, random_state=9)
+t = time.perf_counter(); led.log_many(batch); out["log_many(1k) ms"] = (time.perf_counter() - t) * 1e3
+print(json.dumps(out))
+"""
+
+
+def _worktree(ref: str, parent: Path) -> Path:
+    path = parent / f"ab-{ref.replace('/', '_')}"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", str(path), ref],
+                   check=True, capture_output=True)
+    return path
+
+
+def _run(src: Path, store: Path, records: int, phase: str) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": f"{src / 'src'}{os.pathsep}{ROOT}"}
+    res = subprocess.run([sys.executable, "-c", WORKER, str(store), str(records), phase],
+                         env=env, capture_output=True, text=True, check=True, cwd=src)
+    return json.loads(res.stdout) if phase == "measure" else {}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--old", default="59663d5")
+    parser.add_argument("--new", default="HEAD")
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="perfledger-ab-") as tmp:
+        parent = Path(tmp)
+        trees = {"old": _worktree(args.old, parent), "new": _worktree(args.new, parent)}
+        try:
+            samples: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
+            for r in range(args.rounds):
+                order = ("old", "new") if r % 2 == 0 else ("new", "old")
+                for side in order:
+                    store = parent / f"store-{side}-{r}"
+                    # Each side builds its own store with its own code (what its users would have).
+                    _run(trees[side], store, args.records, "build")
+                    samples[side].append(_run(trees[side], store, args.records, "measure"))
+                print(f"round {r + 1}/{args.rounds} done", flush=True)
+        finally:
+            for path in trees.values():
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)],
+                               check=False, capture_output=True)
+    rows = []
+    for name in samples["old"][0]:
+        old = statistics.median(s[name] for s in samples["old"])
+        new = statistics.median(s[name] for s in samples["new"])
+        rows.append({"operation": name, "old": old, "new": new, "new/old": new / old})
+    write_results("ab_refs", {"old": args.old, "new": args.new, "records": args.records,
+                              "rounds": args.rounds, "rows": rows, "load": os.getloadavg()})
+    title = f"operation ({args.records:,} records, median of {args.rounds})"
+    print(f"\n| {title} | {args.old} | {args.new} | new/old |")
+    print("|---|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row['operation']} | {row['old']:.2f} | {row['new']:.2f} | {row['new/old']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
