@@ -12,18 +12,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from upgrade_fixtures import schema_version
 
 from perfledger import Ledger, SchemaVersionError
 from perfledger.store import migrations
 from perfledger.store.migrations import Migration, current_version
-
-
-def _version(url: str) -> int:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        v = conn.execute(sa.text("SELECT value FROM pl_meta WHERE key = 'schema_version'")).scalar()
-    engine.dispose()
-    return int(v)
 
 
 def _tables(url: str) -> set[str]:
@@ -77,7 +70,7 @@ def test_steps_run_in_order_once_and_keep_every_record(
     monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, *_steps(calls)])
     led = Ledger(old_store)
     assert calls == [base + 1, base + 2]
-    assert _version(old_store) == base + 2
+    assert schema_version(old_store) == base + 2
     assert {f"pl_synthetic_v{base + 1}", f"pl_synthetic_v{base + 2}"} <= _tables(old_store)
     rec = led.records()[0]
     assert (rec["sharpe"], rec["metrics"], rec["params"], rec["tags"]) == (1.5, {"sortino": 2.0}, {"lr": 0.1},
@@ -95,7 +88,7 @@ def test_a_failing_step_leaves_the_store_as_it_was(old_store: str, monkeypatch: 
     with pytest.raises(RuntimeError, match="failed"):
         Ledger(old_store)
     assert calls == [base + 1, base + 2]
-    assert _version(old_store) == base
+    assert schema_version(old_store) == base
     assert not any(t.startswith("pl_synthetic") for t in _tables(old_store))  # step 1 rolled back too
     monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:-2])
     with Ledger(old_store) as led:

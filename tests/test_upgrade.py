@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from upgrade_fixtures import EXPECTED, as_json, copy_v1_sqlite, restored_v1_postgres
+from upgrade_fixtures import EXPECTED, as_json, copy_v1_sqlite, restored_v1_postgres, schema_version
 
 from perfledger import Ledger
 from perfledger.store.migrations import current_version
@@ -44,14 +44,6 @@ def _schema(url: str) -> dict[str, Any]:
     return out
 
 
-def _version(url: str) -> int:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        v = conn.execute(sa.text("SELECT value FROM pl_meta WHERE key = 'schema_version'")).scalar()
-    engine.dispose()
-    return int(v)
-
-
 def test_a_v1_ledger_opens_and_reads_exactly_as_its_release_wrote_it(v1_location: Any) -> None:
     with Ledger(v1_location) as led:
         assert as_json(led.records()) == EXPECTED["records"]
@@ -64,7 +56,7 @@ def test_a_v1_ledger_opens_and_reads_exactly_as_its_release_wrote_it(v1_location
         assert led.models() == EXPECTED["models"]
         assert {t: led.models(t) for t in led.tickers()} == EXPECTED["models_by_ticker"]
         url = led.url.render_as_string(hide_password=False)
-    assert _version(url) == current_version()
+    assert schema_version(url) == current_version()
 
 
 def test_after_the_upgrade_new_logs_work_and_a_second_open_changes_nothing(v1_location: Any) -> None:

@@ -49,3 +49,12 @@ def restored_v1_postgres(admin_url: str) -> Iterator[str]:
 def as_json(value: Any) -> Any:
     """Through a JSON round trip, the way v1_expected.json was written."""
     return json.loads(json.dumps(value))
+
+
+def schema_version(url: str) -> int:
+    """The version stamped in a store, read directly (not through perfledger)."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        v = conn.execute(sa.text("SELECT value FROM pl_meta WHERE key = 'schema_version'")).scalar()
+    engine.dispose()
+    return int(v)
