@@ -66,8 +66,11 @@ def _worktree(ref: str, parent: Path) -> Path:
 
 def _run(src: Path, store: Path, records: int, phase: str) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": f"{src / 'src'}{os.pathsep}{ROOT}"}
+    # Run from the store's folder: the revision's own bench/ must not shadow this one's.
     res = subprocess.run([sys.executable, "-c", WORKER, str(store), str(records), phase],
-                         env=env, capture_output=True, text=True, check=True, cwd=src)
+                         env=env, capture_output=True, text=True, check=False, cwd=store.parent)
+    if res.returncode != 0:
+        sys.exit(f"{src.name} {phase} failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout) if phase == "measure" else {}
 
 
