@@ -33,6 +33,8 @@ log = logging.getLogger("perfledger")
 
 #: PostgreSQL's deadlock and serialisation-failure codes: the transaction may be run again.
 _CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+#: History's metric columns are float64 even when every value read is NULL.
+_METRIC_TYPES = {m: pa.float64() for m in CORE_METRICS}
 
 
 class SQLStore(Store):
@@ -174,13 +176,14 @@ class SQLStore(Store):
             f"{', '.join('r.' + m for m in CORE_METRICS)}, r.notes{meta_cols} "
             f"FROM pl_records r WHERE {where} {order}{limit}"
         )
-        records = self._table(sql, params)
+        records = self._table(sql, params, _METRIC_TYPES)
         extras = None
         if records.num_rows and has_extras:
             extras = self._table(
                 "SELECT e.record_id, e.name, e.value FROM pl_extra e JOIN pl_records r "
                 f"ON r.id = e.record_id WHERE {where}",
                 params,
+                {"value": pa.float64()},
             )
         return HistoryRows(records, extras)
 
@@ -189,12 +192,15 @@ class SQLStore(Store):
         with self.reading() as conn:
             return conn.execute(sa.text("SELECT 1 FROM pl_extra LIMIT 1")).first() is not None
 
-    def _table(self, sql: str, params: dict[str, Any]) -> pa.Table:
+    def _table(
+        self, sql: str, params: dict[str, Any], types: dict[str, pa.DataType] | None = None
+    ) -> pa.Table:
         """Run a read query into an Arrow table: columnar through ADBC on SQLite (no Python
-        object per value); elsewhere, or if ADBC is unavailable, through SQLAlchemy."""
+        object per value); elsewhere, or if ADBC is unavailable, through SQLAlchemy. Columns
+        named in ``types`` have that type whatever values (or only NULLs) they hold."""
         if self._columnar is not None:
             try:
-                return self._columnar.read(sql, params)
+                return self._columnar.read(sql, params, types)
             except Exception as exc:  # any ADBC problem: the portable path still answers
                 log.debug("columnar read unavailable (%s); using the row path", exc)
         with self.reading() as conn:
@@ -202,7 +208,8 @@ class SQLStore(Store):
             names = list(result.keys())
             rows = result.fetchall()
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-        return pa.table({n: pa.array(list(c)) for n, c in zip(names, columns, strict=True)})
+        types = types or {}
+        return pa.table({n: pa.array(list(c), types.get(n)) for n, c in zip(names, columns, strict=True)})
 
     def leaderboard_stats(
         self, ticker: str | None, since_us: int | None
