@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from .batch import Batch
 from .errors import ValidationError
 from .frames import history_frame, leaderboard_frame, records_from_frame
+from .importer import adopt_file
 from .location import DB_NAME, Location, describe_store, resolve
-from .mirrors import PreparedAppend, SeedMirrors, write_seed_files
+from .mirrors import STATE_KEY, PreparedAppend, SeedMirrors, write_seed_files
 from .store import open_store
 from .store.base import HistoryQuery
 from .timestamps import time_window
@@ -71,10 +72,16 @@ class Ledger:
         self._store: Store = open_store(self.url)
         self._pid = os.getpid()
         self._identity = self._db_identity()
-        self._mirrors = SeedMirrors(self.directory) if self._want_mirrors and self.directory else None
-        if self._mirrors is not None:
+        self._mirrors = (
+            SeedMirrors(self.directory, adopt_file) if self._want_mirrors and self.directory else None
+        )
+        # Only a read unless the files are out of step: then they are adopted or repaired
+        # under the write lock (the seed's files in a new ledger, a deleted database, a
+        # mirror rewritten by the seed's code, a crash). A file that does not read as records
+        # is reported and left alone; writes refuse to overwrite it.
+        if self._mirrors is not None and not self._mirrors.in_step(self._store.get_meta(STATE_KEY)):
             with self._store.writing() as tx:
-                self._mirrors.sync(tx)
+                self._mirrors.sync(tx, strict=False)
         log.debug("opened %s", describe_store(self.url))
 
     def _db_identity(self) -> tuple[int, int] | None:
@@ -213,6 +220,8 @@ class Ledger:
         """Delete every record (registered metrics stay registered). Mirrors become empty."""
         store = self._ensure()
         with store.writing() as tx:
+            if self._mirrors is not None:
+                self._mirrors.sync(tx)  # records only a mirror holds are adopted, not lost
             tx.clear()
             if self._mirrors is not None:
                 self._mirrors.reset(tx)

@@ -104,6 +104,10 @@ class Store(ABC):
     def history(self, query: HistoryQuery) -> HistoryRows: ...
 
     @abstractmethod
+    def get_meta(self, key: str) -> str | None:
+        """A ``pl_meta`` value as committed (a read: no write lock)."""
+
+    @abstractmethod
     def best(self, ticker: str | None = None) -> dict[str, Any]:
         """``{ticker: {"best_<metric>": {"model", "value", "timestamp"}}}``, or one ticker's
         inner dict (``{}`` for an unknown ticker)."""

@@ -90,6 +90,10 @@ class SQLStore(Store):
         with self.reading() as conn:
             return read_directions(conn)
 
+    def get_meta(self, key: str) -> str | None:
+        with self.reading() as conn:
+            return conn.execute(sa.select(T.meta.c.value).where(T.meta.c.key == key)).scalar()
+
     def tickers(self) -> list[str]:
         with self.reading() as conn:
             rows = conn.execute(sa.select(T.pairs.c.ticker).distinct().order_by(T.pairs.c.ticker))
