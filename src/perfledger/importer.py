@@ -433,7 +433,11 @@ def import_file(
             "params": keep["params"].tolist(),
             "tags": keep["tags"].tolist(),
         })
-        report.imported = led.log_many(out)
+        keys = [record_hash(full[i]) for i in np.flatnonzero(new)]
+        # The keys are claimed in the insert's transaction (a unique column): concurrent
+        # imports of the same rows store them once.
+        report.imported = led.log_many(out, import_keys=keys)
+        report.duplicates += len(keep) - report.imported
     return report
 
 

@@ -124,25 +124,39 @@ class Ledger:
 
     # ------------------------------------------------------------------ writes
 
-    def _write(self, batch: Batch) -> None:
+    def _write(self, batch: Batch, claim: tuple[list[str], pd.DataFrame] | None = None) -> int:
+        """Store ``batch`` (and mirror it); returns how many records were stored. With
+        ``claim`` (the rows' import keys and the validated frame the batch came from), rows
+        whose key another import already claimed are left out, in the same transaction."""
         store = self._ensure()
         prepared = PreparedAppend(batch) if self._mirrors is not None else None
         for attempt in range(8):
+            todo, todo_prepared = batch, prepared
             try:
                 with store.writing() as tx:
                     if self._mirrors is not None:
                         # Repair before inserting: a rebuild must not already hold this batch.
                         self._mirrors.sync(tx)
-                    changed = tx.insert(batch)
-                    if self._mirrors is not None and prepared is not None:
-                        self._mirrors.append(tx, prepared, changed)
-                return
+                    if claim is not None:
+                        keys, frame = claim
+                        won = tx.claim_keys(keys)
+                        if len(won) < len(set(keys)):
+                            mask = [k in won for k in keys]
+                            if not any(mask):
+                                return 0
+                            todo = Batch.from_frame(frame[mask])
+                            todo_prepared = PreparedAppend(todo) if self._mirrors is not None else None
+                    changed = tx.insert(todo)
+                    if self._mirrors is not None and todo_prepared is not None:
+                        self._mirrors.append(tx, todo_prepared, changed)
+                return len(todo)
             except Exception as exc:
                 if store.is_conflict(exc) and attempt < 7:
                     log.debug("write conflict (%s); retrying", exc)
                     time.sleep(0.01 * (attempt + 1))
                     continue
                 raise
+        raise AssertionError("unreachable")
 
     def log(
         self,
@@ -177,13 +191,19 @@ class Ledger:
         log.debug("logged %s/%s at %s", rec.ticker, rec.model_name, rec.timestamp)
         return rec.seed_dict()
 
-    def log_many(self, records: pd.DataFrame | Iterable[Mapping[str, Any]]) -> int:
+    def log_many(
+        self, records: pd.DataFrame | Iterable[Mapping[str, Any]], *, import_keys: Sequence[str] | None = None
+    ) -> int:
         """Record many evaluations in one transaction; returns how many were stored.
 
         Accepts a DataFrame or an iterable of dicts with the keys of :meth:`log` (extra
         numeric columns are custom metrics). Every row is validated first: one
         :class:`ValidationError` lists each bad row by index and field, and nothing is stored.
         The batch is stored (and mirrored) in (ticker, timestamp) order.
+
+        ``import_keys`` (one per row; the importer's content digests) makes the call
+        idempotent under concurrency: a row whose key was already recorded, by this or any
+        concurrent call, is not stored. Returns how many rows were stored.
         """
         import pandas as pd
 
@@ -191,12 +211,20 @@ class Ledger:
         if frame.empty:
             return 0
         clean = validate_frame(frame)
+        if import_keys is not None:
+            if len(import_keys) != len(clean):
+                raise ValidationError(
+                    f"import_keys has {len(import_keys)} keys for {len(clean)} rows",
+                    [(None, "import_keys", "length")],
+                )
+            clean = clean.assign(import_key=list(import_keys))
         # Stored in (ticker, time) order: one ticker's rows end up next to each other on
         # disk, which halves the index work here and makes history(ticker=...) a short scan.
         clean = clean.sort_values(["ticker", "ts_us"], kind="stable")
-        self._write(Batch.from_frame(clean))
-        log.debug("logged %d records", len(clean))
-        return len(clean)
+        claim = (clean["import_key"].tolist(), clean) if import_keys is not None else None
+        stored = self._write(Batch.from_frame(clean), claim)
+        log.debug("logged %d records", stored)
+        return stored
 
     def register_metric(self, name: str, higher_is_better: bool) -> None:
         """Declare a custom metric's direction so :meth:`best` tracks it as ``best_<name>``.

@@ -69,6 +69,12 @@ class WriteTx(ABC):
     def get_meta(self, key: str) -> str | None: ...
 
     @abstractmethod
+    def claim_keys(self, keys: Sequence[str]) -> set[str]:
+        """Record imported rows' content keys; returns those that were not recorded before.
+        The database enforces their uniqueness, so of concurrent transactions claiming one
+        key exactly one gets it (the others wait for it to commit, then see it taken)."""
+
+    @abstractmethod
     def set_meta(self, key: str, value: str) -> None: ...
 
     @abstractmethod
