@@ -278,7 +278,7 @@ class Ledger:
         """Write the seed's three files into ``directory`` from any store; returns it."""
         target = Path(directory).expanduser().resolve()
         store = self._ensure()
-        with store.writing() as tx:
+        with store.snapshot() as tx:
             write_seed_files(target, tx)
         return target
 

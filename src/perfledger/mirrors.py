@@ -50,7 +50,7 @@ from pathlib import Path
 from .batch import Batch
 from .errors import MirrorConflictError, PerfLedgerError
 from .mirror_format import best_json, csv_bytes, csv_header, json_body
-from .store.base import WriteTx
+from .store.base import ReadTx, WriteTx
 
 #: ``adopt(tx, path) -> records stored``; raises a PerfLedgerError when the file does not read.
 Adopter = Callable[[WriteTx, Path], int]
@@ -105,7 +105,7 @@ def _atomic_write(path: Path, chunks: Iterable[bytes]) -> None:
         raise
 
 
-def write_seed_files(directory: Path, tx: WriteTx) -> None:
+def write_seed_files(directory: Path, tx: ReadTx) -> None:
     """Write the three seed files from the database (used by rebuilds and exports)."""
     directory.mkdir(parents=True, exist_ok=True)
     _write_json(directory / JSON_NAME, tx)
@@ -113,7 +113,7 @@ def write_seed_files(directory: Path, tx: WriteTx) -> None:
     _write_best(directory / BEST_NAME, tx)
 
 
-def _write_json(path: Path, tx: WriteTx) -> None:
+def _write_json(path: Path, tx: ReadTx) -> None:
     def chunks() -> Iterable[bytes]:
         first = True
         for batch in tx.iter_batches():
@@ -124,7 +124,7 @@ def _write_json(path: Path, tx: WriteTx) -> None:
     _atomic_write(path, chunks())
 
 
-def _write_csv(path: Path, tx: WriteTx) -> None:
+def _write_csv(path: Path, tx: ReadTx) -> None:
     def chunks() -> Iterable[bytes]:
         yield csv_header()
         for batch in tx.iter_batches():
@@ -133,7 +133,7 @@ def _write_csv(path: Path, tx: WriteTx) -> None:
     _atomic_write(path, chunks())
 
 
-def _write_best(path: Path, tx: WriteTx) -> None:
+def _write_best(path: Path, tx: ReadTx) -> None:
     _atomic_write(path, [best_json(tx.best()).encode()])
 
 

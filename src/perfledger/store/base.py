@@ -56,7 +56,20 @@ class HistoryRows:
     extras: pa.Table | None = None
 
 
-class WriteTx(ABC):
+class ReadTx(ABC):
+    """A read snapshot: every read through it sees the store as of one moment, and it holds
+    no write lock (writers go on while it is open)."""
+
+    @abstractmethod
+    def best(self, ticker: str | None = None) -> dict[str, Any]:
+        """The best-models document as this transaction sees it."""
+
+    @abstractmethod
+    def iter_batches(self, chunk: int = 20_000) -> Iterator[Batch]:
+        """All records in insertion (id) order, a columnar batch at a time."""
+
+
+class WriteTx(ReadTx):
     """A write transaction. Writers are serialised; everything done through one ``WriteTx``
     commits or rolls back together (records, derived tables and mirror bookkeeping)."""
 
@@ -78,14 +91,6 @@ class WriteTx(ABC):
     def set_meta(self, key: str, value: str) -> None: ...
 
     @abstractmethod
-    def best(self, ticker: str | None = None) -> dict[str, Any]:
-        """The best-models document as this transaction sees it."""
-
-    @abstractmethod
-    def iter_batches(self, chunk: int = 20_000) -> Iterator[Batch]:
-        """All records in insertion (id) order, a columnar batch at a time."""
-
-    @abstractmethod
     def clear(self) -> None: ...
 
     @abstractmethod
@@ -100,6 +105,15 @@ class Store(ABC):
     @abstractmethod
     def writing(self) -> AbstractContextManager[WriteTx]:
         """A write transaction (serialised with every other writer)."""
+
+    @abstractmethod
+    def snapshot(self) -> AbstractContextManager[ReadTx]:
+        """A consistent read snapshot that takes no write lock (long reads such as a copy
+        must not make writers wait)."""
+
+    @abstractmethod
+    def identity(self) -> tuple[Any, ...]:
+        """What tells two stores apart: equal for two handles on one database."""
 
     @abstractmethod
     def is_conflict(self, exc: BaseException) -> bool:

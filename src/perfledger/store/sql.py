@@ -10,6 +10,7 @@ set-up in :mod:`.engine`, the columnar SQLite reader in :mod:`.columnar`.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -64,6 +65,26 @@ class SQLStore(Store):
     def writing(self) -> Iterator[SQLWriteTx]:
         with self.engine.connect() as conn, conn.execution_options(pl_write=True).begin():
             yield SQLWriteTx(conn, self._statements)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[SQLWriteTx]:
+        # SQLite (WAL): a deferred transaction reads one snapshot from its first read to its
+        # end, without the write lock. PostgreSQL: REPEATABLE READ, read only.
+        options: dict[str, Any] = {}
+        if self.dialect == "postgresql":
+            options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+        with self.engine.connect() as conn, conn.execution_options(**options).begin():
+            yield SQLWriteTx(conn, self._statements)
+
+    def identity(self) -> tuple[Any, ...]:
+        if self.dialect == "sqlite":
+            st = os.stat(self.url.database or "")
+            return ("sqlite", st.st_dev, st.st_ino)
+        with self.reading() as conn:
+            row = conn.execute(sa.text(
+                "SELECT current_database(), CAST(pg_postmaster_start_time() AS TEXT), inet_server_port()"
+            )).one()
+        return (self.dialect, *row)
 
     @contextmanager
     def reading(self) -> Iterator[sa.Connection]:
@@ -183,9 +204,14 @@ class SQLStore(Store):
         records = self._table(sql, params, _METRIC_TYPES)
         extras = None
         if records.num_rows and has_extras:
+            if query.limit:
+                # Only the custom metrics of the rows kept: the limit runs in the database.
+                source = (f"WHERE e.record_id IN (SELECT r.id FROM pl_records r WHERE {where} "
+                          f"{order}{limit})")
+            else:
+                source = f"JOIN pl_records r ON r.id = e.record_id WHERE {where}"
             extras = self._table(
-                "SELECT e.record_id, e.name, e.value FROM pl_extra e JOIN pl_records r "
-                f"ON r.id = e.record_id WHERE {where}",
+                f"SELECT e.record_id, e.name, e.value FROM pl_extra e {source}",
                 params,
                 {"value": pa.float64()},
             )
