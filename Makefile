@@ -15,10 +15,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## The main job: the Streamlit dashboard on $PERFLEDGER_URL or ./memory/logs, on 127.0.0.1
-## (sample data first when the store is empty; it prints the local URL).
+## (asks for sample data: added only to an empty ledger directory; it prints the local URL).
 ## Another address: make run ARGS="--address 0.0.0.0 --port 8600".
 run: $(STAMP)
-	$(BIN)/python -m perfledger.dashboard $(ARGS)
+	$(BIN)/python -m perfledger.dashboard --sample $(ARGS)
 
 dashboard: run
 

@@ -407,6 +407,9 @@ class _FakeProc:
     def wait(self, timeout: float | None = None) -> int:
         return 3
 
+    def poll(self) -> int | None:
+        return None
+
     def terminate(self) -> None:
         pass
 
@@ -416,8 +419,11 @@ def test_launch_adds_sample_data_and_runs_streamlit(
 ) -> None:
     _FakeProc.calls = []
     monkeypatch.setattr(subprocess, "Popen", _FakeProc)
+    monkeypatch.setattr(launch, "_wait_until_serving", lambda *a: True)
+    monkeypatch.setattr(launch, "_port_free", lambda *a: True)
+    monkeypatch.delenv("PERFLEDGER_READ_ONLY", raising=False)
     loc = tmp_path / "led"
-    assert launch.launch(str(loc), port=8765) == 3
+    assert launch.launch(str(loc), port=8765, sample=True) == 3
     assert records(loc) == 480
     cmd, env = _FakeProc.calls[0]
     assert cmd[1:4] == ["-m", "streamlit", "run"] and Path(cmd[4]).is_file()
@@ -432,8 +438,14 @@ def test_launch_adds_sample_data_and_runs_streamlit(
     assert env["PERFLEDGER_URL"] == str(loc.resolve())
     assert "http://127.0.0.1:8765" in capsys.readouterr().out
     empty = tmp_path / "empty"
-    launch.launch(str(empty), address="0.0.0.0", sample_if_empty=False)
+    launch.launch(str(empty), address="0.0.0.0")  # not asked: no sample data
     assert records(empty) == 0
+    url = tmp_path / "url.db"
+    launch.launch(f"sqlite:///{url}", sample=True)  # never on a URL store
+    assert Ledger(f"sqlite:///{url}").stats()["records"] == 0
+    monkeypatch.setenv("PERFLEDGER_READ_ONLY", "1")
+    launch.launch(str(tmp_path / "ro"), sample=True)  # never in read-only mode
+    assert not (tmp_path / "ro").exists()
     assert (
         dict(zip(_FakeProc.calls[1][0][5::2], _FakeProc.calls[1][0][6::2], strict=True))["--server.address"]
         == "0.0.0.0"
@@ -446,4 +458,26 @@ def test_module_cli_parses_options(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
     monkeypatch.setattr(cli, "launch", lambda *a, **k: seen.update(args=a, kwargs=k) or 0)
     assert cli.main(["--store", "x", "--port", "9000", "--address", "0.0.0.0"]) == 0
-    assert seen == {"args": ("x",), "kwargs": {"address": "0.0.0.0", "port": 9000, "sample_if_empty": True}}
+    assert seen == {"args": ("x",), "kwargs": {"address": "0.0.0.0", "port": 9000, "sample": False}}
+    assert cli.main(["--store", "x", "--sample"]) == 0
+    assert seen["kwargs"]["sample"] is True
+
+
+@pytest.mark.parametrize("case", ["busy", "invalid"])
+def test_the_launcher_fails_without_writing_when_streamlit_cannot_start(tmp_path: Path, case: str) -> None:
+    import socket
+    import sys
+
+    store = tmp_path / "memory" / "logs"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1] if case == "busy" else 70000
+        proc = subprocess.run(
+            [sys.executable, "-m", "perfledger.dashboard", "--store", str(store), "--port", str(port),
+             "--sample"],
+            capture_output=True, text=True, timeout=120,
+        )
+    assert proc.returncode != 0
+    assert "port" in proc.stderr and "nothing" in proc.stderr
+    assert not (tmp_path / "memory").exists()

@@ -25,6 +25,7 @@ from .returns import (
     from_returns,
     probabilistic_sharpe_ratio,
 )
+from .validation import MIN_MAGNITUDE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,6 +57,8 @@ def backtest_metrics(
     undefined), and ``sortino, calmar, volatility, n_periods, skew, kurtosis, psr`` plus
     ``periods_per_year`` as custom metrics."""
     values = from_returns(returns, periods_per_year, predictions, actuals)
+    # A computed value too small to store (e.g. a PSR of 1e-200) is zero for every purpose.
+    values = {k: (0.0 if isinstance(v, float) and abs(v) < MIN_MAGNITUDE else v) for k, v in values.items()}
     core = {m: values.get(m) for m in CORE_METRICS}
     custom = {m: values[m] for m in BACKTEST_DIRECTIONS if m in values}
     custom[PERIODS_METRIC] = float(periods_per_year)

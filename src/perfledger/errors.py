@@ -30,3 +30,13 @@ class SchemaVersionError(PerfLedgerError):
 
 class StoreConnectionError(PerfLedgerError, ConnectionError):
     """The database could not be reached. The message names host and database, never a password."""
+
+
+class MirrorConflictError(PerfLedgerError):
+    """A mirror file (``model_performance.json``/``.csv``) holds something perfledger cannot
+    read as records: it is kept untouched, and writes are refused rather than overwrite it.
+    The message names the file and what to do."""
+
+
+class ReadOnlyLedgerError(PerfLedgerError, PermissionError):
+    """A write to a ledger this user may only read (files or directory not writable)."""

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .batch import Batch
 from .errors import ValidationError
 from .record import CORE_METRICS, SEED_FIELDS
 from .timestamps import format_ts, parse_timestamp
@@ -44,7 +45,10 @@ from .validation import validate_frame
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .ledger import Ledger
+    from .store.base import WriteTx
+
+    #: What the importer needs of a ledger (kept structural: the ledger imports this module).
+    Ledger = Any
 
 #: ``progress(stage, done, total)``: called as rows are read and stages complete.
 Progress = Callable[[str, int, int], None]
@@ -429,5 +433,75 @@ def import_file(
             "params": keep["params"].tolist(),
             "tags": keep["tags"].tolist(),
         })
-        report.imported = led.log_many(out)
+        keys = [record_hash(full[i]) for i in np.flatnonzero(new)]
+        # The keys are claimed in the insert's transaction (a unique column): concurrent
+        # imports of the same rows store them once.
+        report.imported = led.log_many(out, import_keys=keys)
+        report.duplicates += len(keep) - report.imported
     return report
+
+
+# --------------------------------------------------------------------------- adoption
+
+
+def batch_keys(batch: Batch) -> list[Key]:
+    """The :func:`record_key` of every record of a stored batch."""
+    core = zip(*(batch.core[m] for m in CORE_METRICS), strict=True)
+    return [
+        record_key(ts, t, m, c, n, me, p, tg)
+        for ts, t, m, c, n, me, p, tg in zip(
+            batch.ts_us, batch.ticker, batch.model_name, core, batch.notes, batch.metrics,
+            batch.params, batch.tags, strict=True,
+        )
+    ]
+
+
+def adopt_file(tx: WriteTx, path: Path) -> int:
+    """Store, inside ``tx``, every record of ``path`` (the seed's JSON or CSV, or one of our
+    mirrors) that the database does not hold yet; returns how many.
+
+    Used when a ledger directory holds files the database does not account for (the seed's
+    own files before perfledger, a deleted database, the seed's code rewriting a mirror).
+    The file must read cleanly as a whole: any bad row raises :class:`ValidationError`
+    naming the row (its one problem's field is ``"syntax"`` for a broken structure,
+    ``"content"`` for a wrong value), and nothing is stored.
+    """
+    try:
+        rows, where, problems = read_rows(path)
+    except ValidationError as exc:
+        message = str(exc).replace(f"path={str(path)!r} ", "")
+        raise ValidationError(message, [(None, "syntax", message)]) from None
+    if not rows:
+        return 0
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, index=range(len(rows)))
+    for col in _DICT_FIELDS:
+        if col in frame.columns:
+            frame[col] = [v if isinstance(v, dict) else None for v in frame[col].tolist()]
+    try:
+        clean = validate_frame(frame)
+    except ValidationError as exc:
+        for pos, fld, msg in exc.problems:
+            problems.setdefault(-1 if pos is None else int(pos), []).append((fld, msg))
+    if problems:
+        pos = min(problems)
+        fld, msg = problems[pos][0]
+        at = where[pos] if pos >= 0 else "file"
+        # "syntax": the file's structure is broken (invalid JSON, a CSV row cut short), as an
+        # interrupted append leaves it; "content": well-formed records with wrong values.
+        kind = "syntax" if fld == "row" else "content"
+        raise ValidationError(f"{at}: {msg}", [(None, kind, msg)])
+    stored: set[Key] = set()
+    for batch in tx.iter_batches():
+        stored.update(batch_keys(batch))
+    keep = []
+    for i, key in enumerate(_frame_keys(clean, full=True)):
+        if key not in stored:
+            stored.add(key)
+            keep.append(i)
+    if not keep:
+        return 0
+    new = clean.iloc[keep].sort_values(["ticker", "ts_us"], kind="stable")
+    tx.insert(Batch.from_frame(new))
+    return len(new)

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from .batch import Batch
 from .errors import ValidationError
 from .frames import history_frame, leaderboard_frame, records_from_frame
+from .importer import adopt_file
 from .location import DB_NAME, Location, describe_store, resolve
-from .mirrors import PreparedAppend, SeedMirrors, write_seed_files
+from .mirrors import STATE_KEY, PreparedAppend, SeedMirrors, write_seed_files
 from .store import open_store
 from .store.base import HistoryQuery
 from .timestamps import time_window
@@ -71,10 +72,16 @@ class Ledger:
         self._store: Store = open_store(self.url)
         self._pid = os.getpid()
         self._identity = self._db_identity()
-        self._mirrors = SeedMirrors(self.directory) if self._want_mirrors and self.directory else None
-        if self._mirrors is not None:
+        self._mirrors = (
+            SeedMirrors(self.directory, adopt_file) if self._want_mirrors and self.directory else None
+        )
+        # Only a read unless the files are out of step: then they are adopted or repaired
+        # under the write lock (the seed's files in a new ledger, a deleted database, a
+        # mirror rewritten by the seed's code, a crash). A file that does not read as records
+        # is reported and left alone; writes refuse to overwrite it.
+        if self._mirrors is not None and not self._mirrors.in_step(self._store.get_meta(STATE_KEY)):
             with self._store.writing() as tx:
-                self._mirrors.sync(tx)
+                self._mirrors.sync(tx, strict=False)
         log.debug("opened %s", describe_store(self.url))
 
     def _db_identity(self) -> tuple[int, int] | None:
@@ -117,25 +124,39 @@ class Ledger:
 
     # ------------------------------------------------------------------ writes
 
-    def _write(self, batch: Batch) -> None:
+    def _write(self, batch: Batch, claim: tuple[list[str], pd.DataFrame] | None = None) -> int:
+        """Store ``batch`` (and mirror it); returns how many records were stored. With
+        ``claim`` (the rows' import keys and the validated frame the batch came from), rows
+        whose key another import already claimed are left out, in the same transaction."""
         store = self._ensure()
         prepared = PreparedAppend(batch) if self._mirrors is not None else None
         for attempt in range(8):
+            todo, todo_prepared = batch, prepared
             try:
                 with store.writing() as tx:
                     if self._mirrors is not None:
                         # Repair before inserting: a rebuild must not already hold this batch.
                         self._mirrors.sync(tx)
-                    changed = tx.insert(batch)
-                    if self._mirrors is not None and prepared is not None:
-                        self._mirrors.append(tx, prepared, changed)
-                return
+                    if claim is not None:
+                        keys, frame = claim
+                        won = tx.claim_keys(keys)
+                        if len(won) < len(set(keys)):
+                            mask = [k in won for k in keys]
+                            if not any(mask):
+                                return 0
+                            todo = Batch.from_frame(frame[mask])
+                            todo_prepared = PreparedAppend(todo) if self._mirrors is not None else None
+                    changed = tx.insert(todo)
+                    if self._mirrors is not None and todo_prepared is not None:
+                        self._mirrors.append(tx, todo_prepared, changed)
+                return len(todo)
             except Exception as exc:
                 if store.is_conflict(exc) and attempt < 7:
                     log.debug("write conflict (%s); retrying", exc)
                     time.sleep(0.01 * (attempt + 1))
                     continue
                 raise
+        raise AssertionError("unreachable")
 
     def log(
         self,
@@ -170,13 +191,19 @@ class Ledger:
         log.debug("logged %s/%s at %s", rec.ticker, rec.model_name, rec.timestamp)
         return rec.seed_dict()
 
-    def log_many(self, records: pd.DataFrame | Iterable[Mapping[str, Any]]) -> int:
+    def log_many(
+        self, records: pd.DataFrame | Iterable[Mapping[str, Any]], *, import_keys: Sequence[str] | None = None
+    ) -> int:
         """Record many evaluations in one transaction; returns how many were stored.
 
         Accepts a DataFrame or an iterable of dicts with the keys of :meth:`log` (extra
         numeric columns are custom metrics). Every row is validated first: one
         :class:`ValidationError` lists each bad row by index and field, and nothing is stored.
         The batch is stored (and mirrored) in (ticker, timestamp) order.
+
+        ``import_keys`` (one per row; the importer's content digests) makes the call
+        idempotent under concurrency: a row whose key was already recorded, by this or any
+        concurrent call, is not stored. Returns how many rows were stored.
         """
         import pandas as pd
 
@@ -184,12 +211,20 @@ class Ledger:
         if frame.empty:
             return 0
         clean = validate_frame(frame)
+        if import_keys is not None:
+            if len(import_keys) != len(clean):
+                raise ValidationError(
+                    f"import_keys has {len(import_keys)} keys for {len(clean)} rows",
+                    [(None, "import_keys", "length")],
+                )
+            clean = clean.assign(import_key=list(import_keys))
         # Stored in (ticker, time) order: one ticker's rows end up next to each other on
         # disk, which halves the index work here and makes history(ticker=...) a short scan.
         clean = clean.sort_values(["ticker", "ts_us"], kind="stable")
-        self._write(Batch.from_frame(clean))
-        log.debug("logged %d records", len(clean))
-        return len(clean)
+        claim = (clean["import_key"].tolist(), clean) if import_keys is not None else None
+        stored = self._write(Batch.from_frame(clean), claim)
+        log.debug("logged %d records", stored)
+        return stored
 
     def register_metric(self, name: str, higher_is_better: bool) -> None:
         """Declare a custom metric's direction so :meth:`best` tracks it as ``best_<name>``.
@@ -213,6 +248,8 @@ class Ledger:
         """Delete every record (registered metrics stay registered). Mirrors become empty."""
         store = self._ensure()
         with store.writing() as tx:
+            if self._mirrors is not None:
+                self._mirrors.sync(tx)  # records only a mirror holds are adopted, not lost
             tx.clear()
             if self._mirrors is not None:
                 self._mirrors.reset(tx)
@@ -241,7 +278,7 @@ class Ledger:
         """Write the seed's three files into ``directory`` from any store; returns it."""
         target = Path(directory).expanduser().resolve()
         store = self._ensure()
-        with store.writing() as tx:
+        with store.snapshot() as tx:
             write_seed_files(target, tx)
         return target
 

@@ -12,59 +12,100 @@ How they stay correct without the seed's rewrite-everything-per-log:
   ``,\\n{record}\\n]``. The CSV gets its rows appended. Cost is O(size of the new records).
 * ``best_models.json`` is small (tickers x metrics) and rewritten only when a best entry
   changed, through a temporary file and an atomic rename.
-* The committed state of each file (inode, size, mtime) is written to the database in the
-  same transaction. A process killed between the file write and the commit leaves bytes
-  past the committed size: the next open or write truncates them. Anything else that does
-  not match (a file deleted, replaced or edited by hand) is rebuilt from the database.
+* The committed state of each file (inode, size, mtime and a digest of its last 4 KiB) is
+  written to the database in the same transaction.
+
+When a file does not match its committed state, nothing in it is thrown away unread:
+
+* A file that reads as records (the seed's own files in a directory perfledger opens for
+  the first time or after its database was deleted; the seed's ``model_log.py`` rewriting
+  a mirror beside perfledger) is *adopted*: every record it holds that the database lacks
+  is stored (``adopt``, the importer's reader, deduplicated by content), then the mirror is
+  rewritten from the database. Before the first adoption into a new database, the
+  originals are copied to ``<name>.seed-backup``.
+* A file that does not read, but whose committed bytes are intact and which only grew: a
+  process was killed between appending and committing. The uncommitted tail is dropped.
+* Anything else that does not read is kept untouched and reported; writes raise
+  :class:`~perfledger.errors.MirrorConflictError` naming it until it is fixed or moved away.
+* A deleted mirror is rebuilt from the database; ``best_models.json`` holds nothing of its
+  own and is always rewritten from the database.
+
+Every file is created with the process's normal, umask-derived mode (as ``open()`` does).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
-import tempfile
+import secrets
+import shutil
 import threading
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from .batch import Batch
+from .errors import MirrorConflictError, PerfLedgerError
 from .mirror_format import best_json, csv_bytes, csv_header, json_body
-from .store.base import WriteTx
+from .store.base import ReadTx, WriteTx
+
+#: ``adopt(tx, path) -> records stored``; raises a PerfLedgerError when the file does not read.
+Adopter = Callable[[WriteTx, Path], int]
 
 log = logging.getLogger("perfledger")
 
 JSON_NAME = "model_performance.json"
 CSV_NAME = "model_performance.csv"
 BEST_NAME = "best_models.json"
-_META_KEY = "mirrors"
+STATE_KEY = "mirrors"  # pl_meta key of the files' committed state
 _EMPTY_JSON = b"[]"
 _JSON_TAIL = b"\n]"
+_DIGEST_SPAN = 4096
+BACKUP_SUFFIX = ".seed-backup"
 
 
-def _sig(path: Path) -> list[int] | None:
+def _digest(path: Path, end: int) -> str:
+    """A digest of the file's bytes just before ``end``: they never change on an append."""
+    start = max(0, end - _DIGEST_SPAN)
+    with open(path, "rb") as f:
+        f.seek(start)
+        return hashlib.blake2b(f.read(end - start), digest_size=12).hexdigest()
+
+
+def _sig(path: Path, keep: int = 0) -> list[int | str] | None:
+    """inode, size, mtime and a digest of the bytes before the last ``keep`` (the bytes an
+    append overwrites: the JSON array's closing ``\\n]``)."""
     try:
         st = os.stat(path)
+        return [st.st_ino, st.st_size, st.st_mtime_ns, _digest(path, max(0, st.st_size - keep))]
     except FileNotFoundError:
         return None
-    return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def _same(want: list[int | str] | None, have: list[int | str] | None) -> bool:
+    # States written before the digest existed have three fields.
+    return want is not None and have is not None and list(have[: len(want)]) == list(want)
 
 
 def _atomic_write(path: Path, chunks: Iterable[bytes]) -> None:
-    """Write a whole file so that readers see the old or the new one, never a mix."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write a whole file so that readers see the old or the new one, never a mix. The file
+    gets the mode ``open()`` would give it (0666 less the umask), not a temporary file's 0600."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             for chunk in chunks:
                 f.write(chunk)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
-def write_seed_files(directory: Path, tx: WriteTx) -> None:
+def write_seed_files(directory: Path, tx: ReadTx) -> None:
     """Write the three seed files from the database (used by rebuilds and exports)."""
     directory.mkdir(parents=True, exist_ok=True)
     _write_json(directory / JSON_NAME, tx)
@@ -72,7 +113,7 @@ def write_seed_files(directory: Path, tx: WriteTx) -> None:
     _write_best(directory / BEST_NAME, tx)
 
 
-def _write_json(path: Path, tx: WriteTx) -> None:
+def _write_json(path: Path, tx: ReadTx) -> None:
     def chunks() -> Iterable[bytes]:
         first = True
         for batch in tx.iter_batches():
@@ -83,7 +124,7 @@ def _write_json(path: Path, tx: WriteTx) -> None:
     _atomic_write(path, chunks())
 
 
-def _write_csv(path: Path, tx: WriteTx) -> None:
+def _write_csv(path: Path, tx: ReadTx) -> None:
     def chunks() -> Iterable[bytes]:
         yield csv_header()
         for batch in tx.iter_batches():
@@ -92,7 +133,7 @@ def _write_csv(path: Path, tx: WriteTx) -> None:
     _atomic_write(path, chunks())
 
 
-def _write_best(path: Path, tx: WriteTx) -> None:
+def _write_best(path: Path, tx: ReadTx) -> None:
     _atomic_write(path, [best_json(tx.best()).encode()])
 
 
@@ -149,54 +190,126 @@ def _formatters() -> ThreadPoolExecutor:
 class SeedMirrors:
     """The mirror files of one ledger directory."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, adopt: Adopter | None = None):
         self.directory = directory
         self.json_path = directory / JSON_NAME
         self.csv_path = directory / CSV_NAME
         self.best_path = directory / BEST_NAME
+        self._adopt = adopt
+        #: Files kept untouched because they do not read as records (name -> reason).
+        self.conflicts: dict[str, str] = {}
 
     # ------------------------------------------------------------------ state
 
-    def _load_state(self, tx: WriteTx) -> dict[str, list[int]]:
-        raw = tx.get_meta(_META_KEY)
+    def _load_state(self, tx: WriteTx) -> dict[str, list[int | str] | None]:
+        raw = tx.get_meta(STATE_KEY)
         return json.loads(raw) if raw else {}
 
-    def _save_state(self, tx: WriteTx) -> None:
-        state = {
-            "json": _sig(self.json_path),
-            "csv": _sig(self.csv_path),
-            "best": _sig(self.best_path),
-        }
-        tx.set_meta(_META_KEY, json.dumps(state))
+    def _current(self) -> dict[str, list[int | str] | None]:
+        return {"json": _sig(self.json_path, len(_JSON_TAIL)), "csv": _sig(self.csv_path),
+                "best": _sig(self.best_path)}
 
-    def sync(self, tx: WriteTx) -> bool:
-        """Bring the files back in step with the committed database; True if anything was
-        repaired. Cheap when nothing is wrong: three ``stat`` calls and one meta read."""
+    def _save_state(self, tx: WriteTx, previous: dict[str, list[int | str] | None] | None = None) -> None:
+        state = self._current()
+        for key, path in (("json", self.json_path), ("csv", self.csv_path)):
+            if path.name in self.conflicts:  # never vouch for a file we could not read
+                state[key] = (previous or {}).get(key)
+        tx.set_meta(STATE_KEY, json.dumps(state))
+
+    def in_step(self, state_text: str | None) -> bool:
+        """True when the files match the committed state (a read: no lock, no write)."""
+        state = json.loads(state_text) if state_text else {}
+        have = self._current()
+        return all(_same(state.get(k), have[k]) for k in ("json", "csv", "best"))
+
+    def sync(self, tx: WriteTx, *, strict: bool = True) -> bool:
+        """Bring the files back in step with the committed database (see the module doc);
+        True if anything was repaired or adopted. Cheap when nothing is wrong: three
+        ``stat`` calls, two 4 KiB reads and one meta read.
+
+        A file that must be kept untouched raises :class:`MirrorConflictError` when
+        ``strict`` (a write would have to overwrite it); otherwise it is reported (a log
+        line and a warning) and left as it is.
+        """
         state = self._load_state(tx)
-        repaired = False
-        for key, path, tail in (("json", self.json_path, True), ("csv", self.csv_path, False)):
-            want, have = state.get(key), _sig(path)
-            if want is not None and have == want:
+        have = self._current()
+        if all(_same(state.get(k), have[k]) for k in ("json", "csv", "best")):
+            return False
+        self.conflicts.clear()
+        fresh = not state  # a new database: whatever files are here predate it
+        if fresh:
+            self._backup()
+        adopted: dict[str, int] = {}
+        rebuild: list[tuple[Path, Callable[[Path, WriteTx], None]]] = []
+        for key, path, writer in (("json", self.json_path, _write_json), ("csv", self.csv_path, _write_csv)):
+            want = state.get(key)
+            if _same(want, have[key]):
                 continue
-            if want is not None and have is not None and have[0] == want[0] and have[1] > want[1]:
-                # Bytes past the committed size: an append whose transaction never committed.
-                log.info("repairing %s: dropping %d uncommitted bytes", path.name, have[1] - want[1])
-                with open(path, "r+b") as f:
-                    f.truncate(want[1])
-                    if tail:
-                        end = _EMPTY_JSON if want[1] == len(_EMPTY_JSON) else _JSON_TAIL
-                        f.seek(want[1] - len(end))
-                        f.write(end)
-            else:
-                log.info("rebuilding %s from the database", path.name)
-                (_write_json if tail else _write_csv)(path, tx)
-            repaired = True
-        if state.get("best") is None or _sig(self.best_path) != state["best"]:
-            _write_best(self.best_path, tx)
-            repaired = True
-        if repaired:
-            self._save_state(tx)
-        return repaired
+            if have[key] is None:
+                if want is not None:
+                    log.info("rebuilding %s from the database (it was deleted)", path.name)
+                rebuild.append((path, writer))
+                continue
+            try:
+                adopted[path.name] = self._adopt(tx, path) if self._adopt is not None else 0
+            except PerfLedgerError as exc:
+                problems = getattr(exc, "problems", None) or [(None, "syntax", "")]
+                if problems[0][1] == "syntax" and self._torn(key, want, have[key], path):
+                    continue
+                self.conflicts[path.name] = str(exc)
+                continue
+            rebuild.append((path, writer))
+        for path, writer in rebuild:
+            writer(path, tx)
+        _write_best(self.best_path, tx)
+        self._save_state(tx, state)
+        if any(adopted.values()):
+            kept = f"; the originals are kept as *{BACKUP_SUFFIX}" if fresh else ""
+            log.warning("adopted into %s: %s%s", self.directory, ", ".join(
+                f"{n} records from {name}" for name, n in adopted.items()), kept)
+        self._report(strict)
+        return True
+
+    def _torn(self, key: str, want: list[int | str] | None, have: list[int | str], path: Path) -> bool:
+        """Drop the tail of an append whose transaction never committed, if that is what
+        ``path`` holds: broken structure (the caller checked), same inode, not shorter, and
+        its committed bytes unchanged."""
+        if want is None or have[0] != want[0] or int(have[1]) < int(want[1]):
+            return False
+        size = int(want[1])
+        tail = len(_JSON_TAIL) if key == "json" else 0
+        if len(want) > 3 and _digest(path, size - tail) != want[3]:
+            return False
+        log.info("repairing %s: dropping %d uncommitted bytes", path.name, int(have[1]) - size)
+        with open(path, "r+b") as f:
+            f.truncate(size)
+            if key == "json":
+                end = _EMPTY_JSON if size == len(_EMPTY_JSON) else _JSON_TAIL
+                f.seek(size - len(end))
+                f.write(end)
+        return True
+
+    def _report(self, strict: bool) -> None:
+        if not self.conflicts:
+            return
+        name, reason = next(iter(self.conflicts.items()))
+        message = (
+            f"{self.directory / name} does not read as records: {reason}. It was left "
+            "untouched and perfledger will not overwrite it. Fix it, or move it away to have "
+            "it rebuilt from the database."
+        )
+        if strict:
+            raise MirrorConflictError(message + " Nothing was stored.")
+        log.warning("%s", message)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+    def _backup(self) -> None:
+        """Copies of the files a new database found here (the seed's, or mirrors whose
+        database was deleted), made once: ``<name>.seed-backup``."""
+        for path in (self.json_path, self.csv_path, self.best_path):
+            target = path.with_name(path.name + BACKUP_SUFFIX)
+            if path.exists() and path.stat().st_size and not target.exists():
+                shutil.copy2(path, target)
 
     # ------------------------------------------------------------------ writes
 
@@ -241,5 +354,9 @@ class SeedMirrors:
         self._save_state(tx)
 
     def rebuild(self, tx: WriteTx) -> None:
+        """Rewrite the three files from the database (a file we could not read, too: the
+        caller asked for exactly that)."""
+        self.sync(tx, strict=False)
+        self.conflicts.clear()
         write_seed_files(self.directory, tx)
         self._save_state(tx)

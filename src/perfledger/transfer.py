@@ -4,6 +4,9 @@ The copy carries every record exactly (timestamps to the microsecond, custom met
 tags), the registered metric directions, and therefore the same best models and leaderboard.
 It runs as ONE transaction on the target: an interrupted copy leaves the target as it was,
 so it can simply be run again. The target must be empty, so a second run never duplicates.
+The source is read from a snapshot that takes no write lock: loggers keep logging into it
+while a long copy runs (they are simply not part of the copy). A ledger copied onto itself
+is refused at once.
 It works on stores (and the target's mirror files, when it keeps them), not on Ledgers.
 """
 
@@ -23,6 +26,11 @@ def copy_store(
     source: Store, target: Store, target_mirrors: SeedMirrors | None = None, *, chunk: int = 50_000
 ) -> int:
     """Copy every record of ``source`` into the empty ``target``; returns how many."""
+    if source.identity() == target.identity():
+        raise ValidationError(
+            "the target is the source ledger itself; copy into another, empty ledger",
+            [(None, "target", "same as source")],
+        )
     held = target.stats()["records"]
     if held:
         raise ValidationError(
@@ -32,8 +40,7 @@ def copy_store(
     directions = source.directions()
     known = target.directions()
     copied = 0
-    with source.writing() as src_tx, target.writing() as dst_tx:
-        # Source: a write transaction gives one consistent snapshot on every engine.
+    with source.snapshot() as src_tx, target.writing() as dst_tx:
         for name, higher in directions.items():
             if name not in known:
                 dst_tx.register_metric(name, higher)

@@ -31,6 +31,13 @@ BOUNDS: dict[str, tuple[float | None, float | None, str]] = {
     "mse": (0.0, None, ""),
     "drawdown": (None, 0.0, "negate"),
 }
+#: The magnitudes a metric may have: 0, or between MIN_MAGNITUDE and MAX_MAGNITUDE. The
+#: derived statistics (running mean, sum of squared deviations, min/max) of such values stay
+#: finite and representable for any number of records: squares of differences lie between
+#: ~1e-232 and 4e200, so they neither overflow nor underflow (PostgreSQL raises on both), and
+#: no sequence of valid logs can make a later one fail. No real measurement is outside them.
+MAX_MAGNITUDE = 1e100
+MIN_MAGNITUDE = 1e-100
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 MAX_LABEL_LEN = 200
@@ -96,10 +103,20 @@ def check_metric(name: str, value: Any) -> float | None:
     f = float(value)
     if not math.isfinite(f):
         raise _fail(name, f"{name}={value!r} is not a finite number")
-    msg = bound_message(name, f)
+    msg = magnitude_message(name, f) or bound_message(name, f)
     if msg:
         raise _fail(name, msg)
     return f
+
+
+def magnitude_message(name: str, value: float) -> str | None:
+    """The message for a value outside the storable magnitudes (see :data:`MAX_MAGNITUDE`), or None."""
+    if abs(value) > MAX_MAGNITUDE:
+        return f"{name}={value!r} is too large in magnitude: metrics must be within ±{MAX_MAGNITUDE:g}"
+    if 0 < abs(value) < MIN_MAGNITUDE:
+        return (f"{name}={value!r} is too small in magnitude: a metric other than 0 must be at "
+                f"least {MIN_MAGNITUDE:g} in magnitude (pass 0 if you mean zero)")
+    return None
 
 
 def check_metric_name(name: Any, fieldname: str = "metrics") -> str:
@@ -285,6 +302,11 @@ def validate_frame(frame: pd.DataFrame, *, max_listed: int = 50) -> pd.DataFrame
             if high is not None:
                 bad |= finite & (arr > high)
         if col.dtype.kind in "fiu":
+            with np.errstate(invalid="ignore"):
+                size = np.abs(arr)
+                huge = finite & ((size > MAX_MAGNITUDE) | ((size > 0) & (size < MIN_MAGNITUDE)))
+            add(np.flatnonzero(huge), m, lambda p, m=m, a=arr: magnitude_message(m, float(a[p])) or "")
+            bad &= ~huge
             add(np.flatnonzero(bad), m, lambda p, m=m, a=arr: bound_message(m, float(a[p])) or "")
         arr = np.where(np.isfinite(arr), arr, np.nan)
         out[m] = arr

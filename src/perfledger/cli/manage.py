@@ -205,17 +205,22 @@ def dashboard(
     ctx: typer.Context,
     address: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int | None, typer.Option(help="Port (default: Streamlit's choice).")] = None,
+    sample: Annotated[
+        bool, typer.Option("--sample", help="Add sample data to an empty ledger directory.")
+    ] = False,
 ) -> None:
-    """Open the Streamlit dashboard on this ledger.
+    """Open the Streamlit dashboard on this ledger (sample data only with --sample).
 
-    Example: perfledger --store ./memory/logs dashboard --port 8501
+    Example: perfledger --store ./memory/logs dashboard --port 8501 --sample
     """
     try:
         from ..dashboard.launch import launch
     except ImportError as exc:
         fail(f"the dashboard is not available ({exc}); install with: pip install 'perfledger[dashboard]'")
-    options: dict[str, Any] = {"address": address}
+    options: dict[str, Any] = {"address": address, "sample": sample}
     if port is not None:
         options["port"] = port
     with library_errors():
-        launch(store_of(ctx), **options)
+        code = launch(store_of(ctx), **options)
+    if code:
+        raise typer.Exit(code)

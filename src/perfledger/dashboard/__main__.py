@@ -1,4 +1,4 @@
-"""``python -m perfledger.dashboard [--store LOCATION] [--address A] [--port N]``."""
+"""``python -m perfledger.dashboard [--store LOCATION] [--address A] [--port N] [--sample]``."""
 
 from __future__ import annotations
 
@@ -22,7 +22,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default: first free from 8501)")
     parser.add_argument(
-        "--no-sample", action="store_true", help="do not add sample data when the store is empty"
+        "--sample",
+        action="store_true",
+        help="add sample evaluations if the ledger directory is empty (never to a URL store, "
+        "never with PERFLEDGER_READ_ONLY set)",
     )
     return parser.parse_args(argv)
 
@@ -30,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Parse options and run the dashboard until it exits; returns its exit code."""
     args = parse_args(argv)
-    return launch(args.store, address=args.address, port=args.port, sample_if_empty=not args.no_sample)
+    return launch(args.store, address=args.address, port=args.port, sample=args.sample)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,11 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from ..location import ENV_URL, resolve
+from ..location import ENV_URL, Location, resolve
 
 SCRIPT = Path(__file__).with_name("streamlit_app.py")
 DEFAULT_PORT = 8501
@@ -53,36 +54,47 @@ def launch(
     *,
     address: str = "127.0.0.1",
     port: int | None = None,
-    sample_if_empty: bool = True,
+    sample: bool = False,
+    ready_timeout: float = 60.0,
 ) -> int:
     """Run the dashboard on ``location`` (default ``$PERFLEDGER_URL``, else ``./memory/logs``)
-    until it stops; returns Streamlit's exit code.
+    until it stops; returns Streamlit's exit code (non-zero when it could not start).
 
-    An empty store gets sample data first (``sample_if_empty``) so a first run shows
-    something worth looking at. Listens on 127.0.0.1 unless ``address`` says otherwise.
+    Nothing is written before Streamlit serves: a busy or invalid port, or a Streamlit that
+    exits at start, leaves the ledger (and its directory) untouched. ``sample=True`` then adds
+    sample evaluations, only to an empty ledger *directory* (the embedded store) and never
+    with ``$PERFLEDGER_READ_ONLY`` set or to a database URL.
     """
-    from ..ledger import Ledger
-    from ..sample import add_sample_data
-
     where = resolve(location)
     loc = where.as_argument()  # for the child: absolute, so its working directory does not matter
-    led = Ledger(where)
-    try:
-        if sample_if_empty and led.stats()["records"] == 0:
-            added = add_sample_data(led)
-            print(f"The ledger was empty: added {added} sample evaluations.", flush=True)
-    finally:
-        led.close()
-    port = port if port is not None else free_port(address)
-    shown = "localhost" if address in ("", "0.0.0.0") else address
-    print(
-        f"perfledger dashboard on {where.describe()}\n  Local URL: http://{shown}:{port}\n  (Ctrl+C to stop)",
-        flush=True,
-    )
+    if port is not None and not 0 < port < 65536:
+        print(f"Error: port={port} is not a TCP port (1-65535); nothing was started", file=sys.stderr)
+        return 2
+    if port is None:
+        port = free_port(address)
+    elif not _port_free(address, port):
+        print(f"Error: port {port} on {address} is in use; nothing was started", file=sys.stderr)
+        return 2
     env = {**os.environ, ENV_URL: loc}
     proc = subprocess.Popen(streamlit_command(address, port), env=env)
     previous = _forward_sigterm(proc)
     try:
+        if not _wait_until_serving(proc, address, port, ready_timeout):
+            code = proc.poll()
+            if code is None:
+                proc.terminate()
+                code = proc.wait()
+            print(f"Error: Streamlit did not start on {address}:{port}; nothing was written",
+                  file=sys.stderr)
+            return code or 1
+        if sample:
+            add_sample_if_asked(where)
+        shown = "localhost" if address in ("", "0.0.0.0") else address
+        print(
+            f"perfledger dashboard on {where.describe()}\n  Local URL: http://{shown}:{port}\n"
+            "  (Ctrl+C to stop)",
+            flush=True,
+        )
         return proc.wait()
     except KeyboardInterrupt:
         proc.terminate()
@@ -94,6 +106,55 @@ def launch(
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def add_sample_if_asked(where: Location) -> int:
+    """Sample data into an empty ledger directory; 0 (with the reason printed) for a URL
+    store, read-only mode or a ledger that holds records."""
+    from ..ledger import Ledger
+    from ..sample import add_sample_data
+    from .data import READ_ONLY_ENV
+
+    if where.directory is None:
+        print("--sample: not adding sample data to a database URL store", flush=True)
+        return 0
+    if os.environ.get(READ_ONLY_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        print("--sample: read-only mode; no sample data added", flush=True)
+        return 0
+    led = Ledger(where)
+    try:
+        if led.stats()["records"]:
+            return 0
+        added = add_sample_data(led)
+    finally:
+        led.close()
+    print(f"The ledger was empty: added {added} sample evaluations (--sample).", flush=True)
+    return added
+
+
+def _port_free(address: str, port: int) -> bool:
+    host = "127.0.0.1" if address in ("", "0.0.0.0") else address
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_until_serving(proc: subprocess.Popen[bytes], address: str, port: int, timeout: float) -> bool:
+    """True once the server accepts connections; False if it exits or never does."""
+    host = "127.0.0.1" if address in ("", "0.0.0.0") else address
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
 
 
 def _forward_sigterm(proc: subprocess.Popen[bytes]) -> Any:

@@ -56,7 +56,20 @@ class HistoryRows:
     extras: pa.Table | None = None
 
 
-class WriteTx(ABC):
+class ReadTx(ABC):
+    """A read snapshot: every read through it sees the store as of one moment, and it holds
+    no write lock (writers go on while it is open)."""
+
+    @abstractmethod
+    def best(self, ticker: str | None = None) -> dict[str, Any]:
+        """The best-models document as this transaction sees it."""
+
+    @abstractmethod
+    def iter_batches(self, chunk: int = 20_000) -> Iterator[Batch]:
+        """All records in insertion (id) order, a columnar batch at a time."""
+
+
+class WriteTx(ReadTx):
     """A write transaction. Writers are serialised; everything done through one ``WriteTx``
     commits or rolls back together (records, derived tables and mirror bookkeeping)."""
 
@@ -69,15 +82,13 @@ class WriteTx(ABC):
     def get_meta(self, key: str) -> str | None: ...
 
     @abstractmethod
+    def claim_keys(self, keys: Sequence[str]) -> set[str]:
+        """Record imported rows' content keys; returns those that were not recorded before.
+        The database enforces their uniqueness, so of concurrent transactions claiming one
+        key exactly one gets it (the others wait for it to commit, then see it taken)."""
+
+    @abstractmethod
     def set_meta(self, key: str, value: str) -> None: ...
-
-    @abstractmethod
-    def best(self, ticker: str | None = None) -> dict[str, Any]:
-        """The best-models document as this transaction sees it."""
-
-    @abstractmethod
-    def iter_batches(self, chunk: int = 20_000) -> Iterator[Batch]:
-        """All records in insertion (id) order, a columnar batch at a time."""
 
     @abstractmethod
     def clear(self) -> None: ...
@@ -96,12 +107,25 @@ class Store(ABC):
         """A write transaction (serialised with every other writer)."""
 
     @abstractmethod
+    def snapshot(self) -> AbstractContextManager[ReadTx]:
+        """A consistent read snapshot that takes no write lock (long reads such as a copy
+        must not make writers wait)."""
+
+    @abstractmethod
+    def identity(self) -> tuple[Any, ...]:
+        """What tells two stores apart: equal for two handles on one database."""
+
+    @abstractmethod
     def is_conflict(self, exc: BaseException) -> bool:
         """True when ``exc`` aborted a write transaction that may simply be run again (a
         deadlock or serialisation failure between concurrent writers)."""
 
     @abstractmethod
     def history(self, query: HistoryQuery) -> HistoryRows: ...
+
+    @abstractmethod
+    def get_meta(self, key: str) -> str | None:
+        """A ``pl_meta`` value as committed (a read: no write lock)."""
 
     @abstractmethod
     def best(self, ticker: str | None = None) -> dict[str, Any]:

@@ -3,6 +3,15 @@
 The row path builds a Python object per value; a ticker's 20,000-row history costs ~100 ms
 that way and a few ms through ADBC. Connections are pooled per process (opening one costs
 more than a small query) and never shared with a forked child.
+
+Column types: the driver infers each column's type from the first batch it reads and
+refuses a later batch that disagrees ("Type mismatch"). Results are read in batches of
+:attr:`ColumnarReader.BATCH_ROWS` (the driver reserves memory for a whole batch up front: asking for one
+batch of 2^30 rows reserved ~90 GiB of address space and made ``os.fork()`` fail). When a
+column is NULL throughout the first batch and holds values later, the query is run again
+with one batch exactly as large as its result (counted first), so the reservation is the
+result's own size. Either way the caller's ``types`` are then applied, so a metric column
+is float64 even when every value read is NULL.
 """
 
 from __future__ import annotations
@@ -22,6 +31,10 @@ _PARAM = re.compile(r":(\w+)")
 class ColumnarReader:
     """A small pool of ADBC SQLite connections to one database file."""
 
+    #: Rows per batch: a history read is a few batches, and the driver's up-front
+    #: reservation for one batch is a few MiB.
+    BATCH_ROWS = 65_536
+
     def __init__(self, path: str, size: int = 4):
         self.path = path
         self._size = size
@@ -31,8 +44,11 @@ class ColumnarReader:
         # Close them when the reader goes away or at exit, while the driver can still do it.
         weakref.finalize(self, _close_all, self._pool, self._pid)
 
-    def read(self, sql: str, params: dict[str, Any]) -> pa.Table:
-        """Run ``sql`` (``:name`` parameters) and return the whole result as one table."""
+    def read(
+        self, sql: str, params: dict[str, Any], types: dict[str, pa.DataType] | None = None
+    ) -> pa.Table:
+        """Run ``sql`` (``:name`` parameters) and return the whole result as one table, with
+        the columns named in ``types`` cast to those types."""
         names: list[str] = []
 
         def positional(match: re.Match[str]) -> str:
@@ -40,19 +56,40 @@ class ColumnarReader:
             return "?"
 
         qmark = _PARAM.sub(positional, sql)
+        args = tuple(params[n] for n in names)
         con = self._take()
         try:
-            cur = con.cursor()
             try:
-                # One batch for the whole result: the driver infers each column's type from its
-                # first batch, and a metric that starts with NULLs must not be typed as integer.
-                cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(2**30)})
-                cur.execute(qmark, tuple(params[n] for n in names))
-                return cur.fetch_arrow_table()
-            finally:
-                cur.close()
+                table = self._fetch(con, qmark, args, self.BATCH_ROWS)
+            except OSError as exc:
+                if "Type mismatch" not in str(exc):
+                    raise
+                # A column NULL throughout the first batch: one batch of the result's size.
+                rows = self._fetch(con, f"SELECT COUNT(*) AS n FROM ({qmark})", args, 1)
+                table = self._fetch(con, qmark, args, max(int(rows.column(0)[0].as_py()), 1))
         finally:
             self._give(con)
+        return self._typed(table, types) if types else table
+
+    @staticmethod
+    def _fetch(con: Any, sql: str, args: tuple[Any, ...], batch_rows: int) -> pa.Table:
+        cur = con.cursor()
+        try:
+            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch_rows)})
+            cur.execute(sql, args)
+            return cur.fetch_arrow_table()
+        finally:
+            cur.close()
+
+    @staticmethod
+    def _typed(table: pa.Table, types: dict[str, pa.DataType]) -> pa.Table:
+        """``table`` with each column named in ``types`` cast to its type (an all-NULL column
+        comes back from the driver as int64 or null)."""
+        for name, dtype in types.items():
+            i = table.schema.get_field_index(name)
+            if i >= 0 and table.schema.field(i).type != dtype:
+                table = table.set_column(i, name, table.column(i).cast(dtype))
+        return table
 
     def _take(self) -> Any:
         with self._lock:

@@ -62,9 +62,17 @@ def _v2_jsonb(conn: sa.Connection) -> None:
         )
 
 
+def _v3_import_keys(conn: sa.Connection) -> None:
+    """The table whose primary key makes concurrent imports of the same rows store them once.
+    Records imported before it existed are still found by content (the importer compares
+    with history), so it starts empty."""
+    T.import_keys.create(conn)
+
+
 #: Every migration, in order; a new one is appended with the next version number.
 MIGRATIONS: list[Migration] = [
     Migration(2, "params and tags as JSONB on PostgreSQL", _v2_jsonb),
+    Migration(3, "pl_import_keys: imported records' content keys, unique", _v3_import_keys),
 ]
 
 

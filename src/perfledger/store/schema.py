@@ -9,7 +9,9 @@ up to date *in the same transaction* as each insert, so that the questions users
 * ``pl_pairs``     one row per (ticker, model): record count and time span;
 * ``pl_extra``     custom metric values, one row per (record, name);
 * ``pl_metric_defs`` registered custom metrics and their direction;
-* ``pl_meta``      schema version and the mirror files' committed state.
+* ``pl_meta``      schema version and the mirror files' committed state;
+* ``pl_import_keys`` the content key of every imported record, unique: concurrent imports of
+  the same rows store them once (schema v3).
 
 Tables are prefixed ``pl_`` so a ledger can live in a team's existing database.
 """
@@ -104,4 +106,10 @@ meta = sa.Table(
     metadata,
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
+)
+
+import_keys = sa.Table(
+    "pl_import_keys",
+    metadata,
+    sa.Column("key", sa.String(32), primary_key=True),
 )

@@ -10,6 +10,7 @@ set-up in :mod:`.engine`, the columnar SQLite reader in :mod:`.columnar`.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,6 +34,8 @@ log = logging.getLogger("perfledger")
 
 #: PostgreSQL's deadlock and serialisation-failure codes: the transaction may be run again.
 _CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+#: History's metric columns are float64 even when every value read is NULL.
+_METRIC_TYPES = {m: pa.float64() for m in CORE_METRICS}
 
 
 class SQLStore(Store):
@@ -64,6 +67,26 @@ class SQLStore(Store):
             yield SQLWriteTx(conn, self._statements)
 
     @contextmanager
+    def snapshot(self) -> Iterator[SQLWriteTx]:
+        # SQLite (WAL): a deferred transaction reads one snapshot from its first read to its
+        # end, without the write lock. PostgreSQL: REPEATABLE READ, read only.
+        options: dict[str, Any] = {}
+        if self.dialect == "postgresql":
+            options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+        with self.engine.connect() as conn, conn.execution_options(**options).begin():
+            yield SQLWriteTx(conn, self._statements)
+
+    def identity(self) -> tuple[Any, ...]:
+        if self.dialect == "sqlite":
+            st = os.stat(self.url.database or "")
+            return ("sqlite", st.st_dev, st.st_ino)
+        with self.reading() as conn:
+            row = conn.execute(sa.text(
+                "SELECT current_database(), CAST(pg_postmaster_start_time() AS TEXT), inet_server_port()"
+            )).one()
+        return (self.dialect, *row)
+
+    @contextmanager
     def reading(self) -> Iterator[sa.Connection]:
         with self.engine.connect() as conn, conn.begin():
             yield conn
@@ -87,6 +110,10 @@ class SQLStore(Store):
     def directions(self) -> dict[str, bool]:
         with self.reading() as conn:
             return read_directions(conn)
+
+    def get_meta(self, key: str) -> str | None:
+        with self.reading() as conn:
+            return conn.execute(sa.select(T.meta.c.value).where(T.meta.c.key == key)).scalar()
 
     def tickers(self) -> list[str]:
         with self.reading() as conn:
@@ -174,13 +201,19 @@ class SQLStore(Store):
             f"{', '.join('r.' + m for m in CORE_METRICS)}, r.notes{meta_cols} "
             f"FROM pl_records r WHERE {where} {order}{limit}"
         )
-        records = self._table(sql, params)
+        records = self._table(sql, params, _METRIC_TYPES)
         extras = None
         if records.num_rows and has_extras:
+            if query.limit:
+                # Only the custom metrics of the rows kept: the limit runs in the database.
+                source = (f"WHERE e.record_id IN (SELECT r.id FROM pl_records r WHERE {where} "
+                          f"{order}{limit})")
+            else:
+                source = f"JOIN pl_records r ON r.id = e.record_id WHERE {where}"
             extras = self._table(
-                "SELECT e.record_id, e.name, e.value FROM pl_extra e JOIN pl_records r "
-                f"ON r.id = e.record_id WHERE {where}",
+                f"SELECT e.record_id, e.name, e.value FROM pl_extra e {source}",
                 params,
+                {"value": pa.float64()},
             )
         return HistoryRows(records, extras)
 
@@ -189,12 +222,15 @@ class SQLStore(Store):
         with self.reading() as conn:
             return conn.execute(sa.text("SELECT 1 FROM pl_extra LIMIT 1")).first() is not None
 
-    def _table(self, sql: str, params: dict[str, Any]) -> pa.Table:
+    def _table(
+        self, sql: str, params: dict[str, Any], types: dict[str, pa.DataType] | None = None
+    ) -> pa.Table:
         """Run a read query into an Arrow table: columnar through ADBC on SQLite (no Python
-        object per value); elsewhere, or if ADBC is unavailable, through SQLAlchemy."""
+        object per value); elsewhere, or if ADBC is unavailable, through SQLAlchemy. Columns
+        named in ``types`` have that type whatever values (or only NULLs) they hold."""
         if self._columnar is not None:
             try:
-                return self._columnar.read(sql, params)
+                return self._columnar.read(sql, params, types)
             except Exception as exc:  # any ADBC problem: the portable path still answers
                 log.debug("columnar read unavailable (%s); using the row path", exc)
         with self.reading() as conn:
@@ -202,7 +238,8 @@ class SQLStore(Store):
             names = list(result.keys())
             rows = result.fetchall()
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-        return pa.table({n: pa.array(list(c)) for n, c in zip(names, columns, strict=True)})
+        types = types or {}
+        return pa.table({n: pa.array(list(c), types.get(n)) for n, c in zip(names, columns, strict=True)})
 
     def leaderboard_stats(
         self, ticker: str | None, since_us: int | None

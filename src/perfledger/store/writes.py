@@ -10,7 +10,7 @@ upserted in key order so that concurrent PostgreSQL writers take row locks in on
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -151,6 +151,23 @@ class SQLWriteTx(WriteTx):
     def best(self, ticker: str | None = None) -> dict[str, Any]:
         return read_best(self.conn, ticker, self.directions)
 
+    def claim_keys(self, keys: Sequence[str]) -> set[str]:
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        won: set[str] = set()
+        unique = list(dict.fromkeys(keys))
+        for i in range(0, len(unique), 500):
+            stmt = (
+                insert(T.import_keys)
+                .values([{"key": k} for k in unique[i : i + 500]])
+                .on_conflict_do_nothing()
+                .returning(T.import_keys.c.key)
+            )
+            won.update(r[0] for r in self.conn.execute(stmt))
+        return won
+
     def _allocate_ids(self, n: int) -> list[int]:
         if self.dialect == "postgresql":
             rows = self.conn.exec_driver_sql(
@@ -285,7 +302,7 @@ class SQLWriteTx(WriteTx):
             last = ids[-1]
 
     def clear(self) -> None:
-        for table in (T.records, T.extra, T.best, T.summary, T.pairs):
+        for table in (T.records, T.extra, T.best, T.summary, T.pairs, T.import_keys):
             self.conn.execute(sa.delete(table))
         gen = int(self.get_meta("generation") or 0) + 1
         self.set_meta("generation", str(gen))

@@ -1,0 +1,58 @@
+"""Reading a ledger leaves a process that can still fork (issue 9, item 3).
+
+The SQLite reader once asked the ADBC driver for one batch of 2^30 rows: the driver reserved
+~90 GiB of address space for it, and ``os.fork()`` (the default start method of
+``multiprocessing`` before Python 3.14) then failed with ENOMEM on a machine with ordinary
+overcommit limits. Reads now come in bounded batches and stay typed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from perfledger import Ledger
+from perfledger.store.base import HistoryQuery
+from perfledger.store.columnar import ColumnarReader
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc (Linux)")
+
+
+WORKER = Path(__file__).parent / "workers" / "fork_after_reads.py"
+
+
+def test_reads_reserve_little_memory_and_fork_pools_work(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, str(WORKER), str(tmp_path / "ledger")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["grown_kib"] < 2 * 1024 * 1024, f"VmSize grew by {out['grown_kib'] / 2**20:.1f} GiB"
+    assert out["fork"] == "ok" and out["pool"] == "ok"
+    assert out["pooled"] == sorted(f"pool-{k}-{i}" for k in range(4) for i in range(50))
+
+
+def test_a_metric_null_in_the_first_batch_stays_float(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ColumnarReader, "BATCH_ROWS", 64)
+    led = Ledger(tmp_path / "ledger")
+    led.log_many([
+        {"model_name": "M", "ticker": "T", "sharpe": None if i < 300 else i / 7, "mse": None,
+         "metrics": {"ic": i / 3} if i >= 200 else None,
+         "timestamp": f"2024-01-01T00:00:{i // 100:02d}.{i:06d}+00:00"}
+        for i in range(400)
+    ])
+    rows = led._store.history(HistoryQuery())
+    schema = rows.records.schema
+    assert schema.field("sharpe").type == pa.float64()
+    assert schema.field("mse").type == pa.float64()  # NULL throughout
+    assert rows.extras is not None and rows.extras.schema.field("value").type == pa.float64()
+    frame = led.history()
+    assert frame["sharpe"].dtype == "float64" and frame["sharpe"].iloc[-1] == 399 / 7
+    assert frame["sharpe"].isna().sum() == 300 and frame["ic"].notna().sum() == 200
+    led.close()
