@@ -4,15 +4,29 @@ SQLite: WAL journal (readers never block the writer), ``synchronous=NORMAL`` (a 
 transaction survives a killed process; only power loss can cost the last ones), a long busy
 timeout, and ``BEGIN IMMEDIATE`` for writes so two writers queue instead of deadlocking on a
 lock upgrade. PostgreSQL: psycopg 3 with pre-ping, so a restarted server is noticed.
+
+A new database file is created here with the process's normal mode (0666 less the umask, as
+``open()`` does; SQLite alone would use 0644 less the umask), and SQLite gives its ``-wal``
+and ``-shm`` files the database's mode.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 _BUSY_TIMEOUT_S = 120
+
+
+def create_file(path: Path) -> None:
+    """Create ``path`` (empty: SQLite reads that as a new database) with the mode ``open()``
+    gives, unless it exists; SQLite reports any problem when it opens it."""
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o666))
 
 
 def make_engine(url: sa.URL) -> sa.Engine:

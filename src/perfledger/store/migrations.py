@@ -110,6 +110,8 @@ def backup_sqlite(path: str, version: int) -> Path:
     if target.exists():
         return target
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    # The copy gets the mode open() gives (SQLite alone would create it 0644 less the umask).
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666))
     src = sqlite3.connect(path, timeout=120)
     try:
         dst = sqlite3.connect(tmp)

@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -25,7 +26,7 @@ from ..timestamps import format_ts
 from . import schema as T
 from .base import HistoryQuery, HistoryRows, PairRow, StatRow, Store
 from .columnar import ColumnarReader
-from .engine import make_engine
+from .engine import create_file, make_engine
 from .migrations import ensure_schema
 from .reads import read_best, read_directions
 from .writes import SQLWriteTx, Statements
@@ -44,6 +45,8 @@ class SQLStore(Store):
     def __init__(self, url: sa.URL):
         self.url = url
         self.dialect = url.get_backend_name()
+        if self.dialect == "sqlite" and url.database and url.database != ":memory:":
+            create_file(Path(url.database))
         self.engine = make_engine(url)
         self._statements = Statements(self.dialect)
         self._columnar = ColumnarReader(url.database) if self.dialect == "sqlite" else None
