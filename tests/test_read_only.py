@@ -220,6 +220,8 @@ def test_a_reader_sees_the_owners_later_writes(state: str) -> None:
         go_r, go_w = os.pipe()
 
         def reader() -> list[int]:
+            os.close(go_w)  # the parent's ends: EOF, not a hang, if the parent fails
+            os.close(opened_r)
             with Ledger(directory) as led:
                 counts = [led.stats()["records"], len(led.history())]
                 os.write(opened_w, b"1")
@@ -227,21 +229,26 @@ def test_a_reader_sees_the_owners_later_writes(state: str) -> None:
                 return [*counts, led.stats()["records"], len(led.history())]
 
         child = Reader(reader)
+        os.close(opened_w)  # only the child writes it: a child that dies gives EOF, not a hang
+        os.close(go_r)
         os.read(opened_r, 1)
+        os.close(opened_r)
         if not IS_ROOT:
             directory.chmod(0o755)  # the owner writes
             for path in directory.iterdir():
                 path.chmod(0o644)
         owner = Ledger(directory)
-        owner.log("M", "AAPL", sharpe=2.0)
-        if state == "closed":
-            owner.close()
-            assert not (directory / "perfledger.db-wal").exists()
         try:
+            owner.log("M", "AAPL", sharpe=2.0)
+            if state == "closed":
+                owner.close()
+                assert not (directory / "perfledger.db-wal").exists()
             os.write(go_w, b"1")
-            assert child.result() == [1, 1, 2, 2]
         finally:
+            os.close(go_w)
+            seen = child.result()
             owner.close()
+        assert seen == [1, 1, 2, 2]
 
 
 def test_out_of_step_mirrors_are_reported_not_repaired(tmp_path: Path) -> None:

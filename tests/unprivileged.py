@@ -48,10 +48,10 @@ def shared_directory() -> Iterator[Path]:
     try:
         yield base
     finally:
-        for path in [base, *base.rglob("*")]:
+        for path in [base, *base.rglob("*")]:  # undo make_foreign, so it can be removed
+            owner_bits = stat.S_IRWXU if path.is_dir() else stat.S_IRUSR | stat.S_IWUSR
             with contextlib.suppress(OSError):
-                path.chmod(path.stat().st_mode | stat.S_IWUSR | stat.S_IXUSR if path.is_dir()
-                           else path.stat().st_mode | stat.S_IWUSR)
+                path.chmod(path.stat().st_mode | owner_bits)
         shutil.rmtree(base, ignore_errors=True)
 
 
