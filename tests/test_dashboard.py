@@ -26,6 +26,7 @@ from streamlit.testing.v1.errors import AppTestError
 
 from perfledger import Ledger
 from perfledger.dashboard import charts, data, formatting, launch
+from perfledger.location import resolve
 from perfledger.sample import sample_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,6 +196,50 @@ def test_read_only_hides_every_write(seeded: Path, monkeypatch: pytest.MonkeyPat
     Ledger(seeded).clear()
     at = run_app()  # the first-run screen offers no sample button either
     assert "first_run_sample" not in keys(at)
+
+
+def test_a_ledger_the_user_may_only_read_hides_every_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another user's ledger (files 0644, directory 0755), shown by an unprivileged process:
+    every tab renders from the database, no write is offered, the caption says why, and
+    nothing in the directory changes."""
+    import streamlit as st
+    from unprivileged import as_reader, make_foreign, shared_directory, snapshot
+
+    with shared_directory() as base:
+        directory = base / "ledger"
+        with Ledger(directory) as led:
+            led.log_many(sample_records(evaluations=5, random_state=3))
+        monkeypatch.setenv("PERFLEDGER_URL", str(directory))
+        monkeypatch.delenv("PERFLEDGER_READ_ONLY", raising=False)
+        owner = run_app()  # as the owner: every write offered (and everything imported)
+        assert {"clear", "log_submit", "add_sample"} <= keys(owner)
+        data.get_ledger(str(directory)).close()
+        make_foreign(directory)
+        before = snapshot(directory)
+
+        def reader() -> dict[str, Any]:
+            st.cache_resource.clear()  # the owner's writable Ledger must not be reused
+            st.cache_data.clear()
+            at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+            at.run()
+            return {
+                "exception": [str(e.value) for e in at.exception],
+                "keys": keys(at),
+                "captions": [c.value for c in at.sidebar.caption],
+                "tabs": len(at.tabs),
+                "raw": raw_table(at) if len(at.tabs) else None,
+                "sample_added": launch.add_sample_if_asked(resolve(str(directory))),
+            }
+
+        seen = as_reader(reader)
+        assert seen["exception"] == []
+        assert seen["tabs"] == 3
+        pd.testing.assert_frame_equal(seen["raw"], raw_table(owner))
+        assert not seen["keys"] & {"add_sample", "clear", "confirm_clear", "log_submit", "log_model",
+                                   "first_run_sample"}
+        assert any("this user may not write this ledger" in c for c in seen["captions"])
+        assert seen["sample_added"] == 0  # `perfledger dashboard --sample` adds nothing either
+        assert snapshot(directory) == before
 
 
 # ---------------------------------------------------------------------------- filters

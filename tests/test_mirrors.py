@@ -105,3 +105,36 @@ def test_awkward_notes_round_trip_through_the_csv(ledger: Ledger, notes: str) ->
     assert [r["notes"] for r in csv_records(ledger.directory)] == [notes, "after"]
     df = pd.read_csv(ledger.directory / "model_performance.csv", keep_default_na=False)
     assert df["notes"].tolist() == [notes, "after"] or notes == "\x00"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o027])
+def test_every_file_gets_the_mode_open_gives(tmp_path: Path, umask: int) -> None:
+    """Teammates can read a ledger: each file perfledger creates gets 0666 less the umask
+    (0644 under the usual 0022), not a temporary file's 0600 nor SQLite's own 0644."""
+    from upgrade_fixtures import copy_v1_sqlite
+
+    want = 0o666 & ~umask
+    previous = os.umask(umask)
+    try:
+        d = tmp_path / "ledger"
+        modes: dict[str, int] = {}
+
+        def look(directory: Path, *names: str) -> None:
+            for name in names:
+                modes[f"{directory.name}/{name}"] = (directory / name).stat().st_mode & 0o777
+
+        mirrors = ("model_performance.json", "model_performance.csv", "best_models.json")
+        with Ledger(d) as led:
+            led.log("M", "AAPL", sharpe=1.0)
+            look(d, "perfledger.db", "perfledger.db-wal", "perfledger.db-shm", *mirrors)
+            led.rebuild_mirrors()
+            look(d, *mirrors)
+            led.clear()
+            look(d, *mirrors)
+            look(led.export_seed_files(tmp_path / "export"), *mirrors)
+        old = copy_v1_sqlite(tmp_path)
+        Ledger(old).close()  # upgrades it, keeping a copy of the old file
+        look(old, "perfledger.db.v1.bak")
+    finally:
+        os.umask(previous)
+    assert modes == {name: want for name in modes}, {k: oct(v) for k, v in modes.items()}

@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import PerfLedgerError, SchemaVersionError, StoreConnectionError, ValidationError
+from .errors import (
+    PerfLedgerError,
+    ReadOnlyLedgerError,
+    SchemaVersionError,
+    StoreConnectionError,
+    ValidationError,
+)
 
 if TYPE_CHECKING:
     from .ledger import Ledger
@@ -21,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Ledger",
     "PerfLedgerError",
+    "ReadOnlyLedgerError",
     "SchemaVersionError",
     "StoreConnectionError",
     "ValidationError",

@@ -39,4 +39,7 @@ class MirrorConflictError(PerfLedgerError):
 
 
 class ReadOnlyLedgerError(PerfLedgerError, PermissionError):
-    """A write to a ledger this user may only read (files or directory not writable)."""
+    """A write to a ledger this user may only read (its directory or files are not writable
+    for this user, or the file system is read-only); raised before anything is touched. Also
+    raised on opening such a ledger when it holds no ledger yet, or needs a schema upgrade
+    that only a user who may write it can make."""

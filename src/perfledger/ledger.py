@@ -3,6 +3,10 @@
 It validates, hands batches to the store, keeps the seed's mirror files in step, and
 notices when its directory was deleted or restored under it (users' tests ``rmtree`` and
 ``copytree`` ``memory/logs`` between calls), so it never writes into a deleted file.
+
+A ledger this process may not write (another user's directory, a read-only mount) opens
+read-only (:attr:`Ledger.read_only`): every read works and writes nothing, not even the
+mirrors' repair; every write raises :class:`ReadOnlyLedgerError` before touching anything.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .access import read_only_reason
 from .batch import Batch
-from .errors import ValidationError
+from .errors import ReadOnlyLedgerError, ValidationError
 from .frames import history_frame, leaderboard_frame, records_from_frame
 from .importer import adopt_file
 from .location import DB_NAME, Location, describe_store, resolve
@@ -67,22 +72,49 @@ class Ledger:
     # ------------------------------------------------------------------ lifecycle
 
     def _open(self) -> None:
+        where = self.location.describe()
         if self.directory is not None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        self._store: Store = open_store(self.url)
-        self._pid = os.getpid()
-        self._identity = self._db_identity()
-        self._mirrors = (
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            except PermissionError as exc:
+                raise ReadOnlyLedgerError(
+                    f"{where} does not exist and this user may not create it ({exc.strerror})"
+                ) from None
+        mirrors = (
             SeedMirrors(self.directory, adopt_file) if self._want_mirrors and self.directory else None
         )
+        #: Why this process may not write the ledger (the message writes raise), or None.
+        self._read_only = read_only_reason(
+            where, self.url, (mirrors.json_path, mirrors.csv_path, mirrors.best_path) if mirrors else ()
+        )
+        self._store: Store = open_store(self.url, read_only=self._read_only is not None)
+        self._pid = os.getpid()
+        self._identity = self._db_identity()
+        self._mirrors = mirrors
         # Only a read unless the files are out of step: then they are adopted or repaired
         # under the write lock (the seed's files in a new ledger, a deleted database, a
         # mirror rewritten by the seed's code, a crash). A file that does not read as records
         # is reported and left alone; writes refuse to overwrite it.
-        if self._mirrors is not None and not self._mirrors.in_step(self._store.get_meta(STATE_KEY)):
-            with self._store.writing() as tx:
-                self._mirrors.sync(tx, strict=False)
-        log.debug("opened %s", describe_store(self.url))
+        if self._mirrors is not None and not self._mirrors_in_step():
+            if self._read_only is None:
+                with self._store.writing() as tx:
+                    self._mirrors.sync(tx, strict=False)
+            else:
+                log.warning(
+                    "%s: the mirror files are out of step with the database and this user may "
+                    "not repair them; reads use the database (records only the files hold are "
+                    "left out until a user who may write opens the ledger)", where,
+                )
+        log.debug("opened %s%s", describe_store(self.url), " read-only" if self.read_only else "")
+
+    def _mirrors_in_step(self) -> bool:
+        assert self._mirrors is not None
+        try:
+            return self._mirrors.in_step(self._store.get_meta(STATE_KEY))
+        except PermissionError:
+            if self._read_only is None:
+                raise
+            return False  # a mirror this user may not read (made 0600 by an older release)
 
     def _db_identity(self) -> tuple[int, int] | None:
         if self.directory is None:
@@ -122,13 +154,27 @@ class Ledger:
     def mirrors_enabled(self) -> bool:
         return self._mirrors is not None
 
+    @property
+    def read_only(self) -> bool:
+        """True when this process may only read the ledger (its directory or files are not
+        writable for this user, or the file system is read-only). Reads work; writes raise
+        :class:`ReadOnlyLedgerError`. Decided when the ledger opens."""
+        return self._read_only is not None
+
+    def _writable(self) -> Store:
+        """The store, for a write: refused before anything is touched on a read-only ledger."""
+        store = self._ensure()
+        if self._read_only is not None:
+            raise ReadOnlyLedgerError(self._read_only)
+        return store
+
     # ------------------------------------------------------------------ writes
 
     def _write(self, batch: Batch, claim: tuple[list[str], pd.DataFrame] | None = None) -> int:
         """Store ``batch`` (and mirror it); returns how many records were stored. With
         ``claim`` (the rows' import keys and the validated frame the batch came from), rows
         whose key another import already claimed are left out, in the same transaction."""
-        store = self._ensure()
+        store = self._writable()
         prepared = PreparedAppend(batch) if self._mirrors is not None else None
         for attempt in range(8):
             todo, todo_prepared = batch, prepared
@@ -238,7 +284,7 @@ class Ledger:
                 f"higher_is_better must be a bool, got {type(higher_is_better).__name__} "
                 f"{higher_is_better!r}"
             )
-        store = self._ensure()
+        store = self._writable()
         with store.writing() as tx:
             if tx.register_metric(name, higher_is_better) and self._mirrors is not None:
                 self._mirrors.sync(tx)
@@ -246,7 +292,7 @@ class Ledger:
 
     def clear(self) -> None:
         """Delete every record (registered metrics stay registered). Mirrors become empty."""
-        store = self._ensure()
+        store = self._writable()
         with store.writing() as tx:
             if self._mirrors is not None:
                 self._mirrors.sync(tx)  # records only a mirror holds are adopted, not lost
@@ -257,7 +303,7 @@ class Ledger:
 
     def rebuild_mirrors(self) -> None:
         """Rewrite the three seed files from the database."""
-        store = self._ensure()
+        store = self._writable()
         if self._mirrors is None:
             raise ValidationError(
                 f"{self!r} keeps no mirror files; use export_seed_files(directory) instead",
@@ -272,7 +318,7 @@ class Ledger:
         from .transfer import copy_store
 
         dest = target if isinstance(target, Ledger) else Ledger(target)
-        return copy_store(self._ensure(), dest._ensure(), dest._mirrors)
+        return copy_store(self._ensure(), dest._writable(), dest._mirrors)
 
     def export_seed_files(self, directory: str | os.PathLike[str]) -> Path:
         """Write the seed's three files into ``directory`` from any store; returns it."""

@@ -2,7 +2,8 @@
 
 Writes (sample data, clear, the log form) run as widget *callbacks*: Streamlit runs those
 before the script, so the same run already reads the changed ledger, and the confirmation
-checkbox can be reset after a clear. ``$PERFLEDGER_READ_ONLY=1`` removes every write.
+checkbox can be reset after a clear. ``$PERFLEDGER_READ_ONLY=1``, or a ledger this user may
+only read, removes every write.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from .. import ValidationError
+from .. import PerfLedgerError, ValidationError
 from ..record import CORE_METRICS
 from ..sample import add_sample_data
 from . import charts, data
@@ -426,8 +427,13 @@ def main() -> None:
     """Draw the whole page (Streamlit reruns this top to bottom on every interaction)."""
     st.set_page_config(page_title="Model Performance Dashboard", page_icon="📈", layout="wide")
     location = data.current_location()
-    readonly = data.read_only()
-    stats = data.stats(location)
+    try:
+        reason = data.read_only_reason(location)
+        stats = data.stats(location)
+    except PerfLedgerError as exc:  # e.g. a read-only directory that holds no ledger yet
+        st.error(f"{exc}")
+        st.stop()
+    readonly = reason is not None
     state = stats["state"]
 
     st.title("📈 Model Performance Dashboard")
@@ -438,7 +444,7 @@ def main() -> None:
         if not readonly:
             render_actions(location, stats["records"])
         else:
-            st.caption("🔒 Read-only mode: logging, sample data and clearing are disabled.")
+            st.caption(reason)
 
     if stats["records"] == 0:
         render_first_run(location, readonly)

@@ -35,10 +35,18 @@ def display_location(location: str) -> str:
     return resolve(location).describe()
 
 
-def read_only() -> bool:
-    """True when ``$PERFLEDGER_READ_ONLY`` is set to a true-ish value: a shared dashboard
-    must not offer anyone a "Clear all data" button."""
-    return os.environ.get(READ_ONLY_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+def read_only_reason(location: str) -> str | None:
+    """Why the dashboard offers no writes, or None when it may: ``$PERFLEDGER_READ_ONLY``
+    is set to a true-ish value (a shared dashboard must not offer anyone a "Clear all data"
+    button), or this user may only read the ledger (another user's directory)."""
+    if os.environ.get(READ_ONLY_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        return "🔒 Read-only mode: logging, sample data and clearing are disabled."
+    if get_ledger(location).read_only:
+        return (
+            "🔒 Read-only: this user may not write this ledger, so logging, sample data and "
+            "clearing are disabled."
+        )
+    return None
 
 
 @st.cache_resource(show_spinner=False)

@@ -110,7 +110,8 @@ def launch(
 
 def add_sample_if_asked(where: Location) -> int:
     """Sample data into an empty ledger directory; 0 (with the reason printed) for a URL
-    store, read-only mode or a ledger that holds records."""
+    store, read-only mode, a ledger this user may only read or one that holds records."""
+    from ..errors import ReadOnlyLedgerError
     from ..ledger import Ledger
     from ..sample import add_sample_data
     from .data import READ_ONLY_ENV
@@ -121,8 +122,16 @@ def add_sample_if_asked(where: Location) -> int:
     if os.environ.get(READ_ONLY_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
         print("--sample: read-only mode; no sample data added", flush=True)
         return 0
-    led = Ledger(where)
+    refused = "--sample: this user may only read the ledger; no sample data added"
     try:
+        led = Ledger(where)
+    except ReadOnlyLedgerError:  # a directory this user may only read, with no ledger yet
+        print(refused, flush=True)
+        return 0
+    try:
+        if led.read_only:
+            print(refused, flush=True)
+            return 0
         if led.stats()["records"]:
             return 0
         added = add_sample_data(led)

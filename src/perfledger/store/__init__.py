@@ -10,8 +10,9 @@ if TYPE_CHECKING:
     from .base import Store
 
 
-def open_store(url: sa.URL) -> Store:
-    """Open (creating or checking its schema) the store at ``url``."""
+def open_store(url: sa.URL, *, read_only: bool = False) -> Store:
+    """Open (creating or checking its schema) the store at ``url``; ``read_only`` (a SQLite
+    file this process may not write) opens it without writing anything, and refuses writes."""
     from .sql import SQLStore
 
-    return SQLStore(url)
+    return SQLStore(url, read_only=read_only)

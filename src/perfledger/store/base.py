@@ -104,7 +104,8 @@ class Store(ABC):
 
     @abstractmethod
     def writing(self) -> AbstractContextManager[WriteTx]:
-        """A write transaction (serialised with every other writer)."""
+        """A write transaction (serialised with every other writer); raises
+        :class:`~perfledger.errors.ReadOnlyLedgerError` on a store opened read-only."""
 
     @abstractmethod
     def snapshot(self) -> AbstractContextManager[ReadTx]:

@@ -12,6 +12,10 @@ column is NULL throughout the first batch and holds values later, the query is r
 with one batch exactly as large as its result (counted first), so the reservation is the
 result's own size. Either way the caller's ``types`` are then applied, so a metric column
 is float64 even when every value read is NULL.
+
+On a file this process may only read, each read opens its own connection the way
+:class:`~.readonly.ReadOnlyFile` decides (``mode=ro`` or ``immutable=1``), checked when the
+read ends, and none is pooled.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ import os
 import re
 import threading
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from .readonly import ReadOnlyFile
 
 _PARAM = re.compile(r":(\w+)")
 
@@ -35,8 +42,9 @@ class ColumnarReader:
     #: reservation for one batch is a few MiB.
     BATCH_ROWS = 65_536
 
-    def __init__(self, path: str, size: int = 4):
+    def __init__(self, path: str, read_only: ReadOnlyFile | None = None, size: int = 4):
         self.path = path
+        self._read_only = read_only
         self._size = size
         self._pool: list[Any] = []
         self._lock = threading.Lock()
@@ -57,19 +65,43 @@ class ColumnarReader:
 
         qmark = _PARAM.sub(positional, sql)
         args = tuple(params[n] for n in names)
-        con = self._take()
-        try:
+        if self._read_only is not None:
+            table = self._read_only_read(qmark, args)
+        else:
+            con = self._take()
             try:
-                table = self._fetch(con, qmark, args, self.BATCH_ROWS)
-            except OSError as exc:
-                if "Type mismatch" not in str(exc):
-                    raise
-                # A column NULL throughout the first batch: one batch of the result's size.
-                rows = self._fetch(con, f"SELECT COUNT(*) AS n FROM ({qmark})", args, 1)
-                table = self._fetch(con, qmark, args, max(int(rows.column(0)[0].as_py()), 1))
-        finally:
-            self._give(con)
+                table = self._fetch_all(con, qmark, args)
+            finally:
+                self._give(con)
         return self._typed(table, types) if types else table
+
+    def _fetch_all(self, con: Any, sql: str, args: tuple[Any, ...]) -> pa.Table:
+        try:
+            return self._fetch(con, sql, args, self.BATCH_ROWS)
+        except OSError as exc:
+            if "Type mismatch" not in str(exc):
+                raise
+            # A column NULL throughout the first batch: one batch of the result's size.
+            rows = self._fetch(con, f"SELECT COUNT(*) AS n FROM ({sql})", args, 1)
+            return self._fetch(con, sql, args, max(int(rows.column(0)[0].as_py()), 1))
+
+    def _read_only_read(self, sql: str, args: tuple[Any, ...]) -> pa.Table:
+        """One read on its own read-only connection, checked for a change of an immutable file."""
+        import adbc_driver_sqlite.dbapi as adbc_sqlite
+
+        assert self._read_only is not None
+        uri, signature = self._read_only.uri()
+        con = adbc_sqlite.connect(uri, autocommit=True)
+        try:
+            table = self._fetch_all(con, sql, args)
+        except Exception:
+            self._read_only.check(signature)
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                con.close()
+        self._read_only.check(signature)
+        return table
 
     @staticmethod
     def _fetch(con: Any, sql: str, args: tuple[Any, ...], batch_rows: int) -> pa.Table:

@@ -4,35 +4,60 @@ SQLite: WAL journal (readers never block the writer), ``synchronous=NORMAL`` (a 
 transaction survives a killed process; only power loss can cost the last ones), a long busy
 timeout, and ``BEGIN IMMEDIATE`` for writes so two writers queue instead of deadlocking on a
 lock upgrade. PostgreSQL: psycopg 3 with pre-ping, so a restarted server is noticed.
+
+A SQLite ledger this process may only read gets an engine without a pool whose every
+connection is opened read-only by :class:`~.readonly.ReadOnlyFile` (no WAL pragma: that is a
+write; ``query_only`` on). A new database file is created here with the process's normal
+mode (0666 less the umask, as ``open()`` does; SQLite alone would use 0644 less the umask),
+and SQLite gives its ``-wal`` and ``-shm`` files the database's mode.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-_BUSY_TIMEOUT_S = 120
+from .readonly import ReadOnlyFile
+
+BUSY_TIMEOUT_S = 120
 
 
-def make_engine(url: sa.URL) -> sa.Engine:
-    """Create the engine with the pragmas and transaction mode perfledger relies on."""
+def create_file(path: Path) -> None:
+    """Create ``path`` (empty: SQLite reads that as a new database) with the mode ``open()``
+    gives, unless it exists; SQLite reports any problem when it opens it."""
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o666))
+
+
+def make_engine(url: sa.URL, read_only: ReadOnlyFile | None = None) -> sa.Engine:
+    """Create the engine with the pragmas and transaction mode perfledger relies on; with
+    ``read_only``, every connection opens that file read-only (see :mod:`.readonly`)."""
     if url.get_backend_name() == "sqlite":
-        engine = sa.create_engine(
-            url,
-            connect_args={"timeout": _BUSY_TIMEOUT_S, "check_same_thread": False},
-            pool_size=8,
-            max_overflow=16,
-        )
+        if read_only is not None:
+            engine = sa.create_engine(url, creator=read_only.connect, poolclass=sa.pool.NullPool)
+        else:
+            engine = sa.create_engine(
+                url,
+                connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
+                pool_size=8,
+                max_overflow=16,
+            )
 
         @sa.event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             # Let SQLAlchemy's "begin" event below decide how transactions start.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            if read_only is None:
+                cur.execute("PRAGMA journal_mode=WAL")
+            else:
+                cur.execute("PRAGMA query_only=1")
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_S * 1000}")
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
             cur.execute("PRAGMA cache_size=-65536")
             cur.close()
 

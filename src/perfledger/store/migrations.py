@@ -11,6 +11,9 @@ losing anything. The rules:
 * Before a file-based SQLite ledger is upgraded, a consistent copy of it is kept beside it
   (``perfledger.db.v<old>.bak``), so a user can go back to the release that wrote it.
 * Opening a current store only reads its version: no write lock, so read-only ledgers open.
+  A store this process may not write (``read_only``) is never created or upgraded: an empty
+  or older one is refused with :class:`~perfledger.errors.ReadOnlyLedgerError` saying that a
+  user who may write it must open it once.
 * Concurrent openers serialise on the write lock (SQLite ``BEGIN IMMEDIATE``, a PostgreSQL
   advisory lock) and re-read the version under it: one upgrades, the others find it done.
 * Every migration must leave the schema exactly as a fresh ``create_all`` of the current
@@ -34,7 +37,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ..errors import SchemaVersionError
+from ..errors import ReadOnlyLedgerError, SchemaVersionError
 from . import schema as T
 
 log = logging.getLogger("perfledger")
@@ -103,6 +106,21 @@ def _refuse_newer(version: int, where: str) -> None:
         )
 
 
+def _refuse_read_only(version: int | None, where: str) -> None:
+    """A store this process may not write, that is not at the current version."""
+    if version is None:
+        raise ReadOnlyLedgerError(
+            f"{where} holds no perfledger ledger yet and is read-only for this user; a user who "
+            "may write it creates it with the first write"
+        )
+    _refuse_newer(version, where)
+    raise ReadOnlyLedgerError(
+        f"{where} has schema v{version} and needs upgrading to v{current_version()} by a user "
+        "who may write it (opening it once with this perfledger, e.g. `perfledger tickers`, "
+        "upgrades it); this user may only read it, so it was not touched"
+    )
+
+
 def backup_sqlite(path: str, version: int) -> Path:
     """A consistent copy of a SQLite ledger (the backup API reads one snapshot, WAL
     included), named after the version it holds; an existing backup is kept."""
@@ -110,6 +128,8 @@ def backup_sqlite(path: str, version: int) -> Path:
     if target.exists():
         return target
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    # The copy gets the mode open() gives (SQLite alone would create it 0644 less the umask).
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666))
     src = sqlite3.connect(path, timeout=120)
     try:
         dst = sqlite3.connect(tmp)
@@ -123,7 +143,7 @@ def backup_sqlite(path: str, version: int) -> Path:
     return target
 
 
-def ensure_schema(engine: sa.Engine, where: str) -> None:
+def ensure_schema(engine: sa.Engine, where: str, *, read_only: bool = False) -> None:
     """Create, check or upgrade the schema of the store behind ``engine`` (see module doc)."""
     with engine.connect() as conn:
         version = read_version(conn)
@@ -131,6 +151,8 @@ def ensure_schema(engine: sa.Engine, where: str) -> None:
     target = current_version()
     if version == target:
         return
+    if read_only:
+        _refuse_read_only(version, where)
     if version is not None:
         _refuse_newer(version, where)
         database = engine.url.database

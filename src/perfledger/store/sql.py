@@ -18,15 +18,17 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 
-from ..errors import StoreConnectionError
+from ..access import sqlite_file
+from ..errors import ReadOnlyLedgerError, StoreConnectionError
 from ..location import describe_store
 from ..record import CORE_METRICS
 from ..timestamps import format_ts
 from . import schema as T
 from .base import HistoryQuery, HistoryRows, PairRow, StatRow, Store
 from .columnar import ColumnarReader
-from .engine import make_engine
+from .engine import BUSY_TIMEOUT_S, create_file, make_engine
 from .migrations import ensure_schema
+from .readonly import ChangedDuringRead, ReadOnlyFile, retried
 from .reads import read_best, read_directions
 from .writes import SQLWriteTx, Statements
 
@@ -41,12 +43,19 @@ _METRIC_TYPES = {m: pa.float64() for m in CORE_METRICS}
 class SQLStore(Store):
     """A ledger in a SQL database reached through SQLAlchemy."""
 
-    def __init__(self, url: sa.URL):
+    def __init__(self, url: sa.URL, *, read_only: bool = False):
         self.url = url
         self.dialect = url.get_backend_name()
-        self.engine = make_engine(url)
+        path = sqlite_file(url)
+        #: Set when this process may only read the SQLite file: writes raise.
+        self.read_only_file = ReadOnlyFile(str(path), BUSY_TIMEOUT_S) if read_only and path else None
+        if path is not None and self.read_only_file is None:
+            create_file(path)
+        self.engine = make_engine(url, self.read_only_file)
         self._statements = Statements(self.dialect)
-        self._columnar = ColumnarReader(url.database) if self.dialect == "sqlite" else None
+        self._columnar = (
+            ColumnarReader(url.database, self.read_only_file) if self.dialect == "sqlite" else None
+        )
         try:
             self._init_schema()
         except sa.exc.OperationalError as exc:
@@ -57,12 +66,16 @@ class SQLStore(Store):
     # ------------------------------------------------------------------ schema
 
     def _init_schema(self) -> None:
-        ensure_schema(self.engine, describe_store(self.url))
+        ensure_schema(self.engine, describe_store(self.url), read_only=self.read_only_file is not None)
 
     # ------------------------------------------------------------------ connections
 
     @contextmanager
     def writing(self) -> Iterator[SQLWriteTx]:
+        if self.read_only_file is not None:
+            raise ReadOnlyLedgerError(
+                f"{describe_store(self.url)} is read-only for this user; nothing was changed"
+            )
         with self.engine.connect() as conn, conn.execution_options(pl_write=True).begin():
             yield SQLWriteTx(conn, self._statements)
 
@@ -73,7 +86,11 @@ class SQLStore(Store):
         options: dict[str, Any] = {}
         if self.dialect == "postgresql":
             options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
-        with self.engine.connect() as conn, conn.execution_options(**options).begin():
+        with (
+            self.engine.connect() as conn,
+            conn.execution_options(**options).begin(),
+            self._checked(conn),
+        ):
             yield SQLWriteTx(conn, self._statements)
 
     def identity(self) -> tuple[Any, ...]:
@@ -88,8 +105,23 @@ class SQLStore(Store):
 
     @contextmanager
     def reading(self) -> Iterator[sa.Connection]:
-        with self.engine.connect() as conn, conn.begin():
+        with self.engine.connect() as conn, conn.begin(), self._checked(conn):
             yield conn
+
+    @contextmanager
+    def _checked(self, conn: sa.Connection) -> Iterator[None]:
+        """On a read-only file opened immutable: raise ChangedDuringRead (the read is run
+        again) when the file changed during the transaction, also when the read failed."""
+        if self.read_only_file is None:
+            yield
+            return
+        raw = conn.connection.dbapi_connection
+        try:
+            yield
+        except Exception:
+            self.read_only_file.check_connection(raw)
+            raise
+        self.read_only_file.check_connection(raw)
 
     def is_conflict(self, exc: BaseException) -> bool:
         code = getattr(getattr(exc, "orig", None), "sqlstate", None)
@@ -107,19 +139,23 @@ class SQLStore(Store):
 
     # ------------------------------------------------------------------ reads
 
+    @retried
     def directions(self) -> dict[str, bool]:
         with self.reading() as conn:
             return read_directions(conn)
 
+    @retried
     def get_meta(self, key: str) -> str | None:
         with self.reading() as conn:
             return conn.execute(sa.select(T.meta.c.value).where(T.meta.c.key == key)).scalar()
 
+    @retried
     def tickers(self) -> list[str]:
         with self.reading() as conn:
             rows = conn.execute(sa.select(T.pairs.c.ticker).distinct().order_by(T.pairs.c.ticker))
             return [r[0] for r in rows]
 
+    @retried
     def models(self, ticker: str | None = None) -> list[str]:
         stmt = sa.select(T.pairs.c.model_name).distinct().order_by(T.pairs.c.model_name)
         if ticker is not None:
@@ -127,10 +163,12 @@ class SQLStore(Store):
         with self.reading() as conn:
             return [r[0] for r in conn.execute(stmt)]
 
+    @retried
     def best(self, ticker: str | None = None) -> dict[str, Any]:
         with self.reading() as conn:
             return read_best(conn, ticker)
 
+    @retried
     def stats(self) -> dict[str, Any]:
         with self.reading() as conn:
             row = conn.execute(
@@ -181,6 +219,7 @@ class SQLStore(Store):
                     )
         return " AND ".join(clauses) if clauses else "1=1"
 
+    @retried
     def history(self, query: HistoryQuery) -> HistoryRows:
         params: dict[str, Any] = {}
         where = self._where(query, params)
@@ -231,6 +270,8 @@ class SQLStore(Store):
         if self._columnar is not None:
             try:
                 return self._columnar.read(sql, params, types)
+            except ChangedDuringRead:
+                raise
             except Exception as exc:  # any ADBC problem: the portable path still answers
                 log.debug("columnar read unavailable (%s); using the row path", exc)
         with self.reading() as conn:
@@ -241,6 +282,7 @@ class SQLStore(Store):
         types = types or {}
         return pa.table({n: pa.array(list(c), types.get(n)) for n, c in zip(names, columns, strict=True)})
 
+    @retried
     def leaderboard_stats(
         self, ticker: str | None, since_us: int | None
     ) -> tuple[list[StatRow], list[PairRow]]:
