@@ -21,10 +21,11 @@ from perfledger.store.base import HistoryQuery
 from perfledger.store.writes import SQLWriteTx
 from perfledger.transfer import copy_store
 
-# Prints when its log was committed, on the system-wide monotonic clock the parent reads too.
+# Opens the ledger and says "ready" (start-up on a loaded machine must not count), logs when
+# told to, and prints when its log was committed, on the system-wide monotonic clock.
 LOGGER = ("import sys, time; from perfledger import Ledger; "
-          "led = Ledger(sys.argv[1]); led.log('Live', 'AAPL', sharpe=1.0, notes='during-copy'); "
-          "print(time.monotonic())")
+          "led = Ledger(sys.argv[1]); led.stats(); print('ready', flush=True); sys.stdin.readline(); "
+          "led.log('Live', 'AAPL', sharpe=1.0, notes='during-copy'); print(time.monotonic(), flush=True)")
 
 
 def test_a_logger_in_another_process_does_not_wait_for_a_copy(tmp_path: Path,
@@ -48,11 +49,14 @@ def test_a_logger_in_another_process_does_not_wait_for_a_copy(tmp_path: Path,
         result.append(copy_store(src._ensure(), dst._ensure(), dst._mirrors, chunk=200))
         copy_done.append(time.monotonic())
 
+    logger = subprocess.Popen([sys.executable, "-c", LOGGER, str(tmp_path / "src")], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert logger.stdout is not None and logger.stdout.readline().strip() == "ready"
     copier = threading.Thread(target=copy)
     copier.start()
     time.sleep(0.5)
-    proc = subprocess.run([sys.executable, "-c", LOGGER, str(tmp_path / "src")], capture_output=True,
-                          text=True, timeout=120)
+    out, err = logger.communicate("go\n", timeout=120)
+    proc = subprocess.CompletedProcess(logger.args, logger.returncode, out, err)
     copier.join()
     assert proc.returncode == 0, proc.stderr
     # The copy takes at least four seconds; a logger that had to wait for its lock would commit

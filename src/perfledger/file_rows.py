@@ -1,0 +1,215 @@
+"""Reading evaluation files into rows: the seed's ``model_performance.json`` / ``.csv`` and
+perfledger's own exports (CSV, JSON, JSON lines, Parquet).
+
+Each row comes back normalised (numbers parsed from their text exactly, dict cells decoded)
+with its location in the file (CSV: the physical line, header = line 1; JSON: ``record N``;
+Parquet: ``row N``) and any parsing problem, so the importer can report bad rows precisely
+and a whole-file problem (not UTF-8, not an array, unreadable) is one ``ValidationError``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import numbers
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import ValidationError
+from .record import CORE_METRICS, SEED_FIELDS
+
+#: ``progress(stage, done, total)``: called as rows are read and stages complete.
+Progress = Callable[[str, int, int], None]
+
+KNOWN_FIELDS = (*SEED_FIELDS, "metrics", "params", "tags")
+DICT_FIELDS = ("metrics", "params", "tags")
+FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def detect_format(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValidationError(
+            f"path={str(path)!r}: unknown file type {path.suffix!r}; expected one of "
+            f"{', '.join(sorted(FORMATS))}",
+            [(None, "path", "unknown type")],
+        )
+    return fmt
+
+
+def _number(name: str, value: Any) -> tuple[float | None, str | None]:
+    """A metric cell as a float, None when missing (empty, null or NaN: how pandas and the
+    seed spell "not measured", as in ``log_many``), or a problem message (text, infinity)."""
+    if type(value) is float:
+        if math.isfinite(value):
+            return value, None
+        return (None, None) if value != value else (None, f"{name}={value!r} is not a finite number")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | str):
+        return None, f"{name}={value!r} is not a number"
+    try:
+        f = float(value)
+    except ValueError:
+        return None, f"{name}={value!r} is not a number"
+    if f != f:
+        return None, None
+    if not math.isfinite(f):
+        return None, f"{name}={value!r} is not a finite number"
+    return f, None
+
+
+def _dict_cell(name: str, value: Any) -> tuple[dict[str, Any] | None, str | None]:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            return None, f"{name}={value!r} is not valid JSON: {exc}"
+    if not isinstance(value, Mapping):
+        return None, f"{name}={value!r} is not a JSON object"
+    return dict(value), None
+
+
+def _normalise(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """One input row as the keys ``log_many`` takes; unknown keys become custom metrics."""
+    row: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    ts = raw.get("timestamp")
+    if ts is None or (isinstance(ts, str) and not ts.strip()):
+        problems.append(("timestamp", "timestamp is missing (an import never invents one)"))
+    else:
+        row["timestamp"] = ts
+    for key in ("ticker", "model_name"):
+        v = raw.get(key)
+        row[key] = "" if v is None else v
+    for m in CORE_METRICS:
+        v, msg = _number(m, raw.get(m))
+        row[m] = v
+        if msg:
+            problems.append((m, msg))
+    notes = raw.get("notes")
+    row["notes"] = "" if notes is None else notes
+    for key in DICT_FIELDS:
+        d, msg = _dict_cell(key, raw.get(key))
+        if msg:
+            problems.append((key, msg))
+        row[key] = d
+    # Unknown keys are custom metrics; a blank or "Unnamed: 0" header is a pandas index column.
+    extra = {k: v for k, v in raw.items()
+             if k not in KNOWN_FIELDS and k and not str(k).startswith("Unnamed: ")}
+    if extra:
+        metrics = dict(row["metrics"] or {})
+        for k, v in extra.items():
+            f, msg = _number(str(k), v)
+            if msg:
+                problems.append((str(k), msg))
+            elif f is not None:
+                metrics.setdefault(str(k), f)
+        row["metrics"] = metrics or None
+    return row, problems
+
+
+def _csv_rows(path: Path) -> Iterable[tuple[str, dict[str, Any] | str]]:
+    """(location, row dict or problem) per data row; location is the physical start line."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        prev = reader.line_num
+        for cells in reader:
+            where = f"line {prev + 1}"
+            prev = reader.line_num
+            if not cells or all(not c for c in cells):
+                continue
+            if len(cells) != len(header):
+                yield where, f"has {len(cells)} fields but the header has {len(header)}"
+                continue
+            yield where, dict(zip(header, cells, strict=True))
+
+
+def _json_rows(path: Path, lines: bool) -> Iterable[tuple[str, dict[str, Any] | str]]:
+    with open(path, encoding="utf-8") as f:
+        if lines:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except ValueError as exc:
+                    yield f"line {n}", f"not valid JSON: {exc}"
+                    continue
+                yield f"line {n}", obj if isinstance(obj, dict) else "not a JSON object"
+            return
+        try:
+            data = json.load(f)
+        except ValueError as exc:
+            raise ValidationError(
+                f"path={str(path)!r} is not valid JSON: {exc}", [(None, "path", "bad JSON")]
+            ) from None
+    if isinstance(data, dict) and isinstance(data.get("records"), list):
+        data = data["records"]
+    if not isinstance(data, list):
+        raise ValidationError(
+            f"path={str(path)!r}: expected a JSON array of records, got {type(data).__name__}",
+            [(None, "path", "not an array")],
+        )
+    for n, item in enumerate(data, 1):
+        yield f"record {n}", item if isinstance(item, dict) else "not a JSON object"
+
+
+def _parquet_rows(path: Path) -> Iterable[tuple[str, dict[str, Any] | str]]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    for n, item in enumerate(table.to_pylist(), 1):
+        yield f"row {n}", item
+
+
+def read_rows(
+    path: str | Path, progress: Progress | None = None
+) -> tuple[list[dict[str, Any]], list[str], dict[int, list[tuple[str, str]]]]:
+    """Rows of a file (normalised), their locations, and per-position parsing problems."""
+    path = Path(path)
+    fmt = detect_format(path)
+    if not path.is_file():
+        raise ValidationError(f"path={str(path)!r} does not exist", [(None, "path", "missing")])
+    source = {
+        "csv": lambda: _csv_rows(path),
+        "json": lambda: _json_rows(path, lines=False),
+        "jsonl": lambda: _json_rows(path, lines=True),
+        "parquet": lambda: _parquet_rows(path),
+    }[fmt]()
+    rows: list[dict[str, Any]] = []
+    where: list[str] = []
+    problems: dict[int, list[tuple[str, str]]] = {}
+    try:
+        items = list(source)
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"path={str(path)!r} is not UTF-8 text (byte {exc.start}: {exc.reason})",
+            [(None, "path", "not UTF-8")],
+        ) from None
+    except (OSError, ValueError) as exc:  # e.g. a truncated or foreign Parquet file
+        raise ValidationError(
+            f"path={str(path)!r} could not be read as {fmt}: {exc}", [(None, "path", "unreadable")]
+        ) from None
+    for where_i, item in items:
+        pos = len(rows)
+        where.append(where_i)
+        if isinstance(item, str):
+            rows.append({"ticker": "?", "model_name": "?"})  # placeholder; the row is rejected
+            problems[pos] = [("row", item)]
+        else:
+            row, probs = _normalise(item)
+            rows.append(row)
+            if probs:
+                problems[pos] = probs
+        if progress is not None and pos % 10_000 == 0:
+            progress("reading", pos, 0)
+    return rows, where, problems
