@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from helpers import assert_labels_match_records
 from upgrade_fixtures import EXPECTED, as_json, copy_v1_sqlite, restored_v1_postgres
 
 from perfledger import Ledger
@@ -106,3 +107,11 @@ def test_the_v1_mirrors_keep_every_record(tmp_path: Path) -> None:
             k: v for k, v in want.items() if k not in ("metrics", "params", "tags")}
         assert rec.get("params", {}) == want["params"] and rec.get("tags", {}) == want["tags"]
     assert json.loads((directory / "best_models.json").read_text(encoding="utf-8")) == EXPECTED["best"]
+
+
+def test_the_upgrade_labels_every_old_record(v1_location: Any) -> None:
+    """Schema v4 fills pl_labels (and SQLite's pl_record_labels) from the records already
+    stored: exactly what logging them today would have stored."""
+    with Ledger(v1_location) as led:
+        url = led.url.render_as_string(hide_password=False)
+    assert_labels_match_records(url)
