@@ -69,7 +69,8 @@ def _tuples(value: Any) -> Any:
 
 
 def sort_key(value: Any) -> tuple[int, Any]:
-    """Orders values of mixed types: None, booleans, numbers, strings, then the rest."""
+    """Orders values of mixed types: None, booleans, numbers, strings, arrays (element by
+    element), objects."""
     if value is None:
         return (0, 0)
     if isinstance(value, bool):
@@ -78,7 +79,9 @@ def sort_key(value: Any) -> tuple[int, Any]:
         return (2, value)
     if isinstance(value, str):
         return (3, value)
-    return (4, canonical(value))
+    if isinstance(value, tuple | list):
+        return (4, tuple(sort_key(v) for v in value))
+    return (5, canonical(value))
 
 
 def digest(label: Label) -> str:
