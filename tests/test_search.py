@@ -255,9 +255,18 @@ def test_leaderboards_by_a_param_or_tag_equal_a_recomputation(
     assert list(board.columns[:4]) == ["rank", "ticker", key, "records"]
     board[key] = [label_text(v) for v in board[key]]
     _compare(board, _recomputed_board(frame, key), key)
+    _compare(board, _recomputed_board(frame, key, "sortino"), key, "sortino")
     for _t, part in board.groupby("ticker"):  # ranked by mean Sharpe, best first
         assert list(part["rank"]) == sorted(part["rank"])
         assert part["sharpe_mean"].is_monotonic_decreasing
+
+
+def test_many_values_are_grouped_alike(swept: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    from perfledger.store import queries
+
+    want = swept.leaderboard(by="param:max_depth", params={"lr": 0.05})
+    monkeypatch.setattr(queries, "_IN_LIST_MAX", 1)  # values joined, not listed
+    assert swept.leaderboard(by="param:max_depth", params={"lr": 0.05}).equals(want)
 
 
 def test_a_param_leaderboard_has_typed_values(swept: Ledger) -> None:

@@ -182,7 +182,11 @@ class SQLStore(Store):
         with self.reading() as conn:
             if not summarised:
                 src = source(conn, query)
-                return ([], []) if src.empty else grouped_stats(conn, src, by)
+                if src.empty:
+                    return [], []
+                has_extras = conn.execute(sa.text("SELECT 1 FROM pl_extra LIMIT 1")).first() is not None
+                one = query.tickers[0] if len(query.tickers) == 1 else None
+                return grouped_stats(conn, src, by, ticker=one, read=self._table, has_extras=has_extras)
             ticker = query.tickers[0] if query.tickers else None
             params = {"ticker": ticker}
             where = " WHERE ticker = :ticker" if ticker is not None else ""
