@@ -53,10 +53,14 @@ def test_sort_key_orders_mixed_values() -> None:
     assert sorted(values, key=sort_key) == [None, False, True, 2.5, 3, "a", "b", (1, 2)]
 
 
-def test_collect_counts_labels_and_links_them_in_record_order() -> None:
-    counts, links = collect([{"d": 6}, {}, {"d": 6.0, "l": [1, 2]}], [{"run": "n"}, {"run": "n"}, {}])
-    assert counts == {("p", "d", "6"): 2, ("p", "l", "[1,2]"): 1, ("t", "run", '"n"'): 2}
-    assert [pos for pos, _ in links] == [0, 0, 1, 2, 2]
+def test_collect_counts_labels_and_lists_each_records() -> None:
+    counts, per_record = collect([{"d": 6}, {}, {"d": 6.0, "l": [1, 2]}, {"d": 6}, {"d": True}, {"d": 1}],
+                                 [{"run": "n"}, {"run": "n"}, {}, {"run": "n"}])
+    assert counts == {("p", "d", "6"): 3, ("p", "l", "[1,2]"): 1, ("t", "run", '"n"'): 3,
+                      ("p", "d", "true"): 1, ("p", "d", "1"): 1}
+    assert per_record == [(("p", "d", "6"), ("t", "run", '"n"')), (("t", "run", '"n"'),),
+                          (("p", "d", "6"), ("p", "l", "[1,2]")), (("p", "d", "6"), ("t", "run", '"n"')),
+                          (("p", "d", "true"),), (("p", "d", "1"),)]
 
 
 def test_check_filter_normalises() -> None:

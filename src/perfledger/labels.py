@@ -91,32 +91,47 @@ def digest(label: Label) -> str:
 
 def collect(
     params: Sequence[Mapping[str, Any]], tags: Sequence[Mapping[str, str]]
-) -> tuple[dict[Label, int], list[tuple[int, Label]]]:
-    """The labels of a batch: record counts per label, and (position, label) per record, in
-    position order (so a store appends them in record order).
+) -> tuple[dict[Label, int], list[tuple[Label, ...]]]:
+    """The labels of a batch: the record count of each label, and each record's labels.
 
-    Scalars repeat a lot across a batch (``max_depth`` takes three values in a million
-    rows), so their canonical text is computed once per distinct value."""
-    counts: dict[Label, int] = {}
-    links: list[tuple[int, Label]] = []
-    memo: dict[tuple[type, Any], str] = {}
+    A sweep repeats a few combinations a million times, so the labels of a combination
+    are worked out once: records with equal params and tags share one tuple."""
+    per_record: list[tuple[Label, ...]] = []
+    known: dict[Any, tuple[Label, ...]] = {}
+    tally: dict[int, list[Any]] = {}
     for pos in range(max(len(params), len(tags))):
-        for kind, maps in (("p", params), ("t", tags)):
-            d = maps[pos] if pos < len(maps) else None
-            if not d:
-                continue
-            for key, value in d.items():
-                if value is None or isinstance(value, str | int | float):
-                    mk = (type(value), value)
-                    text = memo.get(mk)
-                    if text is None:
-                        text = memo[mk] = canonical(value)
-                else:
-                    text = canonical(value)
-                label = (kind, key, text)
-                counts[label] = counts.get(label, 0) + 1
-                links.append((pos, label))
-    return counts, links
+        p = params[pos] if pos < len(params) else None
+        t = tags[pos] if pos < len(tags) else None
+        key = _memo_key(p, t)
+        labels = known.get(key) if key is not None else None
+        if labels is None:
+            labels = tuple((kind, k, canonical(v)) for kind, d in (("p", p), ("t", t)) if d
+                           for k, v in d.items())
+            if key is not None:
+                known[key] = labels
+        per_record.append(labels)
+        entry = tally.get(id(labels))
+        if entry is None:
+            tally[id(labels)] = [labels, 1]
+        else:
+            entry[1] += 1
+    counts: dict[Label, int] = {}
+    for labels, n in tally.values():
+        for label in labels:
+            counts[label] = counts.get(label, 0) + n
+    return counts, per_record
+
+
+def _memo_key(p: Mapping[str, Any] | None, t: Mapping[str, str] | None) -> Any:
+    """A hashable key equal only for params/tags with the same canonical labels (types are
+    part of it: ``True == 1`` in Python, not in JSON), or None for unhashable values."""
+    try:
+        key = (tuple(p.items()) if p else (), tuple(map(type, p.values())) if p else (),
+               tuple(t.items()) if t else ())
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 # --------------------------------------------------------------------------- user arguments

@@ -250,7 +250,7 @@ class SQLWriteTx(WriteTx):
         params or tags costs nothing here."""
         if not any(params) and not any(tags):
             return
-        counts, links = collect(params, tags)
+        counts, per_record = collect(params, tags)
         hashes = {label: digest(label) for label in counts}
         rows = sorted(
             ({"h": hashes[lb], "kind": lb[0], "key": lb[1], "value": lb[2], "n": n}
@@ -267,7 +267,14 @@ class SQLWriteTx(WriteTx):
             marks = ", ".join("?" * len(part))
             id_of.update(self._cursor.execute(
                 f"SELECT h, id FROM pl_labels WHERE h IN ({marks})", part).fetchall())
-        link_rows = [(ids[pos], id_of[hashes[label]]) for pos, label in links]
+        link_rows: list[tuple[int, int]] = []
+        label_ids: dict[int, list[int]] = {}  # records sharing a labels tuple share its ids
+        for rid, labels in zip(ids, per_record, strict=True):
+            if labels:
+                lids = label_ids.get(id(labels))
+                if lids is None:
+                    lids = label_ids[id(labels)] = [id_of[hashes[lb]] for lb in labels]
+                link_rows += [(rid, lid) for lid in lids]
         if rebuild:
             for index in _DEFERRED_LABEL_INDEXES:
                 self._cursor.execute(f"DROP INDEX IF EXISTS {index.name}")
