@@ -329,8 +329,8 @@ class Ledger:
 
     def params(self, ticker: str | None = None) -> dict[str, list[Any]]:
         """Every param name (of ``ticker``'s records, if given) with its distinct values,
-        sorted: what a picker offers. Whole numbers come back as ints, arrays as tuples (so
-        each value can be passed back as a ``params=`` filter)."""
+        sorted: what a picker offers. Whole numbers come back as ints, arrays as tuples, so
+        every value but a JSON object can be passed back as a ``params=`` filter."""
         return self._labels("p", ticker)
 
     def tags(self, ticker: str | None = None) -> dict[str, list[str]]:
@@ -363,8 +363,9 @@ class Ledger:
         """One row per model (per ticker and model when ``ticker`` is None) with count, mean,
         std, min, max and latest of each metric, ranked within each ticker by the mean of
         ``metric`` in its own direction. Statistics come from a summary the database keeps
-        up to date on every insert; ``days_back`` and ``params``/``tags`` filters (as in
-        :meth:`history`) are aggregated by the database.
+        up to date on every insert; with ``days_back``, ``params``/``tags`` filters (as in
+        :meth:`history`) or ``by``, the database selects and groups the records and the store
+        aggregates them (in SQL on PostgreSQL, with Arrow on SQLite).
 
         ``by="param:NAME"`` or ``"tag:NAME"`` ranks that param's (tag's) values instead of
         models: one row per (ticker, value), the values in a column named ``NAME`` (or
