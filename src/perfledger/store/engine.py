@@ -13,6 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 
 _BUSY_TIMEOUT_S = 120
+#: SQLite's page cache per connection, in KiB (its default is 2 MiB): the engine's
+#: connections and the columnar readers' alike.
+CACHE_KIB = 65536
 
 
 def make_engine(url: sa.URL) -> sa.Engine:
@@ -33,7 +36,7 @@ def make_engine(url: sa.URL) -> sa.Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_S * 1000}")
-            cur.execute("PRAGMA cache_size=-65536")
+            cur.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             cur.close()
 
         @sa.event.listens_for(engine, "begin")

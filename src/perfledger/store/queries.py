@@ -121,16 +121,17 @@ def _sqlite_labels(
     ordered = sorted(set(found.values()), key=lambda x: x[1])  # rarest first
     rarest_id, rarest_n = ordered[0]
     clauses = []
-    from_ = "pl_records r"
+    from_, rid = "pl_records r", "r.id"
     probes = ordered
     if rarest_n < _other_estimate(conn, q, params, rarest_n):
         params["lab_d"] = rarest_id
         from_ = "pl_record_labels d CROSS JOIN pl_records r"
         clauses += ["d.label_id = :lab_d", "r.id = d.record_id"]
-        probes = ordered[1:]
+        # Probing by d.record_id, the other labels are checked before a record is read.
+        probes, rid = ordered[1:], "d.record_id"
     for i, (lid, _n) in enumerate(probes):
         params[f"lab{i}"] = lid
-        clauses.append(f"EXISTS (SELECT 1 FROM pl_record_labels x{i} WHERE x{i}.record_id = r.id "
+        clauses.append(f"EXISTS (SELECT 1 FROM pl_record_labels x{i} WHERE x{i}.record_id = {rid} "
                        f"AND x{i}.label_id = :lab{i})")
     return from_, clauses
 
@@ -183,7 +184,8 @@ def grouped_stats(
             return [], []
         grp = "gr.label_id"  # ids read above, mapped to their values below
         if len(values) <= _IN_LIST_MAX:
-            join = (" JOIN pl_record_labels gr ON gr.record_id = r.id AND gr.label_id IN "
+            # "+": one seek to the record's few labels, then a filter (not a seek per value).
+            join = (" JOIN pl_record_labels gr ON gr.record_id = r.id AND +gr.label_id IN "
                     f"({', '.join(str(int(i)) for i in values)})")
         else:
             params.update(gk=by[0], gkey=by[1])
@@ -283,9 +285,9 @@ def label_rows(conn: sa.Connection, ticker: str | None) -> list[LabelRow]:
         return [(k, key, v, int(n)) for k, key, v, n in rows]
     if conn.dialect.name != "postgresql":
         rows = conn.execute(sa.text(
-            "SELECT l.kind, l.key, l.value, COUNT(*) FROM pl_records r JOIN pl_record_labels rl "
-            "ON rl.record_id = r.id JOIN pl_labels l ON l.id = rl.label_id WHERE r.ticker = :t "
-            "GROUP BY l.id"), {"t": ticker})
+            "SELECT l.kind, l.key, l.value, c.n FROM (SELECT rl.label_id, COUNT(*) AS n FROM pl_records r "
+            "JOIN pl_record_labels rl ON rl.record_id = r.id WHERE r.ticker = :t GROUP BY rl.label_id) c "
+            "JOIN pl_labels l ON l.id = c.label_id"), {"t": ticker})
         return [(k, key, v, int(n)) for k, key, v, n in rows]
     merged: dict[tuple[str, str, str], int] = {}
     for kind, col in (("p", "params"), ("t", "tags")):
