@@ -42,6 +42,14 @@ def test_canonical_text_is_the_same_json_value(value: object) -> None:
     assert canonical(json.loads(text)) == text
 
 
+@given(json_values)
+def test_the_fast_paths_spell_values_as_json_dumps_would(value: object) -> None:
+    from perfledger.labels import _plain
+
+    assert canonical(value) == json.dumps(_plain(value), ensure_ascii=False, sort_keys=True,
+                                          separators=(",", ":"))
+
+
 def test_decode_gives_hashable_arrays_and_plain_numbers() -> None:
     assert decode("[64,32]") == (64, 32)
     assert decode("6") == 6 and isinstance(decode("6"), int)
