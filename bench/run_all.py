@@ -2,6 +2,7 @@
 
     python -m bench.run_all                 # full: docs/benchmarks.md + docs/scaling.png
     python -m bench.run_all --quick         # smoke: bench/results/benchmarks-quick.md
+    python -m bench.run_all --only search   # one section, rewritten in place in the report
 
 Each benchmark runs in its own fresh interpreter (no state or memory carried between them);
 raw results land in ``bench/results/*.json``. The MLflow comparison runs with
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -70,6 +72,51 @@ def _probe_mlflow(python: str) -> dict[str, Any]:
     if res.returncode != 0:
         sys.exit(f"{python} cannot import mlflow and matplotlib:\n{res.stderr[-1500:]}")
     return dict(json.loads(res.stdout))
+
+
+TITLES = {
+    "core": "Seed API throughput and concurrent writers (issue 2)",
+    "scale": "A million-record ledger (issue 3)",
+    "mlflow": "Against MLflow's tracking API and the seed design",
+    "search": "Finding experiments by params and tags (issue 12)",
+}
+EXPLAIN = {
+    "core": (
+        "Throughput (both designs timed in alternating chunks): logs/s through "
+        "`memory.model_log.log_model_performance` on a directory ledger (SQLite + JSON/CSV/best "
+        "mirrors) pre-filled to N records, versus the seed's design re-created in "
+        "`bench/seed_baseline.py` (full JSON read-modify-write with indent=2, pandas CSV append, "
+        "best_models.json read-modify-write) at the same N. Concurrency: 4 spawned processes each "
+        "log K records at once into one store; every record carries a unique note, so the count is "
+        "of records actually present afterwards."
+    ),
+    "scale": (
+        "Data: tickers x models x evaluations generated with numpy (plausible values, timestamps "
+        "over ~2 years). Ingest baseline: `df.to_csv(path)` of the same DataFrame. History "
+        "baseline: the seed's query path (`pd.read_csv` of a CSV holding the same rows, "
+        "`pd.to_datetime`, filter by ticker, sort), timed alternately with `history(ticker=)`. "
+        "Peak RSS is `VmHWM` of a fresh child process."
+    ),
+    "mlflow": (
+        "One growing store per design; at each checkpoint, 50 single logs per design are timed in "
+        "alternating chunks of 10 (so each store then holds the checkpoint count), then the ticker "
+        "history and the best Sharpe per ticker are timed, alternating designs (median of 3). "
+        "perfledger: `history(ticker=)`, `best()`; seed design: CSV scan, `best_models.json`; "
+        "MLflow: `search_runs` by tag, and one `search_runs(order_by=sharpe DESC, max_results=1)` "
+        "per ticker (10 tickers). MLflow runs in its own venv and process (it pins pyarrow<26, "
+        "which the core cannot use) and times its operations itself, so the pipe is not charged "
+        "to it."
+    ),
+    "search": (
+        "Data: the scale benchmark's generator plus a sweep (params `max_depth` in {3, 6, 9}, `lr`, "
+        "`n_estimators`; tags `run` = `nightly` on ~1% of the records, else one of 50 ad-hoc runs, and "
+        "`owner`), stored with one `log_many` into a directory ledger. Baselines, in the same run and "
+        "alternated with ours: what a user does without the filters, i.e. `history(include_meta=True)` "
+        "of the whole store, then a pandas filter or group-by; and, as information, the pandas filter "
+        "alone on a frame already in memory with params/tags flattened into columns. PostgreSQL runs "
+        "the same queries on a smaller store (JSONB containment, GIN indexes)."
+    ),
+}
 
 
 def _fmt(v: Any, unit: str = "") -> str:
@@ -139,41 +186,8 @@ def write_report(path: Path, *, quick: bool, command: str, facts: dict[str, Any]
         + ".",
         "",
     ]
-    titles = {
-        "core": "Seed API throughput and concurrent writers (issue 2)",
-        "scale": "A million-record ledger (issue 3)",
-        "mlflow": "Against MLflow's tracking API and the seed design",
-    }
-    explain = {
-        "core": (
-            "Throughput (both designs timed in alternating chunks): logs/s through "
-            "`memory.model_log.log_model_performance` on a directory ledger (SQLite + JSON/CSV/best "
-            "mirrors) pre-filled to N records, versus the seed's design re-created in "
-            "`bench/seed_baseline.py` (full JSON read-modify-write with indent=2, pandas CSV append, "
-            "best_models.json read-modify-write) at the same N. Concurrency: 4 spawned processes each "
-            "log K records at once into one store; every record carries a unique note, so the count is "
-            "of records actually present afterwards."
-        ),
-        "scale": (
-            "Data: tickers x models x evaluations generated with numpy (plausible values, timestamps "
-            "over ~2 years). Ingest baseline: `df.to_csv(path)` of the same DataFrame. History "
-            "baseline: the seed's query path (`pd.read_csv` of a CSV holding the same rows, "
-            "`pd.to_datetime`, filter by ticker, sort), timed alternately with `history(ticker=)`. "
-            "Peak RSS is `VmHWM` of a fresh child process."
-        ),
-        "mlflow": (
-            "One growing store per design; at each checkpoint, 50 single logs per design are timed in "
-            "alternating chunks of 10 (so each store then holds the checkpoint count), then the ticker "
-            "history and the best Sharpe per ticker are timed, alternating designs (median of 3). "
-            "perfledger: `history(ticker=)`, `best()`; seed design: CSV scan, `best_models.json`; "
-            "MLflow: `search_runs` by tag, and one `search_runs(order_by=sharpe DESC, max_results=1)` "
-            "per ticker (10 tickers). MLflow runs in its own venv and process (it pins pyarrow<26, "
-            "which the core cannot use) and times its operations itself, so the pipe is not charged "
-            "to it."
-        ),
-    }
     for key, sec in sections.items():
-        out += [f"## {titles.get(key, key)}", "", explain.get(key, ""), "", *_table(sec["figures"]), ""]
+        out += _section(key, sec)
         if key == "mlflow" and plot is not None:
             out += [f"![scaling]({os.path.relpath(plot, path.parent)})", ""]
     if dashboard:
@@ -187,6 +201,44 @@ def write_report(path: Path, *, quick: bool, command: str, facts: dict[str, Any]
                 "Full output: `bench/results/profile.txt`.", "", "```", profile, "```", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(out))
+
+
+def _section(key: str, sec: dict[str, Any], run_note: str = "") -> list[str]:
+    lines = [f"## {TITLES.get(key, key)}", "", EXPLAIN.get(key, ""), ""]
+    if run_note:
+        lines += [run_note, ""]
+    return [*lines, *_table(sec["figures"]), ""]
+
+
+def splice_report(path: Path, sections: dict[str, dict[str, Any]], command: str, facts: dict[str, Any],
+                  timings: dict[str, float]) -> None:
+    """Rewrite only these sections of an existing report (``--only``): each says when and how
+    it was run, since the report's header describes the full run; the summary is recounted."""
+    text = path.read_text() if path.exists() else "# perfledger benchmarks\n"
+    for key, sec in sections.items():
+        figs = sec["figures"]
+        passed = sum(f["status"] == "PASS" for f in figs)
+        failed = [f["name"] for f in figs if f["status"] == "FAIL"]
+        end_load = LOADS.get("bench_" + key, facts["loadavg"])
+        note = (f"Run on its own on {facts['date_utc']} ({timings.get(key, 0):.0f} s): `{command}`; load "
+                f"average {'/'.join(f'{x:.1f}' for x in facts['loadavg'])} at the start, "
+                f"{'/'.join(f'{x:.1f}' for x in end_load)} at the end (on {facts['nproc']} CPUs). "
+                f"{passed} PASS, {len(failed)} FAIL" + (f" ({'; '.join(failed)})" if failed else "") + ".")
+        body = "\n".join(_section(key, sec, note))
+        heading = f"## {TITLES.get(key, key)}\n"
+        if heading in text:
+            start = text.index(heading)
+            nxt = text.find("\n## ", start + len(heading))
+            text = text[:start] + body + ("\n" + text[nxt + 1:] if nxt >= 0 else "")
+        else:
+            anchors = [text.find(h) for h in ("## The dashboard's first render", "## Where the time goes")]
+            at = min((a for a in anchors if a >= 0), default=-1)
+            text = text[:at] + body + "\n" + text[at:] if at >= 0 else text.rstrip("\n") + "\n\n" + body
+    passed, failed = text.count("| **PASS** |"), text.count("| **FAIL** |")
+    text = re.sub(r"\*\*Summary: \d+ PASS, \d+ FAIL\*\*[^\n]*",
+                  f"**Summary: {passed} PASS, {failed} FAIL** against the targets (the "
+                  f"{', '.join(sections)} section was run on its own afterwards; see it).", text, count=1)
+    path.write_text(text)
 
 
 def _profile_summary(text: str, top: int = 8) -> str:
@@ -210,6 +262,8 @@ def main() -> None:
                     "own venv (default: this interpreter)")
     ap.add_argument("--skip-mlflow", action="store_true")
     ap.add_argument("--no-profile", action="store_true", help="skip the cProfile diagnostics")
+    ap.add_argument("--only", choices=["search"], action="append",
+                    help="run only this section and rewrite it in the existing report (repeatable)")
     args = ap.parse_args()
 
     pp = os.environ.get("PYTHONPATH")
@@ -225,11 +279,20 @@ def main() -> None:
     facts = machine_facts()
     facts["loadavg"] = os.getloadavg()
     probe = _probe(sys.executable)
+    ml = [] if args.skip_mlflow else ["--mlflow-python", args.mlflow_python]
+    if args.only:
+        only_timings = {"search": _run(sys.executable, "bench.bench_search", [*q, *ml])}
+        sections = {name: json.loads((RESULTS_DIR / f"{name}.json").read_text()) for name in args.only}
+        splice_report(report, sections, command, facts, only_timings)
+        print(f"rewrote {', '.join(args.only)} in {report}")
+        return
     mlprobe = None if args.skip_mlflow else _probe_mlflow(args.mlflow_python)
     timings: dict[str, float] = {}
     timings["core"] = _run(sys.executable, "bench.bench_core", q)
     timings["scale"] = _run(sys.executable, "bench.bench_scale", q)
-    sections = {name: json.loads((RESULTS_DIR / f"{name}.json").read_text()) for name in ("core", "scale")}
+    timings["search"] = _run(sys.executable, "bench.bench_search", [*q, *ml])
+    sections = {name: json.loads((RESULTS_DIR / f"{name}.json").read_text())
+                for name in ("core", "scale", "search")}
     if not args.skip_mlflow:
         timings["mlflow"] = _run(sys.executable, "bench.bench_mlflow",
                                  [*q, "--plot", str(plot), "--mlflow-python", args.mlflow_python])

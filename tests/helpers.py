@@ -60,3 +60,59 @@ def csv_records(directory: Path) -> list[dict[str, str]]:
     csv.field_size_limit(sys.maxsize)  # notes may be a megabyte
     with open(directory / "model_performance.csv", encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
+
+
+def _json_value(v: Any) -> Any:
+    """A JSON value with whole floats as ints (6.0 is 6), for comparing by value."""
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, list | tuple):
+        return [_json_value(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _json_value(x) for k, x in v.items()}
+    return v
+
+
+def label_text(v: Any) -> str:
+    return json.dumps(_json_value(v), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def recompute_labels(
+    params: list[dict[str, Any]], tags: list[dict[str, Any]]
+) -> list[tuple[int, str, str, str]]:
+    """(position, kind, key, value text) of every param and tag of records, without the library."""
+    return [(pos, kind, k, label_text(v)) for kind, maps in (("p", params), ("t", tags))
+            for pos, d in enumerate(maps) for k, v in (d or {}).items()]
+
+
+def labels_of_store(url: str) -> tuple[list[tuple[str, str, str, int]], set[tuple[int, str, str, str]] | None,
+                                        list[tuple[str, str, str, int]], set[tuple[int, str, str, str]]]:
+    """(stored label counts, stored SQLite links or None, recomputed counts, recomputed links)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        labels = sorted(tuple(r) for r in conn.exec_driver_sql("SELECT kind, key, value, n FROM pl_labels"))
+        links = None
+        if engine.dialect.name == "sqlite":
+            links = {tuple(r) for r in conn.exec_driver_sql(
+                "SELECT rl.record_id, l.kind, l.key, l.value FROM pl_record_labels rl "
+                "JOIN pl_labels l ON l.id = rl.label_id")}
+        rows = conn.exec_driver_sql(
+            "SELECT id, CAST(params AS TEXT), CAST(tags AS TEXT) FROM pl_records ORDER BY id").fetchall()
+    engine.dispose()
+    found = recompute_labels([json.loads(p) if p else {} for _, p, _ in rows],
+                             [json.loads(t) if t else {} for _, _, t in rows])
+    counts: dict[tuple[str, str, str], int] = {}
+    for _, *label in found:
+        counts[tuple(label)] = counts.get(tuple(label), 0) + 1
+    want_links = {(rows[p][0], *rest) for p, *rest in found}
+    return labels, links, sorted((*k, n) for k, n in counts.items()), want_links
+
+
+def assert_labels_match_records(url: str) -> None:
+    """The stored labels (and SQLite's record links) equal a recomputation from the records."""
+    labels, links, want_labels, want_links = labels_of_store(url)
+    assert labels == want_labels
+    if links is not None:
+        assert links == want_links

@@ -483,3 +483,65 @@ def test_copy_moves_every_record_once(tmp_path: Path, store: Path) -> None:
     again = run(store, "copy", "--to", str(target))
     assert again.returncode == 2 and "already holds 2 records" in again.stderr
     assert "Traceback" not in again.stderr
+
+
+# --------------------------------------------------------------------------- params and tags
+
+
+@pytest.fixture
+def sweep_store(store: Path) -> Path:
+    rows = [{"model_name": f"XGB_{i % 2}", "ticker": ("AAPL", "MSFT")[i % 2], "sharpe": 0.1 * i,
+             "timestamp": f"2024-01-{i + 1:02d}T00:00:00", "notes": f"r{i}",
+             "params": {"max_depth": (3, 6, 9)[i % 3], "layers": [64, 32] if i % 4 else [64],
+                        "depth_text": "6"},
+             "tags": {"run": "nightly" if i % 5 == 0 else "sweep"}} for i in range(24)]
+    with Ledger(store) as led:
+        led.log_many(rows)
+    return store
+
+
+def test_history_and_export_filter_by_param_and_tag(tmp_path: Path, sweep_store: Path) -> None:
+    with Ledger(sweep_store) as led:
+        want = list(led.history(params={"max_depth": 6}, tags={"run": "nightly"})["notes"])
+        arrays = list(led.history(params={"layers": (64, 32)})["notes"])
+    assert want and arrays
+    args = ["--tag", "run=nightly", "--param", "max_depth=6"]
+    got = json.loads(ok(run(sweep_store, "history", *args, "--format", "json")))
+    assert [r["notes"] for r in got] == want
+    got = json.loads(ok(run(sweep_store, "history", "--param", "layers=[64, 32]", "--format", "json")))
+    assert [r["notes"] for r in got] == arrays
+    # JSON when valid: 6 is a number, '"6"' a string; tag values are text, as log stores them.
+    assert ok(run(sweep_store, "history", "--param", 'max_depth="6"')).strip() == "No records match."
+    text = json.loads(ok(run(sweep_store, "history", "--param", 'depth_text="6"', "--format", "json")))
+    assert len(text) == 24
+    out = tmp_path / "nightly.json"
+    assert f"Exported {len(want)} record(s)" in ok(run(sweep_store, "export", "--output", str(out), *args))
+    assert [r["notes"] for r in json.loads(out.read_text())] == want
+
+
+def test_leaderboard_by_a_param(sweep_store: Path) -> None:
+    rows = json.loads(ok(run(sweep_store, "leaderboard", "--ticker", "AAPL", "--by", "param:max_depth",
+                             "--format", "json")))
+    with Ledger(sweep_store) as led:
+        board = led.leaderboard("AAPL", by="param:max_depth")
+    assert [(r["rank"], r["max_depth"], r["records"]) for r in rows] == list(
+        board[["rank", "max_depth", "records"]].itertuples(index=False, name=None))
+    table = ok(run(sweep_store, "leaderboard", "--by", "tag:run", "--param", "max_depth=3"))
+    assert "per run" in table and "nightly" in table and "psr" not in table
+    with Ledger(sweep_store) as led:
+        n = len(led.leaderboard(by="tag:run", params={"max_depth": 3}))
+    assert n == table.count("│ sweep ") + table.count("│ nightly ")
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["history", "--tag", "run"], "--tag"),
+    (["history", "--param", "=6"], "--param"),
+    (["history", "--param", 'grid={"a": 1}'], "params['grid']"),
+    (["leaderboard", "--by", "param:nope"], "param:nope"),
+    (["leaderboard", "--by", "max_depth"], "by="),
+    (["export", "--output", "OUT.csv", "--tag", "run"], "--tag"),
+])
+def test_bad_param_and_tag_options_fail_with_one_line(sweep_store: Path, args: list[str], named: str) -> None:
+    r = run(sweep_store, *args)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert named in r.stderr and r.stderr.startswith("Error:") and "Traceback" not in r.stderr

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from helpers import assert_labels_match_records, label_text
 from upgrade_fixtures import EXPECTED, as_json, copy_v1_sqlite, restored_v1_postgres, schema_version
 
 from perfledger import Ledger
@@ -98,3 +99,49 @@ def test_the_v1_mirrors_keep_every_record(tmp_path: Path) -> None:
             k: v for k, v in want.items() if k not in ("metrics", "params", "tags")}
         assert rec.get("params", {}) == want["params"] and rec.get("tags", {}) == want["tags"]
     assert json.loads((directory / "best_models.json").read_text(encoding="utf-8")) == EXPECTED["best"]
+
+
+def test_the_upgrade_labels_every_old_record(v1_location: Any) -> None:
+    """Schema v4 fills pl_labels (and SQLite's pl_record_labels) from the records already
+    stored: exactly what logging them today would have stored."""
+    with Ledger(v1_location) as led:
+        url = led.url.render_as_string(hide_password=False)
+    assert_labels_match_records(url)
+
+
+def _holds(d: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    return all(k in d and label_text(d[k]) == label_text(v) for k, v in wanted.items())
+
+
+@pytest.mark.parametrize("kw", [
+    {"tags": {"run": "nightly"}},
+    {"params": {"max_depth": 6}},
+    {"params": {"max_depth": 9}, "tags": {"run": "sweep-3"}},
+    {"ticker": "AAPL", "params": {"max_depth": 6}, "tags": {"run": "nightly"}},
+    {"params": {"layers": (64, 32)}},
+    {"params": {"alpha": 1}},  # stored as 1.0
+    {"params": {"big_int": 9007199254740993}},
+    {"params": {"seed": None, "early_stop": True}},
+    {"tags": {"note": 'a=b, c="d"'}},
+], ids=str)
+def test_the_old_records_are_found_by_params_and_tags(v1_location: Any, kw: dict[str, Any]) -> None:
+    ticker = kw.get("ticker")
+    want = [r for r in EXPECTED["records"] if (ticker is None or r["ticker"] == ticker)
+            and _holds(r["params"], kw.get("params", {})) and _holds(r["tags"], kw.get("tags", {}))]
+    assert want
+    with Ledger(v1_location) as led:
+        assert as_json(led.records(**kw)) == want
+
+
+def test_the_old_records_are_ranked_by_a_param(v1_location: Any) -> None:
+    counts: dict[tuple[str, int], int] = {}
+    for r in EXPECTED["records"]:
+        if "max_depth" in r["params"]:
+            key = (r["ticker"], r["params"]["max_depth"])
+            counts[key] = counts.get(key, 0) + 1
+    with Ledger(v1_location) as led:
+        board = led.leaderboard(by="param:max_depth")
+        assert led.params()["max_depth"] == [3, 6, 9]
+        assert "nightly" in led.tags()["run"]
+    got = {(t, v): n for t, v, n in board[["ticker", "max_depth", "records"]].itertuples(index=False)}
+    assert got == counts

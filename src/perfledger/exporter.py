@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,13 +40,16 @@ def export_records(
     ticker: str | None = None,
     model_name: str | None = None,
     days_back: float | None = None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> int:
-    """Write the (filtered) records to ``output`` in ``fmt``; returns how many."""
+    """Write the (filtered) records to ``output`` in ``fmt``; returns how many. The filters
+    are :meth:`~perfledger.Ledger.records`'."""
     if fmt not in EXPORT_FORMATS:
         raise ValidationError(
             f"format={fmt!r} is not one of {', '.join(EXPORT_FORMATS)}", [(None, "format", "unknown")]
         )
-    records = led.records(ticker, model_name, days_back)
+    records = led.records(ticker, model_name, days_back, params=params, tags=tags)
     path = Path(output).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":

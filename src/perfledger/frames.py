@@ -90,18 +90,24 @@ def leaderboard_frame(
     pairs: Sequence[Sequence[Any]],
     metric: str,
     directions: dict[str, bool],
+    group: str = "model_name",
 ) -> pd.DataFrame:
-    """One row per (ticker, model), columns ``<metric>_<stat>`` for every metric seen,
+    """One row per (ticker, group), columns ``<metric>_<stat>`` for every metric seen,
     ranked within each ticker by the mean of ``metric`` in its own direction (``rank`` 1 is
-    best; a model that never logged the metric ranks last)."""
+    best; a group that never logged the metric ranks last). The group column is
+    ``model_name``, or (``group`` naming a param or tag) that key's values, decoded from
+    their canonical JSON (numbers as numbers, arrays as tuples)."""
     import pandas as pd
 
-    rows: dict[tuple[str, str], dict[str, Any]] = {
-        (t, m): {"ticker": t, "model_name": m, "records": int(n)} for t, m, n in pairs
+    from .labels import decode, sort_key
+
+    by_model = group == "model_name"
+    rows: dict[tuple[str, Any], dict[str, Any]] = {
+        (t, m): {"ticker": t, group: m, "records": int(n)} for t, m, n in pairs
     }
     seen: set[str] = set()
     for t, mod, name, n, mean, m2, mn, mx, last in long:
-        row = rows.setdefault((t, mod), {"ticker": t, "model_name": mod, "records": int(n)})
+        row = rows.setdefault((t, mod), {"ticker": t, group: mod, "records": int(n)})
         seen.add(name)
         n = int(n)
         row[f"{name}_count"] = n
@@ -111,7 +117,7 @@ def leaderboard_frame(
         row[f"{name}_max"] = float(mx)
         row[f"{name}_latest"] = float(last)
     ordered = [m for m in CORE_METRICS if m in seen] + sorted(seen - set(CORE_METRICS))
-    columns = ["rank", "ticker", "model_name", "records"] + [
+    columns = ["rank", "ticker", group, "records"] + [
         f"{m}_{s}" for m in ordered for s in STATS
     ]
     frame = pd.DataFrame(list(rows.values()))
@@ -130,5 +136,12 @@ def leaderboard_frame(
     )
     for m in ordered:
         frame[f"{m}_count"] = frame[f"{m}_count"].fillna(0).astype(int)
-    frame = frame.sort_values(["ticker", "rank", "model_name"], kind="stable")
+    if by_model:
+        frame = frame.sort_values(["ticker", "rank", group], kind="stable")
+    else:
+        values = [decode(v) for v in frame[group]]
+        order = sorted(range(len(frame)), key=lambda i: (
+            frame["ticker"].iat[i], frame["rank"].iat[i], sort_key(values[i])))
+        frame[group] = pd.Series(values, index=frame.index, dtype=object).infer_objects()
+        frame = frame.iloc[order]
     return frame[[c for c in columns if c in frame.columns]].reset_index(drop=True)

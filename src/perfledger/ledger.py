@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 from .access import read_only_reason
 from .batch import Batch
 from .errors import ReadOnlyLedgerError, ValidationError
-from .frames import history_frame, leaderboard_frame, records_from_frame
+from .frames import STATS, history_frame, leaderboard_frame, records_from_frame
 from .importer import adopt_file
+from .labels import KIND_NAMES, check_filter, decode, parse_by, sort_key
 from .location import DB_NAME, Location, describe_store, resolve
 from .mirrors import STATE_KEY, PreparedAppend, SeedMirrors, write_seed_files
 from .store import open_store
@@ -342,6 +343,8 @@ class Ledger:
         at_most: Mapping[str, float] | None = None,
         limit: int | None = None,
         include_meta: bool = False,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> pd.DataFrame:
         """Evaluations as a DataFrame, oldest first (so ``iloc[-1]`` is the latest).
 
@@ -349,21 +352,28 @@ class Ledger:
         one per custom metric. ``ticker``/``model_name`` take one name or a list.
         ``days_back`` is exact (now minus that many days); ``since``/``until`` are datetimes
         or ISO strings. ``at_least={"sharpe": 1.0}``, ``at_most={"mse": 0.02}`` filter on
-        metric values (custom ones too). ``limit`` keeps only the latest N rows. Every filter
-        runs in the database. ``include_meta=True`` adds ``params`` and ``tags`` columns (dicts).
+        metric values (custom ones too). ``params={"max_depth": 6}``, ``tags={"run":
+        "nightly"}`` keep records holding every given key with an equal value (params compare
+        as JSON values: ``6`` matches ``6`` and ``6.0``, never ``"6"``; a tuple matches an
+        array). ``limit`` keeps only the latest N rows. Every filter runs in the database.
+        ``include_meta=True`` adds ``params`` and ``tags`` columns (dicts).
         """
-        since_us, until_us = time_window(days_back, since, until)
-        query = HistoryQuery(
-            tickers=check_names("ticker", ticker),
-            models=check_names("model_name", model_name),
-            since_us=since_us,
-            until_us=until_us,
-            at_least=check_bounds("at_least", at_least),
-            at_most=check_bounds("at_most", at_most),
-            limit=check_limit(limit),
-            include_meta=include_meta,
-        )
+        query = self._query(ticker, model_name, days_back, since, until, params, tags,
+                            at_least=check_bounds("at_least", at_least),
+                            at_most=check_bounds("at_most", at_most),
+                            limit=check_limit(limit), include_meta=include_meta)
         return history_frame(self._ensure().history(query), query)
+
+    @staticmethod
+    def _query(ticker: Any, model_name: Any, days_back: Any, since: Any, until: Any,
+               params: Any, tags: Any, **more: Any) -> HistoryQuery:
+        """A checked :class:`HistoryQuery` (every argument validated, none yet run)."""
+        since_us, until_us = time_window(days_back, since, until)
+        return HistoryQuery(
+            tickers=check_names("ticker", ticker), models=check_names("model_name", model_name),
+            since_us=since_us, until_us=until_us, params=check_filter("params", params),
+            tags=check_filter("tags", tags), **more,
+        )
 
     def records(
         self,
@@ -372,10 +382,15 @@ class Ledger:
         days_back: float | None = None,
         since: Any = None,
         until: Any = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         """Whole records (the seed's dict plus ``metrics``, ``params``, ``tags``), oldest
-        first, filtered in the database: what exports and imports need beyond history()."""
-        frame = self.history(ticker, model_name, days_back, since, until, include_meta=True)
+        first, filtered in the database (``params``/``tags`` as in :meth:`history`): what
+        exports and imports need beyond history()."""
+        frame = self.history(ticker, model_name, days_back, since, until, include_meta=True,
+                             params=params, tags=tags)
         return records_from_frame(frame)
 
     def best(self, ticker: str | None = None) -> dict[str, Any]:
@@ -395,21 +410,66 @@ class Ledger:
             check_label("ticker", ticker)
         return self._ensure().models(ticker)
 
+    def params(self, ticker: str | None = None) -> dict[str, list[Any]]:
+        """Every param name (of ``ticker``'s records, if given) with its distinct values,
+        sorted: what a picker offers. Whole numbers come back as ints, arrays as tuples, so
+        every value but a JSON object can be passed back as a ``params=`` filter."""
+        return self._labels("p", ticker)
+
+    def tags(self, ticker: str | None = None) -> dict[str, list[str]]:
+        """Every tag key (of ``ticker``'s records, if given) with its distinct values, sorted."""
+        return self._labels("t", ticker)
+
+    def _labels(self, kind: str, ticker: str | None) -> dict[str, list[Any]]:
+        if ticker is not None:
+            check_label("ticker", ticker)
+        out: dict[str, list[Any]] = {}
+        for k, key, value, _n in self._ensure().labels(ticker):
+            if k == kind:
+                out.setdefault(key, []).append(decode(value))
+        return {key: sorted(out[key], key=sort_key) for key in sorted(out)}
+
     def metric_directions(self) -> dict[str, bool]:
         """Every metric :meth:`best` tracks, mapped to True when higher is better."""
         return self._ensure().directions()
 
     def leaderboard(
-        self, ticker: str | None = None, metric: str = "sharpe", days_back: float | None = None
+        self,
+        ticker: str | None = None,
+        metric: str = "sharpe",
+        days_back: float | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        by: str = "model",
     ) -> pd.DataFrame:
         """One row per model (per ticker and model when ``ticker`` is None) with count, mean,
         std, min, max and latest of each metric, ranked within each ticker by the mean of
         ``metric`` in its own direction. Statistics come from a summary the database keeps
-        up to date on every insert; ``days_back`` aggregates that window in the database."""
+        up to date on every insert; with ``days_back``, ``params``/``tags`` filters (as in
+        :meth:`history`) or ``by``, the database selects and groups the records and the store
+        aggregates them (in SQL on PostgreSQL, with Arrow on SQLite).
+
+        ``by="param:NAME"`` or ``"tag:NAME"`` ranks that param's (tag's) values instead of
+        models: one row per (ticker, value), the values in a column named ``NAME`` (or
+        ``param:NAME`` if NAME is ``rank``, ``ticker`` or ``records``); records without it
+        are left out. A ``by`` naming no param or tag of the ledger is a ValidationError."""
         if ticker is not None:
             check_label("ticker", ticker)
-        since_us, _ = time_window(days_back)
+        grouping = parse_by(by)
+        query = self._query(ticker, None, days_back, None, None, params, tags)
         store = self._ensure()
+        group = "model_name"
+        if grouping is not None:
+            kind, key = grouping
+            known = sorted({k for kd, k, _v, _n in store.labels() if kd == kind})
+            if key not in known:
+                raise ValidationError(
+                    f"by={by!r} names no {KIND_NAMES[kind]} of this ledger; known: {known}",
+                    [(None, "by", "unknown")],
+                )
+            clash = key in ("rank", "ticker", "records") or key.endswith(tuple(f"_{s}" for s in STATS))
+            group = f"{KIND_NAMES[kind]}:{key}" if clash else key
         directions = store.directions()
         if metric not in directions:
             raise ValidationError(
@@ -417,8 +477,8 @@ class Ledger:
                 "(register a custom metric with Ledger.register_metric)",
                 [(None, "metric", "unknown")],
             )
-        long, pairs = store.leaderboard_stats(ticker, since_us)
-        return leaderboard_frame(long, pairs, metric, directions)
+        long, pairs = store.leaderboard_stats(query, grouping)
+        return leaderboard_frame(long, pairs, metric, directions, group)
 
     def stats(self) -> dict[str, Any]:
         """Record, ticker and model counts, the latest timestamp, and a ``state`` token that

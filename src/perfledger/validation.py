@@ -159,6 +159,8 @@ def check_json_map(fieldname: str, value: Any, *, str_values: bool = False) -> d
     for k, v in value.items():
         if not isinstance(k, str):
             raise TypeError(f"{fieldname} keys must be str, got {type(k).__name__} {k!r}")
+        if not k:
+            raise _fail(fieldname, f"{fieldname} has an empty key (a key no filter could name)")
         if str_values and not isinstance(v, str):
             raise TypeError(f"{fieldname}[{k!r}] must be a str, got {type(v).__name__} {v!r}")
         try:

@@ -17,11 +17,14 @@ from .options import (
     Metrics,
     Model,
     ModelFilter,
+    ParamFilter,
     Params,
+    TagFilter,
     Tags,
     Ticker,
     TickerFilter,
     json_values,
+    label_filters,
     numbers,
     pairs,
 )
@@ -137,15 +140,18 @@ def export(
     ticker: TickerFilter = None,
     model: ModelFilter = None,
     days: Days = None,
+    param: ParamFilter = None,
+    tag: TagFilter = None,
 ) -> None:
     """Export records (with custom metrics, params, tags); re-importing an export adds nothing.
 
-    Example: perfledger export --format parquet --output aapl.parquet --ticker AAPL
+    Example: perfledger export --format parquet --output aapl.parquet --ticker AAPL --tag run=nightly
     """
     from ..exporter import export_records
 
+    params, tags = label_filters(param, tag)
     if seed_files is not None:
-        if output is not None or format_ is not None or ticker or model or days is not None:
+        if output is not None or format_ is not None or ticker or model or days is not None or param or tag:
             fail("--seed-files writes all records; it takes no --format/--output/filters")
         with library_errors():
             target = open_ledger(ctx).export_seed_files(seed_files)
@@ -162,7 +168,7 @@ def export(
         format_ = ExportFormat(suffix)
     with library_errors():
         n = export_records(open_ledger(ctx), format_.value, output, ticker=ticker, model_name=model,
-                           days_back=days)
+                           days_back=days, params=params, tags=tags)
     typer.echo(f"Exported {n} record(s) to {output}")
 
 

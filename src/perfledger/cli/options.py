@@ -53,6 +53,20 @@ Params = Annotated[
     typer.Option("--param", metavar="K=V", help="Parameter K=V, V parsed as JSON if valid (repeatable)."),
 ]
 Tags = Annotated[list[str] | None, typer.Option("--tag", metavar="K=V", help="Tag K=V (repeatable).")]
+ParamFilter = Annotated[
+    list[str] | None,
+    typer.Option("--param", metavar="K=V",
+                 help="Only records whose param K equals V, V parsed as JSON if valid (6 a number, "
+                      "'\"6\"' a string; repeatable)."),
+]
+TagFilter = Annotated[
+    list[str] | None, typer.Option("--tag", metavar="K=V", help="Only records tagged K=V (repeatable).")
+]
+By = Annotated[
+    str,
+    typer.Option("--by", metavar="model|param:NAME|tag:NAME",
+                 help="Rank models, or the values of a param or tag (e.g. param:max_depth)."),
+]
 
 
 def pairs(items: list[str] | None, option: str) -> list[tuple[str, str]]:
@@ -86,3 +100,18 @@ def json_values(items: list[str] | None, option: str) -> dict[str, Any]:
         except ValueError:
             out[key] = value
     return out
+
+
+def label_filters(
+    param: list[str] | None, tag: list[str] | None
+) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
+    """``--param``/``--tag`` filters as the library's ``params=``/``tags=``: param values as
+    JSON when valid (a JSON array as a tuple, which matches it), tag values as text, exactly
+    as ``log`` stores them."""
+    params = {k: _hashable(v) for k, v in json_values(param, "--param").items()}
+    tags = dict(pairs(tag, "--tag"))
+    return params or None, tags or None
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(_hashable(v) for v in value) if isinstance(value, list) else value

@@ -10,13 +10,17 @@ from .app import EXIT_CHECK_FAILED, fail, library_errors, open_ledger
 from .options import (
     AtLeast,
     AtMost,
+    By,
     Days,
     Format,
     Model,
     ModelFilter,
     OutputFormat,
+    ParamFilter,
+    TagFilter,
     Ticker,
     TickerFilter,
+    label_filters,
     numbers,
 )
 from .output import echo_json, print_frame
@@ -30,17 +34,20 @@ def history(
     min_: AtLeast = None,
     max_: AtMost = None,
     limit: Annotated[int | None, typer.Option(help="Only the latest N rows.")] = None,
+    param: ParamFilter = None,
+    tag: TagFilter = None,
     format_: Format = OutputFormat.table,
 ) -> None:
     """Show evaluations, oldest first (timestamps in UTC).
 
-    Example: perfledger history --ticker AAPL --days 30 --min sharpe=1.0 --format csv
+    Example: perfledger history --ticker AAPL --days 30 --min sharpe=1.0 --tag run=nightly --param max_depth=6
     """
     at_least, at_most = numbers(min_, "--min"), numbers(max_, "--max")
+    params, tags = label_filters(param, tag)
     with library_errors():
         frame = open_ledger(ctx).history(
             ticker=ticker, model_name=model, days_back=days, at_least=at_least or None,
-            at_most=at_most or None, limit=limit,
+            at_most=at_most or None, limit=limit, params=params, tags=tags,
         )
     if format_ == OutputFormat.table:
         if frame.empty:
@@ -114,18 +121,24 @@ def leaderboard(
     ticker: TickerFilter = None,
     metric: Annotated[str, typer.Option(help="Rank by this metric's mean.")] = "sharpe",
     days: Days = None,
+    param: ParamFilter = None,
+    tag: TagFilter = None,
+    by: By = "model",
     format_: Format = OutputFormat.table,
 ) -> None:
-    """Rank models per ticker by a metric's mean (with --ticker: PSR and DSR too).
+    """Rank models (or a param's or tag's values, --by) per ticker by a metric's mean.
 
-    With --ticker each model also gets its best Sharpe, Probabilistic Sharpe Ratio and Deflated Sharpe Ratio.
+    With --ticker each model also gets its best Sharpe, Probabilistic Sharpe Ratio and Deflated Sharpe Ratio
+    (over the ticker's whole history, so not with --param/--tag/--by).
 
-    Example: perfledger leaderboard --ticker AAPL --metric sharpe --days 90
+    Example: perfledger leaderboard --ticker AAPL --by param:max_depth --tag run=nightly
     """
+    params, tags = label_filters(param, tag)
     with library_errors():
         led = open_ledger(ctx)
-        board = led.leaderboard(ticker, metric=metric, days_back=days)
-        conf = led.sharpe_confidence(ticker) if ticker is not None else None
+        board = led.leaderboard(ticker, metric=metric, days_back=days, params=params, tags=tags, by=by)
+        plain = by == "model" and params is None and tags is None
+        conf = led.sharpe_confidence(ticker) if ticker is not None and plain else None
     if conf is not None and not board.empty:
         extra = conf[["model_name", "sharpe", "psr", "dsr"]].rename(columns={"sharpe": "best_sharpe"})
         board = board.merge(extra, on="model_name", how="left")
@@ -135,11 +148,13 @@ def leaderboard(
     if board.empty:
         typer.echo("No records.")
         return
-    cols = ["rank"] + (["ticker"] if ticker is None else []) + ["model_name", "records"]
+    group = str(board.columns[2])  # model_name, or the param/tag ranked
+    cols = ["rank"] + (["ticker"] if ticker is None else []) + [group, "records"]
     cols += [c for c in (f"{metric}_mean", f"{metric}_std", f"{metric}_latest") if c in board.columns]
     if conf is not None:
         cols += [c for c in ("best_sharpe", "psr", "dsr") if c in board.columns]
-    print_frame(board[cols], format_, title=f"Leaderboard by {metric}")
+    per = "" if by == "model" else f" per {group}"
+    print_frame(board[cols], format_, title=f"Leaderboard by {metric}{per}")
     if conf is not None and len(conf):
         typer.echo(
             f"PSR: probability the true Sharpe > 0; DSR: the same against the best Sharpe expected "

@@ -18,7 +18,7 @@ import streamlit as st
 from .. import PerfLedgerError, ValidationError
 from ..record import CORE_METRICS
 from ..sample import add_sample_data
-from . import charts, data
+from . import charts, data, experiments
 from .formatting import (
     PERCENT_METRICS,
     best_summary,
@@ -229,6 +229,7 @@ def render_filters(location: str, state: str) -> tuple[data.Filters, str]:
     c1, c2 = st.columns(2)
     min_sharpe = c1.number_input("Min Sharpe", key="min_sharpe", value=None, step=0.1, format="%.2f")
     max_mse = c2.number_input("Max MSE", key="max_mse", value=None, min_value=0.0, step=0.005, format="%.4f")
+    params, tags = experiments.render_filters(location, state, ticker)
     filters = data.Filters(
         ticker=ticker,
         models=tuple(chosen),
@@ -237,6 +238,8 @@ def render_filters(location: str, state: str) -> tuple[data.Filters, str]:
         end=end,
         at_least=(("sharpe", float(min_sharpe)),) if min_sharpe is not None else (),
         at_most=(("mse", float(max_mse)),) if max_mse is not None else (),
+        params=params,
+        tags=tags,
     )
     return filters, metric
 
@@ -283,7 +286,8 @@ def render_performance(
             f"(≤ {charts.MAX_POINTS_PER_TRACE:,} points per model)."
         )
 
-    board = data.leaderboard(location, state, filters.ticker, metric, filters.days_back)
+    board = data.leaderboard(location, state, filters.ticker, metric, filters.days_back, filters.params,
+                             filters.tags)
     if filters.models:
         board = board[board["model_name"].isin(filters.models)]
     left, right = st.columns([5, 7])
@@ -309,6 +313,7 @@ def render_performance(
         metric_of = {c: m for m in dirs for c in view.columns if c.startswith(metric_label(m) + " (")}
         view, config = _formatted(view, metric_of)
         st.dataframe(view, hide_index=True, width="stretch", column_config=config, key="perf_leaderboard")
+    experiments.render_comparison(location, state, filters, metric, dirs)
 
     st.markdown("##### Raw data")
     shown = frame.iloc[::-1].head(data.RAW_TABLE_ROWS)

@@ -233,3 +233,42 @@ def trend_figure(
     fig.update_layout(title=title, height=400, **_LAYOUT)
     fig.update_yaxes(title=f"{label} (rolling mean)", tickformat=plotly_tickformat(metric))
     return fig
+
+
+def param_comparison_figure(
+    frame: pd.DataFrame, name: str, metric: str, higher_is_better: bool,
+    max_points: int = MAX_POINTS_PER_CHART,
+) -> go.Figure:
+    """``metric`` per value of param ``name``: one box per value (median, quartiles, whiskers
+    at 1.5 IQR) labelled with its record count, values in their natural order. ``frame`` has
+    ``value`` (what to show), ``value_key`` (what makes values equal) and ``metric``. Up to
+    ``max_points`` evaluations are also drawn as points; above that the boxes are computed
+    here and no point is sent to the browser."""
+    from ..labels import sort_key
+
+    label = metric_label(metric)
+    title = f"{label} per {name} ({'higher' if higher_is_better else 'lower'} is better)"
+    if frame.empty or metric not in frame.columns or frame[metric].notna().sum() == 0:
+        return _empty_figure(title, f"No {label} values for {name}")
+    data = frame.dropna(subset=[metric])
+    shown = dict(zip(data["value_key"], data["value"], strict=True))
+    order = sorted(shown, key=lambda k: sort_key(shown[k]))
+    points = len(data) <= max_points
+    fig = go.Figure()
+    for key in order:
+        y = data.loc[data["value_key"] == key, metric].to_numpy(dtype=float)
+        box: dict[str, object] = {"name": f"{shown[key]}<br>n={len(y):,}", "marker_color": "#4C78A8",
+                                  "showlegend": False}
+        if points:
+            fig.add_trace(go.Box(y=y, boxpoints="all", jitter=0.4, pointpos=0, marker={"size": 4},
+                                 **box))
+        else:
+            q1, med, q3 = np.percentile(y, [25, 50, 75])
+            iqr = q3 - q1
+            lo, hi = y[y >= q1 - 1.5 * iqr].min(), y[y <= q3 + 1.5 * iqr].max()
+            fig.add_trace(go.Box(q1=[q1], median=[med], q3=[q3], lowerfence=[lo], upperfence=[hi],
+                                 mean=[y.mean()], x=[box["name"]], **box))
+    fig.update_layout(title=title, height=380, **_LAYOUT)
+    fig.update_yaxes(title=label, tickformat=plotly_tickformat(metric))
+    fig.update_xaxes(title=name, type="category")
+    return fig

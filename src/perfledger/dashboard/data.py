@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from ..labels import canonical, decode
 from ..ledger import Ledger
 from ..location import resolve
 
@@ -71,6 +72,8 @@ class Filters:
     end: date | None = None
     at_least: tuple[tuple[str, float], ...] = field(default=())
     at_most: tuple[tuple[str, float], ...] = field(default=())
+    params: tuple[tuple[str, Any], ...] = field(default=())
+    tags: tuple[tuple[str, str], ...] = field(default=())
 
     def history_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``Ledger.history`` for these filters (dates are whole UTC days,
@@ -87,6 +90,8 @@ class Filters:
             ),
             "at_least": dict(self.at_least) or None,
             "at_most": dict(self.at_most) or None,
+            "params": dict(self.params) or None,
+            "tags": dict(self.tags) or None,
         }
 
     def describe(self) -> str:
@@ -98,6 +103,7 @@ class Filters:
             parts.append(f"{self.start or '…'} → {self.end or '…'}")
         parts += [f"{k} ≥ {v:g}" for k, v in self.at_least]
         parts += [f"{k} ≤ {v:g}" for k, v in self.at_most]
+        parts += [f"{k} = {v!r}" for k, v in (*self.params, *self.tags)]
         return " · ".join(parts)
 
 
@@ -115,10 +121,18 @@ def recent(location: str, state: str, limit: int = 20) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def leaderboard(
-    location: str, state: str, ticker: str | None, metric: str, days_back: float | None
+    location: str,
+    state: str,
+    ticker: str | None,
+    metric: str,
+    days_back: float | None,
+    params: tuple[tuple[str, Any], ...] = (),
+    tags: tuple[tuple[str, str], ...] = (),
 ) -> pd.DataFrame:
-    """``Ledger.leaderboard`` (aggregated by the database)."""
-    return get_ledger(location).leaderboard(ticker, metric=metric, days_back=days_back)
+    """``Ledger.leaderboard`` (aggregated by the database), optionally filtered by params and tags."""
+    return get_ledger(location).leaderboard(
+        ticker, metric=metric, days_back=days_back, params=dict(params) or None, tags=dict(tags) or None
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -143,6 +157,28 @@ def models(location: str, state: str, ticker: str | None) -> list[str]:
 def directions(location: str, state: str) -> dict[str, bool]:
     """Tracked metrics → higher-is-better."""
     return get_ledger(location).metric_directions()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def labels(
+    location: str, state: str, ticker: str | None
+) -> tuple[dict[str, list[Any]], dict[str, list[str]]]:
+    """Every param and tag (of ``ticker``'s records) with its values, for the pickers."""
+    led = get_ledger(location)
+    return led.params(ticker), led.tags(ticker)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def param_values(location: str, state: str, filters: Filters, name: str) -> pd.DataFrame:
+    """The filtered evaluations that carry param ``name``: the history's columns plus
+    ``value`` (as ``Ledger.params`` lists it) and ``value_key`` (its canonical JSON, equal
+    exactly for equal values: what the comparison groups by)."""
+    frame = get_ledger(location).history(**filters.history_kwargs(), include_meta=True)
+    keep = [name in p for p in frame["params"]]
+    out = frame.loc[keep].drop(columns=["params", "tags"]).reset_index(drop=True)
+    out["value_key"] = [canonical(p[name]) for p in frame["params"] if name in p]
+    out["value"] = [decode(k) for k in out["value_key"]]
+    return out
 
 
 def csv_export(led: Ledger, filters: Filters) -> bytes:

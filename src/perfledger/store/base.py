@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 StatRow = Sequence[Any]
 #: One (ticker, model) pair and its record count: ``(ticker, model_name, n)``.
 PairRow = Sequence[Any]
+#: What a leaderboard groups by besides the ticker: None for the model, else a param
+#: (``("p", key)``) or a tag (``("t", key)``).
+Grouping = tuple[str, str] | None
+#: One distinct param or tag value and its record count: ``(kind, key, canonical value, n)``.
+LabelRow = tuple[str, str, str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +43,10 @@ class HistoryQuery:
     at_most: tuple[tuple[str, float], ...] = ()
     limit: int | None = None
     include_meta: bool = False
+    #: Records whose params/tags hold each key with this value: (key, canonical JSON value)
+    #: pairs (see :mod:`perfledger.labels`), sorted by key.
+    params: tuple[tuple[str, str], ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,10 +154,17 @@ class Store(ABC):
 
     @abstractmethod
     def leaderboard_stats(
-        self, ticker: str | None, since_us: int | None
+        self, query: HistoryQuery, by: Grouping = None
     ) -> tuple[list[StatRow], list[PairRow]]:
-        """Per (ticker, model, metric) statistics and per (ticker, model) counts, over all
-        history (from the maintained summary) or since ``since_us`` (aggregated in the database)."""
+        """Per (ticker, group, metric) statistics and per (ticker, group) counts of the records
+        ``query`` selects (its tickers, time window, params and tags). The group is the model
+        (``by=None``), or the canonical JSON value of the param/tag ``by`` names (records
+        without it are left out). Over all history of one or every ticker they come from the
+        maintained summary; otherwise the database aggregates them."""
+
+    @abstractmethod
+    def labels(self, ticker: str | None = None) -> list[LabelRow]:
+        """Every distinct param and tag value (of ``ticker``'s records) with its record count."""
 
     @abstractmethod
     def stats(self) -> Mapping[str, Any]:

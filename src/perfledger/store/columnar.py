@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from .engine import CACHE_KIB
+
 if TYPE_CHECKING:
     from .readonly import ReadOnlyFile
 
@@ -132,7 +134,15 @@ class ColumnarReader:
                 return self._pool.pop()
         import adbc_driver_sqlite.dbapi as adbc_sqlite
 
-        return adbc_sqlite.connect(self.path, autocommit=True)
+        con = adbc_sqlite.connect(self.path, autocommit=True)
+        cur = con.cursor()
+        try:
+            # The engine's page cache, not SQLite's 2 MiB default: a filtered history visits
+            # scattered pages, and a repeated one should find them here.
+            cur.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        finally:
+            cur.close()
+        return con
 
     def _give(self, con: Any) -> None:
         with self._lock:

@@ -24,6 +24,9 @@ import sqlalchemy as sa
 from .readonly import ReadOnlyFile
 
 BUSY_TIMEOUT_S = 120
+#: SQLite's page cache per connection, in KiB (its default is 2 MiB): the engine's
+#: connections and the columnar readers' alike.
+CACHE_KIB = 65536
 
 
 def create_file(path: Path) -> None:
@@ -58,7 +61,7 @@ def make_engine(url: sa.URL, read_only: ReadOnlyFile | None = None) -> sa.Engine
                 cur.execute("PRAGMA query_only=1")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
-            cur.execute("PRAGMA cache_size=-65536")
+            cur.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             cur.close()
 
         @sa.event.listens_for(engine, "begin")

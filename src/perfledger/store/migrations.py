@@ -28,6 +28,7 @@ sqlite-utils' and Datasette's own migrations).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -72,10 +73,40 @@ def _v3_import_keys(conn: sa.Connection) -> None:
     T.import_keys.create(conn)
 
 
+def _v4_labels(conn: sa.Connection) -> None:
+    """params and tags become searchable: ``pl_labels`` (and ``pl_record_labels`` on
+    SQLite, GIN indexes on PostgreSQL), filled from every record already stored by the same
+    code that fills them on insert."""
+    from .writes import SQLWriteTx, Statements
+
+    sqlite = conn.dialect.name == "sqlite"
+    for table in T.tables_for(conn.dialect.name):
+        if table.name in (T.labels.name, T.record_labels.name):
+            table.create(conn)
+    if not sqlite:
+        for index in T.records.indexes:
+            if index._ddl_if is not None and index._ddl_if.dialect == "postgresql":
+                index.create(conn)
+    tx = SQLWriteTx(conn, Statements(conn.dialect.name))
+    select = sa.text(
+        "SELECT id, CAST(params AS TEXT), CAST(tags AS TEXT) FROM pl_records WHERE id > :last "
+        "AND (params IS NOT NULL OR tags IS NOT NULL) ORDER BY id LIMIT :n"
+    )
+    last = 0
+    while rows := conn.execute(select, {"last": last, "n": _BACKFILL_CHUNK}).fetchall():
+        tx.add_labels([r[0] for r in rows], [json.loads(r[1]) if r[1] else {} for r in rows],
+                      [json.loads(r[2]) if r[2] else {} for r in rows])
+        last = rows[-1][0]
+
+
+_BACKFILL_CHUNK = 20_000
+
 #: Every migration, in order; a new one is appended with the next version number.
 MIGRATIONS: list[Migration] = [
     Migration(2, "params and tags as JSONB on PostgreSQL", _v2_jsonb),
     Migration(3, "pl_import_keys: imported records' content keys, unique", _v3_import_keys),
+    Migration(4, "params and tags searchable (pl_labels; pl_record_labels on SQLite, GIN indexes "
+                 "on PostgreSQL), filled from the records already stored", _v4_labels),
 ]
 
 
@@ -166,7 +197,7 @@ def ensure_schema(engine: sa.Engine, where: str, *, read_only: bool = False) -> 
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
         version = read_version(conn)  # again, under the lock: another opener may have done it
         if version is None:
-            T.metadata.create_all(conn)
+            T.create_all(conn)
             _set_version(conn, target)
             log.info("created perfledger schema v%d in %s", target, where)
             return

@@ -9,9 +9,14 @@ up to date *in the same transaction* as each insert, so that the questions users
 * ``pl_pairs``     one row per (ticker, model): record count and time span;
 * ``pl_extra``     custom metric values, one row per (record, name);
 * ``pl_metric_defs`` registered custom metrics and their direction;
-* ``pl_meta``      schema version and the mirror files' committed state;
 * ``pl_import_keys`` the content key of every imported record, unique: concurrent imports of
-  the same rows store them once (schema v3).
+  the same rows store them once (schema v3);
+* ``pl_labels``    one row per distinct (param or tag, key, value): its record count, for
+  pickers and for choosing how to run a params/tags filter;
+* ``pl_record_labels`` (SQLite only) which record carries which label, indexed both ways:
+  what makes ``history(tags=...)`` an index lookup on the embedded store. PostgreSQL filters
+  the JSONB columns themselves, through GIN indexes (``jsonb_path_ops``, for ``@>``);
+* ``pl_meta``      schema version and the mirror files' committed state.
 
 Tables are prefixed ``pl_`` so a ledger can live in a team's existing database.
 """
@@ -47,6 +52,11 @@ records = sa.Table(
     sa.Index("ix_pl_records_ticker_ts", "ticker", "ts", "id"),
     sa.Index("ix_pl_records_model_ts", "model_name", "ts"),
     sa.Index("ix_pl_records_ts", "ts"),
+    # Containment (``params @> '{"max_depth": 6}'``) on PostgreSQL; SQLite uses pl_record_labels.
+    sa.Index("ix_pl_records_params_gin", "params", postgresql_using="gin",
+             postgresql_ops={"params": "jsonb_path_ops"}).ddl_if(dialect="postgresql"),
+    sa.Index("ix_pl_records_tags_gin", "tags", postgresql_using="gin",
+             postgresql_ops={"tags": "jsonb_path_ops"}).ddl_if(dialect="postgresql"),
 )
 
 extra = sa.Table(
@@ -113,3 +123,37 @@ import_keys = sa.Table(
     metadata,
     sa.Column("key", sa.String(32), primary_key=True),
 )
+
+labels = sa.Table(
+    "pl_labels",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    # sha1 of (kind, key, value): the unique key (a btree cannot hold arbitrarily long values).
+    sa.Column("h", sa.String(40), nullable=False),
+    sa.Column("kind", sa.String(1), nullable=False),  # "p" a param, "t" a tag
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("value", sa.Text, nullable=False),  # canonical JSON (perfledger.labels.canonical)
+    sa.Column("n", sa.BigInteger, nullable=False),  # records carrying it
+    sa.Index("ix_pl_labels_h", "h", unique=True),
+    sa.Index("ix_pl_labels_key", "kind", "key"),
+)
+
+record_labels = sa.Table(
+    "pl_record_labels",
+    metadata,
+    sa.Column("record_id", sa.BigInteger, primary_key=True),
+    sa.Column("label_id", sa.BigInteger, primary_key=True),
+    sa.Index("ix_pl_record_labels_label", "label_id", "record_id"),
+    sqlite_with_rowid=False,
+    info={"dialects": ("sqlite",)},
+)
+
+
+def tables_for(dialect: str) -> list[sa.Table]:
+    """The tables a store of ``dialect`` has, in dependency order."""
+    return [t for t in metadata.sorted_tables if dialect in t.info.get("dialects", (dialect,))]
+
+
+def create_all(conn: sa.Connection) -> None:
+    """Create the current schema (the tables of this connection's dialect) on ``conn``."""
+    metadata.create_all(conn, tables=tables_for(conn.dialect.name))

@@ -2,9 +2,10 @@
 
 This module holds the store itself: opening it (schema creation and versioning), its
 connections, and every read. History, best models, tickers and the leaderboard read the
-derived tables or the ``(ticker, ts)`` index, never a scan of all records. Reads answer with
-rows or Arrow tables; the Ledger shapes DataFrames. Writes live in :mod:`.writes`, engine
-set-up in :mod:`.engine`, the columnar SQLite reader in :mod:`.columnar`.
+derived tables or an index, never a scan of all records. Reads answer with rows or Arrow
+tables; the Ledger shapes DataFrames. The SQL of filters and grouped leaderboards lives in
+:mod:`.queries`, writes in :mod:`.writes`, engine set-up in :mod:`.engine`, the columnar
+SQLite reader in :mod:`.columnar`.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from ..location import describe_store
 from ..record import CORE_METRICS
 from ..timestamps import format_ts
 from . import schema as T
-from .base import HistoryQuery, HistoryRows, PairRow, StatRow, Store
+from .base import Grouping, HistoryQuery, HistoryRows, LabelRow, PairRow, StatRow, Store
 from .columnar import ColumnarReader
 from .engine import BUSY_TIMEOUT_S, create_file, make_engine
 from .migrations import ensure_schema
+from .queries import grouped_stats, label_rows, source
 from .readonly import ChangedDuringRead, ReadOnlyFile, retried
 from .reads import read_best, read_directions
 from .writes import SQLWriteTx, Statements
@@ -191,38 +193,12 @@ class SQLStore(Store):
             "state": f"{gen or 0}:{row[0]}:{max_id or 0}",
         }
 
-    def _where(self, q: HistoryQuery, params: dict[str, Any]) -> str:
-        clauses = []
-        for name, values in (("ticker", q.tickers), ("model_name", q.models)):
-            if values:
-                keys = []
-                for i, v in enumerate(values):
-                    params[f"{name}{i}"] = v
-                    keys.append(f":{name}{i}")
-                clauses.append(f"r.{name} IN ({', '.join(keys)})")
-        if q.since_us is not None:
-            params["since"] = q.since_us
-            clauses.append("r.ts >= :since")
-        if q.until_us is not None:
-            params["until"] = q.until_us
-            clauses.append("r.ts <= :until")
-        for tag, op, bounds in (("lo", ">=", q.at_least), ("hi", "<=", q.at_most)):
-            for i, (metric, value) in enumerate(bounds):
-                params[f"{tag}{i}"] = value
-                if metric in CORE_METRICS:
-                    clauses.append(f"r.{metric} {op} :{tag}{i}")
-                else:
-                    params[f"{tag}n{i}"] = metric
-                    clauses.append(
-                        f"EXISTS (SELECT 1 FROM pl_extra e WHERE e.record_id = r.id "
-                        f"AND e.name = :{tag}n{i} AND e.value {op} :{tag}{i})"
-                    )
-        return " AND ".join(clauses) if clauses else "1=1"
-
     @retried
     def history(self, query: HistoryQuery) -> HistoryRows:
-        params: dict[str, Any] = {}
-        where = self._where(query, params)
+        with self.reading() as conn:
+            src = source(conn, query)
+            # Record ids are only needed to line custom metrics up with their rows.
+            has_extras = conn.execute(sa.text("SELECT 1 FROM pl_extra LIMIT 1")).first() is not None
         limit = f" LIMIT {int(query.limit)}" if query.limit else ""
         order = "ORDER BY r.ts DESC, r.id DESC" if query.limit else "ORDER BY r.ts, r.id"
         # As JSON text on every engine (PostgreSQL keeps them as JSONB; its driver would
@@ -232,34 +208,28 @@ class SQLStore(Store):
         )
         # One ticker asked for: every row holds it, so it is not fetched row by row.
         ticker_col = "" if len(query.tickers) == 1 else "r.ticker, "
-        # Record ids are only needed to line custom metrics up with their rows.
-        has_extras = self._has_extras()
         id_col = "r.id, " if has_extras else ""
         sql = (
             f"SELECT {id_col}r.ts, {ticker_col}r.model_name, "
             f"{', '.join('r.' + m for m in CORE_METRICS)}, r.notes{meta_cols} "
-            f"FROM pl_records r WHERE {where} {order}{limit}"
+            f"FROM {src.from_} WHERE {src.where} {order}{limit}"
         )
-        records = self._table(sql, params, _METRIC_TYPES)
+        records = self._table(sql, src.params, _METRIC_TYPES)
         extras = None
         if records.num_rows and has_extras:
             if query.limit:
                 # Only the custom metrics of the rows kept: the limit runs in the database.
-                source = (f"WHERE e.record_id IN (SELECT r.id FROM pl_records r WHERE {where} "
-                          f"{order}{limit})")
+                extra_sql = (f"SELECT e.record_id, e.name, e.value FROM pl_extra e WHERE e.record_id IN "
+                             f"(SELECT r.id FROM {src.from_} WHERE {src.where} {order}{limit})")
             else:
-                source = f"JOIN pl_records r ON r.id = e.record_id WHERE {where}"
+                extra_sql = (f"SELECT e.record_id, e.name, e.value FROM {src.from_} "
+                             f"JOIN pl_extra e ON e.record_id = r.id WHERE {src.where}")
             extras = self._table(
-                f"SELECT e.record_id, e.name, e.value FROM pl_extra e {source}",
-                params,
+                extra_sql,
+                src.params,
                 {"value": pa.float64()},
             )
         return HistoryRows(records, extras)
-
-    def _has_extras(self) -> bool:
-        """Whether any custom metric was ever stored (skips a join when none was)."""
-        with self.reading() as conn:
-            return conn.execute(sa.text("SELECT 1 FROM pl_extra LIMIT 1")).first() is not None
 
     def _table(
         self, sql: str, params: dict[str, Any], types: dict[str, pa.DataType] | None = None
@@ -284,65 +254,29 @@ class SQLStore(Store):
 
     @retried
     def leaderboard_stats(
-        self, ticker: str | None, since_us: int | None
+        self, query: HistoryQuery, by: Grouping = None
     ) -> tuple[list[StatRow], list[PairRow]]:
-        params: dict[str, Any] = {}
-        tfilter = ""
-        if ticker is not None:
-            params["ticker"] = ticker
-            tfilter = " AND r.ticker = :ticker"
+        summarised = (by is None and query.since_us is None and query.until_us is None
+                      and not (query.params or query.tags or query.models or query.at_least
+                               or query.at_most) and len(query.tickers) <= 1)
         with self.reading() as conn:
-            if since_us is None:
-                sql = (
-                    "SELECT s.ticker, s.model_name, s.metric, s.n, s.mean, s.m2, s.min, s.max, "
-                    "s.last_value FROM pl_summary s"
-                    + (" WHERE s.ticker = :ticker" if ticker is not None else "")
-                )
-                long = conn.execute(sa.text(sql), params).fetchall()
-                psql = "SELECT ticker, model_name, n FROM pl_pairs" + (
-                    " WHERE ticker = :ticker" if ticker is not None else ""
-                )
-                pairs = conn.execute(sa.text(psql), params).fetchall()
-            else:
-                params["since"] = since_us
-                long, pairs = self._windowed_stats(conn, tfilter, params)
+            if not summarised:
+                src = source(conn, query)
+                if src.empty:
+                    return [], []
+                has_extras = conn.execute(sa.text("SELECT 1 FROM pl_extra LIMIT 1")).first() is not None
+                one = query.tickers[0] if len(query.tickers) == 1 else None
+                return grouped_stats(conn, src, by, ticker=one, read=self._table, has_extras=has_extras)
+            ticker = query.tickers[0] if query.tickers else None
+            params = {"ticker": ticker}
+            where = " WHERE ticker = :ticker" if ticker is not None else ""
+            long = conn.execute(sa.text(
+                "SELECT ticker, model_name, metric, n, mean, m2, min, max, last_value "
+                f"FROM pl_summary{where}"), params).fetchall()
+            pairs = conn.execute(sa.text(f"SELECT ticker, model_name, n FROM pl_pairs{where}"),
+                                 params).fetchall()
         return list(long), list(pairs)
 
-    def _windowed_stats(
-        self, conn: sa.Connection, tfilter: str, params: dict[str, Any]
-    ) -> tuple[list[Any], list[Any]]:
-        """Leaderboard statistics over a time window, aggregated by the database."""
-        parts = [
-            f"SELECT r.ticker, r.model_name, '{m}' AS metric, r.{m} AS value, r.ts, r.id "
-            f"FROM pl_records r WHERE r.ts >= :since{tfilter} AND r.{m} IS NOT NULL"
-            for m in CORE_METRICS
-        ]
-        parts.append(
-            "SELECT r.ticker, r.model_name, e.name AS metric, e.value, r.ts, r.id FROM pl_extra e "
-            f"JOIN pl_records r ON r.id = e.record_id WHERE r.ts >= :since{tfilter}"
-        )
-        v = " UNION ALL ".join(parts)
-        sql = (
-            f"WITH v AS ({v}), "
-            "g AS (SELECT ticker, model_name, metric, COUNT(*) AS n, AVG(value) AS mean, "
-            "MIN(value) AS mn, MAX(value) AS mx FROM v GROUP BY ticker, model_name, metric), "
-            "d AS (SELECT v.ticker, v.model_name, v.metric, "
-            "SUM((v.value - g.mean) * (v.value - g.mean)) AS m2 FROM v JOIN g "
-            "ON v.ticker = g.ticker AND v.model_name = g.model_name AND v.metric = g.metric "
-            "GROUP BY v.ticker, v.model_name, v.metric), "
-            "l AS (SELECT ticker, model_name, metric, value, ROW_NUMBER() OVER (PARTITION BY "
-            "ticker, model_name, metric ORDER BY ts DESC, id DESC) AS rn FROM v) "
-            "SELECT g.ticker, g.model_name, g.metric, g.n, g.mean, d.m2, g.mn, g.mx, l.value "
-            "FROM g JOIN d ON g.ticker = d.ticker AND g.model_name = d.model_name "
-            "AND g.metric = d.metric JOIN l ON l.ticker = g.ticker AND "
-            "l.model_name = g.model_name AND l.metric = g.metric AND l.rn = 1"
-        )
-        long = conn.execute(sa.text(sql), params).fetchall()
-        pairs = conn.execute(
-            sa.text(
-                "SELECT r.ticker, r.model_name, COUNT(*) FROM pl_records r "
-                f"WHERE r.ts >= :since{tfilter} GROUP BY r.ticker, r.model_name"
-            ),
-            params,
-        ).fetchall()
-        return long, pairs
+    def labels(self, ticker: str | None = None) -> list[LabelRow]:
+        with self.reading() as conn:
+            return label_rows(conn, ticker)

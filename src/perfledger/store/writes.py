@@ -15,14 +15,23 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from ..labels import collect, digest
 from ..record import CORE_DIRECTIONS, CORE_METRICS
 from . import schema as T
 from .base import WriteTx
 from .reads import read_best, read_directions
 
+
+def _sqlite_indexes(table: sa.Table) -> list[sa.Index]:
+    return sorted((ix for ix in table.indexes if ix._ddl_if is None or ix._ddl_if.dialect == "sqlite"),
+                  key=lambda ix: ix.name or "")
+
+
 #: Indexes rebuilt after a bulk load instead of maintained row by row: one sort each.
-_DEFERRED_INDEXES = sorted(T.records.indexes, key=lambda ix: ix.name or "")
+_DEFERRED_INDEXES = _sqlite_indexes(T.records)
+_DEFERRED_LABEL_INDEXES = _sqlite_indexes(T.record_labels)
 _BULK_ROWS = 50_000
+_IN_CHUNK = 500
 
 if TYPE_CHECKING:
     from ..batch import Batch
@@ -88,6 +97,11 @@ def _build_sql(dialect: str) -> dict[str, str]:
     sql["max_id"] = "SELECT COALESCE(MAX(id), 0) FROM pl_records"
     sql["ticker_known"] = "SELECT 1 FROM pl_pairs WHERE ticker = :ticker LIMIT 1"
     sql["insert_extra"] = f"INSERT INTO pl_extra (record_id, name, value) VALUES ({ph}, {ph}, {ph})"
+    sql["labels"] = (
+        "INSERT INTO pl_labels (h, kind, key, value, n) VALUES (:h, :kind, :key, :value, :n) "
+        "ON CONFLICT (h) DO UPDATE SET n = pl_labels.n + excluded.n"
+    )
+    sql["insert_links"] = f"INSERT INTO pl_record_labels (record_id, label_id) VALUES ({ph}, {ph})"
     return sql
 
 
@@ -190,10 +204,10 @@ class SQLWriteTx(WriteTx):
             zip(batch.ids, batch.ticker, batch.model_name, batch.ts_us, *core_cols, batch.notes,
                 params_json, tags_json, strict=True)
         )
+        # A bulk load at least as large as the table builds its indexes after the data
+        # (one sort each) instead of a million index inserts.
+        rebuild = len(rows) >= _BULK_ROWS and batch.ids[0] - 1 <= len(rows)
         if self._cursor is not None:
-            # A bulk load at least as large as the table builds its indexes after the data
-            # (one sort each) instead of a million index inserts.
-            rebuild = len(rows) >= _BULK_ROWS and batch.ids[0] - 1 <= len(rows)
             if rebuild:
                 for index in _DEFERRED_INDEXES:
                     self._cursor.execute(f"DROP INDEX IF EXISTS {index.name}")
@@ -212,6 +226,7 @@ class SQLWriteTx(WriteTx):
             self._cursor.executemany(sql["insert_extra"], extra_rows)
         elif extra_rows:
             self.conn.exec_driver_sql(sql["insert_extra"], extra_rows)
+        self.add_labels(batch.ids, batch.params, batch.tags, rebuild=rebuild)
         dirs = self.directions
         best_rows, summary_rows, pair_rows = batch.aggregates(dirs)
         changed = False
@@ -238,6 +253,52 @@ class SQLWriteTx(WriteTx):
                 changed = known != len(tickers)
         self._run("pairs", pair_rows)
         return changed
+
+    def add_labels(
+        self,
+        ids: Sequence[int],
+        params: Sequence[Mapping[str, Any]],
+        tags: Sequence[Mapping[str, str]],
+        *,
+        rebuild: bool = False,
+    ) -> None:
+        """Count the records' params and tags in ``pl_labels`` and, on SQLite, link each
+        record to its labels (what ``history(params=, tags=)`` looks up). A batch without
+        params or tags costs nothing here."""
+        if not any(params) and not any(tags):
+            return
+        counts, per_record = collect(params, tags)
+        hashes = {label: digest(label) for label in counts}
+        rows = sorted(
+            ({"h": hashes[lb], "kind": lb[0], "key": lb[1], "value": lb[2], "n": n}
+             for lb, n in counts.items()),
+            key=lambda r: r["h"],  # one lock order for concurrent PostgreSQL writers
+        )
+        self._run("labels", rows)
+        if self._cursor is None:
+            return  # PostgreSQL: the GIN indexes on the JSONB columns find records
+        id_of: dict[str, int] = {}
+        keys = [r["h"] for r in rows]
+        for i in range(0, len(keys), _IN_CHUNK):
+            part = keys[i: i + _IN_CHUNK]
+            marks = ", ".join("?" * len(part))
+            id_of.update(self._cursor.execute(
+                f"SELECT h, id FROM pl_labels WHERE h IN ({marks})", part).fetchall())
+        link_rows: list[tuple[int, int]] = []
+        label_ids: dict[int, list[int]] = {}  # records sharing a labels tuple share its ids
+        for rid, labels in zip(ids, per_record, strict=True):
+            if labels:
+                lids = label_ids.get(id(labels))
+                if lids is None:
+                    lids = label_ids[id(labels)] = [id_of[hashes[lb]] for lb in labels]
+                link_rows += [(rid, lid) for lid in lids]
+        if rebuild:
+            for index in _DEFERRED_LABEL_INDEXES:
+                self._cursor.execute(f"DROP INDEX IF EXISTS {index.name}")
+        self._cursor.executemany(self._sql["insert_links"], link_rows)
+        if rebuild:
+            for index in _DEFERRED_LABEL_INDEXES:
+                index.create(self.conn)
 
     def register_metric(self, name: str, higher_is_better: bool) -> bool:
         """Register (or re-direct) a custom metric and recompute its best entries from
@@ -302,8 +363,10 @@ class SQLWriteTx(WriteTx):
             last = ids[-1]
 
     def clear(self) -> None:
-        for table in (T.records, T.extra, T.best, T.summary, T.pairs, T.import_keys):
+        for table in (T.records, T.extra, T.best, T.summary, T.pairs, T.import_keys, T.labels):
             self.conn.execute(sa.delete(table))
+        if self.dialect == "sqlite":
+            self.conn.execute(sa.delete(T.record_labels))
         gen = int(self.get_meta("generation") or 0) + 1
         self.set_meta("generation", str(gen))
 
