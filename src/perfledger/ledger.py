@@ -20,15 +20,18 @@ from .errors import ValidationError
 from .frames import history_frame, leaderboard_frame, records_from_frame
 from .location import DB_NAME, Location, describe_store, resolve
 from .mirrors import PreparedAppend, SeedMirrors, write_seed_files
+from .record import CORE_METRICS
 from .store import open_store
-from .store.base import HistoryQuery
+from .store.base import HistoryQuery, TailQuery
 from .timestamps import time_window
 from .validation import (
     check_bounds,
+    check_count,
     check_label,
     check_limit,
     check_metric_name,
     check_names,
+    check_probability,
     validate_frame,
     validate_record,
 )
@@ -327,6 +330,14 @@ class Ledger:
             check_label("ticker", ticker)
         since_us, _ = time_window(days_back)
         store = self._ensure()
+        directions = self._directions_for(store, metric)
+        long, pairs = store.leaderboard_stats(ticker, since_us)
+        return leaderboard_frame(long, pairs, metric, directions)
+
+    @staticmethod
+    def _directions_for(store: Store, metric: str) -> dict[str, bool]:
+        """Every metric's direction (True: higher is better); a ValidationError naming
+        ``metric`` when it has none."""
         directions = store.directions()
         if metric not in directions:
             raise ValidationError(
@@ -334,8 +345,55 @@ class Ledger:
                 "(register a custom metric with Ledger.register_metric)",
                 [(None, "metric", "unknown")],
             )
-        long, pairs = store.leaderboard_stats(ticker, since_us)
-        return leaderboard_frame(long, pairs, metric, directions)
+        return directions
+
+    def decay(
+        self,
+        ticker: str | Sequence[str] | None = None,
+        model_name: str | Sequence[str] | None = None,
+        metric: str = "sharpe",
+        *,
+        recent: int = 20,
+        alpha: float = 0.01,
+        baseline: int | None = 100,
+        days_back: float | None = None,
+        since: Any = None,
+        until: Any = None,
+    ) -> pd.DataFrame:
+        """Is a model getting worse? One row per (ticker, model) with at least ``recent + 10``
+        values of ``metric``: its latest ``recent`` evaluations against up to ``baseline``
+        before them (None: all of them), by a one-sided Mann–Whitney U test in the metric's
+        own direction (a rising MSE is worse, a rising Sharpe is not; custom metrics use their
+        registered direction). ``decayed`` is ``p_value < alpha``.
+
+        Columns: ticker, model_name, metric, higher_is_better, baseline_n, recent_n,
+        baseline_mean, recent_mean, change, prob_worse, p_value, decayed, autocorr,
+        recent_from, last_timestamp; decayed rows first. ``days_back``/``since``/``until``
+        restrict the evaluations considered. The test, its assumptions (independent
+        evaluations: see ``autocorr``) and its false-alarm rate: ``docs/monitoring.md``.
+        """
+        from .decay import MIN_BASELINE, decay_frame
+
+        recent_n = check_count("recent", recent, 2)
+        base_n = check_count("baseline", baseline, MIN_BASELINE, optional=True)
+        level = check_probability("alpha", alpha)
+        store = self._ensure()
+        if metric not in CORE_METRICS:
+            check_metric_name(metric, "metric")
+        higher = self._directions_for(store, metric)[metric]
+        since_us, until_us = time_window(days_back, since, until)
+        query = TailQuery(
+            metric=metric,
+            custom=metric not in CORE_METRICS,
+            tickers=check_names("ticker", ticker),
+            models=check_names("model_name", model_name),
+            since_us=since_us,
+            until_us=until_us,
+            keep=None if base_n is None else recent_n + base_n,
+            min_count=recent_n + MIN_BASELINE,
+        )
+        return decay_frame(store.metric_tails(query), metric, higher, recent=recent_n, alpha=level,
+                           baseline=base_n)
 
     def stats(self) -> dict[str, Any]:
         """Record, ticker and model counts, the latest timestamp, and a ``state`` token that

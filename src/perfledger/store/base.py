@@ -56,6 +56,25 @@ class HistoryRows:
     extras: pa.Table | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TailQuery:
+    """The latest values of one metric per (ticker, model) pair, already validated.
+
+    ``keep``: how many of each pair's newest values (None: all); ``min_count``: pairs whose
+    all-time count of the metric is below it may be left out (a cheap pre-filter: the caller
+    still checks the counts within the time window).
+    """
+
+    metric: str
+    custom: bool = False
+    tickers: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    since_us: int | None = None
+    until_us: int | None = None
+    keep: int | None = None
+    min_count: int = 1
+
+
 class WriteTx(ABC):
     """A write transaction. Writers are serialised; everything done through one ``WriteTx``
     commits or rolls back together (records, derived tables and mirror bookkeeping)."""
@@ -124,6 +143,11 @@ class Store(ABC):
     ) -> tuple[list[StatRow], list[PairRow]]:
         """Per (ticker, model, metric) statistics and per (ticker, model) counts, over all
         history (from the maintained summary) or since ``since_us`` (aggregated in the database)."""
+
+    @abstractmethod
+    def metric_tails(self, query: TailQuery) -> pa.Table:
+        """Each pair's ``keep`` newest non-null values of ``query.metric`` within the filters:
+        ``ticker, model_name, ts`` (UTC microseconds), ``id``, ``value``; rows in any order."""
 
     @abstractmethod
     def stats(self) -> Mapping[str, Any]:

@@ -62,9 +62,22 @@ def _v2_jsonb(conn: sa.Connection) -> None:
         )
 
 
+def _v7_pair_index(conn: sa.Connection) -> None:
+    """The (model_name, ts) index becomes (model_name, ticker, ts, id): the latest values of
+    each (ticker, model) pair are then an index range read (``Ledger.decay``), and a model's
+    history still finds its rows. Replaced rather than added, so a bulk load builds no more
+    indexes than before."""
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_pl_records_model_ts")
+    conn.exec_driver_sql(
+        "CREATE INDEX ix_pl_records_model_ticker_ts ON pl_records (model_name, ticker, ts, id)"
+    )
+
+
 #: Every migration, in order; a new one is appended with the next version number.
 MIGRATIONS: list[Migration] = [
     Migration(2, "params and tags as JSONB on PostgreSQL", _v2_jsonb),
+    # Numbered 7 on its branch; versions 3-6 belong to work merged in parallel.
+    Migration(7, "index (model_name, ticker, ts, id) for the latest values per pair", _v7_pair_index),
 ]
 
 
