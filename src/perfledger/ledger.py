@@ -320,18 +320,35 @@ class Ledger:
         return self._ensure().directions()
 
     def leaderboard(
-        self, ticker: str | None = None, metric: str = "sharpe", days_back: float | None = None
+        self,
+        ticker: str | None = None,
+        metric: str = "sharpe",
+        days_back: float | None = None,
+        *,
+        since: Any = None,
+        until: Any = None,
+        at_least: Mapping[str, float] | None = None,
+        at_most: Mapping[str, float] | None = None,
     ) -> pd.DataFrame:
         """One row per model (per ticker and model when ``ticker`` is None) with count, mean,
         std, min, max and latest of each metric, ranked within each ticker by the mean of
-        ``metric`` in its own direction. Statistics come from a summary the database keeps
-        up to date on every insert; ``days_back`` aggregates that window in the database."""
+        ``metric`` in its own direction. Without filters the statistics come from a summary
+        the database keeps up to date on every insert; ``days_back``/``since``/``until`` and
+        ``at_least``/``at_most`` (as in :meth:`history`) aggregate the matching records in
+        the database."""
         if ticker is not None:
             check_label("ticker", ticker)
-        since_us, _ = time_window(days_back)
+        since_us, until_us = time_window(days_back, since, until)
+        query = HistoryQuery(
+            tickers=(ticker,) if ticker is not None else (),
+            since_us=since_us,
+            until_us=until_us,
+            at_least=check_bounds("at_least", at_least),
+            at_most=check_bounds("at_most", at_most),
+        )
         store = self._ensure()
         directions = self._directions_for(store, metric)
-        long, pairs = store.leaderboard_stats(ticker, since_us)
+        long, pairs = store.leaderboard_stats(query)
         return leaderboard_frame(long, pairs, metric, directions)
 
     @staticmethod

@@ -138,11 +138,11 @@ class Store(ABC):
         """Every tracked metric (core and registered custom) → higher is better."""
 
     @abstractmethod
-    def leaderboard_stats(
-        self, ticker: str | None, since_us: int | None
-    ) -> tuple[list[StatRow], list[PairRow]]:
-        """Per (ticker, model, metric) statistics and per (ticker, model) counts, over all
-        history (from the maintained summary) or since ``since_us`` (aggregated in the database)."""
+    def leaderboard_stats(self, query: HistoryQuery) -> tuple[list[StatRow], list[PairRow]]:
+        """Per (ticker, model, metric) statistics and per (ticker, model) counts of the records
+        matching ``query`` (``limit`` and ``include_meta`` ignored): from the maintained summary
+        when it names tickers at most, else aggregated in the database over the matching
+        records (time window, metric bounds, models)."""
 
     @abstractmethod
     def metric_tails(self, query: TailQuery) -> pa.Table:

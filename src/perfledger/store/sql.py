@@ -258,66 +258,86 @@ class SQLStore(Store):
             )
         return self._table(sql, params)
 
-    def leaderboard_stats(
-        self, ticker: str | None, since_us: int | None
-    ) -> tuple[list[StatRow], list[PairRow]]:
+    def leaderboard_stats(self, query: HistoryQuery) -> tuple[list[StatRow], list[PairRow]]:
         params: dict[str, Any] = {}
-        tfilter = ""
-        if ticker is not None:
-            params["ticker"] = ticker
-            tfilter = " AND r.ticker = :ticker"
+        filtered = (query.since_us is not None or query.until_us is not None or query.at_least
+                    or query.at_most or query.models)
         with self.reading() as conn:
-            if since_us is None:
-                sql = (
-                    "SELECT s.ticker, s.model_name, s.metric, s.n, s.mean, s.m2, s.min, s.max, "
-                    "s.last_value FROM pl_summary s"
-                    + (" WHERE s.ticker = :ticker" if ticker is not None else "")
-                )
-                long = conn.execute(sa.text(sql), params).fetchall()
-                psql = "SELECT ticker, model_name, n FROM pl_pairs" + (
-                    " WHERE ticker = :ticker" if ticker is not None else ""
-                )
-                pairs = conn.execute(sa.text(psql), params).fetchall()
+            if not filtered:
+                where = ""
+                if query.tickers:
+                    keys = []
+                    for i, t in enumerate(query.tickers):
+                        params[f"ticker{i}"] = t
+                        keys.append(f":ticker{i}")
+                    where = f" WHERE ticker IN ({', '.join(keys)})"
+                long = conn.execute(sa.text(
+                    "SELECT ticker, model_name, metric, n, mean, m2, min, max, last_value "
+                    f"FROM pl_summary{where}"), params).fetchall()
+                pairs = conn.execute(sa.text(f"SELECT ticker, model_name, n FROM pl_pairs{where}"),
+                                     params).fetchall()
             else:
-                params["since"] = since_us
-                long, pairs = self._windowed_stats(conn, tfilter, params)
+                long, pairs = self._windowed_stats(conn, self._where(query, params), params)
         return list(long), list(pairs)
 
     def _windowed_stats(
-        self, conn: sa.Connection, tfilter: str, params: dict[str, Any]
+        self, conn: sa.Connection, where: str, params: dict[str, Any]
     ) -> tuple[list[Any], list[Any]]:
-        """Leaderboard statistics over a time window, aggregated by the database."""
-        parts = [
-            f"SELECT r.ticker, r.model_name, '{m}' AS metric, r.{m} AS value, r.ts, r.id "
-            f"FROM pl_records r WHERE r.ts >= :since{tfilter} AND r.{m} IS NOT NULL"
-            for m in CORE_METRICS
-        ]
-        parts.append(
-            "SELECT r.ticker, r.model_name, e.name AS metric, e.value, r.ts, r.id FROM pl_extra e "
-            f"JOIN pl_records r ON r.id = e.record_id WHERE r.ts >= :since{tfilter}"
-        )
-        v = " UNION ALL ".join(parts)
-        sql = (
-            f"WITH v AS ({v}), "
-            "g AS (SELECT ticker, model_name, metric, COUNT(*) AS n, AVG(value) AS mean, "
-            "MIN(value) AS mn, MAX(value) AS mx FROM v GROUP BY ticker, model_name, metric), "
-            "d AS (SELECT v.ticker, v.model_name, v.metric, "
-            "SUM((v.value - g.mean) * (v.value - g.mean)) AS m2 FROM v JOIN g "
-            "ON v.ticker = g.ticker AND v.model_name = g.model_name AND v.metric = g.metric "
-            "GROUP BY v.ticker, v.model_name, v.metric), "
-            "l AS (SELECT ticker, model_name, metric, value, ROW_NUMBER() OVER (PARTITION BY "
-            "ticker, model_name, metric ORDER BY ts DESC, id DESC) AS rn FROM v) "
-            "SELECT g.ticker, g.model_name, g.metric, g.n, g.mean, d.m2, g.mn, g.mx, l.value "
-            "FROM g JOIN d ON g.ticker = d.ticker AND g.model_name = d.model_name "
-            "AND g.metric = d.metric JOIN l ON l.ticker = g.ticker AND "
-            "l.model_name = g.model_name AND l.metric = g.metric AND l.rn = 1"
-        )
-        long = conn.execute(sa.text(sql), params).fetchall()
+        """Leaderboard statistics over the records matching ``where`` (time window, metric
+        bounds, names), aggregated by the database in two grouped passes: counts, means,
+        extremes and each metric's latest time; then the squared deviations from those means
+        (exact, unlike a sum of squares) and the id of each latest value, read back by id."""
+        long = self._two_pass(conn, where, params, custom=False)
+        if self._has_extras():
+            long += self._two_pass(conn, where, params, custom=True)
         pairs = conn.execute(
             sa.text(
                 "SELECT r.ticker, r.model_name, COUNT(*) FROM pl_records r "
-                f"WHERE r.ts >= :since{tfilter} GROUP BY r.ticker, r.model_name"
+                f"WHERE {where} GROUP BY r.ticker, r.model_name"
             ),
             params,
         ).fetchall()
         return long, pairs
+
+    def _two_pass(
+        self, conn: sa.Connection, where: str, params: dict[str, Any], *, custom: bool
+    ) -> list[tuple[Any, ...]]:
+        """One row per (ticker, model, metric): ``n, mean, m2, min, max, latest``. Core metrics
+        are columns of one grouped scan; custom ones rows of ``pl_extra`` grouped by name."""
+        if custom:
+            src = "pl_extra x JOIN pl_records r ON r.id = x.record_id"
+            keys, names = ["r.ticker", "r.model_name", "x.name"], [None]
+        else:
+            src, keys, names = "pl_records r", ["r.ticker", "r.model_name"], list(CORE_METRICS)
+        val = (lambda m: "x.value") if custom else (lambda m: f"r.{m}")
+        first, second, pick = [], [], []
+        for k, m in enumerate(names):
+            v = val(m)
+            first += [f"COUNT({v}) AS n{k}", f"AVG({v}) AS a{k}", f"MIN({v}) AS lo{k}", f"MAX({v}) AS hi{k}",
+                      f"MAX(CASE WHEN {v} IS NOT NULL THEN r.ts END) AS t{k}"]
+            second += [f"SUM(({v} - g.a{k}) * ({v} - g.a{k})) AS m{k}",
+                       f"MAX(CASE WHEN {v} IS NOT NULL AND r.ts = g.t{k} THEN r.id END) AS i{k}"]
+            latest = (f"(SELECT x2.value FROM pl_extra x2 WHERE x2.record_id = d.i{k} AND x2.name = g.k2)"
+                      if custom else f"(SELECT r2.{m} FROM pl_records r2 WHERE r2.id = d.i{k})")
+            pick += [f"g.n{k}", f"g.a{k}", f"d.m{k}", f"g.lo{k}", f"g.hi{k}", latest]
+        aliases = ["k0", "k1", "k2"][: len(keys)]
+        group = ", ".join(keys)
+        on = " AND ".join(f"{c} = g.{a}" for c, a in zip(keys, aliases, strict=True))
+        don = " AND ".join(f"d.{a} = g.{a}" for a in aliases)
+        sel = ", ".join(f"{c} AS {a}" for c, a in zip(keys, aliases, strict=True))
+        sql = (
+            f"WITH g AS (SELECT {sel}, {', '.join(first)} FROM {src} WHERE {where} "
+            f"GROUP BY {group}), "
+            f"d AS (SELECT {sel}, {', '.join(second)} FROM {src} JOIN g ON {on} WHERE {where} "
+            f"GROUP BY {group}) "
+            f"SELECT {', '.join('g.' + a for a in aliases)}, {', '.join(pick)} FROM g JOIN d ON {don}"
+        )
+        out = []
+        for row in conn.execute(sa.text(sql), params):
+            ticker, model = row[0], row[1]
+            body = row[len(aliases):]
+            for k, m in enumerate(names):
+                n, mean, m2, lo, hi, last = body[6 * k : 6 * k + 6]
+                if n:
+                    out.append((ticker, model, row[2] if custom else m, n, mean, m2, lo, hi, last))
+        return out
