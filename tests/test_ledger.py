@@ -166,7 +166,14 @@ def test_stats_state_token_changes_with_every_write(any_ledger: Ledger) -> None:
     assert s1["records"] == 1 and s1["tickers"] == 1 and s1["state"] != s0["state"]
     any_ledger.clear()
     any_ledger.log("M", "T", sharpe=1.0)
-    assert any_ledger.stats()["state"] not in (s0["state"], s1["state"])
+    s2 = any_ledger.stats()
+    assert s2["state"] not in (s0["state"], s1["state"])
+    # Registering a direction changes what best() and the rankings say: a new state too.
+    any_ledger.register_metric("latency", higher_is_better=False)
+    s3 = any_ledger.stats()
+    assert s3["state"] != s2["state"]
+    any_ledger.register_metric("latency", higher_is_better=False)  # no change, same state
+    assert any_ledger.stats()["state"] == s3["state"]
 
 
 def test_log_many_accepts_frames_with_custom_metric_columns(any_ledger: Ledger) -> None:

@@ -246,6 +246,7 @@ class SQLWriteTx(WriteTx):
             {"name": name},
         )
         self._directions = None
+        self._bump_generation()  # directions and best entries changed: caches keyed on state must see it
         return True
 
     def iter_batches(self, chunk: int = 20_000) -> Iterator[Batch]:
@@ -287,6 +288,10 @@ class SQLWriteTx(WriteTx):
     def clear(self) -> None:
         for table in (T.records, T.extra, T.best, T.summary, T.pairs):
             self.conn.execute(sa.delete(table))
+        self._bump_generation()
+
+    def _bump_generation(self) -> None:
+        """Change ``stats()["state"]`` for a change the record count and ids do not show."""
         gen = int(self.get_meta("generation") or 0) + 1
         self.set_meta("generation", str(gen))
 
