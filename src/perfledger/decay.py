@@ -170,7 +170,7 @@ def decay_frame(
     import pyarrow.compute as pc
 
     if tails.num_rows == 0:
-        return _empty()
+        return empty_decay_frame()
     tick = pc.dictionary_encode(tails.column("ticker")).combine_chunks()
     model = pc.dictionary_encode(tails.column("model_name")).combine_chunks()
     n_models = max(len(model.dictionary), 1)
@@ -207,7 +207,7 @@ def decay_frame(
             "last_timestamp": ts[sel],
         }))
     if not parts:
-        return _empty()
+        return empty_decay_frame()
     out = pd.concat(parts, ignore_index=True)
     out["metric"] = metric
     out["higher_is_better"] = higher_is_better
@@ -221,7 +221,8 @@ def decay_frame(
     return out[DECAY_COLUMNS].reset_index(drop=True)
 
 
-def _empty() -> pd.DataFrame:
+def empty_decay_frame() -> pd.DataFrame:
+    """A decay table without rows, with its columns and dtypes."""
     import pandas as pd
 
     frame = pd.DataFrame({c: pd.Series(dtype=object) for c in DECAY_COLUMNS})

@@ -10,7 +10,13 @@ from __future__ import annotations
 import streamlit as st
 
 from . import data
-from .sidebar import on_add_sample, render_actions, render_filters
+from .sidebar import (
+    on_add_sample,
+    render_actions,
+    render_decay_settings,
+    render_direction_prompt,
+    render_filters,
+)
 from .views_analytics import render_analytics
 from .views_best import render_best_models
 from .views_performance import render_performance
@@ -69,13 +75,18 @@ def main() -> None:
         render_first_run(location, readonly)
         return
 
+    dirs = data.directions(location, state)
     with filters_box:
         filters, metric = render_filters(location, state)
-    dirs = data.directions(location, state)
+        if metric not in dirs:
+            render_direction_prompt(location, metric, readonly)
+        board = data.leaderboard(location, state, filters.ticker, metric, filters.window)
+        counts = board[f"{metric}_count"] if f"{metric}_count" in board.columns else board["records"]
+        decay = render_decay_settings(int(counts.max()) if len(counts) else 0)
     perf, best, analytics = st.tabs(list(TABS))
     with perf:
-        render_performance(location, state, filters, metric, dirs)
+        render_performance(location, state, filters, metric, dirs, decay)
     with best:
-        render_best_models(location, state, dirs)
+        render_best_models(location, state, dirs, filters.window)
     with analytics:
-        render_analytics(location, state, stats, filters, metric, dirs)
+        render_analytics(location, state, stats, filters, metric, dirs, decay)

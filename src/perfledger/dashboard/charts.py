@@ -7,7 +7,7 @@ time-bucket means (:func:`downsample`), at most ``MAX_POINTS_PER_TRACE`` per mod
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,11 @@ import plotly.graph_objects as go
 
 from .formatting import format_value, metric_label, plotly_tickformat
 
+#: One colour per model, fixed by its position in the sorted model list, so a model keeps its
+#: colour across the raw line, its rolling mean and every chart of the page.
+PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880",
+           "#FF97FF", "#FECB52")
+DECAYING = " ⚠ decaying"
 MAX_POINTS_PER_TRACE = 2_000
 MAX_POINTS_PER_CHART = 12_000
 _LAYOUT = {
@@ -87,33 +92,74 @@ def _empty_figure(title: str, message: str) -> go.Figure:
     return fig
 
 
+def _rolling(y: np.ndarray, window: int) -> np.ndarray:
+    """Mean of the last ``window`` values at each point (fewer at the start)."""
+    return pd.Series(y).rolling(window, min_periods=1).mean().to_numpy()
+
+
+def _name(model: str, flagged: Collection[str]) -> str:
+    return model + DECAYING if model in flagged else model
+
+
 def time_series_figure(
-    frame: pd.DataFrame, metric: str, *, title: str | None = None, max_points: int = MAX_POINTS_PER_TRACE
+    frame: pd.DataFrame,
+    metric: str,
+    *,
+    title: str | None = None,
+    max_points: int = MAX_POINTS_PER_TRACE,
+    rolling: int | None = None,
+    flagged: Collection[str] = (),
 ) -> tuple[go.Figure, bool]:
     """One line per model of ``metric`` over time; returns the figure and whether any trace
-    was downsampled (the page says so, so nobody mistakes bucket means for raw points)."""
+    was downsampled (the page says so, so nobody mistakes bucket means for raw points).
+
+    ``rolling``: also draw each model's rolling mean of its last ``rolling`` evaluations (a
+    thick line in the model's colour; the raw values fade behind it). ``flagged``: models the
+    decay test flags, named "⚠ decaying" in the legend and drawn dashed."""
     label = metric_label(metric)
     title = title or f"{label} over time"
     series = _series(frame, metric)
     if not series:
         return _empty_figure(title, f"No {label} values for these filters"), False
-    budget = points_budget(len(series), max_points)
+    budget = points_budget(len(series) * (2 if rolling else 1), max_points)
     fig = go.Figure()
     reduced = False
-    for model, x, y in series:
+    for i, (model, x, y) in enumerate(series):
+        colour = PALETTE[i % len(PALETTE)]
+        ok = ~np.isnan(y)
         dx, dy = downsample(x, y, budget)
-        reduced = reduced or len(dx) < np.count_nonzero(~np.isnan(y))
+        reduced = reduced or len(dx) < np.count_nonzero(ok)
+        name = _name(model, flagged)
         fig.add_trace(
             go.Scatter(
                 x=_datetimes(dx),
                 y=dy,
-                name=model,
+                name=name,
+                legendgroup=model,
                 mode="lines+markers" if len(dx) <= 200 else "lines",
-                marker={"size": 5},
-                hovertemplate=f"<b>{model}</b><br>%{{x|%Y-%m-%d %H:%M}}<br>{label}: "
+                marker={"size": 5, "color": colour},
+                line={"color": colour, "dash": "dash" if model in flagged else "solid",
+                      "width": 1 if rolling else 2},
+                opacity=0.35 if rolling else 1.0,
+                hovertemplate=f"<b>{name}</b><br>%{{x|%Y-%m-%d %H:%M}}<br>{label}: "
                 f"%{{y:{plotly_tickformat(metric)}}}<extra></extra>",
             )
         )
+        if rolling:
+            rx, ry = downsample(x[ok], _rolling(y[ok], rolling), budget)
+            fig.add_trace(
+                go.Scatter(
+                    x=_datetimes(rx),
+                    y=ry,
+                    name=f"{name} · rolling mean",
+                    legendgroup=model,
+                    showlegend=False,
+                    mode="lines",
+                    line={"color": colour, "width": 3, "dash": "dash" if model in flagged else "solid"},
+                    hovertemplate=f"<b>{name}</b><br>%{{x|%Y-%m-%d}}<br>rolling mean of {rolling}: "
+                    f"%{{y:{plotly_tickformat(metric)}}}<extra></extra>",
+                )
+            )
     fig.update_layout(title=title, height=420, **_LAYOUT)
     fig.update_yaxes(title=label, tickformat=plotly_tickformat(metric))
     fig.update_xaxes(title=None)
@@ -204,10 +250,15 @@ def heatmap_figure(table: pd.DataFrame, directions: Mapping[str, bool], *, title
 
 
 def trend_figure(
-    frame: pd.DataFrame, metric: str, window: int, max_points: int = MAX_POINTS_PER_TRACE
+    frame: pd.DataFrame,
+    metric: str,
+    window: int,
+    max_points: int = MAX_POINTS_PER_TRACE,
+    flagged: Collection[str] = (),
 ) -> go.Figure:
     """Rolling mean of ``metric`` over each model's last ``window`` evaluations: the trend
-    without the evaluation-to-evaluation noise (a decaying model shows as a falling line)."""
+    without the evaluation-to-evaluation noise (a decaying model shows as a falling line;
+    ``flagged`` ones, from the decay test, are named and dashed)."""
     label = metric_label(metric)
     title = f"{label}: rolling mean of the last {window} evaluations"
     series = _series(frame, metric)
@@ -215,18 +266,19 @@ def trend_figure(
         return _empty_figure(title, f"No {label} values for these filters")
     budget = points_budget(len(series), max_points)
     fig = go.Figure()
-    for model, x, y in series:
+    for i, (model, x, y) in enumerate(series):
         ok = ~np.isnan(y)
-        rolled = pd.Series(y[ok]).rolling(window, min_periods=1).mean().to_numpy()
-        dx, dy = downsample(x[ok], rolled, budget)
+        dx, dy = downsample(x[ok], _rolling(y[ok], window), budget)
+        name = _name(model, flagged)
         fig.add_trace(
             go.Scatter(
                 x=_datetimes(dx),
                 y=dy,
-                name=model,
+                name=name,
                 mode="lines",
-                line={"width": 2.5, "shape": "spline" if len(dx) <= 300 else "linear"},
-                hovertemplate=f"<b>{model}</b><br>%{{x|%Y-%m-%d}}<br>rolling {label}: "
+                line={"width": 2.5, "shape": "spline" if len(dx) <= 300 else "linear",
+                      "color": PALETTE[i % len(PALETTE)], "dash": "dash" if model in flagged else "solid"},
+                hovertemplate=f"<b>{name}</b><br>%{{x|%Y-%m-%d}}<br>rolling {label}: "
                 f"%{{y:{plotly_tickformat(metric)}}}<extra></extra>",
             )
         )

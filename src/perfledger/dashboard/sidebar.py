@@ -8,6 +8,7 @@ checkbox can be reset after a clear. ``$PERFLEDGER_READ_ONLY=1`` removes every w
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -18,6 +19,8 @@ from ..record import CORE_METRICS
 from ..sample import add_sample_data
 from . import data
 from .formatting import metric_label, order_metrics
+from .forms import parse_metrics, parse_params, parse_tags
+from .insights import DECAY_ALPHAS, DECAY_WINDOWS, board_metrics, default_decay_window
 
 DAYS_BACK_OPTIONS = (0, 1, 7, 14, 30, 60, 90, 180, 365)
 
@@ -66,15 +69,19 @@ def _on_log(location: str) -> None:
             (ss.get("log_model") or "").strip(),
             (ss.get("log_ticker") or "").strip(),
             notes=ss.get("log_notes") or "",
+            metrics=parse_metrics(ss.get("log_metrics")) or None,
+            params=parse_params(ss.get("log_params")) or None,
+            tags=parse_tags(ss.get("log_tags")) or None,
             **values,
         )
     except (ValidationError, TypeError) as exc:
         ss["log_error"] = str(exc)
         return
     ss["log_error"] = None
-    for m in CORE_METRICS:  # ready for the next evaluation; model and ticker stay
+    for m in CORE_METRICS:  # ready for the next evaluation; model, ticker, params and tags stay
         ss[f"log_{m}"] = None
     ss["log_notes"] = ""
+    ss["log_metrics"] = ""
     _flash("success", f"Logged {rec['model_name']} on {rec['ticker']}.")
 
 
@@ -101,6 +108,16 @@ def render_actions(location: str, records: int) -> None:
             c2.number_input("Total return", key="log_total_return", value=None, step=0.01, format="%.3f")
             c1.number_input("Win rate (0–1)", key="log_win_rate", value=None, step=0.01, format="%.3f")
             c2.number_input("Accuracy (0–1)", key="log_accuracy", value=None, step=0.01, format="%.3f")
+            st.text_input(
+                "Custom metrics", key="log_metrics", placeholder="sortino=2.4, latency_ms=35",
+                help="name=value pairs, separated by commas. Give a new metric a direction (which way "
+                "is better) after logging it, by picking it in the Metric filter.",
+            )
+            st.text_input(
+                "Params", key="log_params", placeholder="epochs=50, layers=[64, 32]",
+                help="key=value pairs; values are read as JSON when they are JSON, else as text.",
+            )
+            st.text_input("Tags", key="log_tags", placeholder="run=nightly", help="key=value pairs (text).")
             st.text_area("Notes", key="log_notes", height=68)
             st.form_submit_button(
                 "Log evaluation",
@@ -140,14 +157,14 @@ def render_filters(location: str, state: str) -> tuple[data.Filters, str]:
         st.session_state[mkey] = [m for m in st.session_state[mkey] if m in models]
     chosen = st.multiselect("Models", models, key=mkey, placeholder="All models")
     dirs = data.directions(location, state)
-    metrics = order_metrics(dirs)
+    metrics = order_metrics(set(dirs) | set(board_metrics(data.leaderboard(location, state, None, "sharpe"))))
     _keep_valid("metric", metrics, "sharpe" if "sharpe" in metrics else metrics[0])
     metric = st.selectbox(
         "Metric",
         metrics,
         key="metric",
-        format_func=metric_label,
-        help="Shown by the charts and used to rank the leaderboards.",
+        format_func=lambda m: metric_label(m) + ("" if m in dirs else " (no direction yet)"),
+        help="Shown by the charts and used to rank the leaderboards. Custom metrics are listed too.",
     )
     days_back = st.select_slider(
         "Days back",
@@ -181,3 +198,50 @@ def render_filters(location: str, state: str) -> tuple[data.Filters, str]:
         at_most=(("mse", float(max_mse)),) if max_mse is not None else (),
     )
     return filters, metric
+
+
+# ---------------------------------------------------------------------- monitoring settings
+
+
+@dataclass(frozen=True)
+class DecaySettings:
+    """The decay test's settings, shared by every view that marks decaying models."""
+
+    recent: int = 20
+    alpha: float = 0.01
+
+
+def _on_register(location: str, metric: str, higher: bool) -> None:
+    data.get_ledger(location).register_metric(metric, higher)
+    _flash("success", f"{metric_label(metric)}: {'higher' if higher else 'lower'} is better.")
+
+
+def render_direction_prompt(location: str, metric: str, readonly: bool) -> None:
+    """A custom metric without a direction can be charted but not ranked or tested for decay:
+    say so, and (unless read-only) offer to record which way is better."""
+    st.caption(f"**{metric_label(metric)}** has no direction yet: it is charted, but rankings fall back "
+               "to Sharpe and the decay test skips it.")
+    if readonly:
+        return
+    c1, c2 = st.columns(2)
+    c1.button("↑ Higher is better", key="register_higher", on_click=_on_register,
+              args=(location, metric, True), width="stretch")
+    c2.button("↓ Lower is better", key="register_lower", on_click=_on_register,
+              args=(location, metric, False), width="stretch")
+
+
+def render_decay_settings(longest: int) -> DecaySettings:
+    """How many of the latest evaluations the decay test looks at, and its false-alarm rate.
+    The default fits the data: 20 when a model has the 30 evaluations that needs."""
+    with st.expander("🔬 Decay test", expanded=False):
+        recent = st.select_slider(
+            "Latest evaluations tested", DECAY_WINDOWS, value=default_decay_window(longest),
+            key="decay_recent",
+            help="Each model's latest N evaluations against up to 100 before them; a model needs N + 10.",
+        )
+        alpha = st.select_slider(
+            "False-alarm rate (α)", DECAY_ALPHAS, value=0.01, key="decay_alpha",
+            format_func=lambda a: f"{a:g}",
+            help="A model whose metric did not change is flagged with this probability.",
+        )
+    return DecaySettings(int(recent), float(alpha))
