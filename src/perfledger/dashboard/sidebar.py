@@ -23,6 +23,7 @@ from .forms import parse_metrics, parse_params, parse_tags
 from .insights import DECAY_ALPHAS, DECAY_WINDOWS, board_metrics, default_decay_window
 
 DAYS_BACK_OPTIONS = (0, 1, 7, 14, 30, 60, 90, 180, 365)
+_LAST_WINDOW = "perfledger_last_window"
 
 
 # ---------------------------------------------------------------------- small helpers
@@ -197,7 +198,14 @@ def render_filters(location: str, state: str) -> tuple[data.Filters, str]:
         at_least=(("sharpe", float(min_sharpe)),) if min_sharpe is not None else (),
         at_most=(("mse", float(max_mse)),) if max_mse is not None else (),
     )
+    st.session_state[_LAST_WINDOW] = filters.window
     return filters, metric
+
+
+def last_window() -> data.Window:
+    """The window of the filters drawn last on this page (none: all time), for a component
+    drawn without its own filters (``components.best_models_summary``)."""
+    return st.session_state.get(_LAST_WINDOW) or data.Window()
 
 
 # ---------------------------------------------------------------------- monitoring settings
