@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from .formatting import format_value, metric_label, plotly_tickformat
 
@@ -22,8 +23,11 @@ PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#F
 DECAYING = " ⚠ decaying"
 MAX_POINTS_PER_TRACE = 2_000
 MAX_POINTS_PER_CHART = 12_000
+#: plotly_white's layout only: its per-trace defaults are most of the template, and copying
+#: them into every figure cost ~25 ms a chart (Streamlit's theme restyles traces anyway).
+_TEMPLATE = go.layout.Template(layout=pio.templates["plotly_white"].layout)
 _LAYOUT = {
-    "template": "plotly_white",
+    "template": _TEMPLATE,
     "margin": {"l": 10, "r": 10, "t": 48, "b": 10},
     "legend": {"orientation": "h", "yanchor": "top", "y": -0.12, "xanchor": "left", "x": 0},
 }
@@ -69,18 +73,21 @@ def _series(frame: pd.DataFrame, metric: str) -> list[tuple[str, np.ndarray, np.
     ts = frame["timestamp"]
     ns = ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]").astype(np.int64)
     vals = frame[metric].to_numpy(dtype=float)
-    models = frame["model_name"].to_numpy()
-    out = []
-    for model in sorted(pd.unique(models)):
-        sel = models == model
-        out.append((str(model), ns[sel], vals[sel]))
-    return out
+    codes, models = pd.factorize(frame["model_name"], sort=True)
+    order = np.argsort(codes, kind="stable")  # each model's rows together, in time order
+    bounds = np.r_[0, np.cumsum(np.bincount(codes, minlength=len(models)))]
+    return [
+        (str(model), ns[order[bounds[i]:bounds[i + 1]]], vals[order[bounds[i]:bounds[i + 1]]])
+        for i, model in enumerate(models)
+    ]
 
 
-def _datetimes(ns: np.ndarray) -> pd.DatetimeIndex:
-    """Nanosecond ints as UTC datetimes at millisecond precision (bucket means have stray
-    nanoseconds that Plotly's serializer would warn about; no chart resolves them)."""
-    return pd.to_datetime(np.asarray(ns, dtype=np.int64), utc=True).floor("ms")
+def _datetimes(ns: np.ndarray) -> np.ndarray:
+    """Nanosecond ints as UTC times at millisecond precision (bucket means have stray
+    nanoseconds that Plotly's serializer would warn about; no chart resolves them). A numpy
+    ``datetime64[ms]`` array (UTC, the axis says so), not pandas Timestamps: Plotly copies and
+    serialises those one object at a time, ~20× slower for a chart of 20,000 points."""
+    return (np.asarray(ns, dtype=np.int64) // 1_000_000).astype("datetime64[ms]")
 
 
 def _empty_figure(title: str, message: str) -> go.Figure:

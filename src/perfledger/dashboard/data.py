@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from ..backtest import sharpe_confidence as confidence_of
 from ..decay import empty_decay_frame
 from ..ledger import Ledger
 from ..location import resolve
@@ -178,8 +179,10 @@ def decay(
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def sharpe_confidence(location: str, state: str, ticker: str) -> pd.DataFrame:
-    """``Ledger.sharpe_confidence`` (PSR and DSR per model) over the ticker's whole history."""
-    return get_ledger(location).sharpe_confidence(ticker)
+    """PSR and DSR per model over the ticker's whole history: what ``Ledger.sharpe_confidence``
+    computes, from the same cached frame the Performance tab reads when no filter is set (so a
+    first render reads the ticker's history once, not twice)."""
+    return confidence_of(history(location, state, Filters(ticker=ticker)))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
