@@ -100,6 +100,22 @@ def render_performance(
             f"(≤ {charts.MAX_POINTS_PER_TRACE:,} points per model)."
         )
 
+    st.markdown("##### 🏅 Model leaderboard")
+    ranked_by = metric if metric in dirs else "sharpe"
+    st.caption(
+        f"Ranked by mean {metric_label(ranked_by)} over the filtered records "
+        f"({window_words(filters)}); aggregated by the database. Best Sharpe, PSR and DSR: each "
+        f"model's best Sharpe over all its history on {filters.ticker}, judged against every model "
+        "tried there."
+    )
+    conf = data.sharpe_confidence(location, state, filters.ticker)
+    view = with_confidence(leaderboard_view(board, ranked_by, order_metrics(set(dirs) | {metric})), conf)
+    metric_of = {c: m for m in {*dirs, metric} for c in view.columns if c.startswith(metric_label(m) + " (")}
+    metric_of["Best Sharpe"] = "sharpe"
+    view, config = formatted(view, metric_of)
+    for col in ("PSR", "DSR"):
+        config[col] = st.column_config.NumberColumn(col, format="%.3f")
+    st.dataframe(view, hide_index=True, width="stretch", column_config=config, key="perf_leaderboard")
     left, right = st.columns([5, 7])
     with left:
         st.plotly_chart(
@@ -108,24 +124,14 @@ def render_performance(
             width="stretch",
         )
     with right:
-        st.markdown("##### 🏅 Model leaderboard")
-        ranked_by = metric if metric in dirs else "sharpe"
-        st.caption(
-            f"Ranked by mean {metric_label(ranked_by)} over the filtered records "
-            f"({window_words(filters)}); aggregated by the database. PSR/DSR: each model's best "
-            f"Sharpe over all its history on {filters.ticker}, against every model tried there."
-        )
-        conf = data.sharpe_confidence(location, state, filters.ticker)
-        view = with_confidence(leaderboard_view(board, ranked_by, order_metrics(set(dirs) | {metric})), conf)
-        metric_of = {c: m for m in {*dirs, metric} for c in view.columns
-                     if c.startswith(metric_label(m) + " (")}
-        metric_of["Best Sharpe"] = "sharpe"
-        view, config = formatted(view, metric_of)
-        for col in ("PSR", "DSR"):
-            config[col] = st.column_config.NumberColumn(col, format="%.3f")
-        st.dataframe(view, hide_index=True, width="stretch", column_config=config, key="perf_leaderboard")
         kind, text = confidence_note(conf, filters.ticker)
         getattr(st, kind)(text)
+        st.caption(
+            "PSR: the probability that the model's true Sharpe is above zero, given how many "
+            "periods its backtest had and how skewed and fat-tailed its returns were. DSR: the "
+            "same, against the best Sharpe that luck alone would produce among all the models "
+            "tried (Bailey & López de Prado). Both need backtests logged with `log_backtest`."
+        )
 
     st.markdown("##### Raw data")
     shown = frame.iloc[::-1].head(data.RAW_TABLE_ROWS)
