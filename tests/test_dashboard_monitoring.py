@@ -183,6 +183,11 @@ def test_decay_settings_and_filters_reach_the_test(monitored: Path) -> None:
     at.sidebar.select_slider(key="decay_recent").set_value(10).run()
     table = frame_by_key(at, "perf_decay")
     assert set(table["Evaluations"]) == {"10 vs 30"}
+    # Metric thresholds do not reach the test: they would hide the very drop it looks for.
+    at.sidebar.number_input(key="min_sharpe").set_value(1.2).run()
+    assert frame_by_key(at, "perf_decay").set_index("Model").loc["Sliding", "Decaying"]
+    assert set(frame_by_key(at, "perf_decay")["Evaluations"]) == {"10 vs 30"}
+    at.sidebar.number_input(key="min_sharpe").set_value(None)
     at.sidebar.multiselect(key="models::AAPL").set_value(["Steady"]).run()
     assert frame_by_key(at, "perf_decay")["Model"].tolist() == ["Steady"]
     # A date window too short for the test: said so, no table.

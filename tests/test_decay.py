@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from perfledger import Ledger, ValidationError
 from perfledger.decay import DECAY_COLUMNS, _exact_sf, decay_frame, worse_test
@@ -224,6 +226,28 @@ def test_ties_use_the_tie_corrected_normal_approximation_like_scipy(higher: bool
         u_recent = ref.statistic  # scipy's U is the first sample's
         worse = 20 * 90 - u_recent if higher else u_recent
         assert prob[i] == pytest.approx(worse / (20 * 90))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    recent=st.lists(st.integers(-5, 5) | st.floats(-10, 10, allow_nan=False), min_size=2, max_size=25),
+    base=st.lists(st.integers(-5, 5) | st.floats(-10, 10, allow_nan=False), min_size=10, max_size=60),
+    higher=st.booleans(),
+)
+def test_any_sample_matches_scipy(recent: list[float], base: list[float], higher: bool) -> None:
+    """Ties (small integers) or not, small samples or not: the same p-value as scipy, exact
+    where perfledger counts exactly, asymptotic where it approximates."""
+    r, b = np.array(recent, dtype=float), np.array(base, dtype=float)
+    prob, p = worse_test(r[None, :], b[None, :], higher)
+    alt = "less" if higher else "greater"
+    ties = len(np.unique(np.r_[r, b])) < len(r) + len(b)
+    if np.ptp(np.r_[r, b]) == 0:
+        assert p[0] == 1.0
+        return
+    ref = scipy_stats.mannwhitneyu(r, b, alternative=alt, method="asymptotic" if ties else "exact")
+    assert p[0] == pytest.approx(ref.pvalue, rel=1e-7, abs=1e-12)
+    u = ref.statistic
+    assert prob[0] == pytest.approx((len(r) * len(b) - u if higher else u) / (len(r) * len(b)))
 
 
 def test_constant_values_are_no_evidence() -> None:
