@@ -287,30 +287,26 @@ class SQLStore(Store):
         bounds, names), aggregated by the database in two grouped passes: counts, means,
         extremes and each metric's latest time; then the squared deviations from those means
         (exact, unlike a sum of squares) and the id of each latest value, read back by id."""
-        long = self._two_pass(conn, where, params, custom=False)
+        pairs: list[tuple[Any, ...]] = []
+        long = self._two_pass(conn, where, params, custom=False, pairs=pairs)
         if self._has_extras():
             long += self._two_pass(conn, where, params, custom=True)
-        pairs = conn.execute(
-            sa.text(
-                "SELECT r.ticker, r.model_name, COUNT(*) FROM pl_records r "
-                f"WHERE {where} GROUP BY r.ticker, r.model_name"
-            ),
-            params,
-        ).fetchall()
         return long, pairs
 
     def _two_pass(
-        self, conn: sa.Connection, where: str, params: dict[str, Any], *, custom: bool
+        self, conn: sa.Connection, where: str, params: dict[str, Any], *, custom: bool,
+        pairs: list[tuple[Any, ...]] | None = None,
     ) -> list[tuple[Any, ...]]:
         """One row per (ticker, model, metric): ``n, mean, m2, min, max, latest``. Core metrics
-        are columns of one grouped scan; custom ones rows of ``pl_extra`` grouped by name."""
+        are columns of one grouped scan, which also counts each pair's records into ``pairs``;
+        custom ones are rows of ``pl_extra`` grouped by name."""
         if custom:
             src = "pl_extra x JOIN pl_records r ON r.id = x.record_id"
             keys, names = ["r.ticker", "r.model_name", "x.name"], [None]
         else:
             src, keys, names = "pl_records r", ["r.ticker", "r.model_name"], list(CORE_METRICS)
         val = (lambda m: "x.value") if custom else (lambda m: f"r.{m}")
-        first, second, pick = [], [], []
+        first, second, pick = ([], [], []) if custom else (["COUNT(*) AS nrec"], [], ["g.nrec"])
         for k, m in enumerate(names):
             v = val(m)
             first += [f"COUNT({v}) AS n{k}", f"AVG({v}) AS a{k}", f"MIN({v}) AS lo{k}", f"MAX({v}) AS hi{k}",
@@ -336,6 +332,10 @@ class SQLStore(Store):
         for row in conn.execute(sa.text(sql), params):
             ticker, model = row[0], row[1]
             body = row[len(aliases):]
+            if not custom:
+                if pairs is not None:
+                    pairs.append((ticker, model, body[0]))
+                body = body[1:]
             for k, m in enumerate(names):
                 n, mean, m2, lo, hi, last = body[6 * k : 6 * k + 6]
                 if n:
