@@ -1,7 +1,9 @@
 """The seed's model-performance logging API, on a :class:`perfledger.Ledger`.
 
 Drop-in for code written against the seed specification: same function names, signatures
-and return shapes, same files under ``memory/logs/``. Underneath, records go to an embedded
+and return shapes, same files under ``memory/logs/``; and the two functions the seed's own
+dashboard page imported (``render_model_performance_dashboard``, ``render_best_models_summary``),
+which draw perfledger's dashboard tabs into a team's page. Underneath, records go to an embedded
 SQLite database (or ``$PERFLEDGER_URL``) that loses nothing under concurrent writers or
 killed processes; the seed's JSON/CSV/best-models files are kept as mirrors.
 
@@ -32,6 +34,8 @@ __all__ = [
     "get_ledger",
     "get_model_performance_history",
     "log_model_performance",
+    "render_best_models_summary",
+    "render_model_performance_dashboard",
 ]
 
 _ledgers: dict[str, Ledger] = {}
@@ -105,3 +109,19 @@ def get_available_models(ticker: str | None = None) -> list[str]:
 def clear_model_performance_log() -> None:
     """Clear all model performance logs."""
     get_ledger().clear()
+
+
+def render_model_performance_dashboard() -> None:
+    """Draw the dashboard's 📈 Performance Dashboard tab into the current Streamlit page (its
+    filters go to the sidebar), as the seed's own page did. Needs ``perfledger[dashboard]``;
+    Streamlit is imported only when this is called."""
+    from perfledger.dashboard.components import model_performance_dashboard
+
+    model_performance_dashboard()
+
+
+def render_best_models_summary() -> None:
+    """Draw the dashboard's 🏆 Best Models Summary tab into the current Streamlit page."""
+    from perfledger.dashboard.components import best_models_summary
+
+    best_models_summary()

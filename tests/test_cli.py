@@ -22,7 +22,7 @@ from perfledger import Ledger
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 COMMANDS = ("log", "history", "best", "tickers", "models", "leaderboard", "import", "export", "check",
-            "dashboard", "copy", "clear")
+            "decay", "dashboard", "copy", "clear")
 
 
 def run(store: Path | None, *args: str, env_store: bool = True) -> subprocess.CompletedProcess[str]:
@@ -432,6 +432,44 @@ def test_check_exit_codes(store: Path) -> None:
     assert run(store, *base, "--metric", "bad name", "--min", "1").returncode == 2
     assert run(store, "check", "--ticker", "AAPL", "--metric", "sharpe", "--min", "1").returncode == 2
     assert run(store, *base, "--metric", "sharpe", "--min", "abc").returncode == 2
+
+
+def test_decay_exit_codes_and_output(store: Path) -> None:
+    """Exit 1 when any pair decayed (decayed rows first), 0 when none, 2 on bad usage."""
+    import numpy as np
+
+    rng = np.random.default_rng(8)
+    end = datetime(2026, 6, 1, tzinfo=UTC)
+    with Ledger(store) as led:
+        led.log_many([
+            {"model_name": model, "ticker": "AAPL", "timestamp": end - timedelta(days=60 - i),
+             "sharpe": 1.0 + rng.normal(0, 0.2) + (drop if i >= 40 else 0.0),
+             "mse": 0.02 + abs(rng.normal(0, 0.002))}
+            for model, drop in (("Steady", 0.0), ("Sliding", -0.6)) for i in range(60)
+        ])
+        led.log("Short", "AAPL", sharpe=1.0)  # too few evaluations: not reported
+    r = run(store, "decay")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    lines = r.stdout.splitlines()
+    assert "DECAYED" in next(ln for ln in lines if "Sliding" in ln)
+    assert lines.index(next(ln for ln in lines if "Sliding" in ln)) < lines.index(
+        next(ln for ln in lines if "Steady" in ln))
+    assert "Short" not in r.stdout and "1 of 2 pair(s) decayed" in r.stdout
+    assert run(store, "decay", "--model", "Steady").returncode == 0
+    assert run(store, "decay", "--metric", "mse").returncode == 0
+    rows = json.loads(run(store, "decay", "--format", "json").stdout)
+    assert [row["model_name"] for row in rows] == ["Sliding", "Steady"]
+    assert rows[0]["decayed"] is True and rows[0]["p_value"] < 0.01 and rows[0]["baseline_n"] == 40
+    csv = run(store, "decay", "--format", "csv")
+    assert csv.returncode == 1 and csv.stdout.startswith("ticker,model_name,metric,")
+    empty = run(store, "decay", "--ticker", "MSFT")
+    assert empty.returncode == 0 and "No (ticker, model) pair" in empty.stdout
+    for bad in (["--recent", "1"], ["--alpha", "2"], ["--metric", "nope"], ["--baseline", "3"],
+                ["--recent", "x"], ["--days", "-1"]):
+        r = run(store, "decay", *bad)
+        assert r.returncode == 2, bad
+        assert "Traceback" not in r.stderr
+    assert "recent=1" in run(store, "decay", "--recent", "1").stderr
 
 
 def test_clear_needs_yes(store: Path) -> None:

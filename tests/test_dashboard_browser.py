@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Locator, Page
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "pages" / "Model_Performance_Dashboard.py"
@@ -43,11 +43,12 @@ CHROMIUM_ARGS = [
 ]
 SHOTS = ROOT / "tests" / "screenshots"
 DOC_SHOTS = ROOT / "docs" / "screenshots"
-TABS = (  # label, screenshot, Plotly charts, tables in the tab
-    ("📈 Performance Dashboard", "performance.png", 2, 2),
-    ("🏆 Best Models Summary", "best_models.png", 1, 1),
-    ("📊 Quick Analytics", "analytics.png", 1, 2),
+TABS = (  # label, screenshot, Plotly charts, tables in the tab (some inside expanders), height
+    ("📈 Performance Dashboard", "performance.png", 2, 3, 2000),
+    ("🏆 Best Models Summary", "best_models.png", 1, 1, 1100),
+    ("📊 Quick Analytics", "analytics.png", 1, 3, 2000),
 )
+VIEWPORT = {"width": 1280, "height": 2000}  # tall enough for the leaderboard and the trend
 
 WAIT_MS = 60_000  # first visit loads plotly.js; slow on a busy 2-core machine
 
@@ -81,21 +82,40 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) 
     raise TimeoutError(f"streamlit did not answer on {url} within {timeout}s")
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    """A dashboard server on a temp ledger with sample data; always terminated."""
+def demo_ledger(directory: Path) -> None:
+    """The sample data (6 tickers × 4 models × 20 evaluations, some models decaying) plus three
+    half-year walk-forward backtests per model on AAPL, so the leaderboard has PSR and DSR."""
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+
     from perfledger import Ledger
     from perfledger.sample import add_sample_data
 
-    store = tmp_path / "ledger"
-    with Ledger(store) as led:
+    rng = np.random.default_rng(2)
+    now = datetime.now(UTC)
+    with Ledger(directory) as led:
         add_sample_data(led)
+        for model in ("LSTM_v1", "XGBoost_v2", "Transformer_v1", "RandomForest_v3"):
+            for k in range(3):
+                led.log_backtest(model, "AAPL", rng.normal(0.0011, 0.012, 126),
+                                 notes=f"walk-forward window {k + 1}",
+                                 timestamp=now - timedelta(days=30 * (3 - k)))
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """A dashboard server started, as the seed's users start it, from a project directory
+    whose ``./memory/logs`` holds the demo ledger (no ``$PERFLEDGER_URL``: the page shows the
+    real ledger path, ``./memory/logs``); always terminated."""
+    project = tmp_path / "research"
+    demo_ledger(project / "memory" / "logs")
     port = _free_port()
     env = {
         **os.environ,
-        "PERFLEDGER_URL": str(store),
         "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
     }
+    env.pop("PERFLEDGER_URL", None)
     env.pop("PERFLEDGER_READ_ONLY", None)
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(PAGE),
@@ -104,7 +124,7 @@ def server(tmp_path: Path) -> Iterator[str]:
         "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal",
     ]  # fmt: skip
     log = (tmp_path / "streamlit.log").open("wb")
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, env=env, cwd=project, stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_healthy(url, proc)
@@ -131,14 +151,51 @@ def browser_available() -> None:
 
 
 def _check_download(page: Page) -> None:
-    """The CSV is built on click (a callable) and has every filtered row: 4 models × 20."""
+    """The CSV is built on click (a callable) and has every filtered row: 4 models × (20 + 3)."""
     page.get_by_role("tab", name=TABS[0][0]).click()
     with page.expect_download(timeout=WAIT_MS) as info:
         page.get_by_role("button", name="Download CSV").click()
     download = info.value
     assert re.fullmatch(r"perfledger_AAPL_\d{8}\.csv", download.suggested_filename)
     lines = Path(download.path()).read_text(encoding="utf-8").splitlines()
-    assert lines[0].startswith("timestamp,ticker,model_name,sharpe") and len(lines) == 1 + 80
+    assert lines[0].startswith("timestamp,ticker,model_name,sharpe") and len(lines) == 1 + 80 + 12
+
+
+def _traces(panel: Locator) -> list[str]:
+    """Trace names of each Plotly chart drawn in ``panel``, in order."""
+    return panel.locator(".js-plotly-plot").evaluate_all(
+        "plots => plots.map(p => (p.data || []).map(t => t.name || ''))")
+
+
+def _check_tab(page: Page, panel: Locator, label: str) -> None:
+    """The issue-13 views are drawn, not just present in the script."""
+    alerts = " ".join(panel.locator("[data-testid='stAlert']").all_inner_texts())
+    if label == TABS[0][0]:
+        assert "./memory/logs" in page.locator("[data-testid='stCaptionContainer']").first.inner_text()
+        assert "Decaying" in alerts and "p =" in alerts  # the badge, with change and p-value
+        assert "could be luck among 4 trials" in alerts  # PSR/DSR in plain words
+        names = _traces(panel)[0]
+        assert any(n.endswith("⚠ decaying") for n in names), names
+    elif label == TABS[2][0]:
+        assert "Decaying" in alerts and "AAPL · LSTM_v1" in alerts
+        assert any(n.endswith("⚠ decaying") for n in _traces(panel)[0])
+
+
+def _check_rolling_mean(page: Page) -> None:
+    """The toggle adds a rolling-mean line per model to the time-series chart."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name=TABS[0][0]).click()
+    panel = page.get_by_role("tabpanel").filter(visible=True)
+    before = len(_traces(panel)[0])
+    panel.get_by_text("Rolling mean", exact=True).click()
+    expect(panel.get_by_text("Rolling window (evaluations)")).to_be_visible(timeout=WAIT_MS)
+    page.wait_for_function(
+        f"() => Array.from(document.querySelectorAll('[role=tabpanel] .js-plotly-plot'))"
+        f".some(p => p.data && p.data.length === {2 * before})",
+        timeout=WAIT_MS,
+    )
+    assert page.locator("[data-testid='stException']").count() == 0
 
 
 def test_three_tabs_render_charts_and_tables(browser_available: None, server: str) -> None:
@@ -151,26 +208,30 @@ def test_three_tabs_render_charts_and_tables(browser_available: None, server: st
             executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, timeout=60_000
         )
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page = browser.new_page(viewport=VIEWPORT)
             page.set_default_timeout(30_000)
             page.goto(server, wait_until="domcontentloaded")
             expect(page.get_by_role("tab")).to_have_count(3, timeout=WAIT_MS)
-            for label, shot, n_charts, n_tables in TABS:
+            for label, shot, n_charts, n_tables, height in TABS:
                 tab = page.get_by_role("tab", name=label)
                 tab.click()
                 expect(tab).to_have_attribute("aria-selected", "true", timeout=WAIT_MS)
                 panel = page.get_by_role("tabpanel").filter(visible=True)
                 expect(panel.locator(".js-plotly-plot .main-svg").first).to_be_visible(timeout=WAIT_MS)
-                expect(panel.locator("[data-testid='stDataFrame']").first).to_be_visible(timeout=WAIT_MS)
+                expect(panel.locator("[data-testid='stDataFrame']").filter(visible=True).first).to_be_visible(
+                    timeout=WAIT_MS)
                 expect(panel.locator(".js-plotly-plot")).to_have_count(n_charts, timeout=WAIT_MS)
                 assert panel.locator("[data-testid='stDataFrame']").count() >= n_tables
                 page.wait_for_load_state("networkidle")
                 page.wait_for_timeout(800)  # let Plotly finish its transition
                 assert page.locator("[data-testid='stException']").count() == 0
                 assert "Traceback" not in page.inner_text("body")
-                page.screenshot(path=str(SHOTS / shot))
+                _check_tab(page, panel, label)
+                clip = {"x": 0, "y": 0, "width": VIEWPORT["width"], "height": height}
+                page.screenshot(path=str(SHOTS / shot), clip=clip)
                 if update_docs:
                     shutil.copyfile(SHOTS / shot, DOC_SHOTS / shot)
             _check_download(page)
+            _check_rolling_mean(page)
         finally:
             browser.close()

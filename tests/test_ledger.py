@@ -121,6 +121,44 @@ def test_leaderboard_matches_pandas_on_history(any_ledger: Ledger) -> None:
         any_ledger.leaderboard(metric="nope")
 
 
+def test_leaderboard_honours_every_history_filter(any_ledger: Ledger) -> None:
+    """Date range and metric bounds (custom metrics too) aggregate exactly the records
+    history() returns for the same filters."""
+    rng = np.random.default_rng(4)
+    rows = [
+        {"model_name": f"M{j}", "ticker": t, "sharpe": float(rng.normal(j, 1)),
+         "mse": float(abs(rng.normal(0.02, 0.01))), "timestamp": T0 + timedelta(hours=i),
+         "sortino": float(rng.normal(1, 0.5))}
+        for i in range(80) for j in range(3) for t in ("AAPL", "MSFT")
+    ]
+    any_ledger.log_many(rows)
+    any_ledger.register_metric("sortino", higher_is_better=True)
+    cases = [
+        {"since": T0 + timedelta(hours=20), "until": T0 + timedelta(hours=60)},
+        {"at_least": {"sharpe": 0.5}},
+        {"at_most": {"mse": 0.02}, "at_least": {"sortino": 1.0}},
+        {"since": T0 + timedelta(hours=40), "at_least": {"sharpe": 1.0}, "at_most": {"mse": 0.03}},
+    ]
+    for kw in cases:
+        for ticker in ("AAPL", None):
+            board = any_ledger.leaderboard(ticker, **kw)
+            h = any_ledger.history(ticker=ticker, **kw)
+            assert board["records"].sum() == len(h), kw
+            for metric in ("sharpe", "mse", "sortino"):
+                g = h.groupby(["ticker", "model_name"])[metric]
+                got = board.set_index(["ticker", "model_name"])
+                for key, count in g.count().items():
+                    assert got.loc[key, f"{metric}_count"] == count
+                    assert got.loc[key, f"{metric}_mean"] == pytest.approx(g.mean()[key], rel=1e-9)
+                    assert got.loc[key, f"{metric}_std"] == pytest.approx(g.std()[key], rel=1e-9)
+                    assert got.loc[key, f"{metric}_max"] == g.max()[key]
+                    latest = h[(h.ticker == key[0]) & (h.model_name == key[1])][metric].dropna().iloc[-1]
+                    assert got.loc[key, f"{metric}_latest"] == latest
+    assert any_ledger.leaderboard("AAPL", at_least={"sharpe": 99}).empty
+    with pytest.raises(ValidationError, match="at_least"):
+        any_ledger.leaderboard("AAPL", at_least={"sharpe": "x"})
+
+
 def test_stats_state_token_changes_with_every_write(any_ledger: Ledger) -> None:
     s0 = any_ledger.stats()
     any_ledger.log("M", "T", sharpe=1.0)
@@ -128,7 +166,14 @@ def test_stats_state_token_changes_with_every_write(any_ledger: Ledger) -> None:
     assert s1["records"] == 1 and s1["tickers"] == 1 and s1["state"] != s0["state"]
     any_ledger.clear()
     any_ledger.log("M", "T", sharpe=1.0)
-    assert any_ledger.stats()["state"] not in (s0["state"], s1["state"])
+    s2 = any_ledger.stats()
+    assert s2["state"] not in (s0["state"], s1["state"])
+    # Registering a direction changes what best() and the rankings say: a new state too.
+    any_ledger.register_metric("latency", higher_is_better=False)
+    s3 = any_ledger.stats()
+    assert s3["state"] != s2["state"]
+    any_ledger.register_metric("latency", higher_is_better=False)  # no change, same state
+    assert any_ledger.stats()["state"] == s3["state"]
 
 
 def test_log_many_accepts_frames_with_custom_metric_columns(any_ledger: Ledger) -> None:

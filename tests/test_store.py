@@ -100,7 +100,7 @@ def test_a_bulk_load_rebuilds_its_indexes_and_keeps_every_row(ledger: Ledger) ->
     assert ledger.log_many(rows) == n
     con = sqlite3.connect(ledger.directory / "perfledger.db")
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"ix_pl_records_ticker_ts", "ix_pl_records_model_ts", "ix_pl_records_ts"} <= names
+    assert {"ix_pl_records_ticker_ts", "ix_pl_records_model_ticker_ts", "ix_pl_records_ts"} <= names
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()
     assert len(ledger.history(model_name="M3")) == len([i for i in range(n) if i % 7 == 3])

@@ -222,3 +222,22 @@ def parse_by(by: Any) -> tuple[str, str] | None:
 def as_mapping(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """Checked (key, canonical) pairs back as a ``{key: value}`` dict."""
     return {k: decode(v) for k, v in pairs}
+
+
+#: Leaderboard column names a grouping value column must not take.
+_TAKEN = ("rank", "ticker", "records")
+
+
+def group_column(grouping: tuple[str, str] | None, known: Iterable[Sequence[Any]], by: str,
+                 stats: Sequence[str]) -> str:
+    """The leaderboard's group column for ``by`` (``model_name``, or the param/tag key —
+    ``param:KEY`` when the key would clash with a leaderboard column); a ValidationError when
+    ``by`` names no param or tag among ``known`` (``(kind, key, value, n)`` label rows)."""
+    if grouping is None:
+        return "model_name"
+    kind, key = grouping
+    keys = sorted({k for kd, k, _v, _n in known if kd == kind})
+    if key not in keys:
+        raise _fail("by", f"by={by!r} names no {KIND_NAMES[kind]} of this ledger; known: {keys}")
+    clash = key in _TAKEN or key.endswith(tuple(f"_{s}" for s in stats))
+    return f"{KIND_NAMES[kind]}:{key}" if clash else key

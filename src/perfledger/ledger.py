@@ -24,18 +24,21 @@ from .batch import Batch
 from .errors import ReadOnlyLedgerError, ValidationError
 from .frames import STATS, history_frame, leaderboard_frame, records_from_frame
 from .importer import adopt_file
-from .labels import KIND_NAMES, check_filter, decode, parse_by, sort_key
+from .labels import check_filter, decode, group_column, parse_by, sort_key
 from .location import DB_NAME, Location, describe_store, resolve
 from .mirrors import STATE_KEY, PreparedAppend, SeedMirrors, write_seed_files
+from .record import CORE_METRICS
 from .store import open_store
-from .store.base import HistoryQuery
+from .store.base import HistoryQuery, TailQuery
 from .timestamps import time_window
 from .validation import (
     check_bounds,
+    check_count,
     check_label,
     check_limit,
     check_metric_name,
     check_names,
+    check_probability,
     validate_frame,
     validate_record,
 )
@@ -442,13 +445,17 @@ class Ledger:
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
         by: str = "model",
+        since: Any = None,
+        until: Any = None,
+        at_least: Mapping[str, float] | None = None,
+        at_most: Mapping[str, float] | None = None,
     ) -> pd.DataFrame:
         """One row per model (per ticker and model when ``ticker`` is None) with count, mean,
         std, min, max and latest of each metric, ranked within each ticker by the mean of
-        ``metric`` in its own direction. Statistics come from a summary the database keeps
-        up to date on every insert; with ``days_back``, ``params``/``tags`` filters (as in
-        :meth:`history`) or ``by``, the database selects and groups the records and the store
-        aggregates them (in SQL on PostgreSQL, with Arrow on SQLite).
+        ``metric`` in its own direction. Without filters the statistics come from a summary
+        the database keeps up to date on every insert; with any of ``days_back``/``since``/
+        ``until``, ``at_least``/``at_most``, ``params``/``tags`` (as in :meth:`history`) or
+        ``by``, the database selects and groups the matching records.
 
         ``by="param:NAME"`` or ``"tag:NAME"`` ranks that param's (tag's) values instead of
         models: one row per (ticker, value), the values in a column named ``NAME`` (or
@@ -457,19 +464,19 @@ class Ledger:
         if ticker is not None:
             check_label("ticker", ticker)
         grouping = parse_by(by)
-        query = self._query(ticker, None, days_back, None, None, params, tags)
+        query = self._query(ticker, None, days_back, since, until, params, tags,
+                            at_least=check_bounds("at_least", at_least),
+                            at_most=check_bounds("at_most", at_most))
         store = self._ensure()
-        group = "model_name"
-        if grouping is not None:
-            kind, key = grouping
-            known = sorted({k for kd, k, _v, _n in store.labels() if kd == kind})
-            if key not in known:
-                raise ValidationError(
-                    f"by={by!r} names no {KIND_NAMES[kind]} of this ledger; known: {known}",
-                    [(None, "by", "unknown")],
-                )
-            clash = key in ("rank", "ticker", "records") or key.endswith(tuple(f"_{s}" for s in STATS))
-            group = f"{KIND_NAMES[kind]}:{key}" if clash else key
+        group = group_column(grouping, store.labels() if grouping else (), by, STATS)
+        directions = self._directions_for(store, metric)
+        long, pairs = store.leaderboard_stats(query, grouping)
+        return leaderboard_frame(long, pairs, metric, directions, group)
+
+    @staticmethod
+    def _directions_for(store: Store, metric: str) -> dict[str, bool]:
+        """Every metric's direction (True: higher is better); a ValidationError naming
+        ``metric`` when it has none."""
         directions = store.directions()
         if metric not in directions:
             raise ValidationError(
@@ -477,8 +484,55 @@ class Ledger:
                 "(register a custom metric with Ledger.register_metric)",
                 [(None, "metric", "unknown")],
             )
-        long, pairs = store.leaderboard_stats(query, grouping)
-        return leaderboard_frame(long, pairs, metric, directions, group)
+        return directions
+
+    def decay(
+        self,
+        ticker: str | Sequence[str] | None = None,
+        model_name: str | Sequence[str] | None = None,
+        metric: str = "sharpe",
+        *,
+        recent: int = 20,
+        alpha: float = 0.01,
+        baseline: int | None = 100,
+        days_back: float | None = None,
+        since: Any = None,
+        until: Any = None,
+    ) -> pd.DataFrame:
+        """Is a model getting worse? One row per (ticker, model) with at least ``recent + 10``
+        values of ``metric``: its latest ``recent`` evaluations against up to ``baseline``
+        before them (None: all of them), by a one-sided Mann–Whitney U test in the metric's
+        own direction (a rising MSE is worse, a rising Sharpe is not; custom metrics use their
+        registered direction). ``decayed`` is ``p_value < alpha``.
+
+        Columns: ticker, model_name, metric, higher_is_better, baseline_n, recent_n,
+        baseline_mean, recent_mean, change, prob_worse, p_value, decayed, autocorr,
+        recent_from, last_timestamp; decayed rows first. ``days_back``/``since``/``until``
+        restrict the evaluations considered. The test, its assumptions (independent
+        evaluations: see ``autocorr``) and its false-alarm rate: ``docs/monitoring.md``.
+        """
+        from .decay import MIN_BASELINE, decay_frame
+
+        recent_n = check_count("recent", recent, 2)
+        base_n = check_count("baseline", baseline, MIN_BASELINE, optional=True)
+        level = check_probability("alpha", alpha)
+        store = self._ensure()
+        if metric not in CORE_METRICS:
+            check_metric_name(metric, "metric")
+        higher = self._directions_for(store, metric)[metric]
+        since_us, until_us = time_window(days_back, since, until)
+        query = TailQuery(
+            metric=metric,
+            custom=metric not in CORE_METRICS,
+            tickers=check_names("ticker", ticker),
+            models=check_names("model_name", model_name),
+            since_us=since_us,
+            until_us=until_us,
+            keep=None if base_n is None else recent_n + base_n,
+            min_count=recent_n + MIN_BASELINE,
+        )
+        return decay_frame(store.metric_tails(query), metric, higher, recent=recent_n, alpha=level,
+                           baseline=base_n)
 
     def stats(self) -> dict[str, Any]:
         """Record, ticker and model counts, the latest timestamp, and a ``state`` token that

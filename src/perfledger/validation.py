@@ -476,3 +476,20 @@ def check_limit(limit: Any) -> int | None:
     if isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or not 1 <= limit <= MAX_LIMIT:
         raise _fail("limit", f"limit={limit!r} must be a whole number of rows from 1 to {MAX_LIMIT}")
     return int(limit)
+
+
+def check_count(fieldname: str, value: Any, minimum: int, *, optional: bool = False) -> int | None:
+    """A whole number >= ``minimum`` (None allowed when ``optional``)."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise _fail(fieldname, f"{fieldname}={value!r} must be a whole number >= {minimum}"
+                    + (" (or None)" if optional else ""))
+    return int(value)
+
+
+def check_probability(fieldname: str, value: Any) -> float:
+    """A real number strictly between 0 and 1 (a significance level)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
+        raise _fail(fieldname, f"{fieldname}={value!r} must be a number between 0 and 1, e.g. 0.01")
+    return float(value)

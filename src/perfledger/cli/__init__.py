@@ -3,7 +3,8 @@
 Each command parses its options (shared ones defined once, in :mod:`.options`), calls the
 library and formats the answer (:mod:`.output`); no ledger logic lives here. Library errors
 (bad input, an unreachable or too-new store) become one line on stderr, ``Error: ...``
-naming the field and value, and exit code 2; a failed ``check`` exits 1; success exits 0.
+naming the field and value, and exit code 2; a failed ``check`` (or a ``decay`` that
+flagged a model) exits 1; success exits 0.
 Scripts and cron jobs can rely on those three codes.
 
 Modules: :mod:`.app` (the Typer app, ``--store``, error plumbing), :mod:`.options`,
@@ -28,6 +29,7 @@ COMMANDS = {
     "import": manage.import_,
     "export": manage.export,
     "check": query.check,
+    "decay": query.decay,
     "dashboard": manage.dashboard,
     "copy": manage.copy,
     "clear": manage.clear,

@@ -1,4 +1,4 @@
-"""Commands that read the ledger: history, best, tickers, models, leaderboard, check."""
+"""Commands that read the ledger: history, best, tickers, models, leaderboard, check, decay."""
 
 from __future__ import annotations
 
@@ -203,3 +203,49 @@ def check(
         return
     typer.echo(f"FAIL: {line}", err=True)
     raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def decay(
+    ctx: typer.Context,
+    ticker: TickerFilter = None,
+    model: ModelFilter = None,
+    metric: Annotated[
+        str, typer.Option(help="Metric to test, seed or custom (with a registered direction).")
+    ] = "sharpe",
+    recent: Annotated[int, typer.Option(help="How many of the latest evaluations to test.")] = 20,
+    alpha: Annotated[
+        float, typer.Option(help="Significance level: the false-alarm rate per stable pair.")
+    ] = 0.01,
+    baseline: Annotated[
+        int, typer.Option(help="Earlier evaluations they are compared with (0: all of them).")
+    ] = 100,
+    days: Days = None,
+    format_: Format = OutputFormat.table,
+) -> None:
+    """Flag models whose latest evaluations are worse than the ones before (exit 1 if any, 0 if none).
+
+    Per (ticker, model) with at least RECENT + 10 evaluations: a one-sided Mann-Whitney U test.
+
+    "Worse" is in the metric's own direction (a rising MSE is worse). Decayed rows first.
+
+    For cron jobs and CI; the test and its false-alarm rate: docs/monitoring.md.
+
+    Example: perfledger decay --ticker AAPL --metric sharpe --recent 20 --alpha 0.01
+    """
+    with library_errors():
+        frame = open_ledger(ctx).decay(
+            ticker, model, metric, recent=recent, alpha=alpha, baseline=baseline or None, days_back=days,
+        )
+    decayed = int(frame["decayed"].sum())
+    if format_ != OutputFormat.table:
+        print_frame(frame, format_)
+    elif frame.empty:
+        typer.echo(f"No (ticker, model) pair has {recent + 10} or more evaluations of {metric}.")
+    else:
+        cols = ["ticker", "model_name", "recent_n", "baseline_n", "baseline_mean", "recent_mean", "change",
+                "p_value", "autocorr"]
+        shown = frame[cols].assign(decayed=frame["decayed"].map({True: "DECAYED", False: ""}))
+        print_frame(shown, format_, title=f"Decay of {metric}: latest {recent} against the ones before")
+        typer.echo(f"{decayed} of {len(frame)} pair(s) decayed (one-sided Mann-Whitney U, p < {alpha:g}).")
+    if decayed:
+        raise typer.Exit(EXIT_CHECK_FAILED)

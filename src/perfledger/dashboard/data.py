@@ -12,11 +12,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from ..backtest import sharpe_confidence as confidence_of
+from ..decay import empty_decay_frame
 from ..labels import canonical, decode
 from ..ledger import Ledger
 from ..location import resolve
@@ -32,8 +35,15 @@ def current_location() -> str:
 
 
 def display_location(location: str) -> str:
-    """The location as it may be shown on a page: never with a password."""
-    return resolve(location).describe()
+    """The location as it may be shown on a page: never with a password, and a directory
+    under the one the dashboard was started from as people name it (``./memory/logs``)."""
+    loc = resolve(location)
+    if loc.directory is not None:
+        try:
+            return "./" + loc.directory.relative_to(Path.cwd().resolve()).as_posix()
+        except ValueError:
+            pass
+    return loc.describe()
 
 
 def read_only_reason(location: str) -> str | None:
@@ -62,6 +72,49 @@ def stats(location: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Window:
+    """The record filters every view applies, whatever its ticker scope: days back, a date
+    range (whole UTC days, the end inclusive), metric bounds, params and tags. Hashable (a
+    cache key)."""
+
+    days_back: float | None = None
+    start: date | None = None
+    end: date | None = None
+    at_least: tuple[tuple[str, float], ...] = field(default=())
+    at_most: tuple[tuple[str, float], ...] = field(default=())
+    params: tuple[tuple[str, Any], ...] = field(default=())
+    tags: tuple[tuple[str, str], ...] = field(default=())
+
+    def time_kwargs(self) -> dict[str, Any]:
+        """``days_back``/``since``/``until`` for the Ledger."""
+        return {
+            "days_back": self.days_back,
+            "since": datetime.combine(self.start, time.min, UTC) if self.start else None,
+            "until": (
+                datetime.combine(self.end + timedelta(days=1), time.min, UTC) - timedelta(microseconds=1)
+                if self.end
+                else None
+            ),
+        }
+
+    def kwargs(self) -> dict[str, Any]:
+        """The time window and metric bounds as keyword arguments of ``Ledger.history`` and
+        ``Ledger.leaderboard``."""
+        return {
+            **self.time_kwargs(),
+            "at_least": dict(self.at_least) or None,
+            "at_most": dict(self.at_most) or None,
+            "params": dict(self.params) or None,
+            "tags": dict(self.tags) or None,
+        }
+
+    def active(self) -> bool:
+        """True when any of these filters narrows the records."""
+        return bool(self.days_back or self.start or self.end or self.at_least or self.at_most
+                    or self.params or self.tags)
+
+
+@dataclass(frozen=True)
 class Filters:
     """What the sidebar selected; hashable so it can be part of a cache key."""
 
@@ -75,24 +128,16 @@ class Filters:
     params: tuple[tuple[str, Any], ...] = field(default=())
     tags: tuple[tuple[str, str], ...] = field(default=())
 
+    @property
+    def window(self) -> Window:
+        """The filters that apply to every view (all but the ticker and model choice)."""
+        return Window(self.days_back, self.start, self.end, self.at_least, self.at_most, self.params,
+                      self.tags)
+
     def history_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``Ledger.history`` for these filters (dates are whole UTC days,
         the end date inclusive)."""
-        return {
-            "ticker": self.ticker,
-            "model_name": list(self.models) or None,
-            "days_back": self.days_back,
-            "since": datetime.combine(self.start, time.min, UTC) if self.start else None,
-            "until": (
-                datetime.combine(self.end + timedelta(days=1), time.min, UTC) - timedelta(microseconds=1)
-                if self.end
-                else None
-            ),
-            "at_least": dict(self.at_least) or None,
-            "at_most": dict(self.at_most) or None,
-            "params": dict(self.params) or None,
-            "tags": dict(self.tags) or None,
-        }
+        return {"ticker": self.ticker, "model_name": list(self.models) or None, **self.window.kwargs()}
 
     def describe(self) -> str:
         """One line saying which filters are active, for captions."""
@@ -114,25 +159,49 @@ def history(location: str, state: str, filters: Filters) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def recent(location: str, state: str, limit: int = 20) -> pd.DataFrame:
-    """The latest ``limit`` evaluations across the whole ledger, newest first."""
-    return get_ledger(location).history(limit=limit).iloc[::-1].reset_index(drop=True)
+def recent(location: str, state: str, window: Window = Window(), limit: int = 20) -> pd.DataFrame:
+    """The latest ``limit`` evaluations across the whole ledger within ``window``, newest first."""
+    return get_ledger(location).history(limit=limit, **window.kwargs()).iloc[::-1].reset_index(drop=True)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def leaderboard(
+    location: str, state: str, ticker: str | None, metric: str, window: Window = Window()
+) -> pd.DataFrame:
+    """``Ledger.leaderboard`` over the records in ``window`` (aggregated by the database).
+    A metric without a direction cannot rank: the board is then ranked by Sharpe."""
+    led = get_ledger(location)
+    if metric not in led.metric_directions():
+        metric = "sharpe"
+    return led.leaderboard(ticker, metric=metric, **window.kwargs())
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def decay(
     location: str,
     state: str,
     ticker: str | None,
+    models: tuple[str, ...],
     metric: str,
-    days_back: float | None,
-    params: tuple[tuple[str, Any], ...] = (),
-    tags: tuple[tuple[str, str], ...] = (),
+    window: Window,
+    recent: int,
+    alpha: float,
 ) -> pd.DataFrame:
-    """``Ledger.leaderboard`` (aggregated by the database), optionally filtered by params and tags."""
-    return get_ledger(location).leaderboard(
-        ticker, metric=metric, days_back=days_back, params=dict(params) or None, tags=dict(tags) or None
-    )
+    """``Ledger.decay`` within the time window (metric bounds are not applied: filtering on the
+    tested values would hide the very drop the test looks for). Empty when ``metric`` has no
+    direction."""
+    led = get_ledger(location)
+    if metric not in led.metric_directions():
+        return empty_decay_frame()
+    return led.decay(ticker, list(models) or None, metric, recent=recent, alpha=alpha, **window.time_kwargs())
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def sharpe_confidence(location: str, state: str, ticker: str) -> pd.DataFrame:
+    """PSR and DSR per model over the ticker's whole history: what ``Ledger.sharpe_confidence``
+    computes, from the same cached frame the Performance tab reads when no filter is set (so a
+    first render reads the ticker's history once, not twice)."""
+    return confidence_of(history(location, state, Filters(ticker=ticker)))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -24,6 +24,7 @@ LABELS = {
     "total_return": "Total return",
     "win_rate": "Win rate",
     "accuracy": "Accuracy",
+    "psr": "PSR",
 }
 PERCENT_METRICS = frozenset({"drawdown", "total_return", "win_rate", "accuracy"})
 

@@ -65,6 +65,25 @@ class HistoryRows:
     extras: pa.Table | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TailQuery:
+    """The latest values of one metric per (ticker, model) pair, already validated.
+
+    ``keep``: how many of each pair's newest values (None: all); ``min_count``: pairs whose
+    all-time count of the metric is below it may be left out (a cheap pre-filter: the caller
+    still checks the counts within the time window).
+    """
+
+    metric: str
+    custom: bool = False
+    tickers: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    since_us: int | None = None
+    until_us: int | None = None
+    keep: int | None = None
+    min_count: int = 1
+
+
 class ReadTx(ABC):
     """A read snapshot: every read through it sees the store as of one moment, and it holds
     no write lock (writers go on while it is open)."""
@@ -165,6 +184,11 @@ class Store(ABC):
     @abstractmethod
     def labels(self, ticker: str | None = None) -> list[LabelRow]:
         """Every distinct param and tag value (of ``ticker``'s records) with its record count."""
+
+    @abstractmethod
+    def metric_tails(self, query: TailQuery) -> pa.Table:
+        """Each pair's ``keep`` newest non-null values of ``query.metric`` within the filters:
+        ``ticker, model_name, ts`` (UTC microseconds), ``id``, ``value``; rows in any order."""
 
     @abstractmethod
     def stats(self) -> Mapping[str, Any]:

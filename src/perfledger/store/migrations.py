@@ -101,12 +101,24 @@ def _v4_labels(conn: sa.Connection) -> None:
 
 _BACKFILL_CHUNK = 20_000
 
+def _v5_pair_index(conn: sa.Connection) -> None:
+    """The (model_name, ts) index becomes (model_name, ticker, ts, id): the latest values of
+    each (ticker, model) pair are then an index range read (``Ledger.decay``), and a model's
+    history still finds its rows. Replaced rather than added, so a bulk load builds no more
+    indexes than before."""
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_pl_records_model_ts")
+    conn.exec_driver_sql(
+        "CREATE INDEX ix_pl_records_model_ticker_ts ON pl_records (model_name, ticker, ts, id)"
+    )
+
+
 #: Every migration, in order; a new one is appended with the next version number.
 MIGRATIONS: list[Migration] = [
     Migration(2, "params and tags as JSONB on PostgreSQL", _v2_jsonb),
     Migration(3, "pl_import_keys: imported records' content keys, unique", _v3_import_keys),
     Migration(4, "params and tags searchable (pl_labels; pl_record_labels on SQLite, GIN indexes "
                  "on PostgreSQL), filled from the records already stored", _v4_labels),
+    Migration(5, "index (model_name, ticker, ts, id) for the latest values per pair", _v5_pair_index),
 ]
 
 

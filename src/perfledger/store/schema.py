@@ -50,7 +50,9 @@ records = sa.Table(
     sa.Column("params", _JSON_TEXT),
     sa.Column("tags", _JSON_TEXT),
     sa.Index("ix_pl_records_ticker_ts", "ticker", "ts", "id"),
-    sa.Index("ix_pl_records_model_ts", "model_name", "ts"),
+    # (model, ticker, time): a model's history, and the latest N values of one (ticker, model)
+    # pair read straight off the index (Ledger.decay); schema v7 replaced (model_name, ts).
+    sa.Index("ix_pl_records_model_ticker_ts", "model_name", "ticker", "ts", "id"),
     sa.Index("ix_pl_records_ts", "ts"),
     # Containment (``params @> '{"max_depth": 6}'``) on PostgreSQL; SQLite uses pl_record_labels.
     sa.Index("ix_pl_records_params_gin", "params", postgresql_using="gin",

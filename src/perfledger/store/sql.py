@@ -25,7 +25,7 @@ from ..location import describe_store
 from ..record import CORE_METRICS
 from ..timestamps import format_ts
 from . import schema as T
-from .base import Grouping, HistoryQuery, HistoryRows, LabelRow, PairRow, StatRow, Store
+from .base import Grouping, HistoryQuery, HistoryRows, LabelRow, PairRow, StatRow, Store, TailQuery
 from .columnar import ColumnarReader
 from .engine import BUSY_TIMEOUT_S, create_file, make_engine
 from .migrations import ensure_schema
@@ -280,3 +280,57 @@ class SQLStore(Store):
     def labels(self, ticker: str | None = None) -> list[LabelRow]:
         with self.reading() as conn:
             return label_rows(conn, ticker)
+
+    def metric_tails(self, query: TailQuery) -> pa.Table:
+        """Each pair's newest values of one metric, read off the (model_name, ticker, ts, id)
+        index newest first and stopped after ``keep``: on SQLite a correlated ``IN`` subquery
+        with ``LIMIT`` per pair, on PostgreSQL the same read as a ``LATERAL`` join. Pairs come
+        from ``pl_summary`` (already counted per metric). A ``ROW_NUMBER()`` window would number
+        every row of every pair before keeping a few: measured 3.5-7 s on SQLite at a million
+        records, against about 0.4 s this way."""
+        params: dict[str, Any] = {"metric": query.metric, "min_count": int(query.min_count)}
+        outer = ["s.metric = :metric", "s.n >= :min_count"]
+        for name, values in (("ticker", query.tickers), ("model_name", query.models)):
+            if values:
+                keys = []
+                for i, v in enumerate(values):
+                    params[f"{name}{i}"] = v
+                    keys.append(f":{name}{i}")
+                outer.append(f"s.{name} IN ({', '.join(keys)})")
+        inner = ["q.model_name = s.model_name", "q.ticker = s.ticker"]
+        if query.since_us is not None:
+            params["since"] = query.since_us
+            inner.append("q.ts >= :since")
+        if query.until_us is not None:
+            params["until"] = query.until_us
+            inner.append("q.ts <= :until")
+        if query.custom:
+            source = "pl_records q JOIN pl_extra qe ON qe.record_id = q.id AND qe.name = :metric"
+            value = "qe.value"
+        elif query.metric in CORE_METRICS:
+            source, value = "pl_records q", f"q.{query.metric}"
+            inner.append(f"q.{query.metric} IS NOT NULL")
+        else:
+            raise ValueError(f"{query.metric!r} is not a core metric; set custom=True")
+        limit = ""
+        if query.keep is not None:
+            params["keep"] = int(query.keep)
+            limit = " LIMIT :keep"
+        newest = f"WHERE {' AND '.join(inner)} ORDER BY q.ts DESC, q.id DESC{limit}"
+        where = " AND ".join(outer)
+        if self.dialect == "postgresql":
+            sql = (
+                "SELECT s.ticker, s.model_name, t.ts, t.id, t.value FROM pl_summary s CROSS JOIN "
+                f"LATERAL (SELECT q.ts, q.id, {value} AS value FROM {source} {newest}) t WHERE {where}"
+            )
+        else:
+            outer_value, extra_join = (
+                ("e.value", " JOIN pl_extra e ON e.record_id = r.id AND e.name = :metric")
+                if query.custom else (f"r.{query.metric}", "")
+            )
+            sql = (
+                f"SELECT s.ticker, s.model_name, r.ts, r.id, {outer_value} AS value FROM pl_summary s "
+                f"JOIN pl_records r ON r.id IN (SELECT q.id FROM {source} {newest}){extra_join} "
+                f"WHERE {where}"
+            )
+        return self._table(sql, params)

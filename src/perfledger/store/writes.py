@@ -324,6 +324,7 @@ class SQLWriteTx(WriteTx):
             {"name": name},
         )
         self._directions = None
+        self._bump_generation()  # directions and best entries changed: caches keyed on state must see it
         return True
 
     def iter_batches(self, chunk: int = 20_000) -> Iterator[Batch]:
@@ -367,6 +368,10 @@ class SQLWriteTx(WriteTx):
             self.conn.execute(sa.delete(table))
         if self.dialect == "sqlite":
             self.conn.execute(sa.delete(T.record_labels))
+        self._bump_generation()
+
+    def _bump_generation(self) -> None:
+        """Change ``stats()["state"]`` for a change the record count and ids do not show."""
         gen = int(self.get_meta("generation") or 0) + 1
         self.set_meta("generation", str(gen))
 

@@ -1,0 +1,45 @@
+"""Streamlit display helpers shared by the views: number formats and readable history tables.
+
+Pure formatting lives in :mod:`.formatting`; this module adds what needs Streamlit (column
+configurations), so every view formats a metric the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from .formatting import PERCENT_METRICS, metric_label, order_metrics
+
+
+def formatted(table: pd.DataFrame, metric_of: dict[str, str]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``table`` ready to show, with its column formats: rates and returns as "12.3%" (scaled
+    here, since Streamlit's percent preset varies its decimals), Sharpe with 2 decimals, MSE 4."""
+    out = table.copy()
+    config: dict[str, Any] = {}
+    for col, m in metric_of.items():
+        if col not in out.columns:
+            continue
+        if m in PERCENT_METRICS:
+            out[col] = out[col] * 100.0
+            fmt = "%.1f%%"
+        else:
+            fmt = "%.4f" if m == "mse" else "%.2f" if m == "sharpe" else "%.4g"
+        config[col] = st.column_config.NumberColumn(col, format=fmt)
+    return out, config
+
+
+def display_history(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A history frame with readable headers and formats (newest first is up to the caller)."""
+    metrics = order_metrics(
+        c for c in frame.columns if c not in ("timestamp", "ticker", "model_name", "notes")
+    )
+    renamed = {"timestamp": "Logged (UTC)", "ticker": "Ticker", "model_name": "Model", "notes": "Notes"}
+    renamed.update({m: metric_label(m) for m in metrics})
+    out = frame[["timestamp", "ticker", "model_name", *metrics, "notes"]].rename(columns=renamed)
+    out["Logged (UTC)"] = out["Logged (UTC)"].dt.tz_convert("UTC").dt.tz_localize(None)
+    out, config = formatted(out, {metric_label(m): m for m in metrics})
+    config["Logged (UTC)"] = st.column_config.DatetimeColumn("Logged (UTC)", format="YYYY-MM-DD HH:mm")
+    return out, config

@@ -1,0 +1,85 @@
+"""Parsing the sidebar log form's free-text fields: custom metrics, params and tags.
+
+People type ``sortino=2.4, latency_ms=35`` (commas or new lines between entries); a field
+that does not parse is refused with a :class:`~perfledger.ValidationError` naming it, and
+nothing is logged. The values then go through the Ledger's own validation like any call.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from ..errors import ValidationError
+
+_SPLIT = re.compile(r"[\n,;]+")
+
+
+def _entries(text: str | None, field: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for raw in _SPLIT.split(text or ""):
+        item = raw.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValidationError(f"{field}: {item!r} must be name=value", [(None, field, item)])
+        out.append((key.strip(), value.strip()))
+    return out
+
+
+def parse_metrics(text: str | None) -> dict[str, float]:
+    """``"sortino=2.4, latency_ms=35"`` → ``{"sortino": 2.4, "latency_ms": 35.0}``."""
+    out: dict[str, float] = {}
+    for key, value in _entries(text, "metrics"):
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValidationError(f"metrics: {key}={value!r} is not a number",
+                                  [(None, "metrics", key)]) from None
+        if not math.isfinite(number):
+            raise ValidationError(f"metrics: {key}={value!r} is not a finite number",
+                                  [(None, "metrics", key)])
+        out[key] = number
+    return out
+
+
+def parse_params(text: str | None) -> dict[str, Any]:
+    """``"epochs=50, layers=[64, 32]"`` → values parsed as JSON when they are JSON, else kept
+    as text (``optimizer=adam`` → ``"adam"``). Commas inside brackets or quotes stay."""
+    out: dict[str, Any] = {}
+    for key, value in _entries(_protect(text), "params"):
+        value = _restore(value)
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def parse_tags(text: str | None) -> dict[str, str]:
+    """``"run=nightly, data=2015-2024"`` → string tags."""
+    return dict(_entries(text, "tags"))
+
+
+_COMMA = "\x1f"
+
+
+def _protect(text: str | None) -> str:
+    """Commas inside [...], {...} or quotes are part of a JSON value, not separators."""
+    out, depth, quote = [], 0, False
+    for ch in text or "":
+        if ch == '"':
+            quote = not quote
+        elif not quote and ch in "[{":
+            depth += 1
+        elif not quote and ch in "]}":
+            depth = max(depth - 1, 0)
+        out.append(_COMMA if ch == "," and (depth or quote) else ch)
+    return "".join(out)
+
+
+def _restore(value: str) -> str:
+    return value.replace(_COMMA, ",")
