@@ -171,7 +171,8 @@ def _check_tab(page: Page, panel: Locator, label: str) -> None:
     """The issue-13 views are drawn, not just present in the script."""
     alerts = " ".join(panel.locator("[data-testid='stAlert']").all_inner_texts())
     if label == TABS[0][0]:
-        assert "./memory/logs" in page.locator("[data-testid='stCaptionContainer']").first.inner_text()
+        header = page.locator("[data-testid='stCaptionContainer']", has_text="Ledger:").first
+        assert "./memory/logs" in header.inner_text()
         assert "Decaying" in alerts and "p =" in alerts  # the badge, with change and p-value
         assert "could be luck among 4 trials" in alerts  # PSR/DSR in plain words
         names = _traces(panel)[0]

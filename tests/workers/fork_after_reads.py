@@ -50,7 +50,7 @@ def main() -> None:
         lambda: led.leaderboard("T1", days_back=100_000),
         lambda: data.history(location, state, data.Filters("T2")),
         lambda: data.recent(location, state),
-        lambda: data.leaderboard(location, state, "T2", "sharpe", None),
+        lambda: data.leaderboard(location, state, "T2", "sharpe", data.Window()),
         lambda: data.best(location, state),
     ]
     kept = []  # a script keeps what it asked for (the frames hold the driver's buffers)
