@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 import numbers
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import ValidationError
@@ -217,8 +217,3 @@ def parse_by(by: Any) -> tuple[str, str] | None:
             return KINDS[prefix], name
     raise _fail("by", f"by={by!r} names nothing to group by: use 'model', 'param:NAME' or "
                       "'tag:NAME' (e.g. 'param:max_depth')")
-
-
-def as_mapping(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """Checked (key, canonical) pairs back as a ``{key: value}`` dict."""
-    return {k: decode(v) for k, v in pairs}
