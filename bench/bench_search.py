@@ -106,15 +106,27 @@ def _singles(led: Any, rows: list[dict[str, Any]], meta: bool) -> float:
     return len(rows) / (time.perf_counter() - t0)
 
 
+def _cpu(fn: Any, reps: int) -> float:
+    """Median process CPU seconds of ``fn()``: what the call costs apart from waiting for a
+    CPU on a busy machine (other processes still slow it through shared caches)."""
+    out = []
+    for _ in range(reps):
+        c0 = time.process_time()
+        fn()
+        out.append(time.process_time() - c0)
+    return statistics.median(out)
+
+
 def _versus(name: str, ours: Any, base: Any, base_name: str, target_ms: float, reps: int,
             base_reps: int) -> tuple[dict[str, Any], float, float]:
     """Our call against a whole-history baseline, alternated (the baseline is slow, so it is
-    repeated less); ours is then timed on its own ``reps`` times."""
+    repeated less); ours is then timed on its own ``reps`` times, wall and CPU."""
     med = interleaved_medians({"pl": ours, "base": base}, repeat=base_reps)
     t = median_time(ours, repeat=reps)
+    cpu = _cpu(ours, reps)
     fig = figure(name, t * MS, "ms", target=f"<= {target_ms:g} ms", ok=t * MS <= target_ms,
                  baseline=med["base"] * MS, baseline_name=base_name, ratio=med["base"] / t, group=G,
-                 note=f"median of {reps}; ratio = baseline / perfledger")
+                 note=f"median of {reps} (process CPU {cpu * MS:.1f} ms); ratio = baseline / perfledger")
     return fig, t, med["base"]
 
 
@@ -148,6 +160,14 @@ def embedded(quick: bool, tmp: Path) -> tuple[list[dict[str, Any]], dict[str, An
          lambda: led.leaderboard(ticker, **by_depth), lambda: _pandas_board(led, ticker),
          "history(include_meta) + pandas group-by", 100, "board"),
     ]
+    def plain() -> Any:
+        return led.history(ticker=ticker)
+
+    ref, ref_cpu = median_time(plain, repeat=reps), _cpu(plain, reps)
+    figs.append(figure(f"reference: history({ticker}) ({len(plain()):,} rows, no filter)", ref * MS, "ms",
+                       group=G, note=f"process CPU {ref_cpu * MS:.1f} ms; the scale section's "
+                                     "history(ticker): read this run's load against it"))
+    raw["reference_s"] = ref
     for name, ours, base, base_name, target, key in cases:
         fig, t, b = _versus(name, ours, base, base_name, target, reps, base_reps)
         figs.append(fig)

@@ -101,6 +101,35 @@ def test_a_rejected_write_stores_no_label(any_ledger: Ledger) -> None:
     assert stored_labels(any_ledger) == [("p", "a", "1", 1)]
 
 
+CONCURRENT_WORKER = """
+import sys
+from perfledger import Ledger
+led = Ledger(sys.argv[1])
+for i in range(int(sys.argv[3])):
+    led.log("M%d" % (i % 3), "AAPL" if i % 2 else "MSFT", sharpe=0.1 * i, notes="%s-%d" % (sys.argv[2], i),
+            params={"max_depth": (3, 6, 9)[i % 3], "lr": 0.05}, tags={"run": "nightly", "w": sys.argv[2]})
+led.close()
+"""
+
+
+def test_concurrent_writers_keep_the_labels_exact(any_ledger: Ledger) -> None:
+    """Writers sharing labels (new ones too) upsert the same pl_labels rows at once."""
+    import os
+    import subprocess
+    import sys
+
+    url = _url(any_ledger) if any_ledger.directory is None else str(any_ledger.directory)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_WORKER, url, f"w{k}", "25"], env=env,
+                              stderr=subprocess.PIPE, text=True) for k in range(4)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    assert len(any_ledger.history(tags={"run": "nightly"})) == 100
+    assert len(any_ledger.history(tags={"w": "w2"}, params={"max_depth": 6})) == 8
+    assert_labels_consistent(any_ledger)
+
+
 # --------------------------------------------------------------------------- history
 
 

@@ -247,31 +247,33 @@ def _sql_stats(
     conn: sa.Connection, src: Source, grp: str, join: str, extra_where: str, params: dict[str, Any],
     as_text: bool,
 ) -> tuple[list[list[Any]], list[list[Any]]]:
-    out = "CAST(b.grp AS TEXT)" if as_text else "b.grp"
+    """PostgreSQL: one pass over the selected records per table (the core metrics wide, the
+    custom ones long): COUNT, AVG, MIN, MAX, VAR_POP x n (M2) and the latest non-null value."""
+    out = "CAST(grp AS TEXT)" if as_text else "grp"
     metrics = ", ".join(f"r.{m}" for m in CORE_METRICS)
     base = (f"SELECT r.id, r.ts, r.ticker, {grp} AS grp, {metrics} FROM {src.from_}{join} "
             f"WHERE {src.where}{extra_where}")
-    parts = [f"SELECT ticker, grp, '{m}' AS metric, {m} AS value, ts, id FROM b WHERE {m} IS NOT NULL"
-             for m in CORE_METRICS]
-    parts.append("SELECT b.ticker, b.grp, e.name AS metric, e.value, b.ts, b.id FROM b "
-                 "JOIN pl_extra e ON e.record_id = b.id")
-    keys = "ticker, grp, metric"
-    on = "v.ticker = g.ticker AND v.grp = g.grp AND v.metric = g.metric"
-    sql = (
-        f"WITH b AS MATERIALIZED ({base}), v AS ({' UNION ALL '.join(parts)}), "
-        f"g AS (SELECT {keys}, COUNT(*) AS n, AVG(value) AS mean, MIN(value) AS mn, "
-        f"MAX(value) AS mx FROM v GROUP BY {keys}), "
-        f"d AS (SELECT v.ticker, v.grp, v.metric, SUM((v.value - g.mean) * (v.value - g.mean)) "
-        f"AS m2 FROM v JOIN g ON {on} GROUP BY v.ticker, v.grp, v.metric), "
-        f"l AS (SELECT {keys}, value, ROW_NUMBER() OVER (PARTITION BY {keys} "
-        "ORDER BY ts DESC, id DESC) AS rn FROM v) "
-        f"SELECT g.ticker, {out.replace('b.', 'g.')}, g.metric, g.n, g.mean, d.m2, g.mn, g.mx, l.value "
-        f"FROM g JOIN d ON {on.replace('v.', 'd.')} JOIN l ON {on.replace('v.', 'l.')} AND l.rn = 1"
-    )
-    long = [list(r) for r in conn.execute(sa.text(sql), params)]
-    pairs = [list(r) for r in conn.execute(
-        sa.text(f"WITH b AS ({base}) SELECT ticker, {out}, COUNT(*) FROM b GROUP BY ticker, grp"),
-        params)]
+
+    def stats(v: str) -> str:
+        return (f"COUNT({v}), AVG({v}), VAR_POP({v}) * COUNT({v}), MIN({v}), MAX({v}), "
+                f"(ARRAY_AGG({v} ORDER BY ts DESC, id DESC) FILTER (WHERE {v} IS NOT NULL))[1]")
+
+    wide = conn.execute(sa.text(
+        f"WITH b AS MATERIALIZED ({base}) SELECT ticker, {out}, COUNT(*), "
+        f"{', '.join(stats(m) for m in CORE_METRICS)} FROM b GROUP BY ticker, grp"), params).fetchall()
+    long: list[list[Any]] = []
+    pairs: list[list[Any]] = []
+    for row in wide:
+        pairs.append([row[0], row[1], row[2]])
+        for i, m in enumerate(CORE_METRICS):
+            n, mean, m2, mn, mx, last = row[3 + 6 * i: 9 + 6 * i]
+            if n:
+                long.append([row[0], row[1], m, n, mean, m2, mn, mx, last])
+    extras = conn.execute(sa.text(
+        f"WITH b AS MATERIALIZED ({base}), v AS (SELECT b.ticker, b.grp, b.ts, b.id, e.name, e.value "
+        f"FROM b JOIN pl_extra e ON e.record_id = b.id) SELECT ticker, {out}, name, {stats('value')} "
+        "FROM v GROUP BY ticker, grp, name"), params).fetchall()
+    long += [list(r) for r in extras]
     return long, pairs
 
 
