@@ -46,16 +46,24 @@ class Source:
     empty: bool = False  # a filter no record can meet
 
 
-def _plain_clauses(q: HistoryQuery, params: dict[str, Any]) -> list[str]:
-    """Ticker, model, time window and metric ranges."""
+def name_clauses(alias: str, tickers: tuple[str, ...], models: tuple[str, ...],
+                 params: dict[str, Any]) -> list[str]:
+    """``alias.ticker IN (...)`` / ``alias.model_name IN (...)`` for the names given, their
+    values bound into ``params``."""
     clauses = []
-    for name, values in (("ticker", q.tickers), ("model_name", q.models)):
+    for name, values in (("ticker", tickers), ("model_name", models)):
         if values:
             keys = []
             for i, v in enumerate(values):
                 params[f"{name}{i}"] = v
                 keys.append(f":{name}{i}")
-            clauses.append(f"r.{name} IN ({', '.join(keys)})")
+            clauses.append(f"{alias}.{name} IN ({', '.join(keys)})")
+    return clauses
+
+
+def _plain_clauses(q: HistoryQuery, params: dict[str, Any]) -> list[str]:
+    """Ticker, model, time window and metric ranges."""
+    clauses = name_clauses("r", q.tickers, q.models, params)
     if q.since_us is not None:
         params["since"] = q.since_us
         clauses.append("r.ts >= :since")
