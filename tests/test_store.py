@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -107,3 +108,31 @@ def test_a_bulk_load_rebuilds_its_indexes_and_keeps_every_row(ledger: Ledger) ->
     assert ledger.history(limit=1)["sharpe"].iloc[0] == (n - 1) / n
     ledger.log("M0", "T0", sharpe=2.0)  # a later single log still finds its indexes
     assert ledger.best("T0")["best_sharpe"]["value"] == 2.0
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_a_sqlite_write_transaction_ends_statements_of_both_paths_together(
+    ledger: Ledger, fail: bool
+) -> None:
+    """The write transaction runs BEGIN IMMEDIATE/COMMIT on the driver itself; a statement
+    run through SQLAlchemy inside it (import keys) must join it: committed with the rest,
+    or rolled back with the rest, and the lock released either way."""
+    from perfledger.batch import Batch
+    from perfledger.validation import validate_record
+
+    store = ledger._ensure()
+    batch = Batch.from_records([validate_record("M", "T", sharpe=1.0)])
+    with pytest.raises(RuntimeError) if fail else contextlib.nullcontext(), store.writing() as tx:
+        assert tx.claim_keys(["k1"]) == {"k1"}      # through SQLAlchemy
+        tx.insert(batch)                            # through the driver
+        if fail:
+            raise RuntimeError("boom")
+    con = sqlite3.connect(ledger.directory / "perfledger.db", timeout=0.5)
+    keys = con.execute("SELECT count(*) FROM pl_import_keys").fetchone()[0]
+    records = con.execute("SELECT count(*) FROM pl_records").fetchone()[0]
+    con.execute("BEGIN IMMEDIATE")  # the write lock was released
+    con.rollback()
+    con.close()
+    assert (keys, records) == ((0, 0) if fail else (1, 1))
+    ledger.log("M", "T", sharpe=2.0)
+    assert len(ledger.history()) == (1 if fail else 2)

@@ -27,7 +27,7 @@ from ..timestamps import format_ts
 from . import schema as T
 from .base import Grouping, HistoryQuery, HistoryRows, LabelRow, PairRow, StatRow, Store, TailQuery
 from .columnar import ColumnarReader
-from .engine import BUSY_TIMEOUT_S, create_file, make_engine
+from .engine import BUSY_TIMEOUT_S, create_file, immediate_transaction, make_engine
 from .migrations import ensure_schema
 from .queries import grouped_stats, label_rows, name_clauses, source
 from .readonly import ChangedDuringRead, ReadOnlyFile, retried
@@ -78,6 +78,10 @@ class SQLStore(Store):
             raise ReadOnlyLedgerError(
                 f"{describe_store(self.url)} is read-only for this user; nothing was changed"
             )
+        if self.dialect == "sqlite":
+            with self.engine.connect() as conn, immediate_transaction(conn):
+                yield SQLWriteTx(conn, self._statements)
+            return
         with self.engine.connect() as conn, conn.execution_options(pl_write=True).begin():
             yield SQLWriteTx(conn, self._statements)
 
