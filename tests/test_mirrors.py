@@ -138,3 +138,70 @@ def test_every_file_gets_the_mode_open_gives(tmp_path: Path, umask: int) -> None
     finally:
         os.umask(previous)
     assert modes == {name: want for name in modes}, {k: oct(v) for k, v in modes.items()}
+
+
+def _probed_state(d: Path) -> dict[str, list[int | str]]:
+    """The files' state computed from scratch, independently of perfledger's bookkeeping:
+    inode, size, mtime and a blake2b digest of the last 4 KiB (before the JSON's ``\\n]``)."""
+    import hashlib
+
+    out = {}
+    for key, name, keep in (("json", "model_performance.json", 2), ("csv", "model_performance.csv", 0),
+                            ("best", "best_models.json", 0)):
+        data = (d / name).read_bytes()
+        st = os.stat(d / name)
+        region = data[: len(data) - keep][-4096:]
+        digest = hashlib.blake2b(region, digest_size=12).hexdigest()
+        out[key] = [st.st_ino, st.st_size, st.st_mtime_ns, digest]
+    return out
+
+
+def test_the_committed_state_is_the_files_real_state_after_every_kind_of_write(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """An append records the files' new state from what it wrote, without reading them
+    again: after each kind of write it must equal the state read from the files."""
+    from perfledger.mirrors import STATE_KEY
+
+    def committed() -> dict[str, list[int | str]]:
+        return json.loads(ledger._ensure().get_meta(STATE_KEY))
+
+    long_note = "n" * 5000  # one record longer than the digested span
+    steps = [
+        lambda: ledger.log("M", "T", sharpe=1.0),                      # first record: empty files
+        lambda: ledger.log("M", "T", sharpe=0.5),                      # best unchanged
+        lambda: ledger.log("M", "T", sharpe=2.0),                      # best rewritten
+        lambda: ledger.log("M", "U", sharpe=0.1, notes=long_note),     # a new ticker, a long row
+        lambda: ledger.log_many([{"model_name": "B", "ticker": "T", "sharpe": i * 0.01}
+                                 for i in range(2500)]),               # formatted in threads
+        lambda: ledger.log("M", "T", sharpe=-1.0, notes="after bulk"),
+    ]
+    for step in steps:
+        step()
+        assert committed() == _probed_state(ledger.directory)
+    assert_mirrors_match(ledger)
+
+    # A copy appends chunk after chunk in one transaction, each from the previous one's state.
+    from perfledger.transfer import copy_store
+
+    target = Ledger(tmp_path / "copy")
+    assert copy_store(ledger._ensure(), target._writable(), target._mirrors, chunk=700) == 2505
+    assert json.loads(target._ensure().get_meta(STATE_KEY)) == _probed_state(target.directory)
+    assert_mirrors_match(target)
+    target.close()
+
+
+def test_a_same_size_rewrite_with_the_old_mtime_is_still_noticed(ledger: Ledger) -> None:
+    """The digest, not only size and mtime, decides whether a file is as committed: a rewrite
+    that keeps the size and restores the mtime (faster than the clock ticks, or on purpose)
+    is adopted on the next write."""
+    ledger.log("M", "T", sharpe=1.0, notes="aaaa")
+    ledger.log("M", "T", sharpe=0.5, notes="bbbb")
+    path = ledger.directory / "model_performance.csv"
+    st = os.stat(path)
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b"bbbb", b"cccc"))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(path).st_size == st.st_size
+    ledger.log("M", "T", sharpe=0.2, notes="dddd")
+    assert sorted(ledger.history()["notes"]) == ["aaaa", "bbbb", "cccc", "dddd"]

@@ -67,22 +67,47 @@ _DIGEST_SPAN = 4096
 BACKUP_SUFFIX = ".seed-backup"
 
 
+Sig = list[int | str]  # [inode, size, mtime_ns, digest]: one file's committed state
+
+
+def _hash(region: bytes) -> str:
+    return hashlib.blake2b(region, digest_size=12).hexdigest()
+
+
 def _digest(path: Path, end: int) -> str:
     """A digest of the file's bytes just before ``end``: they never change on an append."""
-    start = max(0, end - _DIGEST_SPAN)
-    with open(path, "rb") as f:
-        f.seek(start)
-        return hashlib.blake2b(f.read(end - start), digest_size=12).hexdigest()
-
-
-def _sig(path: Path, keep: int = 0) -> list[int | str] | None:
-    """inode, size, mtime and a digest of the bytes before the last ``keep`` (the bytes an
-    append overwrites: the JSON array's closing ``\\n]``)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        st = os.stat(path)
-        return [st.st_ino, st.st_size, st.st_mtime_ns, _digest(path, max(0, st.st_size - keep))]
+        start = max(0, end - _DIGEST_SPAN)
+        return _hash(os.pread(fd, end - start, start))
+    finally:
+        os.close(fd)
+
+
+def _probe(path: Path, keep: int = 0) -> tuple[Sig | None, bytes]:
+    """The file's state (inode, size, mtime and a digest of the bytes before the last
+    ``keep``: the bytes an append overwrites, the JSON array's closing ``\\n]``) and those
+    digested bytes, from which the state after an append is computed without reading the
+    file again."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        return None
+        return None, b""
+    try:
+        st = os.fstat(fd)
+        end = max(0, st.st_size - keep)
+        start = max(0, end - _DIGEST_SPAN)
+        region = os.pread(fd, end - start, start)
+    finally:
+        os.close(fd)
+    return [st.st_ino, st.st_size, st.st_mtime_ns, _hash(region)], region
+
+
+def _appended(st: os.stat_result, region: bytes, added: bytes) -> tuple[Sig, bytes]:
+    """The state of a file after ``added`` was appended right after ``region`` (the digested
+    bytes before the append), from the file's new ``stat``: no read of the file."""
+    region = (region + added)[-_DIGEST_SPAN:]
+    return [st.st_ino, st.st_size, st.st_mtime_ns, _hash(region)], region
 
 
 def _same(want: list[int | str] | None, have: list[int | str] | None) -> bool:
@@ -133,8 +158,10 @@ def _write_csv(path: Path, tx: ReadTx) -> None:
     _atomic_write(path, chunks())
 
 
-def _write_best(path: Path, tx: ReadTx) -> None:
-    _atomic_write(path, [best_json(tx.best()).encode()])
+def _write_best(path: Path, tx: ReadTx) -> bytes:
+    data = best_json(tx.best()).encode()
+    _atomic_write(path, [data])
+    return data
 
 
 class PreparedAppend:
@@ -198,6 +225,9 @@ class SeedMirrors:
         self._adopt = adopt
         #: Files kept untouched because they do not read as records (name -> reason).
         self.conflicts: dict[str, str] = {}
+        #: The last probe of each file (its state and digested bytes), taken by ``sync``
+        #: under the write lock; ``append`` derives the files' new state from it.
+        self._seen: dict[str, tuple[Sig | None, bytes]] = {}
 
     # ------------------------------------------------------------------ state
 
@@ -205,12 +235,18 @@ class SeedMirrors:
         raw = tx.get_meta(STATE_KEY)
         return json.loads(raw) if raw else {}
 
-    def _current(self) -> dict[str, list[int | str] | None]:
-        return {"json": _sig(self.json_path, len(_JSON_TAIL)), "csv": _sig(self.csv_path),
-                "best": _sig(self.best_path)}
+    def _current(self) -> dict[str, Sig | None]:
+        self._seen = {"json": _probe(self.json_path, len(_JSON_TAIL)), "csv": _probe(self.csv_path),
+                      "best": _probe(self.best_path)}
+        return {k: v[0] for k, v in self._seen.items()}
 
-    def _save_state(self, tx: WriteTx, previous: dict[str, list[int | str] | None] | None = None) -> None:
-        state = self._current()
+    def _save_state(
+        self, tx: WriteTx, previous: dict[str, Sig | None] | None = None,
+        state: dict[str, Sig | None] | None = None,
+    ) -> None:
+        """Record the files' state in the transaction: ``state`` when the caller knows it
+        (an append computes it), else probed from the files."""
+        state = self._current() if state is None else state
         for key, path in (("json", self.json_path), ("csv", self.csv_path)):
             if path.name in self.conflicts:  # never vouch for a file we could not read
                 state[key] = (previous or {}).get(key)
@@ -317,13 +353,28 @@ class SeedMirrors:
         """Append a batch inside its write transaction, after :meth:`sync` ran in it (a
         rebuild must not already hold the batch)."""
         json_body, csv_rows = prepared.wait()
-        self._append_json(json_body)
-        self._append_csv(csv_rows)
-        if best_changed:
+        seen = self._seen
+        json_st = self._append_json(json_body)
+        csv_st = self._append_csv(csv_rows)
+        state: dict[str, Sig | None] | None = None
+        if seen and json_st[1] > len(_EMPTY_JSON) and all(v[0] is not None for v in seen.values()):
+            # The usual case: the new state follows from sync's probe and the bytes written
+            # (about 60 µs less per log() than reading the three files again).
+            self._seen = {
+                "json": _appended(json_st[0], seen["json"][1], b",\n" + json_body),
+                "csv": _appended(csv_st, seen["csv"][1], csv_rows),
+                "best": seen["best"],
+            }
+            if best_changed:
+                data = _write_best(self.best_path, tx)
+                self._seen["best"] = _appended(os.stat(self.best_path), b"", data)
+            state = {k: v[0] for k, v in self._seen.items()}
+        elif best_changed:
             _write_best(self.best_path, tx)
-        self._save_state(tx)
+        self._save_state(tx, state=state)
 
-    def _append_json(self, body: bytes) -> None:
+    def _append_json(self, body: bytes) -> tuple[os.stat_result, int]:
+        """Append ``body``'s records; returns the file's new stat and its size before."""
         fd = os.open(self.json_path, os.O_RDWR)
         try:
             size = os.fstat(fd).st_size
@@ -335,12 +386,19 @@ class SeedMirrors:
             written = os.pwrite(fd, data, offset)
             while written < len(data):
                 written += os.pwrite(fd, data[written:], offset + written)
+            return os.fstat(fd), size
         finally:
             os.close(fd)
 
-    def _append_csv(self, rows: bytes) -> None:
-        with open(self.csv_path, "ab") as f:
-            f.write(rows)
+    def _append_csv(self, rows: bytes) -> os.stat_result:
+        fd = os.open(self.csv_path, os.O_WRONLY | os.O_APPEND)
+        try:
+            written = 0
+            while written < len(rows):
+                written += os.write(fd, rows[written:])
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
 
     def reset(self, tx: WriteTx) -> None:
         """After a clear: empty files, rewritten atomically."""
