@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -140,18 +142,18 @@ def test_every_file_gets_the_mode_open_gives(tmp_path: Path, umask: int) -> None
     assert modes == {name: want for name in modes}, {k: oct(v) for k, v in modes.items()}
 
 
-def _probed_state(d: Path) -> dict[str, list[int | str]]:
+def _probed_state(d: Path, legacy: bool = False) -> dict[str, list[int | str]]:
     """The files' state computed from scratch, independently of perfledger's bookkeeping:
-    inode, size, mtime and a blake2b digest of the last 4 KiB (before the JSON's ``\\n]``)."""
-    import hashlib
-
+    inode, size, mtime and a CRC-32 of the last 4 KiB (before the JSON's ``\\n]``); with
+    ``legacy``, the blake2b digest the previous release committed."""
     out = {}
     for key, name, keep in (("json", "model_performance.json", 2), ("csv", "model_performance.csv", 0),
                             ("best", "best_models.json", 0)):
         data = (d / name).read_bytes()
         st = os.stat(d / name)
         region = data[: len(data) - keep][-4096:]
-        digest = hashlib.blake2b(region, digest_size=12).hexdigest()
+        digest = (hashlib.blake2b(region, digest_size=12).hexdigest() if legacy
+                  else f"crc32:{zlib.crc32(region):08x}")
         out[key] = [st.st_ino, st.st_size, st.st_mtime_ns, digest]
     return out
 
@@ -205,3 +207,27 @@ def test_a_same_size_rewrite_with_the_old_mtime_is_still_noticed(ledger: Ledger)
     assert os.stat(path).st_size == st.st_size
     ledger.log("M", "T", sharpe=0.2, notes="dddd")
     assert sorted(ledger.history()["notes"]) == ["aaaa", "bbbb", "cccc", "dddd"]
+
+
+def test_a_state_committed_with_the_older_digest_is_still_understood(ledger: Ledger) -> None:
+    """Ledgers written by the previous release committed blake2b digests: they open without
+    any repair, a change to a file is still noticed, and the next write records CRC-32."""
+    from perfledger.mirrors import STATE_KEY
+
+    for i in range(3):
+        ledger.log("M", "T", sharpe=float(i), notes=f"n{i}")
+    store = ledger._ensure()
+    with store.writing() as tx:
+        tx.set_meta(STATE_KEY, json.dumps(_probed_state(ledger.directory, legacy=True)))
+    assert ledger._mirrors_in_step()
+    ledger.log("M", "T", sharpe=9.0, notes="n3")
+    assert json.loads(store.get_meta(STATE_KEY)) == _probed_state(ledger.directory)
+    assert_mirrors_match(ledger)
+
+    with store.writing() as tx:
+        tx.set_meta(STATE_KEY, json.dumps(_probed_state(ledger.directory, legacy=True)))
+    path = ledger.directory / "model_performance.csv"
+    st = os.stat(path)
+    path.write_bytes(path.read_bytes().replace(b"n1", b"n7"))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert not ledger._mirrors_in_step()

@@ -43,6 +43,7 @@ import secrets
 import shutil
 import threading
 import warnings
+import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -71,15 +72,29 @@ Sig = list[int | str]  # [inode, size, mtime_ns, digest]: one file's committed s
 
 
 def _hash(region: bytes) -> str:
+    """The digest of a file's last bytes: CRC-32, which catches any change to them but for a
+    chance of 2^-32, at a twentieth of blake2b's cost (blake2b of 4 KiB per file was a tenth
+    of a whole ``log()``). States committed by earlier releases hold a blake2b digest; see
+    :func:`_legacy_hash`."""
+    return f"crc32:{zlib.crc32(region):08x}"
+
+
+def _legacy_hash(region: bytes) -> str:
     return hashlib.blake2b(region, digest_size=12).hexdigest()
 
 
-def _digest(path: Path, end: int) -> str:
-    """A digest of the file's bytes just before ``end``: they never change on an append."""
+def _hash_like(want: str, region: bytes) -> str:
+    """``region``'s digest in the same kind as the committed ``want``."""
+    return _hash(region) if want.startswith("crc32:") else _legacy_hash(region)
+
+
+def _digest(path: Path, end: int, like: str) -> str:
+    """A digest (of the kind of ``like``) of the file's bytes just before ``end``: they
+    never change on an append."""
     fd = os.open(path, os.O_RDONLY)
     try:
         start = max(0, end - _DIGEST_SPAN)
-        return _hash(os.pread(fd, end - start, start))
+        return _hash_like(like, os.pread(fd, end - start, start))
     finally:
         os.close(fd)
 
@@ -110,9 +125,15 @@ def _appended(st: os.stat_result, region: bytes, added: bytes) -> tuple[Sig, byt
     return [st.st_ino, st.st_size, st.st_mtime_ns, _hash(region)], region
 
 
-def _same(want: list[int | str] | None, have: list[int | str] | None) -> bool:
-    # States written before the digest existed have three fields.
-    return want is not None and have is not None and list(have[: len(want)]) == list(want)
+def _same(want: list[int | str] | None, have: tuple[Sig | None, bytes]) -> bool:
+    """Is the file as committed? ``have`` is a probe. States written before the digest
+    existed have three fields; states written before CRC-32, a blake2b digest."""
+    sig, region = have
+    if want is None or sig is None:
+        return False
+    if len(want) > 3 and not str(want[3]).startswith("crc32:"):
+        sig = [*sig[:3], _legacy_hash(region)]
+    return list(sig[: len(want)]) == list(want)
 
 
 def _atomic_write(path: Path, chunks: Iterable[bytes]) -> None:
@@ -235,10 +256,11 @@ class SeedMirrors:
         raw = tx.get_meta(STATE_KEY)
         return json.loads(raw) if raw else {}
 
-    def _current(self) -> dict[str, Sig | None]:
+    def _current(self) -> dict[str, tuple[Sig | None, bytes]]:
+        """Probe the three files (their state and digested bytes)."""
         self._seen = {"json": _probe(self.json_path, len(_JSON_TAIL)), "csv": _probe(self.csv_path),
                       "best": _probe(self.best_path)}
-        return {k: v[0] for k, v in self._seen.items()}
+        return self._seen
 
     def _save_state(
         self, tx: WriteTx, previous: dict[str, Sig | None] | None = None,
@@ -246,7 +268,7 @@ class SeedMirrors:
     ) -> None:
         """Record the files' state in the transaction: ``state`` when the caller knows it
         (an append computes it), else probed from the files."""
-        state = self._current() if state is None else state
+        state = {k: v[0] for k, v in self._current().items()} if state is None else state
         for key, path in (("json", self.json_path), ("csv", self.csv_path)):
             if path.name in self.conflicts:  # never vouch for a file we could not read
                 state[key] = (previous or {}).get(key)
@@ -281,7 +303,7 @@ class SeedMirrors:
             want = state.get(key)
             if _same(want, have[key]):
                 continue
-            if have[key] is None:
+            if have[key][0] is None:
                 if want is not None:
                     log.info("rebuilding %s from the database (it was deleted)", path.name)
                 rebuild.append((path, writer))
@@ -290,7 +312,7 @@ class SeedMirrors:
                 adopted[path.name] = self._adopt(tx, path) if self._adopt is not None else 0
             except PerfLedgerError as exc:
                 problems = getattr(exc, "problems", None) or [(None, "syntax", "")]
-                if problems[0][1] == "syntax" and self._torn(key, want, have[key], path):
+                if problems[0][1] == "syntax" and self._torn(key, want, have[key][0], path):
                     continue
                 self.conflicts[path.name] = str(exc)
                 continue
@@ -306,15 +328,15 @@ class SeedMirrors:
         self._report(strict)
         return True
 
-    def _torn(self, key: str, want: list[int | str] | None, have: list[int | str], path: Path) -> bool:
+    def _torn(self, key: str, want: list[int | str] | None, have: Sig | None, path: Path) -> bool:
         """Drop the tail of an append whose transaction never committed, if that is what
         ``path`` holds: broken structure (the caller checked), same inode, not shorter, and
         its committed bytes unchanged."""
-        if want is None or have[0] != want[0] or int(have[1]) < int(want[1]):
+        if want is None or have is None or have[0] != want[0] or int(have[1]) < int(want[1]):
             return False
         size = int(want[1])
         tail = len(_JSON_TAIL) if key == "json" else 0
-        if len(want) > 3 and _digest(path, size - tail) != want[3]:
+        if len(want) > 3 and _digest(path, size - tail, str(want[3])) != want[3]:
             return False
         log.info("repairing %s: dropping %d uncommitted bytes", path.name, int(have[1]) - size)
         with open(path, "r+b") as f:
