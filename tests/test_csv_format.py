@@ -11,7 +11,9 @@ from perfledger.batch import Batch
 from perfledger.record import CORE_METRICS
 
 floats = st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False),
-                   st.sampled_from([0.0, -0.0, 1e-6, 1e-7, 1e10, 9999999999.0, 1e15, 5e-324]))
+                   st.sampled_from([0.0, -0.0, 1e-6, 1e-7, 1e10, 9999999999.0, 1e15, 5e-324,
+                                   1e-4, -1e-4, 9.999999999999999e-05, 9999999999.999998, 123.0, -5.0,
+                                   0.1 + 0.2, 1 / 3]))
 row = st.fixed_dictionaries({
     "ticker": st.text(alphabet=st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=6),
     "notes": st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=20),

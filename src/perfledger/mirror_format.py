@@ -85,6 +85,11 @@ def format_number(x: float | None) -> str:
     notation from 1e-6 up to 1e10 (no trailing ``.0``), else ``1.5e+10`` / ``1e-7``."""
     if x is None:
         return ""
+    if 1e-4 <= abs(x) < 1e10:
+        # Where Python's repr is positional too, it has the same shortest digits: only its
+        # trailing ".0" differs. Most metrics live here, at a fifth of the general path's cost.
+        r = repr(x)
+        return r[:-2] if r.endswith(".0") else r
     if x == 0:
         return "-0" if math.copysign(1.0, x) < 0 else "0"
     sign, digit_tuple, exp = Decimal(repr(x)).normalize().as_tuple()
