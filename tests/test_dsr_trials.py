@@ -30,7 +30,8 @@ def sr0(n: int, variance: float) -> float:
 
 
 def dsr(sr: float, sr_star: float, t: int, skew: float, kurt: float) -> float:
-    return float(norm.cdf((sr - sr_star) * math.sqrt(t - 1) / math.sqrt(1 - skew * sr + (kurt - 1) / 4 * sr**2)))
+    spread = math.sqrt(1 - skew * sr + (kurt - 1) / 4 * sr**2)
+    return float(norm.cdf((sr - sr_star) * math.sqrt(t - 1) / spread))
 
 
 def moments(r: np.ndarray, ppy: float) -> tuple[float, float, float]:
@@ -68,7 +69,8 @@ def test_paper_worked_example() -> None:
     assert best["model_name"] == "M0" and best["n_trials"] == 100
     assert best["sr0_per_period"] == pytest.approx(0.1132, abs=1e-4)
     assert best["dsr"] == pytest.approx(0.9004, abs=1e-4)
-    assert best["dsr"] == pytest.approx(dsr(2.5 / math.sqrt(250), sr0(100, 0.5) / math.sqrt(250), 1250, -3, 10))
+    per_period = math.sqrt(250)
+    assert best["dsr"] == pytest.approx(dsr(2.5 / per_period, sr0(100, 0.5) / per_period, 1250, -3, 10))
 
 
 def test_every_logged_run_is_a_trial(led: Ledger) -> None:
@@ -179,7 +181,7 @@ def test_cli_n_trials(tmp_path: Path) -> None:
     store = tmp_path / "ledger"
     rng = np.random.default_rng(3)
     with Ledger(store) as led:
-        for i in range(3):
+        for _ in range(3):
             led.log_backtest("Sweep", "AAPL", rng.normal(0.0005, 0.01, 300))
         led.log_backtest("Base", "AAPL", rng.normal(0.0005, 0.01, 300))
         want = led.sharpe_confidence("AAPL", n_trials=40).set_index("model_name")
