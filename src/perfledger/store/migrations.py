@@ -130,12 +130,15 @@ def current_version() -> int:
 def refuse_foreign_sqlite(path: Path, where: str) -> None:
     """Refuse a SQLite file that holds tables but none of perfledger's (someone else's
     database): opening it would create the ledger's tables in it, and even the WAL pragma
-    rewrites its header. Read through a plain read-only connection, before any engine; an
-    empty, new or unreadable file is left to the normal open."""
+    rewrites its header. Read through a plain connection that writes nothing, before any
+    engine (``immutable=1`` when there is no ``-wal`` file, which a read-only connection could
+    create; else ``mode=ro``, as :mod:`.readonly` does); an empty, new or unreadable file is
+    left to the normal open."""
     try:
         if path.stat().st_size == 0:
             return
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        wal = path.with_name(path.name + "-wal").exists()
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?{'mode=ro' if wal else 'immutable=1'}", uri=True)
         try:
             names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         finally:
