@@ -501,7 +501,7 @@ def test_leaderboard_shows_sharpe_confidence(store: Path) -> None:
             led.log_backtest(f"M{i}", "AAPL", rng.normal(0.0005 * i, 0.01, 300))
         conf = led.sharpe_confidence("AAPL").set_index("model_name")
     table = ok(run(store, "leaderboard", "--ticker", "AAPL"))
-    assert "psr" in table and "dsr" in table and "4 model(s)" in table
+    assert "psr" in table and "dsr" in table and "4 trial(s)" in table
     rows = json.loads(ok(run(store, "leaderboard", "--ticker", "AAPL", "--format", "json")))
     assert len(rows) == 4
     for r in rows:

@@ -246,18 +246,21 @@ def test_sharpe_confidence_against_hand_formulas(led: Ledger) -> None:
     for name, r in series.items():
         led.log_backtest(name, "AAPL", r)
     # A worse second evaluation of M4 must not replace its best.
-    led.log_backtest("M4", "AAPL", rng.normal(-0.001, 0.01, 400).tolist())
+    worse = rng.normal(-0.001, 0.01, 400).tolist()
+    led.log_backtest("M4", "AAPL", worse)
     conf = led.sharpe_confidence("AAPL").set_index("model_name")
     assert list(conf["sharpe"]) == sorted(conf["sharpe"], reverse=True)
 
     per_model = {m: loop_metrics(r, 252) for m, r in series.items()}
-    srs = {m: v["sharpe"] / math.sqrt(252) for m, v in per_model.items()}
-    var = statistics.variance(srs.values())
-    n = 5
+    # Every evaluation is a trial (the worse M4 run too): N = 6, V over 6 annualised Sharpes.
+    annual = [v["sharpe"] for v in per_model.values()] + [loop_metrics(worse, 252)["sharpe"]]
+    var = statistics.variance(annual)
+    n = 6
     sr0 = math.sqrt(var) * (
         (1 - 0.5772156649) * statistics.NormalDist().inv_cdf(1 - 1 / n)
         + 0.5772156649 * statistics.NormalDist().inv_cdf(1 - 1 / (n * math.e))
-    )
+    ) / math.sqrt(252)
+    srs = {m: v["sharpe"] / math.sqrt(252) for m, v in per_model.items()}
     for m, v in per_model.items():
         row = conf.loc[m]
         assert row["sharpe"] == pytest.approx(v["sharpe"])
@@ -266,8 +269,9 @@ def test_sharpe_confidence_against_hand_formulas(led: Ledger) -> None:
         dsr = phi((sr - sr0) * math.sqrt(400 - 1) / math.sqrt(1 - skew * sr + (kurt - 1) / 4 * sr * sr))
         assert row["dsr"] == pytest.approx(dsr, rel=1e-9)
         assert row["dsr"] < row["psr"]
-        assert row["n_trials"] == 5
+        assert row["n_trials"] == 6
         assert row["sr0_per_period"] == pytest.approx(sr0)
+        assert row["dsr_reason"] == ""
 
 
 def test_sharpe_confidence_single_model_and_manual_records(led: Ledger) -> None:
@@ -282,5 +286,6 @@ def test_sharpe_confidence_single_model_and_manual_records(led: Ledger) -> None:
     assert conf.loc["Manual", "psr_source"] == "computed"
     assert conf.loc["Manual", "psr"] == pytest.approx(0.943346, abs=1e-6)  # test_psr_by_hand
     assert math.isnan(conf.loc["NoT", "psr"]) and math.isnan(conf.loc["NoT", "dsr"])
+    assert "n_periods" in conf.loc["NoT", "dsr_reason"]
     assert conf.loc["Manual", "n_trials"] == 2
     assert led.sharpe_confidence("NOPE").empty

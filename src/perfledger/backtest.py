@@ -3,9 +3,9 @@
 :func:`backtest_metrics` turns per-period returns into the ledger's metrics
 (:func:`perfledger.returns.from_returns`): the core ones for their columns, the rest as
 custom metrics with the directions in :data:`BACKTEST_DIRECTIONS`. :func:`sharpe_confidence`
-answers the question a leaderboard cannot: with N models tried on a ticker, is the
-winner's Sharpe skill or the luck of the draw? (Probabilistic and Deflated Sharpe Ratios,
-Bailey & López de Prado 2012 and 2014; see ``docs/metrics.md``.)
+answers the question a leaderboard cannot: with N trials (every logged evaluation with a
+Sharpe on a ticker) is the winner's Sharpe skill or the luck of the draw? (Probabilistic and
+Deflated Sharpe Ratios, Bailey & López de Prado 2012 and 2014; see ``docs/metrics.md``.)
 
 Both compute from data they are given; ``Ledger.log_backtest`` and
 ``Ledger.sharpe_confidence`` read, register and log.
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from .record import CORE_METRICS
 from .returns import (
+    check_n_trials,
     check_periods_per_year,
-    deflated_sharpe_ratio,
     expected_max_sharpe,
     from_returns,
     probabilistic_sharpe_ratio,
@@ -46,7 +46,8 @@ PERIODS_METRIC = "periods_per_year"
 
 CONFIDENCE_COLUMNS = [
     "model_name", "timestamp", "sharpe", "periods_per_year", "sharpe_per_period", "n_periods",
-    "skew", "kurtosis", "psr", "psr_source", "n_trials", "sr0_per_period", "dsr",
+    "skew", "kurtosis", "psr", "psr_source", "n_trials", "sr0_annualised", "sr0_per_period", "dsr",
+    "dsr_reason",
 ]
 
 
@@ -74,22 +75,33 @@ def _num(row: Mapping[str, Any], name: str) -> float:
     return f
 
 
-def sharpe_confidence(history: pd.DataFrame, periods_per_year: float = 252) -> pd.DataFrame:
+def sharpe_confidence(
+    history: pd.DataFrame, periods_per_year: float = 252, n_trials: int | None = None
+) -> pd.DataFrame:
     """One row per model in ``history`` (one ticker's): its best Sharpe, PSR and Deflated
-    Sharpe Ratio.
+    Sharpe Ratio, deflated by *every* trial.
 
-    * The best record of a model is its highest ``sharpe`` (ties: the earliest), as stored
-      (annualised). Models without any Sharpe are left out; N (``n_trials``) counts the rest.
-    * ``sharpe_per_period`` = sharpe / √ppy, where ppy is the record's ``periods_per_year``
-      metric (stored by ``log_backtest``), else the ``periods_per_year`` argument.
+    * A trial is every record in ``history`` with a ``sharpe``: 30 backtests logged as
+      "Tuned" and one as "Base" are 31 trials, not 2 models (Bailey & López de Prado deflate
+      by every configuration tried, so the luckiest of many runs is not presented as skill).
+      ``n_trials`` (>= the logged trials, else a ValidationError) states more, when more were
+      tried than logged. N (``n_trials`` column) is that count.
+    * SR₀ is computed once, in annualised units: ``sr0_annualised`` = √V·((1−γ)Φ⁻¹(1−1/N) +
+      γΦ⁻¹(1−1/(N·e))), V the sample variance (ddof=1) of the annualised Sharpes of all
+      logged trials (as stored: annualised), so a daily and a monthly backtest share one V in
+      one unit. Each row converts it to its own period length:
+      ``sr0_per_period`` = sr0_annualised / √ppy. 0 when N = 1.
+    * The best record of a model is its highest ``sharpe`` (ties: the earliest).
+      ``sharpe_per_period`` = sharpe / √ppy, ppy the record's ``periods_per_year`` metric
+      (stored by ``log_backtest``), else the ``periods_per_year`` argument.
     * ``psr``: the record's stored ``psr`` metric (``psr_source="stored"``); else computed
       from the per-period Sharpe, the record's ``n_periods`` and its ``skew``/``kurtosis``
       metrics, defaulting to 0 and 3 (normal returns) when absent (``"computed"``); NaN when
       the record has no ``n_periods`` (or fewer than 2), ``psr_source`` then empty.
-    * ``sr0_per_period`` = √V·((1−γ)Φ⁻¹(1−1/N) + γΦ⁻¹(1−1/(N·e))), V the sample variance
-      (ddof=1) of the N models' per-period best Sharpes; 0 when N = 1.
     * ``dsr`` = the PSR formula against ``sr0_per_period`` with the same T/skew/kurtosis;
-      equal to ``psr`` when N = 1; NaN when ``n_periods`` is unknown.
+      equal to ``psr`` when N = 1. NaN when it cannot be computed, never a favourable guess:
+      ``dsr_reason`` then says why (no ``n_periods``; N > 1 but fewer than 2 logged Sharpes to
+      estimate V from; skew and kurtosis leaving no positive variance). Empty otherwise.
 
     Sorted by Sharpe, best first.
     """
@@ -97,45 +109,66 @@ def sharpe_confidence(history: pd.DataFrame, periods_per_year: float = 252) -> p
     import pandas as pd
 
     default_ppy = check_periods_per_year(periods_per_year)
+    if n_trials is not None:
+        check_n_trials(n_trials)
     hist = history
-    if hist.empty or hist["sharpe"].notna().sum() == 0:
+    sharpes = pd.to_numeric(hist["sharpe"], errors="coerce") if "sharpe" in hist.columns else None
+    if sharpes is None or not np.isfinite(sharpes.to_numpy(dtype=float)).any():
         return pd.DataFrame(columns=CONFIDENCE_COLUMNS)
-    hist = hist[hist["sharpe"].notna()]
+    hist = hist[np.isfinite(sharpes.to_numpy(dtype=float))]
+    logged = len(hist)
+    n = logged if n_trials is None else check_n_trials(n_trials, at_least=logged)
+    annual = hist["sharpe"].to_numpy(dtype=float)
+    variance = float(np.var(annual, ddof=1)) if logged > 1 else math.nan
+    if n == 1:
+        sr0, why = 0.0, ""
+    elif logged < 2:
+        sr0 = math.nan
+        why = (f"n_trials={n} but only {logged} trial logged: the variance of the trials' Sharpes "
+               "needs at least 2 logged Sharpes")
+    else:
+        sr0, why = expected_max_sharpe(n, variance), ""
     # Highest Sharpe per model; history is oldest first, so a stable sort keeps the earliest tie.
     best = hist.sort_values("sharpe", ascending=False, kind="stable").drop_duplicates(
         "model_name", keep="first"
     )
-    rows: list[dict[str, Any]] = []
-    for rec in best.to_dict("records"):
-        ppy = _num(rec, PERIODS_METRIC)
-        if not (math.isfinite(ppy) and ppy > 0):
-            ppy = default_ppy
-        sr = float(rec["sharpe"]) / math.sqrt(ppy)
-        t = _num(rec, "n_periods")
-        skew, kurt = _num(rec, "skew"), _num(rec, "kurtosis")
-        skew = skew if math.isfinite(skew) else 0.0
-        kurt = kurt if math.isfinite(kurt) else 3.0
-        stored = _num(rec, "psr")
-        if math.isfinite(stored):
-            psr, source = stored, "stored"
-        else:
-            psr = probabilistic_sharpe_ratio(sr, t, skew, kurt)
-            source = "computed" if math.isfinite(psr) else ""
-        rows.append({
-            "model_name": rec["model_name"], "timestamp": rec["timestamp"], "sharpe": float(rec["sharpe"]),
-            "periods_per_year": ppy, "sharpe_per_period": sr, "n_periods": t, "skew": skew,
-            "kurtosis": kurt, "psr": psr, "psr_source": source,
-        })
-    n = len(rows)
-    srs = np.array([r["sharpe_per_period"] for r in rows])
-    variance = float(np.var(srs, ddof=1)) if n > 1 else 0.0
-    sr0 = expected_max_sharpe(n, variance)
-    for r in rows:
-        r["n_trials"] = n
-        r["sr0_per_period"] = sr0
-        if n == 1:
-            r["dsr"] = r["psr"]
-        else:
-            r["dsr"] = deflated_sharpe_ratio(r["sharpe_per_period"], r["n_periods"], n, variance,
-                                             r["skew"], r["kurtosis"])
+    rows = [_confidence_row(rec, default_ppy, n, sr0, why) for rec in best.to_dict("records")]
     return pd.DataFrame(rows, columns=CONFIDENCE_COLUMNS).reset_index(drop=True)
+
+
+def _confidence_row(
+    rec: Mapping[str, Any], default_ppy: float, n: int, sr0: float, why: str
+) -> dict[str, Any]:
+    """One model's row of :func:`sharpe_confidence`, from its best record and the ticker's
+    annualised SR₀ (NaN with ``why`` when it is unknown)."""
+    ppy = _num(rec, PERIODS_METRIC)
+    if not (math.isfinite(ppy) and ppy > 0):
+        ppy = default_ppy
+    sr = float(rec["sharpe"]) / math.sqrt(ppy)
+    t = _num(rec, "n_periods")
+    skew, kurt = _num(rec, "skew"), _num(rec, "kurtosis")
+    skew = skew if math.isfinite(skew) else 0.0
+    kurt = kurt if math.isfinite(kurt) else 3.0
+    stored = _num(rec, "psr")
+    if math.isfinite(stored):
+        psr, source = stored, "stored"
+    else:
+        psr = probabilistic_sharpe_ratio(sr, t, skew, kurt)
+        source = "computed" if math.isfinite(psr) else ""
+    sr0_pp = sr0 / math.sqrt(ppy)
+    if not (t >= 2):
+        dsr, why = math.nan, "no n_periods (at least 2) on its best record: log it with log_backtest"
+    elif n == 1:
+        dsr = psr
+    elif why:
+        dsr = math.nan
+    else:
+        dsr = probabilistic_sharpe_ratio(sr, t, skew, kurt, sr_benchmark=sr0_pp)
+        if not math.isfinite(dsr):
+            why = f"skew={skew:g} and kurtosis={kurt:g} leave the Sharpe estimate no positive variance"
+    return {
+        "model_name": rec["model_name"], "timestamp": rec["timestamp"], "sharpe": float(rec["sharpe"]),
+        "periods_per_year": ppy, "sharpe_per_period": sr, "n_periods": t, "skew": skew,
+        "kurtosis": kurt, "psr": psr, "psr_source": source, "n_trials": n,
+        "sr0_annualised": sr0, "sr0_per_period": sr0_pp, "dsr": dsr, "dsr_reason": why,
+    }

@@ -121,6 +121,13 @@ def _csv_rows(path: Path) -> Iterable[tuple[str, dict[str, Any] | str]]:
             header = next(reader)
         except StopIteration:
             return
+        # csv.DictReader-style zipping keeps the last of two equal names: one value silently lost.
+        if dup := list(dict.fromkeys(h for i, h in enumerate(header) if h and h in header[:i])):
+            raise ValidationError(
+                f"path={str(path)!r}: the header (line 1) names column(s) {', '.join(map(repr, dup))} "
+                "more than once; give each column once (nothing was imported)",
+                [(None, "header", "duplicated column")],
+            )
         prev = reader.line_num
         for cells in reader:
             where = f"line {prev + 1}"
@@ -190,6 +197,8 @@ def read_rows(
     problems: dict[int, list[tuple[str, str]]] = {}
     try:
         items = list(source)
+    except ValidationError:
+        raise
     except UnicodeDecodeError as exc:
         raise ValidationError(
             f"path={str(path)!r} is not UTF-8 text (byte {exc.start}: {exc.reason})",

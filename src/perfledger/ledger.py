@@ -358,10 +358,16 @@ class Ledger(LedgerReads):
         return self.log(model_name, ticker, notes=notes, metrics=custom, params=params, tags=tags,
                         timestamp=timestamp, **core)
 
-    def sharpe_confidence(self, ticker: str, periods_per_year: float = 252) -> pd.DataFrame:
-        """Per model on ``ticker``: best Sharpe, Probabilistic and Deflated Sharpe Ratio (see
+    def sharpe_confidence(
+        self, ticker: str, periods_per_year: float = 252, n_trials: int | None = None
+    ) -> pd.DataFrame:
+        """Per model on ``ticker``: best Sharpe, Probabilistic and Deflated Sharpe Ratio,
+        deflated by every logged evaluation with a Sharpe on the ticker, or by ``n_trials``
+        when more configurations were tried than logged (see
         :func:`perfledger.backtest.sharpe_confidence`)."""
         from .backtest import sharpe_confidence
 
         check_label("ticker", ticker)
-        return sharpe_confidence(self.history(ticker=ticker), periods_per_year=periods_per_year)
+        return sharpe_confidence(
+            self.history(ticker=ticker), periods_per_year=periods_per_year, n_trials=n_trials
+        )

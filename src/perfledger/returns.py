@@ -33,8 +33,9 @@ rounding-error std and an absurd Sharpe).
 
 Bad input raises :class:`~perfledger.ValidationError` naming the argument: NaN or
 infinite values, fewer than 2 returns, a return below −1 (a simple return cannot lose more
-than everything), predictions without actuals (or the reverse), or predictions and
-actuals of different lengths.
+than everything), predictions without actuals (or the reverse), predictions and
+actuals of different lengths, or a ``periods_per_year`` so large that the annualised return
+(for ``calmar``) does not fit a float.
 
 Pure numpy and the standard library: no pandas, no scipy.
 """
@@ -53,6 +54,8 @@ from .errors import ValidationError
 
 __all__ = [
     "EULER_GAMMA",
+    "check_n_trials",
+    "check_variance",
     "deflated_sharpe_ratio",
     "expected_max_sharpe",
     "from_returns",
@@ -65,6 +68,7 @@ __all__ = [
 EULER_GAMMA = 0.5772156649015329
 _STD = NormalDist()
 _ZERO_STD_RTOL = 1e-12
+_MAX_LOG = math.log(1e300)  # an annualised growth factor beyond this is not a usable number
 
 
 def norm_cdf(z: float) -> float:
@@ -134,14 +138,39 @@ def probabilistic_sharpe_ratio(
     return norm_cdf((sr - sr_benchmark) * math.sqrt(n_periods - 1.0) / math.sqrt(var))
 
 
+def check_n_trials(n_trials: Any, at_least: int = 1) -> int:
+    """``n_trials`` as an int >= ``at_least``, or a ValidationError naming it and its value."""
+    if isinstance(n_trials, bool) or not isinstance(n_trials, numbers.Integral) or n_trials < at_least:
+        reason = (f"the ledger holds {at_least} trial(s) with a Sharpe on this ticker, and every one counts"
+                  if at_least > 1 else "at least one strategy was tried")
+        raise _fail("n_trials", f"n_trials={n_trials!r} must be an integer >= {at_least} ({reason})")
+    return int(n_trials)
+
+
+def check_variance(variance: Any) -> float:
+    """The trials' Sharpe variance as a float >= 0, or a ValidationError naming it. A NaN or
+    negative variance is refused rather than read as 0, which would make the DSR its most
+    favourable value (the PSR)."""
+    if isinstance(variance, bool) or not isinstance(variance, numbers.Real) or not (
+        math.isfinite(variance) and variance >= 0
+    ):
+        raise _fail("variance", f"variance={variance!r} must be a finite number >= 0 "
+                                "(the variance of the trials' Sharpe ratios)")
+    return float(variance)
+
+
 def expected_max_sharpe(n_trials: int, variance: float) -> float:
     """SR0 of the Deflated Sharpe Ratio: the Sharpe the best of ``n_trials`` unskilled
     strategies is expected to reach by luck, given the variance of the trials' Sharpes
     (Bailey & López de Prado 2014):
-    √V · ((1−γ)·Φ⁻¹(1 − 1/N) + γ·Φ⁻¹(1 − 1/(N·e))). 0 for a single trial."""
-    if n_trials < 1:
-        raise ValueError(f"n_trials={n_trials!r} must be >= 1")
-    if n_trials == 1 or not variance > 0:
+    √V · ((1−γ)·Φ⁻¹(1 − 1/N) + γ·Φ⁻¹(1 − 1/(N·e))). 0 for a single trial.
+
+    SR0 is in the units of the Sharpes V was computed from: annualised Sharpes give an
+    annualised SR0, to be divided by √periods_per_year before a per-period PSR uses it.
+    A ValidationError for ``n_trials`` < 1 or a NaN, infinite or negative ``variance``."""
+    n_trials = check_n_trials(n_trials)
+    variance = check_variance(variance)
+    if n_trials == 1 or variance == 0:
         return 0.0
     n = float(n_trials)
     return math.sqrt(variance) * (
@@ -154,11 +183,30 @@ def deflated_sharpe_ratio(
 ) -> float:
     """DSR: the PSR of the per-period ``sr`` against :func:`expected_max_sharpe` instead of 0.
 
-    ``variance`` is the variance of the per-period Sharpes of the ``n_trials`` strategies
-    tried. With one trial the benchmark is 0 and the DSR equals the PSR."""
+    ``variance`` is the variance of the *per-period* Sharpes of the ``n_trials`` strategies
+    tried (trials of different frequencies: use :func:`expected_max_sharpe` on annualised
+    Sharpes and convert SR0 per trial, as ``sharpe_confidence`` does). With one trial the
+    benchmark is 0 and the DSR equals the PSR."""
     return probabilistic_sharpe_ratio(
         sr, n_periods, skew, kurtosis, sr_benchmark=expected_max_sharpe(n_trials, variance)
     )
+
+
+def _annualised(total_return: float, ppy: float, n: int) -> float:
+    """(1 + total_return) ** (ppy / n) − 1, or a ValidationError naming ``periods_per_year``
+    when it does not fit a float (compounding a gain over an absurd number of periods per year
+    overflows: an OverflowError from Python, inf from numpy)."""
+    if total_return <= -1.0:
+        return -1.0
+    log_growth = math.log1p(total_return) * (ppy / n)
+    if log_growth > _MAX_LOG:
+        raise _fail(
+            "periods_per_year",
+            f"periods_per_year={ppy!r} annualises a total return of {total_return:.6g} over {n} periods "
+            f"to (1 + {total_return:.6g}) ** ({ppy:.6g} / {n}), too large for a number: "
+            "is periods_per_year the number of periods in one year (252 for daily)?",
+        )
+    return (1.0 + total_return) ** (ppy / n) - 1.0
 
 
 def from_returns(
@@ -224,8 +272,7 @@ def from_returns(
         out["sortino"] = mean / downside * root
 
     if drawdown < 0:
-        annual = (1.0 + total_return) ** (ppy / n) - 1.0 if total_return > -1.0 else -1.0
-        out["calmar"] = annual / abs(drawdown)
+        out["calmar"] = _annualised(total_return, ppy, n) / abs(drawdown)
 
     if std > 0:
         sr = mean / std

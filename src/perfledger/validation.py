@@ -120,17 +120,15 @@ def magnitude_message(name: str, value: float) -> str | None:
 
 
 def check_metric_name(name: Any, fieldname: str = "metrics") -> str:
+    what = "name" if fieldname == "name" else f"{fieldname} name"  # never "name name 'x'"
     if not isinstance(name, str):
-        raise TypeError(f"{fieldname} names must be str, got {type(name).__name__} {name!r}")
+        raise TypeError(f"{what} must be a str, got {type(name).__name__} {name!r}")
     if not _NAME_RE.fullmatch(name):
-        raise _fail(
-            fieldname,
-            f"{fieldname} name {name!r} is not an identifier (letters, digits, _; at most 64)",
-        )
+        raise _fail(fieldname, f"{what} {name!r} is not an identifier (letters, digits, _; at most 64)")
     if name in RESERVED_NAMES:
         raise _fail(
             fieldname,
-            f"{fieldname} name {name!r} is reserved; pass core metrics as keyword arguments",
+            f"{what} {name!r} is reserved; pass core metrics as keyword arguments",
         )
     return name
 
@@ -258,6 +256,10 @@ def validate_frame(frame: pd.DataFrame, *, max_listed: int = 50) -> pd.DataFrame
         for pos in rows:
             problems.append((index[pos], fieldname, message_for(pos)))
 
+    # Two columns of one name: which value is meant is anyone's guess, so the batch is refused.
+    if dup := list(dict.fromkeys(frame.columns[frame.columns.duplicated()])):
+        raise ValidationError(f"the batch has duplicated column(s) {', '.join(map(repr, dup))}; give "
+                              "each column once", [(None, str(c), "duplicated column") for c in dup])
     unknown = [c for c in frame.columns if c not in (*SEED_FIELDS, "metrics", "params", "tags")]
     for col in ("model_name", "ticker"):
         if col not in frame.columns:

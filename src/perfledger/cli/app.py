@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
-import click
 import typer
 from typer.core import TyperCommand
 
@@ -35,7 +34,7 @@ app = typer.Typer(
 class Command(TyperCommand):
     """A command whose hidden arguments (old spellings kept working) stay out of the usage line too."""
 
-    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
         for param in self.get_params(ctx):
             if not getattr(param, "hidden", False):

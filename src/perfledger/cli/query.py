@@ -125,20 +125,27 @@ def leaderboard(
     tag: TagFilter = None,
     by: By = "model",
     format_: Format = OutputFormat.table,
+    n_trials: Annotated[int | None, typer.Option(
+        "--n-trials", help="Trials the DSR deflates by, when more were tried than logged "
+        "(default: every logged evaluation with a Sharpe on the ticker).")] = None,
 ) -> None:
     """Rank models (or a param's or tag's values, --by) per ticker by a metric's mean.
 
     With --ticker each model also gets its best Sharpe, Probabilistic Sharpe Ratio and Deflated Sharpe Ratio
-    (over the ticker's whole history, so not with --param/--tag/--by).
+    (over the ticker's whole history, so not with --param/--tag/--by), deflated by every
+    evaluation with a Sharpe logged on the ticker, or by --n-trials.
 
     Example: perfledger leaderboard --ticker AAPL --by param:max_depth --tag run=nightly
     """
     params, tags = label_filters(param, tag)
+    plain = by == "model" and params is None and tags is None
+    if n_trials is not None and (ticker is None or not plain):
+        fail("--n-trials applies to the Deflated Sharpe Ratio, shown with --ticker "
+             "(and without --param/--tag/--by)")
     with library_errors():
         led = open_ledger(ctx)
         board = led.leaderboard(ticker, metric=metric, days_back=days, params=params, tags=tags, by=by)
-        plain = by == "model" and params is None and tags is None
-        conf = led.sharpe_confidence(ticker) if ticker is not None and plain else None
+        conf = led.sharpe_confidence(ticker, n_trials=n_trials) if ticker is not None and plain else None
     if conf is not None and not board.empty:
         extra = conf[["model_name", "sharpe", "psr", "dsr"]].rename(columns={"sharpe": "best_sharpe"})
         board = board.merge(extra, on="model_name", how="left")
@@ -158,7 +165,8 @@ def leaderboard(
     if conf is not None and len(conf):
         typer.echo(
             f"PSR: probability the true Sharpe > 0; DSR: the same against the best Sharpe expected "
-            f"by luck from {len(conf)} model(s) tried on {ticker}."
+            f"by luck from {int(conf['n_trials'].iloc[0])} trial(s) on {ticker} (every evaluation "
+            "with a Sharpe, or --n-trials)."
         )
 
 

@@ -80,9 +80,12 @@ def confidence_note(conf: pd.DataFrame, ticker: str) -> tuple[str, str]:
     top = conf.iloc[0]  # sharpe_confidence sorts by Sharpe, best first
     sharpe, dsr, psr = float(top["sharpe"]), float(top["dsr"]), float(top["psr"])
     if math.isnan(dsr):
-        return ("info", f"{top['model_name']} has the best Sharpe ({sharpe:.2f}) but no backtest "
-                        "record (number of periods) to judge it by.")
-    trials = f"{n} model{'s' if n != 1 else ''} tried on {ticker}"
+        reason = str(top.get("dsr_reason") or "no backtest record (number of periods) to judge it by")
+        return ("info", f"{top['model_name']} has the best Sharpe ({sharpe:.2f}) but no Deflated Sharpe "
+                        f"Ratio: {reason}.")
+    # A trial is every logged evaluation with a Sharpe on the ticker (a sweep of 30 runs of one
+    # model is 30 trials), so the note says evaluations, not models.
+    trials = f"{n} trial{'s' if n != 1 else ''} (evaluations with a Sharpe) on {ticker}"
     if dsr < DSR_CONFIDENT:
         return ("warning", f"**{top['model_name']}'s best Sharpe ({sharpe:.2f}) could be luck among "
                            f"{n} trials.** Its Deflated Sharpe Ratio is {dsr:.2f}: the chance its true "

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ..errors import ReadOnlyLedgerError, SchemaVersionError
+from ..errors import ReadOnlyLedgerError, SchemaVersionError, ValidationError
 from . import schema as T
 
 log = logging.getLogger("perfledger")
@@ -125,6 +125,34 @@ MIGRATIONS: list[Migration] = [
 def current_version() -> int:
     """The schema version this release writes."""
     return MIGRATIONS[-1].version if MIGRATIONS else BASELINE_VERSION
+
+
+def refuse_foreign_sqlite(path: Path, where: str) -> None:
+    """Refuse a SQLite file that holds tables but none of perfledger's (someone else's
+    database): opening it would create the ledger's tables in it, and even the WAL pragma
+    rewrites its header. Read through a plain connection that writes nothing, before any
+    engine (``immutable=1`` when there is no ``-wal`` file, which a read-only connection could
+    create; else ``mode=ro``, as :mod:`.readonly` does); an empty, new or unreadable file is
+    left to the normal open."""
+    try:
+        if path.stat().st_size == 0:
+            return
+        wal = path.with_name(path.name + "-wal").exists()
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?{'mode=ro' if wal else 'immutable=1'}", uri=True)
+        try:
+            names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        finally:
+            conn.close()
+    except (OSError, sqlite3.Error):
+        return
+    names = [n for n in names if not n.startswith("sqlite_")]
+    if names and not any(n in T.metadata.tables or n.startswith("pl_") for n in names):
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise ValidationError(
+            f"store {where} is not a perfledger ledger: it holds other tables ({shown}) and none of "
+            "perfledger's; give a ledger, a new file or an empty database (nothing was written)",
+            [(None, "store", "not a ledger")],
+        )
 
 
 def read_version(conn: sa.Connection) -> int | None:

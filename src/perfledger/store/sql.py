@@ -28,7 +28,7 @@ from . import schema as T
 from .base import Grouping, HistoryQuery, HistoryRows, LabelRow, PairRow, StatRow, Store, TailQuery
 from .columnar import ColumnarReader
 from .engine import BUSY_TIMEOUT_S, create_file, immediate_transaction, make_engine
-from .migrations import ensure_schema
+from .migrations import ensure_schema, refuse_foreign_sqlite
 from .queries import grouped_stats, label_rows, name_clauses, source
 from .readonly import ChangedDuringRead, ReadOnlyFile, retried
 from .reads import read_best, read_directions
@@ -49,6 +49,8 @@ class SQLStore(Store):
         self.url = url
         self.dialect = url.get_backend_name()
         path = sqlite_file(url)
+        if path is not None:
+            refuse_foreign_sqlite(path, describe_store(url))
         #: Set when this process may only read the SQLite file: writes raise.
         self.read_only_file = ReadOnlyFile(str(path), BUSY_TIMEOUT_S) if read_only and path else None
         if path is not None and self.read_only_file is None:
