@@ -231,3 +231,17 @@ def test_a_state_committed_with_the_older_digest_is_still_understood(ledger: Led
     path.write_bytes(path.read_bytes().replace(b"n1", b"n7"))
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert not ledger._mirrors_in_step()
+
+
+def test_best_models_json_follows_new_tickers_with_and_without_metrics(ledger: Ledger) -> None:
+    """A ticker's first record changes the best-models document (the seed lists every
+    ticker), whether or not it carries a metric; a later worse record changes nothing."""
+    path = ledger.directory / "best_models.json"
+    ledger.log("M", "A", notes="no metric yet")
+    assert "A" in json.loads(path.read_text())
+    ledger.log("M", "B", sharpe=1.0)
+    ledger.log("N", "B", sharpe=0.5)  # worse: the document stays as it was
+    ledger.log("M", "C", metrics={"unregistered": 1.0})
+    doc = json.loads(path.read_text())
+    assert set(doc) == {"A", "B", "C"} and doc == ledger.best()
+    assert doc["B"]["best_sharpe"]["model"] == "M"

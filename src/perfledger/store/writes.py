@@ -196,7 +196,10 @@ class SQLWriteTx(WriteTx):
 
     def insert(self, batch: Batch) -> bool:
         sql = self._sql
-        batch.ids = self._allocate_ids(len(batch))
+        # A single record on SQLite takes the id the database gives it (max + 1, as
+        # _allocate_ids would): one statement less on the path of every log().
+        one = self._cursor is not None and len(batch) == 1
+        batch.ids = [None] if one else self._allocate_ids(len(batch))  # type: ignore[list-item]
         params_json = batch.json_or_none("params")
         tags_json = batch.json_or_none("tags")
         core_cols = [batch.core[m] for m in CORE_METRICS]
@@ -211,7 +214,11 @@ class SQLWriteTx(WriteTx):
             if rebuild:
                 for index in _DEFERRED_INDEXES:
                     self._cursor.execute(f"DROP INDEX IF EXISTS {index.name}")
-            self._cursor.executemany(sql["insert_records"], rows)
+            if one:
+                self._cursor.execute(sql["insert_records"], rows[0])
+                batch.ids = [self._cursor.lastrowid]  # type: ignore[list-item]
+            else:
+                self._cursor.executemany(sql["insert_records"], rows)
             if rebuild:
                 for index in _DEFERRED_INDEXES:
                     index.create(self.conn)
@@ -239,8 +246,9 @@ class SQLWriteTx(WriteTx):
             summary_rows.sort(key=lambda r: (r["ticker"], r["model_name"], r["metric"]))
             self._run("summary", summary_rows)
         pair_rows.sort(key=lambda r: (r["ticker"], r["model_name"]))
-        if not changed:
-            # A ticker's first record changes the best-models document even without a metric.
+        if not changed and not best_rows:
+            # A ticker's first record changes the best-models document even without a metric
+            # (with one, its first best entry was inserted above: ``changed`` is already True).
             tickers = sorted({r["ticker"] for r in pair_rows})
             if len(tickers) == 1:
                 changed = self._scalar("ticker_known", {"ticker": tickers[0]}) is None
