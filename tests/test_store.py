@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from perfledger import Ledger, SchemaVersionError, StoreConnectionError
+from perfledger.store.engine import WAL_CHECKPOINT_PAGES
 
 
 def test_a_newer_schema_is_refused_untouched(ledger_dir: Path) -> None:
@@ -31,6 +32,8 @@ def test_a_newer_schema_is_refused_untouched(ledger_dir: Path) -> None:
 def test_sqlite_store_uses_wal_and_indexes(ledger: Ledger) -> None:
     con = sqlite3.connect(ledger.directory / "perfledger.db")
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with ledger._ensure().engine.connect() as conn:  # the ledger's own connections
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == WAL_CHECKPOINT_PAGES
     plan = " ".join(r[3] for r in con.execute(
         "EXPLAIN QUERY PLAN SELECT * FROM pl_records WHERE ticker = 'A' ORDER BY ts"))
     assert "ix_pl_records_ticker_ts" in plan

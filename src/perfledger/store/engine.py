@@ -1,7 +1,8 @@
 """Engines for the ledger's databases, configured the way perfledger relies on.
 
 SQLite: WAL journal (readers never block the writer), ``synchronous=NORMAL`` (a committed
-transaction survives a killed process; only power loss can cost the last ones), a long busy
+transaction survives a killed process; only power loss can cost the last ones: those since
+the last checkpoint), checkpoints every :data:`WAL_CHECKPOINT_PAGES` pages, a long busy
 timeout, and ``BEGIN IMMEDIATE`` for writes so two writers queue instead of deadlocking on a
 lock upgrade. PostgreSQL: psycopg 3 with pre-ping, so a restarted server is noticed.
 
@@ -29,6 +30,13 @@ BUSY_TIMEOUT_S = 120
 #: SQLite's page cache per connection, in KiB (its default is 2 MiB): the engine's
 #: connections and the columnar readers' alike.
 CACHE_KIB = 65536
+#: WAL pages between automatic checkpoints (SQLite's default is 1,000, i.e. 4 MiB). A
+#: ``log()`` dirties about eight pages, most of them the same ones (the derived tables, the
+#: right edge of the records): a checkpoint every ~500 logs instead of every ~125 writes each
+#: hot page back once instead of four times and fsyncs a quarter as often, which measured
+#: 20-30% more sustained single logs at 1M records. The cost: a WAL of up to 16 MiB, and on
+#: power loss (never on a killed process) up to that much of the latest commits.
+WAL_CHECKPOINT_PAGES = 4000
 
 
 def create_file(path: Path) -> None:
@@ -59,6 +67,7 @@ def make_engine(url: sa.URL, read_only: ReadOnlyFile | None = None) -> sa.Engine
             cur = dbapi_conn.cursor()
             if read_only is None:
                 cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             else:
                 cur.execute("PRAGMA query_only=1")
             cur.execute("PRAGMA synchronous=NORMAL")
