@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
-markdown_it = pytest.importorskip("markdown_it")
+pytest.importorskip("markdown_it")
 
 from streamlit.testing.v1 import AppTest
 
@@ -29,6 +29,8 @@ NAMES = ["_ES_F_", "**bold**", "`tick`", "<b>x</b>", "$x$", "[a](http://e.org)",
 def rendered_text(markdown: str) -> str:
     """What a reader sees: the Markdown rendered, tags dropped, entities decoded."""
     import re
+
+    import markdown_it
 
     page = markdown_it.MarkdownIt("commonmark").render(markdown)
     return html.unescape(re.sub(r"<[^>]+>", "", page)).strip()
