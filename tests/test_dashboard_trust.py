@@ -85,3 +85,17 @@ def test_header_never_shows_a_password(pg_server_url: str, monkeypatch: pytest.M
         texts = bodies(at) + [str(c.value) for c in at.sidebar.caption]
         assert any(t.startswith("Ledger: `postgresql") for t in texts), texts
         assert not any("s3cretPW" in t for t in texts)
+
+
+def test_chart_names_and_titles_are_not_plotly_markup(tmp_path: Path) -> None:
+    from perfledger.dashboard import charts
+
+    model = "<b>x</b> 100%{y}"
+    with Ledger(tmp_path / "l") as led:
+        for i in range(5):
+            led.log(model, "<i>T</i>", sharpe=float(i))
+        frame = led.history()
+    fig, _ = charts.time_series_figure(frame, "sharpe", title="Sharpe · <i>T</i>", flagged=frozenset({model}))
+    assert fig.data[0].name == "&lt;b&gt;x&lt;/b&gt; 100&#37;{y}" + charts.DECAYING
+    assert "%{y}" not in fig.data[0].hovertemplate.replace("%{y:", "")
+    assert fig.layout.title.text == "Sharpe · &lt;i&gt;T&lt;/i&gt;"
