@@ -202,3 +202,18 @@ def test_copy_of_an_old_note_with_a_nul_fails_cleanly(tmp_path: Path, pg_server_
         assert target.stats()["records"] == 0
     with Ledger(f"sqlite:///{db}") as led:
         assert led.stats()["records"] == 5
+
+
+def test_import_of_a_note_with_a_nul_names_the_record(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps([
+        {"timestamp": "2024-01-01T00:00:00", "ticker": "AAPL", "model_name": "M", "sharpe": 1.0, "notes": "ok"},
+        {"timestamp": "2024-01-02T00:00:00", "ticker": "AAPL", "model_name": "M", "sharpe": 1.0, "notes": "a\x00b"},
+    ]))
+    store = str(tmp_path / "l")
+    r = cli("--store", store, "import", str(path))
+    assert r.exit_code == 2 and "record 2: notes=" in r.stdout and "NUL" in r.stdout, r.stdout
+    with Ledger(store) as led:
+        assert led.stats()["records"] == 0
