@@ -208,10 +208,9 @@ def test_import_of_a_note_with_a_nul_names_the_record(tmp_path: Path) -> None:
     import json
 
     path = tmp_path / "in.json"
-    path.write_text(json.dumps([
-        {"timestamp": "2024-01-01T00:00:00", "ticker": "AAPL", "model_name": "M", "sharpe": 1.0, "notes": "ok"},
-        {"timestamp": "2024-01-02T00:00:00", "ticker": "AAPL", "model_name": "M", "sharpe": 1.0, "notes": "a\x00b"},
-    ]))
+    row = {"ticker": "AAPL", "model_name": "M", "sharpe": 1.0}
+    path.write_text(json.dumps([{**row, "timestamp": "2024-01-01T00:00:00", "notes": "ok"},
+                                {**row, "timestamp": "2024-01-02T00:00:00", "notes": "a\x00b"}]))
     store = str(tmp_path / "l")
     r = cli("--store", store, "import", str(path))
     assert r.exit_code == 2 and "record 2: notes=" in r.stdout and "NUL" in r.stdout, r.stdout
