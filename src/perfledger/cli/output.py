@@ -41,7 +41,7 @@ def print_frame(frame: pd.DataFrame, fmt: OutputFormat, title: str | None = None
         out.to_csv(sys.stdout, index=False, chunksize=50_000)
         return
     if fmt == OutputFormat.json:
-        echo_json(json_records(frame))
+        write_json_rows(frame)
         return
     from rich.table import Table
     from rich.text import Text
@@ -87,18 +87,25 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON-ready dicts: timestamps as ISO text, NaN as None, numpy scalars as Python."""
-    out = []
-    for rec in frame.to_dict("records"):
-        clean = {}
-        for k, v in rec.items():
-            if hasattr(v, "isoformat"):
-                v = v.isoformat(timespec="microseconds")
-            elif isinstance(v, float) and math.isnan(v):
-                v = None
-            elif hasattr(v, "item"):
-                v = v.item()
-            clean[str(k)] = v
-        out.append(clean)
-    return out
+def write_json_rows(frame: pd.DataFrame, chunk: int = 50_000) -> None:
+    """A JSON array of the rows, one object per line, written chunk by chunk: timestamps as
+    ISO text, missing values as ``null``. Each row is encoded by the C encoder (an indented
+    document goes through the pure-Python one, ten times slower on a million rows)."""
+    out = frame.copy(deep=False)
+    for c in out.columns:
+        if str(out[c].dtype).startswith("datetime64"):
+            out[c] = iso_text(out[c])
+    if out.empty:
+        sys.stdout.write("[]\n")
+        return
+    columns = [str(c) for c in out.columns]
+    sep = "[\n"
+    for start in range(0, len(out), chunk):
+        part = out.iloc[start:start + chunk]
+        # object dtype: Python floats, ints and bools; NaN and NaT become None.
+        rows = part.astype(object).where(part.notna(), None).to_numpy().tolist()
+        sys.stdout.write(sep + ",\n".join(
+            json.dumps(dict(zip(columns, row, strict=True)), ensure_ascii=False) for row in rows
+        ))
+        sep = ",\n"
+    sys.stdout.write("\n]\n")
