@@ -100,13 +100,13 @@ def test_url_ledgers_write_no_local_files(tmp_path: Path, monkeypatch: pytest.Mo
     assert mirror_records(out)[0]["model_name"] == "M"
 
 
-@pytest.mark.parametrize("notes", ["\r", "a\rb", "x\r\ny", '"', ",", "é漢🚀", "\x00"])
+@pytest.mark.parametrize("notes", ["\r", "a\rb", "x\r\ny", '"', ",", "é漢🚀"])
 def test_awkward_notes_round_trip_through_the_csv(ledger: Ledger, notes: str) -> None:
     ledger.log("M", "T", sharpe=1.0, notes=notes)
     ledger.log("M", "T", sharpe=2.0, notes="after")
     assert [r["notes"] for r in csv_records(ledger.directory)] == [notes, "after"]
     df = pd.read_csv(ledger.directory / "model_performance.csv", keep_default_na=False)
-    assert df["notes"].tolist() == [notes, "after"] or notes == "\x00"
+    assert df["notes"].tolist() == [notes, "after"]
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o002, 0o027])

@@ -123,7 +123,7 @@ def test_boundaries_are_inclusive(ledger: Ledger) -> None:
 
 
 def test_notes_are_stored_exactly_even_a_megabyte(ledger: Ledger) -> None:
-    notes = ('comma, "quote"\nnewline\r\nunicode é 漢字 🚀\ttab \x00 nul ' * 20_000)[:1_000_000]
+    notes = ('comma, "quote"\nnewline\r\nunicode é 漢字 🚀\ttab \x01 ctrl ' * 20_000)[:1_000_000]
     ledger.log("M", "T", sharpe=1.0, notes=notes)
     assert ledger.history()["notes"].iloc[0] == notes
     from helpers import csv_records, mirror_records

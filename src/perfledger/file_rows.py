@@ -54,6 +54,8 @@ def _number(name: str, value: Any) -> tuple[float | None, str | None]:
         f = float(value)
     except ValueError:
         return None, f"{name}={value!r} is not a number"
+    except OverflowError:  # a JSON integer of hundreds of digits
+        return None, f"{name}={str(value)[:20]}... ({len(str(value))} digits) is not a finite number"
     if f != f:
         return None, None
     if not math.isfinite(f):
@@ -67,7 +69,7 @@ def _dict_cell(name: str, value: Any) -> tuple[dict[str, Any] | None, str | None
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             return None, f"{name}={value!r} is not valid JSON: {exc}"
     if not isinstance(value, Mapping):
         return None, f"{name}={value!r} is not a JSON object"
@@ -148,14 +150,14 @@ def _json_rows(path: Path, lines: bool) -> Iterable[tuple[str, dict[str, Any] | 
                     continue
                 try:
                     obj = json.loads(line)
-                except ValueError as exc:
+                except (ValueError, RecursionError) as exc:
                     yield f"line {n}", f"not valid JSON: {exc}"
                     continue
                 yield f"line {n}", obj if isinstance(obj, dict) else "not a JSON object"
             return
         try:
             data = json.load(f)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: arrays nested too deeply
             raise ValidationError(
                 f"path={str(path)!r} is not valid JSON: {exc}", [(None, "path", "bad JSON")]
             ) from None

@@ -71,6 +71,27 @@ class LedgerReads:
                             limit=check_limit(limit), include_meta=include_meta)
         return history_frame(self._ensure().history(query), query)
 
+    def count(
+        self,
+        ticker: str | Sequence[str] | None = None,
+        model_name: str | Sequence[str] | None = None,
+        days_back: float | None = None,
+        since: Any = None,
+        until: Any = None,
+        *,
+        at_least: Mapping[str, float] | None = None,
+        at_most: Mapping[str, float] | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> int:
+        """How many evaluations :meth:`history` with the same filters returns (without
+        ``limit``), counted in the database: a view showing the latest rows can say how many
+        matched without fetching them."""
+        query = self._query(ticker, model_name, days_back, since, until, params, tags,
+                            at_least=check_bounds("at_least", at_least),
+                            at_most=check_bounds("at_most", at_most))
+        return self._ensure().count(query)
+
     @staticmethod
     def _query(ticker: Any, model_name: Any, days_back: Any, since: Any, until: Any,
                params: Any, tags: Any, **more: Any) -> HistoryQuery:

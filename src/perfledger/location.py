@@ -83,7 +83,7 @@ def resolve(location: str | os.PathLike[str] | sa.URL | Location | None = None) 
         return Location(url=sa.URL.create("sqlite", database=str(directory / DB_NAME)), directory=directory)
     try:
         url = sa.make_url(location)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ValidationError(
             f"store {hide_password(str(location))!r} is not a database URL "
             "(e.g. postgresql://user@host/db or sqlite:///path/to/ledger.db)",
@@ -101,7 +101,18 @@ def describe_url_text(url: sa.URL) -> str:
     query = {
         k: (_HIDDEN if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in url.query.items()
     }
-    return url.set(query=query).render_as_string(hide_password=True)
+    text = url.set(query=query).render_as_string(hide_password=True)
+    return text.replace("%2A%2A%2A", _HIDDEN)  # the query's "***", not percent-encoded
+
+
+def hide_passwords_in(text: str) -> str:
+    """A message (a driver's error, an unexpected exception) with every password hidden: in
+    each URL it quotes, and in ``password=...`` pairs of a libpq connection string."""
+    import re
+
+    text = re.sub(r"\S+://\S+", lambda m: hide_password(m.group(0)), text)
+    keys = "|".join(sorted(_SECRET_QUERY_KEYS))
+    return re.sub(rf"\b((?:{keys})\s*=\s*)('[^']*'|\S+)", rf"\1{_HIDDEN}", text, flags=re.IGNORECASE)
 
 
 def describe_store(url: sa.URL) -> str:
@@ -123,7 +134,7 @@ def hide_password(text: str) -> str:
 
     try:
         return describe_url_text(sa.make_url(text))
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):
         text = re.sub(r"(://[^/:@]*:)[^@/]*@", rf"\1{_HIDDEN}@", text)
         return re.sub(r"((?:" + "|".join(_SECRET_QUERY_KEYS) + r")=)[^&]*", rf"\1{_HIDDEN}", text,
                       flags=re.IGNORECASE)

@@ -7,6 +7,9 @@ so it can simply be run again. The target must be empty, so a second run never d
 The source is read from a snapshot that takes no write lock: loggers keep logging into it
 while a long copy runs (they are simply not part of the copy). A ledger copied onto itself
 is refused at once.
+Text holding a NUL character (a note written by a release that still accepted one) is refused
+with one line naming the record and the field: PostgreSQL text cannot hold it, and storing it
+altered would not be a faithful copy. The copy is one transaction, so nothing is written.
 It works on stores (and the target's mirror files, when it keeps them), not on Ledgers.
 """
 
@@ -16,8 +19,11 @@ from typing import TYPE_CHECKING
 
 from .errors import ValidationError
 from .mirrors import PreparedAppend
+from .timestamps import format_ts
+from .validation import has_nul
 
 if TYPE_CHECKING:
+    from .batch import Batch
     from .mirrors import SeedMirrors
     from .store.base import Store
 
@@ -48,6 +54,7 @@ def copy_store(
             target_mirrors.sync(dst_tx)
         for batch in src_tx.iter_batches(chunk):
             batch.ids = None
+            _refuse_nul(batch, copied)
             dst_tx.insert(batch)
             if target_mirrors is not None:
                 target_mirrors.append(dst_tx, PreparedAppend(batch), best_changed=False)
@@ -55,3 +62,21 @@ def copy_store(
         if target_mirrors is not None:
             target_mirrors.write_best(dst_tx)
     return copied
+
+
+def _refuse_nul(batch: Batch, before: int) -> None:
+    """Raise ValidationError naming the first record of ``batch`` whose text holds a NUL.
+
+    Tickers and model names have always refused control characters; notes (and params/tags
+    before schema v2) could hold one."""
+    columns = {"notes": batch.notes, "params": batch.params, "tags": batch.tags}
+    for name, values in columns.items():
+        for i, value in enumerate(values):
+            if value and has_nul(value):
+                when = format_ts(batch.ts_us[i])
+                raise ValidationError(
+                    f"record {before + i + 1} ({batch.ticker[i]}, {batch.model_name[i]}, {when}): "
+                    f"{name} contains a NUL character, which PostgreSQL cannot store and perfledger "
+                    "no longer accepts; nothing was copied",
+                    [(before + i, name, "contains a NUL character")],
+                )

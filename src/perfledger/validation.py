@@ -163,27 +163,30 @@ def check_json_map(fieldname: str, value: Any, *, str_values: bool = False) -> d
             raise TypeError(f"{fieldname}[{k!r}] must be a str, got {type(v).__name__} {v!r}")
         try:
             json.dumps(v, allow_nan=False)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise _fail(
                 f"{fieldname}[{k!r}]", f"{fieldname}[{k!r}]={v!r} is not JSON-serialisable: {exc}"
             ) from None
         text = json.dumps(v, ensure_ascii=False)
         _check_utf8(f"{fieldname}[{k!r}]", text)
-        if "\x00" in k or _has_nul(v):
-            # JSONB (PostgreSQL) cannot hold one, so no store accepts it: ledgers stay copyable.
+        try:
+            nul = "\x00" in k or has_nul(v)
+        except RecursionError:  # arrays inside arrays a thousand deep: no parameter is that
+            raise _fail(f"{fieldname}[{k!r}]", f"{fieldname}[{k!r}] is nested too deeply") from None
+        if nul:  # JSONB (PostgreSQL) cannot hold one, so no store accepts it: ledgers stay copyable
             raise _fail(f"{fieldname}[{k!r}]", f"{fieldname}[{k!r}]={v!r} contains a NUL character")
         out[k] = v
     _check_utf8(fieldname, json.dumps(list(out), ensure_ascii=False))
     return out
 
 
-def _has_nul(value: Any) -> bool:
+def has_nul(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, Mapping):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
     if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
+        return any(has_nul(v) for v in value)
     return False
 
 
@@ -193,6 +196,8 @@ def check_notes(notes: Any) -> str:
     if not isinstance(notes, str):
         raise TypeError(f"notes must be a str, got {type(notes).__name__} {notes!r}")
     _check_utf8("notes", notes)
+    if "\x00" in notes:  # PostgreSQL text cannot hold one: refused on every store, as in params
+        raise _fail("notes", f"notes={notes[:60]!r} contains a NUL character")
     return notes
 
 

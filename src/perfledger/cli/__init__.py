@@ -4,8 +4,9 @@ Each command parses its options (shared ones defined once, in :mod:`.options`), 
 library and formats the answer (:mod:`.output`); no ledger logic lives here. Library errors
 (bad input, an unreachable or too-new store) become one line on stderr, ``Error: ...``
 naming the field and value, and exit code 2; a failed ``check`` (or a ``decay`` that
-flagged a model) exits 1; success exits 0.
-Scripts and cron jobs can rely on those three codes.
+flagged a model) exits 1; success exits 0. Click's usage errors are one line too (exit 2);
+an unexpected error (a bug) is one line and exit 1, its traceback only with
+``PERFLEDGER_DEBUG=1``. Scripts and cron jobs can rely on those three codes.
 
 Modules: :mod:`.app` (the Typer app, ``--store``, error plumbing), :mod:`.options`,
 :mod:`.output`, :mod:`.query` (commands that read) and :mod:`.manage` (commands that write

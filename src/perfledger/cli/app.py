@@ -2,17 +2,23 @@
 
 Library errors a user can cause (bad input, an unreadable file, an unreachable or too-new
 store) become one line on stderr, ``Error: ...``, and exit code 2 (:func:`library_errors`,
-:func:`fail`). Commands open the ledger with :func:`open_ledger`.
+:func:`fail`). Click's own usage errors (an unknown option, ``--days abc``) become one line
+too, naming the option and the value, exit 2, instead of the boxed Rich panel: scripts read
+stderr line by line (:class:`Group`). Anything else is a bug: :class:`Group` prints one line
+and exits 1, with the traceback only when ``PERFLEDGER_DEBUG=1``. Commands open the ledger
+with :func:`open_ledger`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
 from ..errors import PerfLedgerError
 
@@ -21,8 +27,73 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
 
+DEBUG_ENV = "PERFLEDGER_DEBUG"
+#: Click's exception classes, found through Typer's public ``BadParameter`` (Typer vendors its
+#: own copy of Click; older releases use Click itself).
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_ABORT = next(c for c in typer.Abort.__mro__ if c.__name__ == "Abort")
+
+
+class Group(TyperGroup):
+    """The ``perfledger`` group: every way out is an exit code and, on failure, one line."""
+
+    def main(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, prog_name: str | None = None,
+        complete_var: str | None = None, standalone_mode: bool = True, **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except _CLICK_ERROR as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # plain `perfledger`: the help
+                exc.show()
+                sys.exit(exc.exit_code)
+            typer.echo(f"Error: {usage_message(exc, argv)}", err=True)
+            sys.exit(exc.exit_code)
+        except _ABORT:
+            typer.echo("Aborted.", err=True)
+            sys.exit(EXIT_CHECK_FAILED)
+        except Exception as exc:  # the last resort: a bug, never a user's mistake
+            if os.environ.get(DEBUG_ENV) == "1":
+                raise
+            typer.echo(
+                f"Error: unexpected {type(exc).__name__}: {_one_line(exc)} "
+                f"(set {DEBUG_ENV}=1 for the traceback)", err=True,
+            )
+            sys.exit(EXIT_CHECK_FAILED)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def usage_message(exc: Exception, argv: Sequence[str]) -> str:
+    """A Click usage error in one line; a bad value's message also quotes the value typed."""
+    text = _one_line(exc) if not hasattr(exc, "format_message") else _one_line_text(exc.format_message())
+    param = getattr(exc, "param", None)
+    opts = getattr(param, "opts", None) or []
+    value = _typed_value(argv, opts) if type(exc).__name__ == "BadParameter" else None
+    return text if value is None or repr(value) in text else f"{text} (got {_short(value)!r})"
+
+
+def _typed_value(argv: Sequence[str], opts: Sequence[str]) -> str | None:
+    """The last value given to one of ``opts`` in ``argv`` (``--x V`` or ``--x=V``)."""
+    found = None
+    for i, arg in enumerate(argv):
+        for opt in opts:
+            if arg == opt and i + 1 < len(argv):
+                found = argv[i + 1]
+            elif arg.startswith(opt + "=") and opt.startswith("--"):
+                found = arg[len(opt) + 1:]
+    return found
+
+
+def _short(text: str, width: int = 80) -> str:
+    return text if len(text) <= width else text[:width] + "..."
+
+
 app = typer.Typer(
     name="perfledger",
+    cls=Group,
     help="A model-performance ledger: log evaluations, query history, find the best model per ticker.",
     no_args_is_help=True,
     add_completion=False,
@@ -49,8 +120,14 @@ def fail(message: str) -> NoReturn:
 
 
 def _one_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return "; ".join(lines) if lines else type(exc).__name__
+    return _one_line_text(str(exc)) or type(exc).__name__
+
+
+def _one_line_text(text: str) -> str:
+    """``text`` on one line, any password it quotes hidden (a driver may echo a URL or DSN)."""
+    from ..location import hide_passwords_in
+
+    return hide_passwords_in("; ".join(line.strip() for line in text.splitlines() if line.strip()))
 
 
 @contextmanager

@@ -115,7 +115,7 @@ def _progress(path: Path) -> Iterator[Any]:
 
     stages = ("reading", "checking", "comparing", "storing")
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+        SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(), TimeElapsedColumn(),
         console=console(stderr=True), transient=True,
     ) as bar:
         task = bar.add_task(f"{path.name}: reading", total=len(stages))

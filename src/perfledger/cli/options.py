@@ -97,6 +97,8 @@ def json_values(items: list[str] | None, option: str) -> dict[str, Any]:
     for key, value in pairs(items, option):
         try:
             out[key] = json.loads(value)
+        except RecursionError:
+            fail(f"{option} {key}=... is nested too deeply ({len(value)} characters)")
         except ValueError:
             out[key] = value
     return out

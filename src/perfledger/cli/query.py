@@ -25,6 +25,9 @@ from .options import (
 )
 from .output import echo_json, print_frame
 
+#: Rows a ``history`` table shows unless --limit/--all: the latest ones.
+TABLE_ROWS = 50
+
 
 def history(
     ctx: typer.Context,
@@ -33,30 +36,43 @@ def history(
     days: Days = None,
     min_: AtLeast = None,
     max_: AtMost = None,
-    limit: Annotated[int | None, typer.Option(help="Only the latest N rows.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help=f"Only the latest N rows (a table shows {TABLE_ROWS} unless --all).")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="A table shows every matching row.")] = False,
     param: ParamFilter = None,
     tag: TagFilter = None,
     format_: Format = OutputFormat.table,
 ) -> None:
-    """Show evaluations, oldest first (timestamps in UTC).
+    """Show evaluations, oldest first (timestamps in UTC); a table shows the latest 50, csv/json all.
 
     Example: perfledger history --ticker AAPL --days 30 --min sharpe=1.0 --tag run=nightly --param max_depth=6
     """
     at_least, at_most = numbers(min_, "--min"), numbers(max_, "--max")
     params, tags = label_filters(param, tag)
+    if all_ and limit is not None:
+        fail(f"give --all or --limit {limit}, not both")
+    # A terminal table of 100,000 rows takes half a minute and helps nobody: it shows the
+    # latest rows and says how many matched; csv/json (for programs) carry every row.
+    shown = TABLE_ROWS if format_ == OutputFormat.table and limit is None and not all_ else limit
+    filters = dict(ticker=ticker, model_name=model, days_back=days, at_least=at_least or None,
+                   at_most=at_most or None, params=params, tags=tags)
     with library_errors():
-        frame = open_ledger(ctx).history(
-            ticker=ticker, model_name=model, days_back=days, at_least=at_least or None,
-            at_most=at_most or None, limit=limit, params=params, tags=tags,
-        )
-    if format_ == OutputFormat.table:
-        if frame.empty:
-            typer.echo("No records match.")
-            return
-        keep = [c for c in frame.columns if c in ("timestamp", "ticker", "model_name", "notes")
-                or frame[c].notna().any()]
-        frame = frame[keep]
-    print_frame(frame, format_, title="History")
+        led = open_ledger(ctx)
+        frame = led.history(**filters, limit=shown)
+        matched = led.count(**filters) if shown is not None and len(frame) == shown else len(frame)
+    if format_ != OutputFormat.table:
+        print_frame(frame, format_)
+        return
+    if frame.empty:
+        typer.echo("No records match.")
+        return
+    keep = [c for c in frame.columns if c in ("timestamp", "ticker", "model_name", "notes")
+            or frame[c].notna().any()]
+    print_frame(frame[keep], format_, title="History")
+    if matched > len(frame):
+        typer.echo(f"Showing the latest {len(frame):,} of {matched:,} matching records; "
+                   "see more with --limit N, all with --all, or every row with --format csv.")
 
 
 def best(
@@ -190,6 +206,9 @@ def check(
 
     if min_ is None and max_ is None:
         fail("check needs --min X or --max X (or both, for a range)")
+    for option, bound in (("--min", min_), ("--max", max_)):
+        if bound is not None and bound != bound:  # NaN: no value passes or fails it
+            fail(f"{option} {bound!r} is not a number to compare with")
     with library_errors():
         if metric not in CORE_METRICS:
             check_metric_name(metric, "metric")

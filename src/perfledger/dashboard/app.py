@@ -13,6 +13,7 @@ import streamlit as st
 
 from .. import PerfLedgerError
 from . import data
+from .formatting import md, md_code
 from .sidebar import (
     on_add_sample,
     render_actions,
@@ -39,7 +40,7 @@ Ledger().log("XGBoost_v2", "AAPL", sharpe=2.1, mse=0.0189, win_rate=0.75)
 
 def render_first_run(location: str, readonly: bool) -> None:
     """An empty ledger: explain how to log instead of showing empty charts."""
-    st.info(f"👋 No evaluations logged yet in `{data.display_location(location)}`.")
+    st.info(f"👋 No evaluations logged yet in {md_code(data.display_location(location))}.")
     st.markdown("Log an evaluation from your training code and it appears here on the next refresh:")
     st.code(FIRST_RUN_SNIPPET, language="python")
     st.markdown(
@@ -64,20 +65,21 @@ def main() -> None:
         reason = data.read_only_reason(location)
         stats = data.stats(location)
     except PerfLedgerError as exc:  # e.g. a read-only directory that holds no ledger yet
-        st.error(f"{exc}")
+        st.error(md(exc))
         st.stop()
     readonly = reason is not None
     state = stats["state"]
 
     st.title("📈 Model Performance Dashboard")
-    st.caption(f"Ledger: `{data.display_location(location)}`" + (" · 🔒 read-only" if readonly else ""))
+    where = md_code(data.display_location(location))
+    st.caption(f"Ledger: {where}" + (" · 🔒 read-only" if readonly else ""))
 
     with st.sidebar:
         filters_box = st.container()
         if not readonly:
             render_actions(location, stats["records"])
         else:
-            st.caption(reason)
+            st.caption(md(reason))
 
     if stats["records"] == 0:
         render_first_run(location, readonly)

@@ -7,6 +7,7 @@ time-bucket means (:func:`downsample`), at most ``MAX_POINTS_PER_TRACE`` per mod
 
 from __future__ import annotations
 
+import html
 from collections.abc import Collection, Mapping
 
 import numpy as np
@@ -92,7 +93,7 @@ def _datetimes(ns: np.ndarray) -> np.ndarray:
 
 def _empty_figure(title: str, message: str) -> go.Figure:
     fig = go.Figure()
-    fig.update_layout(title=title, **_LAYOUT, height=360)
+    fig.update_layout(title=plain(title), **_LAYOUT, height=360)
     fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
@@ -105,7 +106,13 @@ def _rolling(y: np.ndarray, window: int) -> np.ndarray:
 
 
 def _name(model: str, flagged: Collection[str]) -> str:
-    return model + DECAYING if model in flagged else model
+    return plain(model) + DECAYING if model in flagged else plain(model)
+
+
+def plain(text: str) -> str:
+    """Stored text for a Plotly label: Plotly reads ``<b>``-style tags (and ``%{...}`` in hover
+    templates) in names and titles, so a name shows as itself only once they are escaped."""
+    return html.escape(str(text), quote=False).replace("%", "&#37;")
 
 
 def time_series_figure(
@@ -167,7 +174,7 @@ def time_series_figure(
                     f"%{{y:{plotly_tickformat(metric)}}}<extra></extra>",
                 )
             )
-    fig.update_layout(title=title, height=420, **_LAYOUT)
+    fig.update_layout(title=plain(title), height=420, **_LAYOUT)
     fig.update_yaxes(title=label, tickformat=plotly_tickformat(metric))
     fig.update_xaxes(title=None)
     return fig, reduced
@@ -200,7 +207,7 @@ def comparison_figure(board: pd.DataFrame, metric: str, higher_is_better: bool) 
             "<br>records: %{customdata[0]}<extra></extra>",
         )
     )
-    fig.update_layout(title=title, height=380, showlegend=False, **_LAYOUT)
+    fig.update_layout(title=plain(title), height=380, showlegend=False, **_LAYOUT)
     fig.update_yaxes(title=label, tickformat=plotly_tickformat(metric))
     return fig
 
@@ -251,7 +258,7 @@ def heatmap_figure(table: pd.DataFrame, directions: Mapping[str, bool], *, title
             ygap=2,
         )
     )
-    fig.update_layout(title=title, height=max(260, 60 + 44 * len(table)), **{**_LAYOUT, "legend": {}})
+    fig.update_layout(title=plain(title), height=max(260, 60 + 44 * len(table)), **{**_LAYOUT, "legend": {}})
     fig.update_yaxes(autorange="reversed")
     return fig
 
@@ -289,7 +296,7 @@ def trend_figure(
                 f"%{{y:{plotly_tickformat(metric)}}}<extra></extra>",
             )
         )
-    fig.update_layout(title=title, height=400, **_LAYOUT)
+    fig.update_layout(title=plain(title), height=400, **_LAYOUT)
     fig.update_yaxes(title=f"{label} (rolling mean)", tickformat=plotly_tickformat(metric))
     return fig
 
@@ -327,7 +334,7 @@ def param_comparison_figure(
             lo, hi = y[y >= q1 - 1.5 * iqr].min(), y[y <= q3 + 1.5 * iqr].max()
             fig.add_trace(go.Box(q1=[q1], median=[med], q3=[q3], lowerfence=[lo], upperfence=[hi],
                                  mean=[y.mean()], x=[box["name"]], **box))
-    fig.update_layout(title=title, height=380, **_LAYOUT)
+    fig.update_layout(title=plain(title), height=380, **_LAYOUT)
     fig.update_yaxes(title=label, tickformat=plotly_tickformat(metric))
     fig.update_xaxes(title=name, type="category")
     return fig

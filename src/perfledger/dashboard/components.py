@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from . import data
+from .formatting import md_code
 from .sidebar import last_window, render_decay_settings, render_filters
 from .views_best import render_best_models
 from .views_performance import render_performance
@@ -20,7 +21,7 @@ def _ready() -> tuple[str, str] | None:
     location = data.current_location()
     stats = data.stats(location)
     if stats["records"] == 0:
-        st.info(f"No evaluations logged yet in `{data.display_location(location)}`.")
+        st.info(f"No evaluations logged yet in {md_code(data.display_location(location))}.")
         return None
     return location, stats["state"]
 

@@ -9,7 +9,7 @@ from typing import Any
 import streamlit as st
 
 from . import charts, data
-from .formatting import metric_label
+from .formatting import md, md_code, metric_label
 
 ANY = "(any)"
 
@@ -45,7 +45,7 @@ def render_filters(
     chosen = any(st.session_state.get(f"{k}_name", ANY) != ANY for k in ("tag", "param"))
     with st.expander("🔎 Params & tags", expanded=chosen):
         if not params and not tags:
-            st.caption(f"No params or tags logged for {ticker}.")
+            st.caption(f"No params or tags logged for {md(ticker)}.")
             return (), ()
         tag = _pick("tag", tags)
         param = _pick("param", params)
@@ -75,7 +75,8 @@ def render_comparison(
         width="stretch",
     )
     st.caption(
-        f"{metric_label(metric)} of the {len(frame):,} evaluations that carry `{name}` "
+        f"{metric_label(metric)} of the {len(frame):,} evaluations that carry {md_code(name)} "
         "(all sidebar filters apply); n = evaluations per value. Rank the values with "
-        f"`perfledger leaderboard --by param:{name}` or `Ledger.leaderboard(by=\"param:{name}\")`."
+        f"{md_code(f'perfledger leaderboard --by param:{name}')} or "
+        f"{md_code(f'Ledger.leaderboard(by={chr(34)}param:{name}{chr(34)})')}."
     )

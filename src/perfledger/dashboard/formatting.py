@@ -27,6 +27,29 @@ LABELS = {
     "psr": "PSR",
 }
 PERCENT_METRICS = frozenset({"drawdown", "total_return", "win_rate", "accuracy"})
+#: Characters Markdown (and Streamlit's extensions: LaTeX between dollars, ``:red[...]``
+#: directives, raw HTML) reads as syntax anywhere in a line; CommonMark lets each be
+#: backslash-escaped. ``# + - =`` and ``1.`` only matter at the start of a line (_LINE_START).
+_MARKDOWN_SYNTAX = re.compile(r"([\\`*_{}\[\]<>|$~&])")
+_LINE_START = re.compile(r"^(\s*)([#+\-=]|\d+[.)])")
+
+
+def md(text: object) -> str:
+    """Stored text (a model, ticker, note, param or tag) for Markdown, shown literally.
+
+    Names are data: ``_ES_F_`` must not turn italic, ``$x$`` into LaTeX, ``[a](b)`` into a
+    link or ``<b>x</b>`` into markup. Every view passes user strings through this (or
+    :func:`md_code`) before ``st.markdown``/``caption``/``info``/metric labels."""
+    escaped = _MARKDOWN_SYNTAX.sub(r"\\\1", " ".join(str(text).splitlines()))
+    return _LINE_START.sub(lambda m: m.group(1) + m.group(2)[:-1] + "\\" + m.group(2)[-1], escaped)
+
+
+def md_code(text: object) -> str:
+    """Stored text as an inline code span: a fence longer than any run of backticks inside."""
+    text = " ".join(str(text).splitlines())
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    return f"{fence} {text} {fence}" if longest or text.startswith(" ") else f"`{text}`"
 
 
 def metric_label(metric: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from .formatting import format_value, metric_label, order_metrics
+from .formatting import format_value, md, metric_label, order_metrics
 
 #: The DSR below which the best model's Sharpe is called possibly luck (the 95 % level the
 #: Deflated Sharpe Ratio paper uses).
@@ -75,24 +75,24 @@ def confidence_note(conf: pd.DataFrame, ticker: str) -> tuple[str, str]:
     among the models tried), ``"success"`` when above, ``"info"`` when no backtest says."""
     if conf.empty or conf["psr"].notna().sum() == 0:
         return ("info", f"PSR and DSR need backtests (`Ledger.log_backtest`, which stores the number "
-                        f"of periods); none of the models on {ticker} has one yet.")
+                        f"of periods); none of the models on {md(ticker)} has one yet.")
     n = int(conf["n_trials"].iloc[0])
     top = conf.iloc[0]  # sharpe_confidence sorts by Sharpe, best first
     sharpe, dsr, psr = float(top["sharpe"]), float(top["dsr"]), float(top["psr"])
     if math.isnan(dsr):
         reason = str(top.get("dsr_reason") or "no backtest record (number of periods) to judge it by")
-        return ("info", f"{top['model_name']} has the best Sharpe ({sharpe:.2f}) but no Deflated Sharpe "
-                        f"Ratio: {reason}.")
+        return ("info", f"{md(top['model_name'])} has the best Sharpe ({sharpe:.2f}) but no Deflated "
+                        f"Sharpe Ratio: {md(reason)}.")
     # A trial is every logged evaluation with a Sharpe on the ticker (a sweep of 30 runs of one
     # model is 30 trials), so the note says evaluations, not models.
-    trials = f"{n} trial{'s' if n != 1 else ''} (evaluations with a Sharpe) on {ticker}"
+    trials = f"{n} trial{'s' if n != 1 else ''} (evaluations with a Sharpe) on {md(ticker)}"
     if dsr < DSR_CONFIDENT:
-        return ("warning", f"**{top['model_name']}'s best Sharpe ({sharpe:.2f}) could be luck among "
+        return ("warning", f"**{md(top['model_name'])}'s best Sharpe ({sharpe:.2f}) could be luck among "
                            f"{n} trials.** Its Deflated Sharpe Ratio is {dsr:.2f}: the chance its true "
                            f"Sharpe beats what the luckiest of {trials} would show with no skill at all "
                            f"(PSR, against zero: {psr:.2f}). Below {DSR_CONFIDENT:.2f}, treat the "
                            "ranking with suspicion.")
-    return ("success", f"{top['model_name']}'s best Sharpe ({sharpe:.2f}) is unlikely to be luck: "
+    return ("success", f"{md(top['model_name'])}'s best Sharpe ({sharpe:.2f}) is unlikely to be luck: "
                        f"DSR {dsr:.2f} after accounting for the {trials}.")
 
 
@@ -131,7 +131,7 @@ def decay_badges(table: pd.DataFrame, *, with_ticker: bool = False, limit: int =
     rows = decaying(table)
     parts = []
     for r in rows.head(limit).itertuples(index=False):
-        who = f"{r.ticker} · {r.model_name}" if with_ticker else r.model_name
+        who = f"{md(r.ticker)} · {md(r.model_name)}" if with_ticker else md(r.model_name)
         parts.append(f"**{who}** ({metric_label(r.metric)} {format_value(r.metric, r.baseline_mean)} → "
                      f"{format_value(r.metric, r.recent_mean)}, p = {r.p_value:.2g})")
     more = len(rows) - limit

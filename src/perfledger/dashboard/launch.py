@@ -70,6 +70,13 @@ def launch(
     if port is not None and not 0 < port < 65536:
         print(f"Error: port={port} is not a TCP port (1-65535); nothing was started", file=sys.stderr)
         return 2
+    host = "127.0.0.1" if address in ("", "0.0.0.0") else address
+    try:
+        socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError, ValueError) as exc:  # gaierror: "nan", "[", a NUL...
+        print(f"Error: --address {address!r} is not an address of this machine ({exc}); "
+              "nothing was started", file=sys.stderr)
+        return 2
     if port is None:
         port = free_port(address)
     elif not _port_free(address, port):

@@ -9,7 +9,7 @@ import streamlit as st
 
 from . import charts, data
 from .display import display_history, formatted
-from .formatting import format_date, metric_label, time_ago, top_models
+from .formatting import format_date, md, metric_label, time_ago, top_models
 from .insights import flagged_models
 from .sidebar import DecaySettings
 from .views_decay import render_decay_panel
@@ -66,7 +66,7 @@ def render_analytics(
     render_decay_panel(everywhere, metric=metric, recent=decay.recent, alpha=decay.alpha,
                        higher=dirs.get(metric), with_ticker=True, key="analytics_decay")
 
-    st.markdown(f"##### Performance trend · {filters.ticker}")
+    st.markdown(f"##### Performance trend · {md(filters.ticker)}")
     # A window that smooths: ~1/40 of the longest model's series (from the database's counts).
     board = data.leaderboard(location, state, filters.ticker, metric, window)
     longest = int(board["records"].max()) if not board.empty else 0

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from .display import formatted
+from .formatting import md
 from .insights import decay_badges, decay_explainer, decay_view, decaying
 
 
@@ -23,7 +24,7 @@ def render_decay_panel(
     """A "⚠️ Decaying" badge naming the flagged models (change and p-value), or a quiet line
     saying none is; the full table of tested models in an expander; what was tested."""
     if higher is None:
-        st.caption(f"Decay test: {metric} has no direction yet, so nothing can be called worse.")
+        st.caption(f"Decay test: {md(metric)} has no direction yet, so nothing can be called worse.")
         return
     flagged = decaying(table)
     if len(flagged):

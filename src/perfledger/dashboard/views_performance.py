@@ -20,6 +20,7 @@ from .formatting import (
     format_date,
     format_value,
     leaderboard_view,
+    md,
     metric_label,
     order_metrics,
 )
@@ -43,11 +44,11 @@ def _best_cards(best: dict[str, Any], filtered: bool, metric: str) -> None:
             col.metric(
                 f"Best {metric_label(m)}",
                 format_value(m, b["value"]),
-                delta=b["model"],
+                delta=md(b["model"]),
                 delta_color="off",
                 delta_arrow="off",
                 border=True,
-                help=f"{b['model']}" + (f", logged {format_date(b['timestamp'])}" if b["timestamp"] else ""),
+                help=md(b["model"]) + (f", logged {format_date(b['timestamp'])}" if b["timestamp"] else ""),
             )
 
 
@@ -64,8 +65,8 @@ def render_performance(
     decay = decay or DecaySettings()
     window = filters.window
     frame = data.history(location, state, filters)
-    st.subheader(f"{filters.ticker}")
-    st.caption(f"{len(frame):,} evaluations match · {filters.describe()}")
+    st.subheader(md(filters.ticker))
+    st.caption(f"{len(frame):,} evaluations match · {md(filters.describe())}")
 
     board = data.leaderboard(location, state, filters.ticker, metric, window)
     if filters.models:
@@ -105,7 +106,7 @@ def render_performance(
     st.caption(
         f"Ranked by mean {metric_label(ranked_by)} over the filtered records "
         f"({window_words(filters)}); aggregated by the database. Best Sharpe, PSR and DSR: each "
-        f"model's best Sharpe over all its history on {filters.ticker}, judged against every model "
+        f"model's best Sharpe over all its history on {md(filters.ticker)}, judged against every model "
         "tried there."
     )
     conf = data.sharpe_confidence(location, state, filters.ticker)

@@ -153,6 +153,11 @@ class Store(ABC):
     def history(self, query: HistoryQuery) -> HistoryRows: ...
 
     @abstractmethod
+    def count(self, query: HistoryQuery) -> int:
+        """How many records ``history(query)`` would return without its limit, counted by
+        the database (a table showing the latest rows says how many matched)."""
+
+    @abstractmethod
     def get_meta(self, key: str) -> str | None:
         """A ``pl_meta`` value as committed (a read: no write lock)."""
 

@@ -20,8 +20,8 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from ..access import sqlite_file
-from ..errors import ReadOnlyLedgerError, StoreConnectionError
-from ..location import describe_store
+from ..errors import ReadOnlyLedgerError, StoreConnectionError, ValidationError
+from ..location import describe_store, describe_url_text, hide_passwords_in
 from ..record import CORE_METRICS
 from ..timestamps import format_ts
 from . import schema as T
@@ -42,6 +42,12 @@ _CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
 _METRIC_TYPES = {m: pa.float64() for m in CORE_METRICS}
 
 
+def _first_line(exc: BaseException) -> str:
+    """An error's first line, any URL or DSN in it with its password hidden."""
+    lines = str(exc).strip().splitlines()
+    return hide_passwords_in(lines[0]) if lines else type(exc).__name__
+
+
 class SQLStore(Store):
     """A ledger in a SQL database reached through SQLAlchemy."""
 
@@ -55,16 +61,23 @@ class SQLStore(Store):
         self.read_only_file = ReadOnlyFile(str(path), BUSY_TIMEOUT_S) if read_only and path else None
         if path is not None and self.read_only_file is None:
             create_file(path)
-        self.engine = make_engine(url, self.read_only_file)
+        try:
+            self.engine = make_engine(url, self.read_only_file)
+        except (sa.exc.NoSuchModuleError, ImportError) as exc:  # foo://, mysql:// without its driver
+            raise ValidationError(
+                f"store {describe_url_text(url)!r}: no database driver for {url.drivername!r} "
+                f"({_first_line(exc)}); use sqlite:///path or postgresql://user@host/db",
+                [(None, "store", "no driver")],
+            ) from None
         self._statements = Statements(self.dialect)
         self._columnar = (
             ColumnarReader(url.database, self.read_only_file) if self.dialect == "sqlite" else None
         )
         try:
             self._init_schema()
-        except sa.exc.OperationalError as exc:
+        except sa.exc.DatabaseError as exc:  # unreachable, or not a database (a corrupt file)
             self.engine.dispose()
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            reason = _first_line(getattr(exc, "orig", None) or exc)
             raise StoreConnectionError(f"cannot open {describe_store(url)}: {reason}") from None
 
     # ------------------------------------------------------------------ schema
@@ -236,6 +249,15 @@ class SQLStore(Store):
                 {"value": pa.float64()},
             )
         return HistoryRows(records, extras)
+
+    @retried
+    def count(self, query: HistoryQuery) -> int:
+        with self.reading() as conn:
+            src = source(conn, query)
+            if src.empty:
+                return 0
+            sql = f"SELECT COUNT(*) FROM {src.from_} WHERE {src.where}"
+            return int(conn.execute(sa.text(sql), src.params).scalar() or 0)
 
     def _table(
         self, sql: str, params: dict[str, Any], types: dict[str, pa.DataType] | None = None
