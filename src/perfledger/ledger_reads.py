@@ -13,18 +13,11 @@ from typing import TYPE_CHECKING, Any
 from .errors import ValidationError
 from .frames import STATS, history_frame, leaderboard_frame, records_from_frame
 from .labels import check_filter, decode, group_column, parse_by, sort_key
+from .query_args import check_bounds, check_count, check_limit, check_names, check_probability
 from .record import CORE_METRICS
 from .store.base import HistoryQuery, TailQuery
 from .timestamps import time_window
-from .validation import (
-    check_bounds,
-    check_count,
-    check_label,
-    check_limit,
-    check_metric_name,
-    check_names,
-    check_probability,
-)
+from .validation import check_label, check_metric_name
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,0 +1,79 @@
+"""The checks of read arguments: which tickers/models, metric ranges, limits, counts and
+levels a query asks for.
+
+Apart from :mod:`.validation` (what may be *stored*) because a bad read argument never
+threatens the ledger: it only has to fail with a message naming the argument and the value,
+before any SQL is built.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import ValidationError
+from .record import CORE_METRICS
+from .validation import check_label, check_metric_name
+
+
+def _fail(fieldname: str, message: str) -> ValidationError:
+    return ValidationError(message, [(None, fieldname, message)])
+
+
+def check_names(fieldname: str, value: Any) -> tuple[str, ...]:
+    """A query's ticker or model filter: one name or a list of names."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (check_label(fieldname, value),)
+    if isinstance(value, Mapping) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{fieldname} must be a str or a list of str, got {type(value).__name__}")
+    return tuple(check_label(fieldname, v) for v in value)
+
+
+def check_bounds(fieldname: str, value: Any) -> tuple[tuple[str, float], ...]:
+    """Metric-range filters (``at_least``/``at_most``): metric name → finite number."""
+    if not value:
+        return ()
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{fieldname} must be a mapping of metric name to number")
+    out = []
+    for name, bound in value.items():
+        if name not in CORE_METRICS:
+            check_metric_name(name, fieldname)
+        if isinstance(bound, bool) or not isinstance(bound, numbers.Real) or not math.isfinite(bound):
+            raise _fail(fieldname, f"{fieldname}[{name!r}]={bound!r} must be a finite number")
+        out.append((name, float(bound)))
+    return tuple(out)
+
+
+#: The largest row count a database LIMIT takes (a signed 64-bit integer).
+MAX_LIMIT = 2**63 - 1
+
+
+def check_limit(limit: Any) -> int | None:
+    """``limit``: None, or a whole number of rows from 1 to :data:`MAX_LIMIT`."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or not 1 <= limit <= MAX_LIMIT:
+        raise _fail("limit", f"limit={limit!r} must be a whole number of rows from 1 to {MAX_LIMIT}")
+    return int(limit)
+
+
+def check_count(fieldname: str, value: Any, minimum: int, *, optional: bool = False) -> int | None:
+    """A whole number >= ``minimum`` (None allowed when ``optional``)."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise _fail(fieldname, f"{fieldname}={value!r} must be a whole number >= {minimum}"
+                    + (" (or None)" if optional else ""))
+    return int(value)
+
+
+def check_probability(fieldname: str, value: Any) -> float:
+    """A real number strictly between 0 and 1 (a significance level)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
+        raise _fail(fieldname, f"{fieldname}={value!r} must be a number between 0 and 1, e.g. 0.01")
+    return float(value)
