@@ -5,7 +5,7 @@ connections, and every read. History, best models, tickers and the leaderboard r
 derived tables or an index, never a scan of all records. Reads answer with rows or Arrow
 tables; the Ledger shapes DataFrames. The SQL of filters and grouped leaderboards lives in
 :mod:`.queries`, writes in :mod:`.writes`, engine set-up in :mod:`.engine`, the columnar
-SQLite reader in :mod:`.columnar`.
+readers in :mod:`.columnar` (SQLite) and :mod:`.columnar_pg` (PostgreSQL).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ..errors import ReadOnlyLedgerError, StoreConnectionError
 from ..location import describe_store
 from ..record import CORE_METRICS
 from ..timestamps import format_ts
+from . import columnar_pg
 from . import schema as T
 from .base import Grouping, HistoryQuery, HistoryRows, LabelRow, PairRow, StatRow, Store, TailQuery
 from .columnar import ColumnarReader
@@ -40,6 +41,10 @@ log = logging.getLogger("perfledger")
 _CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
 #: History's metric columns are float64 even when every value read is NULL.
 _METRIC_TYPES = {m: pa.float64() for m in CORE_METRICS}
+#: PostgreSQL type OIDs → the Arrow types the ADBC driver reads them as: the row path gives
+#: the same schema (an empty answer included, where there is no value to infer a type from).
+_PG_ARROW_TYPES = {16: pa.bool_(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(), 25: pa.string(),
+                   700: pa.float32(), 701: pa.float64(), 1043: pa.string()}
 
 
 class SQLStore(Store):
@@ -55,9 +60,11 @@ class SQLStore(Store):
             create_file(path)
         self.engine = make_engine(url, self.read_only_file)
         self._statements = Statements(self.dialect)
-        self._columnar = (
-            ColumnarReader(url.database, self.read_only_file) if self.dialect == "sqlite" else None
-        )
+        self._columnar: ColumnarReader | columnar_pg.PgColumnarReader | None = None
+        if self.dialect == "sqlite":
+            self._columnar = ColumnarReader(url.database, self.read_only_file)
+        elif self.dialect == "postgresql" and columnar_pg.available():
+            self._columnar = columnar_pg.PgColumnarReader(self.engine)
         try:
             self._init_schema()
         except sa.exc.OperationalError as exc:
@@ -234,21 +241,29 @@ class SQLStore(Store):
     def _table(
         self, sql: str, params: dict[str, Any], types: dict[str, pa.DataType] | None = None
     ) -> pa.Table:
-        """Run a read query into an Arrow table: columnar through ADBC on SQLite (no Python
-        object per value); elsewhere, or if ADBC is unavailable, through SQLAlchemy. Columns
-        named in ``types`` have that type whatever values (or only NULLs) they hold."""
+        """Run a read query into an Arrow table: columnar through ADBC on SQLite and
+        PostgreSQL (no Python object per value); elsewhere, or if ADBC is unavailable, through
+        SQLAlchemy. Columns named in ``types`` have that type whatever values (or only NULLs)
+        they hold."""
         if self._columnar is not None:
             try:
                 return self._columnar.read(sql, params, types)
             except ChangedDuringRead:
                 raise
+            except ImportError as exc:  # the driver is installed but does not load
+                log.debug("columnar reads unavailable (%s); using the row path", exc)
+                self._columnar = None
             except Exception as exc:  # any ADBC problem: the portable path still answers
                 log.debug("columnar read unavailable (%s); using the row path", exc)
         with self.reading() as conn:
             result = conn.execute(sa.text(sql), params)
             names = list(result.keys())
+            oids = [getattr(d, "type_code", None) for d in result.cursor.description or ()]
             rows = result.fetchall()
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+        if self.dialect == "postgresql":
+            types = {**{n: _PG_ARROW_TYPES[o] for n, o in zip(names, oids, strict=False)
+                        if o in _PG_ARROW_TYPES}, **(types or {})}
         types = types or {}
         return pa.table({n: pa.array(list(c), types.get(n)) for n, c in zip(names, columns, strict=True)})
 
