@@ -39,6 +39,7 @@ log = logging.getLogger("perfledger")
 
 #: PostgreSQL's deadlock and serialisation-failure codes: the transaction may be run again.
 _CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+_INSUFFICIENT_PRIVILEGE = "42501"
 #: History's metric columns are float64 even when every value read is NULL.
 _METRIC_TYPES = {m: pa.float64() for m in CORE_METRICS}
 #: PostgreSQL type OIDs → the Arrow types the ADBC driver reads them as: the row path gives
@@ -85,8 +86,18 @@ class SQLStore(Store):
             raise ReadOnlyLedgerError(
                 f"{describe_store(self.url)} is read-only for this user; nothing was changed"
             )
-        with self.engine.connect() as conn, conn.execution_options(pl_write=True).begin():
-            yield SQLWriteTx(conn, self._statements)
+        try:
+            with self.engine.connect() as conn, conn.execution_options(pl_write=True).begin():
+                yield SQLWriteTx(conn, self._statements)
+        except sa.exc.DBAPIError as exc:
+            # A PostgreSQL role granted SELECT only (a dashboard's): the one-line error a
+            # read-only ledger directory gives, not a stack of SQL.
+            if getattr(exc.orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
+                raise
+            raise ReadOnlyLedgerError(
+                f"{describe_store(self.url)} is read-only for role {self.url.username or '(default)'!r} "
+                f"({str(exc.orig).strip().splitlines()[0]}); nothing was changed"
+            ) from None
 
     @contextmanager
     def snapshot(self) -> Iterator[SQLWriteTx]:
