@@ -172,16 +172,30 @@ def run(records: int, writer_k: int, procs: int) -> dict[str, Any]:
         ticker = "T000"
         rows = len(led.history(ticker=ticker))
         assert _bare_fetch(bare, ticker).num_rows == rows
-        med = interleaved_medians({"pl": lambda: led.history(ticker=ticker),
+        store = led._store
+        reader = store._columnar
+
+        def row_path() -> Any:
+            store._columnar = None  # as without the ADBC driver
+            try:
+                return led.history(ticker=ticker)
+            finally:
+                store._columnar = reader
+
+        med = interleaved_medians({"pl": lambda: led.history(ticker=ticker), "rows": row_path,
                                    "bare": lambda: _bare_fetch(bare, ticker)}, repeat=reps, warmup=2)
         bare.close()
         ratio = med["pl"] / med["bare"]
-        raw.update(history_s=med["pl"], bare_s=med["bare"])
+        raw.update(history_s=med["pl"], bare_s=med["bare"], row_path_s=med["rows"])
         figs.append(figure(f"PostgreSQL history(ticker) ({rows:,} of {label} rows)", med["pl"] * MS, "ms",
                            target="<= 2x bare ADBC fetch", ok=ratio <= 2, baseline=med["bare"] * MS,
                            baseline_name="ADBC fetch of the same rows from a plain indexed table",
                            ratio=ratio, group=g, note=f"timed alternately, median of {reps}; "
                            f"columnar reader: {type(led._store._columnar).__name__}"))
+        figs.append(figure(f"PostgreSQL history(ticker) without the ADBC driver ({rows:,} rows)",
+                           med["rows"] * MS, "ms", baseline=med["pl"] * MS, baseline_name="with the driver",
+                           ratio=med["rows"] / med["pl"], group=g,
+                           note="information: the row path (psycopg, a Python object per value), same run"))
         for name, fn, limit, rep in (("best(ticker)", lambda: led.best(ticker), 5, 30),
                                      ("leaderboard(ticker)", lambda: led.leaderboard(ticker), 100, 9),
                                      ("leaderboard() all tickers", led.leaderboard, 500, 5)):

@@ -34,6 +34,7 @@ from .queries import grouped_stats, label_rows, name_clauses, source
 from .readonly import ChangedDuringRead, ReadOnlyFile, retried
 from .reads import read_best, read_directions
 from .writes import SQLWriteTx, Statements
+from .writes_pg import PgStatements, PgWriteTx
 
 log = logging.getLogger("perfledger")
 
@@ -60,7 +61,8 @@ class SQLStore(Store):
         if path is not None and self.read_only_file is None:
             create_file(path)
         self.engine = make_engine(url, self.read_only_file)
-        self._statements = Statements(self.dialect)
+        self._statements = PgStatements() if self.dialect == "postgresql" else Statements(self.dialect)
+        self._writer = PgWriteTx if self.dialect == "postgresql" else SQLWriteTx
         self._columnar: ColumnarReader | columnar_pg.PgColumnarReader | None = None
         if self.dialect == "sqlite":
             self._columnar = ColumnarReader(url.database, self.read_only_file)
@@ -82,13 +84,15 @@ class SQLStore(Store):
 
     @contextmanager
     def writing(self) -> Iterator[SQLWriteTx]:
+        """A write transaction; on PostgreSQL a :class:`~.writes_pg.PgWriteTx` (a single
+        record in one round trip)."""
         if self.read_only_file is not None:
             raise ReadOnlyLedgerError(
                 f"{describe_store(self.url)} is read-only for this user; nothing was changed"
             )
         try:
             with self.engine.connect() as conn, conn.execution_options(pl_write=True).begin():
-                yield SQLWriteTx(conn, self._statements)
+                yield self._writer(conn, self._statements)  # type: ignore[arg-type]
         except sa.exc.DBAPIError as exc:
             # A PostgreSQL role granted SELECT only (a dashboard's): the one-line error a
             # read-only ledger directory gives, not a stack of SQL.
