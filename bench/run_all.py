@@ -3,6 +3,7 @@
     python -m bench.run_all                 # full: docs/benchmarks.md + docs/scaling.png
     python -m bench.run_all --quick         # smoke: bench/results/benchmarks-quick.md
     python -m bench.run_all --only search   # one section, rewritten in place in the report
+    python -m bench.run_all --only pg       # the PostgreSQL section (issue 11) alone
 
 Each benchmark runs in its own fresh interpreter (no state or memory carried between them);
 raw results land in ``bench/results/*.json``. The MLflow comparison runs with
@@ -79,6 +80,7 @@ TITLES = {
     "scale": "A million-record ledger (issue 3)",
     "mlflow": "Against MLflow's tracking API and the seed design",
     "search": "Finding experiments by params and tags (issue 12)",
+    "pg": "A million records on PostgreSQL (issue 11)",
 }
 EXPLAIN = {
     "core": (
@@ -115,6 +117,16 @@ EXPLAIN = {
         "of the whole store, then a pandas filter or group-by; and, as information, the pandas filter "
         "alone on a frame already in memory with params/tags flattened into columns. PostgreSQL runs "
         "the same queries on a smaller store (JSONB containment, GIN indexes)."
+    ),
+    "pg": (
+        "One `log_many` of the scale benchmark's records into a fresh PostgreSQL database (same "
+        "machine, default server settings). History baseline: the same rows fetched through the ADBC "
+        "PostgreSQL driver from `bare_h`, a plain copy of `pl_records` with one `(ticker, ts, id)` "
+        "index, same database, timed alternately with `history(ticker=)`. Writers: 8 spawned processes "
+        "of single `log()` calls against 8 processes that each run, per record, one transaction of a "
+        "bare `INSERT` and the best-row upsert (psycopg, no perfledger); every process connects before "
+        "the clock starts; two alternated runs each, fresh databases, medians. `best()` is checked "
+        "against a recomputation from history and every record's unique note is counted."
     ),
 }
 
@@ -271,7 +283,7 @@ def main() -> None:
                     "own venv (default: this interpreter)")
     ap.add_argument("--skip-mlflow", action="store_true")
     ap.add_argument("--no-profile", action="store_true", help="skip the cProfile diagnostics")
-    ap.add_argument("--only", choices=["search"], action="append",
+    ap.add_argument("--only", choices=["search", "pg"], action="append",
                     help="run only this section and rewrite it in the existing report (repeatable)")
     args = ap.parse_args()
 
@@ -290,7 +302,9 @@ def main() -> None:
     probe = _probe(sys.executable)
     ml = [] if args.skip_mlflow else ["--mlflow-python", args.mlflow_python]
     if args.only:
-        only_timings = {"search": _run(sys.executable, "bench.bench_search", [*q, *ml])}
+        modules = {"search": ("bench.bench_search", [*q, *ml]), "pg": ("bench.bench_pg", q)}
+        only_timings = {name: _run(sys.executable, modules[name][0], modules[name][1])
+                        for name in dict.fromkeys(args.only)}
         sections = {name: json.loads((RESULTS_DIR / f"{name}.json").read_text()) for name in args.only}
         splice_report(report, sections, command, facts, only_timings)
         print(f"rewrote {', '.join(args.only)} in {report}")
@@ -300,8 +314,9 @@ def main() -> None:
     timings["core"] = _run(sys.executable, "bench.bench_core", q)
     timings["scale"] = _run(sys.executable, "bench.bench_scale", q)
     timings["search"] = _run(sys.executable, "bench.bench_search", [*q, *ml])
+    timings["pg"] = _run(sys.executable, "bench.bench_pg", q)
     sections = {name: json.loads((RESULTS_DIR / f"{name}.json").read_text())
-                for name in ("core", "scale", "search")}
+                for name in ("core", "scale", "search", "pg")}
     if not args.skip_mlflow:
         timings["mlflow"] = _run(sys.executable, "bench.bench_mlflow",
                                  [*q, "--plot", str(plot), "--mlflow-python", args.mlflow_python])

@@ -5,7 +5,7 @@ connections, and every read. History, best models, tickers and the leaderboard r
 derived tables or an index, never a scan of all records. Reads answer with rows or Arrow
 tables; the Ledger shapes DataFrames. The SQL of filters and grouped leaderboards lives in
 :mod:`.queries`, writes in :mod:`.writes`, engine set-up in :mod:`.engine`, the columnar
-SQLite reader in :mod:`.columnar`.
+readers in :mod:`.columnar` (SQLite) and :mod:`.columnar_pg` (PostgreSQL).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ..errors import ReadOnlyLedgerError, StoreConnectionError, ValidationError
 from ..location import describe_store, describe_url_text, hide_passwords_in
 from ..record import CORE_METRICS
 from ..timestamps import format_ts
+from . import columnar_pg
 from . import schema as T
 from .base import Grouping, HistoryQuery, HistoryRows, LabelRow, PairRow, StatRow, Store, TailQuery
 from .columnar import ColumnarReader
@@ -33,13 +34,19 @@ from .queries import grouped_stats, label_rows, name_clauses, source
 from .readonly import ChangedDuringRead, ReadOnlyFile, retried
 from .reads import read_best, read_directions
 from .writes import SQLWriteTx, Statements
+from .writes_pg import PgStatements, PgWriteTx
 
 log = logging.getLogger("perfledger")
 
 #: PostgreSQL's deadlock and serialisation-failure codes: the transaction may be run again.
 _CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+_INSUFFICIENT_PRIVILEGE = "42501"
 #: History's metric columns are float64 even when every value read is NULL.
 _METRIC_TYPES = {m: pa.float64() for m in CORE_METRICS}
+#: PostgreSQL type OIDs → the Arrow types the ADBC driver reads them as: the row path gives
+#: the same schema (an empty answer included, where there is no value to infer a type from).
+_PG_ARROW_TYPES = {16: pa.bool_(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(), 25: pa.string(),
+                   700: pa.float32(), 701: pa.float64(), 1043: pa.string()}
 
 
 def _first_line(exc: BaseException) -> str:
@@ -69,10 +76,13 @@ class SQLStore(Store):
                 f"({_first_line(exc)}); use sqlite:///path or postgresql://user@host/db",
                 [(None, "store", "no driver")],
             ) from None
-        self._statements = Statements(self.dialect)
-        self._columnar = (
-            ColumnarReader(url.database, self.read_only_file) if self.dialect == "sqlite" else None
-        )
+        self._statements = PgStatements() if self.dialect == "postgresql" else Statements(self.dialect)
+        self._writer = PgWriteTx if self.dialect == "postgresql" else SQLWriteTx
+        self._columnar: ColumnarReader | columnar_pg.PgColumnarReader | None = None
+        if self.dialect == "sqlite":
+            self._columnar = ColumnarReader(url.database, self.read_only_file)
+        elif self.dialect == "postgresql" and columnar_pg.available():
+            self._columnar = columnar_pg.PgColumnarReader(self.engine)
         try:
             self._init_schema()
         except sa.exc.DatabaseError as exc:  # unreachable, or not a database (a corrupt file)
@@ -89,6 +99,8 @@ class SQLStore(Store):
 
     @contextmanager
     def writing(self) -> Iterator[SQLWriteTx]:
+        """A write transaction; on PostgreSQL a :class:`~.writes_pg.PgWriteTx` (a single
+        record in one round trip)."""
         if self.read_only_file is not None:
             raise ReadOnlyLedgerError(
                 f"{describe_store(self.url)} is read-only for this user; nothing was changed"
@@ -97,8 +109,18 @@ class SQLStore(Store):
             with self.engine.connect() as conn, immediate_transaction(conn):
                 yield SQLWriteTx(conn, self._statements)
             return
-        with self.engine.connect() as conn, conn.execution_options(pl_write=True).begin():
-            yield SQLWriteTx(conn, self._statements)
+        try:
+            with self.engine.connect() as conn, conn.execution_options(pl_write=True).begin():
+                yield self._writer(conn, self._statements)  # type: ignore[arg-type]
+        except sa.exc.DBAPIError as exc:
+            # A PostgreSQL role granted SELECT only (a dashboard's): the one-line error a
+            # read-only ledger directory gives, not a stack of SQL.
+            if getattr(exc.orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
+                raise
+            raise ReadOnlyLedgerError(
+                f"{describe_store(self.url)} is read-only for role {self.url.username or '(default)'!r} "
+                f"({_first_line(exc.orig)}); nothing was changed"
+            ) from None
 
     @contextmanager
     def snapshot(self) -> Iterator[SQLWriteTx]:
@@ -262,21 +284,29 @@ class SQLStore(Store):
     def _table(
         self, sql: str, params: dict[str, Any], types: dict[str, pa.DataType] | None = None
     ) -> pa.Table:
-        """Run a read query into an Arrow table: columnar through ADBC on SQLite (no Python
-        object per value); elsewhere, or if ADBC is unavailable, through SQLAlchemy. Columns
-        named in ``types`` have that type whatever values (or only NULLs) they hold."""
+        """Run a read query into an Arrow table: columnar through ADBC on SQLite and
+        PostgreSQL (no Python object per value); elsewhere, or if ADBC is unavailable, through
+        SQLAlchemy. Columns named in ``types`` have that type whatever values (or only NULLs)
+        they hold."""
         if self._columnar is not None:
             try:
                 return self._columnar.read(sql, params, types)
             except ChangedDuringRead:
                 raise
+            except ImportError as exc:  # the driver is installed but does not load
+                log.debug("columnar reads unavailable (%s); using the row path", exc)
+                self._columnar = None
             except Exception as exc:  # any ADBC problem: the portable path still answers
                 log.debug("columnar read unavailable (%s); using the row path", exc)
         with self.reading() as conn:
             result = conn.execute(sa.text(sql), params)
             names = list(result.keys())
+            oids = [getattr(d, "type_code", None) for d in result.cursor.description or ()]
             rows = result.fetchall()
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+        if self.dialect == "postgresql":
+            types = {**{n: _PG_ARROW_TYPES[o] for n, o in zip(names, oids, strict=False)
+                        if o in _PG_ARROW_TYPES}, **(types or {})}
         types = types or {}
         return pa.table({n: pa.array(list(c), types.get(n)) for n, c in zip(names, columns, strict=True)})
 

@@ -1,0 +1,102 @@
+"""PostgreSQL's one-statement ``log()`` (store/writes_pg.py, issue 11 item 5).
+
+A single record is one statement (one round trip) instead of seven, and it leaves exactly
+the derived tables (best, summary, pairs, labels, custom metrics) and the "best changed"
+answers the statement-by-statement path leaves for the same records.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from perfledger import Ledger
+from perfledger.store.writes import SQLWriteTx
+from perfledger.store.writes_pg import PgWriteTx
+
+pytestmark = pytest.mark.postgres
+
+
+def _records() -> list[dict[str, Any]]:
+    out = []
+    for i in range(60):
+        out.append({
+            "model_name": f"M{i % 3}", "ticker": ("A", "B", "C")[i % 3 if i < 45 else 0],
+            "sharpe": None if i % 10 == 0 else float(i % 7),  # ties on purpose
+            "mse": None if i % 4 == 0 else 0.1 * (i % 5), "drawdown": -0.01 * (i % 3),
+            "metrics": {"ic": float(i % 6), "free": i * 0.5} if i % 5 == 0 else None,
+            "params": {"lr": i % 3} if i % 2 else None, "tags": {"run": "n"} if i % 9 == 0 else None,
+            "notes": f"r{i}", "timestamp": f"2024-01-01T00:00:{i // 4:02d}+00:00",  # equal ts too
+        })
+    return out
+
+
+def _state(led: Ledger) -> dict[str, Any]:
+    """The derived tables, with record ids replaced by the records' notes."""
+    engine = led._store.engine
+    with engine.connect() as conn:
+        def q(sql: str) -> list[tuple[Any, ...]]:
+            return sorted(tuple(r) for r in conn.execute(sa.text(sql)))
+        return {
+            "best": q("SELECT b.ticker, b.metric, b.model_name, b.value, b.ts, r.notes FROM pl_best b "
+                      "JOIN pl_records r ON r.id = b.record_id"),
+            "summary": q("SELECT s.ticker, s.model_name, s.metric, s.n, round(s.mean::numeric, 9), "
+                         "round(s.m2::numeric, 9), s.min, s.max, s.last_value, s.last_ts, r.notes "
+                         "FROM pl_summary s JOIN pl_records r ON r.id = s.last_id"),
+            "pairs": q("SELECT ticker, model_name, n, first_ts, last_ts FROM pl_pairs"),
+            "labels": q("SELECT kind, key, value, n FROM pl_labels"),
+            "extra": q("SELECT r.notes, e.name, e.value FROM pl_extra e "
+                       "JOIN pl_records r ON r.id = e.record_id"),
+        }
+
+
+def _log_all(led: Ledger, changed: list[bool], writer: type[SQLWriteTx],
+             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(led._store, "_writer", writer)
+    original = writer.insert
+
+    def spy(self: SQLWriteTx, batch: Any) -> bool:
+        out = original(self, batch)
+        changed.append(out)
+        return out
+
+    monkeypatch.setattr(writer, "insert", spy)
+    for r in _records():
+        led.log(**r)
+    monkeypatch.undo()
+
+
+def test_one_statement_leaves_what_the_statement_by_statement_path_leaves(
+    pg_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pg_ledger.register_metric("ic", higher_is_better=False)
+    fast: list[bool] = []
+    _log_all(pg_ledger, fast, PgWriteTx, monkeypatch)
+    want = _state(pg_ledger)
+    best = pg_ledger.best()
+    pg_ledger.clear()
+    slow: list[bool] = []
+    _log_all(pg_ledger, slow, SQLWriteTx, monkeypatch)
+    assert _state(pg_ledger) == want
+    assert pg_ledger.best() == best
+    assert fast == slow and any(fast) and not all(fast)
+    assert best["A"]["best_ic"]["value"] == 0.0  # lower is better, from the custom metric
+
+
+def test_a_log_is_one_statement(pg_ledger: Ledger) -> None:
+    pg_ledger.log("M", "T", sharpe=1.0)  # first use: connections, directions, schema checks
+    statements: list[str] = []
+
+    @sa.event.listens_for(pg_ledger._store.engine, "before_cursor_execute")
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    pg_ledger.log("M", "T", sharpe=2.0, mse=0.1, drawdown=-0.1, notes="x")
+    assert len([s for s in statements if s.strip() != "select pg_catalog.version()"]) == 1, statements
+    statements.clear()
+    pg_ledger.log("M", "T", sharpe=2.0, params={"lr": 1}, metrics={"ic": 1.0})
+    # plus the labels' upsert and the directions read (custom metrics)
+    assert len(statements) == 3, statements
+    assert len(pg_ledger.history(ticker="T")) == 3
