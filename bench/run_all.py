@@ -283,7 +283,7 @@ def main() -> None:
                     "own venv (default: this interpreter)")
     ap.add_argument("--skip-mlflow", action="store_true")
     ap.add_argument("--no-profile", action="store_true", help="skip the cProfile diagnostics")
-    ap.add_argument("--only", choices=["search", "pg"], action="append",
+    ap.add_argument("--only", choices=["scale", "search", "pg"], action="append",
                     help="run only this section and rewrite it in the existing report (repeatable)")
     args = ap.parse_args()
 
@@ -302,7 +302,8 @@ def main() -> None:
     probe = _probe(sys.executable)
     ml = [] if args.skip_mlflow else ["--mlflow-python", args.mlflow_python]
     if args.only:
-        modules = {"search": ("bench.bench_search", [*q, *ml]), "pg": ("bench.bench_pg", q)}
+        modules = {"scale": ("bench.bench_scale", q), "search": ("bench.bench_search", [*q, *ml]),
+                   "pg": ("bench.bench_pg", q)}
         only_timings = {name: _run(sys.executable, modules[name][0], modules[name][1])
                         for name in dict.fromkeys(args.only)}
         sections = {name: json.loads((RESULTS_DIR / f"{name}.json").read_text()) for name in args.only}
