@@ -59,6 +59,7 @@ class Ledger(LedgerReads):
     ) -> None:
         self.location = resolve(location)
         self.directory: Path | None = self.location.directory
+        self._db_path = self.directory / DB_NAME if self.directory is not None else None
         self.url: sa.URL = self.location.url
         self._lock = threading.RLock()
         self._want_mirrors = mirrors and self.directory is not None
@@ -115,7 +116,7 @@ class Ledger(LedgerReads):
         if self.directory is None:
             return None
         try:
-            st = os.stat(self.directory / DB_NAME)
+            st = os.stat(self._db_path)
         except FileNotFoundError:
             return None
         return (st.st_dev, st.st_ino)
