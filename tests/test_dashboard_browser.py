@@ -174,7 +174,9 @@ def _check_tab(page: Page, panel: Locator, label: str) -> None:
         header = page.locator("[data-testid='stCaptionContainer']", has_text="Ledger:").first
         assert "./memory/logs" in header.inner_text()
         assert "Decaying" in alerts and "p =" in alerts  # the badge, with change and p-value
-        assert "could be luck among 4 trials" in alerts  # PSR/DSR in plain words
+        # PSR/DSR in plain words; every evaluation with a Sharpe on AAPL is a trial (issue 10):
+        # 4 models x 20 sample evaluations + 12 backtests.
+        assert "could be luck among 92 trials" in alerts
         names = _traces(panel)[0]
         assert any(n.endswith("⚠ decaying") for n in names), names
     elif label == TABS[2][0]:
