@@ -9,6 +9,7 @@ overcommit limits. Reads now come in bounded batches and stay typed.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,41 @@ def test_reads_reserve_little_memory_and_fork_pools_work(tmp_path: Path) -> None
     assert out["grown_kib"] < 2 * 1024 * 1024, f"VmSize grew by {out['grown_kib'] / 2**20:.1f} GiB"
     assert out["fork"] == "ok" and out["pool"] == "ok" and out["fallbacks"] == []
     assert out["pooled"] == sorted(f"pool-{k}-{i}" for k in range(4) for i in range(50))
+    # A child that read and exited normally left the parent's connections and files working.
+    assert out["exiting_child"] == 0 and out["parent_after_child"] == 4_000
+
+
+def _locks_held(path: Path) -> int:
+    """POSIX locks this process holds on ``path``, as the kernel sees them (/proc/locks)."""
+    ino, me = os.stat(path).st_ino, str(os.getpid())
+    held = 0
+    for line in Path("/proc/locks").read_text().splitlines():
+        f = line.split()
+        if "POSIX" in f and len(f) > 5 and f[4] == me and f[5].rsplit(":", 1)[-1] == str(ino):
+            held += 1
+    return held
+
+
+def test_a_second_ledger_opening_and_closing_never_drops_the_first_ones_locks(tmp_path: Path) -> None:
+    """POSIX locks are the process's: closing any descriptor of the database drops them all.
+    A second Ledger on the same directory (the dashboard's, the seed module's) used to do it
+    twice: opening the file to create it, and closing the ADBC driver's own SQLite connections
+    (another copy of SQLite) on close. Without its locks, this process is invisible to the
+    next one that closes its last connection, which then deletes the WAL under it."""
+    d = tmp_path / "ledger"
+    first = Ledger(d)
+    first.log("M", "T", sharpe=1.0)
+    first.best()
+    db = d / "perfledger.db"
+    assert _locks_held(db) >= 1
+    second = Ledger(d)
+    assert _locks_held(db) >= 1
+    second.history(ticker="T")  # through ADBC
+    second.close()
+    assert _locks_held(db) >= 1
+    first.log("M", "T", sharpe=2.0)
+    assert len(first.history()) == 2 and _locks_held(db) >= 1
+    first.close()
 
 
 def test_a_metric_null_in_the_first_batch_stays_float(

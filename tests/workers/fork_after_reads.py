@@ -80,11 +80,9 @@ def main() -> None:
         if pid == 0:
             os._exit(0)
         out["fork"] = "ok" if os.waitpid(pid, 0)[1] == 0 else "child failed"
-    # On SQLite this step corrupts the database ("file is not a database"): a child exiting
-    # normally closes the SQLite handles it inherited. Not fixed yet: run it there only on
-    # request (PERFLEDGER_FORK_EXIT_CHILD=1) to reproduce.
-    exiting = is_url(location) or os.environ.get("PERFLEDGER_FORK_EXIT_CHILD") == "1"
-    pid = os.fork() if exiting else -1
+    # A child that reads with the inherited ledger and then exits normally (interpreter
+    # shutdown, finalisers and all) must leave the parent's connections and files working.
+    pid = os.fork()
     out["exiting_child"] = 0
     if pid == 0:  # reads with the inherited ledger, then a normal exit (no os._exit)
         ok = len(led.history(ticker="T1")) == 4_000 and len(data.recent(location, state)) > 0

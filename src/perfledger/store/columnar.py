@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from . import shared_locks
 from .engine import CACHE_KIB
 
 if TYPE_CHECKING:
@@ -51,8 +52,9 @@ class ColumnarReader:
         self._pool: list[Any] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self._key = shared_locks.key(path)
         # Close them when the reader goes away or at exit, while the driver can still do it.
-        weakref.finalize(self, _close_all, self._pool, self._pid)
+        weakref.finalize(self, _close_all, self._key, self._pool, self._pid)
 
     def read(
         self, sql: str, params: dict[str, Any], types: dict[str, pa.DataType] | None = None
@@ -149,8 +151,7 @@ class ColumnarReader:
             if len(self._pool) < self._size and self._pid == os.getpid():
                 self._pool.append(con)
                 return
-        with contextlib.suppress(Exception):
-            con.close()
+        shared_locks.release(self._key, [con])
 
     def after_fork(self) -> None:
         """Forget the parent's connections without closing them (they are the parent's)."""
@@ -160,16 +161,13 @@ class ColumnarReader:
 
     def close(self) -> None:
         with self._lock:
-            _close_all(self._pool, self._pid)
+            _close_all(self._key, self._pool, self._pid)
 
 
-def _close_all(connections: list[Any], owner_pid: int) -> None:
-    """Close pooled connections, but only in the process that opened them: a forked child
-    closing its parent's SQLite handles could checkpoint under the parent's feet."""
-    if os.getpid() != owner_pid:
-        connections.clear()
-        return
-    for con in connections:
-        with contextlib.suppress(Exception):
-            con.close()
+def _close_all(key: str, connections: list[Any], owner_pid: int) -> None:
+    """Close pooled connections, but only in the process that opened them (a forked child
+    closing its parent's SQLite handles could checkpoint under the parent's feet), and never
+    while this process's engine still has the file open (:mod:`.shared_locks`)."""
+    if os.getpid() == owner_pid:
+        shared_locks.release(key, list(connections))
     connections.clear()

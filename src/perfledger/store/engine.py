@@ -24,6 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from . import shared_locks
 from .readonly import ReadOnlyFile
 
 BUSY_TIMEOUT_S = 120
@@ -41,9 +42,15 @@ WAL_CHECKPOINT_PAGES = 4000
 
 def create_file(path: Path) -> None:
     """Create ``path`` (empty: SQLite reads that as a new database) with the mode ``open()``
-    gives, unless it exists; SQLite reports any problem when it opens it."""
+    gives, unless it exists; SQLite reports any problem when it opens it.
+
+    ``O_EXCL``: an existing database is never opened here. POSIX locks belong to the process,
+    so closing *any* descriptor of the file drops every lock this process's connections hold
+    on it; a second ``Ledger`` on an open ledger did exactly that, and a forked child that then
+    closed its connections took itself for the last user and deleted the WAL under the parent.
+    """
     with contextlib.suppress(OSError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o666))
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
 
 
 def make_engine(url: sa.URL, read_only: ReadOnlyFile | None = None) -> sa.Engine:
@@ -60,8 +67,12 @@ def make_engine(url: sa.URL, read_only: ReadOnlyFile | None = None) -> sa.Engine
                 max_overflow=16,
             )
 
+        held = shared_locks.key(url.database or "")
+
         @sa.event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            if read_only is None:
+                shared_locks.engine_opened(held)
             # Let SQLAlchemy's "begin" event below decide how transactions start.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
@@ -74,6 +85,15 @@ def make_engine(url: sa.URL, read_only: ReadOnlyFile | None = None) -> sa.Engine
             cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
             cur.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             cur.close()
+
+        if read_only is None:
+            @sa.event.listens_for(engine, "close")
+            def _on_close(_dbapi_conn: Any, _record: Any) -> None:
+                shared_locks.engine_closed(held)
+
+            @sa.event.listens_for(engine, "close_detached")
+            def _on_close_detached(_dbapi_conn: Any) -> None:
+                shared_locks.engine_closed(held)
 
         @sa.event.listens_for(engine, "begin")
         def _on_begin(conn: sa.Connection) -> None:

@@ -1,0 +1,102 @@
+"""Keeping this process's SQLite file locks while two SQLite libraries share it.
+
+POSIX advisory locks belong to a process, not to a connection or a descriptor: closing *any*
+descriptor of a database file drops every lock the process holds on it. SQLite knows this
+and, within one copy of the library, keeps a file's descriptors open until none of its
+connections holds a lock. But a perfledger process runs two copies: Python's ``sqlite3``
+(the engine's connections) and the one bundled in the ADBC driver (the columnar reads). When
+the ADBC copy closed its last connection to a ledger, the engine's connections silently lost
+their locks, and the next process to close its own connections took itself for the last
+user of the database: it checkpointed and deleted the WAL and the shared-memory file under
+the live connections (``disk I/O error``, "file is not a database").
+
+So an ADBC connection is never closed while this process has an engine connection open on
+the same file: it is parked here instead, and closed when the engine's last connection to
+that file closes (then nothing is left to protect). Counts are per process; a forked child
+starts with none (its inherited connections are the parent's, never closed by it).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import threading
+from collections import defaultdict
+from typing import Any
+
+_lock = threading.Lock()
+_engine_connections: defaultdict[str, int] = defaultdict(int)
+_parked: defaultdict[str, list[Any]] = defaultdict(list)
+
+
+def key(path: str | os.PathLike[str]) -> str:
+    """One name per database file, however it was spelled."""
+    return os.path.realpath(path)
+
+
+def engine_opened(path: str) -> None:
+    """An engine (``sqlite3``) connection to ``path`` was opened."""
+    with _lock:
+        _engine_connections[path] += 1
+
+
+def engine_closed(path: str) -> None:
+    """An engine connection to ``path`` was closed: when it was the last, close the ADBC
+    connections parked for that file (nothing is left whose locks they could drop)."""
+    with _lock:
+        _engine_connections[path] = max(0, _engine_connections[path] - 1)
+        if _engine_connections[path]:
+            return
+        parked = _parked.pop(path, [])
+    _close(parked)
+
+
+def release(path: str, connections: list[Any]) -> None:
+    """Close these ADBC connections to ``path`` now if that drops no engine connection's
+    locks, else park them until the engine's last connection to the file closes."""
+    if not connections:
+        return
+    with _lock:
+        if _engine_connections[path] and not _exiting:
+            _parked[path].extend(connections)
+            return
+    _close(connections)
+
+
+def _close(connections: list[Any]) -> None:
+    for con in connections:
+        with contextlib.suppress(Exception):
+            con.close()
+
+
+_exiting = False
+
+
+def _at_exit() -> None:
+    # The process is ending (its locks with it): close what is parked while the driver can
+    # still do it, and from now on close instead of parking.
+    global _exiting
+    _exiting = True
+    with _lock:
+        parked = [con for cons in _parked.values() for con in cons]
+        _parked.clear()
+    _close(parked)
+
+
+atexit.register(_at_exit)
+
+#: A forked child's parked connections: its parent's, kept referenced and never closed.
+_inherited: list[Any] = []
+
+
+def _forget() -> None:
+    # A forked child holds none of its parent's locks and must not close its connections.
+    global _lock, _engine_connections, _parked
+    _inherited.extend(con for cons in _parked.values() for con in cons)
+    _lock = threading.Lock()
+    _engine_connections = defaultdict(int)
+    _parked = defaultdict(list)
+
+
+os.register_at_fork(after_in_child=_forget)
