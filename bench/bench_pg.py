@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import statistics
 import time
 from typing import Any
 
-from bench.bench_scale import _best_matches_history, _pg_worker
+from bench.bench_scale import _best_matches_history, _pg_worker, run_writers
 from bench.common import (
     figure,
     generate_records,
@@ -77,23 +76,6 @@ def _bare_worker(url: str, wid: int, k: int, barrier: Any, out: Any) -> None:
     out.put((wid, errors))
 
 
-def _writers(target: Any, url: str, procs: int, k: int) -> tuple[float, list[str]]:
-    """``procs`` spawned processes running ``target``; the clock starts when all are ready."""
-    ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(procs + 1)
-    out = ctx.Queue()
-    workers = [ctx.Process(target=target, args=(url, w, k, barrier, out)) for w in range(procs)]
-    for p in workers:
-        p.start()
-    barrier.wait()
-    t0 = time.perf_counter()
-    results = [out.get(timeout=900) for _ in workers]
-    elapsed = time.perf_counter() - t0
-    for p in workers:
-        p.join(timeout=60)
-    return elapsed, [e for _, errs in results for e in errs]
-
-
 def writers(procs: int, k: int) -> dict[str, Any]:
     """Our writers and the bare floor, alternated twice into fresh databases; medians."""
     from perfledger import Ledger
@@ -108,7 +90,7 @@ def writers(procs: int, k: int) -> dict[str, Any]:
             with psycopg.connect(url.replace("postgresql+psycopg", "postgresql", 1), autocommit=True) as c:
                 for ddl in _BARE_DDL:
                     c.execute(ddl)
-            seconds, errors = _writers(_bare_worker, url, procs, k)
+            seconds, errors = run_writers(_bare_worker, url, procs, k)
             floor.append(procs * k / seconds)
             res["errors"] += errors
             with psycopg.connect(url.replace("postgresql+psycopg", "postgresql", 1)) as c:
@@ -116,7 +98,7 @@ def writers(procs: int, k: int) -> dict[str, Any]:
             res["lost"] += procs * k - bare_n
         with throwaway_pg_database("pgw") as url:
             Ledger(url).close()  # schema created once, as a team's first user would
-            seconds, errors = _writers(_pg_worker, url, procs, k)
+            seconds, errors = run_writers(_pg_worker, url, procs, k)
             ours.append(procs * k / seconds)
             res["errors"] += errors
             with Ledger(url) as led:

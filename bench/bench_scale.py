@@ -109,25 +109,30 @@ def _best_matches_history(led: Any) -> tuple[bool, list[str]]:
     return not mismatches, mismatches[:5]
 
 
+def run_writers(target: Any, url: str, procs: int, k: int) -> tuple[float, list[str]]:
+    """``procs`` spawned processes running ``target``; the clock starts when all are ready."""
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(procs + 1)
+    out = ctx.Queue()
+    workers = [ctx.Process(target=target, args=(url, w, k, barrier, out)) for w in range(procs)]
+    for p in workers:
+        p.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    results = [out.get(timeout=900) for _ in workers]
+    elapsed = time.perf_counter() - t0
+    for p in workers:
+        p.join(timeout=60)
+    return elapsed, [e for _, errs in results for e in errs]
+
+
 def pg_concurrency(procs: int, k: int) -> dict[str, Any]:
     """``procs`` processes log ``k`` records each at once into one throw-away database."""
     from perfledger import Ledger
 
     with throwaway_pg_database("scale") as url:
         Ledger(url).close()  # schema created once, as a team's first user would
-        ctx = mp.get_context("spawn")
-        barrier = ctx.Barrier(procs + 1)
-        out = ctx.Queue()
-        workers = [ctx.Process(target=_pg_worker, args=(url, w, k, barrier, out)) for w in range(procs)]
-        for p in workers:
-            p.start()
-        barrier.wait()
-        t0 = time.perf_counter()
-        results = [out.get(timeout=900) for _ in workers]
-        elapsed = time.perf_counter() - t0
-        for p in workers:
-            p.join(timeout=60)
-        errors = [e for _, errs in results for e in errs]
+        elapsed, errors = run_writers(_pg_worker, url, procs, k)
         with Ledger(url) as led:
             notes = set(led.history()["notes"])
             expected = {f"w{w}-{i}" for w in range(procs) for i in range(k)}
