@@ -258,9 +258,8 @@ class SeedMirrors:
 
     def _current(self) -> dict[str, tuple[Sig | None, bytes]]:
         """Probe the three files (their state and digested bytes)."""
-        self._seen = {"json": _probe(self.json_path, len(_JSON_TAIL)), "csv": _probe(self.csv_path),
-                      "best": _probe(self.best_path)}
-        return self._seen
+        return {"json": _probe(self.json_path, len(_JSON_TAIL)), "csv": _probe(self.csv_path),
+                "best": _probe(self.best_path)}
 
     def _save_state(
         self, tx: WriteTx, previous: dict[str, Sig | None] | None = None,
@@ -268,7 +267,9 @@ class SeedMirrors:
     ) -> None:
         """Record the files' state in the transaction: ``state`` when the caller knows it
         (an append computes it), else probed from the files."""
-        state = {k: v[0] for k, v in self._current().items()} if state is None else state
+        if state is None:
+            self._seen = self._current()
+            state = {k: v[0] for k, v in self._seen.items()}
         for key, path in (("json", self.json_path), ("csv", self.csv_path)):
             if path.name in self.conflicts:  # never vouch for a file we could not read
                 state[key] = (previous or {}).get(key)
@@ -283,14 +284,14 @@ class SeedMirrors:
     def sync(self, tx: WriteTx, *, strict: bool = True) -> bool:
         """Bring the files back in step with the committed database (see the module doc);
         True if anything was repaired or adopted. Cheap when nothing is wrong: three
-        ``stat`` calls, two 4 KiB reads and one meta read.
+        probes (each an open, an ``fstat`` and one read of at most 4 KiB) and one meta read.
 
         A file that must be kept untouched raises :class:`MirrorConflictError` when
         ``strict`` (a write would have to overwrite it); otherwise it is reported (a log
         line and a warning) and left as it is.
         """
         state = self._load_state(tx)
-        have = self._current()
+        have = self._seen = self._current()  # under the write lock: append derives from it
         if all(_same(state.get(k), have[k]) for k in ("json", "csv", "best")):
             return False
         self.conflicts.clear()
