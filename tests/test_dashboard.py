@@ -344,7 +344,8 @@ def test_raw_table_is_bounded(seeded: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_csv_export_has_the_full_filtered_set(seeded: Path) -> None:
     with Ledger(seeded) as led:
-        body = data.csv_export(led, data.Filters(ticker="BRK.B", at_least=(("sharpe", 0.5),)))
+        window = data.Window(at_least=(("sharpe", 0.5),))
+        body = data.csv_export(led, data.Filters(ticker="BRK.B", window=window))
         expected = led.history("BRK.B", at_least={"sharpe": 0.5})
     lines = body.decode().splitlines()
     assert lines[0].startswith("timestamp,ticker,model_name,sharpe")

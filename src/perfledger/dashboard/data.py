@@ -108,6 +108,18 @@ class Window:
             "tags": dict(self.tags) or None,
         }
 
+    def parts(self, labels: bool = True) -> list[str]:
+        """The active filters in words, e.g. ``["last 30 days", "sharpe ≥ 1"]``; params and
+        tags only with ``labels``."""
+        parts = [f"last {self.days_back:g} days"] if self.days_back else []
+        if self.start or self.end:
+            parts.append(f"{self.start or '…'} → {self.end or '…'}")
+        parts += [f"{k} ≥ {v:g}" for k, v in self.at_least]
+        parts += [f"{k} ≤ {v:g}" for k, v in self.at_most]
+        if labels:
+            parts += [f"{k} = {v!r}" for k, v in (*self.params, *self.tags)]
+        return parts
+
     def active(self) -> bool:
         """True when any of these filters narrows the records."""
         return bool(self.days_back or self.start or self.end or self.at_least or self.at_most
@@ -116,23 +128,12 @@ class Window:
 
 @dataclass(frozen=True)
 class Filters:
-    """What the sidebar selected; hashable so it can be part of a cache key."""
+    """What the sidebar selected: a ticker, models, and the window every view applies;
+    hashable so it can be part of a cache key."""
 
     ticker: str
     models: tuple[str, ...] = ()
-    days_back: float | None = None
-    start: date | None = None
-    end: date | None = None
-    at_least: tuple[tuple[str, float], ...] = field(default=())
-    at_most: tuple[tuple[str, float], ...] = field(default=())
-    params: tuple[tuple[str, Any], ...] = field(default=())
-    tags: tuple[tuple[str, str], ...] = field(default=())
-
-    @property
-    def window(self) -> Window:
-        """The filters that apply to every view (all but the ticker and model choice)."""
-        return Window(self.days_back, self.start, self.end, self.at_least, self.at_most, self.params,
-                      self.tags)
+    window: Window = field(default_factory=Window)
 
     def history_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``Ledger.history`` for these filters (dates are whole UTC days,
@@ -141,15 +142,8 @@ class Filters:
 
     def describe(self) -> str:
         """One line saying which filters are active, for captions."""
-        parts = [f"models: {', '.join(self.models)}" if self.models else "all models"]
-        if self.days_back:
-            parts.append(f"last {self.days_back:g} days")
-        if self.start or self.end:
-            parts.append(f"{self.start or '…'} → {self.end or '…'}")
-        parts += [f"{k} ≥ {v:g}" for k, v in self.at_least]
-        parts += [f"{k} ≤ {v:g}" for k, v in self.at_most]
-        parts += [f"{k} = {v!r}" for k, v in (*self.params, *self.tags)]
-        return " · ".join(parts)
+        models = f"models: {', '.join(self.models)}" if self.models else "all models"
+        return " · ".join([models, *self.window.parts()])
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -40,7 +40,7 @@ def render_filters(
     location: str, state: str, ticker: str
 ) -> tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, str], ...]]:
     """Sidebar: one tag and one param filter (key, then value) from what ``ticker``'s
-    records carry; returns them as the ``params``/``tags`` of :class:`.data.Filters`."""
+    records carry; returns them as the ``params``/``tags`` of :class:`.data.Window`."""
     params, tags = data.labels(location, state, ticker)
     chosen = any(st.session_state.get(f"{k}_name", ANY) != ANY for k in ("tag", "param"))
     with st.expander("🔎 Params & tags", expanded=chosen):

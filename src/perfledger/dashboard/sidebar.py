@@ -190,9 +190,7 @@ def render_filters(location: str, state: str) -> tuple[data.Filters, str]:
     min_sharpe = c1.number_input("Min Sharpe", key="min_sharpe", value=None, step=0.1, format="%.2f")
     max_mse = c2.number_input("Max MSE", key="max_mse", value=None, min_value=0.0, step=0.005, format="%.4f")
     params, tags = experiments.render_filters(location, state, ticker)
-    filters = data.Filters(
-        ticker=ticker,
-        models=tuple(chosen),
+    filters = data.Filters(ticker=ticker, models=tuple(chosen), window=data.Window(
         days_back=float(days_back) if days_back else None,
         start=start,
         end=end,
@@ -200,7 +198,7 @@ def render_filters(location: str, state: str) -> tuple[data.Filters, str]:
         at_most=(("mse", float(max_mse)),) if max_mse is not None else (),
         params=params,
         tags=tags,
-    )
+    ))
     st.session_state[_LAST_WINDOW] = filters.window
     return filters, metric
 

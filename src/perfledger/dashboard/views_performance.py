@@ -160,8 +160,4 @@ def render_performance(
 
 def window_words(filters: data.Filters) -> str:
     """The time window and thresholds in a few words, e.g. "last 30 days, sharpe ≥ 1"."""
-    parts = [f"last {filters.days_back:g} days"] if filters.days_back else []
-    if filters.start or filters.end:
-        parts.append(f"{filters.start or '…'} → {filters.end or '…'}")
-    parts += [f"{k} ≥ {v:g}" for k, v in filters.at_least] + [f"{k} ≤ {v:g}" for k, v in filters.at_most]
-    return ", ".join(parts) or "all time"
+    return ", ".join(filters.window.parts(labels=False)) or "all time"
