@@ -69,6 +69,21 @@ def test_a_second_ledger_opening_and_closing_never_drops_the_first_ones_locks(tm
     assert _locks_held(db) >= 1
     first.log("M", "T", sharpe=2.0)
     assert len(first.history()) == 2 and _locks_held(db) >= 1
+
+    # A script that opens and closes ledgers in a loop beside a long-lived one (the seed
+    # module's) keeps its locks and does not pile up descriptors: at most one ADBC
+    # connection is kept back per file.
+    def descriptors() -> int:
+        return sum(1 for fd in Path("/proc/self/fd").iterdir()
+                   if os.path.realpath(fd).startswith(str(db)))
+
+    for i in range(12):
+        with Ledger(d) as other:
+            other.history(ticker="T")
+        assert _locks_held(db) >= 1, i
+        if i == 1:
+            settled = descriptors()
+    assert descriptors() <= settled
     first.close()
 
 

@@ -137,6 +137,7 @@ class ColumnarReader:
         import adbc_driver_sqlite.dbapi as adbc_sqlite
 
         con = adbc_sqlite.connect(self.path, autocommit=True)
+        shared_locks.adbc_opened(self._key)
         cur = con.cursor()
         try:
             # The engine's page cache, not SQLite's 2 MiB default: a filtered history visits

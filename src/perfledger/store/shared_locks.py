@@ -10,10 +10,14 @@ their locks, and the next process to close its own connections took itself for t
 user of the database: it checkpointed and deleted the WAL and the shared-memory file under
 the live connections (``disk I/O error``, "file is not a database").
 
-So an ADBC connection is never closed while this process has an engine connection open on
-the same file: it is parked here instead, and closed when the engine's last connection to
-that file closes (then nothing is left to protect). Counts are per process; a forked child
-starts with none (its inherited connections are the parent's, never closed by it).
+So the *last* ADBC connection to a file is never closed while this process has an engine
+connection open on it: it is parked here instead, and closed when the engine's last
+connection to that file closes (then nothing is left to protect). Any other ADBC connection
+closes at once: while one of its kind stays open (an open WAL connection holds a lock), the
+ADBC copy of SQLite keeps the closed one's descriptor for reuse instead of closing it. So
+at most one connection per file is ever parked, however many ledgers a process opens and
+closes. Counts are per process; a forked child starts with none (its inherited connections
+are the parent's, never closed by it).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 
 _lock = threading.Lock()
 _engine_connections: defaultdict[str, int] = defaultdict(int)
+_adbc_connections: defaultdict[str, int] = defaultdict(int)  # open ones, parked included
 _parked: defaultdict[str, list[Any]] = defaultdict(list)
 
 
@@ -41,6 +46,12 @@ def engine_opened(path: str) -> None:
         _engine_connections[path] += 1
 
 
+def adbc_opened(path: str) -> None:
+    """An ADBC connection to ``path`` was opened."""
+    with _lock:
+        _adbc_connections[path] += 1
+
+
 def engine_closed(path: str) -> None:
     """An engine connection to ``path`` was closed: when it was the last, close the ADBC
     connections parked for that file (nothing is left whose locks they could drop)."""
@@ -49,19 +60,22 @@ def engine_closed(path: str) -> None:
         if _engine_connections[path]:
             return
         parked = _parked.pop(path, [])
+        _adbc_connections[path] -= len(parked)
     _close(parked)
 
 
 def release(path: str, connections: list[Any]) -> None:
-    """Close these ADBC connections to ``path`` now if that drops no engine connection's
-    locks, else park them until the engine's last connection to the file closes."""
-    if not connections:
-        return
+    """Close these ADBC connections to ``path``, but park the last one while an engine
+    connection to the file is open (closing it would drop that connection's locks)."""
+    closing = []
     with _lock:
-        if _engine_connections[path] and not _exiting:
-            _parked[path].extend(connections)
-            return
-    _close(connections)
+        for con in connections:
+            if _engine_connections[path] and _adbc_connections[path] == 1 and not _exiting:
+                _parked[path].append(con)
+            else:
+                _adbc_connections[path] -= 1
+                closing.append(con)
+    _close(closing)
 
 
 def _close(connections: list[Any]) -> None:
@@ -81,6 +95,7 @@ def _at_exit() -> None:
     with _lock:
         parked = [con for cons in _parked.values() for con in cons]
         _parked.clear()
+        _adbc_connections.clear()
     _close(parked)
 
 
@@ -92,10 +107,11 @@ _inherited: list[Any] = []
 
 def _forget() -> None:
     # A forked child holds none of its parent's locks and must not close its connections.
-    global _lock, _engine_connections, _parked
+    global _lock, _engine_connections, _adbc_connections, _parked
     _inherited.extend(con for cons in _parked.values() for con in cons)
     _lock = threading.Lock()
     _engine_connections = defaultdict(int)
+    _adbc_connections = defaultdict(int)
     _parked = defaultdict(list)
 
 
