@@ -34,8 +34,9 @@ CACHE_KIB = 65536
 #: WAL pages between automatic checkpoints (SQLite's default is 1,000, i.e. 4 MiB). A
 #: ``log()`` dirties about eight pages, most of them the same ones (the derived tables, the
 #: right edge of the records): a checkpoint every ~500 logs instead of every ~125 writes each
-#: hot page back once instead of four times and fsyncs a quarter as often, which measured
-#: 20-30% more sustained single logs at 1M records. The cost: a WAL of up to 16 MiB, and on
+#: hot page back once instead of four times and fsyncs a quarter as often: 20-30% more
+#: sustained single logs at 1M records in two alternated ad-hoc runs on a loaded machine (not
+#: a bench/ figure; read it as a direction). The cost: a WAL of up to 16 MiB, and on
 #: power loss (never on a killed process) up to that much of the latest commits.
 WAL_CHECKPOINT_PAGES = 4000
 
