@@ -21,8 +21,9 @@ When a file does not match its committed state, nothing in it is thrown away unr
   the first time or after its database was deleted; the seed's ``model_log.py`` rewriting
   a mirror beside perfledger) is *adopted*: every record it holds that the database lacks
   is stored (``adopt``, the importer's reader, deduplicated by content), then the mirror is
-  rewritten from the database. Before the first adoption into a new database, the
-  originals are copied to ``<name>.seed-backup``.
+  rewritten from the database, and so is the other record mirror when records were stored
+  (it lacks them). Before the first adoption into a new database, the originals are copied
+  to ``<name>.seed-backup``.
 * A file that does not read, but whose committed bytes are intact and which only grew: a
   process was killed between appending and committing. The uncommitted tail is dropped.
 * Anything else that does not read is kept untouched and reported; writes raise
@@ -318,6 +319,12 @@ class SeedMirrors:
                 self.conflicts[path.name] = str(exc)
                 continue
             rebuild.append((path, writer))
+        if any(adopted.values()):
+            # The database now holds records only one file had: the other, though in step
+            # with the previous commit, must be rewritten to show them too.
+            for path, writer in ((self.json_path, _write_json), (self.csv_path, _write_csv)):
+                if path.name not in self.conflicts and all(p != path for p, _ in rebuild):
+                    rebuild.append((path, writer))
         for path, writer in rebuild:
             writer(path, tx)
         _write_best(self.best_path, tx)
