@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import shutil
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -142,11 +145,13 @@ def test_every_file_gets_the_mode_open_gives(tmp_path: Path, umask: int) -> None
     assert modes == {name: want for name in modes}, {k: oct(v) for k, v in modes.items()}
 
 
-def _probed_state(d: Path, legacy: bool = False) -> dict[str, list[int | str]]:
+def _probed_state(d: Path, legacy: bool = False, content: bool = True) -> dict[str, Any]:
     """The files' state computed from scratch, independently of perfledger's bookkeeping:
-    inode, size, mtime and a CRC-32 of the last 4 KiB (before the JSON's ``\\n]``); with
-    ``legacy``, the blake2b digest the previous release committed."""
-    out = {}
+    inode, size, mtime and a CRC-32 of the last 4 KiB (before the JSON's ``\\n]``), and the
+    CRC-32 of each file's content (all of it but the JSON's ``\\n]``) unless not ``content``;
+    with ``legacy``, what an earlier release committed: blake2b digests, no content CRCs."""
+    out: dict[str, Any] = {}
+    crcs = {}
     for key, name, keep in (("json", "model_performance.json", 2), ("csv", "model_performance.csv", 0),
                             ("best", "best_models.json", 0)):
         data = (d / name).read_bytes()
@@ -155,6 +160,9 @@ def _probed_state(d: Path, legacy: bool = False) -> dict[str, list[int | str]]:
         digest = (hashlib.blake2b(region, digest_size=12).hexdigest() if legacy
                   else f"crc32:{zlib.crc32(region):08x}")
         out[key] = [st.st_ino, st.st_size, st.st_mtime_ns, digest]
+        crcs[key] = f"crc32:{zlib.crc32(data[: len(data) - keep]):08x}"
+    if content and not legacy:
+        out["content"] = crcs
     return out
 
 
@@ -221,7 +229,11 @@ def test_a_state_committed_with_the_older_digest_is_still_understood(ledger: Led
         tx.set_meta(STATE_KEY, json.dumps(_probed_state(ledger.directory, legacy=True)))
     assert ledger._mirrors_in_step()
     ledger.log("M", "T", sharpe=9.0, notes="n3")
-    assert json.loads(store.get_meta(STATE_KEY)) == _probed_state(ledger.directory)
+    # That state has no content CRCs for the mirrors, so the append has none to extend (only
+    # the best-models document it rewrote gets one, from the bytes it wrote).
+    state = json.loads(store.get_meta(STATE_KEY))
+    assert set(state.pop("content", {})) <= {"best"}
+    assert state == _probed_state(ledger.directory, content=False)
     assert_mirrors_match(ledger)
 
     with store.writing() as tx:
@@ -245,3 +257,174 @@ def test_best_models_json_follows_new_tickers_with_and_without_metrics(ledger: L
     doc = json.loads(path.read_text())
     assert set(doc) == {"A", "B", "C"} and doc == ledger.best()
     assert doc["B"]["best_sharpe"]["model"] == "M"
+
+
+# ---------------------------------------------------------------------- restored copies
+
+MIRRORS = ("model_performance.json", "model_performance.csv")
+SEED_FILES = (*MIRRORS, "best_models.json")
+
+
+def _copytree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)  # new inodes, the same mtimes
+    return dst
+
+
+def _copy_files(src: Path, dst: Path) -> Path:
+    dst.mkdir()  # new inodes and new mtimes, as a plain cp gives
+    for path in src.iterdir():
+        shutil.copy(path, dst / path.name)
+        os.utime(dst / path.name, ns=(0, os.stat(path).st_mtime_ns + 10**9))
+    return dst
+
+
+def _touched(src: Path, dst: Path) -> Path:
+    for name in SEED_FILES:  # the same inodes, new mtimes (touch, a restore in place)
+        st = os.stat(src / name)
+        os.utime(src / name, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    return src
+
+
+COPIES = {"copytree": _copytree, "cp": _copy_files, "touch": _touched}
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> Path:
+    """A closed ledger of 305 records; one early record has sharpe 1.2345, far from the end."""
+    d = tmp_path / "original"
+    led = Ledger(d)
+    led.log("M", "T0", sharpe=1.2345, notes="marked")
+    led.log_many([{"model_name": f"M{i % 3}", "ticker": f"T{i % 4}", "sharpe": i / 100,
+                   "mse": 0.01 * (i + 1), "notes": f"bulk-{i}"} for i in range(300)])
+    fill(led, 4)
+    led.close()
+    return d
+
+
+@pytest.fixture
+def adoptions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the files the ledgers opened from now on adopt (read through the importer)."""
+    import perfledger.ledger
+    from perfledger.importer import adopt_file
+
+    seen: list[str] = []
+
+    def spy(tx: object, path: Path) -> int:
+        seen.append(path.name)
+        return adopt_file(tx, path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(perfledger.ledger, "adopt_file", spy)
+    return seen
+
+
+def assert_mirrors_are_the_database(led: Ledger, tmp_path: Path) -> None:
+    """Each seed file is byte for byte what an export of the database writes."""
+    exported = led.export_seed_files(tmp_path / "export")
+    for name in SEED_FILES:
+        assert (led.directory / name).read_bytes() == (exported / name).read_bytes(), name
+    shutil.rmtree(exported)
+
+
+@pytest.mark.parametrize("how", COPIES)
+def test_a_copy_of_the_directory_opens_without_adopting_or_rewriting(
+    built: Path, tmp_path: Path, how: str, adoptions: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A restored backup has new inodes (and, copied with cp, new mtimes) but the committed
+    bytes: it opens after one read of each mirror, nothing adopted, no mirror rewritten."""
+    from perfledger.mirrors import STATE_KEY
+
+    copy = COPIES[how](built, tmp_path / "copy")
+    before = {name: (os.stat(copy / name).st_ino, (copy / name).read_bytes()) for name in MIRRORS}
+    with caplog.at_level(logging.INFO, logger="perfledger"):
+        led = Ledger(copy)
+    assert adoptions == []
+    assert not [r for r in caplog.records if "adopted" in r.getMessage()]
+    assert {name: (os.stat(copy / name).st_ino, (copy / name).read_bytes()) for name in MIRRORS} == before
+    assert led.stats()["records"] == 305
+    assert_mirrors_are_the_database(led, tmp_path)
+    # The copy's identity was recorded: the next open needs no read of the files.
+    assert json.loads(led._ensure().get_meta(STATE_KEY)) == _probed_state(copy)
+    assert led._mirrors_in_step()
+    led.close()
+
+
+def test_a_same_size_edit_inside_a_copy_is_adopted(built: Path, tmp_path: Path, adoptions: list[str]) -> None:
+    """One digit changed far from the end of the copied JSON: same size, same last 4 KiB, but
+    not the committed content. The edited record is stored beside the original, nothing is
+    lost, and both mirrors show it."""
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy)
+    path = copy / "model_performance.json"
+    data = path.read_bytes()
+    at = data.index(b"1.2345")
+    assert data.count(b"1.2345") == 1 and at < len(data) - 4096
+    path.write_bytes(data[:at] + b"1.2346" + data[at + 6:])
+    led = Ledger(copy)
+    assert adoptions[:1] == ["model_performance.json"]
+    h = led.history()
+    assert len(h) == 306 and set(h.loc[h["notes"] == "marked", "sharpe"]) == {1.2345, 1.2346}
+    assert_mirrors_match(led)
+    assert_mirrors_are_the_database(led, tmp_path)
+    led.close()
+
+
+def test_a_state_saved_by_the_previous_release_still_adopts_a_copy(
+    built: Path, tmp_path: Path, adoptions: list[str]
+) -> None:
+    """The previous release saved no content CRCs (and drops them when it saves): appends
+    then have none to extend, and a copy is adopted, as it was, losing and doubling nothing.
+    The adoption, or rebuild_mirrors(), rewrites the mirrors and gives them their CRCs."""
+    from perfledger.mirrors import STATE_KEY
+
+    led = Ledger(built)
+    store = led._ensure()
+    with store.writing() as tx:
+        state = json.loads(tx.get_meta(STATE_KEY))
+        del state["content"]
+        tx.set_meta(STATE_KEY, json.dumps(state))
+    led.log("M", "T0", sharpe=0.0, notes="by this release")
+    assert not set(json.loads(store.get_meta(STATE_KEY)).get("content", {})) & {"json", "csv"}
+    led.close()
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy)
+    led = Ledger(copy)
+    assert sorted(adoptions) == sorted(MIRRORS)
+    assert led.stats()["records"] == 306
+    assert_mirrors_are_the_database(led, tmp_path)
+    led.close()
+    adoptions.clear()
+    shutil.copytree(copy, tmp_path / "copy of the adopted copy")
+    Ledger(tmp_path / "copy of the adopted copy").close()
+    assert adoptions == []
+
+    with Ledger(built) as led:
+        led.rebuild_mirrors()
+    shutil.copytree(built, tmp_path / "copy after a rebuild")
+    Ledger(tmp_path / "copy after a rebuild").close()
+    assert adoptions == []
+
+
+def test_logging_into_an_opened_copy_keeps_files_and_database_in_step(
+    built: Path, tmp_path: Path, adoptions: list[str]
+) -> None:
+    """The content CRCs a copy's state carries are extended by every append: after writes,
+    another copy still opens without adopting, and the files are the database's."""
+    from perfledger.mirrors import STATE_KEY
+
+    copy = tmp_path / "copy"
+    _copy_files(built, copy)
+    led = Ledger(copy)
+    fill(led, 3, start=10)
+    led.log_many([{"model_name": "B", "ticker": "T9", "sharpe": 5.0, "notes": f"late-{i}"}
+                  for i in range(2500)])
+    led.log("M", "T0", sharpe=-1.0, notes="last")
+    assert json.loads(led._ensure().get_meta(STATE_KEY)) == _probed_state(copy)
+    led.close()
+    again = tmp_path / "again"
+    shutil.copytree(copy, again)
+    led = Ledger(again)
+    assert adoptions == []
+    assert len(mirror_records(again)) == led.stats()["records"] == 305 + 3 + 2500 + 1
+    assert_mirrors_match(led)
+    assert_mirrors_are_the_database(led, tmp_path)
+    led.close()

@@ -280,6 +280,44 @@ def test_out_of_step_mirrors_are_reported_not_repaired(tmp_path: Path) -> None:
         assert snapshot(directory) == before
 
 
+@pytest.mark.parametrize("edited", [False, True], ids=["copy", "edited-copy"])
+def test_a_restored_copy_is_in_step_for_a_reader(edited: bool) -> None:
+    """A copy of the directory (a restored backup: new inodes) opened by a user who may not
+    write: its files are verified by their content, so no out-of-step warning. A same-size
+    edit far from the end of the copied JSON is still reported."""
+    with shared_directory() as base:
+        original = base / "original"
+        with Ledger(original) as owner:
+            for i in range(60):
+                owner.log("M", "AAPL", sharpe=1.2345 if i == 3 else float(i), notes=f"note {i:02d}" * 5)
+        want = read_all(original)
+        directory = base / "ledger"
+        shutil.copytree(original, directory)
+        if edited:
+            path = directory / "model_performance.json"
+            data = path.read_bytes()
+            assert data.count(b"1.2345") == 1 and data.index(b"1.2345") < len(data) - 4096
+            path.write_bytes(data.replace(b"1.2345", b"1.2346"))
+        make_foreign(directory)
+        before = snapshot(directory)
+
+        def reader() -> tuple[dict[str, Any], list[str]]:
+            seen: list[str] = []
+            handler = logging.Handler(logging.WARNING)
+            handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+            logging.getLogger("perfledger").addHandler(handler)
+            return read_all(directory), seen
+
+        got, warnings = as_reader(reader)
+        assert got["read_only"] is True
+        assert_same_reads(got, want)
+        if edited:
+            assert len(warnings) == 1 and "mirror files are out of step" in warnings[0], warnings
+        else:
+            assert warnings == []
+        assert snapshot(directory) == before
+
+
 def test_a_mirror_the_reader_cannot_read_does_not_stop_reads() -> None:
     """Mirrors written 0600 by an older release: the database still answers."""
     with shared_directory() as base:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import mirror_records
+from helpers import csv_records, mirror_records
 
 from perfledger import Ledger
 from perfledger.errors import MirrorConflictError
@@ -146,6 +146,25 @@ def test_the_seeds_code_writing_beside_perfledger(tmp_path: Path) -> None:
                       for j in range(3)])
         assert collections.Counter(r["notes"] for r in mirror_records(d)) == notes_counter(led)
     assert len(led.history()) == 9 + 3 * 5
+    led.close()
+
+
+def test_records_adopted_from_one_mirror_reach_the_other(tmp_path: Path) -> None:
+    """A record only the JSON holds (added by hand or by a script that writes only it) is
+    stored, and the CSV, still in step with the last commit, is rewritten to show it too."""
+    d = tmp_path / "ledger"
+    led = Ledger(d)
+    for i in range(5):
+        led.log("M", "AAPL", sharpe=i / 10, notes=f"ours-{i}")
+    path = d / "model_performance.json"
+    records = json.loads(path.read_text())
+    path.write_text(json.dumps([*records, {**records[-1], "notes": "json-only"}], indent=2))
+    led.log("M", "AAPL", sharpe=9.0, notes="ours-after")
+    counts = notes_counter(led)
+    assert set(counts) == {f"ours-{i}" for i in range(5)} | {"json-only", "ours-after"}
+    assert max(counts.values()) == 1
+    assert collections.Counter(r["notes"] for r in mirror_records(d)) == counts
+    assert collections.Counter(r["notes"] for r in csv_records(d)) == counts
     led.close()
 
 

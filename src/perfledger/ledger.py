@@ -104,9 +104,12 @@ class Ledger(LedgerReads):
         log.debug("opened %s%s", describe_store(self.url), " read-only" if self.read_only else "")
 
     def _mirrors_in_step(self) -> bool:
+        """Whether the mirrors are in step. A user who may not write verifies a file whose
+        identity changed by its content (a restored copy is in step); a writer leaves that to
+        ``sync``, which records the copy's new identity once, so later opens stay cheap."""
         assert self._mirrors is not None
         try:
-            return self._mirrors.in_step(self._store.get_meta(STATE_KEY))
+            return self._mirrors.in_step(self._store.get_meta(STATE_KEY), verify=self._read_only is not None)
         except PermissionError:
             if self._read_only is None:
                 raise

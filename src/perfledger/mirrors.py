@@ -13,7 +13,15 @@ How they stay correct without the seed's rewrite-everything-per-log:
 * ``best_models.json`` is small (tickers x metrics) and rewritten only when a best entry
   changed, through a temporary file and an atomic rename.
 * The committed state of each file (inode, size, mtime and a digest of its last 4 KiB) is
-  written to the database in the same transaction.
+  written to the database in the same transaction, with a CRC-32 of each file's content
+  (the JSON's bytes before its closing ``\\n]``, the whole CSV, the whole best-models
+  document) that every append extends from the bytes it wrote.
+
+A copy of the directory (a restored backup: ``cp -r``, ``copytree``, ``rsync``, ``tar``) has
+new inodes and often new mtimes, but the same content: a file whose size and digest are the
+committed ones and whose content CRC, computed in one sequential read, is the committed one
+is the committed file. Its new identity is recorded and nothing is adopted or rewritten. (A
+state saved by a release before the content CRC has none: such a copy is adopted, as then.)
 
 When a file does not match its committed state, nothing in it is thrown away unread:
 
@@ -21,8 +29,9 @@ When a file does not match its committed state, nothing in it is thrown away unr
   the first time or after its database was deleted; the seed's ``model_log.py`` rewriting
   a mirror beside perfledger) is *adopted*: every record it holds that the database lacks
   is stored (``adopt``, the importer's reader, deduplicated by content), then the mirror is
-  rewritten from the database. Before the first adoption into a new database, the
-  originals are copied to ``<name>.seed-backup``.
+  rewritten from the database, and so is the other record mirror when records were stored
+  (it lacks them). Before the first adoption into a new database, the originals are copied
+  to ``<name>.seed-backup``.
 * A file that does not read, but whose committed bytes are intact and which only grew: a
   process was killed between appending and committing. The uncommitted tail is dropped.
 * Anything else that does not read is kept untouched and reported; writes raise
@@ -47,6 +56,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from .batch import Batch
 from .errors import MirrorConflictError, PerfLedgerError
@@ -69,6 +79,10 @@ BACKUP_SUFFIX = ".seed-backup"
 
 
 Sig = list[int | str]  # [inode, size, mtime_ns, digest]: one file's committed state
+#: The bytes an append overwrites at each file's end (the JSON array's closing "\n]"): a
+#: file's content, whose CRC-32 the state keeps, is everything before them.
+_KEEP = {"json": len(_JSON_TAIL), "csv": 0, "best": 0}
+_CHUNK = 1 << 20
 
 
 def _hash(region: bytes) -> str:
@@ -118,6 +132,30 @@ def _probe(path: Path, keep: int = 0) -> tuple[Sig | None, bytes]:
     return [st.st_ino, st.st_size, st.st_mtime_ns, _hash(region)], region
 
 
+def _content_crc(path: Path, sig: Sig | None, keep: int) -> tuple[int, bytes] | None:
+    """The CRC-32 of the file's content (all but its last ``keep`` bytes), read sequentially
+    in 1 MiB chunks, and those last bytes; None when the file is no longer the one ``sig``
+    probed (its inode, size or mtime changed since), so a CRC is never recorded against
+    another file's state."""
+    if sig is None:
+        return None
+    try:
+        with open(path, "rb", buffering=0) as f:
+            st = os.fstat(f.fileno())
+            if [st.st_ino, st.st_size, st.st_mtime_ns] != list(sig[:3]):
+                return None
+            left, crc = max(0, st.st_size - keep), 0
+            buf = memoryview(bytearray(_CHUNK))
+            while left:
+                n = f.readinto(buf[: min(left, _CHUNK)])
+                if not n:
+                    return None  # shrank under us
+                crc, left = zlib.crc32(buf[:n], crc), left - n
+            return crc, f.read(keep)
+    except FileNotFoundError:
+        return None
+
+
 def _appended(st: os.stat_result, region: bytes, added: bytes) -> tuple[Sig, bytes]:
     """The state of a file after ``added`` was appended right after ``region`` (the digested
     bytes before the append), from the file's new ``stat``: no read of the file."""
@@ -134,6 +172,15 @@ def _same(want: list[int | str] | None, have: tuple[Sig | None, bytes]) -> bool:
     if len(want) > 3 and not str(want[3]).startswith("crc32:"):
         sig = [*sig[:3], _legacy_hash(region)]
     return list(sig[: len(want)]) == list(want)
+
+
+def _crcs_of(state: dict[str, Any]) -> dict[str, int]:
+    """The content CRCs a state holds (none in a state saved by an earlier release)."""
+    content = state.get("content")
+    if not isinstance(content, dict):
+        return {}
+    return {k: int(v[6:], 16) for k, v in content.items()
+            if isinstance(v, str) and v.startswith("crc32:") and len(v) == 14}
 
 
 def _atomic_write(path: Path, chunks: Iterable[bytes]) -> None:
@@ -249,10 +296,14 @@ class SeedMirrors:
         #: The last probe of each file (its state and digested bytes), taken by ``sync``
         #: under the write lock; ``append`` derives the files' new state from it.
         self._seen: dict[str, tuple[Sig | None, bytes]] = {}
+        #: The content CRC-32 of the files ``_seen`` describes, where known (a state saved
+        #: by an earlier release has none); ``append`` extends them.
+        self._crcs: dict[str, int] = {}
+        self._paths = {"json": self.json_path, "csv": self.csv_path, "best": self.best_path}
 
     # ------------------------------------------------------------------ state
 
-    def _load_state(self, tx: WriteTx) -> dict[str, list[int | str] | None]:
+    def _load_state(self, tx: WriteTx) -> dict[str, Any]:
         raw = tx.get_meta(STATE_KEY)
         return json.loads(raw) if raw else {}
 
@@ -262,24 +313,79 @@ class SeedMirrors:
                 "best": _probe(self.best_path)}
 
     def _save_state(
-        self, tx: WriteTx, previous: dict[str, Sig | None] | None = None,
-        state: dict[str, Sig | None] | None = None,
+        self, tx: WriteTx, previous: dict[str, Any] | None = None,
+        state: dict[str, Any] | None = None, written: dict[str, int] | None = None,
     ) -> None:
         """Record the files' state in the transaction: ``state`` when the caller knows it
-        (an append computes it), else probed from the files."""
+        (an append computes it, and the content CRCs in ``_crcs``), else probed from the
+        files. A probed file's content CRC is the one in ``written`` (the caller just wrote
+        the file, under the write lock), or carried over when it is still the file ``_crcs``
+        describes (the same probe), else read from it (one sequential read: after a
+        rebuild, a reset, a repair)."""
         if state is None:
+            seen, crcs = self._seen, self._crcs
             self._seen = self._current()
             state = {k: v[0] for k, v in self._seen.items()}
+            self._crcs = {}
+            for key, (sig, _) in self._seen.items():
+                if sig is None or self._paths[key].name in self.conflicts:
+                    continue
+                crc = (written or {}).get(key)
+                if crc is None and seen.get(key, (None, b""))[0] == sig:
+                    crc = crcs.get(key)
+                if crc is None:
+                    read = _content_crc(self._paths[key], sig, _KEEP[key])
+                    crc = read[0] if read is not None else None
+                if crc is not None:
+                    self._crcs[key] = crc
+        content: dict[str, str] = {k: f"crc32:{crc:08x}" for k, crc in self._crcs.items()}
         for key, path in (("json", self.json_path), ("csv", self.csv_path)):
             if path.name in self.conflicts:  # never vouch for a file we could not read
                 state[key] = (previous or {}).get(key)
+                kept = _crcs_of(previous or {}).get(key)
+                content.pop(key, None)
+                if kept is not None:
+                    content[key] = f"crc32:{kept:08x}"
+        if content:  # a separate key: earlier releases read only "json", "csv" and "best"
+            state["content"] = content
         tx.set_meta(STATE_KEY, json.dumps(state))
 
-    def in_step(self, state_text: str | None) -> bool:
-        """True when the files match the committed state (a read: no lock, no write)."""
+    def _verified(self, key: str, want: Sig | None, have: tuple[Sig | None, bytes],
+                  crc: int | None) -> bool:
+        """Is a file whose identity (inode, mtime) is not the committed one the committed
+        file all the same, e.g. in a restored copy of the directory? It is when its size and
+        digest are the committed ones, its content CRC, read from the whole file, is the
+        committed ``crc`` (a same-size edit anywhere changes it but for a chance of 2^-32),
+        and the JSON ends as perfledger ends it (the CRC leaves out its closing ``\\n]``)."""
+        sig = have[0]
+        if crc is None or want is None or sig is None or len(want) < 4:
+            return False
+        if not _same([sig[0], want[1], sig[2], *want[3:]], have):
+            return False
+        read = _content_crc(self._paths[key], sig, _KEEP[key])
+        if read is None or read[0] != crc:
+            return False
+        return key != "json" or read[1] == (_EMPTY_JSON if int(sig[1]) == len(_EMPTY_JSON) else _JSON_TAIL)
+
+    def in_step(self, state_text: str | None, *, verify: bool = False) -> bool:
+        """True when the files match the committed state (a read: no lock, no write).
+
+        With ``verify``, a file whose identity changed but whose content is verified to be
+        the committed one (:meth:`_verified`, one read of it) counts as in step: a user who
+        may not write cannot record a restored copy's new identity, and must not be told it
+        is out of step. A writer need not verify here: :meth:`sync` does, under the lock,
+        and records the new identity, so the next open is cheap again.
+
+        ``best_models.json`` is verified the same way, by the CRC of its whole content: it
+        holds nothing of its own (a writer rewrites it from the database whenever its
+        identity changed), but it is what seed scripts read, so "in step" must mean "what a
+        writer would write"; it is small (tickers x metrics), so reading it all is cheap,
+        and a digest of its last 4 KiB alone would miss an edit further up."""
         state = json.loads(state_text) if state_text else {}
         have = self._current()
-        return all(_same(state.get(k), have[k]) for k in ("json", "csv", "best"))
+        crcs = _crcs_of(state) if verify else {}
+        return all(_same(state.get(k), have[k]) or self._verified(k, state.get(k), have[k], crcs.get(k))
+                   for k in ("json", "csv", "best"))
 
     def sync(self, tx: WriteTx, *, strict: bool = True) -> bool:
         """Bring the files back in step with the committed database (see the module doc);
@@ -292,8 +398,10 @@ class SeedMirrors:
         """
         state = self._load_state(tx)
         have = self._seen = self._current()  # under the write lock: append derives from it
+        crcs = self._crcs = _crcs_of(state)
         if all(_same(state.get(k), have[k]) for k in ("json", "csv", "best")):
             return False
+        self._crcs = {k: crc for k, crc in crcs.items() if _same(state.get(k), have[k])}
         self.conflicts.clear()
         fresh = not state  # a new database: whatever files are here predate it
         if fresh:
@@ -303,6 +411,11 @@ class SeedMirrors:
         for key, path, writer in (("json", self.json_path, _write_json), ("csv", self.csv_path, _write_csv)):
             want = state.get(key)
             if _same(want, have[key]):
+                continue
+            if self._verified(key, want, have[key], crcs.get(key)):
+                # A copy of the committed file (a restored backup): only its identity is new.
+                log.info("%s is the committed file under a new inode or mtime", path.name)
+                self._crcs[key] = crcs[key]
                 continue
             if have[key][0] is None:
                 if want is not None:
@@ -318,6 +431,12 @@ class SeedMirrors:
                 self.conflicts[path.name] = str(exc)
                 continue
             rebuild.append((path, writer))
+        if any(adopted.values()):
+            # The database now holds records only one file had: the other, though in step
+            # with the previous commit, must be rewritten to show them too.
+            for path, writer in ((self.json_path, _write_json), (self.csv_path, _write_csv)):
+                if path.name not in self.conflicts and all(p != path for p, _ in rebuild):
+                    rebuild.append((path, writer))
         for path, writer in rebuild:
             writer(path, tx)
         _write_best(self.best_path, tx)
@@ -376,25 +495,42 @@ class SeedMirrors:
         """Append a batch inside its write transaction, after :meth:`sync` ran in it (a
         rebuild must not already hold the batch)."""
         json_body, csv_rows = prepared.wait()
-        seen = self._seen
+        seen, crcs = self._seen, self._crcs
         json_st = self._append_json(json_body)
         csv_st = self._append_csv(csv_rows)
-        state: dict[str, Sig | None] | None = None
         if seen and json_st[1] > len(_EMPTY_JSON) and all(v[0] is not None for v in seen.values()):
             # The usual case: the new state follows from sync's probe and the bytes written
-            # (about 60 µs less per log() than reading the three files again).
+            # (about 60 µs less per log() than reading the three files again), the content
+            # CRCs from the committed ones and the same bytes.
+            added = b",\n" + json_body
             self._seen = {
-                "json": _appended(json_st[0], seen["json"][1], b",\n" + json_body),
+                "json": _appended(json_st[0], seen["json"][1], added),
                 "csv": _appended(csv_st, seen["csv"][1], csv_rows),
                 "best": seen["best"],
             }
+            self._crcs = {}
+            if "json" in crcs:
+                self._crcs["json"] = zlib.crc32(added, crcs["json"])
+            if "csv" in crcs:
+                self._crcs["csv"] = zlib.crc32(csv_rows, crcs["csv"])
             if best_changed:
                 data = _write_best(self.best_path, tx)
                 self._seen["best"] = _appended(os.stat(self.best_path), b"", data)
-            state = {k: v[0] for k, v in self._seen.items()}
-        elif best_changed:
-            _write_best(self.best_path, tx)
-        self._save_state(tx, state=state)
+                self._crcs["best"] = zlib.crc32(data)
+            elif "best" in crcs:
+                self._crcs["best"] = crcs["best"]
+            self._save_state(tx, state={k: v[0] for k, v in self._seen.items()})
+            return
+        # The first append into an empty "[]": the state is probed, but the content CRCs
+        # still follow from the bytes written (a bulk load into a new ledger reads nothing back).
+        written: dict[str, int] = {}
+        if "json" in crcs and json_st[1] == len(_EMPTY_JSON):
+            written["json"] = zlib.crc32(json_body, zlib.crc32(b"[\n"))
+        if "csv" in crcs:
+            written["csv"] = zlib.crc32(csv_rows, crcs["csv"])
+        if best_changed:
+            written["best"] = zlib.crc32(_write_best(self.best_path, tx))
+        self._save_state(tx, written=written)
 
     def _append_json(self, body: bytes) -> tuple[os.stat_result, int]:
         """Append ``body``'s records; returns the file's new stat and its size before."""
