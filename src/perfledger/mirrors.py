@@ -300,6 +300,9 @@ class SeedMirrors:
         #: by an earlier release has none); ``append`` extends them.
         self._crcs: dict[str, int] = {}
         self._paths = {"json": self.json_path, "csv": self.csv_path, "best": self.best_path}
+        #: Whether this instance already read the content CRCs a state lacked (see
+        #: :meth:`_backfill_crcs`): at most once, however often an older release drops them.
+        self._crcs_backfilled = False
 
     # ------------------------------------------------------------------ state
 
@@ -387,6 +390,19 @@ class SeedMirrors:
         return all(_same(state.get(k), have[k]) or self._verified(k, state.get(k), have[k], crcs.get(k))
                    for k in ("json", "csv", "best"))
 
+    def _backfill_crcs(self, have: dict[str, tuple[Sig | None, bytes]]) -> None:
+        """Give in-step files the content CRCs their state lacks (saved by a release before
+        them, or by one running beside this one, which drops them when it saves): one
+        sequential read of each, once per instance, under the write lock. The append that
+        follows extends and commits them, so a copy of the directory taken after this
+        release's first write opens without being adopted."""
+        self._crcs_backfilled = True
+        for key, (sig, _) in have.items():
+            if key not in self._crcs and sig is not None:
+                read = _content_crc(self._paths[key], sig, _KEEP[key])
+                if read is not None:
+                    self._crcs[key] = read[0]
+
     def sync(self, tx: WriteTx, *, strict: bool = True) -> bool:
         """Bring the files back in step with the committed database (see the module doc);
         True if anything was repaired or adopted. Cheap when nothing is wrong: three
@@ -400,6 +416,8 @@ class SeedMirrors:
         have = self._seen = self._current()  # under the write lock: append derives from it
         crcs = self._crcs = _crcs_of(state)
         if all(_same(state.get(k), have[k]) for k in ("json", "csv", "best")):
+            if len(crcs) < len(self._paths) and not self._crcs_backfilled:
+                self._backfill_crcs(have)
             return False
         self._crcs = {k: crc for k, crc in crcs.items() if _same(state.get(k), have[k])}
         self.conflicts.clear()
