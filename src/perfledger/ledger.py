@@ -233,8 +233,9 @@ class Ledger(LedgerReads):
             metrics=metrics, params=params, tags=tags, timestamp=timestamp,
         )
         self._write(Batch.from_records([rec]))
-        log.debug("logged %s/%s at %s", rec.ticker, rec.model_name, rec.timestamp)
-        return rec.seed_dict()
+        out = rec.seed_dict()
+        log.debug("logged %s/%s at %s", rec.ticker, rec.model_name, out["timestamp"])
+        return out
 
     def log_many(
         self, records: pd.DataFrame | Iterable[Mapping[str, Any]], *, import_keys: Sequence[str] | None = None

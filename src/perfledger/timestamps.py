@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from datetime import UTC, datetime, timedelta
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import ValidationError
@@ -25,12 +26,25 @@ _EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 
 def format_ts(ts_us: int) -> str:
     """ISO 8601 in UTC with microseconds and an explicit offset, e.g.
-    ``2024-01-15T10:30:00.000000+00:00``: one fixed width, so the strings sort like the times."""
-    return (EPOCH + timedelta(microseconds=int(ts_us))).isoformat(timespec="microseconds")
+    ``2024-01-15T10:30:00.000000+00:00``: one fixed width, so the strings sort like the times.
+
+    Spelled from ``time.gmtime`` rather than ``(EPOCH + timedelta).isoformat()``: the same
+    text (a property test holds them together over the ledger's whole range) at ~60% of the
+    cost, and every ``log()`` and best-models document spells timestamps."""
+    sec, us = divmod(int(ts_us), 1_000_000)
+    t = time.gmtime(sec)
+    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
+            f"{t.tm_sec:02d}.{us:06d}+00:00")
+
+
+#: Below this many timestamps, numpy's set-up costs more than formatting them one by one.
+_VECTOR_FROM = 64
 
 
 def format_ts_many(ts_us: Any) -> list[str]:
-    """:func:`format_ts` for a whole column, vectorised."""
+    """:func:`format_ts` for a whole column, vectorised when it is long."""
+    if len(ts_us) < _VECTOR_FROM:
+        return [format_ts(t) for t in ts_us]
     import numpy as np
 
     arr = np.asarray(ts_us, dtype="int64").astype("datetime64[us]")
