@@ -94,13 +94,16 @@ def check_metric(name: str, value: Any) -> float | None:
     """A metric is None or a finite real number; bools and strings are type errors."""
     if value is None:
         return None
-    if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(
+    if type(value) is float:  # the usual case: no need for the ABC isinstance checks below
+        f = value
+    elif isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(
         value, numbers.Real | Decimal
     ):
         raise TypeError(
             f"{name} must be a real number or None, got {type(value).__name__} {value!r}"
         )
-    f = float(value)
+    else:
+        f = float(value)
     if not math.isfinite(f):
         raise _fail(name, f"{name}={value!r} is not a finite number")
     msg = magnitude_message(name, f) or bound_message(name, f)
