@@ -303,12 +303,19 @@ class SeedMirrors:
         #: Whether this instance already read the content CRCs a state lacked (see
         #: :meth:`_backfill_crcs`): at most once, however often an older release drops them.
         self._crcs_backfilled = False
+        #: The state text last saved or read, and its parsed form (shared, never mutated).
+        self._state_text: str | None = None
+        self._state: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ state
 
     def _load_state(self, tx: WriteTx) -> dict[str, Any]:
         raw = tx.get_meta(STATE_KEY)
-        return json.loads(raw) if raw else {}
+        if not raw:
+            return {}
+        if raw != self._state_text:  # usually the text this process saved last: parsed already
+            self._state_text, self._state = raw, json.loads(raw)
+        return self._state
 
     def _current(self) -> dict[str, tuple[Sig | None, bytes]]:
         """Probe the three files (their state and digested bytes)."""
@@ -351,7 +358,11 @@ class SeedMirrors:
                     content[key] = f"crc32:{kept:08x}"
         if content:  # a separate key: earlier releases read only "json", "csv" and "best"
             state["content"] = content
-        tx.set_meta(STATE_KEY, json.dumps(state))
+        text = json.dumps(state)
+        tx.set_meta(STATE_KEY, text)
+        # Never mutated from here on; if this transaction rolls back, the text read next
+        # differs and is parsed.
+        self._state_text, self._state = text, state
 
     def _verified(self, key: str, want: Sig | None, have: tuple[Sig | None, bytes],
                   crc: int | None) -> bool:
