@@ -7,6 +7,7 @@ they live here, below both, and neither calls back into the other.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,19 +36,26 @@ def read_best(
         if exists is None:
             return {}
         tickers = [ticker]
-        rows = conn.execute(sa.select(T.best).where(T.best.c.ticker == ticker))
+        rows = conn.execute(sa.select(T.best.c.ticker, T.best.c.metric, T.best.c.model_name,
+                                      T.best.c.value, T.best.c.ts).where(T.best.c.ticker == ticker))
     else:
-        tickers = [r[0] for r in conn.execute(
-            sa.select(T.pairs.c.ticker).distinct().order_by(T.pairs.c.ticker))]
-        rows = conn.execute(sa.select(T.best))
+        # Every ticker's entry is read whenever a best value changes (the mirror's document):
+        # plain SQL and tuples, no per-row Row objects (a third of the cost at 50 tickers).
+        tickers = [r[0] for r in conn.exec_driver_sql(_TICKERS_SQL)]
+        rows = conn.exec_driver_sql(_BEST_SQL)
     out: dict[str, dict[str, Any]] = {
         t: {f"best_{m}": {"model": None, "value": None, "timestamp": None} for m in metrics}
         for t in tickers
     }
-    for r in rows:
-        entry = out.get(r.ticker)
-        if entry is not None and r.metric in directions:
-            entry[f"best_{r.metric}"] = {
-                "model": r.model_name, "value": r.value, "timestamp": format_ts(r.ts)
-            }
+    for t, metric, model, value, ts in rows:
+        entry = out.get(t)
+        if entry is not None and metric in directions:
+            entry[f"best_{metric}"] = {"model": model, "value": value, "timestamp": _best_ts(ts)}
     return out[ticker] if ticker is not None else out
+
+
+#: Best entries change rarely, and the whole document is re-spelled on each change: their
+#: timestamps' text is remembered (bounded: one entry per best value ever seen, at most 8192).
+_best_ts = functools.lru_cache(maxsize=8192)(format_ts)
+_TICKERS_SQL = "SELECT DISTINCT ticker FROM pl_pairs ORDER BY ticker"
+_BEST_SQL = "SELECT ticker, metric, model_name, value, ts FROM pl_best"
