@@ -149,7 +149,8 @@ def _probed_state(d: Path, legacy: bool = False, content: bool = True) -> dict[s
     """The files' state computed from scratch, independently of perfledger's bookkeeping:
     inode, size, mtime and a CRC-32 of the last 4 KiB (before the JSON's ``\\n]``), and the
     CRC-32 of each file's content (all of it but the JSON's ``\\n]``) unless not ``content``;
-    with ``legacy``, what an earlier release committed: blake2b digests, no content CRCs."""
+    with ``legacy``, what an earlier release committed: blake2b digests, no content CRCs and
+    no ``upto`` (the last record id the files hold: their record count, ids running from 1)."""
     out: dict[str, Any] = {}
     crcs = {}
     for key, name, keep in (("json", "model_performance.json", 2), ("csv", "model_performance.csv", 0),
@@ -163,6 +164,8 @@ def _probed_state(d: Path, legacy: bool = False, content: bool = True) -> dict[s
         crcs[key] = f"crc32:{zlib.crc32(data[: len(data) - keep]):08x}"
     if content and not legacy:
         out["content"] = crcs
+    if not legacy:
+        out["upto"] = len(json.loads((d / "model_performance.json").read_bytes()))
     return out
 
 
@@ -435,4 +438,50 @@ def test_logging_into_an_opened_copy_keeps_files_and_database_in_step(
     assert len(mirror_records(again)) == led.stats()["records"] == 305 + 3 + 2500 + 1
     assert_mirrors_match(led)
     assert_mirrors_are_the_database(led, tmp_path)
+    led.close()
+
+
+def test_records_stored_without_the_mirrors_reach_them_when_the_directory_is_next_opened(
+    tmp_path: Path, adoptions: list[str]
+) -> None:
+    """``Ledger(dir, mirrors=False)`` stores records the files do not get. They used to stay
+    missing from the mirrors for good (the files still matched their committed state); now
+    the next ledger that keeps the mirrors appends them, in id order, with the best-models
+    document rewritten, and nothing is adopted or doubled."""
+    d = tmp_path / "led"
+    with Ledger(d) as led:
+        led.log("M", "T", sharpe=1.0, notes="mirrored")
+    with Ledger(d, mirrors=False) as fast:
+        fast.log("M", "T", sharpe=2.0, notes="not mirrored, one")
+        fast.log_many([{"model_name": "N", "ticker": "U", "sharpe": 5.0, "ic": 0.3,
+                        "notes": f"bulk {i}"} for i in range(2500)])  # a new, best ticker
+    assert len(mirror_records(d)) == 1
+    led = Ledger(d)
+    assert [r["notes"] for r in mirror_records(d)][:3] == ["mirrored", "not mirrored, one", "bulk 0"]
+    assert_mirrors_match(led)
+    assert_mirrors_are_the_database(led, tmp_path)
+    assert "U" in json.loads((d / "best_models.json").read_text())
+    led.log("M", "T", sharpe=0.5, notes="after")
+    led.close()
+    with Ledger(d) as again:
+        assert again.stats()["records"] == 2503
+        assert_mirrors_are_the_database(again, tmp_path)
+    assert adoptions == []
+
+
+def test_an_open_ledger_mirrors_what_another_stored_without_mirrors_at_its_next_write(
+    tmp_path: Path,
+) -> None:
+    """Both open at once: the ledger keeping the mirrors appends the other's records (stored
+    after it opened) before its own, inside its write transaction."""
+    d = tmp_path / "led"
+    led = Ledger(d)
+    led.log("M", "T", sharpe=1.0, notes="one")
+    fast = Ledger(d, mirrors=False)
+    fast.log("M", "T", sharpe=3.0, notes="two")
+    led.log("M", "T", sharpe=2.0, notes="three")
+    assert [r["notes"] for r in mirror_records(d)] == ["one", "two", "three"]
+    assert json.loads((d / "best_models.json").read_text())["T"]["best_sharpe"]["value"] == 3.0
+    assert_mirrors_match(led)
+    fast.close()
     led.close()

@@ -106,10 +106,13 @@ class Ledger(LedgerReads):
     def _mirrors_in_step(self) -> bool:
         """Whether the mirrors are in step. A user who may not write verifies a file whose
         identity changed by its content (a restored copy is in step); a writer leaves that to
-        ``sync``, which records the copy's new identity once, so later opens stay cheap."""
+        ``sync``, which records the copy's new identity once, so later opens stay cheap.
+        Records stored after the last one the files hold (by a ``mirrors=False`` ledger) put
+        them out of step: opening the ledger appends them."""
         assert self._mirrors is not None
         try:
-            return self._mirrors.in_step(self._store.get_meta(STATE_KEY), verify=self._read_only is not None)
+            return self._mirrors.in_step(self._store.get_meta(STATE_KEY), verify=self._read_only is not None,
+                                         last_id=self._store.last_id())
         except PermissionError:
             if self._read_only is None:
                 raise

@@ -38,6 +38,8 @@ When a file does not match its committed state, nothing in it is thrown away unr
   :class:`~perfledger.errors.MirrorConflictError` naming it until it is fixed or moved away.
 * A deleted mirror is rebuilt from the database; ``best_models.json`` holds nothing of its
   own and is always rewritten from the database.
+* Records the database holds beyond the last id the files hold (the state's ``upto``),
+  stored by a ``Ledger(dir, mirrors=False)``, are appended to the files at the next sync.
 
 Every file is created with the process's normal, umask-derived mode (as ``open()`` does).
 """
@@ -83,6 +85,8 @@ Sig = list[int | str]  # [inode, size, mtime_ns, digest]: one file's committed s
 #: file's content, whose CRC-32 the state keeps, is everything before them.
 _KEEP = {"json": len(_JSON_TAIL), "csv": 0, "best": 0}
 _CHUNK = 1 << 20
+#: State key: the highest record id the files hold (absent in states saved by earlier releases).
+_UPTO = "upto"
 
 
 def _hash(region: bytes) -> str:
@@ -244,6 +248,7 @@ class PreparedAppend:
     _THREAD_FROM = 2_000
 
     def __init__(self, batch: Batch):
+        self.batch = batch
         if len(batch) < self._THREAD_FROM:
             self._json: Future[bytes] | bytes = json_body(batch)
             self._csv: Future[bytes] | bytes = csv_bytes(batch)
@@ -325,13 +330,17 @@ class SeedMirrors:
     def _save_state(
         self, tx: WriteTx, previous: dict[str, Any] | None = None,
         state: dict[str, Any] | None = None, written: dict[str, int] | None = None,
+        upto: int | None = None,
     ) -> None:
         """Record the files' state in the transaction: ``state`` when the caller knows it
         (an append computes it, and the content CRCs in ``_crcs``), else probed from the
         files. A probed file's content CRC is the one in ``written`` (the caller just wrote
         the file, under the write lock), or carried over when it is still the file ``_crcs``
         describes (the same probe), else read from it (one sequential read: after a
-        rebuild, a reset, a repair)."""
+        rebuild, a reset, a repair).
+
+        ``upto``: the highest record id the files hold (an append's last id), else every
+        record the database holds (a probe follows a rebuild, a reset or a sync)."""
         if state is None:
             seen, crcs = self._seen, self._crcs
             self._seen = self._current()
@@ -358,6 +367,7 @@ class SeedMirrors:
                     content[key] = f"crc32:{kept:08x}"
         if content:  # a separate key: earlier releases read only "json", "csv" and "best"
             state["content"] = content
+        state[_UPTO] = upto if upto is not None else tx.last_id()
         text = json.dumps(state)
         tx.set_meta(STATE_KEY, text)
         # Never mutated from here on; if this transaction rolls back, the text read next
@@ -381,7 +391,7 @@ class SeedMirrors:
             return False
         return key != "json" or read[1] == (_EMPTY_JSON if int(sig[1]) == len(_EMPTY_JSON) else _JSON_TAIL)
 
-    def in_step(self, state_text: str | None, *, verify: bool = False) -> bool:
+    def in_step(self, state_text: str | None, *, verify: bool = False, last_id: int | None = None) -> bool:
         """True when the files match the committed state (a read: no lock, no write).
 
         With ``verify``, a file whose identity changed but whose content is verified to be
@@ -396,6 +406,9 @@ class SeedMirrors:
         writer would write"; it is small (tickers x metrics), so reading it all is cheap,
         and a digest of its last 4 KiB alone would miss an edit further up."""
         state = json.loads(state_text) if state_text else {}
+        upto = state.get(_UPTO)
+        if last_id is not None and isinstance(upto, int) and last_id > upto:
+            return False  # records stored without the mirrors: sync appends them
         have = self._current()
         crcs = _crcs_of(state) if verify else {}
         return all(_same(state.get(k), have[k]) or self._verified(k, state.get(k), have[k], crcs.get(k))
@@ -414,6 +427,24 @@ class SeedMirrors:
                 if read is not None:
                     self._crcs[key] = read[0]
 
+    def _catch_up(self, tx: WriteTx, upto: int) -> bool:
+        """Append the records the database holds beyond ``upto`` (the last one the files
+        hold), and rewrite the best-models document: records a ``Ledger(dir, mirrors=False)``
+        stored (or a release that wrote no such mark) are mirrored at the next write instead
+        of never. True if there were any. One indexed ``max(id)`` when there are none."""
+        if tx.last_id() <= upto:
+            return False
+        batches = tx.iter_batches(after=upto)
+        batch = next(batches, None)
+        n = 0
+        while batch is not None:
+            following = next(batches, None)
+            self.append(tx, PreparedAppend(batch), best_changed=following is None)
+            n += len(batch)
+            batch = following
+        log.info("mirrored %d records stored without the mirrors into %s", n, self.directory)
+        return True
+
     def sync(self, tx: WriteTx, *, strict: bool = True) -> bool:
         """Bring the files back in step with the committed database (see the module doc);
         True if anything was repaired or adopted. Cheap when nothing is wrong: three
@@ -429,7 +460,8 @@ class SeedMirrors:
         if all(_same(state.get(k), have[k]) for k in ("json", "csv", "best")):
             if len(crcs) < len(self._paths) and not self._crcs_backfilled:
                 self._backfill_crcs(have)
-            return False
+            upto = state.get(_UPTO)
+            return isinstance(upto, int) and self._catch_up(tx, upto)
         self._crcs = {k: crc for k, crc in crcs.items() if _same(state.get(k), have[k])}
         self.conflicts.clear()
         fresh = not state  # a new database: whatever files are here predate it
@@ -524,6 +556,7 @@ class SeedMirrors:
         """Append a batch inside its write transaction, after :meth:`sync` ran in it (a
         rebuild must not already hold the batch)."""
         json_body, csv_rows = prepared.wait()
+        upto = max(prepared.batch.ids) if prepared.batch.ids else None
         seen, crcs = self._seen, self._crcs
         json_st = self._append_json(json_body)
         csv_st = self._append_csv(csv_rows)
@@ -548,7 +581,7 @@ class SeedMirrors:
                 self._crcs["best"] = zlib.crc32(data)
             elif "best" in crcs:
                 self._crcs["best"] = crcs["best"]
-            self._save_state(tx, state={k: v[0] for k, v in self._seen.items()})
+            self._save_state(tx, state={k: v[0] for k, v in self._seen.items()}, upto=upto)
             return
         # The first append into an empty "[]": the state is probed, but the content CRCs
         # still follow from the bytes written (a bulk load into a new ledger reads nothing back).
@@ -559,7 +592,7 @@ class SeedMirrors:
             written["csv"] = zlib.crc32(csv_rows, crcs["csv"])
         if best_changed:
             written["best"] = zlib.crc32(_write_best(self.best_path, tx))
-        self._save_state(tx, written=written)
+        self._save_state(tx, written=written, upto=upto)
 
     def _append_json(self, body: bytes) -> tuple[os.stat_result, int]:
         """Append ``body``'s records; returns the file's new stat and its size before."""

@@ -93,8 +93,13 @@ class ReadTx(ABC):
         """The best-models document as this transaction sees it."""
 
     @abstractmethod
-    def iter_batches(self, chunk: int = 20_000) -> Iterator[Batch]:
-        """All records in insertion (id) order, a columnar batch at a time."""
+    def iter_batches(self, chunk: int = 20_000, after: int = 0) -> Iterator[Batch]:
+        """The records whose id is above ``after`` (all, by default) in insertion (id)
+        order, a columnar batch at a time."""
+
+    @abstractmethod
+    def last_id(self) -> int:
+        """The highest record id (0 for an empty store)."""
 
 
 class WriteTx(ReadTx):
@@ -160,6 +165,10 @@ class Store(ABC):
     @abstractmethod
     def get_meta(self, key: str) -> str | None:
         """A ``pl_meta`` value as committed (a read: no write lock)."""
+
+    @abstractmethod
+    def last_id(self) -> int:
+        """The highest record id as committed (0 for an empty store)."""
 
     @abstractmethod
     def best(self, ticker: str | None = None) -> dict[str, Any]:

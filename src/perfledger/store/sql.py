@@ -212,6 +212,11 @@ class SQLStore(Store):
             return conn.execute(sa.select(T.meta.c.value).where(T.meta.c.key == key)).scalar()
 
     @retried
+    def last_id(self) -> int:
+        with self.reading() as conn:
+            return int(conn.execute(sa.select(sa.func.max(T.records.c.id))).scalar() or 0)
+
+    @retried
     def tickers(self) -> list[str]:
         with self.reading() as conn:
             rows = conn.execute(sa.select(T.pairs.c.ticker).distinct().order_by(T.pairs.c.ticker))

@@ -335,10 +335,13 @@ class SQLWriteTx(WriteTx):
         self._bump_generation()  # directions and best entries changed: caches keyed on state must see it
         return True
 
-    def iter_batches(self, chunk: int = 20_000) -> Iterator[Batch]:
+    def last_id(self) -> int:
+        return int(self._scalar("max_id", {}) or 0)
+
+    def iter_batches(self, chunk: int = 20_000, after: int = 0) -> Iterator[Batch]:
         from ..batch import Batch
 
-        last = 0
+        last = after
         cols = ["id", "ts", "ticker", "model_name", *CORE_METRICS, "notes",
                 "CAST(params AS TEXT)", "CAST(tags AS TEXT)"]
         select = f"SELECT {', '.join(cols)} FROM pl_records WHERE id > :last ORDER BY id LIMIT :n"
