@@ -99,3 +99,28 @@ def test_chart_names_and_titles_are_not_plotly_markup(tmp_path: Path) -> None:
     assert fig.data[0].name == "&lt;b&gt;x&lt;/b&gt; 100&#37;{y}" + charts.DECAYING
     assert "%{y}" not in fig.data[0].hovertemplate.replace("%{y:", "")
     assert fig.layout.title.text == "Sharpe · &lt;i&gt;T&lt;/i&gt;"
+
+
+def test_category_labels_are_not_plotly_markup(tmp_path: Path) -> None:
+    """Model names on a bar chart's or heatmap's category axis, and param values naming the
+    boxes of the experiments chart, are tick labels: Plotly renders ``<b>`` in them too."""
+    import pandas as pd
+
+    from perfledger.dashboard import charts
+    from perfledger.dashboard.formatting import model_metric_means
+
+    model, shown = "<b>x</b> 100%{y}", "&lt;b&gt;x&lt;/b&gt; 100&#37;{y}"
+    with Ledger(tmp_path / "l") as led:
+        for i in range(3):
+            led.log(model, "T", sharpe=float(i), mse=0.1)
+            led.log("plain", "T", sharpe=float(i) / 2, mse=0.2)
+        board = led.leaderboard("T")
+        dirs = led.metric_directions()
+    bars = charts.comparison_figure(board, "sharpe", True)
+    assert shown in list(bars.data[0].x) and model not in list(bars.data[0].x)
+    heat = charts.heatmap_figure(model_metric_means(board, dirs), dirs, title="t")
+    assert shown in list(heat.data[0].y) and model not in list(heat.data[0].y)
+    frame = pd.DataFrame({"value": [model, model, "<i>2</i>"], "value_key": ["a", "a", "b"],
+                          "sharpe": [1.0, 2.0, 3.0]})
+    boxes = charts.param_comparison_figure(frame, "depth", "sharpe", True)
+    assert sorted(b.name.split("<br>")[0] for b in boxes.data) == sorted([shown, "&lt;i&gt;2&lt;/i&gt;"])

@@ -192,7 +192,7 @@ def comparison_figure(board: pd.DataFrame, metric: str, higher_is_better: bool) 
     std = rows[f"{metric}_std"].fillna(0.0) if f"{metric}_std" in rows else None
     names = (
         (rows["ticker"] + " · " + rows["model_name"]) if rows["ticker"].nunique() > 1 else rows["model_name"]
-    )
+    ).map(plain)  # category tick labels (and %{x} in the hover) are Plotly markup too
     fig = go.Figure(
         go.Bar(
             x=names,
@@ -242,7 +242,7 @@ def heatmap_figure(table: pd.DataFrame, directions: Mapping[str, bool], *, title
         go.Heatmap(
             z=score.to_numpy(),
             x=labels,
-            y=[str(i) for i in table.index],
+            y=[plain(str(i)) for i in table.index],
             text=text,
             texttemplate="%{text}",
             colorscale="RdYlGn",
@@ -323,8 +323,8 @@ def param_comparison_figure(
     fig = go.Figure()
     for key in order:
         y = data.loc[data["value_key"] == key, metric].to_numpy(dtype=float)
-        box: dict[str, object] = {"name": f"{shown[key]}<br>n={len(y):,}", "marker_color": "#4C78A8",
-                                  "showlegend": False}
+        box: dict[str, object] = {"name": f"{plain(str(shown[key]))}<br>n={len(y):,}",
+                                  "marker_color": "#4C78A8", "showlegend": False}
         if points:
             fig.add_trace(go.Box(y=y, boxpoints="all", jitter=0.4, pointpos=0, marker={"size": 4},
                                  **box))
