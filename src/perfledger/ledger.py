@@ -25,7 +25,8 @@ from .errors import ReadOnlyLedgerError, ValidationError
 from .importer import adopt_file
 from .ledger_reads import LedgerReads
 from .location import DB_NAME, Location, describe_store, resolve
-from .mirrors import STATE_KEY, PreparedAppend, SeedMirrors, write_seed_files
+from .mirror_format import PreparedAppend
+from .mirrors import STATE_KEY, SeedMirrors, write_seed_files
 from .store import open_store
 from .validation import (
     check_label,

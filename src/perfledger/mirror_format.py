@@ -2,12 +2,17 @@
 
 Formatting is apart from the files themselves (:mod:`.mirrors`) because exports write the
 same layouts: a mirror, an export and a rebuild of the same records are byte-identical.
+:class:`PreparedAppend` formats a batch's bytes before (or while) it is stored, so a
+writer holds the write lock only for the database and the two file writes.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -135,3 +140,54 @@ def best_json(best: dict[str, Any]) -> str:
         for t, v in best.items()
     ]
     return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+class PreparedAppend:
+    """A batch's mirror bytes, formatted outside the write lock.
+
+    Small batches (a single ``log()``) are formatted inline before the lock is taken, so
+    writers hold it only for the database work and two file writes. A large batch is
+    formatted in background threads (the CSV by Arrow's writer, which releases the GIL; the
+    JSON by orjson) while the caller inserts it into the database; :meth:`wait` joins them.
+    """
+
+    _THREAD_FROM = 2_000
+
+    def __init__(self, batch: Batch):
+        self.batch = batch
+        if len(batch) < self._THREAD_FROM:
+            self._json: Future[bytes] | bytes = json_body(batch)
+            self._csv: Future[bytes] | bytes = csv_bytes(batch)
+            return
+        pool = _formatters()
+        self._csv = pool.submit(csv_bytes, batch)
+        self._json = pool.submit(json_body, batch)
+
+    def wait(self) -> tuple[bytes, bytes]:
+        """The (json, csv) bytes, once formatted (a formatter's exception is raised here)."""
+        def done(v: Future[bytes] | bytes) -> bytes:
+            return v.result() if isinstance(v, Future) else v
+
+        return done(self._json), done(self._csv)
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _forget_pool() -> None:
+    # A forked child inherits the executor but not its threads: it must start its own.
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _formatters() -> ThreadPoolExecutor:
+    """Two threads for formatting large batches, started on first need."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="perfledger-mirror")
+        return _POOL

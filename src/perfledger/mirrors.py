@@ -46,23 +46,28 @@ Every file is created with the process's normal, umask-derived mode (as ``open()
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import secrets
 import shutil
-import threading
 import warnings
 import zlib
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .batch import Batch
 from .errors import MirrorConflictError, PerfLedgerError
-from .mirror_format import best_json, csv_bytes, csv_header, json_body
+from .mirror_format import PreparedAppend, best_json, csv_bytes, csv_header, json_body
+from .mirror_state import (
+    Sig,
+    appended,
+    content_crc,
+    crcs_of,
+    digest_before,
+    probe,
+    same,
+)
 from .store.base import ReadTx, WriteTx
 
 #: ``adopt(tx, path) -> records stored``; raises a PerfLedgerError when the file does not read.
@@ -76,115 +81,14 @@ BEST_NAME = "best_models.json"
 STATE_KEY = "mirrors"  # pl_meta key of the files' committed state
 _EMPTY_JSON = b"[]"
 _JSON_TAIL = b"\n]"
-_DIGEST_SPAN = 4096
 BACKUP_SUFFIX = ".seed-backup"
 
 
-Sig = list[int | str]  # [inode, size, mtime_ns, digest]: one file's committed state
 #: The bytes an append overwrites at each file's end (the JSON array's closing "\n]"): a
 #: file's content, whose CRC-32 the state keeps, is everything before them.
 _KEEP = {"json": len(_JSON_TAIL), "csv": 0, "best": 0}
-_CHUNK = 1 << 20
 #: State key: the highest record id the files hold (absent in states saved by earlier releases).
 _UPTO = "upto"
-
-
-def _hash(region: bytes) -> str:
-    """The digest of a file's last bytes: CRC-32, which catches any change to them but for a
-    chance of 2^-32, at a twentieth of blake2b's cost (blake2b of 4 KiB per file was a tenth
-    of a whole ``log()``). States committed by earlier releases hold a blake2b digest; see
-    :func:`_legacy_hash`."""
-    return f"crc32:{zlib.crc32(region):08x}"
-
-
-def _legacy_hash(region: bytes) -> str:
-    return hashlib.blake2b(region, digest_size=12).hexdigest()
-
-
-def _hash_like(want: str, region: bytes) -> str:
-    """``region``'s digest in the same kind as the committed ``want``."""
-    return _hash(region) if want.startswith("crc32:") else _legacy_hash(region)
-
-
-def _digest(path: Path, end: int, like: str) -> str:
-    """A digest (of the kind of ``like``) of the file's bytes just before ``end``: they
-    never change on an append."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        start = max(0, end - _DIGEST_SPAN)
-        return _hash_like(like, os.pread(fd, end - start, start))
-    finally:
-        os.close(fd)
-
-
-def _probe(path: Path, keep: int = 0) -> tuple[Sig | None, bytes]:
-    """The file's state (inode, size, mtime and a digest of the bytes before the last
-    ``keep``: the bytes an append overwrites, the JSON array's closing ``\\n]``) and those
-    digested bytes, from which the state after an append is computed without reading the
-    file again."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None, b""
-    try:
-        st = os.fstat(fd)
-        end = max(0, st.st_size - keep)
-        start = max(0, end - _DIGEST_SPAN)
-        region = os.pread(fd, end - start, start)
-    finally:
-        os.close(fd)
-    return [st.st_ino, st.st_size, st.st_mtime_ns, _hash(region)], region
-
-
-def _content_crc(path: Path, sig: Sig | None, keep: int) -> tuple[int, bytes] | None:
-    """The CRC-32 of the file's content (all but its last ``keep`` bytes), read sequentially
-    in 1 MiB chunks, and those last bytes; None when the file is no longer the one ``sig``
-    probed (its inode, size or mtime changed since), so a CRC is never recorded against
-    another file's state."""
-    if sig is None:
-        return None
-    try:
-        with open(path, "rb", buffering=0) as f:
-            st = os.fstat(f.fileno())
-            if [st.st_ino, st.st_size, st.st_mtime_ns] != list(sig[:3]):
-                return None
-            left, crc = max(0, st.st_size - keep), 0
-            buf = memoryview(bytearray(_CHUNK))
-            while left:
-                n = f.readinto(buf[: min(left, _CHUNK)])
-                if not n:
-                    return None  # shrank under us
-                crc, left = zlib.crc32(buf[:n], crc), left - n
-            return crc, f.read(keep)
-    except FileNotFoundError:
-        return None
-
-
-def _appended(st: os.stat_result, region: bytes, added: bytes) -> tuple[Sig, bytes]:
-    """The state of a file after ``added`` was appended right after ``region`` (the digested
-    bytes before the append), from the file's new ``stat``: no read of the file."""
-    region = (region + added)[-_DIGEST_SPAN:]
-    return [st.st_ino, st.st_size, st.st_mtime_ns, _hash(region)], region
-
-
-def _same(want: list[int | str] | None, have: tuple[Sig | None, bytes]) -> bool:
-    """Is the file as committed? ``have`` is a probe. States written before the digest
-    existed have three fields; states written before CRC-32, a blake2b digest."""
-    sig, region = have
-    if want is None or sig is None:
-        return False
-    if len(want) > 3 and not str(want[3]).startswith("crc32:"):
-        sig = [*sig[:3], _legacy_hash(region)]
-    return list(sig[: len(want)]) == list(want)
-
-
-def _crcs_of(state: dict[str, Any]) -> dict[str, int]:
-    """The content CRCs a state holds (none in a state saved by an earlier release)."""
-    content = state.get("content")
-    if not isinstance(content, dict):
-        return {}
-    return {k: int(v[6:], 16) for k, v in content.items()
-            if isinstance(v, str) and v.startswith("crc32:") and len(v) == 14}
 
 
 def _atomic_write(path: Path, chunks: Iterable[bytes]) -> None:
@@ -236,57 +140,6 @@ def _write_best(path: Path, tx: ReadTx) -> bytes:
     return data
 
 
-class PreparedAppend:
-    """A batch's mirror bytes, formatted outside the write lock.
-
-    Small batches (a single ``log()``) are formatted inline before the lock is taken, so
-    writers hold it only for the database work and two file writes. A large batch is
-    formatted in background threads (the CSV by Arrow's writer, which releases the GIL; the
-    JSON by orjson) while the caller inserts it into the database; :meth:`wait` joins them.
-    """
-
-    _THREAD_FROM = 2_000
-
-    def __init__(self, batch: Batch):
-        self.batch = batch
-        if len(batch) < self._THREAD_FROM:
-            self._json: Future[bytes] | bytes = json_body(batch)
-            self._csv: Future[bytes] | bytes = csv_bytes(batch)
-            return
-        pool = _formatters()
-        self._csv = pool.submit(csv_bytes, batch)
-        self._json = pool.submit(json_body, batch)
-
-    def wait(self) -> tuple[bytes, bytes]:
-        """The (json, csv) bytes, once formatted (a formatter's exception is raised here)."""
-        def done(v: Future[bytes] | bytes) -> bytes:
-            return v.result() if isinstance(v, Future) else v
-
-        return done(self._json), done(self._csv)
-
-
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _forget_pool() -> None:
-    # A forked child inherits the executor but not its threads: it must start its own.
-    global _POOL, _POOL_LOCK
-    _POOL, _POOL_LOCK = None, threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_pool)
-
-
-def _formatters() -> ThreadPoolExecutor:
-    """Two threads for formatting large batches, started on first need."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="perfledger-mirror")
-        return _POOL
-
-
 class SeedMirrors:
     """The mirror files of one ledger directory."""
 
@@ -324,8 +177,8 @@ class SeedMirrors:
 
     def _current(self) -> dict[str, tuple[Sig | None, bytes]]:
         """Probe the three files (their state and digested bytes)."""
-        return {"json": _probe(self.json_path, len(_JSON_TAIL)), "csv": _probe(self.csv_path),
-                "best": _probe(self.best_path)}
+        return {"json": probe(self.json_path, len(_JSON_TAIL)), "csv": probe(self.csv_path),
+                "best": probe(self.best_path)}
 
     def _save_state(
         self, tx: WriteTx, previous: dict[str, Any] | None = None,
@@ -353,7 +206,7 @@ class SeedMirrors:
                 if crc is None and seen.get(key, (None, b""))[0] == sig:
                     crc = crcs.get(key)
                 if crc is None:
-                    read = _content_crc(self._paths[key], sig, _KEEP[key])
+                    read = content_crc(self._paths[key], sig, _KEEP[key])
                     crc = read[0] if read is not None else None
                 if crc is not None:
                     self._crcs[key] = crc
@@ -361,7 +214,7 @@ class SeedMirrors:
         for key, path in (("json", self.json_path), ("csv", self.csv_path)):
             if path.name in self.conflicts:  # never vouch for a file we could not read
                 state[key] = (previous or {}).get(key)
-                kept = _crcs_of(previous or {}).get(key)
+                kept = crcs_of(previous or {}).get(key)
                 content.pop(key, None)
                 if kept is not None:
                     content[key] = f"crc32:{kept:08x}"
@@ -384,9 +237,9 @@ class SeedMirrors:
         sig = have[0]
         if crc is None or want is None or sig is None or len(want) < 4:
             return False
-        if not _same([sig[0], want[1], sig[2], *want[3:]], have):
+        if not same([sig[0], want[1], sig[2], *want[3:]], have):
             return False
-        read = _content_crc(self._paths[key], sig, _KEEP[key])
+        read = content_crc(self._paths[key], sig, _KEEP[key])
         if read is None or read[0] != crc:
             return False
         return key != "json" or read[1] == (_EMPTY_JSON if int(sig[1]) == len(_EMPTY_JSON) else _JSON_TAIL)
@@ -410,8 +263,8 @@ class SeedMirrors:
         if last_id is not None and isinstance(upto, int) and last_id > upto:
             return False  # records stored without the mirrors: sync appends them
         have = self._current()
-        crcs = _crcs_of(state) if verify else {}
-        return all(_same(state.get(k), have[k]) or self._verified(k, state.get(k), have[k], crcs.get(k))
+        crcs = crcs_of(state) if verify else {}
+        return all(same(state.get(k), have[k]) or self._verified(k, state.get(k), have[k], crcs.get(k))
                    for k in ("json", "csv", "best"))
 
     def _backfill_crcs(self, have: dict[str, tuple[Sig | None, bytes]]) -> None:
@@ -423,7 +276,7 @@ class SeedMirrors:
         self._crcs_backfilled = True
         for key, (sig, _) in have.items():
             if key not in self._crcs and sig is not None:
-                read = _content_crc(self._paths[key], sig, _KEEP[key])
+                read = content_crc(self._paths[key], sig, _KEEP[key])
                 if read is not None:
                     self._crcs[key] = read[0]
 
@@ -456,13 +309,13 @@ class SeedMirrors:
         """
         state = self._load_state(tx)
         have = self._seen = self._current()  # under the write lock: append derives from it
-        crcs = self._crcs = _crcs_of(state)
-        if all(_same(state.get(k), have[k]) for k in ("json", "csv", "best")):
+        crcs = self._crcs = crcs_of(state)
+        if all(same(state.get(k), have[k]) for k in ("json", "csv", "best")):
             if len(crcs) < len(self._paths) and not self._crcs_backfilled:
                 self._backfill_crcs(have)
             upto = state.get(_UPTO)
             return isinstance(upto, int) and self._catch_up(tx, upto)
-        self._crcs = {k: crc for k, crc in crcs.items() if _same(state.get(k), have[k])}
+        self._crcs = {k: crc for k, crc in crcs.items() if same(state.get(k), have[k])}
         self.conflicts.clear()
         fresh = not state  # a new database: whatever files are here predate it
         if fresh:
@@ -471,7 +324,7 @@ class SeedMirrors:
         rebuild: list[tuple[Path, Callable[[Path, WriteTx], None]]] = []
         for key, path, writer in (("json", self.json_path, _write_json), ("csv", self.csv_path, _write_csv)):
             want = state.get(key)
-            if _same(want, have[key]):
+            if same(want, have[key]):
                 continue
             if self._verified(key, want, have[key], crcs.get(key)):
                 # A copy of the committed file (a restored backup): only its identity is new.
@@ -517,7 +370,7 @@ class SeedMirrors:
             return False
         size = int(want[1])
         tail = len(_JSON_TAIL) if key == "json" else 0
-        if len(want) > 3 and _digest(path, size - tail, str(want[3])) != want[3]:
+        if len(want) > 3 and digest_before(path, size - tail, str(want[3])) != want[3]:
             return False
         log.info("repairing %s: dropping %d uncommitted bytes", path.name, int(have[1]) - size)
         with open(path, "r+b") as f:
@@ -566,8 +419,8 @@ class SeedMirrors:
             # CRCs from the committed ones and the same bytes.
             added = b",\n" + json_body
             self._seen = {
-                "json": _appended(json_st[0], seen["json"][1], added),
-                "csv": _appended(csv_st, seen["csv"][1], csv_rows),
+                "json": appended(json_st[0], seen["json"][1], added),
+                "csv": appended(csv_st, seen["csv"][1], csv_rows),
                 "best": seen["best"],
             }
             self._crcs = {}
@@ -577,7 +430,7 @@ class SeedMirrors:
                 self._crcs["csv"] = zlib.crc32(csv_rows, crcs["csv"])
             if best_changed:
                 data = _write_best(self.best_path, tx)
-                self._seen["best"] = _appended(os.stat(self.best_path), b"", data)
+                self._seen["best"] = appended(os.stat(self.best_path), b"", data)
                 self._crcs["best"] = zlib.crc32(data)
             elif "best" in crcs:
                 self._crcs["best"] = crcs["best"]

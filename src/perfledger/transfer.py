@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .errors import ValidationError
-from .mirrors import PreparedAppend
+from .mirror_format import PreparedAppend
 from .timestamps import format_ts
 from .validation import has_nul
 
