@@ -266,19 +266,21 @@ def test_out_of_step_mirrors_are_reported_not_repaired(tmp_path: Path) -> None:
         make_foreign(directory)
         before = snapshot(directory)
 
-        def reader() -> tuple[dict[str, Any], list[str]]:
-            seen: list[str] = []
-            handler = logging.Handler(logging.WARNING)
-            handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
-            logging.getLogger("perfledger").addHandler(handler)
-            return read_all(directory), seen
-
-        got, warnings = as_reader(reader)
+        got, warnings = as_reader(lambda: read_with_warnings(directory))
         assert_same_reads(got, want)  # from the database: the file's extra record is not shown
         assert len(warnings) == 1 and "mirror files are out of step" in warnings[0], warnings
         assert "may not repair them" in warnings[0] and str(directory) in warnings[0]
         assert snapshot(directory) == before
 
+
+
+def read_with_warnings(directory: Path) -> tuple[dict[str, Any], list[str]]:
+    """Every read of the ledger (``read_all``), and the warnings perfledger logged meanwhile."""
+    seen: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("perfledger").addHandler(handler)
+    return read_all(directory), seen
 
 @pytest.mark.parametrize("edited", [False, True], ids=["copy", "edited-copy"])
 def test_a_restored_copy_is_in_step_for_a_reader(edited: bool) -> None:
@@ -301,14 +303,7 @@ def test_a_restored_copy_is_in_step_for_a_reader(edited: bool) -> None:
         make_foreign(directory)
         before = snapshot(directory)
 
-        def reader() -> tuple[dict[str, Any], list[str]]:
-            seen: list[str] = []
-            handler = logging.Handler(logging.WARNING)
-            handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
-            logging.getLogger("perfledger").addHandler(handler)
-            return read_all(directory), seen
-
-        got, warnings = as_reader(reader)
+        got, warnings = as_reader(lambda: read_with_warnings(directory))
         assert got["read_only"] is True
         assert_same_reads(got, want)
         if edited:
