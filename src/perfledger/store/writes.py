@@ -191,8 +191,8 @@ class SQLWriteTx(WriteTx):
             ).fetchall()
             return sorted(r[0] for r in rows)
         # SQLite: we hold the write lock (BEGIN IMMEDIATE), so max(id) is ours to extend.
-        start = self._scalar("max_id", {})
-        return list(range(int(start) + 1, int(start) + 1 + n))
+        start = self.last_id()
+        return list(range(start + 1, start + 1 + n))
 
     def insert(self, batch: Batch) -> bool:
         sql = self._sql
