@@ -283,8 +283,9 @@ class SeedMirrors:
     def _catch_up(self, tx: WriteTx, upto: int) -> bool:
         """Append the records the database holds beyond ``upto`` (the last one the files
         hold), and rewrite the best-models document: records a ``Ledger(dir, mirrors=False)``
-        stored (or a release that wrote no such mark) are mirrored at the next write instead
-        of never. True if there were any. One indexed ``max(id)`` when there are none."""
+        stored are mirrored at the next write instead of never. True if there were any. One
+        indexed ``max(id)`` when there are none. (A state saved by an earlier release has no
+        ``upto``; this release's next append records one.)"""
         if tx.last_id() <= upto:
             return False
         batches = tx.iter_batches(after=upto)
