@@ -132,3 +132,27 @@ def test_a_forked_child_can_bulk_log(ledger: Ledger) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert_complete(ledger, {f"a{i}" for i in range(2500)} | {f"b{i}" for i in range(2500)})
+
+
+def test_parent_and_child_write_on_after_a_query_and_a_fork(ledger: Ledger) -> None:
+    """The store keeps one write connection open between writes: a child forked after the
+    parent wrote and queried must write on its own connection, and the parent must keep
+    writing on its own (with its locks, its WAL intact) after the child exited."""
+    ledger.log("M", "T", sharpe=1.0, notes="parent before")
+    assert len(ledger.history(ticker="T")) == 1
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        signal.alarm(60)
+        try:
+            for i in range(20):
+                ledger.log("M", "T", sharpe=0.5, notes=f"child {i}")
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    ledger.log("M", "T", sharpe=0.7, notes="parent during")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    ledger.log("M", "T", sharpe=2.0, notes="parent after")
+    want = {"parent before", "parent during", "parent after"} | {f"child {i}" for i in range(20)}
+    assert_complete(ledger, want)
+    assert ledger.best("T")["best_sharpe"]["value"] == 2.0
