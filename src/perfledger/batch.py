@@ -39,7 +39,12 @@ class Batch:
     params: list[dict[str, Any]]
     tags: list[dict[str, str]]
     ids: list[int] | None = None
+    #: The validated frame a bulk load came from: the mirrors' Arrow columns are built from
+    #: its arrays rather than from the lists above (no Python object per value).
+    frame: pd.DataFrame | None = field(default=None, repr=False, compare=False)
     _ts_text: list[str] | None = field(default=None, repr=False, compare=False)
+    #: The mirrors' Arrow columns of this batch, built once (:func:`perfledger.mirror_columns.seed_columns`).
+    arrow: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.ticker)
@@ -91,6 +96,7 @@ class Batch:
             metrics=frame["metrics"].tolist(),
             params=frame["params"].tolist(),
             tags=frame["tags"].tolist(),
+            frame=frame,
         )
 
     def timestamps(self) -> list[str]:
@@ -207,17 +213,18 @@ class Batch:
         import pandas as pd
 
         assert self.ids is not None
+        src = self.frame  # its arrays when there is one: no Python object per value
         wide = pd.DataFrame(
             {
-                "ticker": pd.Categorical(self.ticker),
-                "model_name": pd.Categorical(self.model_name),
-                "ts": np.asarray(self.ts_us, dtype=np.int64),
+                "ticker": pd.Categorical(self.ticker if src is None else src["ticker"]),
+                "model_name": pd.Categorical(self.model_name if src is None else src["model_name"]),
+                "ts": np.asarray(self.ts_us if src is None else src["ts_us"], dtype=np.int64),
                 "rid": np.asarray(self.ids, dtype=np.int64),
             }
         )
         metric_cols = []
         for m in CORE_METRICS:
-            arr = np.array(self.core[m], dtype=float)
+            arr = np.array(self.core[m], dtype=float) if src is None else src[m].to_numpy(dtype=float)
             if not np.isnan(arr).all():
                 wide[m] = arr
                 metric_cols.append(m)

@@ -272,7 +272,7 @@ def validate_frame(frame: pd.DataFrame, *, max_listed: int = 50) -> pd.DataFrame
     for col in ("model_name", "ticker"):
         if col not in frame.columns:
             raise ValidationError(f"the batch has no {col!r} column", [(None, col, "missing")])
-        values = frame[col].to_numpy(dtype=object)
+        values = _text_column(frame[col])
         for pos, msg in _check_distinct(values, lambda v, col=col: check_label(col, v)):
             problems.append((index[pos], col, msg))
         out[col] = values
@@ -329,9 +329,7 @@ def validate_frame(frame: pd.DataFrame, *, max_listed: int = 50) -> pd.DataFrame
         out["ts_us"] = np.full(n, now_us(), dtype=np.int64)
 
     if "notes" in frame.columns:
-        notes = frame["notes"].to_numpy(dtype=object).copy()
-        missing = pd.isna(frame["notes"]).to_numpy()
-        notes[missing] = ""
+        notes = _text_column(frame["notes"].fillna(""))
         for pos, msg in _check_distinct(notes, check_notes):
             problems.append((index[pos], "notes", msg))
         out["notes"] = notes
@@ -378,6 +376,16 @@ def validate_frame(frame: pd.DataFrame, *, max_listed: int = 50) -> pd.DataFrame
         out["metrics"] = merged
         out = out.drop(columns=unknown)
     return out
+
+
+def _text_column(col: pd.Series) -> Any:
+    """A text column as it will be stored: a column of strings stays in its (Arrow) array,
+    checked and kept without a Python object per row; any other becomes an object array."""
+    import pandas as pd
+
+    if isinstance(col.dtype, pd.StringDtype):
+        return col.array
+    return col.to_numpy(dtype=object)
 
 
 def _check_distinct(values: Any, check: Any) -> list[tuple[int, str]]:
