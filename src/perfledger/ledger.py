@@ -26,7 +26,8 @@ from .importer import adopt_file
 from .ledger_reads import LedgerReads
 from .location import DB_NAME, Location, describe_store, resolve
 from .mirror_format import PreparedAppend
-from .mirrors import STATE_KEY, SeedMirrors, write_seed_files
+from .mirror_rebuild import write_seed_files
+from .mirrors import STATE_KEY, SeedMirrors
 from .store import open_store
 from .validation import (
     check_label,
@@ -195,12 +196,18 @@ class Ledger(LedgerReads):
                                 return 0
                             todo = Batch.from_frame(frame[mask])
                             todo_prepared = PreparedAppend(todo) if self._mirrors is not None else None
+                    if self._mirrors is not None and todo_prepared is not None:
+                        self._mirrors.begin_append(todo_prepared)  # a large batch: written meanwhile
                     changed = tx.insert(todo)
                     if self._mirrors is not None and todo_prepared is not None:
                         self._mirrors.append(tx, todo_prepared, changed)
+                if self._mirrors is not None:
+                    self._mirrors.committed()
                 return len(todo)
-            except Exception as exc:
-                if store.is_conflict(exc) and attempt < 7:
+            except BaseException as exc:
+                if self._mirrors is not None:  # the files must not hold what was not stored
+                    self._mirrors.abandon(todo_prepared)
+                if isinstance(exc, Exception) and store.is_conflict(exc) and attempt < 7:
                     log.debug("write conflict (%s); retrying", exc)
                     time.sleep(0.01 * (attempt + 1))
                     continue

@@ -8,10 +8,12 @@ writer holds the write lock only for the database and the two file writes.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import math
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import orjson
 
 from .batch import Batch
+from .file_writes import Parts
 from .record import CORE_METRICS, SEED_FIELDS
 
 CSV_COLUMNS = (*SEED_FIELDS, "metrics", "params", "tags")
@@ -27,8 +30,13 @@ CSV_COLUMNS = (*SEED_FIELDS, "metrics", "params", "tags")
 def json_body(batch: Batch) -> bytes:
     """The batch's records as the inside of a JSON array, laid out exactly like the seed's
     ``json.dump(records, f, indent=2)``: the seed's keys in the seed's order, then
-    metrics/params/tags when present. One orjson call for the whole batch: floats in their
-    shortest round-trip form, text as UTF-8."""
+    metrics/params/tags when present; floats in their shortest round-trip form, text as UTF-8.
+
+    A few records (every single ``log()``) are one orjson call over their dicts; a large
+    batch is spelled column by column in Arrow (:mod:`.mirror_columns`), without holding the
+    GIL the concurrent database insert needs. A property test holds the two byte-identical."""
+    if len(batch) >= _COLUMNAR_FROM:
+        return _json_columnar(batch)
     cols = [batch.timestamps(), batch.ticker, batch.model_name,
             *(batch.core[m] for m in CORE_METRICS), batch.notes]
     keys = SEED_FIELDS
@@ -40,45 +48,58 @@ def json_body(batch: Batch) -> bytes:
                 rec[k] = v
     try:
         doc = orjson.dumps(records, option=orjson.OPT_INDENT_2)
-    except TypeError:  # e.g. an integer beyond 64 bits in params: the stdlib copes
-        doc = json.dumps(records, indent=2, ensure_ascii=False).encode()
+    except TypeError:  # e.g. an integer beyond 64 bits in params: only the columns cope
+        return _json_columnar(batch)
     return doc[2:-2]  # drop "[\n" and "\n]"
 
 
+def _json_columnar(batch: Batch) -> bytes:
+    return b"".join(_json_parts(batch))
+
+
+def json_parts(batch: Batch) -> Parts:
+    """:func:`json_body` in pieces (see :data:`Parts`)."""
+    return _json_parts(batch) if len(batch) >= _COLUMNAR_FROM else (json_body(batch),)
+
+
+def _json_parts(batch: Batch) -> Parts:
+    from . import mirror_columns  # pyarrow: imported on first need, not with the package
+
+    return tuple(mirror_columns.json_parts(batch))
+
+
 def csv_bytes(batch: Batch) -> bytes:
+    return b"".join(csv_parts(batch))
+
+
+def csv_parts(batch: Batch) -> Parts:
     """The batch as CSV rows (no header): RFC 4180, every text field quoted (so commas,
     quotes, CR/LF and unicode in notes round-trip), numbers in their shortest round-trip form.
 
     Large batches go through Arrow's C++ writer, which releases the GIL; a few rows (every
     single ``log()``) through :func:`_csv_small`, which writes byte-for-byte the same text
     without Arrow's per-call set-up (a property test holds the two together)."""
-    return _csv_small(batch) if len(batch) < _ARROW_FROM else _csv_arrow(batch)
+    return (_csv_small(batch),) if len(batch) < _ARROW_FROM else (_csv_arrow(batch),)
 
 
-def _csv_arrow(batch: Batch) -> bytes:
+def _csv_arrow(batch: Batch) -> memoryview:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    table = pa.table(
-        {
-            "timestamp": pa.array(batch.timestamps(), pa.string()),
-            "ticker": pa.array(batch.ticker, pa.string()),
-            "model_name": pa.array(batch.model_name, pa.string()),
-            **{m: pa.array(batch.core[m], pa.float64()) for m in CORE_METRICS},
-            "notes": pa.array(batch.notes, pa.string()),
-            "metrics": pa.array(batch.json_or_none("metrics"), pa.string()),
-            "params": pa.array(batch.json_or_none("params"), pa.string()),
-            "tags": pa.array(batch.json_or_none("tags"), pa.string()),
-        }
-    )
+    from . import mirror_columns
+
+    table = mirror_columns.csv_table(batch)
     sink = pa.BufferOutputStream()
     pacsv.write_csv(
         table, sink, pacsv.WriteOptions(include_header=False, quoting_style="needed", eol="\r\n")
     )
-    return sink.getvalue().to_pybytes()
+    return memoryview(sink.getvalue()).cast("B")  # Arrow's buffer, not a copy
 
 
 _ARROW_FROM = 256
+#: From this many records the JSON is spelled by columns: below it Arrow's per-call set-up
+#: costs more than orjson over the dicts (measured).
+_COLUMNAR_FROM = 256
 
 
 def _quote(value: str | None) -> str:
@@ -147,28 +168,46 @@ class PreparedAppend:
 
     Small batches (a single ``log()``) are formatted inline before the lock is taken, so
     writers hold it only for the database work and two file writes. A large batch is
-    formatted in background threads (the CSV by Arrow's writer, which releases the GIL; the
-    JSON by orjson) while the caller inserts it into the database; :meth:`wait` joins them.
+    formatted in background threads, column by column in Arrow (which releases the GIL the
+    insert needs between rows), while the caller inserts it into the database; :meth:`wait`
+    joins them.
     """
 
     _THREAD_FROM = 2_000
 
     def __init__(self, batch: Batch):
         self.batch = batch
-        if len(batch) < self._THREAD_FROM:
-            self._json: Future[bytes] | bytes = json_body(batch)
-            self._csv: Future[bytes] | bytes = csv_bytes(batch)
+        #: Formatted (and :meth:`then` run) in the background thread.
+        self.background = len(batch) >= self._THREAD_FROM
+        self._then: Future[Any] | None = None
+        if not self.background:
+            self._json: Future[Parts] | Parts = json_parts(batch)
+            self._csv: Future[Parts] | Parts = csv_parts(batch)
             return
         pool = _formatters()
-        self._csv = pool.submit(csv_bytes, batch)
-        self._json = pool.submit(json_body, batch)
+        self._csv = pool.submit(csv_parts, batch)
+        self._json = pool.submit(json_parts, batch)
 
-    def wait(self) -> tuple[bytes, bytes]:
-        """The (json, csv) bytes, once formatted (a formatter's exception is raised here)."""
-        def done(v: Future[bytes] | bytes) -> bytes:
+    def wait(self) -> tuple[Parts, Parts]:
+        """The (json, csv) pieces, once formatted (a formatter's exception is raised here)."""
+        def done(v: Future[Parts] | Parts) -> Parts:
             return v.result() if isinstance(v, Future) else v
 
         return done(self._json), done(self._csv)
+
+    def then(self, fn: Callable[[Parts, Parts], Any]) -> None:
+        """Run ``fn(json, csv)`` in the background thread once the bytes are formatted."""
+        self._then = _formatters().submit(lambda: fn(*self.wait()))
+
+    def followed(self, *, wait_quietly: bool = False) -> Any:
+        """What :meth:`then`'s function returned (None if none was given), once it ran; its
+        exception is raised here, unless ``wait_quietly`` (an undo only needs it finished)."""
+        if self._then is None:
+            return None
+        if wait_quietly:
+            concurrent.futures.wait([self._then])
+            return None
+        return self._then.result()
 
 
 _POOL: ThreadPoolExecutor | None = None
@@ -189,5 +228,5 @@ def _formatters() -> ThreadPoolExecutor:
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="perfledger-mirror")
+            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perfledger-mirror")
         return _POOL

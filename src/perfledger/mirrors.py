@@ -49,17 +49,29 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import shutil
 import warnings
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .errors import MirrorConflictError, PerfLedgerError
-from .mirror_format import PreparedAppend, best_json, csv_bytes, csv_header, json_body
+from .file_writes import Parts, atomic_write, parts_crc, parts_tail, write_at
+from .mirror_format import PreparedAppend, csv_header
+from .mirror_rebuild import (
+    BEST_NAME,
+    CSV_NAME,
+    EMPTY_JSON,
+    JSON_NAME,
+    JSON_TAIL,
+    write_best,
+    write_csv,
+    write_json,
+    write_seed_files,
+)
 from .mirror_state import (
+    DIGEST_SPAN,
     Sig,
     appended,
     content_crc,
@@ -68,76 +80,25 @@ from .mirror_state import (
     probe,
     same,
 )
-from .store.base import ReadTx, WriteTx
+from .mirror_undo import APPEND_JOURNAL, cut_back, recover, write_journal
+from .store.base import WriteTx
 
+#: The files' stats after an append (the JSON's with its size before).
+_Appended = tuple[tuple[os.stat_result, int], os.stat_result]
 #: ``adopt(tx, path) -> records stored``; raises a PerfLedgerError when the file does not read.
 Adopter = Callable[[WriteTx, Path], int]
 
 log = logging.getLogger("perfledger")
 
-JSON_NAME = "model_performance.json"
-CSV_NAME = "model_performance.csv"
-BEST_NAME = "best_models.json"
 STATE_KEY = "mirrors"  # pl_meta key of the files' committed state
-_EMPTY_JSON = b"[]"
-_JSON_TAIL = b"\n]"
 BACKUP_SUFFIX = ".seed-backup"
 
 
 #: The bytes an append overwrites at each file's end (the JSON array's closing "\n]"): a
 #: file's content, whose CRC-32 the state keeps, is everything before them.
-_KEEP = {"json": len(_JSON_TAIL), "csv": 0, "best": 0}
+_KEEP = {"json": len(JSON_TAIL), "csv": 0, "best": 0}
 #: State key: the highest record id the files hold (absent in states saved by earlier releases).
 _UPTO = "upto"
-
-
-def _atomic_write(path: Path, chunks: Iterable[bytes]) -> None:
-    """Write a whole file so that readers see the old or the new one, never a mix. The file
-    gets the mode ``open()`` would give it (0666 less the umask), not a temporary file's 0600."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_seed_files(directory: Path, tx: ReadTx) -> None:
-    """Write the three seed files from the database (used by rebuilds and exports)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    _write_json(directory / JSON_NAME, tx)
-    _write_csv(directory / CSV_NAME, tx)
-    _write_best(directory / BEST_NAME, tx)
-
-
-def _write_json(path: Path, tx: ReadTx) -> None:
-    def chunks() -> Iterable[bytes]:
-        first = True
-        for batch in tx.iter_batches():
-            yield (b"[\n" if first else b",\n") + json_body(batch)
-            first = False
-        yield _EMPTY_JSON if first else _JSON_TAIL
-
-    _atomic_write(path, chunks())
-
-
-def _write_csv(path: Path, tx: ReadTx) -> None:
-    def chunks() -> Iterable[bytes]:
-        yield csv_header()
-        for batch in tx.iter_batches():
-            yield csv_bytes(batch)
-
-    _atomic_write(path, chunks())
-
-
-def _write_best(path: Path, tx: ReadTx) -> bytes:
-    data = best_json(tx.best()).encode()
-    _atomic_write(path, [data])
-    return data
 
 
 class SeedMirrors:
@@ -164,6 +125,13 @@ class SeedMirrors:
         #: The state text last saved or read, and its parsed form (shared, never mutated).
         self._state_text: str | None = None
         self._state: dict[str, Any] = {}
+        #: Each file's stat before the current transaction's first append to it: what
+        #: :meth:`abandon` restores if that transaction fails.
+        self._undo: dict[str, os.stat_result] = {}
+        #: Written before a bulk append starts and removed when its transaction ends: a
+        #: process killed in between leaves it, and the next writer cuts the files back.
+        self.journal_path = directory / APPEND_JOURNAL
+        self._journaled = False
 
     # ------------------------------------------------------------------ state
 
@@ -177,7 +145,7 @@ class SeedMirrors:
 
     def _current(self) -> dict[str, tuple[Sig | None, bytes]]:
         """Probe the three files (their state and digested bytes)."""
-        return {"json": probe(self.json_path, len(_JSON_TAIL)), "csv": probe(self.csv_path),
+        return {"json": probe(self.json_path, len(JSON_TAIL)), "csv": probe(self.csv_path),
                 "best": probe(self.best_path)}
 
     def _save_state(
@@ -242,7 +210,7 @@ class SeedMirrors:
         read = content_crc(self._paths[key], sig, _KEEP[key])
         if read is None or read[0] != crc:
             return False
-        return key != "json" or read[1] == (_EMPTY_JSON if int(sig[1]) == len(_EMPTY_JSON) else _JSON_TAIL)
+        return key != "json" or read[1] == (EMPTY_JSON if int(sig[1]) == len(EMPTY_JSON) else JSON_TAIL)
 
     def in_step(self, state_text: str | None, *, verify: bool = False, last_id: int | None = None) -> bool:
         """True when the files match the committed state (a read: no lock, no write).
@@ -258,6 +226,8 @@ class SeedMirrors:
         identity changed), but it is what seed scripts read, so "in step" must mean "what a
         writer would write"; it is small (tickers x metrics), so reading it all is cheap,
         and a digest of its last 4 KiB alone would miss an edit further up."""
+        if not verify and self.journal_path.exists():
+            return False  # a bulk append died before its commit: sync takes it back
         state = json.loads(state_text) if state_text else {}
         upto = state.get(_UPTO)
         if last_id is not None and isinstance(upto, int) and last_id > upto:
@@ -308,7 +278,10 @@ class SeedMirrors:
         ``strict`` (a write would have to overwrite it); otherwise it is reported (a log
         line and a warning) and left as it is.
         """
+        self._undo = {}  # a new transaction: an earlier one's appends are not its to undo
         state = self._load_state(tx)
+        if self.journal_path.exists():
+            recover(self.journal_path, state, {"json": self.json_path, "csv": self.csv_path})
         have = self._seen = self._current()  # under the write lock: append derives from it
         crcs = self._crcs = crcs_of(state)
         if all(same(state.get(k), have[k]) for k in ("json", "csv", "best")):
@@ -323,7 +296,7 @@ class SeedMirrors:
             self._backup()
         adopted: dict[str, int] = {}
         rebuild: list[tuple[Path, Callable[[Path, WriteTx], None]]] = []
-        for key, path, writer in (("json", self.json_path, _write_json), ("csv", self.csv_path, _write_csv)):
+        for key, path, writer in (("json", self.json_path, write_json), ("csv", self.csv_path, write_csv)):
             want = state.get(key)
             if same(want, have[key]):
                 continue
@@ -349,12 +322,12 @@ class SeedMirrors:
         if any(adopted.values()):
             # The database now holds records only one file had: the other, though in step
             # with the previous commit, must be rewritten to show them too.
-            for path, writer in ((self.json_path, _write_json), (self.csv_path, _write_csv)):
+            for path, writer in ((self.json_path, write_json), (self.csv_path, write_csv)):
                 if path.name not in self.conflicts and all(p != path for p, _ in rebuild):
                     rebuild.append((path, writer))
         for path, writer in rebuild:
             writer(path, tx)
-        _write_best(self.best_path, tx)
+        write_best(self.best_path, tx)
         self._save_state(tx, state)
         if any(adopted.values()):
             kept = f"; the originals are kept as *{BACKUP_SUFFIX}" if fresh else ""
@@ -370,16 +343,11 @@ class SeedMirrors:
         if want is None or have is None or have[0] != want[0] or int(have[1]) < int(want[1]):
             return False
         size = int(want[1])
-        tail = len(_JSON_TAIL) if key == "json" else 0
+        tail = len(JSON_TAIL) if key == "json" else 0
         if len(want) > 3 and digest_before(path, size - tail, str(want[3])) != want[3]:
             return False
         log.info("repairing %s: dropping %d uncommitted bytes", path.name, int(have[1]) - size)
-        with open(path, "r+b") as f:
-            f.truncate(size)
-            if key == "json":
-                end = _EMPTY_JSON if size == len(_EMPTY_JSON) else _JSON_TAIL
-                f.seek(size - len(end))
-                f.write(end)
+        cut_back(path, key == "json", size)
         return True
 
     def _report(self, strict: bool) -> None:
@@ -406,31 +374,47 @@ class SeedMirrors:
 
     # ------------------------------------------------------------------ writes
 
+    def begin_append(self, prepared: PreparedAppend) -> None:
+        """Start appending a large batch to both files now, in the formatting thread, while
+        the database inserts it: the 400 MB a million records take are written during the
+        insert instead of after it. Call inside the write transaction, after :meth:`sync`;
+        :meth:`append` completes it; if the transaction fails, :meth:`abandon` undoes it.
+
+        The files' sizes are journaled first: if this process dies before the commit, the
+        next writer cuts the files back (:mod:`.mirror_undo`), adopting nothing."""
+        if prepared.background:
+            write_journal(self.journal_path, {"json": self.json_path, "csv": self.csv_path})
+            self._journaled = True
+            prepared.then(self._append_files)
+
+    def _append_files(self, json_body: Parts, csv_rows: Parts) -> _Appended:
+        return self._append_json(json_body), self._append_csv(csv_rows)
+
     def append(self, tx: WriteTx, prepared: PreparedAppend, best_changed: bool) -> None:
         """Append a batch inside its write transaction, after :meth:`sync` ran in it (a
-        rebuild must not already hold the batch)."""
+        rebuild must not already hold the batch), or complete :meth:`begin_append`'s."""
         json_body, csv_rows = prepared.wait()
+        done: _Appended | None = prepared.followed()
+        json_st, csv_st = done if done is not None else self._append_files(json_body, csv_rows)
         upto = max(prepared.batch.ids) if prepared.batch.ids else None
         seen, crcs = self._seen, self._crcs
-        json_st = self._append_json(json_body)
-        csv_st = self._append_csv(csv_rows)
-        if seen and json_st[1] > len(_EMPTY_JSON) and all(v[0] is not None for v in seen.values()):
+        if seen and json_st[1] > len(EMPTY_JSON) and all(v[0] is not None for v in seen.values()):
             # The usual case: the new state follows from sync's probe and the bytes written
             # (about 60 µs less per log() than reading the three files again), the content
             # CRCs from the committed ones and the same bytes.
-            added = b",\n" + json_body
+            added = (b",\n", *json_body)
             self._seen = {
-                "json": appended(json_st[0], seen["json"][1], added),
-                "csv": appended(csv_st, seen["csv"][1], csv_rows),
+                "json": appended(json_st[0], seen["json"][1], parts_tail(added, DIGEST_SPAN)),
+                "csv": appended(csv_st, seen["csv"][1], parts_tail(csv_rows, DIGEST_SPAN)),
                 "best": seen["best"],
             }
             self._crcs = {}
             if "json" in crcs:
-                self._crcs["json"] = zlib.crc32(added, crcs["json"])
+                self._crcs["json"] = parts_crc(added, crcs["json"])
             if "csv" in crcs:
-                self._crcs["csv"] = zlib.crc32(csv_rows, crcs["csv"])
+                self._crcs["csv"] = parts_crc(csv_rows, crcs["csv"])
             if best_changed:
-                data = _write_best(self.best_path, tx)
+                data = write_best(self.best_path, tx)
                 self._seen["best"] = appended(os.stat(self.best_path), b"", data)
                 self._crcs["best"] = zlib.crc32(data)
             elif "best" in crcs:
@@ -440,50 +424,71 @@ class SeedMirrors:
         # The first append into an empty "[]": the state is probed, but the content CRCs
         # still follow from the bytes written (a bulk load into a new ledger reads nothing back).
         written: dict[str, int] = {}
-        if "json" in crcs and json_st[1] == len(_EMPTY_JSON):
-            written["json"] = zlib.crc32(json_body, zlib.crc32(b"[\n"))
+        if "json" in crcs and json_st[1] == len(EMPTY_JSON):
+            written["json"] = parts_crc(json_body, zlib.crc32(b"[\n"))
         if "csv" in crcs:
-            written["csv"] = zlib.crc32(csv_rows, crcs["csv"])
+            written["csv"] = parts_crc(csv_rows, crcs["csv"])
         if best_changed:
-            written["best"] = zlib.crc32(_write_best(self.best_path, tx))
+            written["best"] = zlib.crc32(write_best(self.best_path, tx))
         self._save_state(tx, written=written, upto=upto)
 
-    def _append_json(self, body: bytes) -> tuple[os.stat_result, int]:
+    def _append_json(self, body: Parts) -> tuple[os.stat_result, int]:
         """Append ``body``'s records; returns the file's new stat and its size before."""
         fd = os.open(self.json_path, os.O_RDWR)
         try:
-            size = os.fstat(fd).st_size
-            if size <= len(_EMPTY_JSON):
-                data, offset = b"\n" + body + _JSON_TAIL, 1
+            before = os.fstat(fd)
+            self._undo.setdefault("json", before)
+            size = before.st_size
+            if size <= len(EMPTY_JSON):
+                data, offset = (b"\n", *body, JSON_TAIL), 1
             else:
-                data, offset = b",\n" + body + _JSON_TAIL, size - len(_JSON_TAIL)
+                data, offset = (b",\n", *body, JSON_TAIL), size - len(JSON_TAIL)
             # One write call replaces the closing bracket and adds the records.
-            written = os.pwrite(fd, data, offset)
-            while written < len(data):
-                written += os.pwrite(fd, data[written:], offset + written)
+            write_at(fd, data, offset)
             return os.fstat(fd), size
         finally:
             os.close(fd)
 
-    def _append_csv(self, rows: bytes) -> os.stat_result:
-        fd = os.open(self.csv_path, os.O_WRONLY | os.O_APPEND)
+    def _append_csv(self, rows: Parts) -> os.stat_result:
+        fd = os.open(self.csv_path, os.O_WRONLY)
         try:
-            written = 0
-            while written < len(rows):
-                written += os.write(fd, rows[written:])
+            before = os.fstat(fd)
+            self._undo.setdefault("csv", before)
+            write_at(fd, rows, before.st_size)
             return os.fstat(fd)
         finally:
             os.close(fd)
 
+    def committed(self) -> None:
+        """The transaction that appended has committed: nothing to undo any more."""
+        self._undo = {}
+        if self._journaled:
+            self.journal_path.unlink(missing_ok=True)
+            self._journaled = False
+
+    def abandon(self, prepared: PreparedAppend | None = None) -> None:
+        """The write transaction failed after (or while) appending: cut each file back to
+        its committed bytes, size and mtime (nothing adopted from an append that never
+        committed, no re-read). Waits first for a background append to end."""
+        if prepared is not None:
+            prepared.followed(wait_quietly=True)
+        undo, self._undo = self._undo, {}
+        for key, st in undo.items():
+            cut_back(self._paths[key], key == "json", st.st_size, (st.st_atime_ns, st.st_mtime_ns))
+        if self._journaled:
+            self.journal_path.unlink(missing_ok=True)
+            self._journaled = False
+        self._seen, self._crcs = {}, {}
+
     def reset(self, tx: WriteTx) -> None:
         """After a clear: empty files, rewritten atomically."""
-        _atomic_write(self.json_path, [_EMPTY_JSON])
-        _atomic_write(self.csv_path, [csv_header()])
-        _write_best(self.best_path, tx)
+        atomic_write(self.json_path, [EMPTY_JSON])
+        atomic_write(self.csv_path, [csv_header()])
+        write_best(self.best_path, tx)
         self._save_state(tx)
 
     def write_best(self, tx: WriteTx) -> None:
-        _write_best(self.best_path, tx)
+        write_best(self.best_path, tx)
         self._save_state(tx)
 
     def rebuild(self, tx: WriteTx) -> None:
