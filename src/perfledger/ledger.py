@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import sqlalchemy as sa
 
-    from .store.base import Store
+    from .store.base import Store, WriteTx
 
 log = logging.getLogger("perfledger")
 
@@ -181,38 +181,52 @@ class Ledger(LedgerReads):
         store = self._writable()
         prepared = PreparedAppend(batch) if self._mirrors is not None else None
         for attempt in range(8):
-            todo, todo_prepared = batch, prepared
             try:
                 with store.writing() as tx:
-                    if self._mirrors is not None:
-                        # Repair before inserting: a rebuild must not already hold this batch.
-                        self._mirrors.sync(tx)
-                    if claim is not None:
-                        keys, frame = claim
-                        won = tx.claim_keys(keys)
-                        if len(won) < len(set(keys)):
-                            mask = [k in won for k in keys]
-                            if not any(mask):
-                                return 0
-                            todo = Batch.from_frame(frame[mask])
-                            todo_prepared = PreparedAppend(todo) if self._mirrors is not None else None
-                    if self._mirrors is not None and todo_prepared is not None:
-                        self._mirrors.begin_append(todo_prepared)  # a large batch: written meanwhile
-                    changed = tx.insert(todo)
-                    if self._mirrors is not None and todo_prepared is not None:
-                        self._mirrors.append(tx, todo_prepared, changed)
+                    try:
+                        stored = self._store_batch(tx, batch, prepared, claim)
+                    except BaseException:
+                        # Still under the write lock: no other writer has touched the files.
+                        # (A failed commit, after it, leaves a bulk append's journal to the
+                        # next writer.)
+                        if self._mirrors is not None:
+                            self._mirrors.abandon()
+                        raise
                 if self._mirrors is not None:
                     self._mirrors.committed()
-                return len(todo)
-            except BaseException as exc:
-                if self._mirrors is not None:  # the files must not hold what was not stored
-                    self._mirrors.abandon(todo_prepared)
-                if isinstance(exc, Exception) and store.is_conflict(exc) and attempt < 7:
+                return stored
+            except Exception as exc:
+                if store.is_conflict(exc) and attempt < 7:
                     log.debug("write conflict (%s); retrying", exc)
                     time.sleep(0.01 * (attempt + 1))
                     continue
                 raise
         raise AssertionError("unreachable")
+
+    def _store_batch(
+        self, tx: WriteTx, batch: Batch, prepared: PreparedAppend | None,
+        claim: tuple[list[str], pd.DataFrame] | None,
+    ) -> int:
+        """The body of :meth:`_write`'s transaction; returns how many records it stored
+        (with ``claim``, the rows no other import had claimed)."""
+        if self._mirrors is not None:
+            # Repair before inserting: a rebuild must not already hold this batch.
+            self._mirrors.sync(tx)
+        if claim is not None:
+            keys, frame = claim
+            won = tx.claim_keys(keys)
+            if len(won) < len(set(keys)):
+                mask = [k in won for k in keys]
+                if not any(mask):
+                    return 0
+                batch = Batch.from_frame(frame[mask])
+                prepared = PreparedAppend(batch) if self._mirrors is not None else None
+        if self._mirrors is not None and prepared is not None:
+            self._mirrors.begin_append(prepared)  # a large batch: written during the insert
+        changed = tx.insert(batch)
+        if self._mirrors is not None and prepared is not None:
+            self._mirrors.append(tx, prepared, changed)
+        return len(batch)
 
     def log(
         self,

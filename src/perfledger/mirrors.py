@@ -132,6 +132,7 @@ class SeedMirrors:
         #: process killed in between leaves it, and the next writer cuts the files back.
         self.journal_path = directory / APPEND_JOURNAL
         self._journaled = False
+        self._pending: PreparedAppend | None = None  # a bulk append being written
 
     # ------------------------------------------------------------------ state
 
@@ -384,7 +385,7 @@ class SeedMirrors:
         next writer cuts the files back (:mod:`.mirror_undo`), adopting nothing."""
         if prepared.background:
             write_journal(self.journal_path, {"json": self.json_path, "csv": self.csv_path})
-            self._journaled = True
+            self._journaled, self._pending = True, prepared
             prepared.then(self._append_files)
 
     def _append_files(self, json_body: Parts, csv_rows: Parts) -> _Appended:
@@ -461,18 +462,17 @@ class SeedMirrors:
 
     def committed(self) -> None:
         """The transaction that appended has committed: nothing to undo any more."""
-        self._undo = {}
+        self._undo, self._pending = {}, None
         if self._journaled:
             self.journal_path.unlink(missing_ok=True)
             self._journaled = False
 
-    def abandon(self, prepared: PreparedAppend | None = None) -> None:
-        """The write transaction failed after (or while) appending: cut each file back to
-        its committed bytes, size and mtime (nothing adopted from an append that never
-        committed, no re-read). Waits first for a background append to end."""
-        if prepared is not None:
-            prepared.followed(wait_quietly=True)
-        undo, self._undo = self._undo, {}
+    def abandon(self) -> None:
+        """The write transaction failed after (or while) appending: wait for a background
+        append, then cut each file back to its committed bytes, size and mtime."""
+        if self._pending is not None:
+            self._pending.followed(wait_quietly=True)
+        undo, self._undo, self._pending = self._undo, {}, None
         for key, st in undo.items():
             cut_back(self._paths[key], key == "json", st.st_size, (st.st_atime_ns, st.st_mtime_ns))
         if self._journaled:
