@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 #: Rows per Arrow pass: bounds the intermediate strings (~300 bytes a row) and keeps
 #: every offset well inside 32 bits.
 _CHUNK = 131_072
+#: Text columns have 64-bit offsets: a batch's notes (or one chunk's JSON) may pass 2 GiB.
+TEXT = pa.large_string()
 _ONCE = threading.Lock()
 #: Where Arrow's float-to-string cast and orjson both write positional digits (the same
 #: shortest round-trip digits; Arrow drops a trailing ".0", which is added back).
@@ -66,7 +68,7 @@ def _build(batch: Batch) -> dict[str, pa.Array]:
 
 
 def _strings(values: Any) -> pa.Array:
-    arr = pa.array(values, pa.string())
+    arr = pa.array(values, TEXT)
     return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
 
@@ -76,9 +78,14 @@ def _timestamps(batch: Batch) -> pa.Array:
     always six fractional digits): thirty times faster than its ``strftime``."""
     frame = batch.frame
     us = frame["ts_us"].to_numpy(dtype="int64") if frame is not None else np.asarray(batch.ts_us, "int64")
-    text = pc.cast(pa.array(us, pa.timestamp("us")), pa.string())
-    return pc.binary_join_element_wise(pc.replace_substring(text, " ", "T", max_replacements=1),
-                                       "+00:00", "")
+    text = pc.cast(pa.array(us, pa.timestamp("us")), TEXT)
+    return _join(pc.replace_substring(text, " ", "T", max_replacements=1), "+00:00")
+
+
+def _join(*pieces: Any) -> pa.Array:
+    """Concatenate arrays and literals element-wise (literals as 64-bit-offset text too)."""
+    args = [pa.scalar(p, TEXT) if isinstance(p, str) else p for p in pieces]
+    return pc.binary_join_element_wise(*args, pa.scalar("", TEXT))
 
 
 def csv_table(batch: Batch) -> pa.Table:
@@ -90,8 +97,8 @@ def csv_table(batch: Batch) -> pa.Table:
 def _json_or_null(batch: Batch, key: str) -> pa.Array:
     values = getattr(batch, key)
     if not any(values):
-        return pa.nulls(len(values), pa.string())
-    return pa.array(batch.json_or_none(key), pa.string())
+        return pa.nulls(len(values), TEXT)
+    return pa.array(batch.json_or_none(key), TEXT)
 
 
 # ---------------------------------------------------------------------------- JSON
@@ -121,8 +128,7 @@ def json_parts(batch: Batch) -> list[memoryview]:
         if extras is not None:
             pieces.append(extras.slice(lo, hi - lo))
         pieces.append("\n  },\n")
-        rows = pc.binary_join_element_wise(*pieces, "")
-        parts.append(_values(rows))
+        parts.append(_values(_join(*pieces)))
     if parts:
         parts[-1] = parts[-1][:-2]  # the last record's ",\n"
     return parts
@@ -131,36 +137,36 @@ def json_parts(batch: Batch) -> list[memoryview]:
 def _values(arr: pa.Array) -> memoryview:
     """The concatenated bytes of a string array: its value buffer between the first and the
     last offset (a sliced array's buffer may hold more)."""
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64, count=len(arr) + 1, offset=arr.offset * 8)
     return memoryview(arr.buffers()[2]).cast("B")[offsets[0]: offsets[-1]]
 
 
 def _numbers(col: pa.Array) -> pa.Array:
     """Floats as orjson writes them: shortest round-trip digits, ``1.0`` not ``1``, exponents
     outside ~[1e-5, 1e10), ``null`` for a missing value."""
-    text = pc.cast(col, pa.string())
+    text = pc.cast(col, TEXT)
     size = pc.abs(col)
     positional = pc.or_(pc.equal(col, 0.0),
                         pc.and_(pc.greater_equal(size, _POSITIONAL[0]), pc.less(size, _POSITIONAL[1])))
     integral = pc.and_(positional, pc.invert(pc.match_substring(text, ".")))
-    text = pc.if_else(integral, pc.binary_join_element_wise(text, ".0", ""), text)
+    text = pc.if_else(integral, _join(text, ".0"), text)
     other = pc.and_(pc.is_valid(col), pc.invert(positional)).to_numpy(zero_copy_only=False)
     if other.any():
         where = np.flatnonzero(other)
         values = col.take(pa.array(where)).to_pylist()
         text = pc.replace_with_mask(text, pa.array(other),
-                                    pa.array([orjson.dumps(v).decode() for v in values], pa.string()))
-    return pc.fill_null(text, "null")
+                                    pa.array([orjson.dumps(v).decode() for v in values], TEXT))
+    return pc.fill_null(text, pa.scalar("null", TEXT))
 
 
 def _quoted(col: pa.Array) -> pa.Array:
     """Strings as JSON: quoted, with orjson's escapes where a value needs one (rare)."""
-    text = pc.binary_join_element_wise('"', col, '"', "")
+    text = _join('"', col, '"')
     escape = pc.match_substring_regex(col, _NEEDS_ESCAPE).to_numpy(zero_copy_only=False)
     if escape.any():
         values = col.take(pa.array(np.flatnonzero(escape))).to_pylist()
         text = pc.replace_with_mask(text, pa.array(escape),
-                                    pa.array([orjson.dumps(v).decode() for v in values], pa.string()))
+                                    pa.array([orjson.dumps(v).decode() for v in values], TEXT))
     return text
 
 
@@ -171,7 +177,7 @@ def _extras(batch: Batch) -> pa.Array | None:
         return None
     return pa.array(
         [extra_members(m, p, t) for m, p, t in zip(batch.metrics, batch.params, batch.tags, strict=True)],
-        pa.string(),
+        TEXT,
     )
 
 
