@@ -5,7 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import random
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +121,30 @@ def assert_labels_match_records(url: str) -> None:
     assert labels == want_labels
     if links is not None:
         assert links == want_links
+
+
+LOG_WORKER = Path(__file__).parent / "workers" / "log_worker.py"
+
+
+def kill_rounds(location: Path, rounds: int, seed: int, worker_args: list[str], max_wait: float) -> set[str]:
+    """Start ``workers/log_worker.py`` with ``--ack`` again and again, and SIGKILL it after
+    its first acknowledgement plus a random wait of up to ``max_wait`` seconds. Returns the
+    notes of every record a worker acknowledged (its log() had returned)."""
+    rng = random.Random(seed)
+    acknowledged: set[str] = set()
+    for round_ in range(rounds):
+        prefix = f"r{round_}"
+        child = subprocess.Popen(
+            [sys.executable, str(LOG_WORKER), str(location), prefix, "1000000", "--ack", *worker_args],
+            stdout=subprocess.PIPE, text=True,
+        )
+        assert child.stdout is not None
+        first = child.stdout.readline()  # started logging
+        assert first.strip().isdigit()
+        acknowledged.add(f"{prefix}-{first.strip()}")
+        time.sleep(rng.uniform(0.0, max_wait))
+        os.kill(child.pid, signal.SIGKILL)
+        out, _ = child.communicate()
+        acknowledged |= {f"{prefix}-{line}" for line in out.split()}
+        assert child.returncode == -signal.SIGKILL
+    return acknowledged

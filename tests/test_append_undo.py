@@ -10,23 +10,19 @@ committed, no torn row read back as a record.
 from __future__ import annotations
 
 import collections
-import os
-import random
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import csv_records, mirror_records
+from helpers import csv_records, kill_rounds, mirror_records
 
 from perfledger import Ledger
 from perfledger.batch import Batch
 from perfledger.mirror_undo import APPEND_JOURNAL
 from perfledger.mirrors import SeedMirrors
 
-WORKER = Path(__file__).parent / "workers" / "log_worker.py"
 FILES = ("model_performance.json", "model_performance.csv", "best_models.json")
 
 
@@ -109,21 +105,8 @@ def test_sigkill_during_bulk_loads_keeps_each_batch_whole(ledger_dir: Path) -> N
     killed at random moments. Each batch is stored whole or not at all, every acknowledged
     one is there, and the files match the database exactly."""
     Ledger(ledger_dir).close()
-    rng = random.Random(99)
-    acknowledged: set[str] = set()
-    for round_ in range(6):
-        prefix = f"k{round_}"
-        child = subprocess.Popen(
-            [sys.executable, str(WORKER), str(ledger_dir), prefix, "1000000", "--ack",
-             "--batch-every", "3000", "--batch-size", "3000"],
-            stdout=subprocess.PIPE, text=True,
-        )
-        assert child.stdout is not None
-        assert child.stdout.readline().strip().isdigit()  # its first batch is stored
-        time.sleep(rng.uniform(0.0, 0.5))
-        os.kill(child.pid, signal.SIGKILL)
-        out, _ = child.communicate()
-        acknowledged |= {f"{prefix}-{line}" for line in out.split()} | {f"{prefix}-0"}
+    bulk = ["--batch-every", "3000", "--batch-size", "3000"]
+    acknowledged = kill_rounds(ledger_dir, 6, 99, bulk, max_wait=0.5)
     _assert_in_step(ledger_dir)
     with Ledger(ledger_dir) as led:
         notes = set(led.history()["notes"])

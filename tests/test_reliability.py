@@ -10,11 +10,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
-from helpers import csv_records, mirror_records, normalise_best, recompute_best
+from helpers import csv_records, kill_rounds, mirror_records, normalise_best, recompute_best
 
 from perfledger import Ledger
 
@@ -88,24 +87,7 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_record(ledger_dir: Path
     moments, again and again. Every record whose log() returned must be present exactly once;
     the mirrors are repaired on the next open."""
     Ledger(ledger_dir).close()
-    rng = random.Random(1234)
-    acknowledged: set[str] = set()
-    for round_ in range(12):
-        prefix = f"r{round_}"
-        child = subprocess.Popen(
-            [sys.executable, str(WORKER), str(ledger_dir), prefix, "100000", "--ack",
-             "--batch-every", "7"],
-            stdout=subprocess.PIPE, text=True,
-        )
-        assert child.stdout is not None
-        first = child.stdout.readline()  # started logging
-        assert first.strip().isdigit()
-        acknowledged.add(f"{prefix}-{first.strip()}")
-        time.sleep(rng.uniform(0.0, 0.4))
-        os.kill(child.pid, signal.SIGKILL)
-        out, _ = child.communicate()
-        acknowledged |= {f"{prefix}-{line}" for line in out.split()}
-        assert child.returncode == -signal.SIGKILL
+    acknowledged = kill_rounds(ledger_dir, 12, 1234, ["--batch-every", "7"], max_wait=0.4)
     led = Ledger(ledger_dir)  # the next open repairs the mirrors
     h = led.history()
     counts = collections.Counter(h["notes"])
