@@ -279,7 +279,7 @@ class SeedMirrors:
         ``strict`` (a write would have to overwrite it); otherwise it is reported (a log
         line and a warning) and left as it is.
         """
-        self._undo = {}  # a new transaction: an earlier one's appends are not its to undo
+        self._undo, self._pending = {}, None  # nothing earlier (or a parent's) is ours to undo
         state = self._load_state(tx)
         if self.journal_path.exists():
             recover(self.journal_path, state, {"json": self.json_path, "csv": self.csv_path})
