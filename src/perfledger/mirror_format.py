@@ -97,9 +97,10 @@ def _csv_arrow(batch: Batch) -> memoryview:
 
 
 _ARROW_FROM = 256
-#: From this many records the JSON is spelled by columns: below it Arrow's per-call set-up
-#: costs more than orjson over the dicts (measured).
-_COLUMNAR_FROM = 256
+#: From this many records (those formatted in the background, beside the insert) the JSON is
+#: spelled by columns, which must not hold the GIL the insert needs. Below, orjson over the
+#: dicts is as fast or faster (measured: 300 records 1.9 vs 2.9 ms; 2,000 the same).
+_COLUMNAR_FROM = 2_000
 
 
 def _quote(value: str | None) -> str:
