@@ -20,7 +20,7 @@ from helpers import csv_records, kill_rounds, mirror_records
 
 from perfledger import Ledger
 from perfledger.batch import Batch
-from perfledger.mirror_undo import APPEND_JOURNAL
+from perfledger.mirror_undo import APPEND_JOURNAL, write_journal
 from perfledger.mirrors import SeedMirrors
 
 FILES = ("model_performance.json", "model_performance.csv", "best_models.json")
@@ -113,3 +113,24 @@ def test_sigkill_during_bulk_loads_keeps_each_batch_whole(ledger_dir: Path) -> N
     batches = collections.Counter((n.rsplit("-", 1)[0], int(n.rsplit("-", 1)[1]) // 3000) for n in notes)
     assert set(batches.values()) == {3000}, "a batch was stored in part"
     assert acknowledged <= notes
+
+
+@pytest.mark.parametrize("journal", ["stale", "garbage"])
+def test_a_left_journal_never_costs_a_committed_record(
+    ledger_dir: Path, caplog: pytest.LogCaptureFixture, journal: str
+) -> None:
+    """A journal left after its append committed (killed between the commit and the
+    unlink), or one that does not read, changes nothing; the next write removes it."""
+    with Ledger(ledger_dir) as led:
+        led.log_many(_rows(2500, "kept"))
+        if journal == "stale":  # the files' state before the next append, which then commits
+            write_journal(ledger_dir / APPEND_JOURNAL, {"json": ledger_dir / FILES[0],
+                                                        "csv": ledger_dir / FILES[1]})
+            saved = (ledger_dir / APPEND_JOURNAL).read_bytes()
+        led.log_many(_rows(2500, "also-kept"))
+    (ledger_dir / APPEND_JOURNAL).write_bytes(saved if journal == "stale" else b"\x00{not json")
+    with caplog.at_level("WARNING", logger="perfledger"):
+        _assert_in_step(ledger_dir)
+    with Ledger(ledger_dir) as led:
+        assert len(led.history()) == 5000
+    assert ("unreadable append journal" in caplog.text) == (journal == "garbage")

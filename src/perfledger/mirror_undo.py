@@ -41,10 +41,10 @@ def cut_back(path: Path, is_json: bool, size: int, times_ns: tuple[int, int] | N
 
 
 def write_journal(journal: Path, paths: dict[str, Path]) -> None:
-    """Record the files' sizes and times before a bulk append touches them."""
+    """Record the files' identities, sizes and times before a bulk append touches them."""
     before = {key: os.stat(path) for key, path in paths.items()}
     atomic_write(journal, [json.dumps(
-        {k: [st.st_size, st.st_atime_ns, st.st_mtime_ns] for k, st in before.items()}).encode()])
+        {k: [st.st_size, st.st_atime_ns, st.st_mtime_ns, st.st_ino] for k, st in before.items()}).encode()])
 
 
 def recover(journal: Path, state: dict[str, Any], paths: dict[str, Path]) -> None:
@@ -52,15 +52,16 @@ def recover(journal: Path, state: dict[str, Any], paths: dict[str, Path]) -> Non
     the write lock, so that transaction is over). Where the committed state still has a
     file's size from before the append, the append never committed: the file (same inode,
     now longer) is cut back. Where the state has moved on, the append committed and only
-    the journal is stale. The journal is removed either way."""
+    the journal is stale. A file is only cut back when it is the very file journaled (same
+    inode, in the journal and the state) and longer. The journal is removed either way."""
     try:
         before = json.loads(journal.read_bytes())
         for key, path in paths.items():
-            size, atime, mtime = (int(v) for v in before[key])
+            size, atime, mtime, inode = (int(v) for v in before[key])
             want = state.get(key)
-            if isinstance(want, list) and len(want) > 1 and int(want[1]) == size:
+            if isinstance(want, list) and len(want) > 1 and int(want[1]) == size and want[0] == inode:
                 have = os.stat(path)
-                if have.st_ino == want[0] and have.st_size > size:
+                if have.st_ino == inode and have.st_size > size:
                     cut_back(path, key == "json", size, (atime, mtime))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("ignoring an unreadable append journal %s: %s", journal, exc)

@@ -281,7 +281,7 @@ class SeedMirrors:
         """
         self._undo, self._pending = {}, None  # nothing earlier (or a parent's) is ours to undo
         state = self._load_state(tx)
-        if self.journal_path.exists():
+        if self.journal_path.exists():  # one stat per write transaction (~1.5 µs)
             recover(self.journal_path, state, {"json": self.json_path, "csv": self.csv_path})
         have = self._seen = self._current()  # under the write lock: append derives from it
         crcs = self._crcs = crcs_of(state)
