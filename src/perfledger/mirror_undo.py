@@ -18,6 +18,7 @@ from typing import Any
 
 from .file_writes import atomic_write
 from .mirror_rebuild import EMPTY_JSON, JSON_TAIL
+from .mirror_state import Sig, digest_before
 
 log = logging.getLogger("perfledger")
 
@@ -38,6 +39,21 @@ def cut_back(path: Path, is_json: bool, size: int, times_ns: tuple[int, int] | N
     if times_ns is not None:
         os.utime(path, ns=times_ns)
     log.info("%s: dropped an append whose transaction did not commit", path.name)
+
+
+def drop_torn_tail(path: Path, is_json: bool, want: Sig | None, have: Sig | None) -> bool:
+    """Drop the tail of an append whose transaction never committed, if that is what
+    ``path`` holds: broken structure (the caller checked), same inode as the committed state
+    ``want``, not shorter, and its committed bytes unchanged (no journal needed)."""
+    if want is None or have is None or have[0] != want[0] or int(have[1]) < int(want[1]):
+        return False
+    size = int(want[1])
+    end = size - (len(JSON_TAIL) if is_json else 0)
+    if len(want) > 3 and digest_before(path, end, str(want[3])) != want[3]:
+        return False
+    log.info("repairing %s: dropping %d uncommitted bytes", path.name, int(have[1]) - size)
+    cut_back(path, is_json, size)
+    return True
 
 
 def write_journal(journal: Path, paths: dict[str, Path]) -> None:

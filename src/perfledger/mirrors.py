@@ -76,11 +76,10 @@ from .mirror_state import (
     appended,
     content_crc,
     crcs_of,
-    digest_before,
     probe,
     same,
 )
-from .mirror_undo import APPEND_JOURNAL, cut_back, recover, write_journal
+from .mirror_undo import APPEND_JOURNAL, cut_back, drop_torn_tail, recover, write_journal
 from .store.base import WriteTx
 
 #: The files' stats after an append (the JSON's with its size before).
@@ -132,6 +131,7 @@ class SeedMirrors:
         #: process killed in between leaves it, and the next writer cuts the files back.
         self.journal_path = directory / APPEND_JOURNAL
         self._journaled = False
+        self._journal_check = True  # the first write looks for one, even with files in step
         self._pending: PreparedAppend | None = None  # a bulk append being written
 
     # ------------------------------------------------------------------ state
@@ -281,11 +281,17 @@ class SeedMirrors:
         """
         self._undo, self._pending = {}, None  # nothing earlier (or a parent's) is ours to undo
         state = self._load_state(tx)
-        if self.journal_path.exists():  # one stat per write transaction (~1.5 µs)
-            recover(self.journal_path, state, {"json": self.json_path, "csv": self.csv_path})
         have = self._seen = self._current()  # under the write lock: append derives from it
+        in_step = all(same(state.get(k), have[k]) for k in ("json", "csv", "best"))
+        # A journal a dead process left matters only if the files are out of step (longer); a
+        # stale one is cleared by this instance's first write. Not a stat on every log().
+        if (self._journal_check or not in_step) and self.journal_path.exists():
+            recover(self.journal_path, state, {"json": self.json_path, "csv": self.csv_path})
+            have = self._seen = self._current()
+            in_step = all(same(state.get(k), have[k]) for k in ("json", "csv", "best"))
+        self._journal_check = False
         crcs = self._crcs = crcs_of(state)
-        if all(same(state.get(k), have[k]) for k in ("json", "csv", "best")):
+        if in_step:
             if len(crcs) < len(self._paths) and not self._crcs_backfilled:
                 self._backfill_crcs(have)
             upto = state.get(_UPTO)
@@ -315,7 +321,7 @@ class SeedMirrors:
                 adopted[path.name] = self._adopt(tx, path) if self._adopt is not None else 0
             except PerfLedgerError as exc:
                 problems = getattr(exc, "problems", None) or [(None, "syntax", "")]
-                if problems[0][1] == "syntax" and self._torn(key, want, have[key][0], path):
+                if problems[0][1] == "syntax" and drop_torn_tail(path, key == "json", want, have[key][0]):
                     continue
                 self.conflicts[path.name] = str(exc)
                 continue
@@ -335,20 +341,6 @@ class SeedMirrors:
             log.warning("adopted into %s: %s%s", self.directory, ", ".join(
                 f"{n} records from {name}" for name, n in adopted.items()), kept)
         self._report(strict)
-        return True
-
-    def _torn(self, key: str, want: list[int | str] | None, have: Sig | None, path: Path) -> bool:
-        """Drop the tail of an append whose transaction never committed, if that is what
-        ``path`` holds: broken structure (the caller checked), same inode, not shorter, and
-        its committed bytes unchanged."""
-        if want is None or have is None or have[0] != want[0] or int(have[1]) < int(want[1]):
-            return False
-        size = int(want[1])
-        tail = len(JSON_TAIL) if key == "json" else 0
-        if len(want) > 3 and digest_before(path, size - tail, str(want[3])) != want[3]:
-            return False
-        log.info("repairing %s: dropping %d uncommitted bytes", path.name, int(have[1]) - size)
-        cut_back(path, key == "json", size)
         return True
 
     def _report(self, strict: bool) -> None:
@@ -474,7 +466,11 @@ class SeedMirrors:
             self._pending.followed(wait_quietly=True)
         undo, self._undo, self._pending = self._undo, {}, None
         for key, st in undo.items():
-            cut_back(self._paths[key], key == "json", st.st_size, (st.st_atime_ns, st.st_mtime_ns))
+            try:
+                cut_back(self._paths[key], key == "json", st.st_size, (st.st_atime_ns, st.st_mtime_ns))
+            except OSError as exc:  # the caller's error is the one to raise; the journal stays
+                log.warning("could not take back the append to %s: %s", self._paths[key].name, exc)
+                return
         if self._journaled:
             self.journal_path.unlink(missing_ok=True)
             self._journaled = False
