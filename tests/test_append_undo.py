@@ -19,9 +19,9 @@ import pytest
 from helpers import csv_records, kill_rounds, mirror_records
 
 from perfledger import Ledger
-from perfledger.batch import Batch
-from perfledger.mirror_undo import APPEND_JOURNAL, write_journal
-from perfledger.mirrors import SeedMirrors
+from perfledger.mirrors.seed_files import SeedMirrors
+from perfledger.mirrors.undo import APPEND_JOURNAL, write_journal
+from perfledger.records.batch import Batch
 
 FILES = ("model_performance.json", "model_performance.csv", "best_models.json")
 
@@ -82,7 +82,7 @@ def test_a_process_dead_during_a_bulk_append_is_taken_back(ledger_dir: Path) -> 
 import os, sys, time
 sys.path[:0] = {sys.path!r}
 from perfledger import Ledger
-from perfledger.batch import Batch
+from perfledger.records.batch import Batch
 def die(self, directions):
     time.sleep(1.0)  # the background append has written both files by now
     os._exit(9)

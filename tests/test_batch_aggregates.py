@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perfledger.batch import _FRAME_FROM, Batch
-from perfledger.record import CORE_DIRECTIONS, CORE_METRICS
+from perfledger.records.batch import _FRAME_FROM, Batch
+from perfledger.records.record import CORE_DIRECTIONS, CORE_METRICS
 
 DIRECTIONS = {**CORE_DIRECTIONS, "sortino": True, "turnover": False}
 values = st.one_of(st.none(), st.floats(-5, 5, allow_nan=False).map(lambda v: round(v, 3)))

@@ -350,7 +350,7 @@ def test_best_ticker_option_and_positional_alias(store: Path) -> None:
 
 def test_export_formats_match_the_library() -> None:
     from perfledger.cli.options import ExportFormat
-    from perfledger.exporter import EXPORT_FORMATS
+    from perfledger.files.exporter import EXPORT_FORMATS
 
     assert tuple(f.value for f in ExportFormat) == EXPORT_FORMATS
 

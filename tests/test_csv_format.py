@@ -6,9 +6,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perfledger import mirror_format as mirrors
-from perfledger.batch import Batch
-from perfledger.record import CORE_METRICS
+from perfledger.mirrors import layout as mirrors
+from perfledger.records.batch import Batch
+from perfledger.records.record import CORE_METRICS
 
 floats = st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False),
                    st.sampled_from([0.0, -0.0, 1e-6, 1e-7, 1e10, 9999999999.0, 1e15, 5e-324,

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perfledger import Ledger, ValidationError
-from perfledger.decay import DECAY_COLUMNS, _exact_sf, decay_frame, worse_test
+from perfledger.stats.decay import DECAY_COLUMNS, _exact_sf, decay_frame, worse_test
 
 scipy_stats = pytest.importorskip("scipy.stats")
 

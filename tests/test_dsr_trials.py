@@ -19,8 +19,8 @@ import scipy.stats
 from scipy.stats import norm
 
 from perfledger import Ledger, ValidationError
-from perfledger.backtest import sharpe_confidence
-from perfledger.returns import deflated_sharpe_ratio, expected_max_sharpe, from_returns
+from perfledger.stats.backtest import sharpe_confidence
+from perfledger.stats.returns import deflated_sharpe_ratio, expected_max_sharpe, from_returns
 
 GAMMA = 0.5772156649015329
 

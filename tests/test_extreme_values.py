@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from perfledger import Ledger, ValidationError
-from perfledger.validation import MAX_MAGNITUDE, MIN_MAGNITUDE
+from perfledger.records.validation import MAX_MAGNITUDE, MIN_MAGNITUDE
 
 
 def _no_constants(name: str) -> Any:

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from perfledger import Ledger, PerfLedgerError, ValidationError
-from perfledger.exporter import export_records
-from perfledger.importer import import_file, record_hash, record_key
+from perfledger.files.exporter import export_records
+from perfledger.files.importer import import_file, record_hash, record_key
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perfledger import mirror_columns
-from perfledger.batch import Batch
-from perfledger.mirror_format import json_body
-from perfledger.record import CORE_METRICS, SEED_FIELDS
-from perfledger.timestamps import format_ts
+from perfledger.mirrors import columns as mirror_columns
+from perfledger.mirrors.layout import json_body
+from perfledger.records.batch import Batch
+from perfledger.records.record import CORE_METRICS, SEED_FIELDS
+from perfledger.records.timestamps import format_ts
 
 TEXT = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=12)
 # Every spelling orjson has: both sides of its exponent thresholds, integral values, -0.0.
@@ -87,7 +87,7 @@ VALID_ROW = st.fixed_dictionaries({
 @given(st.lists(VALID_ROW, min_size=1, max_size=6))
 def test_a_validated_frame_gives_the_same_bytes_as_its_lists(rows: list[dict]) -> None:
     """A bulk load builds the Arrow columns from the frame's arrays, not the batch's lists."""
-    from perfledger.validation import validate_frame
+    from perfledger.records.validation import validate_frame
 
     frame = pd.DataFrame([{**{k: r[k] for k in ("ticker", "model_name", "notes", *CORE_METRICS)},
                            "timestamp": format_ts(r["ts"])} for r in rows])

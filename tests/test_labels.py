@@ -1,5 +1,5 @@
 """How params and tags compare (one canonical spelling per JSON value) and how the filter
-arguments users pass are checked (perfledger.labels)."""
+arguments users pass are checked (perfledger.records.labels)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from perfledger import ValidationError
-from perfledger.labels import canonical, check_filter, collect, decode, parse_by, sort_key
+from perfledger.records.labels import canonical, check_filter, collect, decode, parse_by, sort_key
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=8) | st.floats(
     allow_nan=False, allow_infinity=False)
@@ -44,7 +44,7 @@ def test_canonical_text_is_the_same_json_value(value: object) -> None:
 
 @given(json_values)
 def test_the_fast_paths_spell_values_as_json_dumps_would(value: object) -> None:
-    from perfledger.labels import _plain
+    from perfledger.records.labels import _plain
 
     assert canonical(value) == json.dumps(_plain(value), ensure_ascii=False, sort_keys=True,
                                           separators=(",", ":"))

@@ -10,7 +10,7 @@ import pytest
 
 from perfledger import Ledger, ValidationError
 from perfledger.location import DB_NAME, describe_url_text, hide_password, resolve
-from perfledger.timestamps import parse_timestamp, time_window, to_us
+from perfledger.records.timestamps import parse_timestamp, time_window, to_us
 
 
 def test_default_is_env_then_memory_logs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

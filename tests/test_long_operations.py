@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from perfledger import Ledger, ValidationError
+from perfledger.files.transfer import copy_store
 from perfledger.store.base import HistoryQuery
 from perfledger.store.writes import SQLWriteTx
-from perfledger.transfer import copy_store
 
 # Opens the ledger and says "ready" (start-up on a loaded machine must not count), logs when
 # told to, and prints when its log was committed, on the system-wide monotonic clock.

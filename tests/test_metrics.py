@@ -17,7 +17,7 @@ import pytest
 import scipy.stats
 
 from perfledger import Ledger, ValidationError
-from perfledger.returns import (
+from perfledger.stats.returns import (
     EULER_GAMMA,
     deflated_sharpe_ratio,
     expected_max_sharpe,

@@ -174,7 +174,7 @@ def test_the_committed_state_is_the_files_real_state_after_every_kind_of_write(
 ) -> None:
     """An append records the files' new state from what it wrote, without reading them
     again: after each kind of write it must equal the state read from the files."""
-    from perfledger.mirrors import STATE_KEY
+    from perfledger.mirrors.seed_files import STATE_KEY
 
     def committed() -> dict[str, list[int | str]]:
         return json.loads(ledger._ensure().get_meta(STATE_KEY))
@@ -195,7 +195,7 @@ def test_the_committed_state_is_the_files_real_state_after_every_kind_of_write(
     assert_mirrors_match(ledger)
 
     # A copy appends chunk after chunk in one transaction, each from the previous one's state.
-    from perfledger.transfer import copy_store
+    from perfledger.files.transfer import copy_store
 
     target = Ledger(tmp_path / "copy")
     assert copy_store(ledger._ensure(), target._writable(), target._mirrors, chunk=700) == 2505
@@ -223,7 +223,7 @@ def test_a_same_size_rewrite_with_the_old_mtime_is_still_noticed(ledger: Ledger)
 def test_a_state_committed_with_the_older_digest_is_still_understood(ledger: Ledger) -> None:
     """Ledgers written by the previous release committed blake2b digests: they open without
     any repair, a change to a file is still noticed, and the next write records CRC-32."""
-    from perfledger.mirrors import STATE_KEY
+    from perfledger.mirrors.seed_files import STATE_KEY
 
     for i in range(3):
         ledger.log("M", "T", sharpe=float(i), notes=f"n{i}")
@@ -307,7 +307,7 @@ def built(tmp_path: Path) -> Path:
 def adoptions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the files the ledgers opened from now on adopt (read through the importer)."""
     import perfledger.ledger
-    from perfledger.importer import adopt_file
+    from perfledger.files.importer import adopt_file
 
     seen: list[str] = []
 
@@ -333,7 +333,7 @@ def test_a_copy_of_the_directory_opens_without_adopting_or_rewriting(
 ) -> None:
     """A restored backup has new inodes (and, copied with cp, new mtimes) but the committed
     bytes: it opens after one read of each mirror, nothing adopted, no mirror rewritten."""
-    from perfledger.mirrors import STATE_KEY
+    from perfledger.mirrors.seed_files import STATE_KEY
 
     copy = COPIES[how](built, tmp_path / "copy")
     before = {name: (os.stat(copy / name).st_ino, (copy / name).read_bytes()) for name in MIRRORS}
@@ -377,7 +377,7 @@ def test_a_state_saved_by_the_previous_release_still_adopts_a_copy(
     taken before this release wrote is adopted, as it was, losing and doubling nothing. This
     release's first write reads the CRCs once (so do an adoption and rebuild_mirrors()):
     a copy taken after it opens without adoption."""
-    from perfledger.mirrors import STATE_KEY
+    from perfledger.mirrors.seed_files import STATE_KEY
 
     def drop_crcs() -> None:
         with Ledger(built) as led, led._ensure().writing() as tx:
@@ -420,7 +420,7 @@ def test_logging_into_an_opened_copy_keeps_files_and_database_in_step(
 ) -> None:
     """The content CRCs a copy's state carries are extended by every append: after writes,
     another copy still opens without adopting, and the files are the database's."""
-    from perfledger.mirrors import STATE_KEY
+    from perfledger.mirrors.seed_files import STATE_KEY
 
     copy = tmp_path / "copy"
     _copy_files(built, copy)

@@ -28,8 +28,6 @@ from unprivileged import IS_ROOT, SRC, Reader, as_reader, make_foreign, run_cli,
 from upgrade_fixtures import copy_v1_sqlite
 
 # Imported here, by the parent: a reader may not be able to read the standard library.
-import perfledger.backtest
-import perfledger.transfer  # noqa: F401
 from perfledger import Ledger, ReadOnlyLedgerError
 from perfledger.cli import app
 from perfledger.location import resolve

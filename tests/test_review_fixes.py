@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from perfledger import Ledger, ValidationError
-from perfledger.importer import import_file
+from perfledger.files.importer import import_file
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

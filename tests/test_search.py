@@ -350,7 +350,7 @@ def test_a_by_naming_nothing_raises(swept: Ledger, by: Any) -> None:
 
 
 def test_sqlite_starts_from_the_smallest_set(ledger: Ledger) -> None:
-    from perfledger.labels import check_filter
+    from perfledger.records.labels import check_filter
     from perfledger.store.base import HistoryQuery
     from perfledger.store.queries import source
 

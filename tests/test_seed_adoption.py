@@ -22,7 +22,7 @@ from helpers import csv_records, mirror_records
 
 from perfledger import Ledger
 from perfledger.errors import MirrorConflictError
-from perfledger.importer import import_file
+from perfledger.files.importer import import_file
 
 WORKERS = Path(__file__).parent / "workers"
 sys.path.insert(0, str(WORKERS))

@@ -120,8 +120,8 @@ def test_a_sqlite_write_transaction_ends_statements_of_both_paths_together(
     """The write transaction runs BEGIN IMMEDIATE/COMMIT on the driver itself; a statement
     run through SQLAlchemy inside it (import keys) must join it: committed with the rest,
     or rolled back with the rest, and the lock released either way."""
-    from perfledger.batch import Batch
-    from perfledger.validation import validate_record
+    from perfledger.records.batch import Batch
+    from perfledger.records.validation import validate_record
 
     store = ledger._ensure()
     batch = Batch.from_records([validate_record("M", "T", sharpe=1.0)])

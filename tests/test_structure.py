@@ -1,5 +1,10 @@
-"""The layout rules the code base keeps (docs/architecture.md): no import circles, small
-modules, and one place that decides what a location string means."""
+"""The layout rules the code base keeps (docs/architecture.md): the subsystems as layers
+(each package imports only the packages below it), no import circles, a docstring on every
+module and package saying what it holds, and one place that decides what a location string
+means.
+
+There is no line cap: a module holds one concept and a class lives in one module (a cap
+split the Ledger into a mixin with a stub, and one subsystem into seven modules)."""
 
 from __future__ import annotations
 
@@ -7,7 +12,24 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-MAX_LINES = 500
+#: Each subsystem (a package or a top-level module of ``perfledger``) and the subsystems it
+#: may import: the layers of docs/architecture.md, bottom first.
+LAYERS: dict[str, set[str]] = {
+    "errors": set(),
+    "location": {"errors"},
+    "records": {"errors"},
+    "stats": {"errors", "records"},
+    "store": {"errors", "location", "records"},
+    "mirrors": {"errors", "records", "store"},
+    "files": {"errors", "location", "records", "store", "mirrors"},
+    "frames": {"errors", "records", "store"},
+    "ledger": {"errors", "location", "records", "stats", "store", "mirrors", "files", "frames"},
+    "returns": {"stats"},
+    "sample": {"ledger", "records", "stats"},
+    "cli": {"errors", "location", "records", "stats", "store", "files", "ledger", "dashboard", "sample"},
+    "dashboard": {"errors", "location", "records", "stats", "store", "files", "ledger", "frames",
+                  "sample"},
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -87,11 +109,38 @@ def test_no_import_circles() -> None:
     assert cycles(graph) == []
 
 
-def test_no_module_over_the_size_limit() -> None:
-    sizes = {
-        str(p.relative_to(SRC)): len(p.read_text(encoding="utf-8").splitlines()) for p in SRC.rglob("*.py")
-    }
-    assert {p: n for p, n in sizes.items() if n > MAX_LINES} == {}
+def _subsystem(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "perfledger" else None
+
+
+def test_every_subsystem_has_a_layer() -> None:
+    found = {_subsystem(m) for m in import_graph()} - {None, "__main__"}
+    assert found == set(LAYERS)
+
+
+def test_subsystems_import_only_the_layers_below_them() -> None:
+    wrong = sorted(
+        (module, dep)
+        for module, deps in import_graph().items()
+        for dep in deps
+        if (a := _subsystem(module)) in LAYERS and (b := _subsystem(dep)) not in (None, a)
+        and b not in LAYERS[a]
+    )
+    assert wrong == []
+
+
+def test_the_layer_check_finds_a_planted_upward_import() -> None:
+    graph = {"perfledger.records.batch": {"perfledger.ledger"}}
+    wrong = [(m, d) for m, ds in graph.items() for d in ds if _subsystem(d) not in LAYERS[_subsystem(m)]]
+    assert wrong == [("perfledger.records.batch", "perfledger.ledger")]
+
+
+def test_every_module_says_what_it_holds() -> None:
+    missing = [str(p.relative_to(SRC)) for p in SRC.rglob("*.py")
+               if ast.get_docstring(ast.parse(p.read_text(encoding="utf-8"))) is None
+               and p.name != "__main__.py"]
+    assert missing == []
 
 
 def test_only_the_location_module_tells_urls_from_directories() -> None:

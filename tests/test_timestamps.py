@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from perfledger.timestamps import MAX_TS, MIN_TS, format_ts, format_ts_many, parse_timestamp, to_us
+from perfledger.records.timestamps import MAX_TS, MIN_TS, format_ts, format_ts_many, parse_timestamp, to_us
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TS = st.integers(min_value=to_us(MIN_TS), max_value=to_us(MAX_TS) - 1)  # MAX_TS is excluded

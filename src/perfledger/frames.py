@@ -13,8 +13,8 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .record import CORE_METRICS, SEED_FIELDS
-from .timestamps import format_ts_many
+from .records.record import CORE_METRICS, SEED_FIELDS
+from .records.timestamps import format_ts_many
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -99,7 +99,7 @@ def leaderboard_frame(
     their canonical JSON (numbers as numbers, arrays as tuples)."""
     import pandas as pd
 
-    from .labels import decode, sort_key
+    from .records.labels import decode, sort_key
 
     by_model = group == "model_name"
     rows: dict[tuple[str, Any], dict[str, Any]] = {

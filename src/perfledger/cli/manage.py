@@ -82,7 +82,7 @@ def import_(
 
     Example: perfledger import memory/logs/model_performance.json old/model_performance.csv
     """
-    from ..importer import import_file
+    from ..files.importer import import_file
 
     blocked = False
     with library_errors():
@@ -147,7 +147,7 @@ def export(
 
     Example: perfledger export --format parquet --output aapl.parquet --ticker AAPL --tag run=nightly
     """
-    from ..exporter import export_records
+    from ..files.exporter import export_records
 
     params, tags = label_filters(param, tag)
     if seed_files is not None:

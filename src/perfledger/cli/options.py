@@ -26,7 +26,7 @@ class OutputFormat(StrEnum):
 
 
 class ExportFormat(StrEnum):
-    """The file formats of ``export`` (the same as ``perfledger.exporter.EXPORT_FORMATS``)."""
+    """The file formats of ``export`` (the same as ``perfledger.files.exporter.EXPORT_FORMATS``)."""
 
     csv = "csv"
     json = "json"

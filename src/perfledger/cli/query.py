@@ -201,8 +201,8 @@ def check(
 
     Example: perfledger check --ticker AAPL --model LSTM_v1 --metric sharpe --min 1.0 --days 30
     """
-    from ..record import CORE_METRICS
-    from ..validation import check_metric_name
+    from ..records.record import CORE_METRICS
+    from ..records.validation import check_metric_name
 
     if min_ is None and max_ is None:
         fail("check needs --min X or --max X (or both, for a range)")

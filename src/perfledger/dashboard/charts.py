@@ -310,7 +310,7 @@ def param_comparison_figure(
     ``value`` (what to show), ``value_key`` (what makes values equal) and ``metric``. Up to
     ``max_points`` evaluations are also drawn as points; above that the boxes are computed
     here and no point is sent to the browser."""
-    from ..labels import sort_key
+    from ..records.labels import sort_key
 
     label = metric_label(metric)
     title = f"{label} per {name} ({'higher' if higher_is_better else 'lower'} is better)"

@@ -18,11 +18,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ..backtest import sharpe_confidence as confidence_of
-from ..decay import empty_decay_frame
-from ..labels import canonical, decode
 from ..ledger import Ledger
 from ..location import resolve
+from ..records.labels import canonical, decode
+from ..stats.backtest import sharpe_confidence as confidence_of
+from ..stats.decay import empty_decay_frame
 
 READ_ONLY_ENV = "PERFLEDGER_READ_ONLY"
 RAW_TABLE_ROWS = 1_000

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..record import CORE_METRICS
+from ..records.record import CORE_METRICS
 
 LABELS = {
     "sharpe": "Sharpe",

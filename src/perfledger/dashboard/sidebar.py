@@ -15,7 +15,7 @@ from typing import Any
 import streamlit as st
 
 from .. import ValidationError
-from ..record import CORE_METRICS
+from ..records.record import CORE_METRICS
 from ..sample import add_sample_data
 from . import data, experiments
 from .formatting import metric_label, order_metrics

@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from ..record import CORE_METRICS
+from ..records.record import CORE_METRICS
 from . import charts, data, experiments
 from .display import display_history, formatted
 from .formatting import (

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from ..batch import Batch
+    from ..records.batch import Batch
 
 #: One row of per-(ticker, model, metric) statistics:
 #: ``(ticker, model_name, metric, n, mean, m2, min, max, latest)``.
@@ -44,7 +44,7 @@ class HistoryQuery:
     limit: int | None = None
     include_meta: bool = False
     #: Records whose params/tags hold each key with this value: (key, canonical JSON value)
-    #: pairs (see :mod:`perfledger.labels`), sorted by key.
+    #: pairs (see :mod:`perfledger.records.labels`), sorted by key.
     params: tuple[tuple[str, str], ...] = ()
     tags: tuple[tuple[str, str], ...] = ()
 

@@ -1,6 +1,6 @@
 """The SQL of filtered reads: one WHERE for every filter, grouped leaderboards, label listings.
 
-Params/tags filters mean the same on both engines (:mod:`perfledger.labels`: equal JSON
+Params/tags filters mean the same on both engines (:mod:`perfledger.records.labels`: equal JSON
 values) but run differently:
 
 * **PostgreSQL** tests the JSONB columns, ``r.params @> '{"max_depth": 6}'``, served by their
@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..labels import canonical, digest
-from ..record import CORE_METRICS
+from ..records.labels import canonical, digest
+from ..records.record import CORE_METRICS
 from .base import Grouping, HistoryQuery, LabelRow
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..record import CORE_DIRECTIONS, CORE_METRICS
-from ..timestamps import format_ts
+from ..records.record import CORE_DIRECTIONS, CORE_METRICS
+from ..records.timestamps import format_ts
 from . import schema as T
 
 

@@ -134,7 +134,7 @@ labels = sa.Table(
     sa.Column("h", sa.String(40), nullable=False),
     sa.Column("kind", sa.String(1), nullable=False),  # "p" a param, "t" a tag
     sa.Column("key", sa.Text, nullable=False),
-    sa.Column("value", sa.Text, nullable=False),  # canonical JSON (perfledger.labels.canonical)
+    sa.Column("value", sa.Text, nullable=False),  # canonical JSON (perfledger.records.labels.canonical)
     sa.Column("n", sa.BigInteger, nullable=False),  # records carrying it
     sa.Index("ix_pl_labels_h", "h", unique=True),
     sa.Index("ix_pl_labels_key", "kind", "key"),

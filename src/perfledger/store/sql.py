@@ -20,13 +20,13 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 
-from ..access import sqlite_file
 from ..errors import ReadOnlyLedgerError, StoreConnectionError, ValidationError
 from ..location import describe_store, describe_url_text, hide_passwords_in
-from ..record import CORE_METRICS
-from ..timestamps import format_ts
+from ..records.record import CORE_METRICS
+from ..records.timestamps import format_ts
 from . import columnar_pg
 from . import schema as T
+from .access import sqlite_file
 from .base import Grouping, HistoryQuery, HistoryRows, LabelRow, PairRow, StatRow, Store, TailQuery
 from .columnar import ColumnarReader
 from .engine import BUSY_TIMEOUT_S, create_file, immediate_transaction, make_engine

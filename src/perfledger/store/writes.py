@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..labels import collect, digest
-from ..record import CORE_DIRECTIONS, CORE_METRICS
+from ..records.labels import collect, digest
+from ..records.record import CORE_DIRECTIONS, CORE_METRICS
 from . import schema as T
 from .base import WriteTx
 from .reads import read_best, read_directions
@@ -34,7 +34,7 @@ _BULK_ROWS = 50_000
 _IN_CHUNK = 500
 
 if TYPE_CHECKING:
-    from ..batch import Batch
+    from ..records.batch import Batch
 
 
 def _build_sql(dialect: str) -> dict[str, str]:
@@ -339,7 +339,7 @@ class SQLWriteTx(WriteTx):
         return int(self._scalar("max_id", {}) or 0)
 
     def iter_batches(self, chunk: int = 20_000, after: int = 0) -> Iterator[Batch]:
-        from ..batch import Batch
+        from ..records.batch import Batch
 
         last = after
         cols = ["id", "ts", "ticker", "model_name", *CORE_METRICS, "notes",

@@ -12,7 +12,7 @@ round trip what took seven.
 The upserts are the very statements :mod:`.writes` builds (its ``VALUES (:a, ...)`` turned
 into a ``SELECT`` from the inserted record and a typed ``VALUES`` list), so the merge rules
 (best ties to the earliest, mergeable statistics) stay in one place. The rows come from
-:meth:`Batch.aggregates <perfledger.batch.Batch.aggregates>` as for any batch. Larger
+:meth:`Batch.aggregates <perfledger.records.batch.Batch.aggregates>` as for any batch. Larger
 batches, and records with params or tags (their labels), take the inherited path or add a
 statement for the labels.
 """
@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from ..record import CORE_DIRECTIONS, CORE_METRICS
+from ..records.record import CORE_DIRECTIONS, CORE_METRICS
 from . import schema as T
 from .writes import SQLWriteTx, Statements, _best_key
 
 if TYPE_CHECKING:
-    from ..batch import Batch
+    from ..records.batch import Batch
 
 _UPSERT = re.compile(r"^(INSERT INTO (\w+) \(([^)]*)\)) VALUES \(([^)]*)\) (ON CONFLICT .*)$", re.S)
 #: Placeholder for the record id in the aggregates: the statement substitutes the real one.

@@ -29,26 +29,35 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .batch import Batch
-from .errors import ValidationError
-from .file_rows import DICT_FIELDS, Progress, read_rows
-from .record import CORE_METRICS, SEED_FIELDS
-from .timestamps import format_ts, parse_timestamp
-from .validation import validate_frame
+from ..errors import ValidationError
+from ..records.batch import Batch
+from ..records.record import CORE_METRICS, SEED_FIELDS
+from ..records.timestamps import format_ts, parse_timestamp
+from ..records.validation import validate_frame
+from .rows import DICT_FIELDS, Progress, read_rows
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .store.base import WriteTx
+    from ..store.base import WriteTx
 
-    #: What the importer needs of a ledger (kept structural: the ledger imports this module).
-    Ledger = Any
 
+class LedgerLike(Protocol):
+    """What files in and out need of a :class:`~perfledger.Ledger` (which sits above this
+    package and passes itself in)."""
+
+    def history(self, ticker: Any = None, model_name: Any = None, days_back: Any = None,
+                since: Any = None, until: Any = None, **filters: Any) -> pd.DataFrame: ...
+
+    def records(self, ticker: Any = None, model_name: Any = None, days_back: Any = None,
+                since: Any = None, until: Any = None, **filters: Any) -> list[dict[str, Any]]: ...
+
+    def log_many(self, records: Any, *, import_keys: Sequence[str] | None = None) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +138,7 @@ def _frame_keys(clean: pd.DataFrame, *, full: bool) -> list[Key]:
     return [record_key(ts, t, m, s, n, me, p, tg, full=full) for ts, t, m, s, n, me, p, tg in cols]
 
 
-def _history_keys(led: Ledger, tickers: list[str], since_us: int, until_us: int) -> set[Key]:
+def _history_keys(led: LedgerLike, tickers: list[str], since_us: int, until_us: int) -> set[Key]:
     """Content keys (without params/tags) of stored records in the tickers and time span."""
     hist = led.history(ticker=tickers, since=format_ts(since_us), until=format_ts(until_us))
     if hist.empty:
@@ -152,7 +161,7 @@ def _history_keys(led: Ledger, tickers: list[str], since_us: int, until_us: int)
 
 
 def import_file(
-    led: Ledger, path: str | Path, *, skip_invalid: bool = False, progress: Progress | None = None
+    led: LedgerLike, path: str | Path, *, skip_invalid: bool = False, progress: Progress | None = None
 ) -> ImportReport:
     """Import one file (see the module docstring); returns what happened.
 

@@ -43,7 +43,7 @@ class Batch:
     #: its arrays rather than from the lists above (no Python object per value).
     frame: pd.DataFrame | None = field(default=None, repr=False, compare=False)
     _ts_text: list[str] | None = field(default=None, repr=False, compare=False)
-    #: The mirrors' Arrow columns of this batch, built once (:func:`perfledger.mirror_columns.seed_columns`).
+    #: The mirrors' Arrow columns of this batch, built once (:func:`perfledger.mirrors.columns.seed_columns`).
     arrow: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -78,7 +78,7 @@ class Batch:
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> Batch:
-        """From the normalised output of :func:`perfledger.validation.validate_frame`."""
+        """From the normalised output of :func:`perfledger.records.validation.validate_frame`."""
         import numpy as np
 
         def floats(col: str) -> list[float | None]:

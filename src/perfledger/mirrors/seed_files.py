@@ -56,10 +56,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import MirrorConflictError, PerfLedgerError
+from ..errors import MirrorConflictError, PerfLedgerError
+from ..store.base import WriteTx
 from .file_writes import Parts, atomic_write, parts_crc, parts_tail, write_at
-from .mirror_format import PreparedAppend, csv_header
-from .mirror_rebuild import (
+from .layout import PreparedAppend, csv_header
+from .rebuild import (
     BEST_NAME,
     CSV_NAME,
     EMPTY_JSON,
@@ -70,7 +71,7 @@ from .mirror_rebuild import (
     write_json,
     write_seed_files,
 )
-from .mirror_state import (
+from .state import (
     DIGEST_SPAN,
     Sig,
     appended,
@@ -79,8 +80,7 @@ from .mirror_state import (
     probe,
     same,
 )
-from .mirror_undo import APPEND_JOURNAL, cut_back, drop_torn_tail, recover, write_journal
-from .store.base import WriteTx
+from .undo import APPEND_JOURNAL, cut_back, drop_torn_tail, recover, write_journal
 
 #: The files' stats after an append (the JSON's with its size before).
 _Appended = tuple[tuple[os.stat_result, int], os.stat_result]

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errors import ValidationError
-from .mirror_format import PreparedAppend
-from .timestamps import format_ts
-from .validation import has_nul
+from ..errors import ValidationError
+from ..mirrors.layout import PreparedAppend
+from ..records.timestamps import format_ts
+from ..records.validation import has_nul
 
 if TYPE_CHECKING:
-    from .batch import Batch
-    from .mirrors import SeedMirrors
-    from .store.base import Store
+    from ..mirrors.seed_files import SeedMirrors
+    from ..records.batch import Batch
+    from ..store.base import Store
 
 
 def copy_store(

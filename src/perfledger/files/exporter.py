@@ -20,20 +20,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .batch import Batch
-from .errors import ValidationError
-from .mirror_format import CSV_COLUMNS, csv_bytes, json_body
-from .record import CORE_METRICS
-from .timestamps import parse_timestamp
+from ..errors import ValidationError
+from ..mirrors.layout import CSV_COLUMNS, csv_bytes, json_body
+from ..records.batch import Batch
+from ..records.record import CORE_METRICS
+from ..records.timestamps import parse_timestamp
 
 if TYPE_CHECKING:
-    from .ledger import Ledger
+    from .importer import LedgerLike
 
 EXPORT_FORMATS = ("csv", "json", "parquet")
 
 
 def export_records(
-    led: Ledger,
+    led: LedgerLike,
     fmt: str,
     output: str | os.PathLike[str],
     *,

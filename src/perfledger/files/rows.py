@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import ValidationError
-from .record import CORE_METRICS, SEED_FIELDS
+from ..errors import ValidationError
+from ..records.record import CORE_METRICS, SEED_FIELDS
 
 #: ``progress(stage, done, total)``: called as rows are read and stages complete.
 Progress = Callable[[str, int, int], None]

@@ -2,7 +2,7 @@
 
 Appends are written inside the database's write transaction, before its commit; a bulk
 append is written *during* the insert. If the transaction fails, the process cuts the files
-back itself (:meth:`perfledger.mirrors.SeedMirrors.abandon`). If the process dies, a journal
+back itself (:meth:`perfledger.mirrors.seed_files.SeedMirrors.abandon`). If the process dies, a journal
 written before the bulk append started tells the next writer the files' committed sizes, and
 it cuts them back: the records were never stored, so they must not be adopted from the
 files (nor a row torn in the middle of a write).
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .file_writes import atomic_write
-from .mirror_rebuild import EMPTY_JSON, JSON_TAIL
-from .mirror_state import Sig, digest_before
+from .rebuild import EMPTY_JSON, JSON_TAIL
+from .state import Sig, digest_before
 
 log = logging.getLogger("perfledger")
 

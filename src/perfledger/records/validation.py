@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from .errors import ValidationError
+from ..errors import ValidationError
 from .record import CORE_METRICS, RESERVED_NAMES, SEED_FIELDS, Record
 from .timestamps import MAX_TS, MIN_TS, now_us, parse_timestamp, to_us
 

@@ -13,7 +13,7 @@ import numbers
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import ValidationError
+from ..errors import ValidationError
 from .record import CORE_METRICS
 from .validation import check_label, check_metric_name
 

@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import ValidationError
+from ..errors import ValidationError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The range of times a ledger holds; anything outside is a typo, not an evaluation.

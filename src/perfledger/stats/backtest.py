@@ -1,7 +1,7 @@
 """Backtests as ledger records, and how much to trust the best Sharpe on a ticker.
 
 :func:`backtest_metrics` turns per-period returns into the ledger's metrics
-(:func:`perfledger.returns.from_returns`): the core ones for their columns, the rest as
+(:func:`perfledger.stats.returns.from_returns`): the core ones for their columns, the rest as
 custom metrics with the directions in :data:`BACKTEST_DIRECTIONS`. :func:`sharpe_confidence`
 answers the question a leaderboard cannot: with N trials (every logged evaluation with a
 Sharpe on a ticker) is the winner's Sharpe skill or the luck of the draw? (Probabilistic and
@@ -17,7 +17,8 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .record import CORE_METRICS
+from ..records.record import CORE_METRICS
+from ..records.validation import MIN_MAGNITUDE
 from .returns import (
     check_n_trials,
     check_periods_per_year,
@@ -25,7 +26,6 @@ from .returns import (
     from_returns,
     probabilistic_sharpe_ratio,
 )
-from .validation import MIN_MAGNITUDE
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ReadOnlyLedgerError
+from ..errors import ReadOnlyLedgerError
 
 if TYPE_CHECKING:
     import sqlalchemy as sa

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..store.base import ReadTx
 from .file_writes import atomic_write
-from .mirror_format import best_json, csv_bytes, csv_header, json_body
-from .store.base import ReadTx
+from .layout import best_json, csv_bytes, csv_header, json_body
 
 JSON_NAME = "model_performance.json"
 CSV_NAME = "model_performance.csv"

@@ -22,7 +22,7 @@ import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .errors import ValidationError
+from ..errors import ValidationError
 
 #: ``by=`` prefixes and filter arguments → the kind letter stored in ``pl_labels.kind``.
 KINDS = {"param": "p", "tag": "t"}

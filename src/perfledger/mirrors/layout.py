@@ -20,9 +20,9 @@ from typing import Any
 
 import orjson
 
-from .batch import Batch
+from ..records.batch import Batch
+from ..records.record import CORE_METRICS, SEED_FIELDS
 from .file_writes import Parts
-from .record import CORE_METRICS, SEED_FIELDS
 
 CSV_COLUMNS = (*SEED_FIELDS, "metrics", "params", "tags")
 
@@ -33,7 +33,7 @@ def json_body(batch: Batch) -> bytes:
     metrics/params/tags when present; floats in their shortest round-trip form, text as UTF-8.
 
     A few records (every single ``log()``) are one orjson call over their dicts; a large
-    batch is spelled column by column in Arrow (:mod:`.mirror_columns`), without holding the
+    batch is spelled column by column in Arrow (:mod:`.columns`), without holding the
     GIL the concurrent database insert needs. A property test holds the two byte-identical."""
     if len(batch) >= _COLUMNAR_FROM:
         return _json_columnar(batch)
@@ -63,7 +63,7 @@ def json_parts(batch: Batch) -> Parts:
 
 
 def _json_parts(batch: Batch) -> Parts:
-    from . import mirror_columns  # pyarrow: imported on first need, not with the package
+    from . import columns as mirror_columns  # pyarrow: imported on first need, not with the package
 
     return tuple(mirror_columns.json_parts(batch))
 
@@ -86,7 +86,7 @@ def _csv_arrow(batch: Batch) -> memoryview:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from . import mirror_columns
+    from . import columns as mirror_columns
 
     table = mirror_columns.csv_table(batch)
     sink = pa.BufferOutputStream()

@@ -8,7 +8,7 @@ release the GIL, so here each column is spelled once, vectorised, and the rows a
 element-wise; only the rare values Arrow cannot spell like orjson (exponents, escapes, nested
 custom metrics/params/tags) go through Python.
 
-The bytes are exactly those of :func:`perfledger.mirror_format.json_body`'s orjson path and
+The bytes are exactly those of :func:`perfledger.mirrors.layout.json_body`'s orjson path and
 its CSV twin: a property test holds them together, so one mirror never mixes two spellings.
 """
 
@@ -23,10 +23,10 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .record import CORE_METRICS, SEED_FIELDS
+from ..records.record import CORE_METRICS, SEED_FIELDS
 
 if TYPE_CHECKING:
-    from .batch import Batch
+    from ..records.batch import Batch
 
 #: Rows per Arrow pass: bounds the intermediate strings (~300 bytes a row) and keeps
 #: every offset well inside 32 bits.
