@@ -32,7 +32,6 @@ def batches(draw: Any, min_size: int = 1, max_size: int = 40) -> Batch:
     core = {m: draw(st.lists(values, min_size=n, max_size=n)) for m in CORE_METRICS}
     batch = Batch(ticker=tickers, model_name=models, ts_us=ts, core=core, notes=[""] * n,
                   metrics=draw(st.lists(custom, min_size=n, max_size=n)), params=[{}] * n, tags=[{}] * n)
-    batch.ids = list(range(1, n + 1))
     return batch
 
 
@@ -56,16 +55,20 @@ def _close(a: Any, b: Any) -> bool:
     return a == b
 
 
+def _ids(batch: Batch) -> list[int]:
+    return list(range(1, len(batch) + 1))
+
+
 def _reference(batch: Batch) -> tuple[Any, ...]:
-    """The aggregates straight from their definitions."""
-    assert batch.ids is not None
+    """The aggregates straight from their definitions (record ids 1..n)."""
+    ids = _ids(batch)
     obs: dict[tuple[str, str, str], list[tuple[int, int, float]]] = defaultdict(list)
     for pos in range(len(batch)):
         row = {m: batch.core[m][pos] for m in CORE_METRICS} | batch.metrics[pos]
         for m, v in row.items():
             if v is not None:
                 key = (batch.ticker[pos], batch.model_name[pos], m)
-                obs[key].append((batch.ts_us[pos], batch.ids[pos], v))
+                obs[key].append((batch.ts_us[pos], ids[pos], v))
     summary = []
     for (t, mod, m), xs in obs.items():
         vals = [v for _, _, v in xs]
@@ -93,8 +96,8 @@ def _reference(batch: Batch) -> tuple[Any, ...]:
 @settings(max_examples=60, deadline=None)
 @given(batches())
 def test_small_and_frame_twins_agree_with_the_definition(batch: Batch) -> None:
-    rows = _canonical(batch._aggregates_rows(DIRECTIONS))
-    frame = _canonical(batch._aggregates_frame(DIRECTIONS))
+    rows = _canonical(batch._aggregates_rows(DIRECTIONS, _ids(batch)))
+    frame = _canonical(batch._aggregates_frame(DIRECTIONS, _ids(batch)))
     assert _close(rows, frame)
     assert _close(rows, _reference(batch))
 
@@ -111,10 +114,10 @@ def test_aggregates_above_the_threshold_use_the_frame_twin_and_match_the_definit
         model_name=[rng.choice(["A", "B", "C"]) for _ in range(n)],
         ts_us=[rng.randint(0, 20) for _ in range(n)], core=core, notes=[""] * n,
         metrics=[{"sortino": round(rng.uniform(-5, 5), 2)} if rng.random() < 0.5 else {} for _ in range(n)],
-        params=[{}] * n, tags=[{}] * n, ids=list(range(1, n + 1)),
+        params=[{}] * n, tags=[{}] * n,
     )
     used = []
     original = Batch._aggregates_frame
-    monkeypatch.setattr(Batch, "_aggregates_frame", lambda self, d: used.append(1) or original(self, d))
-    assert _close(_canonical(batch.aggregates(DIRECTIONS)), _reference(batch))
+    monkeypatch.setattr(Batch, "_aggregates_frame", lambda self, d, i: used.append(1) or original(self, d, i))
+    assert _close(_canonical(batch.aggregates(DIRECTIONS, _ids(batch))), _reference(batch))
     assert used, "a batch above the threshold must take the frame path"

@@ -59,7 +59,7 @@ def _log_all(led: Ledger, changed: list[bool], writer: type[SQLWriteTx],
 
     def spy(self: SQLWriteTx, batch: Any) -> bool:
         out = original(self, batch)
-        changed.append(out)
+        changed.append(out.best_changed)
         return out
 
     monkeypatch.setattr(writer, "insert", spy)

@@ -1,11 +1,21 @@
-"""Exceptions raised by perfledger.
+"""Exceptions raised by perfledger: one class per kind of failure.
 
 Every error a user can provoke with bad input is a :class:`ValidationError`, a
 ``ValueError`` subclass, so code written against the seed API (which raised plain
 ``ValueError`` or nothing at all) keeps working, while new code can catch exactly ours.
+Failures that are not bad input have classes of their own (a missing driver, a store that
+failed, a ledger this user may only read, ...), all under :class:`PerfLedgerError`: the
+command line turns exactly these into one ``Error:`` line, and anything else is a bug.
+
+Driver errors never escape: the store maps them once, at its boundary
+(:mod:`perfledger.store.errors`), into the classes below.
 """
 
 from __future__ import annotations
+
+#: One problem of a rejected input: ``(row, field, message)``; ``row`` is ``None`` for a
+#: single call and the row's index for a batch.
+Problem = tuple["int | None", str, str]
 
 
 class PerfLedgerError(Exception):
@@ -13,23 +23,71 @@ class PerfLedgerError(Exception):
 
 
 class ValidationError(PerfLedgerError, ValueError):
-    """Input that would store a wrong record: the message names the field and the value.
+    """Input that would store a wrong record or ask a wrong question: the message names the
+    field and the value, and nothing was stored.
 
     ``problems`` lists ``(row, field, message)`` triples; ``row`` is ``None`` for a single
     :meth:`~perfledger.Ledger.log` call and the row's index for a batch.
     """
 
-    def __init__(self, message: str, problems: list[tuple[int | None, str, str]] | None = None):
+    def __init__(self, message: str, problems: list[Problem] | None = None):
         super().__init__(message)
-        self.problems: list[tuple[int | None, str, str]] = problems or []
+        self.problems: list[Problem] = problems or []
+
+    @classmethod
+    def of(cls, field: str, message: str) -> ValidationError:
+        """The error of one argument: ``message`` (which names ``field`` and its value)."""
+        return cls(message, [(None, field, message)])
+
+
+class FileReadError(ValidationError):
+    """A file that does not read as records: not UTF-8, not JSON, a CSV row cut short, a
+    value that is not a number. ``path`` is the file; ``where`` the row (``line 7``,
+    ``record 3``) or None for the whole file; ``reason`` what is wrong there.
+
+    ``broken`` tells the two kinds apart without reading the message: True when the file's
+    structure is broken (what a write interrupted mid-way leaves), False when it is
+    well-formed but holds a wrong value."""
+
+    def __init__(self, path: object, reason: str, *, where: str | None = None, broken: bool = False,
+                 field: str = "path"):
+        self.path, self.reason, self.where, self.broken = path, reason, where, broken
+        at = f"{where}: " if where else ""
+        super().__init__(f"path={str(path)!r}: {at}{reason}", [(None, field, reason)])
 
 
 class SchemaVersionError(PerfLedgerError):
     """The store was written by a newer perfledger; we refuse to touch it rather than corrupt it."""
 
 
+class NotALedgerError(PerfLedgerError):
+    """The store holds another application's tables and none of perfledger's: nothing is
+    created or written in it."""
+
+
 class StoreConnectionError(PerfLedgerError, ConnectionError):
     """The database could not be reached. The message names host and database, never a password."""
+
+
+class StorageError(PerfLedgerError):
+    """The database failed a read or a write (a full disk, a damaged file, a lost server
+    connection, a missing table). The message names the ledger and the cause; a write that
+    raised it stored nothing."""
+
+
+class WriteConflictError(StorageError):
+    """Concurrent writers collided (a PostgreSQL deadlock or serialisation failure): the
+    transaction was rolled back and may simply be run again, which the Ledger does."""
+
+
+class MissingDependencyError(PerfLedgerError, ImportError):
+    """An optional part of perfledger is not installed (a database driver, the dashboard);
+    the message says what to ``pip install``."""
+
+
+class MirrorsDisabledError(PerfLedgerError):
+    """A call about the seed's mirror files on a ledger that keeps none (a database URL, or
+    ``Ledger(dir, mirrors=False)``)."""
 
 
 class MirrorConflictError(PerfLedgerError):

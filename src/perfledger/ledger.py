@@ -188,17 +188,12 @@ class Ledger:
         for attempt in range(8):
             try:
                 with store.writing() as tx:
-                    try:
-                        stored = self._store_batch(tx, batch, prepared, claim)
-                    except BaseException:
-                        # Still under the write lock: no other writer has touched the files.
-                        # (A failed commit, after it, leaves a bulk append's journal to the
-                        # next writer.)
-                        if self._mirrors is not None:
-                            self._mirrors.abandon()
-                        raise
-                if self._mirrors is not None:
-                    self._mirrors.committed()
+                    if self._mirrors is not None:
+                        # Run by the store under the write lock when the body or the COMMIT
+                        # fails (no other writer has touched the files), or after the commit.
+                        tx.on_abort(self._mirrors.abandon)
+                        tx.on_commit(self._mirrors.committed)
+                    stored = self._store_batch(tx, batch, prepared, claim)
                 return stored
             except Exception as exc:
                 if store.is_conflict(exc) and attempt < 7:
@@ -228,9 +223,9 @@ class Ledger:
                 prepared = PreparedAppend(batch) if self._mirrors is not None else None
         if self._mirrors is not None and prepared is not None:
             self._mirrors.begin_append(prepared)  # a large batch: written during the insert
-        changed = tx.insert(batch)
+        inserted = tx.insert(batch)
         if self._mirrors is not None and prepared is not None:
-            self._mirrors.append(tx, prepared, changed)
+            self._mirrors.append(tx, prepared, inserted)
         return len(batch)
 
     def log(

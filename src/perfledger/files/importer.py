@@ -305,7 +305,7 @@ def adopt_file(tx: WriteTx, path: Path) -> int:
         kind = "syntax" if fld == "row" else "content"
         raise ValidationError(f"{at}: {msg}", [(None, kind, msg)])
     stored: set[Key] = set()
-    for batch in tx.iter_batches():
+    for _ids, batch in tx.iter_batches():
         stored.update(batch_keys(batch))
     keep = []
     for i, key in enumerate(_frame_keys(clean, full=True)):

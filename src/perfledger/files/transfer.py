@@ -21,6 +21,7 @@ from ..errors import ValidationError
 from ..mirrors.layout import PreparedAppend
 from ..records.timestamps import format_ts
 from ..records.validation import has_nul
+from ..store.base import Inserted
 
 if TYPE_CHECKING:
     from ..mirrors.seed_files import SeedMirrors
@@ -52,12 +53,12 @@ def copy_store(
                 dst_tx.register_metric(name, higher)
         if target_mirrors is not None:
             target_mirrors.sync(dst_tx)
-        for batch in src_tx.iter_batches(chunk):
-            batch.ids = None
+        for _ids, batch in src_tx.iter_batches(chunk):
             _refuse_nul(batch, copied)
-            dst_tx.insert(batch)
+            inserted = dst_tx.insert(batch)
             if target_mirrors is not None:
-                target_mirrors.append(dst_tx, PreparedAppend(batch), best_changed=False)
+                done = Inserted(inserted.ids, best_changed=False)
+                target_mirrors.append(dst_tx, PreparedAppend(batch), done)
             copied += len(batch)
         if target_mirrors is not None:
             target_mirrors.write_best(dst_tx)

@@ -32,7 +32,7 @@ def write_seed_files(directory: Path, tx: ReadTx) -> None:
 def write_json(path: Path, tx: ReadTx) -> None:
     def chunks() -> Iterable[bytes]:
         first = True
-        for batch in tx.iter_batches():
+        for _ids, batch in tx.iter_batches():
             yield (b"[\n" if first else b",\n") + json_body(batch)
             first = False
         yield EMPTY_JSON if first else JSON_TAIL
@@ -43,7 +43,7 @@ def write_json(path: Path, tx: ReadTx) -> None:
 def write_csv(path: Path, tx: ReadTx) -> None:
     def chunks() -> Iterable[bytes]:
         yield csv_header()
-        for batch in tx.iter_batches():
+        for _ids, batch in tx.iter_batches():
             yield csv_bytes(batch)
 
     atomic_write(path, chunks())

@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MirrorConflictError, PerfLedgerError
-from ..store.base import WriteTx
+from ..store.base import Inserted, WriteTx
 from .file_writes import Parts, atomic_write, parts_crc, parts_tail, write_at
 from .layout import PreparedAppend, csv_header
 from .rebuild import (
@@ -260,13 +260,14 @@ class SeedMirrors:
         if tx.last_id() <= upto:
             return False
         batches = tx.iter_batches(after=upto)
-        batch = next(batches, None)
+        item = next(batches, None)
         n = 0
-        while batch is not None:
+        while item is not None:
             following = next(batches, None)
-            self.append(tx, PreparedAppend(batch), best_changed=following is None)
+            ids, batch = item
+            self.append(tx, PreparedAppend(batch), Inserted(ids, best_changed=following is None))
             n += len(batch)
-            batch = following
+            item = following
         log.info("mirrored %d records stored without the mirrors into %s", n, self.directory)
         return True
 
@@ -383,13 +384,14 @@ class SeedMirrors:
     def _append_files(self, json_body: Parts, csv_rows: Parts) -> _Appended:
         return self._append_json(json_body), self._append_csv(csv_rows)
 
-    def append(self, tx: WriteTx, prepared: PreparedAppend, best_changed: bool) -> None:
+    def append(self, tx: WriteTx, prepared: PreparedAppend, inserted: Inserted) -> None:
         """Append a batch inside its write transaction, after :meth:`sync` ran in it (a
         rebuild must not already hold the batch), or complete :meth:`begin_append`'s."""
         json_body, csv_rows = prepared.wait()
         done: _Appended | None = prepared.followed()
         json_st, csv_st = done if done is not None else self._append_files(json_body, csv_rows)
-        upto = max(prepared.batch.ids) if prepared.batch.ids else None
+        upto = max(inserted.ids) if inserted.ids else None
+        best_changed = inserted.best_changed
         seen, crcs = self._seen, self._crcs
         if seen and json_st[1] > len(EMPTY_JSON) and all(v[0] is not None for v in seen.values()):
             # The usual case: the new state follows from sync's probe and the bytes written

@@ -28,7 +28,7 @@ _FRAME_FROM = 256
 
 @dataclass(slots=True)
 class Batch:
-    """Columns of one batch; ``ids`` are filled in by the store inside its transaction."""
+    """Columns of one batch of records (not yet stored, or read back from a store)."""
 
     ticker: list[str]
     model_name: list[str]
@@ -38,7 +38,6 @@ class Batch:
     metrics: list[dict[str, float]]
     params: list[dict[str, Any]]
     tags: list[dict[str, str]]
-    ids: list[int] | None = None
     #: The validated frame a bulk load came from: the mirrors' Arrow columns are built from
     #: its arrays rather than from the lists above (no Python object per value).
     frame: pd.DataFrame | None = field(default=None, repr=False, compare=False)
@@ -127,30 +126,30 @@ class Batch:
         return rows
 
     def aggregates(
-        self, directions: dict[str, bool]
+        self, directions: dict[str, bool], ids: Sequence[int]
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         """Best candidates, summary deltas and (ticker, model) pair deltas of this batch.
 
         Best: per (ticker, metric) the best value in the metric's direction, ties to the
         earliest (ts, id) — the same rule the store applies when merging. Summary: count,
         mean, M2 (sum of squared deviations, Chan et al.'s mergeable form), min, max and the
-        latest value per (ticker, model, metric).
+        latest value per (ticker, model, metric). ``ids`` are the records' ids, in order
+        (ties between equal timestamps go to the lower id).
         """
         if len(self) > _FRAME_FROM:
-            return self._aggregates_frame(directions)
-        return self._aggregates_rows(directions)
+            return self._aggregates_frame(directions, ids)
+        return self._aggregates_rows(directions, ids)
 
     def _aggregates_rows(
-        self, directions: dict[str, bool]
+        self, directions: dict[str, bool], ids: Sequence[int]
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         """The aggregates in plain Python. A single ``log()`` takes ~10 µs here against ~60 ms
         through pandas group-bys (measured), so both stay; ``tests/test_batch_aggregates.py``
         holds the twins to the same answers."""
-        assert self.ids is not None
         best: dict[tuple[str, str], tuple[float, int, int, int]] = {}
         summ: dict[tuple[str, str, str], list[Any]] = {}
         for pos, m, v in self.metric_rows():
-            ts, rid = self.ts_us[pos], self.ids[pos]
+            ts, rid = self.ts_us[pos], ids[pos]
             t, mod = self.ticker[pos], self.model_name[pos]
             if m in directions:
                 key = (t, m)
@@ -205,21 +204,20 @@ class Batch:
         return best_rows, summary_rows, pair_rows
 
     def _aggregates_frame(
-        self, directions: dict[str, bool]
+        self, directions: dict[str, bool], ids: Sequence[int]
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         """The same aggregates with pandas group-bys on the wide frame, for large batches:
         one group-by per table, no per-row Python."""
         import numpy as np
         import pandas as pd
 
-        assert self.ids is not None
         src = self.frame  # its arrays when there is one: no Python object per value
         wide = pd.DataFrame(
             {
                 "ticker": pd.Categorical(self.ticker if src is None else src["ticker"]),
                 "model_name": pd.Categorical(self.model_name if src is None else src["model_name"]),
                 "ts": np.asarray(self.ts_us if src is None else src["ts_us"], dtype=np.int64),
-                "rid": np.asarray(self.ids, dtype=np.int64),
+                "rid": np.asarray(ids, dtype=np.int64),
             }
         )
         metric_cols = []

@@ -8,8 +8,9 @@ implements it; another engine, or a test double, implements these methods and no
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from ..records.batch import Batch
+
+log = logging.getLogger("perfledger")
 
 #: One row of per-(ticker, model, metric) statistics:
 #: ``(ticker, model_name, metric, n, mean, m2, min, max, latest)``.
@@ -84,6 +87,15 @@ class TailQuery:
     min_count: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class Inserted:
+    """What :meth:`WriteTx.insert` stored: the records' ids in the batch's order, and whether
+    the best-models document changed (a best entry, or a ticker's first record)."""
+
+    ids: list[int]
+    best_changed: bool
+
+
 class ReadTx(ABC):
     """A read snapshot: every read through it sees the store as of one moment, and it holds
     no write lock (writers go on while it is open)."""
@@ -93,9 +105,9 @@ class ReadTx(ABC):
         """The best-models document as this transaction sees it."""
 
     @abstractmethod
-    def iter_batches(self, chunk: int = 20_000, after: int = 0) -> Iterator[Batch]:
+    def iter_batches(self, chunk: int = 20_000, after: int = 0) -> Iterator[tuple[list[int], Batch]]:
         """The records whose id is above ``after`` (all, by default) in insertion (id)
-        order, a columnar batch at a time."""
+        order, a columnar batch at a time, each with its records' ids."""
 
     @abstractmethod
     def last_id(self) -> int:
@@ -104,12 +116,46 @@ class ReadTx(ABC):
 
 class WriteTx(ReadTx):
     """A write transaction. Writers are serialised; everything done through one ``WriteTx``
-    commits or rolls back together (records, derived tables and mirror bookkeeping)."""
+    commits or rolls back together (records, derived tables and mirror bookkeeping).
+
+    Files kept beside the database (the mirrors) join the transaction through
+    :meth:`on_abort` and :meth:`on_commit`: the store runs them, so a failed ``COMMIT`` takes
+    the files back exactly as a failure in the transaction's body does."""
+
+    def __init__(self) -> None:
+        self._on_abort: list[Callable[[], None]] = []
+        self._on_commit: list[Callable[[], None]] = []
+
+    def on_abort(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` if this transaction fails (its body raised, or its ``COMMIT`` did),
+        before the rollback, while the write lock is still held: no other writer has
+        touched anything since."""
+        self._on_abort.append(fn)
+
+    def on_commit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once this transaction has committed."""
+        self._on_commit.append(fn)
+
+    def aborted(self) -> None:
+        """Called by the store when the transaction failed, before it rolls back. The
+        transaction's own error is the one raised: a failing hook is logged."""
+        hooks, self._on_abort, self._on_commit = self._on_abort, [], []
+        for fn in reversed(hooks):
+            try:
+                fn()
+            except Exception:
+                log.exception("undoing a failed write transaction's side effects failed")
+
+    def committed(self) -> None:
+        """Called by the store once the transaction committed."""
+        hooks, self._on_abort, self._on_commit = self._on_commit, [], []
+        for fn in hooks:
+            fn()
 
     @abstractmethod
-    def insert(self, batch: Batch) -> bool:
-        """Store the batch (assigning ``batch.ids``); True when the best-models document
-        changed (a best entry, or a ticker's first record)."""
+    def insert(self, batch: Batch) -> Inserted:
+        """Store the batch; returns the new records' ids and whether the best-models
+        document changed."""
 
     @abstractmethod
     def get_meta(self, key: str) -> str | None: ...

@@ -20,12 +20,15 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from . import shared_locks
 from .readonly import ReadOnlyFile
+
+if TYPE_CHECKING:
+    from .base import WriteTx
 
 BUSY_TIMEOUT_S = 120
 #: SQLite's page cache per connection, in KiB (its default is 2 MiB): the engine's
@@ -110,9 +113,11 @@ def make_engine(url: sa.URL, read_only: ReadOnlyFile | None = None) -> sa.Engine
 
 
 @contextmanager
-def immediate_transaction(conn: sa.Connection) -> Iterator[None]:
+def immediate_transaction(conn: sa.Connection, tx: WriteTx | None = None) -> Iterator[None]:
     """A SQLite write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``) run on the driver's
-    connection itself.
+    connection itself; ``tx``'s abort hooks run before a rollback (a failed ``COMMIT``
+    included: SQLite keeps the transaction, and its lock, until it is rolled back), its
+    commit hooks after the commit.
 
     Why not ``conn.begin()``: SQLAlchemy's transaction bookkeeping (events, the begin and
     commit wrappers) costs about 80 µs per transaction, as much as all the statements of a
@@ -127,9 +132,13 @@ def immediate_transaction(conn: sa.Connection) -> Iterator[None]:
         yield
         raw.commit()
     except BaseException:
+        if tx is not None:
+            tx.aborted()
         raw.rollback()
         if conn.in_transaction():
             conn.rollback()
         raise
     if conn.in_transaction():
         conn.commit()  # ends SQLAlchemy's view of the transaction; the driver has committed
+    if tx is not None:
+        tx.committed()

@@ -118,12 +118,24 @@ class SQLStore(Store):
             with self._write_lock:
                 if self._write_conn is None or self._write_conn.closed:
                     self._write_conn = self.engine.connect()
-                with immediate_transaction(self._write_conn):
-                    yield SQLWriteTx(self._write_conn, self._statements)
+                tx = SQLWriteTx(self._write_conn, self._statements)
+                with immediate_transaction(self._write_conn, tx):
+                    yield tx
             return
         try:
-            with self.engine.connect() as conn, conn.execution_options(pl_write=True).begin():
-                yield self._writer(conn, self._statements)  # type: ignore[arg-type]
+            with self.engine.connect() as conn:
+                writer = conn.execution_options(pl_write=True)
+                trans = writer.begin()
+                pg_tx = self._writer(writer, self._statements)  # type: ignore[arg-type]
+                try:
+                    yield pg_tx
+                    trans.commit()
+                except BaseException:
+                    pg_tx.aborted()
+                    if trans.is_active:
+                        trans.rollback()
+                    raise
+                pg_tx.committed()
         except sa.exc.DBAPIError as exc:
             # A PostgreSQL role granted SELECT only (a dashboard's): the one-line error a
             # read-only ledger directory gives, not a stack of SQL.

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from ..records.labels import collect, digest
 from ..records.record import CORE_DIRECTIONS, CORE_METRICS
 from . import schema as T
-from .base import WriteTx
+from .base import Inserted, WriteTx
 from .reads import read_best, read_directions
 
 
@@ -119,6 +119,7 @@ class SQLWriteTx(WriteTx):
     """A write transaction on a SQLAlchemy connection the store opened with its write lock."""
 
     def __init__(self, conn: sa.Connection, statements: Statements):
+        super().__init__()
         self.conn = conn
         self.dialect = statements.dialect
         self._sql = statements.sql
@@ -194,29 +195,29 @@ class SQLWriteTx(WriteTx):
         start = self.last_id()
         return list(range(start + 1, start + 1 + n))
 
-    def insert(self, batch: Batch) -> bool:
+    def insert(self, batch: Batch) -> Inserted:
         sql = self._sql
         # A single record on SQLite takes the id the database gives it (max + 1, as
         # _allocate_ids would): one statement less on the path of every log().
         one = self._cursor is not None and len(batch) == 1
-        batch.ids = [None] if one else self._allocate_ids(len(batch))  # type: ignore[list-item]
+        ids: list[int] = [None] if one else self._allocate_ids(len(batch))  # type: ignore[list-item]
         params_json = batch.json_or_none("params")
         tags_json = batch.json_or_none("tags")
         core_cols = [batch.core[m] for m in CORE_METRICS]
         rows = list(
-            zip(batch.ids, batch.ticker, batch.model_name, batch.ts_us, *core_cols, batch.notes,
+            zip(ids, batch.ticker, batch.model_name, batch.ts_us, *core_cols, batch.notes,
                 params_json, tags_json, strict=True)
         )
         # A bulk load at least as large as the table builds its indexes after the data
         # (one sort each) instead of a million index inserts.
-        rebuild = len(rows) >= _BULK_ROWS and batch.ids[0] - 1 <= len(rows)
+        rebuild = len(rows) >= _BULK_ROWS and ids[0] - 1 <= len(rows)
         if self._cursor is not None:
             if rebuild:
                 for index in _DEFERRED_INDEXES:
                     self._cursor.execute(f"DROP INDEX IF EXISTS {index.name}")
             if one:
                 self._cursor.execute(sql["insert_records"], rows[0])
-                batch.ids = [self._cursor.lastrowid]  # type: ignore[list-item]
+                ids = [self._cursor.lastrowid]  # type: ignore[list-item]
             else:
                 self._cursor.executemany(sql["insert_records"], rows)
             if rebuild:
@@ -225,7 +226,7 @@ class SQLWriteTx(WriteTx):
         else:
             self.conn.exec_driver_sql(sql["insert_records"], rows if len(rows) > 1 else rows[0])
         extra_rows = [
-            (batch.ids[pos], name, value)
+            (ids[pos], name, value)
             for pos, d in enumerate(batch.metrics)
             for name, value in d.items()
         ]
@@ -233,9 +234,9 @@ class SQLWriteTx(WriteTx):
             self._cursor.executemany(sql["insert_extra"], extra_rows)
         elif extra_rows:
             self.conn.exec_driver_sql(sql["insert_extra"], extra_rows)
-        self.add_labels(batch.ids, batch.params, batch.tags, rebuild=rebuild)
+        self.add_labels(ids, batch.params, batch.tags, rebuild=rebuild)
         dirs = self.directions
-        best_rows, summary_rows, pair_rows = batch.aggregates(dirs)
+        best_rows, summary_rows, pair_rows = batch.aggregates(dirs, ids)
         changed = False
         hi = sorted((r for r in best_rows if dirs[r["metric"]]), key=_best_key)
         lo = sorted((r for r in best_rows if not dirs[r["metric"]]), key=_best_key)
@@ -260,7 +261,7 @@ class SQLWriteTx(WriteTx):
                 ).scalar()
                 changed = known != len(tickers)
         self._run("pairs", pair_rows)
-        return changed
+        return Inserted(ids, changed)
 
     def add_labels(
         self,
@@ -338,7 +339,7 @@ class SQLWriteTx(WriteTx):
     def last_id(self) -> int:
         return int(self._scalar("max_id", {}) or 0)
 
-    def iter_batches(self, chunk: int = 20_000, after: int = 0) -> Iterator[Batch]:
+    def iter_batches(self, chunk: int = 20_000, after: int = 0) -> Iterator[tuple[list[int], Batch]]:
         from ..records.batch import Batch
 
         last = after
@@ -361,7 +362,7 @@ class SQLWriteTx(WriteTx):
             ):
                 extras.setdefault(rid, {})[name] = value
             k = 4 + len(CORE_METRICS)
-            yield Batch(
+            yield ids, Batch(
                 ticker=list(c[2]),
                 model_name=list(c[3]),
                 ts_us=list(c[1]),
@@ -370,7 +371,6 @@ class SQLWriteTx(WriteTx):
                 metrics=[extras.get(rid, {}) for rid in ids],
                 params=[json.loads(p) if p else {} for p in c[k + 1]],
                 tags=[json.loads(t) if t else {} for t in c[k + 2]],
-                ids=ids,
             )
             last = ids[-1]
 

@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql
 
 from ..records.record import CORE_DIRECTIONS, CORE_METRICS
 from . import schema as T
+from .base import Inserted
 from .writes import SQLWriteTx, Statements, _best_key
 
 if TYPE_CHECKING:
@@ -83,15 +84,14 @@ class PgWriteTx(SQLWriteTx):
         super().__init__(conn, statements)
         self._upserts = statements.upserts
 
-    def insert(self, batch: Batch) -> bool:
+    def insert(self, batch: Batch) -> Inserted:
         if len(batch) != 1:
             return super().insert(batch)
         custom = batch.metrics[0]
         # Core metrics' directions are fixed (their names cannot be registered): the
         # directions table is read only for a record with custom metrics.
         dirs = self.directions if custom else CORE_DIRECTIONS
-        batch.ids = [_NO_ID]
-        best_rows, summary_rows, pair_rows = batch.aggregates(dirs)
+        best_rows, summary_rows, pair_rows = batch.aggregates(dirs, [_NO_ID])
         params: dict[str, Any] = {
             "ticker": batch.ticker[0], "model_name": batch.model_name[0], "ts": batch.ts_us[0],
             **{m: batch.core[m][0] for m in CORE_METRICS}, "notes": batch.notes[0],
@@ -122,7 +122,7 @@ class PgWriteTx(SQLWriteTx):
                + ", ".join(f"(SELECT COUNT(*) FROM {k})" for k in counted)
                + ", NOT EXISTS (SELECT 1 FROM pl_pairs WHERE ticker = %(ticker)s)")
         row = self.conn.exec_driver_sql(sql, params).one()
-        batch.ids = [int(row[0])]
+        ids = [int(row[0])]
         changed = bool(row[-1]) or any(row[1 + i] for i, k in enumerate(counted) if k.startswith("best"))
-        self.add_labels(batch.ids, batch.params, batch.tags)
-        return changed
+        self.add_labels(ids, batch.params, batch.tags)
+        return Inserted(ids, changed)
