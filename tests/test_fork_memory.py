@@ -19,7 +19,7 @@ import pytest
 
 from perfledger import Ledger
 from perfledger.store.base import HistoryQuery
-from perfledger.store.columnar import ColumnarReader
+from perfledger.store.sqlite import arrow as sqlite_arrow
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc (Linux)")
 
@@ -90,7 +90,7 @@ def test_a_second_ledger_opening_and_closing_never_drops_the_first_ones_locks(tm
 def test_a_metric_null_in_the_first_batch_stays_float(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ColumnarReader, "BATCH_ROWS", 64)
+    monkeypatch.setattr(sqlite_arrow, "BATCH_ROWS", 64)
     led = Ledger(tmp_path / "ledger")
     led.log_many([
         {"model_name": "M", "ticker": "T", "sharpe": None if i < 300 else i / 7, "mse": None,

@@ -21,8 +21,8 @@ import pytest
 import sqlalchemy as sa
 
 from perfledger import Ledger
-from perfledger.store import columnar_pg
-from perfledger.store.columnar_pg import PgColumnarReader
+from perfledger.store.postgres import arrow as columnar_pg
+from perfledger.store.postgres.arrow import PostgresArrow as PgColumnarReader
 
 pytestmark = pytest.mark.postgres
 
@@ -85,13 +85,13 @@ def test_both_paths_give_identical_answers(filled: Ledger, pg_server_url: str,
     original = PgColumnarReader.read
     monkeypatch.setattr(PgColumnarReader, "read",
                         lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
-    assert isinstance(filled._store._columnar, PgColumnarReader)
+    assert isinstance(filled._store._arrow, PgColumnarReader)
     columnar = _reads(filled)
     assert len(calls) >= 15  # every read above went through the driver
 
     _missing_driver(monkeypatch)
     with Ledger(pg_server_url) as rows_only:
-        assert rows_only._store._columnar is None
+        assert rows_only._store._arrow is None
         by_rows = _reads(rows_only)
     for i, (got, want) in enumerate(zip(columnar, by_rows, strict=True)):
         if isinstance(got, pd.DataFrame):
@@ -113,7 +113,7 @@ def test_a_missing_driver_falls_back_to_the_row_path(pg_server_url: str, pg_ledg
     _missing_driver(monkeypatch)
     assert not columnar_pg.available()
     with Ledger(pg_server_url) as led:
-        assert led._store._columnar is None
+        assert led._store._arrow is None
         assert led.history(ticker="T")["notes"].tolist() == ["é"]
 
 
@@ -121,10 +121,10 @@ def test_a_driver_that_fails_to_load_is_dropped_once(pg_ledger: Ledger,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     pg_ledger.log("M", "T", sharpe=1.0)
     store = pg_ledger._store
-    store._columnar.close()  # no pooled connection: the next read imports the driver
+    store._arrow.close()  # no pooled connection: the next read imports the driver
     _missing_driver(monkeypatch)
     assert pg_ledger.history(ticker="T")["sharpe"].tolist() == [1.0]
-    assert store._columnar is None  # not tried again on every read
+    assert store._arrow is None  # not tried again on every read
 
 
 def _reader(url: str) -> PgColumnarReader:
@@ -145,7 +145,7 @@ def test_the_url_options_reach_the_columnar_connection(pg_server_url: str) -> No
     reader = _reader(url.render_as_string(hide_password=False))
     table = reader.read("SELECT current_setting('statement_timeout') AS t, "
                         "current_setting('application_name') AS a, "
-                        "CAST(:n AS BIGINT) + 1 AS n, :s::text AS s", {"n": 41, "s": "x::y"})
+                        "CAST(:n AS BIGINT) + 1 AS n, CAST(:s AS TEXT) AS s", {"n": 41, "s": "x::y"})
     assert table.to_pylist() == [{"t": "4321ms", "a": "pl_col", "n": 42, "s": "x::y"}]
     reader.close()
 
@@ -156,7 +156,7 @@ def test_a_unix_socket_host_works(pg_server_url: str) -> None:
     url = base.set(host=None, port=None).update_query_dict({"host": "/var/run/postgresql"})
     with Ledger(url.render_as_string(hide_password=False)) as led:
         led.log("M", "SOCK", sharpe=2.0)
-        reader = led._store._columnar
+        reader = led._store._arrow
         assert isinstance(reader, PgColumnarReader)
         assert reader.read("SELECT inet_server_addr() IS NULL AS local", {}).to_pylist() == [{"local": True}]
         assert led.history(ticker="SOCK")["sharpe"].tolist() == [2.0]
@@ -183,7 +183,7 @@ def test_a_read_only_role_reads_through_the_driver(filled: Ledger, pg_server_url
         conn.exec_driver_sql("GRANT SELECT ON ALL TABLES IN SCHEMA public TO pl_col_reader")
     try:
         with Ledger(url.set(username="pl_col_reader").render_as_string(hide_password=False)) as led:
-            assert isinstance(led._store._columnar, PgColumnarReader)
+            assert isinstance(led._store._arrow, PgColumnarReader)
             pdt.assert_frame_equal(led.history(ticker="T1", include_meta=True),
                                    filled.history(ticker="T1", include_meta=True))
     finally:

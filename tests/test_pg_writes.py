@@ -1,4 +1,4 @@
-"""PostgreSQL's one-statement ``log()`` (store/writes_pg.py, issue 11 item 5).
+"""PostgreSQL's one-statement ``log()`` (store/postgres/writer.py).
 
 A single record is one statement (one round trip) instead of seven, and it leaves exactly
 the derived tables (best, summary, pairs, labels, custom metrics) and the "best changed"
@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from perfledger import Ledger
+from perfledger.store.postgres.writer import PgWriteTx
 from perfledger.store.writes import SQLWriteTx
-from perfledger.store.writes_pg import PgWriteTx
 
 pytestmark = pytest.mark.postgres
 
@@ -52,17 +52,18 @@ def _state(led: Ledger) -> dict[str, Any]:
         }
 
 
-def _log_all(led: Ledger, changed: list[bool], writer: type[SQLWriteTx],
+def _log_all(led: Ledger, changed: list[bool], one_statement: bool,
              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(led._store, "_writer", writer)
-    original = writer.insert
+    """Log the records through the one-statement insert, or through the shared
+    statement-by-statement one (what a batch of several records takes)."""
+    insert = PgWriteTx.insert if one_statement else SQLWriteTx.insert
 
-    def spy(self: SQLWriteTx, batch: Any) -> bool:
-        out = original(self, batch)
+    def spy(self: PgWriteTx, batch: Any) -> Any:
+        out = insert(self, batch)
         changed.append(out.best_changed)
         return out
 
-    monkeypatch.setattr(writer, "insert", spy)
+    monkeypatch.setattr(PgWriteTx, "insert", spy)
     for r in _records():
         led.log(**r)
     monkeypatch.undo()
@@ -73,12 +74,12 @@ def test_one_statement_leaves_what_the_statement_by_statement_path_leaves(
 ) -> None:
     pg_ledger.register_metric("ic", higher_is_better=False)
     fast: list[bool] = []
-    _log_all(pg_ledger, fast, PgWriteTx, monkeypatch)
+    _log_all(pg_ledger, fast, True, monkeypatch)
     want = _state(pg_ledger)
     best = pg_ledger.best()
     pg_ledger.clear()
     slow: list[bool] = []
-    _log_all(pg_ledger, slow, SQLWriteTx, monkeypatch)
+    _log_all(pg_ledger, slow, False, monkeypatch)
     assert _state(pg_ledger) == want
     assert pg_ledger.best() == best
     assert fast == slow and any(fast) and not all(fast)

@@ -28,12 +28,13 @@ from unprivileged import IS_ROOT, SRC, Reader, as_reader, make_foreign, run_cli,
 from upgrade_fixtures import copy_v1_sqlite
 
 # Imported here, by the parent: a reader may not be able to read the standard library.
+import perfledger.stats.backtest  # noqa: F401 - the reader child (another user) cannot import it itself
 from perfledger import Ledger, ReadOnlyLedgerError
 from perfledger.cli import app
 from perfledger.location import resolve
 from perfledger.store.migrations import current_version
-from perfledger.store.readonly import ReadOnlyFile
-from perfledger.store.sql import SQLStore
+from perfledger.store.sqlite.readonly import ReadOnlyFile
+from perfledger.store.sqlite.store import SQLiteStore
 
 WRITER = textwrap.dedent(
     """
@@ -382,7 +383,7 @@ def test_an_immutable_read_that_overlaps_a_checkpoint_is_run_again(
     directory = tmp_path / "ledger"
     with Ledger(directory) as owner:
         owner.log("M", "AAPL", sharpe=1.0, metrics={"sortino": 1.0})
-    store = SQLStore(resolve(directory).url, read_only=True)
+    store = SQLiteStore(resolve(directory).url, read_only=True)
     calls: list[bool] = []
     original = ReadOnlyFile.uri
 

@@ -152,7 +152,7 @@ def test_relative_sqlite_url_is_resolved_once(tmp_path: Path, monkeypatch: pytes
 def test_the_foreign_check_writes_nothing_to_a_ledger(tmp_path: Path) -> None:
     # The check runs before every open; on a closed WAL ledger (no -wal file) it must not
     # leave one behind (a read-only reader would then read it mode=ro, not immutable).
-    from perfledger.store.migrations import refuse_foreign_sqlite
+    from perfledger.store.sqlite.database_file import refuse_foreign as refuse_foreign_sqlite
 
     with Ledger(tmp_path / "l") as led:
         led.log("M", "AAPL", sharpe=1.0)

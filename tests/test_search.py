@@ -61,7 +61,7 @@ def test_every_write_path_keeps_the_labels(any_ledger: Ledger, monkeypatch: pyte
                        timestamp=r["timestamp"])
     any_ledger.log("Plain", "AAPL", sharpe=1.0)  # no params, no tags: no label
     any_ledger.log_many(recs[5:30])
-    monkeypatch.setattr(writes, "_BULK_ROWS", 10)  # the bulk path: label index built after the data
+    monkeypatch.setattr(writes, "BULK_ROWS", 10)  # the bulk path: label index built after the data
     any_ledger.log_many(recs[30:])
     assert_labels_consistent(any_ledger)
     assert ("t", "run", '"nightly"', 3) in stored_labels(any_ledger)
@@ -291,7 +291,7 @@ def test_leaderboards_by_a_param_or_tag_equal_a_recomputation(
 
 
 def test_many_values_are_grouped_alike(swept: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
-    from perfledger.store import queries
+    from perfledger.store.sqlite import queries
 
     want = swept.leaderboard(by="param:max_depth", params={"lr": 0.05})
     monkeypatch.setattr(queries, "_IN_LIST_MAX", 1)  # values joined, not listed
@@ -352,7 +352,6 @@ def test_a_by_naming_nothing_raises(swept: Ledger, by: Any) -> None:
 def test_sqlite_starts_from_the_smallest_set(ledger: Ledger) -> None:
     from perfledger.records.labels import check_filter
     from perfledger.store.base import HistoryQuery
-    from perfledger.store.queries import source
 
     ledger.log_many(sweep())
     store = ledger._ensure()
@@ -362,7 +361,7 @@ def test_sqlite_starts_from_the_smallest_set(ledger: Ledger) -> None:
                          params=check_filter("params", kw.get("params")),
                          tags=check_filter("tags", kw.get("tags")))
         with store.reading() as conn:
-            return source(conn, q).from_
+            return store._source(conn, q).from_
 
     assert start(tags={"run": "nightly"}).startswith("pl_record_labels d CROSS JOIN")  # 3 of 60
     assert start(tickers=["AAPL"], tags={"run": "nightly"}).startswith("pl_record_labels")  # 3 < 20

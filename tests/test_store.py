@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from perfledger import Ledger, SchemaVersionError, StoreConnectionError
-from perfledger.store.engine import WAL_CHECKPOINT_PAGES
+from perfledger.store.sqlite.engine import WAL_CHECKPOINT_PAGES
 
 
 def test_a_newer_schema_is_refused_untouched(ledger_dir: Path) -> None:
@@ -92,9 +92,9 @@ def test_copy_into_a_directory_ledger_writes_its_mirrors(tmp_path: Path) -> None
 
 
 def test_a_bulk_load_rebuilds_its_indexes_and_keeps_every_row(ledger: Ledger) -> None:
-    from perfledger.store.writes import _BULK_ROWS
+    from perfledger.store.writes import BULK_ROWS
 
-    n = _BULK_ROWS + 10
+    n = BULK_ROWS + 10
     rows = pd.DataFrame({
         "model_name": [f"M{i % 7}" for i in range(n)],
         "ticker": [f"T{i % 5}" for i in range(n)],

@@ -1,7 +1,8 @@
 """The layout rules the code base keeps (docs/architecture.md): the subsystems as layers
 (each package imports only the packages below it), no import circles, a docstring on every
-module and package saying what it holds, and one place that decides what a location string
-means.
+module and package saying what it holds, one place that decides what a location string
+means, and one store per engine (nothing outside the engines' own packages asks which
+engine it runs on).
 
 There is no line cap: a module holds one concept and a class lives in one module (a cap
 split the Ledger into a mixin with a stub, and one subsystem into seven modules)."""
@@ -105,7 +106,7 @@ def test_the_cycle_finder_finds_a_planted_cycle() -> None:
 
 def test_no_import_circles() -> None:
     graph = import_graph()
-    assert "perfledger.ledger" in graph and "perfledger.store.sql" in graph["perfledger.store"]
+    assert "perfledger.ledger" in graph and "perfledger.store.sqlite.store" in graph["perfledger.store"]
     assert cycles(graph) == []
 
 
@@ -149,3 +150,30 @@ def test_only_the_location_module_tells_urls_from_directories() -> None:
         if p.name != "location.py" and '"://"' in p.read_text(encoding="utf-8")
     ]
     assert offenders == []
+
+
+#: Where the engines may be told apart: their own packages, the resolver of locations, the
+#: one dispatch that opens a store for a URL, and the schema (column types per engine, as data).
+_ENGINE_PLACES = ("perfledger/store/sqlite/", "perfledger/store/postgres/", "perfledger/location.py",
+                  "perfledger/store/__init__.py", "perfledger/store/schema.py")
+
+
+def _engine_tests(source: str) -> list[int]:
+    """Lines of ``source`` that ask which engine or dialect they run on."""
+    def asks(node: ast.AST) -> bool:
+        if isinstance(node, ast.Attribute):
+            return node.attr in ("dialect", "get_backend_name")
+        return isinstance(node, ast.Constant) and node.value in ("sqlite", "postgresql")
+
+    return [node.lineno for node in ast.walk(ast.parse(source)) if asks(node)]
+
+
+def test_only_the_engines_tell_the_engines_apart() -> None:
+    offenders = [f"{p.relative_to(SRC)}:{line}" for p in sorted(SRC.rglob("*.py"))
+                 if not any(place in p.as_posix() for place in _ENGINE_PLACES)
+                 for line in _engine_tests(p.read_text(encoding="utf-8"))]
+    assert offenders == []
+
+
+def test_the_engine_check_finds_a_planted_dialect_test() -> None:
+    assert _engine_tests('if conn.dialect.name == "postgresql":\n    pass\n') == [1, 1]

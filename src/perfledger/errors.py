@@ -60,9 +60,12 @@ class SchemaVersionError(PerfLedgerError):
     """The store was written by a newer perfledger; we refuse to touch it rather than corrupt it."""
 
 
-class NotALedgerError(PerfLedgerError):
-    """The store holds another application's tables and none of perfledger's: nothing is
-    created or written in it."""
+class NotALedgerError(ValidationError):
+    """The store given holds another application's tables and none of perfledger's: nothing
+    is created or written in it."""
+
+    def __init__(self, message: str):
+        super().__init__(message, [(None, "store", "not a ledger")])
 
 
 class StoreConnectionError(PerfLedgerError, ConnectionError):
@@ -70,14 +73,22 @@ class StoreConnectionError(PerfLedgerError, ConnectionError):
 
 
 class StorageError(PerfLedgerError):
-    """The database failed a read or a write (a full disk, a damaged file, a lost server
-    connection, a missing table). The message names the ledger and the cause; a write that
-    raised it stored nothing."""
+    """The database failed a read or a write (a full disk, a damaged file, a missing table).
+    The message names the ledger and the cause; a write that raised it stored nothing.
+    ``cause`` says which in one word a program can test (``"disk_full"``, ``"io"``,
+    ``"damaged"``, ``"schema"``, ``"busy"``, ``"conflict"``, ``"other"``)."""
+
+    def __init__(self, message: str, *, cause: str = "other"):
+        super().__init__(message)
+        self.cause = cause
 
 
 class WriteConflictError(StorageError):
     """Concurrent writers collided (a PostgreSQL deadlock or serialisation failure): the
     transaction was rolled back and may simply be run again, which the Ledger does."""
+
+    def __init__(self, message: str):
+        super().__init__(message, cause="conflict")
 
 
 class MissingDependencyError(PerfLedgerError, ImportError):

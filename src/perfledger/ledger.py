@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ReadOnlyLedgerError, ValidationError
+from .errors import ReadOnlyLedgerError, ValidationError, WriteConflictError
 from .files.importer import adopt_file
 from .frames import STATS, history_frame, leaderboard_frame, records_from_frame
 from .location import DB_NAME, Location, describe_store, resolve
@@ -28,7 +28,7 @@ from .mirrors.rebuild import write_seed_files
 from .mirrors.seed_files import STATE_KEY, SeedMirrors
 from .records.arguments import check_bounds, check_count, check_limit, check_names, check_probability
 from .records.batch import Batch
-from .records.labels import check_filter, decode, group_column, parse_by, sort_key
+from .records.labels import LabelKind, check_filter, decode, group_column, parse_by, sort_key
 from .records.record import CORE_METRICS
 from .records.timestamps import time_window
 from .records.validation import (
@@ -38,7 +38,6 @@ from .records.validation import (
     validate_record,
 )
 from .store import open_store
-from .store.access import read_only_reason
 from .store.base import HistoryQuery, TailQuery
 
 if TYPE_CHECKING:
@@ -86,11 +85,12 @@ class Ledger:
         mirrors = (
             SeedMirrors(self.directory, adopt_file) if self._want_mirrors and self.directory else None
         )
-        #: Why this process may not write the ledger (the message writes raise), or None.
-        self._read_only = read_only_reason(
-            where, self.url, (mirrors.json_path, mirrors.csv_path, mirrors.best_path) if mirrors else ()
+        self._store: Store = open_store(
+            self.url, ledger=where,
+            guarded=(mirrors.json_path, mirrors.csv_path, mirrors.best_path) if mirrors else (),
         )
-        self._store: Store = open_store(self.url, read_only=self._read_only is not None)
+        #: Why this process may not write the ledger (the message writes raise), or None.
+        self._read_only = self._store.read_only_reason
         self._pid = os.getpid()
         self._identity = self._db_identity()
         self._mirrors = mirrors
@@ -195,12 +195,11 @@ class Ledger:
                         tx.on_commit(self._mirrors.committed)
                     stored = self._store_batch(tx, batch, prepared, claim)
                 return stored
-            except Exception as exc:
-                if store.is_conflict(exc) and attempt < 7:
-                    log.debug("write conflict (%s); retrying", exc)
-                    time.sleep(0.01 * (attempt + 1))
-                    continue
-                raise
+            except WriteConflictError as exc:
+                if attempt == 7:
+                    raise
+                log.debug("write conflict (%s); retrying", exc)
+                time.sleep(0.01 * (attempt + 1))
         raise AssertionError("unreachable")
 
     def _store_batch(
@@ -510,13 +509,13 @@ class Ledger:
         """Every param name (of ``ticker``'s records, if given) with its distinct values,
         sorted: what a picker offers. Whole numbers come back as ints, arrays as tuples, so
         every value but a JSON object can be passed back as a ``params=`` filter."""
-        return self._labels("p", ticker)
+        return self._labels(LabelKind.PARAM, ticker)
 
     def tags(self, ticker: str | None = None) -> dict[str, list[str]]:
         """Every tag key (of ``ticker``'s records, if given) with its distinct values, sorted."""
-        return self._labels("t", ticker)
+        return self._labels(LabelKind.TAG, ticker)
 
-    def _labels(self, kind: str, ticker: str | None) -> dict[str, list[Any]]:
+    def _labels(self, kind: LabelKind, ticker: str | None) -> dict[str, list[Any]]:
         if ticker is not None:
             check_label("ticker", ticker)
         out: dict[str, list[Any]] = {}

@@ -14,6 +14,7 @@ them, which matches a JSON array), so a query can be a cache key; anything else 
 
 from __future__ import annotations
 
+import enum
 import functools
 import hashlib
 import json
@@ -24,12 +25,32 @@ from typing import Any
 
 from ..errors import ValidationError
 
-#: ``by=`` prefixes and filter arguments → the kind letter stored in ``pl_labels.kind``.
-KINDS = {"param": "p", "tag": "t"}
-KIND_NAMES = {v: k for k, v in KINDS.items()}
+
+class LabelKind(enum.StrEnum):
+    """A label is a param or a tag; the value is the letter ``pl_labels.kind`` stores."""
+
+    PARAM = "p"
+    TAG = "t"
+
+    @property
+    def word(self) -> str:
+        """``param`` or ``tag``: the ``by=`` prefix, and the word messages use."""
+        return self.name.lower()
+
+    @property
+    def column(self) -> str:
+        """The record column holding labels of this kind."""
+        return "params" if self is LabelKind.PARAM else "tags"
+
+
+#: ``by=`` prefixes → kinds.
+KINDS = {kind.word: kind for kind in LabelKind}
 
 #: One label: (kind, key, canonical JSON value).
-Label = tuple[str, str, str]
+Label = tuple[LabelKind, str, str]
+#: What a leaderboard groups by besides the ticker: None for the model, else a param's or a
+#: tag's key.
+Grouping = tuple[LabelKind, str] | None
 
 
 def _fail(fieldname: str, message: str) -> ValidationError:
@@ -117,8 +138,8 @@ def collect(
         key = _memo_key(p, t)
         labels = known.get(key) if key is not None else None
         if labels is None:
-            labels = tuple((kind, k, canonical(v)) for kind, d in (("p", p), ("t", t)) if d
-                           for k, v in d.items())
+            labels = tuple((kind, k, canonical(v)) for kind, d in ((LabelKind.PARAM, p), (LabelKind.TAG, t))
+                           if d for k, v in d.items())
             if key is not None:
                 known[key] = labels
         per_record.append(labels)
@@ -206,7 +227,7 @@ def check_filter(fieldname: str, value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(out.items()))
 
 
-def parse_by(by: Any) -> tuple[str, str] | None:
+def parse_by(by: Any) -> Grouping:
     """``by=`` of a leaderboard: None for ``"model"``, else (kind, key) for ``"param:NAME"``
     or ``"tag:NAME"``."""
     if isinstance(by, str):
@@ -228,7 +249,7 @@ def as_mapping(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
 _TAKEN = ("rank", "ticker", "records")
 
 
-def group_column(grouping: tuple[str, str] | None, known: Iterable[Sequence[Any]], by: str,
+def group_column(grouping: Grouping, known: Iterable[Sequence[Any]], by: str,
                  stats: Sequence[str]) -> str:
     """The leaderboard's group column for ``by`` (``model_name``, or the param/tag key —
     ``param:KEY`` when the key would clash with a leaderboard column); a ValidationError when
@@ -238,6 +259,6 @@ def group_column(grouping: tuple[str, str] | None, known: Iterable[Sequence[Any]
     kind, key = grouping
     keys = sorted({k for kd, k, _v, _n in known if kd == kind})
     if key not in keys:
-        raise _fail("by", f"by={by!r} names no {KIND_NAMES[kind]} of this ledger; known: {keys}")
+        raise _fail("by", f"by={by!r} names no {kind.word} of this ledger; known: {keys}")
     clash = key in _TAKEN or key.endswith(tuple(f"_{s}" for s in stats))
-    return f"{KIND_NAMES[kind]}:{key}" if clash else key
+    return f"{kind.word}:{key}" if clash else key

@@ -1,8 +1,26 @@
-"""Storage: the contract (:mod:`.base`) and its SQLAlchemy implementation (:mod:`.sql`)."""
+"""Storage: the contract the Ledger is written against, and one store per engine.
+
+Holds the contract (:mod:`.base`), the schema and its migrations (:mod:`.schema`,
+:mod:`.migrations`), what both SQL stores share (:mod:`.sql`: the error boundary and the
+common reads; :mod:`.writes`: the write transaction; :mod:`.upserts`: the merges into the
+derived tables, declared as data; :mod:`.queries`, :mod:`.reads`; :mod:`.columnar`: reads
+into Arrow; :mod:`.errors`: driver errors mapped once), and the two engines, each owning its
+write transaction, its Arrow reader, its params/tags lookups and its leaderboard SQL:
+:mod:`.sqlite` (embedded) and :mod:`.postgres` (for teams). No module outside those two
+tells the engines apart; :func:`open_store` picks one by the URL's backend.
+
+May import :mod:`perfledger.records`, :mod:`perfledger.location` and
+:mod:`perfledger.errors`; never the mirrors, the files or the :class:`~perfledger.Ledger`.
+Internal: users open a :class:`~perfledger.Ledger`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ..errors import ValidationError
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -10,9 +28,24 @@ if TYPE_CHECKING:
     from .base import Store
 
 
-def open_store(url: sa.URL, *, read_only: bool = False) -> Store:
-    """Open (creating or checking its schema) the store at ``url``; ``read_only`` (a SQLite
-    file this process may not write) opens it without writing anything, and refuses writes."""
-    from .sql import SQLStore
+def open_store(url: sa.URL, *, ledger: str | None = None, guarded: Iterable[Path] = ()) -> Store:
+    """Open (creating, checking or upgrading its schema) the store at ``url``. For an
+    embedded database, ``ledger`` names it as the user knows it (its directory), and
+    ``guarded`` lists files beside it that its writes also change (the mirrors): when this
+    process may not write one of them, the store opens read-only."""
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        from .sqlite.store import SQLiteStore
 
-    return SQLStore(url, read_only=read_only)
+        return SQLiteStore(url, ledger=ledger, guarded=guarded)
+    if backend == "postgresql":
+        from .postgres.store import PostgresStore
+
+        return PostgresStore(url)
+    from ..location import describe_url_text
+
+    raise ValidationError(
+        f"store {describe_url_text(url)!r}: perfledger keeps ledgers in SQLite or PostgreSQL, not "
+        f"{backend!r}; use a directory, sqlite:///path or postgresql://user@host/db",
+        [(None, "store", "unsupported engine")],
+    )

@@ -2,8 +2,11 @@
 
 The Ledger validates, keeps the mirror files and shapes the user's DataFrames; a store only
 keeps records and the tables derived from them, and answers with plain rows or Arrow tables.
-:class:`~perfledger.store.sql.SQLStore` (SQLAlchemy: SQLite embedded, PostgreSQL for teams)
-implements it; another engine, or a test double, implements these methods and nothing else.
+Every error a store raises is one of :mod:`perfledger.errors` (driver errors are mapped at
+its boundary, :mod:`.errors`). :class:`~.sqlite.store.SQLiteStore` (embedded) and
+:class:`~.postgres.store.PostgresStore` (for teams) implement it over a shared SQLAlchemy
+base (:class:`~.sql.SQLStore`); another engine, or a test double, implements these methods
+and nothing else.
 """
 
 from __future__ import annotations
@@ -19,19 +22,23 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from ..records.batch import Batch
+    from ..records.labels import Grouping
 
 log = logging.getLogger("perfledger")
 
-#: One row of per-(ticker, model, metric) statistics:
-#: ``(ticker, model_name, metric, n, mean, m2, min, max, latest)``.
+#: One row of per-(ticker, group, metric) statistics:
+#: ``(ticker, group, metric, n, mean, m2, min, max, latest)``; the group is the model name,
+#: or a param's or tag's canonical value.
 StatRow = Sequence[Any]
-#: One (ticker, model) pair and its record count: ``(ticker, model_name, n)``.
+#: One (ticker, group) and its record count: ``(ticker, group, n)``.
 PairRow = Sequence[Any]
-#: What a leaderboard groups by besides the ticker: None for the model, else a param
-#: (``("p", key)``) or a tag (``("t", key)``).
-Grouping = tuple[str, str] | None
 #: One distinct param or tag value and its record count: ``(kind, key, canonical value, n)``.
 LabelRow = tuple[str, str, str, int]
+
+
+class ReadAgain(Exception):
+    """A read overlapped a change it could not see through (a writer checkpointing a file
+    this process opened ``immutable``): the store runs the read again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,10 +188,15 @@ class WriteTx(ReadTx):
 class Store(ABC):
     """An opened ledger database, used by one process (see :meth:`after_fork`)."""
 
+    #: Why this process may not write the store (the one line its writes raise), or None.
+    read_only_reason: str | None = None
+
     @abstractmethod
     def writing(self) -> AbstractContextManager[WriteTx]:
         """A write transaction (serialised with every other writer); raises
-        :class:`~perfledger.errors.ReadOnlyLedgerError` on a store opened read-only."""
+        :class:`~perfledger.errors.ReadOnlyLedgerError` on a store opened read-only, and
+        :class:`~perfledger.errors.WriteConflictError` when a concurrent writer made it fail
+        (nothing was stored: the caller may run it again)."""
 
     @abstractmethod
     def snapshot(self) -> AbstractContextManager[ReadTx]:
@@ -194,11 +206,6 @@ class Store(ABC):
     @abstractmethod
     def identity(self) -> tuple[Any, ...]:
         """What tells two stores apart: equal for two handles on one database."""
-
-    @abstractmethod
-    def is_conflict(self, exc: BaseException) -> bool:
-        """True when ``exc`` aborted a write transaction that may simply be run again (a
-        deadlock or serialisation failure between concurrent writers)."""
 
     @abstractmethod
     def history(self, query: HistoryQuery) -> HistoryRows: ...
@@ -261,4 +268,4 @@ class Store(ABC):
 
     @abstractmethod
     def dispose(self) -> None:
-        """Close every connection; the store may not be used afterwards."""
+        """Close every connection. A later call opens new ones."""

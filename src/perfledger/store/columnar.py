@@ -1,174 +1,188 @@
-"""Columnar reads on SQLite through ADBC: query results straight into Arrow.
+"""Columnar reads: query results straight into Arrow, through a small pool of ADBC connections.
 
-The row path builds a Python object per value; a ticker's 20,000-row history costs ~100 ms
-that way and a few ms through ADBC. Connections are pooled per process (opening one costs
-more than a small query) and never shared with a forked child.
+The row path (a DB-API cursor through SQLAlchemy) builds a Python object per value: a
+ticker's 20,000-row history of a million records cost ~100-140 ms that way, against a few
+ms through the ADBC drivers, which read the database's own format into Arrow buffers in C.
+So large reads go through :class:`ArrowPool`; each engine's store gives it the hooks that
+differ (how to connect, how to fetch, how to let a connection go), and answers through its
+row path when the driver is missing or a columnar read fails (:class:`ColumnarReadFailed`):
+the row path either answers or raises the driver error the store maps to a perfledger error.
 
-Column types: the driver infers each column's type from the first batch it reads and
-refuses a later batch that disagrees ("Type mismatch"). Results are read in batches of
-:attr:`ColumnarReader.BATCH_ROWS` (the driver reserves memory for a whole batch up front: asking for one
-batch of 2^30 rows reserved ~90 GiB of address space and made ``os.fork()`` fail). When a
-column is NULL throughout the first batch and holds values later, the query is run again
-with one batch exactly as large as its result (counted first), so the reservation is the
-result's own size. Either way the caller's ``types`` are then applied, so a metric column
-is float64 even when every value read is NULL.
+Queries are written with ``:name`` parameters once; SQLAlchemy's compiler turns them into the
+driver's positional form (``?`` for SQLite, ``$1`` for PostgreSQL) and gives their order: no
+SQL text is ever rewritten by hand.
 
-On a file this process may only read, each read opens its own connection the way
-:class:`~.readonly.ReadOnlyFile` decides (``mode=ro`` or ``immutable=1``), checked when the
-read ends, and none is pooled.
+Connections are pooled per process (opening one costs more than a small query). A forked
+child never closes one it inherited: closing would end the parent's PostgreSQL session, or
+let SQLite checkpoint and delete the WAL under the parent. At fork the child forgets them,
+and keeps them referenced forever so that no finaliser closes them either.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
+import logging
 import os
-import re
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
 
 import pyarrow as pa
+import sqlalchemy as sa
 
-from . import shared_locks
-from .engine import CACHE_KIB
-
-if TYPE_CHECKING:
-    from .readonly import ReadOnlyFile
-
-_PARAM = re.compile(r":(\w+)")
+log = logging.getLogger("perfledger")
+_POOLS: weakref.WeakSet[ArrowPool] = weakref.WeakSet()
 
 
-class ColumnarReader:
-    """A small pool of ADBC SQLite connections to one database file."""
+def close_quietly(connections: list[Any]) -> None:
+    """Close connections, ignoring a driver's complaint (the connection is gone either way)."""
+    for con in connections:
+        with contextlib.suppress(Exception):
+            con.close()
 
-    #: Rows per batch: a history read is a few batches, and the driver's up-front
-    #: reservation for one batch is a few MiB.
-    BATCH_ROWS = 65_536
 
-    def __init__(self, path: str, read_only: ReadOnlyFile | None = None, size: int = 4):
-        self.path = path
-        self._read_only = read_only
+class ColumnarReadFailed(Exception):
+    """The columnar driver could not answer a read; its error is the ``__cause__``. The store
+    answers through its row path instead."""
+
+
+class ArrowPool(ABC):
+    """A small pool of ADBC connections to one database, and reads through them."""
+
+    def __init__(self, dialect: sa.Dialect, release: Callable[[list[Any]], None] = close_quietly,
+                 size: int = 4):
+        """``release`` closes connections this process opened and no longer pools (it must
+        not reference the pool: it also runs when the pool is collected)."""
+        self._dialect = dialect
+        self._release = release
         self._size = size
         self._pool: list[Any] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
-        self._key = shared_locks.key(path)
-        # Close them when the reader goes away or at exit, while the driver can still do it.
-        weakref.finalize(self, _close_all, self._key, self._pool, self._pid)
+        self._compile = functools.lru_cache(maxsize=256)(_positional_for(dialect))
+        _POOLS.add(self)
+        weakref.finalize(self, _close_owned, release, self._pool, self._pid)
 
-    def read(
-        self, sql: str, params: dict[str, Any], types: dict[str, pa.DataType] | None = None
-    ) -> pa.Table:
-        """Run ``sql`` (``:name`` parameters) and return the whole result as one table, with
-        the columns named in ``types`` cast to those types."""
-        names: list[str] = []
+    # ------------------------------------------------------------------ engine hooks
 
-        def positional(match: re.Match[str]) -> str:
-            names.append(match.group(1))
-            return "?"
+    @abstractmethod
+    def _connect(self) -> Any:
+        """A new ADBC connection (autocommit)."""
 
-        qmark = _PARAM.sub(positional, sql)
-        args = tuple(params[n] for n in names)
-        if self._read_only is not None:
-            table = self._read_only_read(qmark, args)
-        else:
-            con = self._take()
-            try:
-                table = self._fetch_all(con, qmark, args)
-            finally:
-                self._give(con)
-        return self._typed(table, types) if types else table
-
-    def _fetch_all(self, con: Any, sql: str, args: tuple[Any, ...]) -> pa.Table:
-        try:
-            return self._fetch(con, sql, args, self.BATCH_ROWS)
-        except OSError as exc:
-            if "Type mismatch" not in str(exc):
-                raise
-            # A column NULL throughout the first batch: one batch of the result's size.
-            rows = self._fetch(con, f"SELECT COUNT(*) AS n FROM ({sql})", args, 1)
-            return self._fetch(con, sql, args, max(int(rows.column(0)[0].as_py()), 1))
-
-    def _read_only_read(self, sql: str, args: tuple[Any, ...]) -> pa.Table:
-        """One read on its own read-only connection, checked for a change of an immutable file."""
-        import adbc_driver_sqlite.dbapi as adbc_sqlite
-
-        assert self._read_only is not None
-        uri, signature = self._read_only.uri()
-        con = adbc_sqlite.connect(uri, autocommit=True)
-        try:
-            table = self._fetch_all(con, sql, args)
-        except Exception:
-            self._read_only.check(signature)
-            raise
-        finally:
-            with contextlib.suppress(Exception):
-                con.close()
-        self._read_only.check(signature)
-        return table
-
-    @staticmethod
-    def _fetch(con: Any, sql: str, args: tuple[Any, ...], batch_rows: int) -> pa.Table:
+    def _fetch(self, con: Any, sql: str, args: tuple[Any, ...]) -> pa.Table:
+        """The whole result of one query on ``con``."""
         cur = con.cursor()
         try:
-            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch_rows)})
-            cur.execute(sql, args)
+            cur.execute(sql, args or None)
             return cur.fetch_arrow_table()
         finally:
             cur.close()
 
-    @staticmethod
-    def _typed(table: pa.Table, types: dict[str, pa.DataType]) -> pa.Table:
-        """``table`` with each column named in ``types`` cast to its type (an all-NULL column
-        comes back from the driver as int64 or null)."""
-        for name, dtype in types.items():
-            i = table.schema.get_field_index(name)
-            if i >= 0 and table.schema.field(i).type != dtype:
-                table = table.set_column(i, name, table.column(i).cast(dtype))
+    # ------------------------------------------------------------------ reads
+
+    def read(self, sql: str, params: dict[str, Any], types: dict[str, pa.DataType] | None = None) -> pa.Table:
+        """Run ``sql`` (``:name`` parameters) and return the whole result as one table, the
+        columns named in ``types`` cast to those types (an all-NULL column comes back from a
+        driver as int64 or null). Raises :class:`ColumnarReadFailed` when the driver fails."""
+        text, names = self._compile(sql)
+        args = tuple(params[n] for n in names)
+        table = self._read(text, args)
+        # The driver's per-field metadata (e.g. PostgreSQL type names) is not part of the answer.
+        if any(f.metadata for f in table.schema):
+            table = table.cast(pa.schema([f.remove_metadata() for f in table.schema]))
+        return typed(table, types) if types else table
+
+    def _read(self, sql: str, args: tuple[Any, ...]) -> pa.Table:
+        try:
+            con = self._take()
+        except ImportError:
+            raise
+        except Exception as exc:  # could not connect: the row path will say why, or answer
+            raise ColumnarReadFailed(type(exc).__name__) from exc
+        try:
+            table = self._fetch(con, sql, args)
+        except Exception as exc:
+            self._release([con])  # the session may be in any state: not reused
+            raise ColumnarReadFailed(type(exc).__name__) from exc
+        self._give(con)
         return table
+
+    # ------------------------------------------------------------------ the pool
 
     def _take(self) -> Any:
         with self._lock:
-            if self._pid != os.getpid():  # never reuse a parent's connections
-                self._pool.clear()
-                self._pid = os.getpid()
+            if self._pid != os.getpid():
+                self._forget()
             if self._pool:
                 return self._pool.pop()
-        import adbc_driver_sqlite.dbapi as adbc_sqlite
-
-        con = adbc_sqlite.connect(self.path, autocommit=True)
-        shared_locks.adbc_opened(self._key)
-        cur = con.cursor()
-        try:
-            # The engine's page cache, not SQLite's 2 MiB default: a filtered history visits
-            # scattered pages, and a repeated one should find them here.
-            cur.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        finally:
-            cur.close()
-        return con
+        return self._connect()
 
     def _give(self, con: Any) -> None:
         with self._lock:
             if len(self._pool) < self._size and self._pid == os.getpid():
                 self._pool.append(con)
                 return
-        shared_locks.release(self._key, [con])
+        self._release([con])
+
+    def _forget(self) -> None:
+        """In a forked child: the parent's connections, never closed nor freed here."""
+        _keep_forever(self._pool)
+        self._pool.clear()
+        self._pid = os.getpid()
 
     def after_fork(self) -> None:
         """Forget the parent's connections without closing them (they are the parent's)."""
-        with self._lock:
-            self._pool.clear()
-            self._pid = os.getpid()
+        if self._pid != os.getpid():
+            self._lock = threading.Lock()  # another thread may have held it at the fork
+            self._forget()
 
     def close(self) -> None:
         with self._lock:
-            _close_all(self._key, self._pool, self._pid)
+            _close_owned(self._release, self._pool, self._pid)
 
 
-def _close_all(key: str, connections: list[Any], owner_pid: int) -> None:
-    """Close pooled connections, but only in the process that opened them (a forked child
-    closing its parent's SQLite handles could checkpoint under the parent's feet), and never
-    while this process's engine still has the file open (:mod:`.shared_locks`)."""
-    if os.getpid() == owner_pid:
-        shared_locks.release(key, list(connections))
+def _positional_for(dialect: sa.Dialect) -> Callable[[str], tuple[str, tuple[str, ...]]]:
+    def positional(sql: str) -> tuple[str, tuple[str, ...]]:
+        """``sql`` with its ``:name`` parameters in the driver's positional form, and their
+        names in the order the driver takes them."""
+        compiled = sa.text(sql).compile(dialect=dialect)
+        return compiled.string, tuple(compiled.positiontup or ())
+
+    return positional
+
+
+def typed(table: pa.Table, types: dict[str, pa.DataType]) -> pa.Table:
+    """``table`` with each column named in ``types`` cast to its type."""
+    for name, dtype in types.items():
+        i = table.schema.get_field_index(name)
+        if i >= 0 and table.schema.field(i).type != dtype:
+            table = table.set_column(i, name, table.column(i).cast(dtype))
+    return table
+
+
+def _keep_forever(connections: list[Any]) -> None:
+    """One reference more than anyone will ever drop: the object (and the database handle it
+    wraps) is never deallocated, so no finaliser closes it under the parent process."""
+    for con in connections:
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(con))
+
+
+def _close_owned(release: Callable[[list[Any]], None], connections: list[Any], owner_pid: int) -> None:
+    """Close pooled connections, but only in the process that opened them."""
+    if os.getpid() != owner_pid:
+        _keep_forever(connections)
+    else:
+        release(list(connections))
     connections.clear()
+
+
+def _after_fork_in_child() -> None:
+    for pool in list(_POOLS):
+        pool.after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -8,14 +8,19 @@ losing anything. The rules:
   :data:`MIGRATIONS` entry above its version, each stamping its own version, all in ONE
   transaction (SQLite and PostgreSQL both roll DDL back): a failed upgrade leaves the store
   exactly as it was. A store stamped newer is refused with both versions named, untouched.
-* Before a file-based SQLite ledger is upgraded, a consistent copy of it is kept beside it
-  (``perfledger.db.v<old>.bak``), so a user can go back to the release that wrote it.
+* Before a store is upgraded, its engine may keep a copy (a file-based SQLite ledger keeps a
+  consistent one beside it, ``perfledger.db.v<old>.bak``), so a user can go back to the
+  release that wrote it.
 * Opening a current store only reads its version: no write lock, so read-only ledgers open.
   A store this process may not write (``read_only``) is never created or upgraded: an empty
   or older one is refused with :class:`~perfledger.errors.ReadOnlyLedgerError` saying that a
   user who may write it must open it once.
 * Concurrent openers serialise on the write lock (SQLite ``BEGIN IMMEDIATE``, a PostgreSQL
-  advisory lock) and re-read the version under it: one upgrades, the others find it done.
+  advisory lock: the engine's :attr:`EngineSteps.lock`) and re-read the version under it: one
+  upgrades, the others find it done.
+* A step has a part every engine runs (:data:`MIGRATIONS`) and may have a part of one
+  engine's own (its store's :class:`EngineSteps`), so this module never asks which engine it
+  runs on.
 * Every migration must leave the schema exactly as a fresh ``create_all`` of the current
   metadata makes it (tested), so old and new ledgers are indistinguishable afterwards.
 
@@ -30,40 +35,45 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sqlite3
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from ..errors import ReadOnlyLedgerError, SchemaVersionError, ValidationError
+from ..errors import ReadOnlyLedgerError, SchemaVersionError
 from . import schema as T
+
+if TYPE_CHECKING:
+    from .writes import SQLWriteTx
 
 log = logging.getLogger("perfledger")
 
 #: The schema of every ledger written before migrations existed (release 0.1.0).
 BASELINE_VERSION = 1
-_PG_LOCK_KEY = 7426001
 
 
 @dataclass(frozen=True)
 class Migration:
-    """One step: from ``version - 1`` to ``version``, run inside the opener's transaction."""
+    """One step: from ``version - 1`` to ``version``, run inside the opener's transaction
+    (``upgrade``: the part every engine runs, if any; an engine's own part follows it)."""
 
     version: int
     description: str
-    upgrade: Callable[[sa.Connection], None]
+    upgrade: Callable[[sa.Connection], None] | None
 
 
-def _v2_jsonb(conn: sa.Connection) -> None:
-    """params and tags become JSONB on PostgreSQL (SQLite keeps JSON text)."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(
-            "ALTER TABLE pl_records ALTER COLUMN params TYPE JSONB USING params::jsonb, "
-            "ALTER COLUMN tags TYPE JSONB USING tags::jsonb"
-        )
+@dataclass(frozen=True)
+class EngineSteps:
+    """What one engine adds to the migrations: its own part of some steps (by version), the
+    lock concurrent openers serialise on, and a copy kept before an upgrade."""
+
+    steps: Mapping[int, Callable[[sa.Connection], None]] = field(default_factory=dict)
+    #: Run first in the upgrading transaction (it already holds SQLite's write lock).
+    lock: Callable[[sa.Connection], None] | None = None
+    #: Called with the old version before the upgrade starts; returns where a copy is kept.
+    backup: Callable[[int], Path | None] | None = None
 
 
 def _v3_import_keys(conn: sa.Connection) -> None:
@@ -74,28 +84,22 @@ def _v3_import_keys(conn: sa.Connection) -> None:
 
 
 def _v4_labels(conn: sa.Connection) -> None:
-    """params and tags become searchable: ``pl_labels`` (and ``pl_record_labels`` on
-    SQLite, GIN indexes on PostgreSQL), filled from every record already stored by the same
-    code that fills them on insert."""
-    from .writes import SQLWriteTx, Statements
+    """params and tags become searchable: ``pl_labels`` (the engine adds its own index of
+    them and fills them from every record already stored, :func:`backfill_labels`)."""
+    T.labels.create(conn)
 
-    sqlite = conn.dialect.name == "sqlite"
-    for table in T.tables_for(conn.dialect.name):
-        if table.name in (T.labels.name, T.record_labels.name):
-            table.create(conn)
-    if not sqlite:
-        for index in T.records.indexes:
-            if index._ddl_if is not None and index._ddl_if.dialect == "postgresql":
-                index.create(conn)
-    tx = SQLWriteTx(conn, Statements(conn.dialect.name))
+
+def backfill_labels(conn: sa.Connection, writer: SQLWriteTx) -> None:
+    """Count (and index, as ``writer``'s engine does on insert) the params and tags of every
+    record already stored: the same code that does it on insert."""
     select = sa.text(
         "SELECT id, CAST(params AS TEXT), CAST(tags AS TEXT) FROM pl_records WHERE id > :last "
         "AND (params IS NOT NULL OR tags IS NOT NULL) ORDER BY id LIMIT :n"
     )
     last = 0
     while rows := conn.execute(select, {"last": last, "n": _BACKFILL_CHUNK}).fetchall():
-        tx.add_labels([r[0] for r in rows], [json.loads(r[1]) if r[1] else {} for r in rows],
-                      [json.loads(r[2]) if r[2] else {} for r in rows])
+        writer.add_labels([r[0] for r in rows], [json.loads(r[1]) if r[1] else {} for r in rows],
+                          [json.loads(r[2]) if r[2] else {} for r in rows])
         last = rows[-1][0]
 
 
@@ -114,7 +118,7 @@ def _v5_pair_index(conn: sa.Connection) -> None:
 
 #: Every migration, in order; a new one is appended with the next version number.
 MIGRATIONS: list[Migration] = [
-    Migration(2, "params and tags as JSONB on PostgreSQL", _v2_jsonb),
+    Migration(2, "params and tags as JSONB on PostgreSQL", None),
     Migration(3, "pl_import_keys: imported records' content keys, unique", _v3_import_keys),
     Migration(4, "params and tags searchable (pl_labels; pl_record_labels on SQLite, GIN indexes "
                  "on PostgreSQL), filled from the records already stored", _v4_labels),
@@ -125,34 +129,6 @@ MIGRATIONS: list[Migration] = [
 def current_version() -> int:
     """The schema version this release writes."""
     return MIGRATIONS[-1].version if MIGRATIONS else BASELINE_VERSION
-
-
-def refuse_foreign_sqlite(path: Path, where: str) -> None:
-    """Refuse a SQLite file that holds tables but none of perfledger's (someone else's
-    database): opening it would create the ledger's tables in it, and even the WAL pragma
-    rewrites its header. Read through a plain connection that writes nothing, before any
-    engine (``immutable=1`` when there is no ``-wal`` file, which a read-only connection could
-    create; else ``mode=ro``, as :mod:`.readonly` does); an empty, new or unreadable file is
-    left to the normal open."""
-    try:
-        if path.stat().st_size == 0:
-            return
-        wal = path.with_name(path.name + "-wal").exists()
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?{'mode=ro' if wal else 'immutable=1'}", uri=True)
-        try:
-            names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        finally:
-            conn.close()
-    except (OSError, sqlite3.Error):
-        return
-    names = [n for n in names if not n.startswith("sqlite_")]
-    if names and not any(n in T.metadata.tables or n.startswith("pl_") for n in names):
-        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        raise ValidationError(
-            f"store {where} is not a perfledger ledger: it holds other tables ({shown}) and none of "
-            "perfledger's; give a ledger, a new file or an empty database (nothing was written)",
-            [(None, "store", "not a ledger")],
-        )
 
 
 def read_version(conn: sa.Connection) -> int | None:
@@ -192,30 +168,10 @@ def _refuse_read_only(version: int | None, where: str) -> None:
     )
 
 
-def backup_sqlite(path: str, version: int) -> Path:
-    """A consistent copy of a SQLite ledger (the backup API reads one snapshot, WAL
-    included), named after the version it holds; an existing backup is kept."""
-    target = Path(path).with_name(f"{Path(path).name}.v{version}.bak")
-    if target.exists():
-        return target
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    # The copy gets the mode open() gives (SQLite alone would create it 0644 less the umask).
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666))
-    src = sqlite3.connect(path, timeout=120)
-    try:
-        dst = sqlite3.connect(tmp)
-        try:
-            src.backup(dst)
-        finally:
-            dst.close()
-    finally:
-        src.close()
-    tmp.replace(target)
-    return target
-
-
-def ensure_schema(engine: sa.Engine, where: str, *, read_only: bool = False) -> None:
-    """Create, check or upgrade the schema of the store behind ``engine`` (see module doc)."""
+def ensure_schema(engine: sa.Engine, where: str, tables: Sequence[sa.Table], engine_steps: EngineSteps,
+                  *, read_only: bool = False) -> None:
+    """Create, check or upgrade the schema of the store behind ``engine`` (see module doc):
+    a new store gets ``tables``, an older one every step above its version."""
     with engine.connect() as conn:
         version = read_version(conn)
         conn.rollback()
@@ -226,18 +182,16 @@ def ensure_schema(engine: sa.Engine, where: str, *, read_only: bool = False) -> 
         _refuse_read_only(version, where)
     if version is not None:
         _refuse_newer(version, where)
-        database = engine.url.database
-        if engine.url.get_backend_name() == "sqlite" and database and database != ":memory:":
-            kept = backup_sqlite(database, version)
+        kept = engine_steps.backup(version) if engine_steps.backup is not None else None
+        if kept is not None:
             log.info("upgrading %s from schema v%d to v%d; a copy is kept at %s", where, version,
                      target, kept)
     with engine.connect() as conn, conn.execution_options(pl_write=True).begin():
-        if engine.url.get_backend_name() == "postgresql":
-            # Concurrent openers would otherwise race on CREATE TABLE / ALTER TABLE.
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
+        if engine_steps.lock is not None:
+            engine_steps.lock(conn)
         version = read_version(conn)  # again, under the lock: another opener may have done it
         if version is None:
-            T.create_all(conn)
+            T.metadata.create_all(conn, tables=list(tables))
             _set_version(conn, target)
             log.info("created perfledger schema v%d in %s", target, where)
             return
@@ -245,5 +199,9 @@ def ensure_schema(engine: sa.Engine, where: str, *, read_only: bool = False) -> 
         for step in MIGRATIONS:
             if step.version > version:
                 log.info("migrating %s to schema v%d: %s", where, step.version, step.description)
-                step.upgrade(conn)
+                if step.upgrade is not None:
+                    step.upgrade(conn)
+                own = engine_steps.steps.get(step.version)
+                if own is not None:
+                    own(conn)
                 _set_version(conn, step.version)

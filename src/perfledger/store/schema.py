@@ -32,6 +32,20 @@ _JSON_TEXT = sa.Text().with_variant(JSONB(), "postgresql")
 #: :mod:`.migrations` that brings older ledgers to exactly this schema.
 metadata = sa.MetaData()
 
+#: The records' b-tree indexes, on both engines (a bulk load into SQLite builds them afterwards).
+_BY_TICKER = sa.Index("ix_pl_records_ticker_ts", "ticker", "ts", "id")
+# (model, ticker, time): a model's history, and the latest N values of one (ticker, model)
+# pair read straight off the index (Ledger.decay); schema v5 replaced (model_name, ts).
+_BY_MODEL = sa.Index("ix_pl_records_model_ticker_ts", "model_name", "ticker", "ts", "id")
+_BY_TIME = sa.Index("ix_pl_records_ts", "ts")
+RECORD_INDEXES = (_BY_TICKER, _BY_MODEL, _BY_TIME)
+#: Containment (``params @> '{"max_depth": 6}'``) on PostgreSQL; SQLite uses pl_record_labels.
+JSONB_INDEXES = tuple(
+    sa.Index(f"ix_pl_records_{col}_gin", col, postgresql_using="gin",
+             postgresql_ops={col: "jsonb_path_ops"}).ddl_if(dialect="postgresql")
+    for col in ("params", "tags")
+)
+
 records = sa.Table(
     "pl_records",
     metadata,
@@ -49,16 +63,8 @@ records = sa.Table(
     # JSON objects or NULL: JSON text on SQLite, JSONB on PostgreSQL (queryable with SQL).
     sa.Column("params", _JSON_TEXT),
     sa.Column("tags", _JSON_TEXT),
-    sa.Index("ix_pl_records_ticker_ts", "ticker", "ts", "id"),
-    # (model, ticker, time): a model's history, and the latest N values of one (ticker, model)
-    # pair read straight off the index (Ledger.decay); schema v7 replaced (model_name, ts).
-    sa.Index("ix_pl_records_model_ticker_ts", "model_name", "ticker", "ts", "id"),
-    sa.Index("ix_pl_records_ts", "ts"),
-    # Containment (``params @> '{"max_depth": 6}'``) on PostgreSQL; SQLite uses pl_record_labels.
-    sa.Index("ix_pl_records_params_gin", "params", postgresql_using="gin",
-             postgresql_ops={"params": "jsonb_path_ops"}).ddl_if(dialect="postgresql"),
-    sa.Index("ix_pl_records_tags_gin", "tags", postgresql_using="gin",
-             postgresql_ops={"tags": "jsonb_path_ops"}).ddl_if(dialect="postgresql"),
+    *RECORD_INDEXES,
+    *JSONB_INDEXES,
 )
 
 extra = sa.Table(
@@ -140,22 +146,19 @@ labels = sa.Table(
     sa.Index("ix_pl_labels_key", "kind", "key"),
 )
 
+#: Which record carries which label: the embedded store's index of params and tags (its
+#: store creates it; PostgreSQL searches the JSONB columns through their GIN indexes instead).
+_BY_LABEL = sa.Index("ix_pl_record_labels_label", "label_id", "record_id")
+RECORD_LABEL_INDEXES = (_BY_LABEL,)
+
 record_labels = sa.Table(
     "pl_record_labels",
     metadata,
     sa.Column("record_id", sa.BigInteger, primary_key=True),
     sa.Column("label_id", sa.BigInteger, primary_key=True),
-    sa.Index("ix_pl_record_labels_label", "label_id", "record_id"),
+    _BY_LABEL,
     sqlite_with_rowid=False,
-    info={"dialects": ("sqlite",)},
 )
 
-
-def tables_for(dialect: str) -> list[sa.Table]:
-    """The tables a store of ``dialect`` has, in dependency order."""
-    return [t for t in metadata.sorted_tables if dialect in t.info.get("dialects", (dialect,))]
-
-
-def create_all(conn: sa.Connection) -> None:
-    """Create the current schema (the tables of this connection's dialect) on ``conn``."""
-    metadata.create_all(conn, tables=tables_for(conn.dialect.name))
+#: The tables every store has; an engine's store adds its own (SQLite: ``pl_record_labels``).
+COMMON_TABLES = (records, extra, metric_defs, best, summary, pairs, meta, import_keys, labels)

@@ -1,174 +1,142 @@
-"""The SQLAlchemy store: SQLite (embedded, the default) and PostgreSQL (for teams).
+"""What both SQL stores share: the boundary every call crosses, and every read they spell alike.
 
-This module holds the store itself: opening it (schema creation and versioning), its
-connections, and every read. History, best models, tickers and the leaderboard read the
-derived tables or an index, never a scan of all records. Reads answer with rows or Arrow
-tables; the Ledger shapes DataFrames. The SQL of filters and grouped leaderboards lives in
-:mod:`.queries`, writes in :mod:`.writes`, engine set-up in :mod:`.engine`, the columnar
-readers in :mod:`.columnar` (SQLite) and :mod:`.columnar_pg` (PostgreSQL).
+:class:`SQLStore` is the base of :class:`~.sqlite.store.SQLiteStore` and
+:class:`~.postgres.store.PostgresStore`. It holds:
+
+* **the boundary**: every read runs in :meth:`SQLStore._read` and every write transaction in
+  :meth:`SQLStore.writing`; a driver error escaping either becomes a perfledger error there
+  (:mod:`.errors`, with the engine's ``_cause`` hook), and a read that must be run again
+  (:class:`~.base.ReadAgain`) is run again there, so no read repeats either concern;
+* **the reads both engines spell alike**: directions, meta, tickers, models, best models,
+  stats, history and its count, the summarised leaderboard. History, best models, tickers
+  and the leaderboard read the derived tables or an index, never a scan of all records.
+  Large results come as Arrow through the engine's columnar pool; without its driver, or
+  when it fails, through the row path (SQLAlchemy), whose error is the one mapped.
+
+Each engine fills in its hooks: its write transaction, its snapshot, its params/tags
+filters, grouped leaderboards, label listings and latest-values SQL, and what its driver's
+error codes mean. No other module of perfledger tells the engines apart.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from abc import abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 import sqlalchemy as sa
 
-from ..errors import ReadOnlyLedgerError, StoreConnectionError, ValidationError
-from ..location import describe_store, describe_url_text, hide_passwords_in
+from ..errors import ReadOnlyLedgerError
+from ..location import describe_store
 from ..records.record import CORE_METRICS
 from ..records.timestamps import format_ts
-from . import columnar_pg
 from . import schema as T
-from .access import sqlite_file
-from .base import Grouping, HistoryQuery, HistoryRows, LabelRow, PairRow, StatRow, Store, TailQuery
-from .columnar import ColumnarReader
-from .engine import BUSY_TIMEOUT_S, create_file, immediate_transaction, make_engine
-from .migrations import ensure_schema, refuse_foreign_sqlite
-from .queries import grouped_stats, label_rows, name_clauses, source
-from .readonly import ChangedDuringRead, ReadOnlyFile, retried
+from .base import HistoryQuery, HistoryRows, LabelRow, PairRow, ReadAgain, StatRow, Store, TailQuery
+from .columnar import ArrowPool, ColumnarReadFailed, typed
+from .errors import Cause, boundary
+from .migrations import ensure_schema
+from .queries import Source, name_clauses, plain_clauses, window_clauses
 from .reads import read_best, read_directions
-from .writes import SQLWriteTx, Statements
-from .writes_pg import PgStatements, PgWriteTx
+from .writes import SQLReadTx, SQLWriteTx
+
+if TYPE_CHECKING:
+    from ..records.labels import Grouping
+    from .migrations import EngineSteps
 
 log = logging.getLogger("perfledger")
-
-#: PostgreSQL's deadlock and serialisation-failure codes: the transaction may be run again.
-_CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
-_INSUFFICIENT_PRIVILEGE = "42501"
+R = TypeVar("R")
 #: History's metric columns are float64 even when every value read is NULL.
 _METRIC_TYPES = {m: pa.float64() for m in CORE_METRICS}
-#: PostgreSQL type OIDs → the Arrow types the ADBC driver reads them as: the row path gives
-#: the same schema (an empty answer included, where there is no value to infer a type from).
-_PG_ARROW_TYPES = {16: pa.bool_(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(), 25: pa.string(),
-                   700: pa.float32(), 701: pa.float64(), 1043: pa.string()}
-
-
-def _first_line(exc: BaseException) -> str:
-    """An error's first line, any URL or DSN in it with its password hidden."""
-    lines = str(exc).strip().splitlines()
-    return hide_passwords_in(lines[0]) if lines else type(exc).__name__
+#: How often a read that overlapped a change of its file is run again.
+_READ_ATTEMPTS = 4
 
 
 class SQLStore(Store):
-    """A ledger in a SQL database reached through SQLAlchemy."""
+    """A ledger in a SQL database reached through SQLAlchemy (one subclass per engine)."""
 
-    def __init__(self, url: sa.URL, *, read_only: bool = False):
+    #: The engine's own migration steps (see :mod:`.migrations`).
+    STEPS: EngineSteps
+    #: The tables this engine's stores have.
+    TABLES: tuple[sa.Table, ...] = T.COMMON_TABLES
+    #: Whose rights a read-only error names.
+    who = "this user"
+
+    def __init__(self, url: sa.URL, engine: sa.Engine, arrow: ArrowPool | None):
         self.url = url
-        self.dialect = url.get_backend_name()
-        path = sqlite_file(url)
-        if path is not None:
-            refuse_foreign_sqlite(path, describe_store(url))
-        #: Set when this process may only read the SQLite file: writes raise.
-        self.read_only_file = ReadOnlyFile(str(path), BUSY_TIMEOUT_S) if read_only and path else None
-        if path is not None and self.read_only_file is None:
-            create_file(path)
-        try:
-            self.engine = make_engine(url, self.read_only_file)
-        except (sa.exc.NoSuchModuleError, ImportError) as exc:  # foo://, mysql:// without its driver
-            raise ValidationError(
-                f"store {describe_url_text(url)!r}: no database driver for {url.drivername!r} "
-                f"({_first_line(exc)}); use sqlite:///path or postgresql://user@host/db",
-                [(None, "store", "no driver")],
-            ) from None
-        self._statements = PgStatements() if self.dialect == "postgresql" else Statements(self.dialect)
-        self._writer = PgWriteTx if self.dialect == "postgresql" else SQLWriteTx
-        self._columnar: ColumnarReader | columnar_pg.PgColumnarReader | None = None
-        #: SQLite: the one connection this store writes through, kept out of the pool (see
-        #: :meth:`writing`), and the lock that queues this process's writers for it.
-        self._write_conn: sa.Connection | None = None
-        self._write_lock = threading.Lock()
-        if self.dialect == "sqlite":
-            self._columnar = ColumnarReader(url.database, self.read_only_file)
-        elif self.dialect == "postgresql" and columnar_pg.available():
-            self._columnar = columnar_pg.PgColumnarReader(self.engine)
-        try:
-            self._init_schema()
-        except sa.exc.DatabaseError as exc:  # unreachable, or not a database (a corrupt file)
-            self.engine.dispose()
-            reason = _first_line(getattr(exc, "orig", None) or exc)
-            raise StoreConnectionError(f"cannot open {describe_store(url)}: {reason}") from None
+        self.where = describe_store(url)
+        self.engine = engine
+        self._arrow = arrow
+        with self._boundary(write=False, opening=True):
+            ensure_schema(engine, self.where, self.TABLES, self.STEPS,
+                          read_only=self.read_only_reason is not None)
 
-    # ------------------------------------------------------------------ schema
+    # ------------------------------------------------------------------ engine hooks
 
-    def _init_schema(self) -> None:
-        ensure_schema(self.engine, describe_store(self.url), read_only=self.read_only_file is not None)
+    @abstractmethod
+    def _cause(self, exc: BaseException) -> Cause | None:
+        """What a driver error means (None: not a driver error of this engine)."""
 
-    # ------------------------------------------------------------------ connections
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[SQLWriteTx]:
+        """This engine's write transaction, its hooks run (``aborted``/``committed``)."""
+
+    @abstractmethod
+    def _snapshot_connection(self, conn: sa.Connection) -> sa.Connection:
+        """``conn`` set up for a consistent read-only snapshot."""
+
+    @abstractmethod
+    def _label_source(self, conn: sa.Connection, query: HistoryQuery, params: dict[str, Any]
+                      ) -> tuple[str, list[str]] | None:
+        """The FROM and clauses of the query's params/tags filters (None: nothing matches)."""
+
+    @abstractmethod
+    def _grouped_stats(self, conn: sa.Connection, src: Source, by: Grouping, ticker: str | None
+                       ) -> tuple[list[Any], list[Any]]:
+        """Leaderboard statistics of the selected records, grouped in the database."""
+
+    @abstractmethod
+    def _label_rows(self, conn: sa.Connection, ticker: str | None) -> list[LabelRow]: ...
+
+    @abstractmethod
+    def _tails_sql(self, query: TailQuery, where: str, inner: str, params: dict[str, Any]) -> str: ...
+
+    def _row_types(self, result: sa.CursorResult[Any]) -> dict[str, pa.DataType]:
+        """Arrow types of a row-path result's columns, where the engine knows them."""
+        return {}
 
     @contextmanager
-    def writing(self) -> Iterator[SQLWriteTx]:
-        """A write transaction; on PostgreSQL a :class:`~.writes_pg.PgWriteTx` (a single
-        record in one round trip)."""
-        if self.read_only_file is not None:
-            raise ReadOnlyLedgerError(
-                f"{describe_store(self.url)} is read-only for this user; nothing was changed"
-            )
-        if self.dialect == "sqlite":
-            # One connection, held between writes: checking one out of SQLAlchemy's pool and
-            # back (a Connection object, the checkout and reset-on-return bookkeeping) was 5%
-            # of a single log()'s instructions (callgrind). This process's writers
-            # queue on the lock (as they would on SQLite's write lock, without its polling).
-            with self._write_lock:
-                if self._write_conn is None or self._write_conn.closed:
-                    self._write_conn = self.engine.connect()
-                tx = SQLWriteTx(self._write_conn, self._statements)
-                with immediate_transaction(self._write_conn, tx):
-                    yield tx
-            return
-        try:
-            with self.engine.connect() as conn:
-                writer = conn.execution_options(pl_write=True)
-                trans = writer.begin()
-                pg_tx = self._writer(writer, self._statements)  # type: ignore[arg-type]
-                try:
-                    yield pg_tx
-                    trans.commit()
-                except BaseException:
-                    pg_tx.aborted()
-                    if trans.is_active:
-                        trans.rollback()
+    def _checked(self, conn: sa.Connection) -> Iterator[None]:
+        """Around every read transaction (SQLite checks a file opened immutable)."""
+        yield
+
+    # ------------------------------------------------------------------ the boundary
+
+    def _boundary(self, *, write: bool, opening: bool = False) -> AbstractContextManager[None]:
+        return boundary(self._cause, self.where, write=write, opening=opening, who=self.who)
+
+    def _again(self, fn: Callable[[], R]) -> R:
+        """Run a read, driver errors mapped, and again when it overlapped a change it could
+        not see through (:class:`~.base.ReadAgain`)."""
+        for attempt in range(_READ_ATTEMPTS):
+            try:
+                with self._boundary(write=False):
+                    return fn()
+            except ReadAgain:
+                if attempt == _READ_ATTEMPTS - 1:
                     raise
-                pg_tx.committed()
-        except sa.exc.DBAPIError as exc:
-            # A PostgreSQL role granted SELECT only (a dashboard's): the one-line error a
-            # read-only ledger directory gives, not a stack of SQL.
-            if getattr(exc.orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
-                raise
-            raise ReadOnlyLedgerError(
-                f"{describe_store(self.url)} is read-only for role {self.url.username or '(default)'!r} "
-                f"({_first_line(exc.orig)}); nothing was changed"
-            ) from None
+        raise AssertionError("unreachable")
 
-    @contextmanager
-    def snapshot(self) -> Iterator[SQLWriteTx]:
-        # SQLite (WAL): a deferred transaction reads one snapshot from its first read to its
-        # end, without the write lock. PostgreSQL: REPEATABLE READ, read only.
-        options: dict[str, Any] = {}
-        if self.dialect == "postgresql":
-            options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
-        with (
-            self.engine.connect() as conn,
-            conn.execution_options(**options).begin(),
-            self._checked(conn),
-        ):
-            yield SQLWriteTx(conn, self._statements)
+    def _read(self, fn: Callable[[sa.Connection], R]) -> R:
+        """:meth:`_again` with ``fn`` given a read connection, in a transaction."""
 
-    def identity(self) -> tuple[Any, ...]:
-        if self.dialect == "sqlite":
-            st = os.stat(self.url.database or "")
-            return ("sqlite", st.st_dev, st.st_ino)
-        with self.reading() as conn:
-            row = conn.execute(sa.text(
-                "SELECT current_database(), CAST(pg_postmaster_start_time() AS TEXT), inet_server_port()"
-            )).one()
-        return (self.dialect, *row)
+        def run() -> R:
+            with self.reading() as conn:
+                return fn(conn)
+
+        return self._again(run)
 
     @contextmanager
     def reading(self) -> Iterator[sa.Connection]:
@@ -176,106 +144,99 @@ class SQLStore(Store):
             yield conn
 
     @contextmanager
-    def _checked(self, conn: sa.Connection) -> Iterator[None]:
-        """On a read-only file opened immutable: raise ChangedDuringRead (the read is run
-        again) when the file changed during the transaction, also when the read failed."""
-        if self.read_only_file is None:
-            yield
-            return
-        raw = conn.connection.dbapi_connection
-        try:
-            yield
-        except Exception:
-            self.read_only_file.check_connection(raw)
-            raise
-        self.read_only_file.check_connection(raw)
+    def writing(self) -> Iterator[SQLWriteTx]:
+        if self.read_only_reason is not None:
+            raise ReadOnlyLedgerError(self.read_only_reason)
+        with self._boundary(write=True), self._transaction() as tx:
+            yield tx
 
-    def is_conflict(self, exc: BaseException) -> bool:
-        code = getattr(getattr(exc, "orig", None), "sqlstate", None)
-        return isinstance(exc, sa.exc.DBAPIError) and code in _CONFLICT_SQLSTATES
+    @contextmanager
+    def snapshot(self) -> Iterator[SQLReadTx]:
+        with self._boundary(write=False), self.engine.connect() as conn:
+            snap = self._snapshot_connection(conn)
+            with snap.begin(), self._checked(snap):
+                yield SQLReadTx(snap)
 
     def dispose(self) -> None:
-        with self._write_lock:
-            if self._write_conn is not None:
-                self._write_conn.close()
-                self._write_conn = None
         self.engine.dispose()
-        if self._columnar is not None:
-            self._columnar.close()
+        if self._arrow is not None:
+            self._arrow.close()
 
     def after_fork(self) -> None:
-        # The parent's write connection (and lock, which another thread may have held at the
-        # fork) are forgotten, never closed here: see :mod:`.shared_locks`.
-        self._write_conn, self._write_lock = None, threading.Lock()
         self.engine.dispose(close=False)
-        if self._columnar is not None:
-            self._columnar.after_fork()
+        if self._arrow is not None:
+            self._arrow.after_fork()
 
     # ------------------------------------------------------------------ reads
 
-    @retried
     def directions(self) -> dict[str, bool]:
-        with self.reading() as conn:
-            return read_directions(conn)
+        return self._read(read_directions)
 
-    @retried
     def get_meta(self, key: str) -> str | None:
-        with self.reading() as conn:
-            return conn.execute(sa.select(T.meta.c.value).where(T.meta.c.key == key)).scalar()
+        return self._read(lambda c: c.execute(sa.select(T.meta.c.value).where(T.meta.c.key == key)).scalar())
 
-    @retried
     def last_id(self) -> int:
-        with self.reading() as conn:
-            return int(conn.execute(sa.select(sa.func.max(T.records.c.id))).scalar() or 0)
+        return self._read(lambda c: int(c.execute(sa.select(sa.func.max(T.records.c.id))).scalar() or 0))
 
-    @retried
     def tickers(self) -> list[str]:
-        with self.reading() as conn:
-            rows = conn.execute(sa.select(T.pairs.c.ticker).distinct().order_by(T.pairs.c.ticker))
-            return [r[0] for r in rows]
+        stmt = sa.select(T.pairs.c.ticker).distinct().order_by(T.pairs.c.ticker)
+        return self._read(lambda c: [r[0] for r in c.execute(stmt)])
 
-    @retried
     def models(self, ticker: str | None = None) -> list[str]:
         stmt = sa.select(T.pairs.c.model_name).distinct().order_by(T.pairs.c.model_name)
         if ticker is not None:
             stmt = stmt.where(T.pairs.c.ticker == ticker)
-        with self.reading() as conn:
-            return [r[0] for r in conn.execute(stmt)]
+        return self._read(lambda c: [r[0] for r in c.execute(stmt)])
 
-    @retried
     def best(self, ticker: str | None = None) -> dict[str, Any]:
-        with self.reading() as conn:
-            return read_best(conn, ticker)
+        return self._read(lambda c: read_best(c, ticker))
 
-    @retried
+    def labels(self, ticker: str | None = None) -> list[LabelRow]:
+        return self._read(lambda c: self._label_rows(c, ticker))
+
     def stats(self) -> dict[str, Any]:
-        with self.reading() as conn:
-            row = conn.execute(
-                sa.select(
-                    sa.func.coalesce(sa.func.sum(T.pairs.c.n), 0),
-                    sa.func.count(sa.distinct(T.pairs.c.ticker)),
-                    sa.func.count(sa.distinct(T.pairs.c.model_name)),
-                    sa.func.max(T.pairs.c.last_ts),
-                )
-            ).one()
+        def read(conn: sa.Connection) -> dict[str, Any]:
+            row = conn.execute(sa.select(
+                sa.func.coalesce(sa.func.sum(T.pairs.c.n), 0),
+                sa.func.count(sa.distinct(T.pairs.c.ticker)),
+                sa.func.count(sa.distinct(T.pairs.c.model_name)),
+                sa.func.max(T.pairs.c.last_ts),
+            )).one()
             max_id = conn.execute(sa.select(sa.func.max(T.records.c.id))).scalar()
-            gen = conn.execute(
-                sa.select(T.meta.c.value).where(T.meta.c.key == "generation")
-            ).scalar()
-        return {
-            "records": int(row[0]),
-            "tickers": int(row[1]),
-            "models": int(row[2]),
-            "last_timestamp": format_ts(row[3]) if row[3] is not None else None,
-            "state": f"{gen or 0}:{row[0]}:{max_id or 0}",
-        }
+            gen = conn.execute(sa.select(T.meta.c.value).where(T.meta.c.key == "generation")).scalar()
+            return {
+                "records": int(row[0]),
+                "tickers": int(row[1]),
+                "models": int(row[2]),
+                "last_timestamp": format_ts(row[3]) if row[3] is not None else None,
+                "state": f"{gen or 0}:{row[0]}:{max_id or 0}",
+            }
 
-    @retried
+        return self._read(read)
+
+    def _source(self, conn: sa.Connection, query: HistoryQuery) -> Source:
+        """Where the records ``query`` selects come from."""
+        params: dict[str, Any] = {}
+        clauses = plain_clauses(query, params)
+        from_ = "pl_records r"
+        if query.params or query.tags:
+            found = self._label_source(conn, query, params)
+            if found is None:
+                return Source.nothing()
+            from_, label_clauses = found
+            clauses += label_clauses
+        return Source(from_, " AND ".join(clauses) or "1=1", params)
+
+    @staticmethod
+    def _has_extras(conn: sa.Connection) -> bool:
+        """Whether the ledger ever stored a custom metric (reads then also fetch them)."""
+        return conn.execute(sa.select(T.extra.c.record_id).limit(1)).first() is not None
+
     def history(self, query: HistoryQuery) -> HistoryRows:
-        with self.reading() as conn:
-            src = source(conn, query)
-            # Record ids are only needed to line custom metrics up with their rows.
-            has_extras = conn.execute(sa.text("SELECT 1 FROM pl_extra LIMIT 1")).first() is not None
+        return self._again(lambda: self._history(query))
+
+    def _history(self, query: HistoryQuery) -> HistoryRows:
+        src, has_extras = self._read(lambda c: (self._source(c, query), self._has_extras(c)))
         limit = f" LIMIT {int(query.limit)}" if query.limit else ""
         order = "ORDER BY r.ts DESC, r.id DESC" if query.limit else "ORDER BY r.ts, r.id"
         # As JSON text on every engine (PostgreSQL keeps them as JSONB; its driver would
@@ -285,6 +246,7 @@ class SQLStore(Store):
         )
         # One ticker asked for: every row holds it, so it is not fetched row by row.
         ticker_col = "" if len(query.tickers) == 1 else "r.ticker, "
+        # Record ids are only needed to line custom metrics up with their rows.
         id_col = "r.id, " if has_extras else ""
         sql = (
             f"SELECT {id_col}r.ts, {ticker_col}r.model_name, "
@@ -301,66 +263,58 @@ class SQLStore(Store):
             else:
                 extra_sql = (f"SELECT e.record_id, e.name, e.value FROM {src.from_} "
                              f"JOIN pl_extra e ON e.record_id = r.id WHERE {src.where}")
-            extras = self._table(
-                extra_sql,
-                src.params,
-                {"value": pa.float64()},
-            )
+            extras = self._table(extra_sql, src.params, {"value": pa.float64()})
         return HistoryRows(records, extras)
 
-    @retried
     def count(self, query: HistoryQuery) -> int:
-        with self.reading() as conn:
-            src = source(conn, query)
+        def read(conn: sa.Connection) -> int:
+            src = self._source(conn, query)
             if src.empty:
                 return 0
             sql = f"SELECT COUNT(*) FROM {src.from_} WHERE {src.where}"
             return int(conn.execute(sa.text(sql), src.params).scalar() or 0)
 
-    def _table(
-        self, sql: str, params: dict[str, Any], types: dict[str, pa.DataType] | None = None
-    ) -> pa.Table:
-        """Run a read query into an Arrow table: columnar through ADBC on SQLite and
-        PostgreSQL (no Python object per value); elsewhere, or if ADBC is unavailable, through
-        SQLAlchemy. Columns named in ``types`` have that type whatever values (or only NULLs)
-        they hold."""
-        if self._columnar is not None:
+        return self._read(read)
+
+    def _table(self, sql: str, params: dict[str, Any],
+               types: dict[str, pa.DataType] | None = None) -> pa.Table:
+        """Run a read query into an Arrow table: columnar through the engine's ADBC pool (no
+        Python object per value); without it, or when it fails, through the row path.
+        Columns named in ``types`` have that type whatever values (or only NULLs) they hold."""
+        if self._arrow is not None:
             try:
-                return self._columnar.read(sql, params, types)
-            except ChangedDuringRead:
-                raise
+                return self._arrow.read(sql, params, types)
+            except ColumnarReadFailed as exc:
+                log.debug("columnar read failed (%s); reading through the row path", exc)
             except ImportError as exc:  # the driver is installed but does not load
                 log.debug("columnar reads unavailable (%s); using the row path", exc)
-                self._columnar = None
-            except Exception as exc:  # any ADBC problem: the portable path still answers
-                log.debug("columnar read unavailable (%s); using the row path", exc)
-        with self.reading() as conn:
+                self._arrow = None
+
+        def read(conn: sa.Connection) -> pa.Table:
             result = conn.execute(sa.text(sql), params)
             names = list(result.keys())
-            oids = [getattr(d, "type_code", None) for d in result.cursor.description or ()]
+            known = {**self._row_types(result), **(types or {})}
             rows = result.fetchall()
-        columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-        if self.dialect == "postgresql":
-            types = {**{n: _PG_ARROW_TYPES[o] for n, o in zip(names, oids, strict=False)
-                        if o in _PG_ARROW_TYPES}, **(types or {})}
-        types = types or {}
-        return pa.table({n: pa.array(list(c), types.get(n)) for n, c in zip(names, columns, strict=True)})
+            columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+            return pa.table({n: pa.array(list(c), known.get(n)) for n, c in zip(names, columns, strict=True)})
 
-    @retried
+        table = self._read(read)
+        return typed(table, types) if types else table
+
     def leaderboard_stats(
         self, query: HistoryQuery, by: Grouping = None
     ) -> tuple[list[StatRow], list[PairRow]]:
         summarised = (by is None and query.since_us is None and query.until_us is None
                       and not (query.params or query.tags or query.models or query.at_least
                                or query.at_most) and len(query.tickers) <= 1)
-        with self.reading() as conn:
+
+        def read(conn: sa.Connection) -> tuple[list[StatRow], list[PairRow]]:
             if not summarised:
-                src = source(conn, query)
+                src = self._source(conn, query)
                 if src.empty:
                     return [], []
-                has_extras = conn.execute(sa.text("SELECT 1 FROM pl_extra LIMIT 1")).first() is not None
                 one = query.tickers[0] if len(query.tickers) == 1 else None
-                return grouped_stats(conn, src, by, ticker=one, read=self._table, has_extras=has_extras)
+                return self._grouped_stats(conn, src, by, one)
             ticker = query.tickers[0] if query.tickers else None
             params = {"ticker": ticker}
             where = " WHERE ticker = :ticker" if ticker is not None else ""
@@ -369,56 +323,26 @@ class SQLStore(Store):
                 f"FROM pl_summary{where}"), params).fetchall()
             pairs = conn.execute(sa.text(f"SELECT ticker, model_name, n FROM pl_pairs{where}"),
                                  params).fetchall()
-        return list(long), list(pairs)
+            return list(long), list(pairs)
 
-    def labels(self, ticker: str | None = None) -> list[LabelRow]:
-        with self.reading() as conn:
-            return label_rows(conn, ticker)
+        return self._read(read)
 
     def metric_tails(self, query: TailQuery) -> pa.Table:
         """Each pair's newest values of one metric, read off the (model_name, ticker, ts, id)
-        index newest first and stopped after ``keep``: on SQLite a correlated ``IN`` subquery
-        with ``LIMIT`` per pair, on PostgreSQL the same read as a ``LATERAL`` join. Pairs come
-        from ``pl_summary`` (already counted per metric). A ``ROW_NUMBER()`` window would number
-        every row of every pair before keeping a few: measured 3.5-7 s on SQLite at a million
-        records, against about 0.4 s this way."""
+        index newest first and stopped after ``keep``. Pairs come from ``pl_summary`` (already
+        counted per metric). A ``ROW_NUMBER()`` window would number every row of every pair
+        before keeping a few: measured 3.5-7 s on SQLite at a million records, against about
+        0.4 s this way."""
+        if not query.custom and query.metric not in CORE_METRICS:
+            raise ValueError(f"{query.metric!r} is not a core metric; set custom=True")
         params: dict[str, Any] = {"metric": query.metric, "min_count": int(query.min_count)}
         outer = ["s.metric = :metric", "s.n >= :min_count",
                  *name_clauses("s", query.tickers, query.models, params)]
-        inner = ["q.model_name = s.model_name", "q.ticker = s.ticker"]
-        if query.since_us is not None:
-            params["since"] = query.since_us
-            inner.append("q.ts >= :since")
-        if query.until_us is not None:
-            params["until"] = query.until_us
-            inner.append("q.ts <= :until")
-        if query.custom:
-            source = "pl_records q JOIN pl_extra qe ON qe.record_id = q.id AND qe.name = :metric"
-            value = "qe.value"
-        elif query.metric in CORE_METRICS:
-            source, value = "pl_records q", f"q.{query.metric}"
+        inner = ["q.model_name = s.model_name", "q.ticker = s.ticker",
+                 *window_clauses("q", query.since_us, query.until_us, params)]
+        if not query.custom:
             inner.append(f"q.{query.metric} IS NOT NULL")
-        else:
-            raise ValueError(f"{query.metric!r} is not a core metric; set custom=True")
-        limit = ""
         if query.keep is not None:
             params["keep"] = int(query.keep)
-            limit = " LIMIT :keep"
-        newest = f"WHERE {' AND '.join(inner)} ORDER BY q.ts DESC, q.id DESC{limit}"
-        where = " AND ".join(outer)
-        if self.dialect == "postgresql":
-            sql = (
-                "SELECT s.ticker, s.model_name, t.ts, t.id, t.value FROM pl_summary s CROSS JOIN "
-                f"LATERAL (SELECT q.ts, q.id, {value} AS value FROM {source} {newest}) t WHERE {where}"
-            )
-        else:
-            outer_value, extra_join = (
-                ("e.value", " JOIN pl_extra e ON e.record_id = r.id AND e.name = :metric")
-                if query.custom else (f"r.{query.metric}", "")
-            )
-            sql = (
-                f"SELECT s.ticker, s.model_name, r.ts, r.id, {outer_value} AS value FROM pl_summary s "
-                f"JOIN pl_records r ON r.id IN (SELECT q.id FROM {source} {newest}){extra_join} "
-                f"WHERE {where}"
-            )
-        return self._table(sql, params)
+        sql = self._tails_sql(query, " AND ".join(outer), " AND ".join(inner), params)
+        return self._again(lambda: self._table(sql, params))

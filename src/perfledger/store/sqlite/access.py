@@ -17,19 +17,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ..errors import ReadOnlyLedgerError
-
-if TYPE_CHECKING:
-    import sqlalchemy as sa
-
-
-def sqlite_file(url: sa.URL) -> Path | None:
-    """The database file of a file-based SQLite URL; None for other stores and ``:memory:``."""
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    return Path(url.database)
+from ...errors import ReadOnlyLedgerError
 
 
 def writable(path: Path) -> bool:
@@ -50,14 +39,14 @@ def write_blocker(database: Path, others: Iterable[Path] = ()) -> Path | None:
     return None
 
 
-def read_only_reason(where: str, url: sa.URL, others: Iterable[Path] = ()) -> str | None:
-    """For the ledger at ``url`` (described as ``where``; ``others``: its mirror files): None
-    when this process may write it, else the one line its writes raise. A ledger this process
-    may not write that has no database yet raises :class:`ReadOnlyLedgerError` (there is
-    nothing to read, and nothing may be created)."""
-    database = sqlite_file(url)
-    blocker = write_blocker(database, others) if database is not None else None
-    if database is None or blocker is None:
+def read_only_reason(where: str, database: Path, others: Iterable[Path] = ()) -> str | None:
+    """For the SQLite ledger whose database file is ``database`` (described as ``where``;
+    ``others``: files its writes also touch, the mirrors): None when this process may write
+    it, else the one line its writes raise. A ledger this process may not write that has no
+    database yet raises :class:`ReadOnlyLedgerError` (there is nothing to read, and nothing
+    may be created)."""
+    blocker = write_blocker(database, others)
+    if blocker is None:
         return None
     if not database.exists():
         raise ReadOnlyLedgerError(

@@ -19,29 +19,25 @@ opens (read-only stores keep no connection pool):
   file is stable again). A connection is used for one transaction only, so no read sees a
   stale file either.
 
-The ADBC reader (:mod:`.columnar`) opens its connections through :meth:`ReadOnlyFile.uri`
+The columnar reader (:mod:`.arrow`) opens its connections through :meth:`ReadOnlyFile.uri`
 the same way.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import sqlite3
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
-from ..errors import PerfLedgerError
+from ..base import ReadAgain
 
 Signature = tuple[int, int, int, int, int]
-F = TypeVar("F", bound=Callable[..., Any])
-_ATTEMPTS = 4
 
 
-class ChangedDuringRead(PerfLedgerError):
+class ChangedDuringRead(ReadAgain):
     """An ``immutable=1`` read overlapped a change of the database file (a writer's
-    checkpoint); the read is run again."""
+    checkpoint); the store runs the read again."""
 
 
 class _Connection(sqlite3.Connection):
@@ -94,19 +90,3 @@ class ReadOnlyFile:
 
     def check_connection(self, dbapi_connection: Any) -> None:
         self.check(getattr(dbapi_connection, "pl_signature", None))
-
-
-def retried(method: F) -> F:
-    """Run a store read again when it overlapped a change of an immutable file."""
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        for attempt in range(_ATTEMPTS):
-            try:
-                return method(*args, **kwargs)
-            except ChangedDuringRead:
-                if attempt == _ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
-
-    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,91 @@
+"""Driver errors become perfledger errors here, once, at the store boundary.
+
+A store talks to several drivers (SQLAlchemy over ``sqlite3`` or psycopg, the raw DB-API
+cursor of the SQLite write path, the ADBC drivers of columnar reads). Whatever one of them
+raises while the store works, the :class:`~perfledger.Ledger`, the command line and the
+dashboard see one of perfledger's classes (:mod:`perfledger.errors`) with one line naming the
+ledger and the cause: a full disk, a damaged file, a role that may only read, a lost server.
+
+Each engine's store knows its driver's codes (SQLite's result codes, PostgreSQL's SQLSTATEs)
+and says which :class:`Cause` an error is (its ``_cause`` hook); errors are told apart by
+class and code, never by their text. This module turns the cause into the exception.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    PerfLedgerError,
+    ReadOnlyLedgerError,
+    StorageError,
+    StoreConnectionError,
+    WriteConflictError,
+)
+from ..location import hide_passwords_in
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+class Cause(enum.Enum):
+    """What a driver error means for the user, with the words that say it."""
+
+    DISK_FULL = "disk full"
+    IO = "I/O error (the database file may have been deleted or its disk failed)"
+    DAMAGED = "the database file is damaged or is not a database"
+    SCHEMA = "the ledger's tables are missing or altered"
+    BUSY = "another process held the database locked for too long"
+    READ_ONLY = "read-only"
+    CONFLICT = "a concurrent write collided with this one"
+    UNREACHABLE = "the database server cannot be reached"
+    OTHER = "database error"
+
+
+def driver_message(exc: BaseException) -> str:
+    """The first line of a driver's message, any password in it hidden."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    return hide_passwords_in(lines[0].strip()) if lines else type(orig).__name__
+
+
+def perfledger_error(cause: Cause, where: str, exc: BaseException, *, write: bool,
+                     opening: bool = False, who: str = "this user") -> PerfLedgerError:
+    """The exception a driver error of ``cause`` becomes, for the store described as
+    ``where`` (``write``: it aborted a write; ``opening``: the store could not be opened;
+    ``who``: whose rights a read-only store names)."""
+    detail = driver_message(exc)
+    stored = "; nothing was stored" if write else ""
+    if opening and cause not in (Cause.READ_ONLY, Cause.CONFLICT):
+        return StoreConnectionError(f"cannot open {where}: {cause.value} ({detail})")
+    if cause is Cause.READ_ONLY:
+        return ReadOnlyLedgerError(f"{where} is read-only for {who} ({detail}); nothing was changed")
+    if cause is Cause.CONFLICT:
+        return WriteConflictError(f"{where}: {cause.value} ({detail}){stored}")
+    if cause is Cause.UNREACHABLE:
+        return StoreConnectionError(f"{where}: {cause.value} ({detail}){stored}")
+    return StorageError(f"{where}: {cause.value} ({detail}){stored}", cause=cause.name.lower())
+
+
+@contextmanager
+def boundary(classify: Callable[[BaseException], Cause | None], where: str, *, write: bool,
+             opening: bool = False, who: str = "this user") -> Iterator[None]:
+    """Raise a driver error that escapes the block as its perfledger error (the driver's
+    exception kept as ``__cause__``); anything else passes through untouched."""
+    try:
+        yield
+    except PerfLedgerError:
+        raise
+    except Exception as exc:
+        cause = classify(exc)
+        if cause is None:
+            raise
+        raise perfledger_error(cause, where, exc, write=write, opening=opening, who=who) from exc
+
+
+def orig(exc: BaseException) -> Any:
+    """The DB-API exception behind a SQLAlchemy error (or the exception itself)."""
+    return getattr(exc, "orig", None) or exc

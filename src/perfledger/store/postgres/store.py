@@ -1,0 +1,168 @@
+"""The team store: a PostgreSQL database reached through psycopg 3 (pre-ping, so a restarted
+server is noticed), large reads through ADBC when its driver is installed (:mod:`.arrow`).
+
+Concurrent openers of an older schema serialise on an advisory lock. A snapshot is
+``REPEATABLE READ``, read only. What PostgreSQL's SQLSTATEs mean for the user is decided
+here (:meth:`PostgresStore._cause`), by code, never by message: a deadlock or serialisation
+failure between writers (the Ledger runs the write again), a role granted ``SELECT`` only, a
+full disk, a lost or unreachable server, missing tables.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from ...errors import MissingDependencyError
+from ...location import describe_store
+from .. import schema as T
+from ..errors import Cause, orig
+from ..migrations import EngineSteps, backfill_labels
+from ..sql import SQLStore
+from . import arrow, queries
+from .writer import PgStatements, PgWriteTx
+
+if TYPE_CHECKING:
+    from ...records.labels import Grouping
+    from ..base import HistoryQuery, LabelRow, TailQuery
+    from ..queries import Source
+
+log = logging.getLogger("perfledger")
+
+_LOCK_KEY = 7426001
+#: SQLSTATE classes and codes, and what they mean (a code's own entry wins over its class's).
+_CAUSES = {
+    "40P01": Cause.CONFLICT,  # deadlock_detected
+    "40001": Cause.CONFLICT,  # serialization_failure
+    "42501": Cause.READ_ONLY,  # insufficient_privilege
+    "25006": Cause.READ_ONLY,  # read_only_sql_transaction (a hot standby)
+    "53100": Cause.DISK_FULL,  # disk_full
+    "42P01": Cause.SCHEMA,  # undefined_table
+    "42703": Cause.SCHEMA,  # undefined_column
+    "XX001": Cause.DAMAGED,  # data_corrupted
+    "XX002": Cause.DAMAGED,  # index_corrupted
+    "55P03": Cause.BUSY,  # lock_not_available
+    "08": Cause.UNREACHABLE,  # connection_exception
+    "57P": Cause.UNREACHABLE,  # operator intervention: the server shut down or restarted
+    "58": Cause.IO,  # system_error (an I/O error on the server)
+}
+#: PostgreSQL type OIDs → the Arrow types the ADBC driver reads them as: the row path gives
+#: the same schema (an empty answer included, where there is no value to infer a type from).
+_ARROW_TYPES: dict[int, Any] = {}
+
+
+def _arrow_types() -> dict[int, Any]:
+    if not _ARROW_TYPES:
+        import pyarrow as pa
+
+        _ARROW_TYPES.update({16: pa.bool_(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(),
+                             25: pa.string(), 700: pa.float32(), 701: pa.float64(), 1043: pa.string()})
+    return _ARROW_TYPES
+
+
+def _v2_jsonb(conn: sa.Connection) -> None:
+    """params and tags become JSONB (SQLite keeps JSON text)."""
+    conn.exec_driver_sql(
+        "ALTER TABLE pl_records ALTER COLUMN params TYPE JSONB USING params::jsonb, "
+        "ALTER COLUMN tags TYPE JSONB USING tags::jsonb"
+    )
+
+
+def _v4_jsonb_indexes(conn: sa.Connection) -> None:
+    """GIN indexes on the JSONB columns (what params/tags filters use), and the label
+    counts of every record already stored."""
+    for index in T.JSONB_INDEXES:
+        index.create(conn)
+    backfill_labels(conn, PgWriteTx(conn, PgStatements(conn.dialect)))
+
+
+def _lock(conn: sa.Connection) -> None:
+    # Concurrent openers would otherwise race on CREATE TABLE / ALTER TABLE.
+    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
+
+
+class PostgresStore(SQLStore):
+    """A ledger in a PostgreSQL database."""
+
+    STEPS = EngineSteps(steps={2: _v2_jsonb, 4: _v4_jsonb_indexes}, lock=_lock)
+
+    def __init__(self, url: sa.URL):
+        try:
+            engine = sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        except ImportError as exc:  # the driver is an extra
+            raise MissingDependencyError(
+                f"{describe_store(url)} needs the PostgreSQL driver ({exc.name or exc} is not "
+                "installed): pip install 'perfledger[postgres]'"
+            ) from None
+        self.who = f"role {url.username or '(default)'!r}"
+        self._statements = PgStatements(engine.dialect)
+        try:
+            super().__init__(url, engine, arrow.PostgresArrow(engine) if arrow.available() else None)
+        except BaseException:
+            engine.dispose()
+            raise
+
+    # ------------------------------------------------------------------ hooks
+
+    def _cause(self, exc: BaseException) -> Cause | None:
+        dbapi = self.engine.dialect.loaded_dbapi  # psycopg (or whichever driver the URL names)
+        error = orig(exc)
+        if not isinstance(error, dbapi.Error):
+            return None
+        code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+        if not code:  # the driver raises connection failures without a SQLSTATE
+            return Cause.UNREACHABLE if isinstance(error, dbapi.OperationalError) else Cause.OTHER
+        for key in (code, code[:3], code[:2]):
+            if key in _CAUSES:
+                return _CAUSES[key]
+        # SQL the server refuses (a syntax error, a wrong parameter): a bug, not mapped.
+        return None if isinstance(error, dbapi.ProgrammingError) else Cause.OTHER
+
+    @contextmanager
+    def _transaction(self) -> Iterator[PgWriteTx]:
+        with self.engine.connect() as conn:
+            writer = conn.execution_options(pl_write=True)
+            trans = writer.begin()
+            tx = PgWriteTx(writer, self._statements)
+            try:
+                yield tx
+                trans.commit()
+            except BaseException:
+                tx.aborted()
+                if trans.is_active:
+                    trans.rollback()
+                raise
+            tx.committed()
+
+    def _snapshot_connection(self, conn: sa.Connection) -> sa.Connection:
+        return conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+
+    def _label_source(self, conn: sa.Connection, query: HistoryQuery, params: dict[str, Any]
+                      ) -> tuple[str, list[str]] | None:
+        return "pl_records r", queries.label_clauses(query, params)
+
+    def _grouped_stats(self, conn: sa.Connection, src: Source, by: Grouping, ticker: str | None
+                       ) -> tuple[list[Any], list[Any]]:
+        return queries.grouped_stats(conn, src, by)
+
+    def _label_rows(self, conn: sa.Connection, ticker: str | None) -> list[LabelRow]:
+        return queries.label_rows(conn, ticker)
+
+    def _tails_sql(self, query: TailQuery, where: str, inner: str, params: dict[str, Any]) -> str:
+        return queries.tails_sql(query, where, inner, params)
+
+    def _row_types(self, result: sa.CursorResult[Any]) -> dict[str, Any]:
+        types = _arrow_types()
+        oids = [getattr(d, "type_code", None) for d in result.cursor.description or ()]
+        return {n: types[o] for n, o in zip(result.keys(), oids, strict=False) if o in types}
+
+    def identity(self) -> tuple[Any, ...]:
+        row = self._read(lambda c: c.execute(sa.text(
+            "SELECT current_database(), CAST(pg_postmaster_start_time() AS TEXT), inet_server_port()"
+        )).one())
+        return ("postgresql", *row)
+

@@ -1,0 +1,179 @@
+"""The embedded store: a SQLite file (WAL), the ledger directory's one source of truth.
+
+Opening checks the file first (another application's database is refused untouched; a file
+this process may only read opens read-only, :mod:`.access`), then the schema. Writes go
+through ONE connection the store holds between writes, queued on a lock: checking one out of
+SQLAlchemy's pool and back (a Connection object, the checkout and reset-on-return
+bookkeeping) was 5% of a single ``log()``'s instructions (callgrind), and this process's
+writers queue on the lock as they would on SQLite's write lock, without its polling. Reads
+use the pool, large ones ADBC (:mod:`.arrow`).
+
+What SQLite's result codes mean for the user is decided here (:meth:`SQLiteStore._cause`),
+by code, never by message: a full disk, an I/O error (the file deleted under the process, a
+failing disk), a damaged file, a lock held too long, a file this user may not write.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
+
+from .. import schema as T
+from ..errors import Cause, orig
+from ..migrations import EngineSteps, backfill_labels
+from ..sql import SQLStore
+from ..writes import Statements
+from . import queries
+from .access import read_only_reason
+from .arrow import SQLiteArrow
+from .database_file import backup_copy, create_file, refuse_foreign
+from .engine import BUSY_TIMEOUT_S, immediate_transaction, make_engine
+from .readonly import ReadOnlyFile
+from .writer import SQLiteWriteTx
+
+if TYPE_CHECKING:
+    from ...records.labels import Grouping
+    from ..base import HistoryQuery, LabelRow, TailQuery
+    from ..queries import Source
+
+#: SQLite primary result codes (``sqlite3.Error.sqlite_errorcode & 0xff``) and what they mean.
+_CAUSES = {
+    5: Cause.BUSY,  # SQLITE_BUSY
+    6: Cause.BUSY,  # SQLITE_LOCKED
+    8: Cause.READ_ONLY,  # SQLITE_READONLY
+    10: Cause.IO,  # SQLITE_IOERR
+    11: Cause.DAMAGED,  # SQLITE_CORRUPT
+    13: Cause.DISK_FULL,  # SQLITE_FULL
+    14: Cause.IO,  # SQLITE_CANTOPEN
+    26: Cause.DAMAGED,  # SQLITE_NOTADB
+}
+
+
+def _v4_record_labels(conn: sa.Connection) -> None:
+    """Which record carries which label, filled from every record already stored."""
+    T.record_labels.create(conn)
+    backfill_labels(conn, SQLiteWriteTx(conn, _statements()))
+
+
+def _statements() -> Statements:
+    return Statements(sqlite.insert, sqlite.dialect(paramstyle="named"), sqlite.dialect(paramstyle="qmark"))
+
+
+class SQLiteStore(SQLStore):
+    """A ledger in one SQLite database file."""
+
+    TABLES = (*T.COMMON_TABLES, T.record_labels)
+
+    def __init__(self, url: sa.URL, *, ledger: str | None = None, guarded: Iterable[Path] = (),
+                 read_only: bool = False):
+        """``ledger``: the ledger as the user knows it (its directory), for the messages
+        about what this user may do; ``guarded``: files beside the database that writes also
+        change (the mirrors); when this process may not write one of them (or with
+        ``read_only``), the store opens read-only."""
+        path = Path(url.database or "")
+        self.path = path
+        where = f"SQLite database {str(path)!r}"
+        refuse_foreign(path, where)
+        named = ledger or where
+        self.read_only_reason = read_only_reason(named, path, guarded) or (
+            f"{named} was opened read-only; nothing was changed" if read_only else None)
+        self.read_only_file = (ReadOnlyFile(str(path), BUSY_TIMEOUT_S)
+                               if self.read_only_reason is not None else None)
+        if self.read_only_file is None:
+            create_file(path)
+        self.STEPS = EngineSteps(steps={4: _v4_record_labels},
+                                 backup=lambda version: backup_copy(path, version))
+        self._statements = _statements()
+        #: The one connection this store writes through (see the module doc), and the lock
+        #: that queues this process's writers for it.
+        self._write_conn: sa.Connection | None = None
+        self._write_lock = threading.Lock()
+        engine = make_engine(url, self.read_only_file)
+        try:
+            super().__init__(url, engine, SQLiteArrow(str(path), self.read_only_file))
+        except BaseException:
+            engine.dispose()
+            raise
+
+    # ------------------------------------------------------------------ hooks
+
+    def _cause(self, exc: BaseException) -> Cause | None:
+        """By SQLite's primary result code. An error without one (a misuse of the driver) or
+        with the generic ``SQLITE_ERROR`` (SQL the database refuses: a bug, or tables gone)
+        is not mapped: it is not the user's to fix by retrying."""
+        error = orig(exc)
+        code = getattr(error, "sqlite_errorcode", None) if isinstance(error, sqlite3.Error) else None
+        if not isinstance(code, int) or code & 0xFF == 1:
+            return None
+        return _CAUSES.get(code & 0xFF, Cause.OTHER)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[SQLiteWriteTx]:
+        with self._write_lock:
+            if self._write_conn is None or self._write_conn.closed:
+                self._write_conn = self.engine.connect()
+            tx = SQLiteWriteTx(self._write_conn, self._statements)
+            with immediate_transaction(self._write_conn, tx):
+                yield tx
+
+    def _snapshot_connection(self, conn: sa.Connection) -> sa.Connection:
+        # WAL: a deferred transaction reads one snapshot from its first read to its end,
+        # without the write lock.
+        return conn
+
+    @contextmanager
+    def _checked(self, conn: sa.Connection) -> Iterator[None]:
+        """On a read-only file opened immutable: raise ChangedDuringRead (the read is run
+        again) when the file changed during the transaction, also when the read failed."""
+        if self.read_only_file is None:
+            yield
+            return
+        raw = conn.connection.dbapi_connection
+        try:
+            yield
+        except Exception:
+            self.read_only_file.check_connection(raw)
+            raise
+        self.read_only_file.check_connection(raw)
+
+    def _label_source(self, conn: sa.Connection, query: HistoryQuery, params: dict[str, Any]
+                      ) -> tuple[str, list[str]] | None:
+        return queries.label_clauses(conn, query, params)
+
+    def _grouped_stats(self, conn: sa.Connection, src: Source, by: Grouping, ticker: str | None
+                       ) -> tuple[list[Any], list[Any]]:
+        return queries.grouped_stats(conn, src, by, ticker=ticker, read=self._table,
+                                     has_extras=self._has_extras(conn))
+
+    def _label_rows(self, conn: sa.Connection, ticker: str | None) -> list[LabelRow]:
+        return queries.label_rows(conn, ticker)
+
+    def _tails_sql(self, query: TailQuery, where: str, inner: str, params: dict[str, Any]) -> str:
+        return queries.tails_sql(query, where, inner, params)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def identity(self) -> tuple[Any, ...]:
+        st = os.stat(self.path)
+        return ("sqlite", st.st_dev, st.st_ino)
+
+    def dispose(self) -> None:
+        with self._write_lock:
+            if self._write_conn is not None:
+                self._write_conn.close()
+                self._write_conn = None
+        super().dispose()
+
+    def after_fork(self) -> None:
+        # The parent's write connection (and lock, which another thread may have held at the
+        # fork) are forgotten, never closed here: see :mod:`.locks`.
+        self._write_conn, self._write_lock = None, threading.Lock()
+        super().after_fork()
