@@ -14,23 +14,37 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    FileReadError,
+    MirrorConflictError,
+    MirrorsDisabledError,
+    MissingDependencyError,
+    NotALedgerError,
     PerfLedgerError,
     ReadOnlyLedgerError,
     SchemaVersionError,
+    StorageError,
     StoreConnectionError,
     ValidationError,
+    WriteConflictError,
 )
 
 if TYPE_CHECKING:
     from .ledger import Ledger
 
 __all__ = [
+    "FileReadError",
     "Ledger",
+    "MirrorConflictError",
+    "MirrorsDisabledError",
+    "MissingDependencyError",
+    "NotALedgerError",
     "PerfLedgerError",
     "ReadOnlyLedgerError",
     "SchemaVersionError",
+    "StorageError",
     "StoreConnectionError",
     "ValidationError",
+    "WriteConflictError",
 ]
 __version__ = "0.1.0"
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ReadOnlyLedgerError, ValidationError, WriteConflictError
+from .errors import MirrorsDisabledError, ReadOnlyLedgerError, ValidationError, WriteConflictError
 from .files.importer import adopt_file
 from .frames import STATS, history_frame, leaderboard_frame, records_from_frame
 from .location import DB_NAME, Location, describe_store, resolve
@@ -329,9 +329,8 @@ class Ledger:
         """Rewrite the three seed files from the database."""
         store = self._writable()
         if self._mirrors is None:
-            raise ValidationError(
-                f"{self!r} keeps no mirror files; use export_seed_files(directory) instead",
-                [(None, "mirrors", "disabled")],
+            raise MirrorsDisabledError(
+                f"{self!r} keeps no mirror files; use export_seed_files(directory) instead"
             )
         with store.writing() as tx:
             self._mirrors.rebuild(tx)

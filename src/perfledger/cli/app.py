@@ -1,8 +1,9 @@
 """The Typer app, the global ``--store`` option and the error plumbing every command shares.
 
-Library errors a user can cause (bad input, an unreadable file, an unreachable or too-new
-store) become one line on stderr, ``Error: ...``, and exit code 2 (:func:`library_errors`,
-:func:`fail`). Click's own usage errors (an unknown option, ``--days abc``) become one line
+Library errors a user can cause (perfledger's own: bad input, an unreadable file, an
+unreachable, damaged or too-new store; and the file system's) become one line on stderr,
+``Error: ...``, and exit code 2 (:func:`library_errors`, :func:`fail`). Click's own usage
+errors (an unknown option, ``--days abc``) become one line
 too, naming the option and the value, exit 2, instead of the boxed Rich panel: scripts read
 stderr line by line (:class:`Group`). Anything else is a bug: :class:`Group` prints one line
 and exits 1, with the traceback only when ``PERFLEDGER_DEBUG=1``. Commands open the ledger
@@ -132,10 +133,13 @@ def _one_line_text(text: str) -> str:
 
 @contextmanager
 def library_errors() -> Iterator[None]:
-    """Turn the errors a user can cause into one clean line and exit code 2."""
+    """Turn the errors a user can cause into one clean line and exit code 2: perfledger's
+    own (bad input, a store that failed or may only be read, a missing extra) and the file
+    system's (a path the user named that cannot be read or written). Anything else is a bug
+    and reaches :class:`Group` (exit 1)."""
     try:
         yield
-    except (PerfLedgerError, TypeError, ValueError, OSError) as exc:
+    except (PerfLedgerError, OSError) as exc:
         fail(_one_line(exc))
 
 

@@ -1,0 +1,164 @@
+"""The store boundary: driver errors become perfledger errors in one place, by code; reads
+that overlapped a change they cannot see through run again in one place; the command line
+tells a user's problem (exit 2, one line) from a bug (exit 1).
+
+Each failure is provoked for real: a database file damaged under an open ledger, a table
+dropped from a PostgreSQL ledger, an owner writing while a read-only reader reads.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from perfledger import Ledger, PerfLedgerError
+from perfledger.cli import app
+from perfledger.errors import StorageError
+from perfledger.location import resolve
+from perfledger.store.base import HistoryQuery, TailQuery
+from perfledger.store.sqlite.readonly import ReadOnlyFile
+from perfledger.store.sqlite.store import SQLiteStore
+
+
+def _damage(db: Path) -> None:
+    """Overwrite every page but the header's first bytes with garbage, in place (same inode):
+    what a failing disk or another program writing into the file leaves. The log is
+    checkpointed into the file first, so no page is left to read intact from the WAL."""
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    size = db.stat().st_size
+    with open(db, "r+b") as f:
+        f.seek(100)
+        f.write(os.urandom(size - 100))
+
+
+def _full(tmp_path: Path) -> Ledger:
+    led = Ledger(tmp_path / "ledger")
+    led.log_many([{"model_name": f"M{i % 3}", "ticker": "AAPL", "sharpe": i / 10, "params": {"k": i % 2}}
+                   for i in range(300)])
+    return led
+
+
+READS: dict[str, Callable[[Ledger], Any]] = {
+    "history": lambda led: led.history(ticker="AAPL"),
+    "best": lambda led: led.best("AAPL"),
+    "tickers": lambda led: led.tickers(),
+    "leaderboard": lambda led: led.leaderboard("AAPL", by="param:k"),
+    "params": lambda led: led.params(),
+    "decay": lambda led: led.decay(recent=5),
+    "stats": lambda led: led.stats(),
+}
+
+
+@pytest.mark.parametrize("read", list(READS))
+def test_a_database_damaged_under_an_open_ledger_is_a_storage_error(tmp_path: Path, read: str) -> None:
+    led = _full(tmp_path)
+    led.history()  # connections open, pages cached: the damage happens under a live ledger
+    _damage(tmp_path / "ledger" / "perfledger.db")
+    with pytest.raises(PerfLedgerError) as info:
+        for _ in range(3):  # a cached page may answer once
+            READS[read](led)
+            led.close()  # the next read opens fresh connections, which read the damaged file
+    error = info.value
+    assert isinstance(error, StorageError) and error.cause == "damaged", repr(error)
+    assert "perfledger.db" in str(error) and "\n" not in str(error)
+    assert not isinstance(error.__cause__, PerfLedgerError)  # the driver's, kept for debugging
+
+
+def test_a_write_into_a_damaged_database_stores_nothing_and_says_so(tmp_path: Path) -> None:
+    led = _full(tmp_path)
+    _damage(tmp_path / "ledger" / "perfledger.db")
+    led.close()
+    with pytest.raises(StorageError) as info:
+        led.log("M0", "AAPL", sharpe=9.0)
+    assert info.value.cause == "damaged" and "nothing was stored" in str(info.value)
+
+
+def test_the_command_line_reports_a_damaged_database_in_one_line(tmp_path: Path) -> None:
+    _full(tmp_path).close()
+    _damage(tmp_path / "ledger" / "perfledger.db")
+    result = CliRunner().invoke(app, ["--store", str(tmp_path / "ledger"), "history"])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ") and "damaged" in lines[0] and "unexpected" not in lines[0]
+
+
+def test_a_bug_is_not_reported_as_the_users_mistake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ValueError or TypeError from inside the library is a bug: exit 1, "unexpected"."""
+    _full(tmp_path).close()
+
+    def broken(self: Ledger) -> list[str]:
+        raise ValueError("an internal invariant failed")
+
+    monkeypatch.setattr(Ledger, "tickers", broken)
+    result = CliRunner().invoke(app, ["--store", str(tmp_path / "ledger"), "tickers"])
+    assert result.exit_code == 1 and "unexpected ValueError" in result.stderr, result.stderr
+
+
+@pytest.mark.postgres
+def test_a_dropped_postgresql_table_is_a_storage_error(pg_ledger: Ledger, pg_server_url: str) -> None:
+    pg_ledger.log("M", "AAPL", sharpe=1.0)
+    engine = sa.create_engine(pg_server_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE pl_summary RENAME TO pl_summary_gone")
+        for call in (lambda: pg_ledger.leaderboard("AAPL"), lambda: pg_ledger.log("M", "AAPL", sharpe=2.0)):
+            with pytest.raises(StorageError) as info:
+                call()
+            assert info.value.cause == "schema" and "pl_summary" in str(info.value)
+        assert len(pg_ledger.history()) == 1  # the failed log stored nothing
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE pl_summary_gone RENAME TO pl_summary")
+        engine.dispose()
+
+
+QUERIES: dict[str, Callable[[SQLiteStore], Any]] = {
+    "history": lambda s: s.history(HistoryQuery()).records.num_rows,
+    "count": lambda s: s.count(HistoryQuery()),
+    "labels": lambda s: sorted(r[3] for r in s.labels()),
+    "metric_tails": lambda s: s.metric_tails(TailQuery(metric="sharpe")).num_rows,
+    "leaderboard": lambda s: sorted(r[2] for r in s.leaderboard_stats(HistoryQuery(), None)[1]),
+    "best": lambda s: s.best("AAPL")["best_sharpe"]["value"],
+    "stats": lambda s: s.stats()["records"],
+}
+AFTER = {"history": 2, "count": 2, "labels": [2], "metric_tails": 2, "leaderboard": [2], "best": 2.0,
+         "stats": 2}
+
+
+@pytest.mark.parametrize("query", list(QUERIES))
+def test_every_read_that_overlaps_a_change_of_an_immutable_file_runs_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, query: str
+) -> None:
+    """A reader that may only read a closed ledger opens it immutable; when the owner changes
+    the file during the read (its checkpoint), every kind of read runs again and sees the new
+    state: the retry lives at the store boundary, not in each read."""
+    directory = tmp_path / "ledger"
+    with Ledger(directory) as owner:
+        owner.log("M", "AAPL", sharpe=1.0, params={"k": 1})
+    store = SQLiteStore(resolve(directory).url, read_only=True)
+    opened: list[bool] = []
+    original = ReadOnlyFile.uri
+
+    def uri(self: ReadOnlyFile) -> tuple[str, Any]:
+        text, signature = original(self)
+        opened.append(signature is not None)
+        if len(opened) == 1:  # the owner logs and closes: a checkpoint rewrites the file
+            with Ledger(directory) as writer:
+                writer.log("M", "AAPL", sharpe=2.0, params={"k": 1})
+        return text, signature
+
+    monkeypatch.setattr(ReadOnlyFile, "uri", uri)
+    try:
+        assert QUERIES[query](store) == AFTER[query]
+        assert opened[0] is True and len(opened) > 1  # read immutable, then again
+    finally:
+        store.dispose()
