@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pyarrow as pa
 import sqlalchemy as sa
 
-from ..errors import ReadOnlyLedgerError
+from ..errors import PerfLedgerError, ReadOnlyLedgerError
 from ..location import describe_store
 from ..records.record import CORE_METRICS
 from ..records.timestamps import format_ts
 from . import schema as T
 from .base import HistoryQuery, HistoryRows, LabelRow, PairRow, ReadAgain, StatRow, Store, TailQuery
 from .columnar import ArrowPool, ColumnarReadFailed, typed
-from .errors import Cause, boundary
+from .errors import Cause, boundary, perfledger_error
 from .migrations import ensure_schema
 from .queries import Source, name_clauses, plain_clauses, window_clauses
 from .reads import read_best, read_directions
@@ -147,8 +147,17 @@ class SQLStore(Store):
     def writing(self) -> Iterator[SQLWriteTx]:
         if self.read_only_reason is not None:
             raise ReadOnlyLedgerError(self.read_only_reason)
-        with self._boundary(write=True), self._transaction() as tx:
-            yield tx
+        # The boundary spelled out, not as one more context manager: this runs for every log().
+        try:
+            with self._transaction() as tx:
+                yield tx
+        except PerfLedgerError:
+            raise
+        except Exception as exc:
+            cause = self._cause(exc)
+            if cause is None:
+                raise
+            raise perfledger_error(cause, self.where, exc, write=True, who=self.who) from exc
 
     @contextmanager
     def snapshot(self) -> Iterator[SQLReadTx]:

@@ -14,17 +14,12 @@ write; ``query_only`` on). SQLite gives the ``-wal`` and ``-shm`` files the data
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
 from . import locks
 from .readonly import ReadOnlyFile
-
-if TYPE_CHECKING:
-    from ..base import WriteTx
 
 BUSY_TIMEOUT_S = 120
 #: SQLite's page cache per connection, in KiB (its default is 2 MiB): the engine's
@@ -89,35 +84,3 @@ def make_engine(url: sa.URL, read_only: ReadOnlyFile | None = None) -> sa.Engine
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
-
-
-@contextmanager
-def immediate_transaction(conn: sa.Connection, tx: WriteTx | None = None) -> Iterator[None]:
-    """A SQLite write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``) run on the driver's
-    connection itself; ``tx``'s abort hooks run before a rollback (a failed ``COMMIT``
-    included: SQLite keeps the transaction, and its lock, until it is rolled back), its
-    commit hooks after the commit.
-
-    Why not ``conn.begin()``: SQLAlchemy's transaction bookkeeping (events, the begin and
-    commit wrappers) costs about 80 µs per transaction, as much as all the statements of a
-    single ``log()``, which talks to the driver directly anyway. A statement run through
-    SQLAlchemy inside (the rare paths: import keys, label listings, index builds)
-    autobegins; the ``begin`` hook sees the driver already in a transaction and does
-    nothing, and the one ``COMMIT`` (or ``ROLLBACK``) here ends both.
-    """
-    raw = conn.connection.dbapi_connection
-    raw.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        raw.commit()
-    except BaseException:
-        if tx is not None:
-            tx.aborted()
-        raw.rollback()
-        if conn.in_transaction():
-            conn.rollback()
-        raise
-    if conn.in_transaction():
-        conn.commit()  # ends SQLAlchemy's view of the transaction; the driver has committed
-    if tx is not None:
-        tx.committed()

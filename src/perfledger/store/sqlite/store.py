@@ -35,7 +35,7 @@ from . import queries
 from .access import read_only_reason
 from .arrow import SQLiteArrow
 from .database_file import backup_copy, create_file, refuse_foreign
-from .engine import BUSY_TIMEOUT_S, immediate_transaction, make_engine
+from .engine import BUSY_TIMEOUT_S, make_engine
 from .readonly import ReadOnlyFile
 from .writer import SQLiteWriteTx
 
@@ -117,12 +117,36 @@ class SQLiteStore(SQLStore):
 
     @contextmanager
     def _transaction(self) -> Iterator[SQLiteWriteTx]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` on the driver's connection itself; the
+        transaction's abort hooks run before the rollback (a failed ``COMMIT`` included:
+        SQLite keeps the transaction, and its lock, until it is rolled back), its commit
+        hooks after the commit.
+
+        Why not ``conn.begin()``: SQLAlchemy's transaction bookkeeping (events, the begin and
+        commit wrappers) costs about 80 µs per transaction, as much as all the statements of
+        a single ``log()``, which talks to the driver directly anyway. A statement run
+        through SQLAlchemy inside (the rare paths: import keys, label listings, index builds)
+        autobegins; the engine's ``begin`` hook sees the driver already in a transaction and
+        does nothing, and the one ``COMMIT`` (or ``ROLLBACK``) here ends both."""
         with self._write_lock:
-            if self._write_conn is None or self._write_conn.closed:
-                self._write_conn = self.engine.connect()
-            tx = SQLiteWriteTx(self._write_conn, self._statements)
-            with immediate_transaction(self._write_conn, tx):
+            conn = self._write_conn
+            if conn is None or conn.closed:
+                conn = self._write_conn = self.engine.connect()
+            raw = conn.connection.dbapi_connection
+            tx = SQLiteWriteTx(conn, self._statements)
+            raw.execute("BEGIN IMMEDIATE")
+            try:
                 yield tx
+                raw.commit()
+            except BaseException:
+                tx.aborted()
+                raw.rollback()
+                if conn.in_transaction():
+                    conn.rollback()
+                raise
+            if conn.in_transaction():
+                conn.commit()  # ends SQLAlchemy's view of the transaction; the driver has committed
+            tx.committed()
 
     def _snapshot_connection(self, conn: sa.Connection) -> sa.Connection:
         # WAL: a deferred transaction reads one snapshot from its first read to its end,
