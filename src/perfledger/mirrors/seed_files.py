@@ -56,7 +56,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import MirrorConflictError, PerfLedgerError
+from ..errors import FileReadError, MirrorConflictError, PerfLedgerError
 from ..store.base import Inserted, WriteTx
 from .file_writes import Parts, atomic_write, parts_crc, parts_tail, write_at
 from .layout import PreparedAppend, csv_header
@@ -84,7 +84,8 @@ from .undo import APPEND_JOURNAL, cut_back, drop_torn_tail, recover, write_journ
 
 #: The files' stats after an append (the JSON's with its size before).
 _Appended = tuple[tuple[os.stat_result, int], os.stat_result]
-#: ``adopt(tx, path) -> records stored``; raises a PerfLedgerError when the file does not read.
+#: ``adopt(tx, path) -> records stored``; raises a PerfLedgerError when the file does not read
+#: (:class:`~perfledger.errors.FileReadError`, ``broken`` for a broken structure).
 Adopter = Callable[[WriteTx, Path], int]
 
 log = logging.getLogger("perfledger")
@@ -98,6 +99,13 @@ BACKUP_SUFFIX = ".seed-backup"
 _KEEP = {"json": len(JSON_TAIL), "csv": 0, "best": 0}
 #: State key: the highest record id the files hold (absent in states saved by earlier releases).
 _UPTO = "upto"
+
+
+def _reason(exc: PerfLedgerError) -> str:
+    """What is wrong with a file, without its path (the report names it)."""
+    if isinstance(exc, FileReadError):
+        return f"{exc.where}: {exc.reason}" if exc.where else exc.reason
+    return str(exc)
 
 
 class SeedMirrors:
@@ -321,10 +329,9 @@ class SeedMirrors:
             try:
                 adopted[path.name] = self._adopt(tx, path) if self._adopt is not None else 0
             except PerfLedgerError as exc:
-                problems = getattr(exc, "problems", None) or [(None, "syntax", "")]
-                if problems[0][1] == "syntax" and drop_torn_tail(path, key == "json", want, have[key][0]):
+                if getattr(exc, "broken", False) and drop_torn_tail(path, key == "json", want, have[key][0]):
                     continue
-                self.conflicts[path.name] = str(exc)
+                self.conflicts[path.name] = _reason(exc)
                 continue
             rebuild.append((path, writer))
         if any(adopted.values()):
