@@ -485,3 +485,62 @@ def test_an_open_ledger_mirrors_what_another_stored_without_mirrors_at_its_next_
     assert_mirrors_match(led)
     fast.close()
     led.close()
+
+
+def _identities(d: Path) -> dict[str, tuple[int, int, bytes]]:
+    return {name: (os.stat(d / name).st_ino, os.stat(d / name).st_mtime_ns, (d / name).read_bytes())
+            for name in SEED_FILES}
+
+
+
+def test_a_copy_that_fails_part_way_leaves_the_target_as_it_was(
+    tmp_path: Path, adoptions: list[str]
+) -> None:
+    """A copy into a directory ledger is one transaction, its files included: when a later
+    chunk fails (a full disk), the target's database AND its three files are as before, the
+    next open adopts nothing, and a rerun copies every record exactly once."""
+    import contextlib
+    import errno
+
+    from perfledger.files.transfer import copy_store
+
+    src = Ledger(tmp_path / "src")
+    src.log_many([{"model_name": f"M{i % 3}", "ticker": f"T{i % 4}", "sharpe": i / 10,
+                   "ic": i / 100, "notes": f"copied-{i}"} for i in range(30)])
+    dst = Ledger(tmp_path / "dst")
+    store = dst._writable()
+    before = _identities(dst.directory)
+    inserts: list[int] = []
+    writing = store.writing
+
+    @contextlib.contextmanager
+    def failing_writing():  # the target's transaction, whose second insert fails
+        with writing() as tx:
+            insert = tx.insert
+
+            def second_fails(batch):  # type: ignore[no-untyped-def]
+                inserts.append(len(batch))
+                if len(inserts) == 2:
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                return insert(batch)
+
+            tx.insert = second_fails  # type: ignore[method-assign]
+            yield tx
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(store, "writing", failing_writing)
+        with pytest.raises(OSError, match="No space left"):
+            copy_store(src._ensure(), store, dst._mirrors, chunk=10)
+    assert inserts == [10, 10]
+    assert dst.stats()["records"] == 0
+    assert _identities(dst.directory) == before
+    dst.close()
+
+    with Ledger(tmp_path / "dst") as again:
+        assert adoptions == []
+        assert again.stats()["records"] == 0
+        assert_mirrors_are_the_database(again, tmp_path)
+        assert src.copy_to(again) == 30
+        assert sorted(again.history()["notes"]) == sorted(src.history()["notes"])
+        assert_mirrors_are_the_database(again, tmp_path)
+    src.close()

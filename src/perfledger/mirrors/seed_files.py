@@ -52,12 +52,12 @@ import os
 import shutil
 import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import FileReadError, MirrorConflictError, PerfLedgerError
-from ..store.base import Inserted, WriteTx
+from ..store.base import Inserted, Store, WriteTx
 from .file_writes import Parts, atomic_write, parts_crc, parts_tail, write_at
 from .layout import PreparedAppend, csv_header
 from .rebuild import (
@@ -80,7 +80,11 @@ from .state import (
     probe,
     same,
 )
+from .transaction import MirrorTransaction, NullMirrorTransaction
 from .undo import APPEND_JOURNAL, cut_back, drop_torn_tail, recover, write_journal
+
+if TYPE_CHECKING:
+    from ..records.batch import Batch
 
 #: The files' stats after an append (the JSON's with its size before).
 _Appended = tuple[tuple[os.stat_result, int], os.stat_result]
@@ -111,6 +115,8 @@ def _reason(exc: PerfLedgerError) -> str:
 class SeedMirrors:
     """The mirror files of one ledger directory."""
 
+    enabled = True
+
     def __init__(self, directory: Path, adopt: Adopter | None = None):
         self.directory = directory
         self.json_path = directory / JSON_NAME
@@ -126,6 +132,7 @@ class SeedMirrors:
         #: by an earlier release has none); ``append`` extends them.
         self._crcs: dict[str, int] = {}
         self._paths = {"json": self.json_path, "csv": self.csv_path, "best": self.best_path}
+        self.paths: Mapping[str, Path] = self._paths
         #: Whether this instance already read the content CRCs a state lacked (see
         #: :meth:`_backfill_crcs`): at most once, however often an older release drops them.
         self._crcs_backfilled = False
@@ -141,6 +148,19 @@ class SeedMirrors:
         self._journaled = False
         self._journal_check = True  # the first write looks for one, even with files in step
         self._pending: PreparedAppend | None = None  # a bulk append being written
+
+    # ------------------------------------------------------------------ the writers' face
+
+    def prepare(self, batch: Batch) -> PreparedAppend:
+        """The batch's bytes, formatted before the write lock is taken (a large batch in
+        the background)."""
+        return PreparedAppend(batch)
+
+    def transaction(self, tx: WriteTx, *, strict: bool = True) -> MirrorTransaction:
+        """The files' side of ``tx`` (:mod:`.transaction`). ``strict``: a file that does
+        not read raises :class:`MirrorConflictError` (a write would have to overwrite it)
+        instead of being reported."""
+        return MirrorTransaction(self, tx, strict=strict)
 
     # ------------------------------------------------------------------ state
 
@@ -221,8 +241,8 @@ class SeedMirrors:
             return False
         return key != "json" or read[1] == (EMPTY_JSON if int(sig[1]) == len(EMPTY_JSON) else JSON_TAIL)
 
-    def in_step(self, state_text: str | None, *, verify: bool = False, last_id: int | None = None) -> bool:
-        """True when the files match the committed state (a read: no lock, no write).
+    def in_step(self, store: Store, *, verify: bool = False) -> bool:
+        """True when the files match the state ``store`` committed (a read: no lock, no write).
 
         With ``verify``, a file whose identity changed but whose content is verified to be
         the committed one (:meth:`_verified`, one read of it) counts as in step: a user who
@@ -237,6 +257,7 @@ class SeedMirrors:
         and a digest of its last 4 KiB alone would miss an edit further up."""
         if not verify and self.journal_path.exists():
             return False  # a bulk append died before its commit: sync takes it back
+        state_text, last_id = store.get_meta(STATE_KEY), store.last_id()
         state = json.loads(state_text) if state_text else {}
         upto = state.get(_UPTO)
         if last_id is not None and isinstance(upto, int) and last_id > upto:
@@ -499,7 +520,35 @@ class SeedMirrors:
     def rebuild(self, tx: WriteTx) -> None:
         """Rewrite the three files from the database (a file we could not read, too: the
         caller asked for exactly that)."""
-        self.sync(tx, strict=False)
         self.conflicts.clear()
         write_seed_files(self.directory, tx)
         self._save_state(tx)
+
+
+class NoMirrors:
+    """The mirror files of a ledger that keeps none: the same methods as
+    :class:`SeedMirrors`, doing nothing, so writers are written once.
+
+    ``deferred``: a directory ledger opened with ``mirrors=False`` (a fast bulk load). The
+    records it stores reach the files at the next write of a ledger that keeps them (the
+    state's ``upto`` says which the files hold); until then they are missing from the
+    files, which are otherwise left as they are. (A URL ledger has no files at all.)"""
+
+    enabled = False
+    paths: Mapping[str, Path] = {}
+
+    def __init__(self, *, deferred: bool = False):
+        self.deferred = deferred
+
+    def prepare(self, batch: Batch) -> None:
+        return None
+
+    def transaction(self, tx: WriteTx, *, strict: bool = True) -> NullMirrorTransaction:
+        return NullMirrorTransaction(tx)
+
+    def in_step(self, store: Store, *, verify: bool = False) -> bool:
+        return True
+
+
+#: What a ledger keeps of its mirror files.
+Mirrors = SeedMirrors | NoMirrors
