@@ -49,7 +49,7 @@ from .layout import PreparedAppend
 from .rebuild import BEST_NAME, CSV_NAME, EMPTY_JSON, JSON_NAME, JSON_TAIL, write_best, write_csv, write_json
 from .state import KEEP, KEYS, STATE_KEY, FileState, MirrorState, content_crc, parse_state, stat_files
 from .transaction import MirrorTransaction, NullMirrorTransaction, Synced
-from .undo import JOURNAL, drop_torn_tail, recover
+from .undo import JOURNAL, Journal, drop_torn_tail, recover
 
 if TYPE_CHECKING:
     from ..records.batch import Batch
@@ -73,7 +73,7 @@ class SeedMirrors:
         self.directory = directory
         self.paths: dict[str, Path] = {"json": directory / JSON_NAME, "csv": directory / CSV_NAME,
                                        "best": directory / BEST_NAME}
-        self.journal_path = directory / JOURNAL
+        self.journal = Journal(directory / JOURNAL)
         self._adopt = adopt
         #: Files kept untouched because they do not read as records (name -> reason).
         self.conflicts: dict[str, str] = {}

@@ -89,17 +89,16 @@ class MirrorState:
         return replace(self, files={**self.files, key: file})
 
     def dumps(self) -> str:
-        """The JSON stored in ``pl_meta`` (see the module doc for its layout)."""
-        doc: dict[str, object] = {"v": self.version}
-        crcs: dict[str, int] = {}
+        """The JSON stored in ``pl_meta`` (see the module doc for its layout): what
+        ``json.dumps(..., separators=(",", ":"))`` writes, spelled directly (every ``log()``
+        saves one; the encoder took a fifth of the mirrors' share of it)."""
+        files, crcs = [], []
         for key in KEYS:
             f = self.files[key]
-            doc[key] = None if f is None else [f.inode, f.size, f.mtime_ns]
+            files.append(f'"{key}":null' if f is None else f'"{key}":[{f.inode},{f.size},{f.mtime_ns}]')
             if f is not None and f.crc is not None:
-                crcs[key] = f.crc
-        doc["crc"] = crcs
-        doc["upto"] = self.upto
-        return json.dumps(doc, separators=(",", ":"))
+                crcs.append(f'"{key}":{f.crc}')
+        return f'{{"v":{self.version},{",".join(files)},"crc":{{{",".join(crcs)}}},"upto":{self.upto}}}'
 
 
 def parse_state(text: str | None, last_id: int) -> MirrorState | None:

@@ -41,7 +41,7 @@ from .file_writes import Parts, parts_crc, write_at
 from .layout import PreparedAppend
 from .rebuild import EMPTY_JSON, JSON_TAIL, write_best, write_csv, write_empty, write_json
 from .state import FileState, MirrorState
-from .undo import APPENDED, cut_back, write_journal
+from .undo import APPENDED, Journal, cut_back
 
 if TYPE_CHECKING:
     from ..records.batch import Batch
@@ -73,7 +73,7 @@ class MirrorFiles(Protocol):
     (:class:`~.seed_files.SeedMirrors`)."""
 
     paths: Mapping[str, Path]
-    journal_path: Path
+    journal: Journal
     conflicts: dict[str, str]
 
     def sync(self, tx: WriteTx, *, strict: bool) -> Synced: ...
@@ -220,8 +220,7 @@ class MirrorTransaction:
             return
         assert self._synced is not None
         stats = self._synced.stats
-        write_journal(self._files.journal_path, self._synced.committed,
-                      {k: stats[k] for k in APPENDED})  # type: ignore[misc]
+        self._files.journal.write(self._synced.committed, {k: stats[k] for k in APPENDED})  # type: ignore[misc]
         self._journaled = True
 
     def _write(self, json_body: Parts, csv_rows: Parts) -> _Written:
