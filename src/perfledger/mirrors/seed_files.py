@@ -173,6 +173,9 @@ class SeedMirrors:
 
     def _repair(self, tx: WriteTx, text: str | None, state: MirrorState | None,
                 stats: dict[str, os.stat_result | None], last_id: int, strict: bool) -> Synced:
+        """The files are not all the committed ones: each is taken back from the journal,
+        recognised as a copy, adopted and rewritten, rebuilt, repaired or reported, in that
+        order (the module doc says when), and the state they end in saved."""
         self.conflicts.clear()
         if recover(self.directory, self.paths, text, state):
             stats = stat_files(self.paths)
@@ -243,7 +246,7 @@ class SeedMirrors:
         if strict:
             raise MirrorConflictError(message + " Nothing was stored.")
         log.warning("%s", message)
-        warnings.warn(message, RuntimeWarning, stacklevel=5)
+        warnings.warn(message, RuntimeWarning, stacklevel=6)  # Ledger.__init__
 
     def _backup(self) -> None:
         """Copies of the files a new database found here (the seed's, or mirrors whose
