@@ -146,8 +146,9 @@ class Ledger:
             return self._store
 
     def close(self) -> None:
-        """Release database connections (the ledger reopens if used again)."""
+        """Release database connections and open files (the ledger reopens if used again)."""
         self._store.dispose()
+        self._mirrors.close()
 
     def __enter__(self) -> Ledger:
         return self

@@ -115,6 +115,10 @@ class SeedMirrors:
         stats = stat_files(self.paths)
         return all(self._same(k, state.files[k], stats[k], read=verify) for k in KEYS)
 
+    def close(self) -> None:
+        """Release the journal file this instance keeps open (a write opens it again)."""
+        self.journal.close()
+
     # ------------------------------------------------------------------ the transaction's face
 
     def save(self, tx: WriteTx, state: MirrorState) -> None:
@@ -287,6 +291,9 @@ class NoMirrors:
 
     def in_step(self, store: Store, *, verify: bool = False) -> bool:
         return True
+
+    def close(self) -> None:
+        return None
 
 
 #: What a ledger keeps of its mirror files.

@@ -88,9 +88,14 @@ class Journal:
                 return
         os.pwrite(f.fileno(), data, 0)
 
-    def _open(self) -> BinaryIO | None:
+    def close(self) -> None:
+        """Release the file (the next write opens it again)."""
         if self._file is not None:
             self._file.close()
+            self._file = None
+
+    def _open(self) -> BinaryIO | None:
+        self.close()
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o666)
         except PermissionError:
