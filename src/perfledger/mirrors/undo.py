@@ -13,14 +13,16 @@ where the next open would adopt them (or read a half-written row as one):
   next writer that finds the files out of step (an append left them longer) reads it
   (:func:`recover`): if the committed state is still that one, the journaled transaction
   never committed and each file it appended to is cut back; otherwise its commit moved the
-  state on and the journal is stale. Every append is journaled, a single ``log()`` as much
-  as a bulk load, so both crash alike.
+  state on and the journal is stale. (Comparing the whole committed state, rather than a
+  file's committed size, also covers a transaction that rebuilt a file, a new inode, before
+  appending to it.) Every append is journaled, a single ``log()`` as much as a bulk load,
+  so both crash alike.
 
 The journal is one small file, created once and then rewritten in place by one ``pwrite``
 per transaction that appends (:class:`Journal`: a few microseconds): never removed, since a
 stale one is recognised as such. (A create, rename and unlink per ``log()`` would cost
-several times that.) A journal left by an earlier release (:data:`LEGACY_JOURNAL`, written before bulk
-appends only) is still honoured, then removed.
+several times that.) A journal left by an earlier release (:data:`LEGACY_JOURNAL`, written
+before bulk appends only) is still honoured, then removed.
 
 A file whose append was torn and that no journal covers (an earlier release killed during
 a single ``log()``) is repaired by :func:`drop_torn_tail` when its committed bytes are
