@@ -126,14 +126,16 @@ def assert_labels_match_records(url: str) -> None:
 LOG_WORKER = Path(__file__).parent / "workers" / "log_worker.py"
 
 
-def kill_rounds(location: Path, rounds: int, seed: int, worker_args: list[str], max_wait: float) -> set[str]:
+def kill_rounds(location: Path, rounds: int, seed: int, worker_args: list[str], max_wait: float,
+                tag: str = "r") -> set[str]:
     """Start ``workers/log_worker.py`` with ``--ack`` again and again, and SIGKILL it after
     its first acknowledgement plus a random wait of up to ``max_wait`` seconds. Returns the
-    notes of every record a worker acknowledged (its log() had returned)."""
+    notes of every record a worker acknowledged (its log() had returned); each round's
+    notes start with ``{tag}{round}-``."""
     rng = random.Random(seed)
     acknowledged: set[str] = set()
     for round_ in range(rounds):
-        prefix = f"r{round_}"
+        prefix = f"{tag}{round_}"
         child = subprocess.Popen(
             [sys.executable, str(LOG_WORKER), str(location), prefix, "1000000", "--ack", *worker_args],
             stdout=subprocess.PIPE, text=True,

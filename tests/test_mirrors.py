@@ -132,6 +132,7 @@ def test_every_file_gets_the_mode_open_gives(tmp_path: Path, umask: int) -> None
         with Ledger(d) as led:
             led.log("M", "AAPL", sharpe=1.0)
             look(d, "perfledger.db", "perfledger.db-wal", "perfledger.db-shm", *mirrors)
+            look(d, ".perfledger-journal")  # the append journal (see mirrors/undo.py)
             led.rebuild_mirrors()
             look(d, *mirrors)
             led.clear()
@@ -143,108 +144,6 @@ def test_every_file_gets_the_mode_open_gives(tmp_path: Path, umask: int) -> None
     finally:
         os.umask(previous)
     assert modes == {name: want for name in modes}, {k: oct(v) for k, v in modes.items()}
-
-
-def _probed_state(d: Path, legacy: bool = False, content: bool = True) -> dict[str, Any]:
-    """The files' state computed from scratch, independently of perfledger's bookkeeping:
-    inode, size, mtime and a CRC-32 of the last 4 KiB (before the JSON's ``\\n]``), and the
-    CRC-32 of each file's content (all of it but the JSON's ``\\n]``) unless not ``content``;
-    with ``legacy``, what an earlier release committed: blake2b digests, no content CRCs and
-    no ``upto`` (the last record id the files hold: their record count, ids running from 1)."""
-    out: dict[str, Any] = {}
-    crcs = {}
-    for key, name, keep in (("json", "model_performance.json", 2), ("csv", "model_performance.csv", 0),
-                            ("best", "best_models.json", 0)):
-        data = (d / name).read_bytes()
-        st = os.stat(d / name)
-        region = data[: len(data) - keep][-4096:]
-        digest = (hashlib.blake2b(region, digest_size=12).hexdigest() if legacy
-                  else f"crc32:{zlib.crc32(region):08x}")
-        out[key] = [st.st_ino, st.st_size, st.st_mtime_ns, digest]
-        crcs[key] = f"crc32:{zlib.crc32(data[: len(data) - keep]):08x}"
-    if content and not legacy:
-        out["content"] = crcs
-    if not legacy:
-        out["upto"] = len(json.loads((d / "model_performance.json").read_bytes()))
-    return out
-
-
-def test_the_committed_state_is_the_files_real_state_after_every_kind_of_write(
-    ledger: Ledger, tmp_path: Path
-) -> None:
-    """An append records the files' new state from what it wrote, without reading them
-    again: after each kind of write it must equal the state read from the files."""
-    from perfledger.mirrors.seed_files import STATE_KEY
-
-    def committed() -> dict[str, list[int | str]]:
-        return json.loads(ledger._ensure().get_meta(STATE_KEY))
-
-    long_note = "n" * 5000  # one record longer than the digested span
-    steps = [
-        lambda: ledger.log("M", "T", sharpe=1.0),                      # first record: empty files
-        lambda: ledger.log("M", "T", sharpe=0.5),                      # best unchanged
-        lambda: ledger.log("M", "T", sharpe=2.0),                      # best rewritten
-        lambda: ledger.log("M", "U", sharpe=0.1, notes=long_note),     # a new ticker, a long row
-        lambda: ledger.log_many([{"model_name": "B", "ticker": "T", "sharpe": i * 0.01}
-                                 for i in range(2500)]),               # formatted in threads
-        lambda: ledger.log("M", "T", sharpe=-1.0, notes="after bulk"),
-    ]
-    for step in steps:
-        step()
-        assert committed() == _probed_state(ledger.directory)
-    assert_mirrors_match(ledger)
-
-    # A copy appends chunk after chunk in one transaction, each from the previous one's state.
-    from perfledger.files.transfer import copy_store
-
-    target = Ledger(tmp_path / "copy")
-    assert copy_store(ledger._ensure(), target._writable(), target._mirrors, chunk=700) == 2505
-    assert json.loads(target._ensure().get_meta(STATE_KEY)) == _probed_state(target.directory)
-    assert_mirrors_match(target)
-    target.close()
-
-
-def test_a_same_size_rewrite_with_the_old_mtime_is_still_noticed(ledger: Ledger) -> None:
-    """The digest, not only size and mtime, decides whether a file is as committed: a rewrite
-    that keeps the size and restores the mtime (faster than the clock ticks, or on purpose)
-    is adopted on the next write."""
-    ledger.log("M", "T", sharpe=1.0, notes="aaaa")
-    ledger.log("M", "T", sharpe=0.5, notes="bbbb")
-    path = ledger.directory / "model_performance.csv"
-    st = os.stat(path)
-    data = path.read_bytes()
-    path.write_bytes(data.replace(b"bbbb", b"cccc"))
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert os.stat(path).st_size == st.st_size
-    ledger.log("M", "T", sharpe=0.2, notes="dddd")
-    assert sorted(ledger.history()["notes"]) == ["aaaa", "bbbb", "cccc", "dddd"]
-
-
-def test_a_state_committed_with_the_older_digest_is_still_understood(ledger: Ledger) -> None:
-    """Ledgers written by the previous release committed blake2b digests: they open without
-    any repair, a change to a file is still noticed, and the next write records CRC-32."""
-    from perfledger.mirrors.seed_files import STATE_KEY
-
-    for i in range(3):
-        ledger.log("M", "T", sharpe=float(i), notes=f"n{i}")
-    store = ledger._ensure()
-    with store.writing() as tx:
-        tx.set_meta(STATE_KEY, json.dumps(_probed_state(ledger.directory, legacy=True)))
-    assert ledger._mirrors_in_step()
-    ledger.log("M", "T", sharpe=9.0, notes="n3")
-    # That state has no content CRCs: this release's first write reads them once, and its
-    # append extends and commits them.
-    state = json.loads(store.get_meta(STATE_KEY))
-    assert state == _probed_state(ledger.directory)
-    assert_mirrors_match(ledger)
-
-    with store.writing() as tx:
-        tx.set_meta(STATE_KEY, json.dumps(_probed_state(ledger.directory, legacy=True)))
-    path = ledger.directory / "model_performance.csv"
-    st = os.stat(path)
-    path.write_bytes(path.read_bytes().replace(b"n1", b"n7"))
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert not ledger._mirrors_in_step()
 
 
 def test_best_models_json_follows_new_tickers_with_and_without_metrics(ledger: Ledger) -> None:
@@ -259,6 +158,7 @@ def test_best_models_json_follows_new_tickers_with_and_without_metrics(ledger: L
     doc = json.loads(path.read_text())
     assert set(doc) == {"A", "B", "C"} and doc == ledger.best()
     assert doc["B"]["best_sharpe"]["model"] == "M"
+
 
 
 # ---------------------------------------------------------------------- restored copies
@@ -327,27 +227,257 @@ def assert_mirrors_are_the_database(led: Ledger, tmp_path: Path) -> None:
     shutil.rmtree(exported)
 
 
+# ---------------------------------------------------------------------- the committed state
+
+
+def _identities(d: Path) -> dict[str, tuple[int, int, bytes]]:
+    return {name: (os.stat(d / name).st_ino, os.stat(d / name).st_mtime_ns, (d / name).read_bytes())
+            for name in SEED_FILES}
+
+
+def _repairs_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "perfledger" and r.levelno >= logging.INFO]
+
+
+def assert_committed(directory: Path, scratch: Path, adoptions: list[str],
+                     caplog: pytest.LogCaptureFixture) -> None:
+    """The files are what the database commits, and the state says so truly: they are an
+    export of the database byte for byte; the ledger reopens without touching them or
+    logging a repair (their identities were recorded right); a copy of the directory opens
+    without adopting anything, its mirrors unchanged (so were their content CRCs)."""
+    before = _identities(directory)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="perfledger"), Ledger(directory) as led:
+        assert _repairs_logged(caplog) == []
+        assert_mirrors_are_the_database(led, scratch)
+    assert _identities(directory) == before
+    copy = scratch / "copy to check"
+    shutil.copytree(directory, copy)
+    with Ledger(copy) as led:
+        assert {n: (copy / n).read_bytes() for n in MIRRORS} == {n: before[n][2] for n in MIRRORS}
+        assert_mirrors_are_the_database(led, scratch)
+    shutil.rmtree(copy)
+    assert adoptions == []
+
+
+def test_after_every_kind_of_write_the_files_are_the_committed_ones(
+    ledger_dir: Path, tmp_path: Path, adoptions: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each write records the files' new state from what it wrote (the identities from the
+    append's own ``fstat``, the CRCs extended by the bytes written), never reading them back:
+    after each kind of write that state must be the files' real one."""
+    from perfledger.files.transfer import copy_store
+
+    long_note = "n" * 5000
+    steps = {
+        "first record": lambda led: led.log("M", "T", sharpe=1.0),
+        "best unchanged": lambda led: led.log("M", "T", sharpe=0.5),
+        "best rewritten": lambda led: led.log("M", "T", sharpe=2.0),
+        "a new ticker, a long row": lambda led: led.log("M", "U", sharpe=0.1, notes=long_note),
+        "a bulk load": lambda led: led.log_many([{"model_name": "B", "ticker": "T", "sharpe": i * 0.01}
+                                                 for i in range(2500)]),
+        "after the bulk load": lambda led: led.log("M", "T", sharpe=-1.0, notes="after bulk"),
+        "a registration": lambda led: led.register_metric("ic", higher_is_better=True),
+        "a rebuild": lambda led: led.rebuild_mirrors(),
+    }
+    for name, step in steps.items():
+        with Ledger(ledger_dir) as led:
+            step(led)
+        assert_committed(ledger_dir, tmp_path, adoptions, caplog), name
+
+    # A copy appends chunk after chunk in one transaction, each from the previous one's state.
+    source, target = Ledger(ledger_dir), Ledger(tmp_path / "target")
+    assert copy_store(source._ensure(), target._writable(), target._mirrors, chunk=700) == 2505
+    source.close()
+    target.close()
+    assert_committed(tmp_path / "target", tmp_path, adoptions, caplog)
+    with Ledger(tmp_path / "target") as led:
+        led.clear()
+    assert_committed(tmp_path / "target", tmp_path, adoptions, caplog)
+
+
+def test_a_same_size_rewrite_is_noticed_by_its_mtime(ledger: Ledger) -> None:
+    """A file is the committed one when its inode, size and mtime are: a rewrite that keeps
+    the size is noticed by its new mtime, and adopted on the next write. (One that keeps the
+    mtime too is not: neither perfledger nor the seed's code makes one.)"""
+    ledger.log("M", "T", sharpe=1.0, notes="aaaa")
+    ledger.log("M", "T", sharpe=0.5, notes="bbbb")
+    path = ledger.directory / "model_performance.csv"
+    st = os.stat(path)
+    path.write_bytes(path.read_bytes().replace(b"bbbb", b"cccc"))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert os.stat(path).st_size == st.st_size
+    ledger.log("M", "T", sharpe=0.2, notes="dddd")
+    assert sorted(ledger.history()["notes"]) == ["aaaa", "bbbb", "cccc", "dddd"]
+
+
+def legacy_state(d: Path, shape: str, upto: int | None = None) -> str:
+    """The state an earlier release committed for the files as they are now (the shapes
+    ``parse_state`` documents): ``3-field`` (release 59663d5: inode, size, mtime), a fourth
+    field digesting the last 4 KiB (``blake2b``, then ``crc32``), then ``content`` (whole
+    content CRCs, ``upto``)."""
+    doc: dict[str, Any] = {}
+    content = {}
+    for key, name, keep in (("json", "model_performance.json", 2), ("csv", "model_performance.csv", 0),
+                            ("best", "best_models.json", 0)):
+        data, st = (d / name).read_bytes(), os.stat(d / name)
+        region = data[: len(data) - keep][-4096:]
+        doc[key] = [st.st_ino, st.st_size, st.st_mtime_ns]
+        if shape == "blake2b":
+            doc[key].append(hashlib.blake2b(region, digest_size=12).hexdigest())
+        elif shape in ("crc32", "content"):
+            doc[key].append(f"crc32:{zlib.crc32(region):08x}")
+        content[key] = f"crc32:{zlib.crc32(data[: len(data) - keep]):08x}"
+    if shape == "content":
+        doc["content"] = content
+        doc["upto"] = upto
+    return json.dumps(doc)
+
+
+def commit_state(directory: Path, text: str) -> None:
+    """Store ``text`` as the mirrors' committed state, as an earlier release left it (the
+    ledger is closed)."""
+    import sqlite3
+
+    con = sqlite3.connect(directory / "perfledger.db")
+    with con:
+        con.execute("UPDATE pl_meta SET value = ? WHERE key = 'mirrors'", (text,))
+    con.close()
+
+
+LEGACY_SHAPES = ("3-field", "blake2b", "crc32", "content")
+
+
+@pytest.mark.parametrize("shape", LEGACY_SHAPES)
+def test_a_state_saved_by_an_earlier_release_is_read(
+    ledger_dir: Path, tmp_path: Path, shape: str, adoptions: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every shape of state an earlier release committed converts into the current one
+    (``parse_state``: identity kept, a tail digest dropped, content CRCs where it had them).
+    A ledger left so, its files in step, opens without any repair; a change to a file is
+    still noticed; this release's next write commits CRCs, so a copy opens without adoption."""
+    from perfledger.mirrors.state import FileState, MirrorState, parse_state
+
+    with Ledger(ledger_dir) as led:
+        for i in range(3):
+            led.log("M", "T", sharpe=float(i), notes=f"n{i}")
+    text = legacy_state(ledger_dir, shape, upto=3)
+    want = {}
+    for key, name, keep in (("json", "model_performance.json", 2), ("csv", "model_performance.csv", 0),
+                            ("best", "best_models.json", 0)):
+        st, data = os.stat(ledger_dir / name), (ledger_dir / name).read_bytes()
+        crc = zlib.crc32(data[: len(data) - keep]) if shape == "content" else None
+        want[key] = FileState(st.st_size, crc, st.st_ino, st.st_mtime_ns)
+    assert parse_state(text, last_id=3) == MirrorState(want, upto=3)
+    commit_state(ledger_dir, text)
+    before = _identities(ledger_dir)
+    with caplog.at_level(logging.INFO, logger="perfledger"), Ledger(ledger_dir):
+        assert _repairs_logged(caplog) == []
+    assert _identities(ledger_dir) == before
+
+    with Ledger(ledger_dir) as led:
+        led.log("M", "T", sharpe=9.0, notes="n3")
+    assert_committed(ledger_dir, tmp_path, adoptions, caplog)
+
+    commit_state(ledger_dir, legacy_state(ledger_dir, shape, upto=4))
+    path = ledger_dir / "model_performance.csv"
+    st = os.stat(path)
+    path.write_bytes(path.read_bytes().replace(b"n1", b"n7"))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    with Ledger(ledger_dir) as led:
+        assert sorted(led.history()["notes"]) == ["n0", "n1", "n2", "n3", "n7"]
+        assert_mirrors_are_the_database(led, tmp_path)
+
+
+@pytest.mark.parametrize("text", ['{"v": 3, "json": [1, 2, 3]}', "not json", "[1, 2]"])
+def test_a_state_that_does_not_read_trusts_nothing_and_loses_nothing(
+    ledger_dir: Path, tmp_path: Path, text: str
+) -> None:
+    """A state saved by a later release, or damaged: every file is taken as out of step,
+    read and adopted (nothing new in them), and rewritten from the database."""
+    from perfledger.mirrors.state import MirrorState, parse_state
+
+    assert parse_state(text, last_id=7) == MirrorState(upto=7)
+    with Ledger(ledger_dir) as led:
+        fill(led, 5)
+        notes = sorted(led.history()["notes"])
+    commit_state(ledger_dir, text)
+    with Ledger(ledger_dir) as led:
+        assert sorted(led.history()["notes"]) == notes
+        assert_mirrors_are_the_database(led, tmp_path)
+
+
+def test_a_copy_that_fails_part_way_leaves_the_target_as_it_was(
+    tmp_path: Path, adoptions: list[str]
+) -> None:
+    """A copy into a directory ledger is one transaction, its files included: when a later
+    chunk fails (a full disk), the target's database AND its three files are as before, the
+    next open adopts nothing, and a rerun copies every record exactly once."""
+    import contextlib
+    import errno
+
+    from perfledger.files.transfer import copy_store
+
+    src = Ledger(tmp_path / "src")
+    src.log_many([{"model_name": f"M{i % 3}", "ticker": f"T{i % 4}", "sharpe": i / 10,
+                   "ic": i / 100, "notes": f"copied-{i}"} for i in range(30)])
+    dst = Ledger(tmp_path / "dst")
+    store = dst._writable()
+    before = _identities(dst.directory)
+    inserts: list[int] = []
+    writing = store.writing
+
+    @contextlib.contextmanager
+    def failing_writing():  # the target's transaction, whose second insert fails
+        with writing() as tx:
+            insert = tx.insert
+
+            def second_fails(batch):  # type: ignore[no-untyped-def]
+                inserts.append(len(batch))
+                if len(inserts) == 2:
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                return insert(batch)
+
+            tx.insert = second_fails  # type: ignore[method-assign]
+            yield tx
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(store, "writing", failing_writing)
+        with pytest.raises(OSError, match="No space left"):
+            copy_store(src._ensure(), store, dst._mirrors, chunk=10)
+    assert inserts == [10, 10]
+    assert dst.stats()["records"] == 0
+    assert _identities(dst.directory) == before
+    dst.close()
+
+    with Ledger(tmp_path / "dst") as again:
+        assert adoptions == []
+        assert again.stats()["records"] == 0
+        assert_mirrors_are_the_database(again, tmp_path)
+        assert src.copy_to(again) == 30
+        assert sorted(again.history()["notes"]) == sorted(src.history()["notes"])
+        assert_mirrors_are_the_database(again, tmp_path)
+    src.close()
+
+
 @pytest.mark.parametrize("how", COPIES)
 def test_a_copy_of_the_directory_opens_without_adopting_or_rewriting(
     built: Path, tmp_path: Path, how: str, adoptions: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """A restored backup has new inodes (and, copied with cp, new mtimes) but the committed
     bytes: it opens after one read of each mirror, nothing adopted, no mirror rewritten."""
-    from perfledger.mirrors.seed_files import STATE_KEY
-
     copy = COPIES[how](built, tmp_path / "copy")
     before = {name: (os.stat(copy / name).st_ino, (copy / name).read_bytes()) for name in MIRRORS}
     with caplog.at_level(logging.INFO, logger="perfledger"):
         led = Ledger(copy)
     assert adoptions == []
     assert not [r for r in caplog.records if "adopted" in r.getMessage()]
+    assert sum("is the committed file under a new inode" in m for m in _repairs_logged(caplog)) == 2
     assert {name: (os.stat(copy / name).st_ino, (copy / name).read_bytes()) for name in MIRRORS} == before
     assert led.stats()["records"] == 305
-    assert_mirrors_are_the_database(led, tmp_path)
-    # The copy's identity was recorded: the next open needs no read of the files.
-    assert json.loads(led._ensure().get_meta(STATE_KEY)) == _probed_state(copy)
-    assert led._mirrors_in_step()
     led.close()
+    # The copy's identity was recorded: the next open reads nothing, repairs nothing.
+    assert_committed(copy, tmp_path, adoptions, caplog)
 
 
 def test_a_same_size_edit_inside_a_copy_is_adopted(built: Path, tmp_path: Path, adoptions: list[str]) -> None:
@@ -370,22 +500,15 @@ def test_a_same_size_edit_inside_a_copy_is_adopted(built: Path, tmp_path: Path, 
     led.close()
 
 
-def test_a_state_saved_by_the_previous_release_still_adopts_a_copy(
+
+def test_a_state_without_content_crcs_still_adopts_a_copy(
     built: Path, tmp_path: Path, adoptions: list[str]
 ) -> None:
-    """The previous release saved no content CRCs (and drops them when it saves): a copy
-    taken before this release wrote is adopted, as it was, losing and doubling nothing. This
-    release's first write reads the CRCs once (so do an adoption and rebuild_mirrors()):
-    a copy taken after it opens without adoption."""
-    from perfledger.mirrors.seed_files import STATE_KEY
-
-    def drop_crcs() -> None:
-        with Ledger(built) as led, led._ensure().writing() as tx:
-            state = json.loads(tx.get_meta(STATE_KEY))
-            del state["content"]
-            tx.set_meta(STATE_KEY, json.dumps(state))
-
-    drop_crcs()
+    """A release before the content CRCs saved none (and one running beside this one drops
+    them when it saves): a copy taken then is adopted, as it was, losing and doubling
+    nothing. This release's first write reads the CRCs once (so do an adoption and
+    rebuild_mirrors()): a copy taken after it opens without adoption."""
+    commit_state(built, legacy_state(built, "crc32"))
     copy = tmp_path / "copy"
     shutil.copytree(built, copy)
     led = Ledger(copy)
@@ -400,14 +523,12 @@ def test_a_state_saved_by_the_previous_release_still_adopts_a_copy(
 
     with Ledger(built) as led:
         led.log("M", "T0", sharpe=0.0, notes="by this release")
-        state = json.loads(led._ensure().get_meta(STATE_KEY))
-        assert set(state["content"]) == {"json", "csv", "best"}
     shutil.copytree(built, tmp_path / "copy after a write")
     with Ledger(tmp_path / "copy after a write") as led:
         assert led.stats()["records"] == 306
     assert adoptions == []
 
-    drop_crcs()
+    commit_state(built, legacy_state(built, "crc32"))
     with Ledger(built) as led:
         led.rebuild_mirrors()
     shutil.copytree(built, tmp_path / "copy after a rebuild")
@@ -416,12 +537,10 @@ def test_a_state_saved_by_the_previous_release_still_adopts_a_copy(
 
 
 def test_logging_into_an_opened_copy_keeps_files_and_database_in_step(
-    built: Path, tmp_path: Path, adoptions: list[str]
+    built: Path, tmp_path: Path, adoptions: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """The content CRCs a copy's state carries are extended by every append: after writes,
     another copy still opens without adopting, and the files are the database's."""
-    from perfledger.mirrors.seed_files import STATE_KEY
-
     copy = tmp_path / "copy"
     _copy_files(built, copy)
     led = Ledger(copy)
@@ -429,8 +548,8 @@ def test_logging_into_an_opened_copy_keeps_files_and_database_in_step(
     led.log_many([{"model_name": "B", "ticker": "T9", "sharpe": 5.0, "notes": f"late-{i}"}
                   for i in range(2500)])
     led.log("M", "T0", sharpe=-1.0, notes="last")
-    assert json.loads(led._ensure().get_meta(STATE_KEY)) == _probed_state(copy)
     led.close()
+    assert_committed(copy, tmp_path, adoptions, caplog)
     again = tmp_path / "again"
     shutil.copytree(copy, again)
     led = Ledger(again)

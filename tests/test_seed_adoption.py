@@ -205,3 +205,29 @@ def test_a_hand_edited_mirror_with_bad_rows_is_not_overwritten(tmp_path: Path) -
     assert (d / "model_performance.json").read_bytes() == edited
     assert list(led.history()["notes"]) == ["kept"]
     led.close()
+
+
+CSV_HEADER = b"timestamp,ticker,model_name,sharpe,mse,drawdown,total_return,win_rate,accuracy,notes\r\n"
+
+
+@pytest.mark.parametrize(("name", "content", "broken", "where"), [
+    ("model_performance.json", CUT_SHORT, True, None),
+    ("model_performance.csv", CSV_HEADER + b"2024-01-01,PARTIAL,ro", True, "line 2"),
+    ("model_performance.json", b'[{"timestamp": "yesterday", "ticker": "T", "model_name": "M"}]', False,
+     "record 1"),
+    ("model_performance.json", b'{"not": "an array"}', False, None),
+], ids=["json-cut-short", "csv-row-cut-short", "a-wrong-value", "not-an-array"])
+def test_adoption_tells_a_broken_file_from_a_wrong_value(
+    tmp_path: Path, name: str, content: bytes, broken: bool, where: str | None
+) -> None:
+    """A file that does not read raises FileReadError naming it and the first bad row;
+    ``broken`` says whether its structure is (what an append cut short leaves, which a
+    repair may drop) or a well-formed record holds a wrong value (kept, reported)."""
+    from perfledger.errors import FileReadError
+    from perfledger.files.importer import adopt_file
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(FileReadError) as err:
+        adopt_file(None, path)  # type: ignore[arg-type]  # refused before the transaction is used
+    assert (err.value.broken, err.value.where, err.value.path) == (broken, where, path)

@@ -103,10 +103,12 @@ def test_real_tickers_pass_verbatim_and_never_become_paths(ledger: Ledger, ticke
     assert ledger.tickers() == [ticker]
     assert ledger.history(ticker=ticker)["ticker"].tolist() == [ticker]
     assert ledger.best(ticker)["best_sharpe"]["model"] == "M"
-    # The ledger directory holds exactly its database and the three seed files.
+    # The ledger directory holds exactly its database, the three seed files and the journal
+    # of their appends.
     names = {p.name for p in ledger.directory.iterdir()}
     assert names <= {"perfledger.db", "perfledger.db-wal", "perfledger.db-shm",
-                     "model_performance.json", "model_performance.csv", "best_models.json"}
+                     "model_performance.json", "model_performance.csv", "best_models.json",
+                     ".perfledger-journal"}
     assert not (ledger.directory.parent / "etc").exists()
 
 

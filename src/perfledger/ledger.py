@@ -23,9 +23,8 @@ from .errors import MirrorsDisabledError, ReadOnlyLedgerError, ValidationError, 
 from .files.importer import adopt_file
 from .frames import STATS, history_frame, leaderboard_frame, records_from_frame
 from .location import DB_NAME, Location, describe_store, resolve
-from .mirrors.layout import PreparedAppend
 from .mirrors.rebuild import write_seed_files
-from .mirrors.seed_files import STATE_KEY, SeedMirrors
+from .mirrors.seed_files import Mirrors, NoMirrors, SeedMirrors
 from .records.arguments import check_bounds, check_count, check_limit, check_names, check_probability
 from .records.batch import Batch
 from .records.labels import LabelKind, check_filter, decode, group_column, parse_by, sort_key
@@ -44,6 +43,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import sqlalchemy as sa
 
+    from .mirrors.layout import PreparedAppend
+    from .mirrors.transaction import MirrorTransaction, NullMirrorTransaction
     from .store.base import Store, WriteTx
 
 log = logging.getLogger("perfledger")
@@ -82,13 +83,11 @@ class Ledger:
                 raise ReadOnlyLedgerError(
                     f"{where} does not exist and this user may not create it ({exc.strerror})"
                 ) from None
-        mirrors = (
-            SeedMirrors(self.directory, adopt_file) if self._want_mirrors and self.directory else None
+        mirrors: Mirrors = (
+            SeedMirrors(self.directory, adopt_file) if self._want_mirrors and self.directory
+            else NoMirrors(deferred=self.directory is not None)
         )
-        self._store: Store = open_store(
-            self.url, ledger=where,
-            guarded=(mirrors.json_path, mirrors.csv_path, mirrors.best_path) if mirrors else (),
-        )
+        self._store: Store = open_store(self.url, ledger=where, guarded=tuple(mirrors.paths.values()))
         #: Why this process may not write the ledger (the message writes raise), or None.
         self._read_only = self._store.read_only_reason
         self._pid = os.getpid()
@@ -98,10 +97,10 @@ class Ledger:
         # under the write lock (the seed's files in a new ledger, a deleted database, a
         # mirror rewritten by the seed's code, a crash). A file that does not read as records
         # is reported and left alone; writes refuse to overwrite it.
-        if self._mirrors is not None and not self._mirrors_in_step():
+        if not self._mirrors_in_step():
             if self._read_only is None:
-                with self._store.writing() as tx:
-                    self._mirrors.sync(tx, strict=False)
+                with self._store.writing() as tx, self._mirrors.transaction(tx, strict=False):
+                    pass  # entering it repairs
             else:
                 log.warning(
                     "%s: the mirror files are out of step with the database and this user may "
@@ -113,13 +112,12 @@ class Ledger:
     def _mirrors_in_step(self) -> bool:
         """Whether the mirrors are in step. A user who may not write verifies a file whose
         identity changed by its content (a restored copy is in step); a writer leaves that to
-        ``sync``, which records the copy's new identity once, so later opens stay cheap.
+        the repair under the write lock, which records the copy's new identity once, so later
+        opens stay cheap.
         Records stored after the last one the files hold (by a ``mirrors=False`` ledger) put
         them out of step: opening the ledger appends them."""
-        assert self._mirrors is not None
         try:
-            return self._mirrors.in_step(self._store.get_meta(STATE_KEY), verify=self._read_only is not None,
-                                         last_id=self._store.last_id())
+            return self._mirrors.in_step(self._store, verify=self._read_only is not None)
         except PermissionError:
             if self._read_only is None:
                 raise
@@ -147,8 +145,9 @@ class Ledger:
             return self._store
 
     def close(self) -> None:
-        """Release database connections (the ledger reopens if used again)."""
+        """Release database connections and open files (the ledger reopens if used again)."""
         self._store.dispose()
+        self._mirrors.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -161,7 +160,7 @@ class Ledger:
 
     @property
     def mirrors_enabled(self) -> bool:
-        return self._mirrors is not None
+        return self._mirrors.enabled
 
     @property
     def read_only(self) -> bool:
@@ -184,17 +183,11 @@ class Ledger:
         ``claim`` (the rows' import keys and the validated frame the batch came from), rows
         whose key another import already claimed are left out, in the same transaction."""
         store = self._writable()
-        prepared = PreparedAppend(batch) if self._mirrors is not None else None
+        prepared = self._mirrors.prepare(batch)  # formatted before the lock is taken
         for attempt in range(8):
             try:
-                with store.writing() as tx:
-                    if self._mirrors is not None:
-                        # Run by the store under the write lock when the body or the COMMIT
-                        # fails (no other writer has touched the files), or after the commit.
-                        tx.on_abort(self._mirrors.abandon)
-                        tx.on_commit(self._mirrors.committed)
-                    stored = self._store_batch(tx, batch, prepared, claim)
-                return stored
+                with store.writing() as tx, self._mirrors.transaction(tx) as m:
+                    return self._store_batch(tx, m, batch, prepared, claim)
             except WriteConflictError as exc:
                 if attempt == 7:
                     raise
@@ -202,15 +195,13 @@ class Ledger:
                 time.sleep(0.01 * (attempt + 1))
         raise AssertionError("unreachable")
 
+    @staticmethod
     def _store_batch(
-        self, tx: WriteTx, batch: Batch, prepared: PreparedAppend | None,
-        claim: tuple[list[str], pd.DataFrame] | None,
+        tx: WriteTx, m: MirrorTransaction | NullMirrorTransaction, batch: Batch,
+        prepared: PreparedAppend | None, claim: tuple[list[str], pd.DataFrame] | None,
     ) -> int:
         """The body of :meth:`_write`'s transaction; returns how many records it stored
         (with ``claim``, the rows no other import had claimed)."""
-        if self._mirrors is not None:
-            # Repair before inserting: a rebuild must not already hold this batch.
-            self._mirrors.sync(tx)
         if claim is not None:
             keys, frame = claim
             won = tx.claim_keys(keys)
@@ -218,13 +209,8 @@ class Ledger:
                 mask = [k in won for k in keys]
                 if not any(mask):
                     return 0
-                batch = Batch.from_frame(frame[mask])
-                prepared = PreparedAppend(batch) if self._mirrors is not None else None
-        if self._mirrors is not None and prepared is not None:
-            self._mirrors.begin_append(prepared)  # a large batch: written during the insert
-        inserted = tx.insert(batch)
-        if self._mirrors is not None and prepared is not None:
-            self._mirrors.append(tx, prepared, inserted)
+                batch, prepared = Batch.from_frame(frame[mask]), None
+        m.insert(batch, prepared)
         return len(batch)
 
     def log(
@@ -309,31 +295,28 @@ class Ledger:
                 f"{higher_is_better!r}"
             )
         store = self._writable()
-        with store.writing() as tx:
-            if tx.register_metric(name, higher_is_better) and self._mirrors is not None:
-                self._mirrors.sync(tx)
-                self._mirrors.write_best(tx)
+        with store.writing() as tx, self._mirrors.transaction(tx) as m:
+            if tx.register_metric(name, higher_is_better):
+                m.write_best()
 
     def clear(self) -> None:
         """Delete every record (registered metrics stay registered). Mirrors become empty."""
         store = self._writable()
-        with store.writing() as tx:
-            if self._mirrors is not None:
-                self._mirrors.sync(tx)  # records only a mirror holds are adopted, not lost
+        # Entering the mirrors' transaction adopts records only a mirror holds: not lost.
+        with store.writing() as tx, self._mirrors.transaction(tx) as m:
             tx.clear()
-            if self._mirrors is not None:
-                self._mirrors.reset(tx)
+            m.reset()
         log.info("cleared %s", describe_store(self.url))
 
     def rebuild_mirrors(self) -> None:
         """Rewrite the three seed files from the database."""
         store = self._writable()
-        if self._mirrors is None:
+        if not self._mirrors.enabled:
             raise MirrorsDisabledError(
                 f"{self!r} keeps no mirror files; use export_seed_files(directory) instead"
             )
-        with store.writing() as tx:
-            self._mirrors.rebuild(tx)
+        with store.writing() as tx, self._mirrors.transaction(tx, strict=False) as m:
+            m.rebuild()
 
     def copy_to(self, target: Ledger | str | os.PathLike[str] | Location) -> int:
         """Copy every record (and the registered metrics) into an empty ledger, e.g. an

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import ValidationError
+from ..errors import FileReadError, ValidationError
 from ..records.batch import Batch
 from ..records.record import CORE_METRICS, SEED_FIELDS
 from ..records.timestamps import format_ts, parse_timestamp
@@ -274,15 +274,11 @@ def adopt_file(tx: WriteTx, path: Path) -> int:
 
     Used when a ledger directory holds files the database does not account for (the seed's
     own files before perfledger, a deleted database, the seed's code rewriting a mirror).
-    The file must read cleanly as a whole: any bad row raises :class:`ValidationError`
-    naming the row (its one problem's field is ``"syntax"`` for a broken structure,
-    ``"content"`` for a wrong value), and nothing is stored.
+    The file must read cleanly as a whole: else :class:`FileReadError` names the first bad
+    row (``where``), ``broken`` when the file's structure is (invalid JSON, a CSV row cut
+    short: what an interrupted append leaves) rather than a value, and nothing is stored.
     """
-    try:
-        rows, where, problems = read_rows(path)
-    except ValidationError as exc:
-        message = str(exc).replace(f"path={str(path)!r} ", "")
-        raise ValidationError(message, [(None, "syntax", message)]) from None
+    rows, where, problems = read_rows(path)  # a file that does not read at all: FileReadError
     if not rows:
         return 0
     import pandas as pd
@@ -299,11 +295,10 @@ def adopt_file(tx: WriteTx, path: Path) -> int:
     if problems:
         pos = min(problems)
         fld, msg = problems[pos][0]
-        at = where[pos] if pos >= 0 else "file"
-        # "syntax": the file's structure is broken (invalid JSON, a CSV row cut short), as an
-        # interrupted append leaves it; "content": well-formed records with wrong values.
-        kind = "syntax" if fld == "row" else "content"
-        raise ValidationError(f"{at}: {msg}", [(None, kind, msg)])
+        # A "row" problem is the file's structure (a CSV row cut short, an array item that is
+        # not an object); any other, a well-formed record with a wrong value.
+        raise FileReadError(path, msg, where=where[pos] if pos >= 0 else None, broken=fld == "row",
+                            field=fld)
     stored: set[Key] = set()
     for _ids, batch in tx.iter_batches():
         stored.update(batch_keys(batch))

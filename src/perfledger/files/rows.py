@@ -4,7 +4,9 @@ perfledger's own exports (CSV, JSON, JSON lines, Parquet).
 Each row comes back normalised (numbers parsed from their text exactly, dict cells decoded)
 with its location in the file (CSV: the physical line, header = line 1; JSON: ``record N``;
 Parquet: ``row N``) and any parsing problem, so the importer can report bad rows precisely
-and a whole-file problem (not UTF-8, not an array, unreadable) is one ``ValidationError``.
+and a whole-file problem (not UTF-8, not an array, unreadable) is one
+:class:`~perfledger.errors.FileReadError`, ``broken`` when the file's structure is (what an
+interrupted write leaves: not JSON, not UTF-8, not a readable Parquet file).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import ValidationError
+from ..errors import FileReadError, ValidationError
 from ..records.record import CORE_METRICS, SEED_FIELDS
 
 #: ``progress(stage, done, total)``: called as rows are read and stages complete.
@@ -125,10 +127,9 @@ def _csv_rows(path: Path) -> Iterable[tuple[str, dict[str, Any] | str]]:
             return
         # csv.DictReader-style zipping keeps the last of two equal names: one value silently lost.
         if dup := list(dict.fromkeys(h for i, h in enumerate(header) if h and h in header[:i])):
-            raise ValidationError(
-                f"path={str(path)!r}: the header (line 1) names column(s) {', '.join(map(repr, dup))} "
-                "more than once; give each column once (nothing was imported)",
-                [(None, "header", "duplicated column")],
+            raise FileReadError(
+                path, f"the header (line 1) names column(s) {', '.join(map(repr, dup))} more than "
+                "once; give each column once (nothing was imported)", field="header",
             )
         prev = reader.line_num
         for cells in reader:
@@ -158,16 +159,11 @@ def _json_rows(path: Path, lines: bool) -> Iterable[tuple[str, dict[str, Any] | 
         try:
             data = json.load(f)
         except (ValueError, RecursionError) as exc:  # RecursionError: arrays nested too deeply
-            raise ValidationError(
-                f"path={str(path)!r} is not valid JSON: {exc}", [(None, "path", "bad JSON")]
-            ) from None
+            raise FileReadError(path, f"not valid JSON: {exc}", broken=True) from None
     if isinstance(data, dict) and isinstance(data.get("records"), list):
         data = data["records"]
     if not isinstance(data, list):
-        raise ValidationError(
-            f"path={str(path)!r}: expected a JSON array of records, got {type(data).__name__}",
-            [(None, "path", "not an array")],
-        )
+        raise FileReadError(path, f"expected a JSON array of records, got {type(data).__name__}")
     for n, item in enumerate(data, 1):
         yield f"record {n}", item if isinstance(item, dict) else "not a JSON object"
 
@@ -187,7 +183,7 @@ def read_rows(
     path = Path(path)
     fmt = detect_format(path)
     if not path.is_file():
-        raise ValidationError(f"path={str(path)!r} does not exist", [(None, "path", "missing")])
+        raise FileReadError(path, "no such file")
     source = {
         "csv": lambda: _csv_rows(path),
         "json": lambda: _json_rows(path, lines=False),
@@ -202,14 +198,9 @@ def read_rows(
     except ValidationError:
         raise
     except UnicodeDecodeError as exc:
-        raise ValidationError(
-            f"path={str(path)!r} is not UTF-8 text (byte {exc.start}: {exc.reason})",
-            [(None, "path", "not UTF-8")],
-        ) from None
+        raise FileReadError(path, f"not UTF-8 text (byte {exc.start}: {exc.reason})", broken=True) from None
     except (OSError, ValueError) as exc:  # e.g. a truncated or foreign Parquet file
-        raise ValidationError(
-            f"path={str(path)!r} could not be read as {fmt}: {exc}", [(None, "path", "unreadable")]
-        ) from None
+        raise FileReadError(path, f"could not be read as {fmt}: {exc}", broken=True) from None
     for where_i, item in items:
         pos = len(rows)
         where.append(where_i)

@@ -11,6 +11,9 @@ Text holding a NUL character (a note written by a release that still accepted on
 with one line naming the record and the field: PostgreSQL text cannot hold it, and storing it
 altered would not be a faithful copy. The copy is one transaction, so nothing is written.
 It works on stores (and the target's mirror files, when it keeps them), not on Ledgers.
+The target's mirror files take part in its one transaction
+(:mod:`perfledger.mirrors.transaction`): a copy that fails part-way leaves them as they were
+too, so a rerun copies into an empty ledger again.
 """
 
 from __future__ import annotations
@@ -18,19 +21,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import ValidationError
-from ..mirrors.layout import PreparedAppend
+from ..mirrors.seed_files import NoMirrors
 from ..records.timestamps import format_ts
 from ..records.validation import has_nul
-from ..store.base import Inserted
 
 if TYPE_CHECKING:
-    from ..mirrors.seed_files import SeedMirrors
+    from ..mirrors.seed_files import Mirrors
     from ..records.batch import Batch
     from ..store.base import Store
 
 
 def copy_store(
-    source: Store, target: Store, target_mirrors: SeedMirrors | None = None, *, chunk: int = 50_000
+    source: Store, target: Store, target_mirrors: Mirrors | None = None, *, chunk: int = 50_000
 ) -> int:
     """Copy every record of ``source`` into the empty ``target``; returns how many."""
     if source.identity() == target.identity():
@@ -46,22 +48,17 @@ def copy_store(
         )
     directions = source.directions()
     known = target.directions()
+    mirrors = target_mirrors if target_mirrors is not None else NoMirrors()
     copied = 0
-    with source.snapshot() as src_tx, target.writing() as dst_tx:
+    with source.snapshot() as src_tx, target.writing() as dst_tx, mirrors.transaction(dst_tx) as m:
         for name, higher in directions.items():
             if name not in known:
                 dst_tx.register_metric(name, higher)
-        if target_mirrors is not None:
-            target_mirrors.sync(dst_tx)
         for _ids, batch in src_tx.iter_batches(chunk):
             _refuse_nul(batch, copied)
-            inserted = dst_tx.insert(batch)
-            if target_mirrors is not None:
-                done = Inserted(inserted.ids, best_changed=False)
-                target_mirrors.append(dst_tx, PreparedAppend(batch), done)
+            m.insert(batch)
             copied += len(batch)
-        if target_mirrors is not None:
-            target_mirrors.write_best(dst_tx)
+        m.write_best()
     return copied
 
 

@@ -1,11 +1,21 @@
 """The seed's three files (``model_performance.json``, ``model_performance.csv``,
 ``best_models.json``) kept as faithful mirrors of the database.
 
-Holds their byte layouts (:mod:`.layout`, :mod:`.columns`), their committed state
-(:mod:`.state`), the mirrors kept in step inside each write transaction
-(:mod:`.seed_files`), whole files rebuilt from the database (:mod:`.rebuild`), taking back
-an append that did not commit (:mod:`.undo`) and the low-level file writes
-(:mod:`.file_writes`).
+One concept per module:
+
+* :mod:`.transaction`: a write transaction's work on the files, as one object
+  (``with mirrors.transaction(tx) as m: m.insert(batch)``): repairs on entry, appends, and
+  on leaving either the new state saved or the appends taken back, a failed COMMIT included.
+* :mod:`.seed_files`: the files of one directory (:class:`~.seed_files.SeedMirrors`; its
+  null counterpart :class:`~.seed_files.NoMirrors` for a ledger that keeps none), and how
+  they are brought back in step: adoption, rebuilds, restored copies recognised.
+* :mod:`.state`: their committed state, one versioned record; every earlier shape read.
+* :mod:`.undo`: taking back an append that did not commit, in-process or, after a crash,
+  from the journal written before every transaction's first append.
+* :mod:`.layout`, :mod:`.columns`: the bytes (shared with exports); a large batch's spelled
+  by Arrow and written in the background during its insert.
+* :mod:`.rebuild`: whole files written from the database. :mod:`.file_writes`: atomic
+  writes, ``pwritev`` of bytes in pieces.
 
 May import :mod:`perfledger.records`, :mod:`perfledger.errors` and the store's contract
 (:mod:`perfledger.store.base`); never the files package or the

@@ -10,6 +10,11 @@ custom metrics/params/tags) go through Python.
 
 The bytes are exactly those of :func:`perfledger.mirrors.layout.json_body`'s orjson path and
 its CSV twin: a property test holds them together, so one mirror never mixes two spellings.
+
+Kept because the bulk-load target needs it: at a million records this spelling takes 1.5 s
+where orjson over dicts takes 1.95 s, and, releasing the GIL, runs beside the insert instead
+of after it (with the background append; without both, the load measured 1.36-1.50x
+``DataFrame.to_csv`` against a 1.3x target: :mod:`.layout` has the figures and the command).
 """
 
 from __future__ import annotations

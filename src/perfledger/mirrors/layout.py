@@ -1,9 +1,27 @@
 """The bytes of the seed's files: records as JSON and CSV, and the best-models document.
 
-Formatting is apart from the files themselves (:mod:`.mirrors`) because exports write the
-same layouts: a mirror, an export and a rebuild of the same records are byte-identical.
+Formatting is apart from the files themselves (:mod:`.seed_files`) because exports write
+the same layouts: a mirror, an export and a rebuild of the same records are byte-identical.
 :class:`PreparedAppend` formats a batch's bytes before (or while) it is stored, so a
 writer holds the write lock only for the database and the two file writes.
+
+A bulk load has two fast paths, a pair: its JSON is spelled by Arrow (:mod:`.columns`,
+which releases the GIL), and both files are formatted and written in a background thread
+while the rows are inserted (:attr:`PreparedAppend.background`). They are kept because the
+bulk-load target needs them: ``log_many`` of a million records with mirrors within 1.3x the
+time ``DataFrame.to_csv`` takes to write them (a later issue asks 1.0x at ten million).
+Measured with ``python -m bench.bench_mirror_paths`` (1M records, 5 rounds alternating
+``to_csv``, the code as it ships and the code without both paths; a shared 2-core machine
+whose other tenants kept it busy), two runs, medians: ``to_csv`` 10.6 / 8.8 s; with them
+15.7 / 11.6 s (1.48x / 1.32x); without them 15.9 / 11.9 s (1.50x / 1.36x). Round by round
+they took 0.83-1.01x the time of the load without them (median 0.92x); 9.9 against 11.6 s
+in the quietest round. The parts, alone and in one thread (``--parts``, 3 rounds):
+``to_csv`` 7.8 s, the insert (``mirrors=False``) 7.9 s, the JSON 1.95 s by orjson over
+the records' dicts and 1.5 s by Arrow, the CSV 0.7 s. Without the fast paths that
+formatting (2.6 s, a third of ``to_csv``) follows an insert that alone takes as long as
+``to_csv``, so the load cannot come within 1.3x; with them it runs beside the insert on the
+other core, which this machine seldom had free. At ten million records a 1.0x target leaves
+no room for formatting after the insert at all.
 """
 
 from __future__ import annotations
@@ -98,8 +116,9 @@ def _csv_arrow(batch: Batch) -> memoryview:
 
 _ARROW_FROM = 256
 #: From this many records (those formatted in the background, beside the insert) the JSON is
-#: spelled by columns, which must not hold the GIL the insert needs. Below, orjson over the
-#: dicts is as fast or faster (measured: 300 records 1.9 vs 2.9 ms; 2,000 the same).
+#: spelled by columns, which must not hold the GIL the insert needs (the module doc has the
+#: figures). Below, orjson over the dicts is as fast or faster (measured: 300 records 1.9 vs
+#: 2.9 ms; 2,000 the same).
 _COLUMNAR_FROM = 2_000
 
 
@@ -169,9 +188,10 @@ class PreparedAppend:
 
     Small batches (a single ``log()``) are formatted inline before the lock is taken, so
     writers hold it only for the database work and two file writes. A large batch is
-    formatted in background threads, column by column in Arrow (which releases the GIL the
-    insert needs between rows), while the caller inserts it into the database; :meth:`wait`
-    joins them.
+    formatted in a background thread, column by column in Arrow (which releases the GIL the
+    insert needs between rows), while the caller inserts it into the database; the same
+    thread then writes it to the files (:meth:`then`); :meth:`wait` joins it. Why, with the
+    measured figures: the module doc.
     """
 
     _THREAD_FROM = 2_000

@@ -1,12 +1,15 @@
 """Whole mirror files written from the database: a rebuild (a mirror deleted, or records
-adopted that the other file lacks), a copy of the ledger, an export in the seed's layout.
+adopted that the other file lacks), a clear, an export in the seed's layout.
 
 Each file is written atomically from the store's records in id order, in batches: the same
-bytes as the appends that would have built it (the formatting is shared, :mod:`.mirror_format`).
+bytes as the appends that would have built it (the formatting is shared, :mod:`.layout`).
+Each writer returns the CRC-32 of the content it wrote (for the JSON, all but its closing
+``\\n]``; see :mod:`.state`), so a rebuilt file's state is recorded without reading it back.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,34 +25,54 @@ JSON_TAIL = b"\n]"
 
 
 def write_seed_files(directory: Path, tx: ReadTx) -> None:
-    """Write the three seed files from the database (used by rebuilds and exports)."""
+    """Write the three seed files from the database (an export)."""
     directory.mkdir(parents=True, exist_ok=True)
     write_json(directory / JSON_NAME, tx)
     write_csv(directory / CSV_NAME, tx)
     write_best(directory / BEST_NAME, tx)
 
 
-def write_json(path: Path, tx: ReadTx) -> None:
+def write_json(path: Path, tx: ReadTx) -> int:
+    crc = 0
+
     def chunks() -> Iterable[bytes]:
+        nonlocal crc
         first = True
         for _ids, batch in tx.iter_batches():
-            yield (b"[\n" if first else b",\n") + json_body(batch)
+            piece = (b"[\n" if first else b",\n") + json_body(batch)
+            crc = zlib.crc32(piece, crc)
+            yield piece
             first = False
-        yield EMPTY_JSON if first else JSON_TAIL
+        yield EMPTY_JSON if first else JSON_TAIL  # not content: an append overwrites it
 
     atomic_write(path, chunks())
+    return crc
 
 
-def write_csv(path: Path, tx: ReadTx) -> None:
+def write_csv(path: Path, tx: ReadTx) -> int:
+    crc = 0
+
     def chunks() -> Iterable[bytes]:
+        nonlocal crc
+        crc = zlib.crc32(csv_header())
         yield csv_header()
         for _ids, batch in tx.iter_batches():
-            yield csv_bytes(batch)
+            piece = csv_bytes(batch)
+            crc = zlib.crc32(piece, crc)
+            yield piece
 
     atomic_write(path, chunks())
+    return crc
 
 
-def write_best(path: Path, tx: ReadTx) -> bytes:
+def write_empty(json_path: Path, csv_path: Path) -> tuple[int, int]:
+    """The two record files without records (after a clear); their content CRCs."""
+    atomic_write(json_path, [EMPTY_JSON])
+    atomic_write(csv_path, [csv_header()])
+    return 0, zlib.crc32(csv_header())
+
+
+def write_best(path: Path, tx: ReadTx) -> int:
     data = best_json(tx.best()).encode()
     atomic_write(path, [data])
-    return data
+    return zlib.crc32(data)
