@@ -20,7 +20,6 @@ of after it (with the background append; without both, the load measured 1.36-1.
 from __future__ import annotations
 
 import json
-import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
 _CHUNK = 131_072
 #: Text columns have 64-bit offsets: a batch's notes (or one chunk's JSON) may pass 2 GiB.
 TEXT = pa.large_string()
-_ONCE = threading.Lock()
 #: Where Arrow's float-to-string cast and orjson both write positional digits (the same
 #: shortest round-trip digits; Arrow drops a trailing ".0", which is added back).
 _POSITIONAL = (1e-5, 1e10)
@@ -48,11 +46,9 @@ _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
 
 def seed_columns(batch: Batch) -> dict[str, pa.Array]:
     """The batch's seed fields as Arrow arrays, built once (kept on the batch) and shared by
-    both mirrors, whose formatters ask for them from two threads at once."""
+    both mirrors, whose formatters run one after the other in the one background thread."""
     if batch.arrow is None:
-        with _ONCE:
-            if batch.arrow is None:
-                batch.arrow = _build(batch)
+        batch.arrow = _build(batch)
     return batch.arrow
 
 

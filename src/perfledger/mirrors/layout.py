@@ -245,7 +245,9 @@ os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _formatters() -> ThreadPoolExecutor:
-    """Two threads for formatting large batches, started on first need."""
+    """The one thread that formats (and writes) large batches, started on first need: the
+    JSON and the CSV of a batch are formatted one after the other in it, while the caller's
+    thread inserts the rows."""
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:

@@ -9,7 +9,6 @@ batch, so the database merges a handful of rows instead of re-reading history.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-_TS_LOCK = threading.Lock()
 #: Batches larger than this aggregate with pandas group-bys, smaller ones in plain Python.
 _FRAME_FROM = 256
 
@@ -99,12 +97,10 @@ class Batch:
         )
 
     def timestamps(self) -> list[str]:
-        """The timestamps as text, formatted once per batch: both mirrors need them, from
-        two threads at once for a large batch."""
+        """The timestamps as text, formatted once per batch: both mirrors need them (one
+        after the other: a large batch's are formatted in the one background thread)."""
         if self._ts_text is None:
-            with _TS_LOCK:
-                if self._ts_text is None:
-                    self._ts_text = format_ts_many(self.ts_us)
+            self._ts_text = format_ts_many(self.ts_us)
         return self._ts_text
 
     def json_or_none(self, col: str) -> list[str | None]:
