@@ -1,10 +1,11 @@
 """The ``perfledger`` command line, run by the tests: in this process, or as a real process.
 
-:func:`run_cli` runs the real app in this process, through Typer's ``CliRunner``, the way the
-console script does (``perfledger.cli.main`` calls ``app(prog_name="perfledger")``, so the
-same ``Group.main`` in standalone mode turns every way out into an exit code), in about a
-hundredth of the time a new interpreter takes to start. What a fresh process would see, it
-sees too:
+:func:`run_cli` runs the real app in this process, in the isolation of Typer's ``CliRunner``
+(its own stdin, stdout, stderr and environment variables), the way the console script runs
+it (``perfledger.cli.main`` calls ``app(prog_name="perfledger")``: the Click group built
+from the app, whose ``Group.main`` in standalone mode turns every way out into an exit
+code), in about a hundredth of the time a new interpreter takes to start. What a fresh
+process would see, it sees too:
 
 - stdout and stderr apart, and the exit code;
 - the environment: ``$PERFLEDGER_URL`` and ``$PERFLEDGER_DEBUG`` unset unless given in
@@ -13,8 +14,9 @@ sees too:
 - the working directory ``cwd`` (restored afterwards);
 - what the interpreter itself prints on stderr: the traceback of an exception that escapes
   (``PERFLEDGER_DEBUG=1``), exit code 1; warnings (each shown once per run, as in a new
-  process); and log records of WARNING and above, by logging's last-resort handler, as in a
-  process that configured no logging (pytest's handlers are set aside meanwhile);
+  process); and log records of WARNING and above as logging's last-resort handler prints
+  them in a process that configured no logging (pytest's handlers are set aside meanwhile;
+  the messages are also kept, in ``Completed.logged``);
 - no state carried over: every ``Ledger`` the command opened is closed when it returns, as
   the end of a process releases its connections.
 
@@ -28,6 +30,7 @@ ledger, the interpreter's own start-up and exit) and for the test that checks th
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import subprocess
@@ -35,10 +38,11 @@ import sys
 import traceback
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import typer
 from typer.testing import CliRunner
 
 from perfledger import Ledger
@@ -62,12 +66,14 @@ class Completed:
     stderr: str
     #: The exception that escaped the app (its traceback is in ``stderr``), else None.
     exception: BaseException | None = None
+    #: The log messages (WARNING and above) printed on stderr.
+    logged: list[str] = field(default_factory=list)
 
 
 def run_cli(*args: str, env: Mapping[str, str | None] | None = None,
             cwd: str | os.PathLike[str] | None = None, input: str | bytes | None = None) -> Completed:
-    """``perfledger ARGS`` in this process; ``env`` sets (a value) or unsets (None) variables."""
-    runner = CliRunner()
+    """``perfledger ARGS`` in this process; ``env`` sets (a value) or unsets (None) variables.
+    stdout and stderr are read as ``subprocess.run(..., text=True)`` reads a process's."""
     overrides: dict[str, str | None] = {name: None for name in CLEARED}
     overrides["COLUMNS"] = NO_TERMINAL_COLUMNS
     overrides.update(env or {})
@@ -75,15 +81,43 @@ def run_cli(*args: str, env: Mapping[str, str | None] | None = None,
         if cwd is not None:
             stack.enter_context(contextlib.chdir(cwd))
         stack.enter_context(_closing_every_ledger())
-        stack.enter_context(_last_resort_logging())
+        logged = stack.enter_context(_last_resort_logging())
         stack.enter_context(_fresh_warnings())
-        result = runner.invoke(app, list(args), input=input, env=overrides, prog_name="perfledger",
-                               catch_exceptions=True)
-    escaped = result.exception if not isinstance(result.exception, SystemExit) else None
-    stderr = result.stderr
-    if escaped is not None:  # the interpreter prints it and exits 1
-        stderr += "".join(traceback.format_exception(escaped))
-    return Completed(list(args), result.exit_code, result.stdout, stderr, escaped)
+        out, err, _ = stack.enter_context(CliRunner().isolation(input=input, env=overrides))
+        try:
+            returncode, escaped = _main(list(args))
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        stdout, stderr = _text(out.getvalue()), _text(err.getvalue())
+    return Completed(list(args), returncode, stdout, stderr, escaped, logged.messages)
+
+
+@functools.cache
+def _command() -> Any:
+    """The Click group ``app()`` builds, built once: building it is most of what a short
+    command costs, and it keeps nothing from one run to the next (each run has its context)."""
+    return typer.main.get_command(app)
+
+
+def _main(args: list[str]) -> tuple[int, BaseException | None]:
+    """What ``perfledger.cli.main`` does in a process, and what the interpreter does with
+    the way it ends: (exit code, the exception that escaped, its traceback on stderr)."""
+    try:
+        _command().main(args=args, prog_name="perfledger")
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0, None
+        print(exc.code, file=sys.stderr)
+        return 1, None
+    except Exception as exc:
+        traceback.print_exception(exc)
+        return 1, exc
+    return 0, None
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
 
 
 def run_process(*args: str, env: Mapping[str, str | None] | None = None,
@@ -129,16 +163,31 @@ def _closing_every_ledger() -> Iterator[None]:
                 led.close()
 
 
+class _LastResort(logging.Handler):
+    """What ``logging.lastResort`` does (WARNING and above, the bare message, on whatever
+    ``sys.stderr`` is at the time), keeping the messages."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = self.format(record)
+        self.messages.append(message)
+        sys.stderr.write(message + "\n")
+
+
 @contextlib.contextmanager
-def _last_resort_logging() -> Iterator[None]:
-    """No handler on the root logger and its default level: records of WARNING and above
-    reach stderr through ``logging.lastResort``, as in a process that configured nothing."""
+def _last_resort_logging() -> Iterator[_LastResort]:
+    """The root logger as in a process that configured no logging (its default level, no
+    handler but the last resort): pytest's handlers are set aside meanwhile."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    root.handlers.clear()
+    last = _LastResort()
+    root.handlers[:] = [last]
     root.setLevel(logging.WARNING)
     try:
-        yield
+        yield last
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
