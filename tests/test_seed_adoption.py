@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_runner import run_cli
 from helpers import csv_records, mirror_records
 
 from perfledger import Ledger
@@ -83,12 +84,9 @@ def test_first_open_adopts_the_seeds_history(seed_dir: Path, caplog: pytest.LogC
 
 
 def test_the_import_command_on_a_seed_directory_keeps_its_history(seed_dir: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "perfledger", "--store", str(seed_dir), "import",
-         str(seed_dir / "model_performance.json")],
-        capture_output=True, text=True, timeout=120,
-    )
+    proc = run_cli("--store", str(seed_dir), "import", str(seed_dir / "model_performance.json"))
     assert proc.returncode == 0, proc.stderr
+    assert "adopted into" in proc.stderr  # the one log line, on stderr as in a process
     led = Ledger(seed_dir)
     assert sum(notes_counter(led).values()) == 305 and max(notes_counter(led).values()) == 1
     assert len(mirror_records(seed_dir)) == 305
