@@ -323,6 +323,7 @@ def test_every_tab_renders(seeded: Path, metric: str) -> None:
     assert not at.exception
 
 
+@pytest.mark.slow
 def test_new_record_from_another_process_appears_on_rerun(seeded: Path) -> None:
     at = run_app()
     assert "NEWT" not in at.sidebar.selectbox(key="ticker").options
@@ -509,6 +510,7 @@ def test_module_cli_parses_options(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen["kwargs"]["sample"] is True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["busy", "invalid"])
 def test_the_launcher_fails_without_writing_when_streamlit_cannot_start(tmp_path: Path, case: str) -> None:
     import socket

@@ -155,6 +155,7 @@ def assert_same_reads(got: dict[str, Any], want: dict[str, Any]) -> None:
             assert got[key] == value, key
 
 
+@pytest.mark.slow
 def test_reads_work_writes_refused_nothing_changes(foreign: Path, tmp_path: Path) -> None:
     want = owner_reads(foreign, tmp_path)
     assert want["stats"]["records"] == 40 and not want["read_only"]
@@ -174,6 +175,7 @@ def test_reads_work_writes_refused_nothing_changes(foreign: Path, tmp_path: Path
     assert snapshot(foreign) == before
 
 
+@pytest.mark.slow
 def test_cli_reads_and_refuses_a_write_in_one_line(foreign: Path, tmp_path: Path) -> None:
     want = owner_reads(foreign, tmp_path)
     commands = {

@@ -92,6 +92,7 @@ def test_the_import_command_on_a_seed_directory_keeps_its_history(seed_dir: Path
     assert len(mirror_records(seed_dir)) == 305
 
 
+@pytest.mark.slow
 def test_two_processes_opening_a_seed_directory_at_once_adopt_it_once(seed_dir: Path) -> None:
     code = ("import sys; from perfledger import Ledger; led = Ledger(sys.argv[1]); "
             "led.log('Late', 'T0', sharpe=0.5, notes='late-' + sys.argv[2]); print(len(led.history()))")
@@ -121,6 +122,7 @@ def test_a_deleted_database_is_rebuilt_from_its_mirrors(tmp_path: Path) -> None:
     again.close()
 
 
+@pytest.mark.slow
 def test_the_seeds_code_writing_beside_perfledger(tmp_path: Path) -> None:
     d = tmp_path / "ledger"
     led = Ledger(d)
