@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: install run example test lint clean dashboard browser-deps
+.PHONY: install run example test test-fast lint clean dashboard browser-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ test: $(STAMP)
 	@command -v chromium >/dev/null || $(MAKE) --no-print-directory browser-deps \
 	  || echo "note: could not install Chromium; the browser test will skip"
 	$(BIN)/python -m pytest -v -n 2
+
+## The loop while editing: every test except those marked slow (real processes, kills, the
+## browser, a fresh install; see pyproject.toml). Needs no Chromium; PostgreSQL as above.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

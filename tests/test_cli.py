@@ -1,7 +1,9 @@
-"""The ``perfledger`` command line, driven as a user drives it: a real subprocess.
+"""The ``perfledger`` command line, driven as a user drives it, the ledger in a temporary
+directory named by ``$PERFLEDGER_URL`` (or ``--store``).
 
-Runs ``python -m perfledger`` (the same code as the console script) with PYTHONPATH set to
-this checkout's ``src`` and the ledger in a temporary directory.
+Commands run in-process, as the console script runs them (tests/cli_runner.py: same exit
+codes, stdout and stderr as a process; tests/test_cli_process.py checks that they agree and
+starts the real processes).
 """
 
 from __future__ import annotations
@@ -9,34 +11,25 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_runner import Completed, run_cli
 
 from perfledger import Ledger
 
-SRC = Path(__file__).resolve().parents[1] / "src"
 COMMANDS = ("log", "history", "best", "tickers", "models", "leaderboard", "import", "export", "check",
             "decay", "dashboard", "copy", "clear")
 
 
-def run(store: Path | None, *args: str, env_store: bool = True) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env.pop("PERFLEDGER_URL", None)
-    if store is not None and env_store:
-        env["PERFLEDGER_URL"] = str(store)
-    return subprocess.run(
-        [sys.executable, "-m", "perfledger", *args], env=env, capture_output=True, text=True, timeout=300,
-    )
+def run(store: Path | None, *args: str, env_store: bool = True) -> Completed:
+    """``perfledger ARGS`` with ``$PERFLEDGER_URL`` set to ``store`` (unset: None or not env_store)."""
+    return run_cli(*args, env={"PERFLEDGER_URL": str(store) if store is not None and env_store else None})
 
 
-def ok(result: subprocess.CompletedProcess[str]) -> str:
+def ok(result: Completed) -> str:
     assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
     return result.stdout
 

@@ -3,34 +3,34 @@ read as Rich markup), no password is ever printed, a big ledger's table shows th
 rows and says how many matched, and text PostgreSQL cannot hold (a NUL) is refused with one
 line on every store, copies included.
 
-Commands run in-process (``CliRunner``); PostgreSQL cases use the real server with a
+Commands run in-process (tests/cli_runner.py); PostgreSQL cases use the real server with a
 password its trust authentication ignores, so a leak would be visible.
 """
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from typer.testing import CliRunner
+from cli_runner import Completed, run_cli
 
 from perfledger import Ledger, ValidationError
-from perfledger.cli import app
 
 SECRET = "s3cretPW"
 TRICKY = ["[red]LSTM", "features [/mnt/data/x.parquet]", "[bold]x[/bold] [link=http://e.org]y[/link]",
           "_ES_F_", "**b**", "`code`", "<b>x</b>", "$x$", "[/]"]
 
 
-def cli(*args: str) -> Any:
-    return CliRunner().invoke(app, list(args))
+def cli(*args: str) -> Completed:
+    return run_cli(*args)
 
 
-def ok(result: Any) -> str:
-    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr, result.exception)
+def ok(result: Completed) -> str:
+    assert result.returncode == 0, result
     return result.stdout
 
 
@@ -89,7 +89,7 @@ def test_no_command_prints_a_password(secret_urls: list[str], tmp_path: Path) ->
         }
         for name, r in runs.items():
             assert SECRET not in r.stdout + r.stderr, (name, r.stdout, r.stderr)
-            assert r.exit_code in (0, 1, 2), (name, r.exit_code, r.stderr)
+            assert r.returncode in (0, 1, 2), (name, r.returncode, r.stderr)
         assert "pass --yes" in runs["clear"].stderr and "***" in runs["clear"].stderr
         assert "***" in runs["clear --yes"].stdout and "%2A" not in runs["clear --yes"].stdout
         assert runs["copy"].stdout.startswith("Copied 1 records to ")
@@ -107,29 +107,38 @@ def test_repr_and_errors_hide_the_password(secret_urls: list[str]) -> None:
         assert SECRET not in str(err.value)
 
 
-def test_dashboard_launch_line_hides_the_password(secret_urls: list[str], monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+class Serving:
+    """Streamlit in miniature: listens on the address and port of its command line until it
+    is waited for (then it has "stopped", exit 0)."""
+
+    def __init__(self, command: list[str], **_: Any) -> None:
+        option = dict(zip(command[5::2], command[6::2], strict=True))
+        self.server = socket.create_server((option["--server.address"], int(option["--server.port"])))
+
+    def poll(self) -> int | None:
+        return None
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.server.close()
+        return 0
+
+    def terminate(self) -> None:
+        self.server.close()
+
+
+def test_dashboard_launch_line_hides_the_password(secret_urls: list[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import types
 
     import perfledger.dashboard.launch as launch
 
-    class Serving:
-        def __init__(self, *_: Any, **__: Any) -> None:
-            pass
-
-        def poll(self) -> None:
-            return None
-
-        def wait(self, timeout: float | None = None) -> int:
-            return 0
-
     monkeypatch.setattr(launch, "subprocess", types.SimpleNamespace(Popen=Serving))
-    monkeypatch.setattr(launch, "_wait_until_serving", lambda *_: True)
     for url in secret_urls:
-        assert launch.launch(url) == 0
-        out = capsys.readouterr()
-        assert "perfledger dashboard on postgresql" in out.out
-        assert SECRET not in out.out + out.err
+        r = cli("--store", url, "dashboard")
+        assert r.returncode == 0, r
+        assert r.stdout.startswith("perfledger dashboard on postgresql")
+        assert "Local URL: http://127.0.0.1:" in r.stdout
+        assert SECRET not in r.stdout + r.stderr
 
 
 # --------------------------------------------------------------------------- big ledgers
@@ -154,7 +163,7 @@ def test_history_table_shows_the_latest_rows_and_counts_the_rest(tmp_path: Path)
     assert len(csv.strip().splitlines()) == 121
     assert csv.splitlines()[1].startswith("2024-01-01T00:00:00.000000+00:00,AAPL,M0,0.0,")
     both = cli("--store", store, "history", "--all", "--limit", "3")
-    assert both.exit_code == 2 and "--all" in both.stderr
+    assert both.returncode == 2 and "--all" in both.stderr
 
 
 def test_count_matches_history_with_the_same_filters(any_ledger: Ledger) -> None:
@@ -195,7 +204,7 @@ def test_copy_of_an_old_note_with_a_nul_fails_cleanly(tmp_path: Path, pg_server_
     with Ledger(pg_server_url) as target:
         target.clear()
     r = cli("--store", f"sqlite:///{db}", "copy", "--to", pg_server_url)
-    assert r.exit_code == 2, (r.stdout, r.stderr)
+    assert r.returncode == 2, (r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: record 4 (AAPL, M, ") and "notes" in lines[0]
     with Ledger(pg_server_url) as target:
@@ -213,6 +222,6 @@ def test_import_of_a_note_with_a_nul_names_the_record(tmp_path: Path) -> None:
                                 {**row, "timestamp": "2024-01-02T00:00:00", "notes": "a\x00b"}]))
     store = str(tmp_path / "l")
     r = cli("--store", store, "import", str(path))
-    assert r.exit_code == 2 and "record 2: notes=" in r.stdout and "NUL" in r.stdout, r.stdout
+    assert r.returncode == 2 and "record 2: notes=" in r.stdout and "NUL" in r.stdout, r.stdout
     with Ledger(store) as led:
         assert led.stats()["records"] == 0

@@ -8,6 +8,7 @@ Every test gets its own ledger directory through ``$PERFLEDGER_URL``, never the 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -323,6 +324,7 @@ def test_every_tab_renders(seeded: Path, metric: str) -> None:
     assert not at.exception
 
 
+@pytest.mark.slow
 def test_new_record_from_another_process_appears_on_rerun(seeded: Path) -> None:
     at = run_app()
     assert "NEWT" not in at.sidebar.selectbox(key="ticker").options
@@ -445,19 +447,30 @@ def test_tables_format_and_summaries() -> None:
 
 
 class _FakeProc:
+    """Streamlit in miniature: listens on the address and port of its command line (so the
+    launcher finds it serving) until it is waited for, then "exits" with 3."""
+
     calls: ClassVar[list[tuple[list[str], dict[str, str]]]] = []
 
     def __init__(self, cmd: list[str], env: dict[str, str]) -> None:
         self.calls.append((cmd, env))
+        option = dict(zip(cmd[5::2], cmd[6::2], strict=True))
+        self.server = socket.create_server((option["--server.address"], int(option["--server.port"])))
 
     def wait(self, timeout: float | None = None) -> int:
+        self.server.close()
         return 3
 
     def poll(self) -> int | None:
         return None
 
     def terminate(self) -> None:
-        pass
+        self.server.close()
+
+
+def _a_free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        return s.getsockname()[1]
 
 
 def test_launch_adds_sample_data_and_runs_streamlit(
@@ -465,24 +478,23 @@ def test_launch_adds_sample_data_and_runs_streamlit(
 ) -> None:
     _FakeProc.calls = []
     monkeypatch.setattr(subprocess, "Popen", _FakeProc)
-    monkeypatch.setattr(launch, "_wait_until_serving", lambda *a: True)
-    monkeypatch.setattr(launch, "_port_free", lambda *a: True)
     monkeypatch.delenv("PERFLEDGER_READ_ONLY", raising=False)
     loc = tmp_path / "led"
-    assert launch.launch(str(loc), port=8765, sample=True) == 3
+    port = _a_free_port()
+    assert launch.launch(str(loc), port=port, sample=True) == 3
     assert records(loc) == 480
     cmd, env = _FakeProc.calls[0]
     assert cmd[1:4] == ["-m", "streamlit", "run"] and Path(cmd[4]).is_file()
     opts = dict(zip(cmd[5::2], cmd[6::2], strict=True))
     assert opts == {
         "--server.address": "127.0.0.1",
-        "--server.port": "8765",
+        "--server.port": str(port),
         "--server.headless": "true",
         "--browser.gatherUsageStats": "false",
         "--client.toolbarMode": "minimal",
     }
     assert env["PERFLEDGER_URL"] == str(loc.resolve())
-    assert "http://127.0.0.1:8765" in capsys.readouterr().out
+    assert f"http://127.0.0.1:{port}" in capsys.readouterr().out
     empty = tmp_path / "empty"
     launch.launch(str(empty), address="0.0.0.0")  # not asked: no sample data
     assert records(empty) == 0
@@ -509,6 +521,7 @@ def test_module_cli_parses_options(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen["kwargs"]["sample"] is True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["busy", "invalid"])
 def test_the_launcher_fails_without_writing_when_streamlit_cannot_start(tmp_path: Path, case: str) -> None:
     import socket

@@ -52,7 +52,7 @@ VIEWPORT = {"width": 1280, "height": 2000}  # tall enough for the leaderboard an
 
 WAIT_MS = 60_000  # first visit loads plotly.js; slow on a busy 2-core machine
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def _unavailable(reason: str) -> None:

@@ -175,9 +175,8 @@ def test_huge_periods_per_year_is_a_validation_error(ppy: float, led: Ledger) ->
 
 def test_cli_n_trials(tmp_path: Path) -> None:
     import json
-    import os
-    import subprocess
-    import sys
+
+    from cli_runner import Completed, run_cli
 
     store = tmp_path / "ledger"
     rng = np.random.default_rng(3)
@@ -187,10 +186,8 @@ def test_cli_n_trials(tmp_path: Path) -> None:
         led.log_backtest("Base", "AAPL", rng.normal(0.0005, 0.01, 300))
         want = led.sharpe_confidence("AAPL", n_trials=40).set_index("model_name")
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if k != "PERFLEDGER_URL"}
-        return subprocess.run([sys.executable, "-m", "perfledger", "--store", str(store), *args],
-                              env=env, capture_output=True, text=True, timeout=300)
+    def cli(*args: str) -> Completed:
+        return run_cli("--store", str(store), *args)
 
     table = cli("leaderboard", "--ticker", "AAPL")
     assert table.returncode == 0 and "4 trial(s) on AAPL" in table.stdout, table

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="
 WORKER = Path(__file__).parent / "workers" / "fork_after_reads.py"
 
 
+@pytest.mark.slow
 def test_reads_reserve_little_memory_and_fork_pools_work(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, str(WORKER), str(tmp_path / "ledger")],
                           capture_output=True, text=True, timeout=300)

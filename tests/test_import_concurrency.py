@@ -3,7 +3,8 @@
 Duplicate detection and insert were separate transactions: four concurrent imports of one
 file stored it four times. Imported rows' content keys are now claimed in the insert's
 transaction under a uniqueness rule the database enforces (``pl_import_keys``, schema v3).
-Real processes, on SQLite and PostgreSQL.
+Real ``perfledger import`` processes at once (what is tested is processes racing each other,
+so they cannot run in-process), on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import process_env
 
 from perfledger import Ledger
+
+pytestmark = pytest.mark.slow
 
 
 def write_file(path: Path, start: int, stop: int) -> Path:
@@ -30,7 +34,8 @@ def write_file(path: Path, start: int, stop: int) -> Path:
 
 def import_at_once(location: str, files: list[Path]) -> None:
     procs = [subprocess.Popen([sys.executable, "-m", "perfledger", "--store", location, "import", str(f)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for f in files]
+                              env=process_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for f in files]
     for p in procs:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, out + err

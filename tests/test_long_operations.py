@@ -28,6 +28,7 @@ LOGGER = ("import sys, time; from perfledger import Ledger; "
           "led.log('Live', 'AAPL', sharpe=1.0, notes='during-copy'); print(time.monotonic(), flush=True)")
 
 
+@pytest.mark.slow
 def test_a_logger_in_another_process_does_not_wait_for_a_copy(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     src = Ledger(tmp_path / "src")

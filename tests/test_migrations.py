@@ -141,6 +141,7 @@ WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_concurrent_openers_upgrade_once(old_store: str) -> None:
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, old_store]) for _ in range(3)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]

@@ -146,6 +146,7 @@ def test_available_tickers_and_models() -> None:
 
 # --- Data persistence ----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_data_persists_across_processes(workdir: Path) -> None:
     log_aapl()
     code = (

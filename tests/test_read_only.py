@@ -23,14 +23,13 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
-from unprivileged import IS_ROOT, SRC, Reader, as_reader, make_foreign, run_cli, shared_directory, snapshot
+from cli_runner import run_cli
+from unprivileged import IS_ROOT, SRC, Reader, as_reader, make_foreign, shared_directory, snapshot
 from upgrade_fixtures import copy_v1_sqlite
 
 # Imported here, by the parent: a reader may not be able to read the standard library.
 import perfledger.stats.backtest  # noqa: F401 - the reader child (another user) cannot import it itself
 from perfledger import Ledger, ReadOnlyLedgerError
-from perfledger.cli import app
 from perfledger.location import resolve
 from perfledger.store.migrations import current_version
 from perfledger.store.sqlite.readonly import ReadOnlyFile
@@ -157,6 +156,7 @@ def assert_same_reads(got: dict[str, Any], want: dict[str, Any]) -> None:
             assert got[key] == value, key
 
 
+@pytest.mark.slow
 def test_reads_work_writes_refused_nothing_changes(foreign: Path, tmp_path: Path) -> None:
     want = owner_reads(foreign, tmp_path)
     assert want["stats"]["records"] == 40 and not want["read_only"]
@@ -176,6 +176,7 @@ def test_reads_work_writes_refused_nothing_changes(foreign: Path, tmp_path: Path
     assert snapshot(foreign) == before
 
 
+@pytest.mark.slow
 def test_cli_reads_and_refuses_a_write_in_one_line(foreign: Path, tmp_path: Path) -> None:
     want = owner_reads(foreign, tmp_path)
     commands = {
@@ -184,15 +185,17 @@ def test_cli_reads_and_refuses_a_write_in_one_line(foreign: Path, tmp_path: Path
         "log": ["log", "--model", "LSTM", "--ticker", "AAPL", "--sharpe", "1.5"],
     }
     # Run each command once by the owner, on the copy: it imports what the reader will need
-    # (a reader may not be able to read the interpreter's own directory).
+    # (a reader may not be able to read the interpreter's own directory). The reader runs
+    # them in its own process (a fork, as the reading user), in-process there.
     copy = str(tmp_path / "owner_copy")
     for args in commands.values():
-        assert CliRunner().invoke(app, ["--store", copy, *args]).exit_code == 0
+        assert run_cli("--store", copy, *args).returncode == 0
     make_foreign(foreign)
     before = snapshot(foreign)
 
     def reader() -> dict[str, tuple[int, str, str]]:
-        return {name: run_cli(["--store", str(foreign), *args]) for name, args in commands.items()}
+        ran = {name: run_cli("--store", str(foreign), *args) for name, args in commands.items()}
+        return {name: (r.returncode, r.stdout, r.stderr) for name, r in ran.items()}
 
     ran = as_reader(reader)
     assert ran["best"][0] == 0 and ran["best"][2] == ""

@@ -4,29 +4,22 @@ through the public API or the real command line, and the ledger checked afterwar
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_runner import Completed, run_cli
 
 from perfledger import Ledger, ValidationError
 from perfledger.files.importer import import_file
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+
+def cli(*args: str, cwd: Path) -> Completed:
+    return run_cli(*args, cwd=cwd)
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PERFLEDGER_URL"}
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return subprocess.run([sys.executable, "-m", "perfledger", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
-
-
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+def one_error_line(result: Completed) -> str:
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error:"), result.stderr

@@ -112,6 +112,7 @@ led.close()
 """
 
 
+@pytest.mark.slow
 def test_concurrent_writers_keep_the_labels_exact(any_ledger: Ledger) -> None:
     """Writers sharing labels (new ones too) upsert the same pl_labels rows at once."""
     import os

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_runner import run_cli
 from helpers import csv_records, mirror_records
 
 from perfledger import Ledger
@@ -83,17 +84,15 @@ def test_first_open_adopts_the_seeds_history(seed_dir: Path, caplog: pytest.LogC
 
 
 def test_the_import_command_on_a_seed_directory_keeps_its_history(seed_dir: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "perfledger", "--store", str(seed_dir), "import",
-         str(seed_dir / "model_performance.json")],
-        capture_output=True, text=True, timeout=120,
-    )
+    proc = run_cli("--store", str(seed_dir), "import", str(seed_dir / "model_performance.json"))
     assert proc.returncode == 0, proc.stderr
+    assert "adopted into" in proc.stderr  # the one log line, on stderr as in a process
     led = Ledger(seed_dir)
     assert sum(notes_counter(led).values()) == 305 and max(notes_counter(led).values()) == 1
     assert len(mirror_records(seed_dir)) == 305
 
 
+@pytest.mark.slow
 def test_two_processes_opening_a_seed_directory_at_once_adopt_it_once(seed_dir: Path) -> None:
     code = ("import sys; from perfledger import Ledger; led = Ledger(sys.argv[1]); "
             "led.log('Late', 'T0', sharpe=0.5, notes='late-' + sys.argv[2]); print(len(led.history()))")
@@ -123,6 +122,7 @@ def test_a_deleted_database_is_rebuilt_from_its_mirrors(tmp_path: Path) -> None:
     again.close()
 
 
+@pytest.mark.slow
 def test_the_seeds_code_writing_beside_perfledger(tmp_path: Path) -> None:
     d = tmp_path / "ledger"
     led = Ledger(d)

@@ -77,6 +77,7 @@ def test_an_empty_ledger_is_explained_not_drawn(seed_dir: Path) -> None:
     assert "./memory/logs" in infos[0]
 
 
+@pytest.mark.slow
 def test_importing_the_seed_module_does_not_import_streamlit() -> None:
     code = ("import sys, memory.model_log as m; m.render_best_models_summary; "
             "print('streamlit' in sys.modules)")

@@ -16,7 +16,6 @@ import os
 import pickle
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 import traceback
@@ -122,53 +121,3 @@ class Reader:
 def as_reader(fn: Callable[[], Any]) -> Any:
     """``fn()`` run as the reading user; its value (pickled back)."""
     return Reader(fn).result()
-
-
-def run_cli(args: list[str]) -> tuple[int, str, str]:
-    """``perfledger ARGS`` run by the calling (reading) user in a process of its own; returns
-    (exit code, stdout, stderr). A new interpreter when this user may run one; otherwise
-    (an interpreter under a directory only root may enter) a forked process running the
-    console script's entry point, which the parent has imported."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        if _may_run_interpreter():
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
-            code = subprocess.run([sys.executable, "-m", "perfledger", *args], stdout=out, stderr=err,
-                                  env=env, check=False, timeout=120).returncode
-        else:
-            code = _run_entry_point(args, out.fileno(), err.fileno())
-        out.seek(0)
-        err.seek(0)
-        return code, out.read().decode(), err.read().decode()
-
-
-def _may_run_interpreter() -> bool:
-    stdlib = os.path.dirname(os.__file__)
-    return os.access(sys.executable, os.X_OK) and os.access(stdlib, os.R_OK | os.X_OK)
-
-
-def _run_entry_point(args: list[str], out: int, err: int) -> int:
-    from perfledger.cli import main
-
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.dup2(out, 1)
-            os.dup2(err, 2)
-            # pytest's capture replaced the Python-level streams: point them at the files too.
-            sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
-            sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
-            sys.argv = ["perfledger", *args]
-            try:
-                main()
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            except BaseException:
-                traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
