@@ -157,6 +157,7 @@ def test_a_process_killed_between_its_append_and_its_commit_is_taken_back(
     assert len(notes) == 2501 + removed and not [n for n in notes if n.startswith("lost-")]
 
 
+@pytest.mark.slow
 def test_a_process_dead_during_a_bulk_append_is_taken_back(ledger_dir: Path) -> None:
     """The child's bulk append is on disk, its transaction never commits (the process ends
     in the middle of the insert): the next open cuts the files back from the journal."""

@@ -198,6 +198,7 @@ def fork_url(pg_server_url: str, pg_ledger: Ledger) -> Iterator[str]:
     yield pg_server_url
 
 
+@pytest.mark.slow
 def test_a_process_that_read_then_forks_a_pool_keeps_working(fork_url: str) -> None:
     """The PostgreSQL twin of tests/test_fork_memory.py: children (a Pool(4) and one that
     exits normally) must neither use nor close the parent's pooled driver connections."""
