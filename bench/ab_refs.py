@@ -4,7 +4,8 @@ For a change that must not slow anything down (a refactor), absolute figures on 
 machine say little; the ratio new/old of medians measured in alternation, on identical
 stores, does. Each revision runs from its own ``git worktree`` in fresh worker processes.
 
-    python -m bench.ab_refs --old 59663d5 --new HEAD --records 200000 --rounds 5
+    python -m bench.ab_refs --old 59663d5 --new HEAD --records 200000 --rounds 5 \
+        --pg postgresql+psycopg://postgres@127.0.0.1:5432/perfledger_ab
 
 Writes ``bench/results/ab_refs.json`` and ``docs/benchmarks-ab.md`` (the table, the machine,
 the load and the command that produced them).
@@ -62,6 +63,17 @@ for i in range(1000):
 out["single log() per s"] = 1000 / (time.perf_counter() - t)
 batch = generate_records(10, 10, 10, random_state=9)
 t = time.perf_counter(); led.log_many(batch); out["log_many(1k) ms"] = (time.perf_counter() - t) * 1e3
+pg_url = sys.argv[4] if len(sys.argv) > 4 else ""
+if pg_url:  # single logs on PostgreSQL: a network round trip each, into a store of 20k records
+    pg = Ledger(pg_url); pg.clear(); pg.log_many(generate_records(10, 10, 200, random_state=2))
+    for i in range(50):
+        pg.log("AB_warm", "T001", sharpe=rng.gauss(0, 1))
+    t = time.perf_counter()
+    for i in range(500):
+        pg.log(f"AB_model_{i % 5}", "T001", sharpe=rng.gauss(0, 1), mse=rng.uniform(0.01, 0.1),
+               win_rate=rng.uniform(0.4, 0.6), notes="ab")
+    out["PostgreSQL single log() per s"] = 500 / (time.perf_counter() - t)
+    pg.clear(); pg.close()
 print(json.dumps(out))
 """
 
@@ -73,10 +85,10 @@ def _worktree(ref: str, parent: Path) -> Path:
     return path
 
 
-def _run(src: Path, store: Path, records: int, phase: str) -> dict[str, float]:
+def _run(src: Path, store: Path, records: int, phase: str, pg: str = "") -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": f"{src / 'src'}{os.pathsep}{ROOT}"}
     # Run from the store's folder: the revision's own bench/ must not shadow this one's.
-    res = subprocess.run([sys.executable, "-c", WORKER, str(store), str(records), phase],
+    res = subprocess.run([sys.executable, "-c", WORKER, str(store), str(records), phase, pg],
                          env=env, capture_output=True, text=True, check=False, cwd=store.parent)
     if res.returncode != 0:
         sys.exit(f"{src.name} {phase} failed:\n{res.stderr[-3000:]}")
@@ -89,6 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--new", default="HEAD")
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--pg", default="", help="also time single logs on this PostgreSQL URL "
+                        "(a throw-away database: it is cleared)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="perfledger-ab-") as tmp:
         parent = Path(tmp)
@@ -101,7 +115,8 @@ def main(argv: list[str] | None = None) -> None:
                     store = parent / f"store-{side}-{r}"
                     # Each side builds its own store with its own code (what its users would have).
                     built = _run(trees[side], store, args.records, "build")
-                    samples[side].append({**built, **_run(trees[side], store, args.records, "measure")})
+                    samples[side].append({**built, **_run(trees[side], store, args.records, "measure",
+                                                          args.pg)})
                 print(f"round {r + 1}/{args.rounds} done", flush=True)
         finally:
             for path in trees.values():
@@ -128,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         f"- date: {facts['date_utc']}; machine: {facts['nproc']} CPUs ({facts['cpu']}), shared; "
         f"load average at the end (1/5/15 min): {load}",
         f"- command: `python -m bench.ab_refs --old {args.old} --new {args.new} --records {args.records} "
-        f"--rounds {args.rounds}`",
+        f"--rounds {args.rounds}{' --pg ' + _hide(args.pg) if args.pg else ''}`",
         f"- old: `{_describe(args.old)}`; new: `{_describe(args.new)}`",
         "",
         f"| {title} | old | new | new/old |",
@@ -142,6 +157,12 @@ def main(argv: list[str] | None = None) -> None:
     out.write_text("\n".join(lines))
     print("\n".join(lines))
     print(f"wrote {out}")
+
+
+def _hide(url: str) -> str:
+    from perfledger.location import hide_password
+
+    return hide_password(url)
 
 
 def _describe(ref: str) -> str:
