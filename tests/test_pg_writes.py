@@ -86,18 +86,58 @@ def test_one_statement_leaves_what_the_statement_by_statement_path_leaves(
     assert best["A"]["best_ic"]["value"] == 0.0  # lower is better, from the custom metric
 
 
+def _round_trips(led: Ledger, call: Any) -> list[list[str]]:
+    """What ``call`` sends the server, one list per round trip (the client's protocol
+    messages up to the server's ReadyForQuery), read from libpq's own trace of every
+    connection the ledger's engine hands out meanwhile."""
+    import tempfile
+
+    from psycopg import pq
+
+    traced: list[Any] = []
+
+    def trace(dbapi_conn: Any, *_: Any) -> None:
+        dbapi_conn.pgconn.trace(out.fileno())
+        dbapi_conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        traced.append(dbapi_conn.pgconn)
+
+    with tempfile.TemporaryFile("w+") as out:
+        sa.event.listen(led._store.engine, "checkout", trace)
+        try:
+            call()
+        finally:
+            sa.event.remove(led._store.engine, "checkout", trace)
+            for pgconn in traced:
+                pgconn.untrace()
+        out.seek(0)
+        trips: list[list[str]] = [[]]
+        for line in out.read().splitlines():
+            fields = line.split("\t")
+            if len(fields) < 3 or fields[0] not in ("F", "B"):
+                continue  # a line of a statement's text (it may span lines)
+            side, _size, message, *rest = [*fields, ""]
+            if side == "F" and message not in ("Sync", "Describe"):
+                trips[-1].append(f"{message} {rest[0].strip()[:40]}".strip())
+            elif side == "B" and message == "ReadyForQuery":
+                trips.append([])
+    return [t for t in trips if t]
+
+
 def test_a_log_is_one_statement(pg_ledger: Ledger) -> None:
-    pg_ledger.log("M", "T", sharpe=1.0)  # first use: connections, directions, schema checks
-    statements: list[str] = []
+    """BEGIN, the one statement that stores the record and merges its aggregates, COMMIT;
+    the statement prepared on the server once, then only bound and executed."""
+    def log(sharpe: float) -> None:
+        pg_ledger.log("M", "T", sharpe=sharpe, mse=0.1, drawdown=-0.1, notes="x")
 
-    @sa.event.listens_for(pg_ledger._store.engine, "before_cursor_execute")
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    pg_ledger.log("M", "T", sharpe=2.0, mse=0.1, drawdown=-0.1, notes="x")
-    assert len([s for s in statements if s.strip() != "select pg_catalog.version()"]) == 1, statements
-    statements.clear()
-    pg_ledger.log("M", "T", sharpe=2.0, params={"lr": 1}, metrics={"ic": 1.0})
-    # plus the labels' upsert and the directions read (custom metrics)
-    assert len(statements) == 3, statements
-    assert len(pg_ledger.history(ticker="T")) == 3
+    log(1.0)  # first use: connections, directions, schema checks; the statement prepared
+    first = _round_trips(pg_ledger, lambda: log(1.5))
+    assert not any(m.startswith("Parse") for trip in first for m in trip), first  # prepared once
+    trips = _round_trips(pg_ledger, lambda: log(2.0))
+    assert len(trips) == 3, trips
+    assert trips[0] == ["Query \"BEGIN\""] and trips[2] == ["Query \"COMMIT\""], trips
+    assert [m.split()[0] for m in trips[1]] == ["Bind", "Execute"], trips  # prepared: no Parse
+    # A record with params and custom metrics: plus the directions read and the labels' upsert.
+    trips = _round_trips(pg_ledger, lambda: pg_ledger.log("M", "T", sharpe=2.0, params={"lr": 1},
+                                                          metrics={"ic": 1.0}))
+    assert len(trips) in (5, 6), trips  # (6: this shape of parameters prepared on first use)
+    assert len(pg_ledger.history(ticker="T")) == 4

@@ -112,11 +112,12 @@ def _summary_merge(s: Columns, new: Columns) -> dict[str, Any]:
     """Count, mean and M2 merged in Chan et al.'s form (exact for any split of the values),
     min, max and the latest value."""
     n = s.n + new.n
+    total = sa.type_coerce(n, sa.Float())  # a float division on both engines
     delta = new.mean - s.mean
     return {
         "n": n,
-        "mean": s.mean + delta * new.n / n,
-        "m2": s.m2 + new.m2 + delta * delta * s.n * new.n / n,
+        "mean": s.mean + delta * new.n / total,
+        "m2": s.m2 + new.m2 + delta * delta * s.n * new.n / total,
         "min": _least(s.min, new.min),
         "max": _greatest(s.max, new.max),
         "last_value": sa.case((_newer(s, new), new.last_value), else_=s.last_value),

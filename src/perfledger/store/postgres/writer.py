@@ -6,14 +6,14 @@ records, upsert the best rows (two directions), the summary, the pairs, ask whet
 ticker is new. On SQLite each is a function call; on PostgreSQL each is a network round trip,
 and eight processes of single ``log()`` calls reached under a third of the rate of a bare
 ``INSERT`` plus one upsert per record (``bench/bench_pg.py``). So a one-record batch is ONE
-statement (:func:`single_record_statement`): the record is inserted in a CTE and every
-derived-table upsert reads its id from it, its rows from ``unnest()`` of arrays. The upserts
-are :mod:`..upserts`' own (:meth:`~..upserts.Upsert.from_select`), so the merge rules stay
-in one place; the rows come from :meth:`Batch.aggregates
-<perfledger.records.batch.Batch.aggregates>` as for any batch. The statement's text is the
-same for every record (arrays, not a ``VALUES`` list per row count), so it is compiled once
-and psycopg prepares it on the server after a few uses. Records with params or tags add one
-statement for their labels.
+statement (:func:`single_record_statement`): the record is inserted in a CTE, its metrics
+come in as arrays (unnested once), and every derived-table upsert selects its row from
+those, the record's id included. The upserts are :mod:`..upserts`' own
+(:meth:`~..upserts.Upsert.from_select`), so the merge rules stay in one place; a single
+record's aggregates are the record itself, and ``tests/test_pg_writes.py`` holds the two
+paths to leaving the same tables. The statement's text is the same for every record, so it
+is compiled once and prepared on the server once per connection. Records with params or
+tags add one statement for their labels.
 """
 
 from __future__ import annotations
@@ -28,44 +28,54 @@ from sqlalchemy.dialects.postgresql import ARRAY, psycopg
 from ...records.record import CORE_DIRECTIONS, CORE_METRICS
 from .. import schema as T
 from ..base import Inserted
-from ..upserts import AGGREGATES, RECORD_ID_COLUMNS
+from ..upserts import AGGREGATES
 from ..writes import SQLWriteTx, Statements
 
 if TYPE_CHECKING:
     from ...records.batch import Batch
 
-#: Placeholder for the record id in the aggregates: the statement takes the real one.
-_NO_ID = -1
 _RECORD_COLUMNS = tuple(c.name for c in T.records.c if c.name != "id")
+#: The arrays a single record's metrics are passed in, and their element types.
+_METRIC_ARRAYS = {"metric": sa.String(64), "value": sa.Float(), "higher": sa.Boolean(),
+                  "custom": sa.Boolean()}
 
 
 def single_record_statement() -> sa.Select[Any]:
     """One record and its aggregates in one statement: ``WITH rec AS (INSERT .. RETURNING
-    id), ex AS (custom metrics), best_hi AS (upsert), .. SELECT rec's id, how many rows each
-    best upsert changed, and whether the ticker was new``. Parameters: the record's columns
-    by name, and for each upsert ``<name>_<column>`` arrays (empty when it has no rows)."""
+    ..), m AS (its metrics), ex AS (its custom metrics), best_hi AS (upsert), .. SELECT
+    rec's id, how many rows each best upsert changed, whether the ticker was new``.
+
+    A single record's aggregates are the record itself (a count of 1, its value as mean,
+    min, max and latest, an M2 of 0; a best candidate per metric with a direction), so they
+    are selected from ``rec`` and ``m``, the record's metrics unnested from three arrays:
+    ``metric``, ``value`` and ``higher`` (NULL for a metric without a direction), with
+    ``custom`` marking those stored in ``pl_extra``. The merges are :mod:`..upserts`' own."""
     insert = postgresql.insert
     rec = insert(T.records).values(
         {c: sa.bindparam(c, type_=T.records.c[c].type) for c in _RECORD_COLUMNS}
-    ).returning(T.records.c.id).cte("rec")
+    ).returning(T.records.c.id, T.records.c.ticker, T.records.c.model_name, T.records.c.ts).cte("rec")
+    arrays = [sa.cast(sa.bindparam(name), ARRAY(kind)) for name, kind in _METRIC_ARRAYS.items()]
+    m = sa.select(sa.func.unnest(*arrays).table_valued(*_METRIC_ARRAYS).render_derived(name="v")).cte("m")
 
-    def rows_of(name: str, table: sa.Table, columns: Sequence[str]) -> Any:
-        arrays = [sa.cast(sa.bindparam(f"{name}_{c}"), ARRAY(table.c[c].type)) for c in columns]
-        return sa.func.unnest(*arrays).table_valued(*columns).render_derived(name=f"{name}_v")
-
-    extra = rows_of("ex", T.extra, ("name", "value"))
-    ex = insert(T.extra).from_select(
-        ["record_id", "name", "value"],
-        sa.select(rec.c.id, extra.c.name, extra.c.value).select_from(rec).join(extra, sa.true()),
-    ).returning(sa.literal_column("1")).cte("ex")
-    counted = []
-    for name, upsert in AGGREGATES.items():
-        data = [c for c in upsert.columns if c not in RECORD_ID_COLUMNS]
-        v = rows_of(name, upsert.table, data)
-        cols = [rec.c.id if c in RECORD_ID_COLUMNS else v.c[c] for c in upsert.columns]
+    def each_metric(*cols: Any) -> sa.Select[Any]:
         # The WHERE keeps "JOIN .. ON true ON CONFLICT" from reading as one ON clause.
-        select = sa.select(*cols).select_from(rec).join(v, sa.true()).where(sa.true())
-        counted.append(upsert.from_select(insert, select).returning(sa.literal_column("1")).cte(name))
+        return sa.select(*cols).select_from(rec).join(m, sa.true())
+
+    one, zero = sa.literal_column("1"), sa.literal_column("0.0")
+    sources = {
+        "best_hi": each_metric(rec.c.ticker, m.c.metric, rec.c.model_name, m.c.value, rec.c.ts,
+                               rec.c.id).where(m.c.higher),
+        "best_lo": each_metric(rec.c.ticker, m.c.metric, rec.c.model_name, m.c.value, rec.c.ts,
+                               rec.c.id).where(sa.not_(m.c.higher)),
+        "summary": each_metric(rec.c.ticker, rec.c.model_name, m.c.metric, one, m.c.value, zero,
+                               m.c.value, m.c.value, m.c.value, rec.c.ts, rec.c.id).where(sa.true()),
+        "pairs": sa.select(rec.c.ticker, rec.c.model_name, one, rec.c.ts, rec.c.ts).where(sa.true()),
+    }
+    ex = insert(T.extra).from_select(
+        ["record_id", "name", "value"], each_metric(rec.c.id, m.c.metric, m.c.value).where(m.c.custom)
+    ).returning(one).cte("ex")
+    counted = [upsert.from_select(insert, sources[name]).returning(one).cte(name)
+               for name, upsert in AGGREGATES.items()]
     new_ticker = ~sa.exists().where(T.pairs.c.ticker == sa.bindparam("ticker"))
     return sa.select(
         sa.select(rec.c.id).scalar_subquery(),
@@ -76,11 +86,15 @@ def single_record_statement() -> sa.Select[Any]:
 
 
 class PgStatements(Statements):
-    """:class:`~..writes.Statements`, plus the one-statement form of a single record."""
+    """:class:`~..writes.Statements`, plus the one-statement form of a single record,
+    compiled for the server's own ``$1`` parameters: it is sent as it is (psycopg's
+    ``RawCursor``), prepared once per connection, then only bound and executed."""
 
     def __init__(self, dialect: sa.Dialect):
         super().__init__(postgresql.insert, dialect, psycopg.dialect(paramstyle="format"))
-        self.single = single_record_statement().compile(dialect=dialect).string
+        compiled = single_record_statement().compile(dialect=psycopg.dialect(paramstyle="numeric_dollar"))
+        self.single = compiled.string
+        self.single_params = tuple(compiled.positiontup or ())
 
 
 class PgWriteTx(SQLWriteTx):
@@ -93,6 +107,15 @@ class PgWriteTx(SQLWriteTx):
 
     def _fetch(self, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self.conn.exec_driver_sql(sql, params)]  # type: ignore[arg-type]
+
+    def _single(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Run the single-record statement on the driver's connection (inside this
+        transaction), prepared on the server."""
+        from psycopg import RawCursor
+
+        with RawCursor(self.conn.connection.dbapi_connection) as cur:
+            cur.execute(self._st.single, args, prepare=True)
+            return cur.fetchone()  # type: ignore[return-value]
 
     def _allocate_ids(self, n: int) -> list[int]:
         rows = self.conn.exec_driver_sql(
@@ -107,25 +130,17 @@ class PgWriteTx(SQLWriteTx):
         # Core metrics' directions are fixed (their names cannot be registered): the
         # directions table is read only for a record with custom metrics.
         dirs = self.directions if custom else CORE_DIRECTIONS
-        best_rows, summary_rows, pair_rows = batch.aggregates(dirs, [_NO_ID])
+        values = {m: batch.core[m][0] for m in CORE_METRICS if batch.core[m][0] is not None}
+        values.update(custom)
+        names = sorted(values)  # one lock order for every writer
         params: dict[str, Any] = {
             "ticker": batch.ticker[0], "model_name": batch.model_name[0], "ts": batch.ts_us[0],
             **{m: batch.core[m][0] for m in CORE_METRICS}, "notes": batch.notes[0],
             "params": batch.json_or_none("params")[0], "tags": batch.json_or_none("tags")[0],
-            "ex_name": list(custom), "ex_value": list(custom.values()),
+            "metric": names, "value": [values[n] for n in names],
+            "higher": [dirs.get(n) for n in names], "custom": [n in custom for n in names],
         }
-        by_metric = sorted(best_rows, key=lambda r: r["metric"])  # one lock order for all writers
-        rows = {
-            "best_hi": [r for r in by_metric if dirs[r["metric"]]],
-            "best_lo": [r for r in by_metric if not dirs[r["metric"]]],
-            "summary": sorted(summary_rows, key=lambda r: r["metric"]),
-            "pairs": pair_rows,
-        }
-        for name, upsert in AGGREGATES.items():
-            for c in upsert.columns:
-                if c not in RECORD_ID_COLUMNS:
-                    params[f"{name}_{c}"] = [r[c] for r in rows[name]]
-        row = self.conn.exec_driver_sql(self._st.single, params).one()
+        row = self._single(tuple(params[name] for name in self._st.single_params))
         ids = [int(row[0])]
         changed = bool(row[-1]) or bool(row[2]) or bool(row[3])  # a new ticker, or a best row changed
         self.add_labels(ids, batch.params, batch.tags)
