@@ -1,7 +1,7 @@
 """Importing evaluation files into a ledger, idempotently.
 
 Imports the seed's ``model_performance.json`` / ``model_performance.csv`` and perfledger's own
-exports (CSV, JSON, Parquet), read into rows by :mod:`.file_rows`. Three promises:
+exports (CSV, JSON, Parquet), read into rows by :mod:`.rows`. Three promises:
 
 * **Idempotent.** A record's identity is its content (:func:`record_key`, digest
   :func:`record_hash`): timestamp normalised to UTC microseconds, ticker, model_name, the

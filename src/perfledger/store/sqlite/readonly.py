@@ -1,4 +1,4 @@
-"""Reading a SQLite ledger this process may not write (see :mod:`perfledger.store.access`).
+"""Reading a SQLite ledger this process may not write (see :mod:`.access`).
 
 A WAL database normally cannot even be read without write access: every connection maps
 the ``-shm`` index, and creates it (and ``-wal``) when missing. Which SQLite open mode works
