@@ -1,7 +1,8 @@
 """A ledger written by an earlier release always opens, reads the same, and keeps working.
 
-The fixtures were written by release 59663d5 (schema v1) through its public API
-(tests/fixtures/make_v1_fixtures.py); every later schema change must pass these."""
+The fixtures were written through each release's public API (tests/fixtures/make_fixtures.py):
+release 59663d5 (schema v1) and release 68dc16b (schema v5); every later schema change must
+pass these, on both engines."""
 
 from __future__ import annotations
 
@@ -12,21 +13,39 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from helpers import assert_labels_match_records, label_text
-from upgrade_fixtures import EXPECTED, as_json, copy_v1_sqlite, restored_v1_postgres, schema_version
+from upgrade_fixtures import (
+    EXPECTED_BY_VERSION,
+    VERSIONS,
+    as_json,
+    copy_sqlite,
+    restored_postgres,
+    schema_version,
+)
 
 from perfledger import Ledger
 from perfledger.store.migrations import current_version
 
 
+@pytest.fixture(params=VERSIONS)
+def version(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def EXPECTED(version: str) -> dict[str, Any]:
+    return EXPECTED_BY_VERSION[version]
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
-def v1_location(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+def old_location(request: pytest.FixtureRequest, tmp_path: Path, version: str) -> Any:
+    """A ledger written by an earlier release (each of VERSIONS), on each engine."""
     if request.param == "sqlite":
-        yield copy_v1_sqlite(tmp_path)
+        yield copy_sqlite(tmp_path, version)
     else:
         from conftest import PG_ADMIN_URL, _server_or_skip
 
         _server_or_skip()
-        with restored_v1_postgres(PG_ADMIN_URL) as url:
+        with restored_postgres(PG_ADMIN_URL, version) as url:
             yield url
 
 
@@ -45,8 +64,9 @@ def _schema(url: str) -> dict[str, Any]:
     return out
 
 
-def test_a_v1_ledger_opens_and_reads_exactly_as_its_release_wrote_it(v1_location: Any) -> None:
-    with Ledger(v1_location) as led:
+def test_an_old_ledger_opens_and_reads_exactly_as_its_release_wrote_it(old_location: Any,
+                                                                     EXPECTED: dict[str, Any]) -> None:
+    with Ledger(old_location) as led:
         assert as_json(led.records()) == EXPECTED["records"]
         assert as_json(led.best()) == EXPECTED["best"]
         assert led.metric_directions() == EXPECTED["metric_directions"]
@@ -60,24 +80,26 @@ def test_a_v1_ledger_opens_and_reads_exactly_as_its_release_wrote_it(v1_location
     assert schema_version(url) == current_version()
 
 
-def test_after_the_upgrade_new_logs_work_and_a_second_open_changes_nothing(v1_location: Any) -> None:
-    with Ledger(v1_location) as led:
+def test_after_the_upgrade_new_logs_work_and_a_second_open_changes_nothing(
+    old_location: Any, EXPECTED: dict[str, Any]
+) -> None:
+    with Ledger(old_location) as led:
         led.log("Upgraded_v2", "AAPL", sharpe=9.5, metrics={"sortino": 1.0}, params={"max_depth": 6},
                 tags={"run": "after-upgrade"})
         assert led.best("AAPL")["best_sharpe"]["model"] == "Upgraded_v2"
         url = led.url.render_as_string(hide_password=False)
         before = as_json(led.records())
         schema = _schema(url)
-    with Ledger(v1_location) as again:
+    with Ledger(old_location) as again:
         assert as_json(again.records()) == before
         assert len(before) == len(EXPECTED["records"]) + 1
         assert before[-1]["params"] == {"max_depth": 6} and before[-1]["tags"] == {"run": "after-upgrade"}
     assert _schema(url) == schema
 
 
-def test_an_upgraded_schema_is_the_schema_a_new_ledger_gets(v1_location: Any, tmp_path: Path,
+def test_an_upgraded_schema_is_the_schema_a_new_ledger_gets(old_location: Any, tmp_path: Path,
                                                              request: pytest.FixtureRequest) -> None:
-    with Ledger(v1_location) as led:
+    with Ledger(old_location) as led:
         upgraded = led.url.render_as_string(hide_password=False)
     if led.url.get_backend_name() == "sqlite":
         fresh = Ledger(tmp_path / "fresh")
@@ -86,8 +108,8 @@ def test_an_upgraded_schema_is_the_schema_a_new_ledger_gets(v1_location: Any, tm
     assert _schema(upgraded) == _schema(fresh.url.render_as_string(hide_password=False))
 
 
-def test_the_v1_mirrors_keep_every_record(tmp_path: Path) -> None:
-    directory = copy_v1_sqlite(tmp_path)
+def test_the_old_mirrors_keep_every_record(tmp_path: Path, version: str, EXPECTED: dict[str, Any]) -> None:
+    directory = copy_sqlite(tmp_path, version)
     Ledger(directory).close()
     mirrored = json.loads((directory / "model_performance.json").read_text(encoding="utf-8"))
     key = lambda r: (r["timestamp"], r["ticker"], r["model_name"])  # noqa: E731
@@ -101,10 +123,10 @@ def test_the_v1_mirrors_keep_every_record(tmp_path: Path) -> None:
     assert json.loads((directory / "best_models.json").read_text(encoding="utf-8")) == EXPECTED["best"]
 
 
-def test_the_upgrade_labels_every_old_record(v1_location: Any) -> None:
+def test_the_upgrade_labels_every_old_record(old_location: Any) -> None:
     """Schema v4 fills pl_labels (and SQLite's pl_record_labels) from the records already
     stored: exactly what logging them today would have stored."""
-    with Ledger(v1_location) as led:
+    with Ledger(old_location) as led:
         url = led.url.render_as_string(hide_password=False)
     assert_labels_match_records(url)
 
@@ -124,24 +146,40 @@ def _holds(d: dict[str, Any], wanted: dict[str, Any]) -> bool:
     {"params": {"seed": None, "early_stop": True}},
     {"tags": {"note": 'a=b, c="d"'}},
 ], ids=str)
-def test_the_old_records_are_found_by_params_and_tags(v1_location: Any, kw: dict[str, Any]) -> None:
+def test_the_old_records_are_found_by_params_and_tags(
+    old_location: Any, kw: dict[str, Any], EXPECTED: dict[str, Any]
+) -> None:
     ticker = kw.get("ticker")
     want = [r for r in EXPECTED["records"] if (ticker is None or r["ticker"] == ticker)
             and _holds(r["params"], kw.get("params", {})) and _holds(r["tags"], kw.get("tags", {}))]
     assert want
-    with Ledger(v1_location) as led:
+    with Ledger(old_location) as led:
         assert as_json(led.records(**kw)) == want
 
 
-def test_the_old_records_are_ranked_by_a_param(v1_location: Any) -> None:
+def test_the_old_records_are_ranked_by_a_param(old_location: Any, EXPECTED: dict[str, Any]) -> None:
     counts: dict[tuple[str, int], int] = {}
     for r in EXPECTED["records"]:
         if "max_depth" in r["params"]:
             key = (r["ticker"], r["params"]["max_depth"])
             counts[key] = counts.get(key, 0) + 1
-    with Ledger(v1_location) as led:
+    with Ledger(old_location) as led:
         board = led.leaderboard(by="param:max_depth")
         assert led.params()["max_depth"] == [3, 6, 9]
         assert "nightly" in led.tags()["run"]
     got = {(t, v): n for t, v, n in board[["ticker", "max_depth", "records"]].itertuples(index=False)}
     assert got == counts
+
+
+def test_a_copy_of_a_v5_ledger_opens_without_adopting_or_rewriting(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """Release 68dc16b kept each mirror's content CRC: a copy of its directory (new inodes and
+    mtimes, as every checkout of the fixture has) is recognised by content, in the state shape
+    that release saved, and its files are left byte for byte."""
+    directory = copy_sqlite(tmp_path, "v5")
+    before = {p.name: p.read_bytes() for p in directory.iterdir() if p.name != "perfledger.db"}
+    with caplog.at_level("INFO", logger="perfledger"), Ledger(directory) as led:
+        assert len(led.history()) == len(EXPECTED_BY_VERSION["v5"]["records"])
+    assert not [r for r in caplog.records if "adopted" in r.getMessage() or "rebuilding" in r.getMessage()]
+    after = {p.name: p.read_bytes() for p in directory.iterdir() if p.name in before}
+    assert after == before

@@ -1,4 +1,7 @@
-"""Ledgers written by release 59663d5 (schema v1), opened by today's code: see tests/fixtures/."""
+"""Ledgers written by earlier releases, opened by today's code: see tests/fixtures/.
+
+``v1``: release 59663d5 (schema v1, before migrations existed); ``v5``: release 68dc16b (schema
+v5, the last before the store redesign and the versioned mirror state). Same data in both."""
 
 from __future__ import annotations
 
@@ -14,27 +17,40 @@ from typing import Any
 import sqlalchemy as sa
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-EXPECTED: dict[str, Any] = json.loads((FIXTURES / "v1_expected.json").read_text(encoding="utf-8"))
+#: The schema versions of the releases whose ledgers are kept as fixtures.
+VERSIONS = ("v1", "v5")
+EXPECTED_BY_VERSION: dict[str, dict[str, Any]] = {
+    v: json.loads((FIXTURES / f"{v}_expected.json").read_text(encoding="utf-8")) for v in VERSIONS
+}
+EXPECTED = EXPECTED_BY_VERSION["v1"]
 
 
-def copy_v1_sqlite(tmp_path: Path) -> Path:
-    """The v1 ledger directory, copied (opening a ledger writes to it)."""
-    target = tmp_path / "v1_ledger"
-    shutil.copytree(FIXTURES / "v1_sqlite", target)
+def copy_sqlite(tmp_path: Path, version: str) -> Path:
+    """A fixture's ledger directory, copied (opening a ledger writes to it)."""
+    target = tmp_path / f"{version}_ledger"
+    shutil.copytree(FIXTURES / f"{version}_sqlite", target)
     return target
 
 
+def copy_v1_sqlite(tmp_path: Path) -> Path:
+    return copy_sqlite(tmp_path, "v1")
+
+
+def restored_v1_postgres(admin_url: str) -> Any:
+    return restored_postgres(admin_url, "v1")
+
+
 @contextmanager
-def restored_v1_postgres(admin_url: str) -> Iterator[str]:
-    """The v1 PostgreSQL dump restored into a fresh database; dropped afterwards."""
-    name = f"perfledger_v1_{uuid.uuid4().hex[:10]}"
+def restored_postgres(admin_url: str, version: str) -> Iterator[str]:
+    """A fixture's PostgreSQL dump restored into a fresh database; dropped afterwards."""
+    name = f"perfledger_{version}_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     url = sa.make_url(admin_url).set(database=name)
     try:
         libpq = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        dump = str(FIXTURES / "v1_postgres.sql")
+        dump = str(FIXTURES / f"{version}_postgres.sql")
         subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", libpq, "-f", dump],
                        check=True, capture_output=True, text=True)
         yield url.render_as_string(hide_password=False)
@@ -47,7 +63,7 @@ def restored_v1_postgres(admin_url: str) -> Iterator[str]:
 
 
 def as_json(value: Any) -> Any:
-    """Through a JSON round trip, the way v1_expected.json was written."""
+    """Through a JSON round trip, the way the fixtures' expected reads were written."""
     return json.loads(json.dumps(value))
 
 
