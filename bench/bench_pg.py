@@ -127,7 +127,7 @@ def run(records: int, writer_k: int, procs: int) -> dict[str, Any]:
     import psycopg
 
     from perfledger import Ledger
-    from perfledger.store.columnar_pg import conninfo
+    from perfledger.store.postgres.arrow import conninfo
 
     figs: list[dict[str, Any]] = []
     raw: dict[str, Any] = {}
@@ -155,14 +155,14 @@ def run(records: int, writer_k: int, procs: int) -> dict[str, Any]:
         rows = len(led.history(ticker=ticker))
         assert _bare_fetch(bare, ticker).num_rows == rows
         store = led._store
-        reader = store._columnar
+        reader = store._arrow
 
         def row_path() -> Any:
-            store._columnar = None  # as without the ADBC driver
+            store._arrow = None  # as without the ADBC driver
             try:
                 return led.history(ticker=ticker)
             finally:
-                store._columnar = reader
+                store._arrow = reader
 
         med = interleaved_medians({"pl": lambda: led.history(ticker=ticker), "rows": row_path,
                                    "bare": lambda: _bare_fetch(bare, ticker)}, repeat=reps, warmup=2)
@@ -173,7 +173,7 @@ def run(records: int, writer_k: int, procs: int) -> dict[str, Any]:
                            target="<= 2x bare ADBC fetch", ok=ratio <= 2, baseline=med["bare"] * MS,
                            baseline_name="ADBC fetch of the same rows from a plain indexed table",
                            ratio=ratio, group=g, note=f"timed alternately, median of {reps}; "
-                           f"columnar reader: {type(led._store._columnar).__name__}"))
+                           f"columnar reader: {type(led._store._arrow).__name__}"))
         figs.append(figure(f"PostgreSQL history(ticker) without the ADBC driver ({rows:,} rows)",
                            med["rows"] * MS, "ms", baseline=med["pl"] * MS, baseline_name="with the driver",
                            ratio=med["rows"] / med["pl"], group=g,
