@@ -20,24 +20,26 @@ from typer.testing import CliRunner
 
 from perfledger import Ledger, PerfLedgerError
 from perfledger.cli import app
-from perfledger.errors import StorageError
+from perfledger.errors import StorageError, ValidationError
 from perfledger.location import resolve
 from perfledger.store.base import HistoryQuery, TailQuery
 from perfledger.store.sqlite.readonly import ReadOnlyFile
 from perfledger.store.sqlite.store import SQLiteStore
 
 
-def _damage(db: Path) -> None:
-    """Overwrite every page but the header's first bytes with garbage, in place (same inode):
-    what a failing disk or another program writing into the file leaves. The log is
-    checkpointed into the file first, so no page is left to read intact from the WAL."""
+def _damage(db: Path, first_page: int = 0) -> None:
+    """Overwrite every page from ``first_page`` on (but the header's first bytes) with
+    garbage, in place (same inode): what a failing disk or another program writing into the
+    file leaves. The log is checkpointed into the file first, so no page is left to read
+    intact from the WAL. From page 8 on, the schema still reads: only records are damaged."""
     con = sqlite3.connect(db)
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     con.close()
     size = db.stat().st_size
     with open(db, "r+b") as f:
-        f.seek(100)
-        f.write(os.urandom(size - 100))
+        for offset in range(max(first_page * 4096, 100), size, 4096):
+            f.seek(offset + (50 if first_page else 0))
+            f.write(os.urandom(min(2000 if first_page else 4096, size - offset)))
 
 
 def _full(tmp_path: Path) -> Ledger:
@@ -162,3 +164,117 @@ def test_every_read_that_overlaps_a_change_of_an_immutable_file_runs_again(
         assert opened[0] is True and len(opened) > 1  # read immutable, then again
     finally:
         store.dispose()
+
+
+def test_a_copy_from_a_damaged_source_names_the_source(tmp_path: Path) -> None:
+    """The copy reads the source inside the target's write transaction: the error must name
+    the damaged source, not the healthy target, and the target stays empty."""
+    source = _full(tmp_path)
+    source.close()
+    _damage(tmp_path / "ledger" / "perfledger.db", first_page=8)
+    target = tmp_path / "target"
+    with pytest.raises(StorageError) as info:
+        Ledger(tmp_path / "ledger").copy_to(target)
+    assert str(tmp_path / "ledger" / "perfledger.db") in str(info.value)
+    assert str(target) not in str(info.value)
+    with Ledger(target) as led:
+        assert led.stats()["records"] == 0
+
+
+@pytest.mark.parametrize("sql", ["DROP TABLE pl_best", "ALTER TABLE pl_summary RENAME TO pl_summary_old",
+                                 "ALTER TABLE pl_records DROP COLUMN notes"])
+def test_a_sqlite_table_dropped_under_an_open_ledger_is_a_storage_error(tmp_path: Path, sql: str) -> None:
+    led = _full(tmp_path)
+    led.history()
+    con = sqlite3.connect(tmp_path / "ledger" / "perfledger.db")
+    con.execute(sql)
+    con.commit()
+    con.close()
+    calls = [lambda: led.log("M0", "AAPL", sharpe=9.0), lambda: led.leaderboard("AAPL"),
+             lambda: led.best("AAPL"), lambda: led.history()]
+    failures = []
+    for call in calls:
+        try:
+            call()
+        except StorageError as exc:
+            assert exc.cause == "schema", repr(exc)
+            failures.append(exc)
+    assert failures  # every call that touches the altered table says so; none raises a driver error
+    result = CliRunner().invoke(app, ["--store", str(tmp_path / "ledger"), "leaderboard", "--ticker", "AAPL"])
+    assert result.exit_code in (0, 2) and "unexpected" not in result.stderr, result.stderr
+
+
+@pytest.mark.postgres
+def test_a_postgresql_role_that_may_not_read_is_told_so(pg_ledger: Ledger, pg_server_url: str) -> None:
+    pg_ledger.log("M", "AAPL", sharpe=1.0)
+    admin = sa.create_engine(pg_server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql("DROP ROLE IF EXISTS pl_no_read")
+        conn.exec_driver_sql("CREATE ROLE pl_no_read LOGIN")
+        conn.exec_driver_sql("GRANT SELECT ON pl_meta TO pl_no_read")  # it may open, not read records
+    try:
+        url = sa.make_url(pg_server_url).set(username="pl_no_read").render_as_string(hide_password=False)
+        with Ledger(url) as led, pytest.raises(StorageError) as info:
+            led.history()
+        assert info.value.cause == "permission" and "pl_no_read" in str(info.value)
+        assert "read-only" not in str(info.value)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM pl_no_read")
+            conn.exec_driver_sql("DROP ROLE pl_no_read")
+        admin.dispose()
+
+
+def test_stores_that_name_no_ledger_are_refused_naming_the_store(tmp_path: Path) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a ledger")
+    for location in (a_file, a_file / "below", f"sqlite:///{tmp_path}/missing/dir/ledger.db"):
+        with pytest.raises(ValidationError) as info:
+            Ledger(location)
+        assert info.value.problems[0][1] == "store"
+    assert a_file.read_text() == "not a ledger" and not (tmp_path / "missing").exists()
+
+
+def test_an_export_never_overwrites_the_ledgers_own_files(tmp_path: Path) -> None:
+    from perfledger.files.exporter import export_records
+
+    led = _full(tmp_path)
+    directory = tmp_path / "ledger"
+    before = {p.name: p.read_bytes() for p in directory.iterdir() if p.name.startswith("model_")}
+    for name, fmt in (("model_performance.json", "json"), ("model_performance.csv", "csv"),
+                      ("perfledger.db", "parquet")):
+        with pytest.raises(ValidationError, match="the ledger's own files"):
+            export_records(led, fmt, directory / name)
+    with pytest.raises(ValidationError, match="own directory"):
+        led.export_seed_files(directory)
+    assert {p.name: p.read_bytes() for p in directory.iterdir() if p.name in before} == before
+    led.log("M0", "AAPL", sharpe=9.0)  # the ledger still writes beside its files
+
+
+@pytest.mark.slow
+def test_a_reader_that_may_only_read_never_fails_while_the_owner_opens_and_closes(tmp_path: Path) -> None:
+    """The owner logs from short-lived processes (each close checkpoints and removes the
+    write-ahead log); a reader that may only read opens the log read-only when it exists.
+    A read that loses that race is run again: no read fails."""
+    import subprocess
+    import sys
+    import time
+
+    directory = tmp_path / "ledger"
+    _full(tmp_path).close()
+    owner = ("import sys, time\nfrom perfledger import Ledger\nend = time.time() + 6\ni = 0\n"
+             "while time.time() < end:\n    with Ledger(sys.argv[1]) as l:\n"
+             "        l.log('W', 'T%d' % (i % 2), sharpe=i / 1000, params={'p': i % 5})\n    i += 1\n")
+    proc = subprocess.Popen([sys.executable, "-c", owner, str(directory)])
+    store = SQLiteStore(resolve(directory).url, read_only=True)
+    reads = 0
+    try:
+        end = time.time() + 5
+        while time.time() < end:
+            assert store.history(HistoryQuery()).records.num_rows >= 300
+            store.labels()
+            reads += 1
+    finally:
+        proc.wait(timeout=60)
+        store.dispose()
+    assert proc.returncode == 0 and reads > 20

@@ -76,7 +76,7 @@ class StorageError(PerfLedgerError):
     """The database failed a read or a write (a full disk, a damaged file, a missing table).
     The message names the ledger and the cause; a write that raised it stored nothing.
     ``cause`` says which in one word a program can test (``"disk_full"``, ``"io"``,
-    ``"damaged"``, ``"schema"``, ``"busy"``, ``"conflict"``, ``"other"``)."""
+    ``"damaged"``, ``"schema"``, ``"busy"``, ``"permission"``, ``"conflict"``, ``"other"``)."""
 
     def __init__(self, message: str, *, cause: str = "other"):
         super().__init__(message)

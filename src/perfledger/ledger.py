@@ -83,6 +83,11 @@ class Ledger:
                 raise ReadOnlyLedgerError(
                     f"{where} does not exist and this user may not create it ({exc.strerror})"
                 ) from None
+            except (FileExistsError, NotADirectoryError):
+                raise ValidationError(
+                    f"store {where!r} is a file, not a ledger directory; give a directory (created "
+                    "if missing) or a database URL", [(None, "store", "a file")],
+                ) from None
         mirrors: Mirrors = (
             SeedMirrors(self.directory, adopt_file) if self._want_mirrors and self.directory
             else NoMirrors(deferred=self.directory is not None)
@@ -329,6 +334,11 @@ class Ledger:
     def export_seed_files(self, directory: str | os.PathLike[str]) -> Path:
         """Write the seed's three files into ``directory`` from any store; returns it."""
         target = Path(directory).expanduser().resolve()
+        if self.directory is not None and target == self.directory.resolve():
+            raise ValidationError(
+                f"directory={str(directory)!r} is this ledger's own directory, whose files it keeps "
+                "itself; use rebuild_mirrors() to rewrite them", [(None, "directory", "the ledger's own")],
+            )
         store = self._ensure()
         with store.snapshot() as tx:
             write_seed_files(target, tx)

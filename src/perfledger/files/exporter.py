@@ -21,7 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
+from ..location import DB_NAME
 from ..mirrors.layout import CSV_COLUMNS, csv_bytes, json_body
+from ..mirrors.rebuild import BEST_NAME, CSV_NAME, JSON_NAME
+from ..mirrors.undo import JOURNAL
 from ..records.batch import Batch
 from ..records.record import CORE_METRICS
 from ..records.timestamps import parse_timestamp
@@ -49,8 +52,9 @@ def export_records(
         raise ValidationError(
             f"format={fmt!r} is not one of {', '.join(EXPORT_FORMATS)}", [(None, "format", "unknown")]
         )
-    records = led.records(ticker, model_name, days_back, params=params, tags=tags)
     path = Path(output).expanduser()
+    refuse_ledger_file(led, path, "output")
+    records = led.records(ticker, model_name, days_back, params=params, tags=tags)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
         with open(path, "wb") as f:
@@ -85,3 +89,22 @@ def _write_parquet(records: list[dict[str, Any]], path: Path) -> None:
     for k in ("metrics", "params", "tags"):
         columns[k] = pa.array([js(r.get(k)) for r in records], pa.string())
     pq.write_table(pa.table(columns), path)
+
+
+#: The files a ledger directory holds: an export never writes over one of them.
+LEDGER_FILES = frozenset({DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", JSON_NAME, CSV_NAME, BEST_NAME,
+                          JOURNAL})
+
+
+def refuse_ledger_file(led: LedgerLike, path: Path, fieldname: str) -> None:
+    """A ``ValidationError`` naming ``fieldname`` when ``path`` is one of the ledger's own
+    files (an export over ``model_performance.json`` would leave a mirror the ledger then
+    refuses to write beside)."""
+    if led.directory is None:
+        return
+    target = path.resolve()
+    if target.parent == led.directory.resolve() and target.name in LEDGER_FILES:
+        raise ValidationError(
+            f"{fieldname}={str(path)!r} is one of the ledger's own files; write the export elsewhere "
+            "(rebuild_mirrors() rewrites the mirrors)", [(None, fieldname, "a ledger file")],
+        )

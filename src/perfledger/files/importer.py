@@ -51,6 +51,9 @@ class LedgerLike(Protocol):
     """What files in and out need of a :class:`~perfledger.Ledger` (which sits above this
     package and passes itself in)."""
 
+    #: The ledger's directory (None for a database URL): its files are never overwritten.
+    directory: Path | None
+
     def history(self, ticker: Any = None, model_name: Any = None, days_back: Any = None,
                 since: Any = None, until: Any = None, **filters: Any) -> pd.DataFrame: ...
 

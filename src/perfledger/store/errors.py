@@ -61,6 +61,8 @@ def perfledger_error(cause: Cause, where: str, exc: BaseException, *, write: boo
     stored = "; nothing was stored" if write else ""
     if opening and cause not in (Cause.READ_ONLY, Cause.CONFLICT):
         return StoreConnectionError(f"cannot open {where}: {cause.value} ({detail})")
+    if cause is Cause.READ_ONLY and not write:
+        return StorageError(f"{where}: {who} may not read the ledger's tables ({detail})", cause="permission")
     if cause is Cause.READ_ONLY:
         return ReadOnlyLedgerError(f"{where} is read-only for {who} ({detail}); nothing was changed")
     if cause is Cause.CONFLICT:

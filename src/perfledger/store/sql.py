@@ -21,6 +21,7 @@ error codes mean. No other module of perfledger tells the engines apart.
 from __future__ import annotations
 
 import logging
+import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pyarrow as pa
 import sqlalchemy as sa
 
-from ..errors import PerfLedgerError, ReadOnlyLedgerError
+from ..errors import PerfLedgerError, ReadOnlyLedgerError, StorageError
 from ..location import describe_store
 from ..records.record import CORE_METRICS
 from ..records.timestamps import format_ts
@@ -119,15 +120,31 @@ class SQLStore(Store):
 
     def _again(self, fn: Callable[[], R]) -> R:
         """Run a read, driver errors mapped, and again when it overlapped a change it could
-        not see through (:class:`~.base.ReadAgain`)."""
+        not see through (:class:`~.base.ReadAgain`, or a driver error the engine says a
+        retry cures, :meth:`_retryable`), a little later each time. When every attempt
+        overlapped one, a :class:`StorageError` says so."""
         for attempt in range(_READ_ATTEMPTS):
+            last = attempt == _READ_ATTEMPTS - 1
             try:
                 with self._boundary(write=False):
-                    return fn()
-            except ReadAgain:
-                if attempt == _READ_ATTEMPTS - 1:
-                    raise
+                    try:
+                        return fn()
+                    except Exception as exc:
+                        if not last and not isinstance(exc, ReadAgain) and self._retryable(exc):
+                            raise ReadAgain(str(exc)) from exc
+                        raise
+            except ReadAgain as exc:
+                if last:
+                    raise StorageError(
+                        f"{self.where}: the database changed under each of {_READ_ATTEMPTS} attempts "
+                        f"to read it ({exc}); try again", cause="busy") from exc
+                time.sleep(0.02 * (attempt + 1))
         raise AssertionError("unreachable")
+
+    def _retryable(self, exc: BaseException) -> bool:
+        """Whether a driver error during a read means only that the read overlapped a change
+        (an engine hook; no by default)."""
+        return False
 
     def _read(self, fn: Callable[[sa.Connection], R]) -> R:
         """:meth:`_again` with ``fn`` given a read connection, in a transaction."""
@@ -164,7 +181,9 @@ class SQLStore(Store):
         with self._boundary(write=False), self.engine.connect() as conn:
             snap = self._snapshot_connection(conn)
             with snap.begin(), self._checked(snap):
-                yield SQLReadTx(snap)
+                # Its reads map their own errors: a copy reads from a snapshot inside the
+                # target's write transaction, whose boundary would otherwise name the target.
+                yield SQLReadTx(snap, guard=lambda: self._boundary(write=False))
 
     def dispose(self) -> None:
         self.engine.dispose()

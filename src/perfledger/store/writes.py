@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -72,27 +73,37 @@ def _positional(table: sa.Table, columns: Sequence[str], dialect: sa.Dialect) ->
 
 
 class SQLReadTx(ReadTx):
-    """Reads in one transaction on a SQLAlchemy connection: a snapshot, or a writer's view."""
+    """Reads in one transaction on a SQLAlchemy connection: a snapshot, or a writer's view.
 
-    def __init__(self, conn: sa.Connection):
+    ``guard``: the boundary of the store the snapshot belongs to, around each of its reads,
+    so that a driver error is named after that store even when the read runs inside another
+    store's write transaction (a copy)."""
+
+    def __init__(self, conn: sa.Connection, guard: Callable[[], AbstractContextManager[None]] | None = None):
         self.conn = conn
         self._directions: dict[str, bool] | None = None
+        self._guard = guard or nullcontext
 
     @property
     def directions(self) -> dict[str, bool]:
         """Metric directions as this transaction sees them (read once per transaction)."""
         if self._directions is None:
-            self._directions = read_directions(self.conn)
+            with self._guard():
+                self._directions = read_directions(self.conn)
         return self._directions
 
     def get_meta(self, key: str) -> str | None:
-        return self.conn.execute(sa.select(T.meta.c.value).where(T.meta.c.key == key)).scalar()
+        with self._guard():
+            return self.conn.execute(sa.select(T.meta.c.value).where(T.meta.c.key == key)).scalar()
 
     def best(self, ticker: str | None = None) -> dict[str, Any]:
-        return read_best(self.conn, ticker, self.directions)
+        directions = self.directions
+        with self._guard():
+            return read_best(self.conn, ticker, directions)
 
     def last_id(self) -> int:
-        return int(self.conn.execute(sa.select(sa.func.max(T.records.c.id))).scalar() or 0)
+        with self._guard():
+            return int(self.conn.execute(sa.select(sa.func.max(T.records.c.id))).scalar() or 0)
 
     def iter_batches(self, chunk: int = 20_000, after: int = 0) -> Iterator[tuple[list[int], Batch]]:
         from ..records.batch import Batch
@@ -104,14 +115,15 @@ class SQLReadTx(ReadTx):
         extra = sa.text("SELECT record_id, name, value FROM pl_extra WHERE record_id >= :a "
                         "AND record_id <= :b ORDER BY record_id, name")
         while True:
-            rows = self.conn.execute(select, {"last": last, "n": chunk}).fetchall()
-            if not rows:
-                return
+            with self._guard():
+                rows = self.conn.execute(select, {"last": last, "n": chunk}).fetchall()
+                if not rows:
+                    return
+                ids = [r[0] for r in rows]
+                extras: dict[int, dict[str, float]] = {}
+                for rid, name, value in self.conn.execute(extra, {"a": ids[0], "b": ids[-1]}):
+                    extras.setdefault(rid, {})[name] = value
             c = list(zip(*rows, strict=True))
-            ids = list(c[0])
-            extras: dict[int, dict[str, float]] = {}
-            for rid, name, value in self.conn.execute(extra, {"a": ids[0], "b": ids[-1]}):
-                extras.setdefault(rid, {})[name] = value
             k = 4 + len(CORE_METRICS)
             yield ids, Batch(
                 ticker=list(c[2]),

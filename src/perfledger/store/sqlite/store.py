@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
+from ...errors import ValidationError
 from .. import schema as T
 from ..errors import Cause, orig
 from ..migrations import EngineSteps, backfill_labels
@@ -81,6 +82,12 @@ class SQLiteStore(SQLStore):
         path = Path(url.database or "")
         self.path = path
         where = f"SQLite database {str(path)!r}"
+        if not path.parent.is_dir():
+            raise ValidationError(
+                f"store {where}: the directory {str(path.parent)!r} does not exist (a URL names an "
+                "existing directory; a ledger directory is created when given as a path)",
+                [(None, "store", "no such directory")],
+            )
         refuse_foreign(path, where)
         named = ledger or where
         self.read_only_reason = read_only_reason(named, path, guarded) or (
@@ -106,14 +113,38 @@ class SQLiteStore(SQLStore):
     # ------------------------------------------------------------------ hooks
 
     def _cause(self, exc: BaseException) -> Cause | None:
-        """By SQLite's primary result code. An error without one (a misuse of the driver) or
-        with the generic ``SQLITE_ERROR`` (SQL the database refuses: a bug, or tables gone)
-        is not mapped: it is not the user's to fix by retrying."""
+        """By SQLite's primary result code. The generic ``SQLITE_ERROR`` (SQL the database
+        refuses) means the ledger's tables are missing or altered when they are (a look at
+        the schema, not at the message); otherwise it is a bug, as is an error without a code
+        (a misuse of the driver): neither is mapped."""
         error = orig(exc)
         code = getattr(error, "sqlite_errorcode", None) if isinstance(error, sqlite3.Error) else None
-        if not isinstance(code, int) or code & 0xFF == 1:
+        if not isinstance(code, int):
             return None
+        if code & 0xFF == 1:
+            return Cause.SCHEMA if self._schema_altered() else None
         return _CAUSES.get(code & 0xFF, Cause.OTHER)
+
+    def _schema_altered(self) -> bool:
+        """Whether a table or column this release's schema has is missing from the file."""
+        try:
+            with sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True) as con:
+                for table in self.TABLES:
+                    have = {r[1] for r in con.execute(f'PRAGMA table_info("{table.name}")')}
+                    if not have >= {c.name for c in table.c}:
+                        return True
+        except sqlite3.Error:
+            return False  # the file itself fails: its own error says so
+        return False
+
+    def _retryable(self, exc: BaseException) -> bool:
+        """A reader that may only read the file opens its write-ahead log read-only while the
+        owner has one; an owner closing its last connection at that moment removes it, and the
+        read fails to open or read it (``SQLITE_CANTOPEN``/``SQLITE_IOERR``). Read again: by
+        then the file is checkpointed (read ``immutable``) or the owner has a log again."""
+        error = orig(exc)
+        code = getattr(error, "sqlite_errorcode", None) if isinstance(error, sqlite3.Error) else None
+        return self.read_only_file is not None and isinstance(code, int) and code & 0xFF in (10, 14)
 
     @contextmanager
     def _transaction(self) -> Iterator[SQLiteWriteTx]:
