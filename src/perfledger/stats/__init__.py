@@ -1,9 +1,14 @@
 """The statistics: metrics computed from a return series (:mod:`.returns`: Sharpe, Sortino,
 drawdown, PSR, DSR), a backtest as a ledger record and the confidence in a ticker's best
-Sharpe (:mod:`.backtest`), and the decay test (:mod:`.decay`).
+Sharpe (:mod:`.backtest`), the decay test (:mod:`.decay`), and whether a sweep is overfit:
+the Probability of Backtest Overfitting (:mod:`.overfitting`).
 
 Pure computation on the values it is given (numpy, pandas, the standard library): it
 imports :mod:`perfledger.records` and :mod:`perfledger.errors` only; the
 :class:`~perfledger.Ledger` reads, calls and logs. ``perfledger.returns`` is the public
 name of :mod:`.returns`.
 """
+
+from .overfitting import Overfitting, probability_of_backtest_overfitting
+
+__all__ = ["Overfitting", "probability_of_backtest_overfitting"]
