@@ -1,7 +1,8 @@
 """The statistics: metrics computed from a return series (:mod:`.returns`: Sharpe, Sortino,
 drawdown, PSR, DSR), a backtest as a ledger record and the confidence in a ticker's best
 Sharpe (:mod:`.backtest`), the decay test (:mod:`.decay`), and whether a sweep is overfit:
-the Probability of Backtest Overfitting (:mod:`.overfitting`).
+the Probability of Backtest Overfitting (:mod:`.overfitting`), and how long a record must be
+before its Sharpe is believable (:mod:`.track_record`).
 
 Pure computation on the values it is given (numpy, pandas, the standard library): it
 imports :mod:`perfledger.records` and :mod:`perfledger.errors` only; the
@@ -10,5 +11,12 @@ name of :mod:`.returns`.
 """
 
 from .overfitting import Overfitting, probability_of_backtest_overfitting
+from .track_record import TrackRecord, min_track_record_length, track_record_of
 
-__all__ = ["Overfitting", "probability_of_backtest_overfitting"]
+__all__ = [
+    "Overfitting",
+    "TrackRecord",
+    "min_track_record_length",
+    "probability_of_backtest_overfitting",
+    "track_record_of",
+]
