@@ -61,3 +61,23 @@ def test_bad_input_names_returns(returns) -> None:
         with pytest.raises(ValidationError) as info:
             fn(returns)
         assert info.value.problems[0][1] == "returns"
+
+
+def test_public_names_import_from_the_documented_places() -> None:
+    """Every new statistic is importable from perfledger.stats, the Sharpe-confidence ones
+    also from perfledger.returns beside the PSR/DSR; importing perfledger.returns does not
+    pull pandas in (it never did)."""
+    import subprocess
+    import sys
+
+    import perfledger.returns as public
+    import perfledger.stats as stats
+
+    for name in stats.__all__:
+        assert getattr(stats, name) is not None
+    for name in ("min_track_record_length", "deflated_sharpe_ratio_effective", "effective_trials",
+                 "from_returns", "deflated_sharpe_ratio", "probabilistic_sharpe_ratio"):
+        assert name in public.__all__ and callable(getattr(public, name))
+    out = subprocess.run([sys.executable, "-c", "import sys, perfledger.returns, perfledger.stats; "
+                          "print('pandas' in sys.modules)"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
