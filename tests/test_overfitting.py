@@ -260,3 +260,39 @@ def test_unknown_metric_is_refused() -> None:
     with pytest.raises(ValidationError, match="metric='calmar'") as info:
         probability_of_backtest_overfitting(np.zeros((40, 3)), partitions=4, metric="calmar")
     assert info.value.problems[0][1] == "metric"
+
+
+def docs_sweep() -> pd.DataFrame:
+    """docs/metrics.md's sweep: 4 families × 10 configurations, 2,520 days, no skill."""
+    rng = np.random.default_rng(2024)
+    family = rng.normal(0.0, 0.008, (2520, 4))
+    cols = {f"fam{k}_cfg{c}": family[:, k] + rng.normal(0.0, 0.004, 2520)
+            for k in range(4) for c in range(10)}
+    return pd.DataFrame(cols, index=pd.bdate_range("2015-01-01", periods=2520))
+
+
+def test_docs_sweep_example() -> None:
+    """Every number of docs/metrics.md's worked sweep example."""
+    from perfledger.returns import deflated_sharpe_ratio, from_returns
+    from perfledger.stats import deflated_sharpe_ratio_effective, effective_trials, track_record_of
+
+    df = docs_sweep()
+    sharpes = df.mean() / df.std() * math.sqrt(252)
+    best = sharpes.idxmax()
+    assert best == "fam1_cfg6"
+    assert round(sharpes.max(), 2) == 0.75 and round(sharpes.mean(), 2) == 0.14
+    m = from_returns(df[best])
+    assert round(m["psr"], 3) == 0.991
+    trl = track_record_of(df[best])
+    assert round(trl.periods) == 1221 and round(trl.years, 1) == 4.8 and trl.enough
+    n_eff = effective_trials(df)
+    assert round(n_eff, 2) == 5.97
+    sr, var = m["sharpe"] / math.sqrt(252), float((sharpes / math.sqrt(252)).var(ddof=1))
+    assert round(deflated_sharpe_ratio(sr, 2520, 40, var, m["skew"], m["kurtosis"]), 3) == 0.558
+    assert round(deflated_sharpe_ratio_effective(sr, 2520, n_eff, var, m["skew"], m["kurtosis"]), 3) == 0.853
+    assert round(deflated_sharpe_ratio(sr, 2520, 1, var, m["skew"], m["kurtosis"]), 3) == 0.991
+    res = probability_of_backtest_overfitting(df)
+    assert res.n_splits == 12870
+    assert round(res.pbo, 3) == 0.438 and round(res.prob_oos_loss, 3) == 0.305
+    assert round(res.slope, 2) == -0.53 and round(res.r_squared, 3) == 0.064
+    assert round(res.is_performance.mean(), 2) == 0.89 and round(res.oos_performance.mean(), 2) == 0.24
