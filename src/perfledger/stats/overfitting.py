@@ -173,8 +173,8 @@ def _matrix(returns: Any) -> tuple[np.ndarray, tuple[str, ...]]:
             "returns",
             f"returns has {arr.shape[1]} trial(s) (columns); PBO compares trials: at least 2 are needed",
         )
-    bad = np.argwhere(~np.isfinite(arr))
-    if bad.size:
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))
         i, j = map(int, bad[0])
         raise _fail(
             "returns",
@@ -270,7 +270,7 @@ def _block_metric(
     shift = x.mean(axis=0)
     dev = shaped - shift
     d1 = halves.tables(dev.sum(axis=1))
-    d2 = halves.tables((dev * dev).sum(axis=1))
+    d2 = halves.tables(np.einsum("sbn,sbn->sn", dev, dev))
     total = shift * count
     scale = root * math.sqrt(count - 1.0) / count
 
@@ -280,13 +280,15 @@ def _block_metric(
         m2 = s1 * s1
         m2 /= -count
         m2 += s2  # Σ(r − mean)² of the half
-        flat = m2 <= _VAR_RTOL * s2  # constant (or all-zero) returns on this half
+        # constant (or all-zero) returns on a half: m2 is rounding noise of s2; two reductions
+        # rule it out for the whole chunk in the usual case
+        flat = m2 <= _VAR_RTOL * s2 if m2.min() <= _VAR_RTOL * s2.max() else None
         np.sqrt(m2, out=m2)
         s1 += total  # Σr
         with np.errstate(divide="ignore", invalid="ignore"):
             s1 /= m2
         s1 *= scale  # mean / std(ddof 1) × √ppy = Σr / √m2 × √(n − 1) / n × √ppy
-        if flat.any():
+        if flat is not None and flat.any():
             s1[flat] = np.nan
         return s1
 
@@ -316,8 +318,8 @@ def _callable_metric(
 
 def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     """OLS y = intercept + slope · x and R² (centred sums; NaN where undefined)."""
-    dx, dy = x - x.mean(), y - y.mean()
-    sxx, syy, sxy = float(dx @ dx), float(dy @ dy), float(dx @ dy)
+    dx, dy = x - x.mean(), y - y.mean()  # sums, not BLAS dots: those stall on a busy machine
+    sxx, syy, sxy = float((dx * dx).sum()), float((dy * dy).sum()), float((dx * dy).sum())
     if sxx <= 0:
         return math.nan, math.nan, math.nan
     slope = sxy / sxx
