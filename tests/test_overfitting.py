@@ -88,6 +88,17 @@ def test_matches_naive_cscv(seed: int, t: int, n: int, s: int) -> None:
     assert res.n_dropped == t % s and res.n_periods == t - t % s and res.block_size == t // s
 
 
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), s=st.sampled_from([2, 4, 6, 8]), n=st.integers(2, 9),
+       extra=st.integers(0, 60), scale=st.sampled_from([1e-4, 0.01, 3.0]))
+def test_matches_naive_cscv_on_random_shapes(seed: int, s: int, n: int, extra: int, scale: float) -> None:
+    """Any shape, any scale (PnL in dollars as well as returns), T not a multiple of S."""
+    t = max(s, 4) + extra
+    rng = np.random.default_rng(seed)
+    m = rng.normal(0.05 * scale, scale, (t, n)) + rng.normal(0, 0.1 * scale, n)
+    assert_same(probability_of_backtest_overfitting(m, partitions=s), naive_cscv(m, s))
+
+
 def test_matches_naive_cscv_with_sixteen_partitions() -> None:
     """The default S = 16: all 12,870 splits, checked one by one."""
     rng = np.random.default_rng(16)
