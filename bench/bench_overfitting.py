@@ -24,6 +24,7 @@ docs/benchmarks.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import statistics
@@ -204,7 +205,10 @@ def main() -> None:
     ap.add_argument("--write-doc", action="store_true", help="replace this section of docs/benchmarks.md")
     args = ap.parse_args()
     payload = run(args.quick, args.naive_splits)
-    command = "python -m bench.bench_overfitting " + " ".join(sys.argv[1:])
+    exe = Path(sys.executable)
+    with contextlib.suppress(ValueError):
+        exe = exe.relative_to(ROOT)
+    command = f"{exe} -m bench.bench_overfitting " + " ".join(sys.argv[1:])
     write_results("overfitting", {**payload, "command": command.strip()})
     text = section(payload, command.strip())
     print(text)
