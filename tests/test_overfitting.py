@@ -307,3 +307,16 @@ def test_docs_sweep_example() -> None:
     assert round(res.pbo, 3) == 0.438 and round(res.prob_oos_loss, 3) == 0.305
     assert round(res.slope, 2) == -0.53 and round(res.r_squared, 3) == 0.064
     assert round(res.is_performance.mean(), 2) == 0.89 and round(res.oos_performance.mean(), 2) == 0.24
+
+
+def test_trial_flat_for_half_the_periods_is_refused_not_scored_on_rounding() -> None:
+    """A trial that did not trade for the first half (zero returns) has no Sharpe on the
+    half made of those blocks: refused, not a quotient of rounding errors."""
+    m = np.random.default_rng(14).normal(0.0005, 0.01, (160, 3))
+    m[:80, 2] = 0.0
+    flat_half = r"trial '2' is undefined on the half made of blocks \[0, 1, 2, 3\]"
+    with pytest.raises(ValidationError, match=flat_half):
+        probability_of_backtest_overfitting(m, partitions=8)
+    m[:80, 2] = 0.0007  # constant but not zero: the same
+    with pytest.raises(ValidationError, match=r"trial '2' is undefined"):
+        probability_of_backtest_overfitting(m, partitions=8)

@@ -80,8 +80,9 @@ METRICS = {
     "mean": "mean per-period return",
     "total_return": "∏(1 + r) − 1 over the half's periods (simple returns, each ≥ −1)",
 }
-#: A variance below this share of the mean square is rounding noise of Σx² − (Σx)²/n: the
-#: half's returns are constant (its per-period Sharpe would exceed ~10⁷).
+#: A Σ(r − mean)² below this share of Σ(r − c)² is rounding noise of Σx² − (Σx)²/n: the
+#: half's returns are constant (a std below ~1e-7 of their spread around the trial's mean),
+#: so its Sharpe is undefined rather than a quotient of rounding errors.
 _VAR_RTOL = 64 * np.finfo(float).eps
 _CHUNK_VALUES = 1 << 16  # values per chunk of splits (512 KiB): a chunk's work stays in cache
 
@@ -283,9 +284,9 @@ def _block_metric(
         # constant (or all-zero) returns on a half: m2 is rounding noise of s2; two reductions
         # rule it out for the whole chunk in the usual case
         flat = m2 <= _VAR_RTOL * s2 if m2.min() <= _VAR_RTOL * s2.max() else None
-        np.sqrt(m2, out=m2)
         s1 += total  # Σr
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):  # flat halves: NaN below
+            np.sqrt(m2, out=m2)
             s1 /= m2
         s1 *= scale  # mean / std(ddof 1) × √ppy = Σr / √m2 × √(n − 1) / n × √ppy
         if flat is not None and flat.any():
