@@ -1,0 +1,322 @@
+"""PBO by CSCV (perfledger.stats.overfitting) against a deliberately naive implementation
+written here: loops over itertools.combinations, the metric recomputed from the raw returns
+of every half, its own ranking and its own regression. Then the statistic's behaviour on
+sweeps whose answer is known (noise: ≈ 0.5; one skilled trial: ≈ 0) and bad input."""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from perfledger import ValidationError
+from perfledger.stats import probability_of_backtest_overfitting
+from perfledger.stats.overfitting import cscv_splits
+
+
+def naive_sharpe(rows: np.ndarray) -> list[float]:
+    out = []
+    for j in range(rows.shape[1]):
+        col = rows[:, j]
+        mean = sum(col) / len(col)
+        var = sum((v - mean) ** 2 for v in col) / (len(col) - 1)
+        out.append(mean / math.sqrt(var) * math.sqrt(252))
+    return out
+
+
+def naive_cscv(m: np.ndarray, s: int, metric=naive_sharpe) -> dict:
+    """The paper's steps, literally: drop the oldest T mod S rows, S blocks, every choice of
+    S/2 blocks in-sample, the metric from the raw rows of each half, the first best
+    in-sample trial, its average out-of-sample rank, the logit, the OLS line."""
+    m = m[m.shape[0] % s:]
+    size = m.shape[0] // s
+    blocks = [m[i * size:(i + 1) * size] for i in range(s)]
+    n = m.shape[1]
+    logits, ins, outs, winners = [], [], [], []
+    for chosen in combinations(range(s), s // 2):
+        rest = [b for b in range(s) if b not in chosen]
+        r_in = metric(np.concatenate([blocks[b] for b in chosen]))
+        r_out = metric(np.concatenate([blocks[b] for b in rest]))
+        best = 0
+        for j in range(1, n):
+            if r_in[j] > r_in[best]:
+                best = j
+        value = r_out[best]
+        less = sum(1 for v in r_out if v < value)
+        equal = sum(1 for v in r_out if v == value)  # the winner itself included
+        rank = less + (equal + 1) / 2  # average rank of the tie group, 1 = worst
+        omega = rank / (n + 1)
+        logits.append(math.log(omega / (1 - omega)))
+        ins.append(r_in[best])
+        outs.append(value)
+        winners.append(best)
+    slope, intercept = np.polyfit(ins, outs, 1)
+    r2 = np.corrcoef(ins, outs)[0, 1] ** 2
+    return {
+        "pbo": sum(1 for v in logits if v <= 0) / len(logits),
+        "logits": np.array(logits), "is": np.array(ins), "oos": np.array(outs),
+        "winners": np.array(winners), "slope": slope, "intercept": intercept, "r2": r2,
+        "loss": sum(1 for v in outs if v < 0) / len(outs),
+    }
+
+
+def assert_same(res, ref: dict) -> None:
+    assert res.pbo == ref["pbo"]
+    assert res.prob_oos_loss == ref["loss"]
+    np.testing.assert_array_equal(res.winners, ref["winners"])
+    np.testing.assert_allclose(res.logits, ref["logits"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(res.is_performance, ref["is"], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(res.oos_performance, ref["oos"], rtol=1e-12, atol=1e-12)
+    assert res.slope == pytest.approx(ref["slope"], rel=1e-12, abs=1e-12)
+    assert res.intercept == pytest.approx(ref["intercept"], rel=1e-12, abs=1e-12)
+    assert res.r_squared == pytest.approx(ref["r2"], rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed,t,n,s", [(1, 203, 7, 8), (2, 130, 12, 10), (3, 64, 5, 4), (4, 9, 3, 2)])
+def test_matches_naive_cscv(seed: int, t: int, n: int, s: int) -> None:
+    rng = np.random.default_rng(seed)
+    m = rng.normal(0.0004, 0.01, (t, n)) + rng.normal(0, 0.0005, n)  # trials differ a little
+    res = probability_of_backtest_overfitting(m, partitions=s)
+    ref = naive_cscv(m, s)
+    assert_same(res, ref)
+    assert res.n_splits == math.comb(s, s // 2)
+    assert res.n_dropped == t % s and res.n_periods == t - t % s and res.block_size == t // s
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), s=st.sampled_from([2, 4, 6, 8]), n=st.integers(2, 9),
+       extra=st.integers(0, 60), scale=st.sampled_from([1e-4, 0.01, 3.0]))
+def test_matches_naive_cscv_on_random_shapes(seed: int, s: int, n: int, extra: int, scale: float) -> None:
+    """Any shape, any scale (PnL in dollars as well as returns), T not a multiple of S."""
+    t = max(s, 4) + extra
+    rng = np.random.default_rng(seed)
+    m = rng.normal(0.05 * scale, scale, (t, n)) + rng.normal(0, 0.1 * scale, n)
+    assert_same(probability_of_backtest_overfitting(m, partitions=s), naive_cscv(m, s))
+
+
+def test_matches_naive_cscv_with_sixteen_partitions() -> None:
+    """The default S = 16: all 12,870 splits, checked one by one."""
+    rng = np.random.default_rng(16)
+    m = rng.normal(0.0003, 0.01, (170, 4)) + np.array([0.0, 0.0004, -0.0002, 0.0001])
+
+    def fast_sharpe(rows: np.ndarray) -> np.ndarray:  # numpy, still from the raw rows
+        return rows.mean(axis=0) / rows.std(axis=0, ddof=1) * math.sqrt(252)
+
+    assert_same(probability_of_backtest_overfitting(m), naive_cscv(m, 16, fast_sharpe))
+
+
+@pytest.mark.parametrize("metric", ["mean", "sortino", "total_return"])
+def test_other_metrics_match_naive(metric: str) -> None:
+    def naive(rows: np.ndarray) -> list[float]:
+        out = []
+        for j in range(rows.shape[1]):
+            col = rows[:, j]
+            if metric == "mean":
+                out.append(sum(col) / len(col))
+            elif metric == "sortino":
+                down = math.sqrt(sum(min(v, 0.0) ** 2 for v in col) / len(col))
+                out.append(sum(col) / len(col) / down * math.sqrt(252))
+            else:
+                out.append(math.prod(1 + v for v in col) - 1)
+        return out
+
+    m = np.random.default_rng(7).normal(0.0005, 0.01, (97, 6))
+    assert_same(probability_of_backtest_overfitting(m, partitions=8, metric=metric), naive_cscv(m, 8, naive))
+
+
+def test_callable_metric_is_called_on_raw_halves() -> None:
+    m = np.random.default_rng(8).normal(0.0005, 0.01, (80, 5))
+
+    def median(rows: np.ndarray) -> np.ndarray:
+        return np.median(rows, axis=0)
+
+    res = probability_of_backtest_overfitting(m, partitions=6, metric=median)
+    assert res.metric == "median"
+    assert_same(res, naive_cscv(m, 6, lambda rows: list(np.median(rows, axis=0))))
+
+
+def test_ties_share_their_average_rank() -> None:
+    """Trials 1 and 2 are identical: out of sample they tie, and a winner among them gets
+    the average of the two ranks (as scipy.stats.rankdata(method='average'))."""
+    rng = np.random.default_rng(9)
+    base = rng.normal(0.0005, 0.01, (64, 4))
+    base[:, 2] = base[:, 1]
+    base[:, 1] += 0.002  # trial 1 wins everywhere... and ties nobody; make 3 a copy of it
+    base[:, 3] = base[:, 1]
+    res = probability_of_backtest_overfitting(base, partitions=4)
+    assert set(res.winners.tolist()) == {1}  # the first of the tied best
+    assert set(res.oos_rank.tolist()) == {3.5}  # tied 3rd and 4th of 4
+    assert_same(res, naive_cscv(base, 4))
+
+
+def test_complement_of_half_set_h_is_c_minus_1_minus_h() -> None:
+    """The module pairs half-set h with half-set C − 1 − h: true of combinations order."""
+    for s in (2, 4, 8, 16):
+        splits = cscv_splits(s)
+        for h, chosen in enumerate(splits):
+            other = splits[len(splits) - 1 - h]
+            assert sorted(set(chosen) | set(other)) == list(range(s))
+
+
+def test_pure_noise_has_pbo_about_one_half() -> None:
+    """N = 10 unskilled trials: the in-sample winner's out-of-sample rank is uniform, so
+    PBO = P(rank ≤ N/2) = 0.5. One sweep's PBO is the mean of strongly dependent split
+    indicators, so it varies a lot between sweeps; the mean over K = 120 independent sweeps
+    has standard error sd/√K, measured here (≈ 0.02), and must lie within 4 of them."""
+    k = 120
+    values = []
+    for seed in range(k):
+        m = np.random.default_rng(1000 + seed).normal(0.0, 0.01, (400, 10))
+        values.append(probability_of_backtest_overfitting(m, partitions=8).pbo)
+    mean, se = float(np.mean(values)), float(np.std(values, ddof=1) / math.sqrt(k))
+    assert se < 0.035  # the check below means something
+    assert abs(mean - 0.5) < 4 * se, (mean, se)
+
+
+def test_pure_noise_with_odd_trials_counts_the_median_as_overfit() -> None:
+    """With N = 5 the median rank 3 has logit 0, counted as overfit (λ ≤ 0, the paper's
+    ∫₋∞⁰): PBO ≈ P(rank ≤ 3) = 3/5."""
+    k = 120
+    values = [
+        probability_of_backtest_overfitting(
+            np.random.default_rng(5000 + seed).normal(0.0, 0.01, (400, 5)), partitions=8
+        ).pbo
+        for seed in range(k)
+    ]
+    mean, se = float(np.mean(values)), float(np.std(values, ddof=1) / math.sqrt(k))
+    assert abs(mean - 0.6) < 4 * se, (mean, se)
+
+
+def test_one_skilled_trial_among_noise_has_pbo_near_zero() -> None:
+    rng = np.random.default_rng(11)
+    m = rng.normal(0.0, 0.01, (1000, 30))
+    m[:, 17] += 0.004  # annualised Sharpe ≈ 6.3: skill, not luck
+    res = probability_of_backtest_overfitting(m)
+    assert res.pbo == 0.0
+    assert set(res.winners.tolist()) == {17}
+    assert res.prob_oos_loss == 0.0
+    assert (res.oos_rank == 30).all()
+
+
+def test_dataframe_columns_name_the_trials() -> None:
+    m = pd.DataFrame(np.random.default_rng(12).normal(0, 0.01, (40, 3)), columns=["a", "b", "c"],
+                     index=pd.date_range("2024-01-01", periods=40))
+    res = probability_of_backtest_overfitting(m, partitions=4)
+    assert res.trials == ("a", "b", "c")
+    assert not res.logits.flags.writeable
+
+
+def test_constant_trial_is_refused_naming_returns() -> None:
+    m = np.random.default_rng(13).normal(0, 0.01, (40, 3))
+    m[:, 1] = 0.001
+    with pytest.raises(ValidationError, match="sharpe of trial '1' is undefined") as info:
+        probability_of_backtest_overfitting(m, partitions=4)
+    assert info.value.problems[0][1] == "returns"
+
+
+finite = st.floats(-0.5, 0.5, allow_nan=False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    t=st.integers(16, 40), n=st.integers(2, 5), i=st.integers(0, 10_000), j=st.integers(0, 10_000),
+    bad=st.sampled_from([math.nan, math.inf, -math.inf]),
+)
+def test_non_finite_returns_are_refused(t: int, n: int, i: int, j: int, bad: float) -> None:
+    m = np.random.default_rng(t * n).normal(0, 0.01, (t, n))
+    m[i % t, j % n] = bad
+    with pytest.raises(ValidationError, match=r"returns\[") as info:
+        probability_of_backtest_overfitting(m, partitions=4)
+    assert info.value.problems[0][1] == "returns"
+
+
+@settings(max_examples=40, deadline=None)
+@given(s=st.sampled_from([2, 4, 8, 16, 20]), t=st.integers(1, 19))
+def test_too_few_periods_say_how_many_are_needed(s: int, t: int) -> None:
+    needed = 4 if s == 2 else s
+    m = np.random.default_rng(t).normal(0, 0.01, (t, 3))
+    if t >= needed:
+        probability_of_backtest_overfitting(m, partitions=s)
+        return
+    with pytest.raises(ValidationError, match=f"needs at least {needed}") as info:
+        probability_of_backtest_overfitting(m, partitions=s)
+    assert info.value.problems[0][1] == "returns"
+
+
+@settings(max_examples=30, deadline=None)
+@given(s=st.one_of(st.integers(-5, 40).filter(lambda v: v % 2 or v < 2 or v > 20),
+                   st.sampled_from([4.0, True, "16", None])))
+def test_bad_partitions_are_refused(s) -> None:
+    m = np.random.default_rng(0).normal(0, 0.01, (64, 3))
+    with pytest.raises(ValidationError, match="partitions=") as info:
+        probability_of_backtest_overfitting(m, partitions=s)
+    assert info.value.problems[0][1] == "partitions"
+
+
+@pytest.mark.parametrize("returns", [
+    np.zeros((40, 1)), np.zeros(40), np.zeros((2, 3, 4)), "abc", None, [[1, "x"], [2, 3]],
+])
+def test_bad_shapes_are_refused(returns) -> None:
+    with pytest.raises(ValidationError) as info:
+        probability_of_backtest_overfitting(returns, partitions=4)
+    assert info.value.problems[0][1] == "returns"
+
+
+def test_unknown_metric_is_refused() -> None:
+    with pytest.raises(ValidationError, match="metric='calmar'") as info:
+        probability_of_backtest_overfitting(np.zeros((40, 3)), partitions=4, metric="calmar")
+    assert info.value.problems[0][1] == "metric"
+
+
+def docs_sweep() -> pd.DataFrame:
+    """docs/metrics.md's sweep: 4 families × 10 configurations, 2,520 days, no skill."""
+    rng = np.random.default_rng(2024)
+    family = rng.normal(0.0, 0.008, (2520, 4))
+    cols = {f"fam{k}_cfg{c}": family[:, k] + rng.normal(0.0, 0.004, 2520)
+            for k in range(4) for c in range(10)}
+    return pd.DataFrame(cols, index=pd.bdate_range("2015-01-01", periods=2520))
+
+
+def test_docs_sweep_example() -> None:
+    """Every number of docs/metrics.md's worked sweep example."""
+    from perfledger.returns import deflated_sharpe_ratio, from_returns
+    from perfledger.stats import deflated_sharpe_ratio_effective, effective_trials, track_record_of
+
+    df = docs_sweep()
+    sharpes = df.mean() / df.std() * math.sqrt(252)
+    best = sharpes.idxmax()
+    assert best == "fam1_cfg6"
+    assert round(sharpes.max(), 2) == 0.75 and round(sharpes.mean(), 2) == 0.14
+    m = from_returns(df[best])
+    assert round(m["psr"], 3) == 0.991
+    trl = track_record_of(df[best])
+    assert round(trl.periods) == 1221 and round(trl.years, 1) == 4.8 and trl.enough
+    n_eff = effective_trials(df)
+    assert round(n_eff, 2) == 5.97
+    sr, var = m["sharpe"] / math.sqrt(252), float((sharpes / math.sqrt(252)).var(ddof=1))
+    assert round(deflated_sharpe_ratio(sr, 2520, 40, var, m["skew"], m["kurtosis"]), 3) == 0.558
+    assert round(deflated_sharpe_ratio_effective(sr, 2520, n_eff, var, m["skew"], m["kurtosis"]), 3) == 0.853
+    assert round(deflated_sharpe_ratio(sr, 2520, 1, var, m["skew"], m["kurtosis"]), 3) == 0.991
+    res = probability_of_backtest_overfitting(df)
+    assert res.n_splits == 12870
+    assert round(res.pbo, 3) == 0.438 and round(res.prob_oos_loss, 3) == 0.305
+    assert round(res.slope, 2) == -0.53 and round(res.r_squared, 3) == 0.064
+    assert round(res.is_performance.mean(), 2) == 0.89 and round(res.oos_performance.mean(), 2) == 0.24
+
+
+def test_trial_flat_for_half_the_periods_is_refused_not_scored_on_rounding() -> None:
+    """A trial that did not trade for the first half (zero returns) has no Sharpe on the
+    half made of those blocks: refused, not a quotient of rounding errors."""
+    m = np.random.default_rng(14).normal(0.0005, 0.01, (160, 3))
+    m[:80, 2] = 0.0
+    flat_half = r"trial '2' is undefined on the half made of blocks \[0, 1, 2, 3\]"
+    with pytest.raises(ValidationError, match=flat_half):
+        probability_of_backtest_overfitting(m, partitions=8)
+    m[:80, 2] = 0.0007  # constant but not zero: the same
+    with pytest.raises(ValidationError, match=r"trial '2' is undefined"):
+        probability_of_backtest_overfitting(m, partitions=8)
