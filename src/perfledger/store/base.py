@@ -177,7 +177,18 @@ class WriteTx(ReadTx):
     def set_meta(self, key: str, value: str) -> None: ...
 
     @abstractmethod
-    def clear(self) -> None: ...
+    def clear(self) -> int:
+        """Take every record out of the ledger (registered metrics stay), keeping them until
+        purged; returns how many were kept."""
+
+    @abstractmethod
+    def cleared_batches(self, chunk: int = 50_000) -> Iterator[Batch]:
+        """The records cleared and not purged, a batch at a time, in the order they were cleared."""
+
+    @abstractmethod
+    def forget_cleared(self, before_us: int | None = None) -> int:
+        """Delete for good the records kept by every clear made before ``before_us`` (UTC
+        microseconds; None: all); returns how many records."""
 
     @abstractmethod
     def register_metric(self, name: str, higher_is_better: bool) -> bool:
@@ -259,7 +270,8 @@ class Store(ABC):
 
     @abstractmethod
     def stats(self) -> Mapping[str, Any]:
-        """Counts, the latest log time and a ``state`` token that changes on every write."""
+        """Counts (records, tickers, models, ``cleared``: records cleared and kept until
+        purged), the latest log time and a ``state`` token that changes on every write."""
 
     @abstractmethod
     def after_fork(self) -> None:

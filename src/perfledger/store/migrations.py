@@ -116,6 +116,25 @@ def _v5_pair_index(conn: sa.Connection) -> None:
     )
 
 
+def _v6_cleared(conn: sa.Connection) -> None:
+    """A clear can be undone: the records it takes out are kept in ``pl_cleared_records`` (and
+    their custom metrics in ``pl_cleared_extra``), one ``pl_cleared`` row per clear saying
+    when and how many, until ``purge`` deletes them.
+
+    Why tables of their own rather than a ``cleared_at`` marker on each record: with a
+    marker, every read of the ledger (history, best, tickers, the leaderboard, decay, the
+    labels, the derived tables' merges) would have to filter it out, each index would carry
+    the cleared rows, and the hot paths (``history()``, ``best()``, benchmarked) would pay a
+    filter per row for records nobody can see. Moved out, the live tables hold exactly what
+    they held before v6: every read runs the same SQL over the same rows, as fast as before,
+    and only ``restore``/``purge``/``stats`` ever look at the kept ones. A clear costs one
+    copy of the rows (clears are rare); a restore inserts them again through the ordinary
+    insert path, so the best, summary, pair and label tables and the mirrors are updated by
+    the code that keeps them for every log."""
+    for table in T.CLEARED_TABLES:
+        table.create(conn)
+
+
 #: Every migration, in order; a new one is appended with the next version number.
 MIGRATIONS: list[Migration] = [
     Migration(2, "params and tags as JSONB on PostgreSQL", None),
@@ -123,6 +142,8 @@ MIGRATIONS: list[Migration] = [
     Migration(4, "params and tags searchable (pl_labels; pl_record_labels on SQLite, GIN indexes "
                  "on PostgreSQL), filled from the records already stored", _v4_labels),
     Migration(5, "index (model_name, ticker, ts, id) for the latest values per pair", _v5_pair_index),
+    Migration(6, "cleared records kept until purged (pl_cleared, pl_cleared_records, pl_cleared_extra)",
+              _v6_cleared),
 ]
 
 

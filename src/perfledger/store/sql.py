@@ -232,10 +232,12 @@ class SQLStore(Store):
             )).one()
             max_id = conn.execute(sa.select(sa.func.max(T.records.c.id))).scalar()
             gen = conn.execute(sa.select(T.meta.c.value).where(T.meta.c.key == "generation")).scalar()
+            kept = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(T.cleared.c.n), 0))).scalar()
             return {
                 "records": int(row[0]),
                 "tickers": int(row[1]),
                 "models": int(row[2]),
+                "cleared": int(kept or 0),
                 "last_timestamp": format_ts(row[3]) if row[3] is not None else None,
                 "state": f"{gen or 0}:{row[0]}:{max_id or 0}",
             }
