@@ -666,6 +666,26 @@ class Ledger:
         return decay_frame(store.metric_tails(query), metric, higher, recent=recent_n, alpha=level,
                            baseline=base_n)
 
+    def info(self) -> dict[str, Any]:
+        """What ``perfledger stats`` prints: the store (described, passwords hidden), its
+        schema version, :meth:`stats` (without the ``state`` token) and, for a ledger
+        directory, the size in bytes of each file in it (the database, its write-ahead log,
+        the mirrors, kept copies)."""
+        store = self._ensure()
+        out: dict[str, Any] = {"store": self.location.describe(), "schema_version": store.schema_version()}
+        out.update((k, v) for k, v in store.stats().items() if k != "state")
+        if self.directory is not None:
+            sizes = {}
+            for path in sorted(self.directory.iterdir()):
+                try:
+                    if path.is_file():
+                        sizes[path.name] = path.stat().st_size
+                except OSError:  # removed meanwhile
+                    continue
+            out["files"] = sizes
+            out["total_bytes"] = sum(sizes.values())
+        return out
+
     def stats(self) -> dict[str, Any]:
         """Record, ticker and model counts, ``cleared`` (records cleared and kept until
         purged: :meth:`restore_cleared` brings them back), the latest timestamp, and a

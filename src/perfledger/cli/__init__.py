@@ -36,6 +36,7 @@ COMMANDS = {
     "clear": manage.clear,
     "restore": manage.restore,
     "purge": manage.purge,
+    "stats": query.stats,
 }
 for _name, _function in COMMANDS.items():
     app.command(_name, cls=Command)(_function)

@@ -274,6 +274,10 @@ class Store(ABC):
         purged), the latest log time and a ``state`` token that changes on every write."""
 
     @abstractmethod
+    def schema_version(self) -> int:
+        """The schema version the store is at (this release's, once it opened)."""
+
+    @abstractmethod
     def after_fork(self) -> None:
         """Drop connections inherited from the parent process (never close them: they are
         the parent's)."""

@@ -38,7 +38,7 @@ from . import schema as T
 from .base import HistoryQuery, HistoryRows, LabelRow, PairRow, ReadAgain, StatRow, Store, TailQuery
 from .columnar import ArrowPool, ColumnarReadFailed, typed
 from .errors import Cause, boundary, perfledger_error
-from .migrations import ensure_schema
+from .migrations import ensure_schema, read_version
 from .queries import Source, name_clauses, plain_clauses, window_clauses
 from .reads import read_best, read_directions
 from .writes import SQLReadTx, SQLWriteTx
@@ -243,6 +243,9 @@ class SQLStore(Store):
             }
 
         return self._read(read)
+
+    def schema_version(self) -> int:
+        return self._read(lambda c: read_version(c) or 0)
 
     def _source(self, conn: sa.Connection, query: HistoryQuery) -> Source:
         """Where the records ``query`` selects come from."""
