@@ -361,6 +361,32 @@ class Ledger:
         log.info("purged %d cleared records from %s", purged, describe_store(self.url))
         return purged
 
+    @classmethod
+    def repair(cls, location: str | os.PathLike[str] | sa.URL | Location | None = None) -> list[str]:
+        """Make a ledger whose schema is damaged whole again: recreate the missing tables
+        (and a missing ``pl_meta``), recompute every derived table (best models, summaries,
+        pairs, params/tags labels) from the records, and rewrite the mirror files from the
+        database. Returns what was done, one line each.
+
+        A classmethod: a damaged ledger does not open (``Ledger(location)`` raises
+        :class:`~perfledger.errors.StorageError` with ``cause="schema"``, naming what is
+        missing). When the records table itself is gone nothing can be recomputed: it
+        raises the same error, pointing at the mirror files and the backups, and creates
+        nothing."""
+        loc = resolve(location)
+        guarded = tuple(SeedMirrors(loc.directory).paths.values()) if loc.directory is not None else ()
+        store = open_store(loc.url, ledger=loc.describe(), guarded=guarded, repair=True)
+        try:
+            done = list(store.repaired)
+        finally:
+            store.dispose()
+        with cls(loc) as led:
+            if led.mirrors_enabled:
+                led.rebuild_mirrors()
+                done.append("rewrote the mirror files from the database")
+        log.info("repaired %s: %s", loc.describe(), "; ".join(done))
+        return done
+
     def rebuild_mirrors(self) -> None:
         """Rewrite the three seed files from the database."""
         store = self._writable()

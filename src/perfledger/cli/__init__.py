@@ -37,6 +37,7 @@ COMMANDS = {
     "restore": manage.restore,
     "purge": manage.purge,
     "stats": query.stats,
+    "repair": manage.repair,
 }
 for _name, _function in COMMANDS.items():
     app.command(_name, cls=Command)(_function)

@@ -1,4 +1,5 @@
-"""Commands that change or move the ledger: log, import, export, copy, clear, restore, purge, dashboard."""
+"""Commands that change or move the ledger: log, import, export, copy, clear, restore, purge, repair,
+dashboard."""
 
 from __future__ import annotations
 
@@ -244,6 +245,23 @@ def purge(
         led = open_ledger(ctx)
         n = led.purge_cleared(older_than)
     typer.echo(f"Purged {n} cleared record(s) from {led!r}")
+
+
+def repair(ctx: typer.Context) -> None:
+    """Make a ledger with a damaged schema whole: recreate missing tables, recompute every
+    derived table (best models, summaries, labels) from the records, rewrite the mirrors.
+
+    When the records table itself is gone it says so and changes nothing (restore a backup,
+    or import the mirror files into a new ledger).
+
+    Example: perfledger --store ./memory/logs repair
+    """
+    from ..ledger import Ledger
+
+    with library_errors():
+        done = Ledger.repair(store_of(ctx))
+    for line in done:
+        typer.echo(f"Repaired: {line}")
 
 
 def dashboard(

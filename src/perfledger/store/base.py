@@ -201,6 +201,8 @@ class Store(ABC):
 
     #: Why this process may not write the store (the one line its writes raise), or None.
     read_only_reason: str | None = None
+    #: What opening it with ``repair`` did, one line each (empty otherwise).
+    repaired: Sequence[str] = ()
 
     @abstractmethod
     def writing(self) -> AbstractContextManager[WriteTx]:

@@ -44,6 +44,7 @@ import sqlalchemy as sa
 
 from ..errors import ReadOnlyLedgerError, SchemaVersionError
 from . import schema as T
+from .survey import Survey, refuse_damaged, refuse_foreign, survey
 
 if TYPE_CHECKING:
     from .writes import SQLWriteTx
@@ -160,7 +161,7 @@ def read_version(conn: sa.Connection) -> int | None:
     return int(row) if row is not None else BASELINE_VERSION
 
 
-def _set_version(conn: sa.Connection, version: int) -> None:
+def set_version(conn: sa.Connection, version: int) -> None:
     conn.execute(sa.delete(T.meta).where(T.meta.c.key == "schema_version"))
     conn.execute(sa.insert(T.meta).values(key="schema_version", value=str(version)))
 
@@ -190,13 +191,18 @@ def _refuse_read_only(version: int | None, where: str) -> None:
 
 
 def ensure_schema(engine: sa.Engine, where: str, tables: Sequence[sa.Table], engine_steps: EngineSteps,
-                  *, read_only: bool = False) -> None:
+                  *, read_only: bool = False, check: bool = True) -> None:
     """Create, check or upgrade the schema of the store behind ``engine`` (see module doc):
-    a new store gets ``tables``, an older one every step above its version."""
+    a new store gets ``tables``, an older one every step above its version. A database that
+    holds another application's tables, or a ledger whose schema is incomplete, is refused
+    untouched (:mod:`.survey`; without ``check``, as a repair does before it completes it)."""
     with engine.connect() as conn:
         version = read_version(conn)
+        found = survey(conn)
         conn.rollback()
     target = current_version()
+    if check:
+        _check(found, version, tables, where)
     if version == target:
         return
     if read_only:
@@ -212,8 +218,9 @@ def ensure_schema(engine: sa.Engine, where: str, tables: Sequence[sa.Table], eng
             engine_steps.lock(conn)
         version = read_version(conn)  # again, under the lock: another opener may have done it
         if version is None:
+            _check(survey(conn), None, tables, where)
             T.metadata.create_all(conn, tables=list(tables))
-            _set_version(conn, target)
+            set_version(conn, target)
             log.info("created perfledger schema v%d in %s", target, where)
             return
         _refuse_newer(version, where)
@@ -225,4 +232,18 @@ def ensure_schema(engine: sa.Engine, where: str, tables: Sequence[sa.Table], eng
                 own = engine_steps.steps.get(step.version)
                 if own is not None:
                     own(conn)
-                _set_version(conn, step.version)
+                set_version(conn, step.version)
+        # An older ledger that lost a table upgrades into an incomplete one: refused, rolled back.
+        if check:
+            _check(survey(conn), current_version(), tables, where)
+
+
+def _check(found: Survey, version: int | None, tables: Sequence[sa.Table], where: str) -> None:
+    """Refuse another application's database, and a ledger at this release's version whose
+    schema is incomplete (an older one is checked after its upgrade)."""
+    if version is None:
+        refuse_foreign(found, where)
+        if found.columns:  # perfledger tables without a version: the meta (and maybe the records) gone
+            refuse_damaged(found, tables, where, versioned=False)
+    elif version == current_version():
+        refuse_damaged(found, tables, where, versioned=True)

@@ -65,14 +65,31 @@ class SQLStore(Store):
     #: Whose rights a read-only error names.
     who = "this user"
 
-    def __init__(self, url: sa.URL, engine: sa.Engine, arrow: ArrowPool | None):
+    def __init__(self, url: sa.URL, engine: sa.Engine, arrow: ArrowPool | None, *, repair: bool = False):
         self.url = url
         self.where = describe_store(url)
         self.engine = engine
         self._arrow = arrow
         with self._boundary(write=False, opening=True):
+            if repair:
+                self._repair()
+                return
             ensure_schema(engine, self.where, self.TABLES, self.STEPS,
                           read_only=self.read_only_reason is not None)
+
+    def _repair(self) -> None:
+        """Make a damaged schema whole (:mod:`.repair`), then recompute every derived table
+        from the records, in one write transaction."""
+        from .repair import repair_schema
+
+        if self.read_only_reason is not None:
+            raise ReadOnlyLedgerError(self.read_only_reason)
+        done = repair_schema(self.engine, self.where, self.TABLES, self.STEPS, before_upgrade=True)
+        ensure_schema(self.engine, self.where, self.TABLES, self.STEPS, check=False)
+        done += repair_schema(self.engine, self.where, self.TABLES, self.STEPS, before_upgrade=False)
+        with self.writing() as tx:
+            n = tx.recompute()
+        self.repaired = [*done, f"recomputed the derived tables from {n} record(s)"]
 
     # ------------------------------------------------------------------ engine hooks
 

@@ -144,6 +144,8 @@ class SQLWriteTx(SQLReadTx, WriteTx):
 
     #: The tables a clear empties (an engine adds its own).
     CLEARED: tuple[sa.Table, ...] = (T.records, T.extra, T.best, T.summary, T.pairs, T.import_keys, T.labels)
+    #: The tables derived from the records (:meth:`recompute` rebuilds them; an engine adds its own).
+    DERIVED: tuple[sa.Table, ...] = (T.best, T.summary, T.pairs, T.labels)
 
     def __init__(self, conn: sa.Connection, statements: Statements):
         SQLReadTx.__init__(self, conn)
@@ -298,6 +300,20 @@ class SQLWriteTx(SQLReadTx, WriteTx):
         self._directions = None
         self._bump_generation()  # directions and best entries changed: caches keyed on state must see it
         return True
+
+    def recompute(self, chunk: int = 50_000) -> int:
+        """Empty every derived table and compute it again from the records, by the code that
+        keeps it on every insert (records in id order, as they were inserted); returns how
+        many records were read."""
+        for table in self.DERIVED:
+            self.conn.execute(sa.delete(table))
+        n = 0
+        for ids, batch in self.iter_batches(chunk):
+            self.add_labels(ids, batch.params, batch.tags)
+            self._merge(batch, ids)
+            n += len(ids)
+        self._bump_generation()
+        return n
 
     def clear(self) -> int:
         """Take every record out of the ledger, keeping them (and their custom metrics) in
