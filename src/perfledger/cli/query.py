@@ -294,6 +294,8 @@ def stats(ctx: typer.Context, format_: Format = OutputFormat.table) -> None:
         for key, value in _flat(info):
             typer.echo(f"{key},{_csv_cell(value)}")
         return
+    if info["schema_version"] is None:
+        info["schema_version"] = "none: no ledger here yet (the first write creates it)"
     width = max(len(k) for k, _ in _flat(info))
     for key, value in _flat(info):
         typer.echo(f"{key.ljust(width)}  {'' if value is None else value}")

@@ -191,11 +191,13 @@ def _refuse_read_only(version: int | None, where: str) -> None:
 
 
 def ensure_schema(engine: sa.Engine, where: str, tables: Sequence[sa.Table], engine_steps: EngineSteps,
-                  *, read_only: bool = False, check: bool = True) -> None:
+                  *, read_only: bool = False, check: bool = True, create: bool = True) -> bool:
     """Create, check or upgrade the schema of the store behind ``engine`` (see module doc):
-    a new store gets ``tables``, an older one every step above its version. A database that
-    holds another application's tables, or a ledger whose schema is incomplete, is refused
-    untouched (:mod:`.survey`; without ``check``, as a repair does before it completes it)."""
+    a new store gets ``tables`` (only with ``create``: opening never creates, the first
+    write does), an older one every step above its version. A database that holds another
+    application's tables, or a ledger whose schema is incomplete, is refused untouched
+    (:mod:`.survey`; without ``check``, as a repair does before it completes it). Returns
+    whether the store holds a ledger now."""
     with engine.connect() as conn:
         version = read_version(conn)
         found = survey(conn)
@@ -204,7 +206,9 @@ def ensure_schema(engine: sa.Engine, where: str, tables: Sequence[sa.Table], eng
     if check:
         _check(found, version, tables, where)
     if version == target:
-        return
+        return True
+    if version is None and not create:
+        return False
     if read_only:
         _refuse_read_only(version, where)
     if version is not None:
@@ -222,7 +226,7 @@ def ensure_schema(engine: sa.Engine, where: str, tables: Sequence[sa.Table], eng
             T.metadata.create_all(conn, tables=list(tables))
             set_version(conn, target)
             log.info("created perfledger schema v%d in %s", target, where)
-            return
+            return True
         _refuse_newer(version, where)
         for step in MIGRATIONS:
             if step.version > version:
@@ -236,6 +240,7 @@ def ensure_schema(engine: sa.Engine, where: str, tables: Sequence[sa.Table], eng
         # An older ledger that lost a table upgrades into an incomplete one: refused, rolled back.
         if check:
             _check(survey(conn), current_version(), tables, where)
+    return True
 
 
 def _check(found: Survey, version: int | None, tables: Sequence[sa.Table], where: str) -> None:
