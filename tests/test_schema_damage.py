@@ -220,6 +220,7 @@ def test_a_read_never_creates_a_ledger(engine: str, tmp_path: Path) -> None:
                 r = run_cli("--store", where, *args)
                 assert r.returncode == 0, (args, r.stderr)
             assert "no ledger here yet" in run_cli("--store", where, "stats").stdout
+            assert "nothing to repair" in run_cli("--store", where, "repair").stdout
             assert not [t for t in _tables(url) if t.startswith("pl_")]
             if engine == "directory":
                 made = [p.name for p in Path(where).iterdir() if not p.name.startswith("perfledger.db")]

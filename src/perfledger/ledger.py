@@ -377,9 +377,11 @@ class Ledger:
         guarded = tuple(SeedMirrors(loc.directory).paths.values()) if loc.directory is not None else ()
         store = open_store(loc.url, ledger=loc.describe(), guarded=guarded, repair=True)
         try:
-            done = list(store.repaired)
+            done, absent = list(store.repaired), store.absent
         finally:
             store.dispose()
+        if absent:  # nothing there: a repair creates no ledger
+            return done
         with cls(loc) as led:
             if led.mirrors_enabled:
                 led.rebuild_mirrors()

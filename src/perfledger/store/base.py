@@ -204,6 +204,11 @@ class Store(ABC):
     #: What opening it with ``repair`` did, one line each (empty otherwise).
     repaired: Sequence[str] = ()
 
+    @property
+    def absent(self) -> bool:
+        """Whether the database holds no ledger yet (reads answer as an empty one)."""
+        return False
+
     @abstractmethod
     def writing(self) -> AbstractContextManager[WriteTx]:
         """A write transaction (serialised with every other writer); raises

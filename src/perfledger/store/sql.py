@@ -52,6 +52,7 @@ from .errors import Cause, boundary, perfledger_error
 from .migrations import ensure_schema, read_version
 from .queries import Source, name_clauses, plain_clauses, window_clauses
 from .reads import read_best, read_directions
+from .survey import survey
 from .writes import SQLReadTx, SQLWriteTx
 
 if TYPE_CHECKING:
@@ -98,6 +99,13 @@ class SQLStore(Store):
 
         if self.read_only_reason is not None:
             raise ReadOnlyLedgerError(self.read_only_reason)
+        with self.engine.connect() as conn:
+            nothing = survey(conn).empty
+            conn.rollback()
+        if nothing:  # no ledger here: nothing to repair, and a repair creates none
+            self._absent = True
+            self.repaired = ["no ledger here yet: nothing to repair (the first write creates it)"]
+            return
         done = repair_schema(self.engine, self.where, self.TABLES, self.STEPS, before_upgrade=True)
         ensure_schema(self.engine, self.where, self.TABLES, self.STEPS, check=False)
         done += repair_schema(self.engine, self.where, self.TABLES, self.STEPS, before_upgrade=False)
