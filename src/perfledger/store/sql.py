@@ -125,10 +125,7 @@ class SQLStore(Store):
         """A read never creates a ledger: while the database holds none, reads answer as an
         empty ledger does. Each such read looks again; once another process created the
         ledger, it is checked (or upgraded) as an open does, and read."""
-        def version(conn: sa.Connection) -> int | None:
-            return read_version(conn)
-
-        if self._read(version) is None:
+        if self._read(read_version) is None:
             return True
         with self._boundary(write=False, opening=True):
             ensure_schema(self.engine, self.where, self.TABLES, self.STEPS,
