@@ -65,12 +65,14 @@ def pg_server_url() -> Iterator[str]:
 
 
 def _reset(url: str) -> None:
-    """Records and registered metrics gone: each test starts from an empty ledger."""
+    """Records, registered metrics and cleared records gone: each test starts from an empty ledger."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM pl_metric_defs")
+        for table in ("pl_cleared_extra", "pl_cleared_records", "pl_cleared"):  # what clears kept
+            conn.exec_driver_sql(f"DELETE FROM {table}")
     engine.dispose()
 
 

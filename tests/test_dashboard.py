@@ -121,6 +121,12 @@ def test_clear_needs_confirmation(seeded: Path) -> None:
     assert records(seeded) == 0
     assert any("No evaluations logged yet" in i.value for i in at.info)
     assert at.sidebar.checkbox(key="confirm_clear").value is False
+    # The page says how to undo it, and it can be undone.
+    assert any("perfledger restore" in s.value for s in at.sidebar.success)
+    assert any("perfledger restore" in c.value for c in at.sidebar.caption)
+    with Ledger(seeded) as led:
+        assert led.restore_cleared() == 120
+    assert records(seeded) == 120
 
 
 def _fill_form(at: AppTest, **values: Any) -> AppTest:

@@ -114,6 +114,7 @@ def test_sqlite_upgrade_keeps_a_backup_of_the_old_file(
 
 def test_a_newer_store_is_refused_naming_both_versions(tmp_path: Path) -> None:
     led = Ledger(tmp_path / "l")
+    led.clear()  # the first write creates the schema (opening creates nothing)
     led.close()
     con = sqlite3.connect(tmp_path / "l" / "perfledger.db")
     con.execute("UPDATE pl_meta SET value = '42' WHERE key = 'schema_version'")

@@ -422,6 +422,7 @@ def test_a_copy_that_fails_part_way_leaves_the_target_as_it_was(
     src.log_many([{"model_name": f"M{i % 3}", "ticker": f"T{i % 4}", "sharpe": i / 10,
                    "ic": i / 100, "notes": f"copied-{i}"} for i in range(30)])
     dst = Ledger(tmp_path / "dst")
+    dst.clear()  # an existing empty ledger (opening alone creates nothing: no files to compare)
     store = dst._writable()
     before = _identities(dst.directory)
     inserts: list[int] = []

@@ -30,6 +30,7 @@ def test_a_newer_schema_is_refused_untouched(ledger_dir: Path) -> None:
 
 
 def test_sqlite_store_uses_wal_and_indexes(ledger: Ledger) -> None:
+    ledger.clear()  # the first write creates the tables (opening creates nothing)
     con = sqlite3.connect(ledger.directory / "perfledger.db")
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     with ledger._ensure().engine.connect() as conn:  # the ledger's own connections

@@ -31,7 +31,8 @@ def _damage(db: Path, first_page: int = 0) -> None:
     """Overwrite every page from ``first_page`` on (but the header's first bytes) with
     garbage, in place (same inode): what a failing disk or another program writing into the
     file leaves. The log is checkpointed into the file first, so no page is left to read
-    intact from the WAL. From page 8 on, the schema still reads: only records are damaged."""
+    intact from the WAL. From past the last root page on (:func:`_past_the_schema`), the schema
+    still reads: only records are damaged."""
     con = sqlite3.connect(db)
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     con.close()
@@ -40,6 +41,16 @@ def _damage(db: Path, first_page: int = 0) -> None:
         for offset in range(max(first_page * 4096, 100), size, 4096):
             f.seek(offset + (50 if first_page else 0))
             f.write(os.urandom(min(2000 if first_page else 4096, size - offset)))
+
+
+def _past_the_schema(db: Path) -> int:
+    """The first page after every table's and index's root page: damaging from there on
+    leaves the schema (and the small tables: meta, directions) readable, the records not."""
+    con = sqlite3.connect(db)
+    try:
+        return int(con.execute("SELECT MAX(rootpage) FROM sqlite_master").fetchone()[0])
+    finally:
+        con.close()
 
 
 def _full(tmp_path: Path) -> Ledger:
@@ -171,7 +182,8 @@ def test_a_copy_from_a_damaged_source_names_the_source(tmp_path: Path) -> None:
     the damaged source, not the healthy target, and the target stays empty."""
     source = _full(tmp_path)
     source.close()
-    _damage(tmp_path / "ledger" / "perfledger.db", first_page=8)
+    db = tmp_path / "ledger" / "perfledger.db"
+    _damage(db, first_page=_past_the_schema(db))
     target = tmp_path / "target"
     with pytest.raises(StorageError) as info:
         Ledger(tmp_path / "ledger").copy_to(target)

@@ -72,6 +72,7 @@ def test_an_old_ledger_opens_and_reads_exactly_as_its_release_wrote_it(old_locat
         assert led.metric_directions() == EXPECTED["metric_directions"]
         stats = led.stats()
         stats.pop("state")
+        assert stats.pop("cleared") == 0  # schema v6: records a clear kept (none yet)
         assert stats == EXPECTED["stats"]
         assert led.tickers() == EXPECTED["tickers"]
         assert led.models() == EXPECTED["models"]
@@ -103,9 +104,25 @@ def test_an_upgraded_schema_is_the_schema_a_new_ledger_gets(old_location: Any, t
         upgraded = led.url.render_as_string(hide_password=False)
     if led.url.get_backend_name() == "sqlite":
         fresh = Ledger(tmp_path / "fresh")
+        fresh.clear()  # the first write creates the schema (opening creates nothing)
     else:
         fresh = request.getfixturevalue("pg_ledger")
     assert _schema(upgraded) == _schema(fresh.url.render_as_string(hide_password=False))
+
+
+def test_an_upgraded_ledger_clears_and_restores_every_old_record(old_location: Any,
+                                                                 EXPECTED: dict[str, Any]) -> None:
+    """Schema v6 keeps what a clear takes out: an old ledger's records come back exactly."""
+    with Ledger(old_location) as led:
+        led.clear()
+        assert led.history().empty and led.best() == {}
+        assert led.stats()["cleared"] == len(EXPECTED["records"])
+    with Ledger(old_location) as led:
+        assert led.restore_cleared() == len(EXPECTED["records"])
+        key = lambda r: (r["timestamp"], r["ticker"], r["model_name"], r["notes"])  # noqa: E731
+        assert sorted(as_json(led.records()), key=key) == sorted(EXPECTED["records"], key=key)
+        assert as_json(led.best()) == EXPECTED["best"]
+        assert led.stats()["cleared"] == 0
 
 
 def test_the_old_mirrors_keep_every_record(tmp_path: Path, version: str, EXPECTED: dict[str, Any]) -> None:

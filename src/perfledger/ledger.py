@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,14 @@ from .frames import STATS, history_frame, leaderboard_frame, records_from_frame
 from .location import DB_NAME, Location, describe_store, resolve
 from .mirrors.rebuild import write_seed_files
 from .mirrors.seed_files import Mirrors, NoMirrors, SeedMirrors
-from .records.arguments import check_bounds, check_count, check_limit, check_names, check_probability
+from .records.arguments import (
+    check_age,
+    check_bounds,
+    check_count,
+    check_limit,
+    check_names,
+    check_probability,
+)
 from .records.batch import Batch
 from .records.labels import LabelKind, check_filter, decode, group_column, parse_by, sort_key
 from .records.record import CORE_METRICS
@@ -305,13 +313,81 @@ class Ledger:
                 m.write_best()
 
     def clear(self) -> None:
-        """Delete every record (registered metrics stay registered). Mirrors become empty."""
+        """Take every record out of the ledger (registered metrics stay registered): reads
+        see an empty ledger and the mirrors become empty. The records are kept until
+        :meth:`purge_cleared` deletes them, so :meth:`restore_cleared` can undo the clear;
+        ``stats()["cleared"]`` says how many are kept."""
         store = self._writable()
         # Entering the mirrors' transaction adopts records only a mirror holds: not lost.
         with store.writing() as tx, self._mirrors.transaction(tx) as m:
-            tx.clear()
+            kept = tx.clear()
             m.reset()
-        log.info("cleared %s", describe_store(self.url))
+        log.info("cleared %s (%d records kept until purged: `perfledger restore` brings them back)",
+                 describe_store(self.url), kept)
+
+    def restore_cleared(self) -> int:
+        """Bring back every record that earlier clears took out and no purge deleted, exactly
+        as it was logged (timestamps, metrics, custom metrics, params, tags, notes), beside
+        any record logged since; best models, leaderboards and the mirrors follow. One
+        transaction: all come back or none. Returns how many records came back."""
+        store = self._writable()
+        for attempt in range(8):
+            try:
+                with store.writing() as tx, self._mirrors.transaction(tx) as m:
+                    restored = 0
+                    for batch in tx.cleared_batches():
+                        m.insert(batch)
+                        restored += len(batch)
+                    if restored:
+                        tx.forget_cleared()
+                        m.write_best()
+                break
+            except WriteConflictError:
+                if attempt == 7:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+        log.info("restored %d cleared records into %s", restored, describe_store(self.url))
+        return restored
+
+    def purge_cleared(self, older_than: timedelta | str | None = None) -> int:
+        """Delete for good the records kept by clears made more than ``older_than`` ago (a
+        ``timedelta`` or text such as ``'30d'``, ``'12h'``, ``'2w'``; None: every clear).
+        Returns how many records were deleted; they can no longer be restored."""
+        age = check_age("older_than", older_than)
+        store = self._writable()
+        before = None if age is None else time.time_ns() // 1000 - age // timedelta(microseconds=1)
+        with store.writing() as tx:
+            purged = tx.forget_cleared(before)
+        log.info("purged %d cleared records from %s", purged, describe_store(self.url))
+        return purged
+
+    @classmethod
+    def repair(cls, location: str | os.PathLike[str] | sa.URL | Location | None = None) -> list[str]:
+        """Make a ledger whose schema is damaged whole again: recreate the missing tables
+        (and a missing ``pl_meta``), recompute every derived table (best models, summaries,
+        pairs, params/tags labels) from the records, and rewrite the mirror files from the
+        database. Returns what was done, one line each.
+
+        A classmethod: a damaged ledger does not open (``Ledger(location)`` raises
+        :class:`~perfledger.errors.StorageError` with ``cause="schema"``, naming what is
+        missing). When the records table itself is gone nothing can be recomputed: it
+        raises the same error, pointing at the mirror files and the backups, and creates
+        nothing."""
+        loc = resolve(location)
+        guarded = tuple(SeedMirrors(loc.directory).paths.values()) if loc.directory is not None else ()
+        store = open_store(loc.url, ledger=loc.describe(), guarded=guarded, repair=True)
+        try:
+            done, absent = list(store.repaired), store.absent
+        finally:
+            store.dispose()
+        if absent:  # nothing there: a repair creates no ledger
+            return done
+        with cls(loc) as led:
+            if led.mirrors_enabled:
+                led.rebuild_mirrors()
+                done.append("rewrote the mirror files from the database")
+        log.info("repaired %s: %s", loc.describe(), "; ".join(done))
+        return done
 
     def rebuild_mirrors(self) -> None:
         """Rewrite the three seed files from the database."""
@@ -618,7 +694,28 @@ class Ledger:
         return decay_frame(store.metric_tails(query), metric, higher, recent=recent_n, alpha=level,
                            baseline=base_n)
 
+    def info(self) -> dict[str, Any]:
+        """What ``perfledger stats`` prints: the store (described, passwords hidden), its
+        schema version, :meth:`stats` (without the ``state`` token) and, for a ledger
+        directory, the size in bytes of each file in it (the database, its write-ahead log,
+        the mirrors, kept copies)."""
+        store = self._ensure()
+        out: dict[str, Any] = {"store": self.location.describe(), "schema_version": store.schema_version()}
+        out.update((k, v) for k, v in store.stats().items() if k != "state")
+        if self.directory is not None:
+            sizes = {}
+            for path in sorted(self.directory.iterdir()):
+                try:
+                    if path.is_file():
+                        sizes[path.name] = path.stat().st_size
+                except OSError:  # removed meanwhile
+                    continue
+            out["files"] = sizes
+            out["total_bytes"] = sum(sizes.values())
+        return out
+
     def stats(self) -> dict[str, Any]:
-        """Record, ticker and model counts, the latest timestamp, and a ``state`` token that
-        changes whenever the ledger does (for caches)."""
+        """Record, ticker and model counts, ``cleared`` (records cleared and kept until
+        purged: :meth:`restore_cleared` brings them back), the latest timestamp, and a
+        ``state`` token that changes whenever the ledger does (for caches)."""
         return dict(self._ensure().stats())

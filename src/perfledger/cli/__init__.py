@@ -34,6 +34,10 @@ COMMANDS = {
     "dashboard": manage.dashboard,
     "copy": manage.copy,
     "clear": manage.clear,
+    "restore": manage.restore,
+    "purge": manage.purge,
+    "stats": query.stats,
+    "repair": manage.repair,
 }
 for _name, _function in COMMANDS.items():
     app.command(_name, cls=Command)(_function)

@@ -155,6 +155,25 @@ def open_ledger(ctx: typer.Context) -> Ledger:
     return Ledger(store_of(ctx))
 
 
+def installed_version() -> str:
+    """The installed distribution's version (its metadata; no heavy import), or the
+    package's own when running from a source tree that was not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("perfledger")
+    except PackageNotFoundError:
+        from .. import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"perfledger {installed_version()}")
+        raise typer.Exit(EXIT_OK)
+
+
 @app.callback()
 def _main(
     ctx: typer.Context,
@@ -167,6 +186,10 @@ def _main(
             show_default=False,
         ),
     ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                           help="Print the installed version and exit.")
+    ] = False,
 ) -> None:
     """A model-performance ledger: log evaluations, query history, find the best model per ticker.
 

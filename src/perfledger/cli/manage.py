@@ -1,4 +1,5 @@
-"""Commands that change or move the ledger: log, import, export, copy, clear, dashboard."""
+"""Commands that change or move the ledger: log, import, export, copy, clear, restore, purge, repair,
+dashboard."""
 
 from __future__ import annotations
 
@@ -189,9 +190,11 @@ def copy(
 
 def clear(
     ctx: typer.Context,
-    yes: Annotated[bool, typer.Option("--yes", help="Confirm: delete every record.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: clear every record.")] = False,
 ) -> None:
-    """Delete every record in the ledger (registered metric directions stay).
+    """Clear every record from the ledger (registered metric directions stay).
+
+    The records are kept until `perfledger purge`: `perfledger restore` brings them back.
 
     Example: perfledger --store ./scratch clear --yes
     """
@@ -200,11 +203,65 @@ def clear(
     if not yes:
         with library_errors():
             where = resolve(store_of(ctx)).describe()
-        fail(f"clear deletes every record in {where}; pass --yes to confirm")
+        fail(f"clear takes every record out of {where}; pass --yes to confirm")
     with library_errors():
         led = open_ledger(ctx)
         led.clear()
-    typer.echo(f"Cleared {led!r}")
+        kept = led.stats()["cleared"]
+    typer.echo(f"Cleared {led!r}; {kept} cleared record(s) kept: `perfledger restore` brings them "
+               "back, `perfledger purge` deletes them for good")
+
+
+def restore(ctx: typer.Context) -> None:
+    """Bring back every cleared record that was not purged (beside any logged since).
+
+    Example: perfledger --store ./memory/logs restore
+    """
+    with library_errors():
+        led = open_ledger(ctx)
+        n = led.restore_cleared()
+    typer.echo(f"Restored {n} record(s) into {led!r}")
+
+
+def purge(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str | None, typer.Option("--older-than", metavar="AGE",
+                                 help="Only clears older than AGE, e.g. 30d, 12h, 2w (default: all).")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: delete cleared records for good.")] = False,
+) -> None:
+    """Delete cleared records for good (they can no longer be restored).
+
+    Example: perfledger --store ./memory/logs purge --older-than 30d --yes
+    """
+    from ..records.arguments import check_age
+
+    with library_errors():
+        check_age("--older-than", older_than)
+    if not yes:
+        fail("purge deletes cleared records for good (no restore afterwards); pass --yes to confirm")
+    with library_errors():
+        led = open_ledger(ctx)
+        n = led.purge_cleared(older_than)
+    typer.echo(f"Purged {n} cleared record(s) from {led!r}")
+
+
+def repair(ctx: typer.Context) -> None:
+    """Make a ledger with a damaged schema whole: recreate missing tables, recompute every
+    derived table (best models, summaries, labels) from the records, rewrite the mirrors.
+
+    When the records table itself is gone it says so and changes nothing (restore a backup,
+    or import the mirror files into a new ledger).
+
+    Example: perfledger --store ./memory/logs repair
+    """
+    from ..ledger import Ledger
+
+    with library_errors():
+        done = Ledger.repair(store_of(ctx))
+    for line in done:
+        typer.echo(f"Repaired: {line}")
 
 
 def dashboard(

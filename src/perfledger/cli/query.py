@@ -1,4 +1,4 @@
-"""Commands that read the ledger: history, best, tickers, models, leaderboard, check, decay."""
+"""Commands that read the ledger: history, best, tickers, models, leaderboard, check, decay, stats."""
 
 from __future__ import annotations
 
@@ -276,3 +276,47 @@ def decay(
         typer.echo(f"{decayed} of {len(frame)} pair(s) decayed (one-sided Mann-Whitney U, p < {alpha:g}).")
     if decayed:
         raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def stats(ctx: typer.Context, format_: Format = OutputFormat.table) -> None:
+    """Show what the ledger holds: records, tickers, models, cleared records kept, the schema
+    version, where it is and (for a directory) its files' sizes.
+
+    Example: perfledger --store ./memory/logs stats --format json
+    """
+    with library_errors():
+        info = open_ledger(ctx).info()
+    if format_ == OutputFormat.json:
+        echo_json(info)
+        return
+    if format_ == OutputFormat.csv:
+        typer.echo("field,value")
+        for key, value in _flat(info):
+            typer.echo(f"{key},{_csv_cell(value)}")
+        return
+    if info["schema_version"] is None:
+        info["schema_version"] = "none: no ledger here yet (the first write creates it)"
+    width = max(len(k) for k, _ in _flat(info))
+    for key, value in _flat(info):
+        typer.echo(f"{key.ljust(width)}  {'' if value is None else value}")
+
+
+def _flat(info: dict[str, object]) -> list[tuple[str, object]]:
+    """``files`` spread out as ``file <name>`` rows (sizes in bytes)."""
+    rows: list[tuple[str, object]] = []
+    for key, value in info.items():
+        if isinstance(value, dict):
+            rows.extend((f"file {name}", size) for name, size in value.items())
+        else:
+            rows.append((_LABELS.get(key, key), value))
+    return rows
+
+
+#: Table labels that say more than the JSON keys.
+_LABELS = {"cleared": "cleared (kept, restorable)", "schema_version": "schema version",
+           "last_timestamp": "last logged", "total_bytes": "total bytes"}
+
+
+def _csv_cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n\r') else text

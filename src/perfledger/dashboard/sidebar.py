@@ -55,11 +55,12 @@ def on_add_sample(location: str) -> None:
 
 def _on_clear(location: str) -> None:
     if not st.session_state.get("confirm_clear"):
-        _flash("warning", "Tick the confirmation box first — nothing was deleted.")
+        _flash("warning", "Tick the confirmation box first — nothing was cleared.")
         return
     data.get_ledger(location).clear()
     st.session_state["confirm_clear"] = False
-    _flash("success", "All records were deleted.")
+    _flash("success", "All records were cleared. They are kept until purged: `perfledger restore` "
+                      "brings them back.")
 
 
 def _on_log(location: str) -> None:
@@ -131,7 +132,10 @@ def render_actions(location: str, records: int) -> None:
         if st.session_state.get("log_error"):
             st.error(f"Not logged: {st.session_state['log_error']}")
     with st.expander("🗑️ Clear all data"):
-        st.checkbox(f"I understand this permanently deletes all {records:,} records", key="confirm_clear")
+        st.checkbox(f"I understand this clears all {records:,} records", key="confirm_clear")
+        st.caption("Cleared records are kept until purged: `perfledger restore` (or "
+                   "`Ledger.restore_cleared()`) brings them back; `perfledger purge` deletes them "
+                   "for good.")
         st.button(
             "Clear all data",
             key="clear",

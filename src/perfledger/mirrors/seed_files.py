@@ -107,12 +107,17 @@ class SeedMirrors:
         records the new identity, so the next open is cheap again.
 
         Records stored beyond the last one the files hold (by a ``mirrors=False`` ledger)
-        put them out of step: the next write appends them."""
+        put them out of step: the next write appends them.
+
+        A ledger that holds nothing and never recorded a state, beside no file at all (a new
+        directory), is in step: opening it must create nothing; its first write writes them."""
         text, last_id = store.get_meta(STATE_KEY), store.last_id()
         state = parse_state(text, last_id)
+        stats = stat_files(self.paths)
+        if text is None and last_id == 0 and all(st is None for st in stats.values()):
+            return True
         if state is None or last_id > state.upto:
             return False
-        stats = stat_files(self.paths)
         return all(self._same(k, state.files[k], stats[k], read=verify) for k in KEYS)
 
     def close(self) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from ..errors import ValidationError
@@ -77,3 +79,30 @@ def check_probability(fieldname: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
         raise _fail(fieldname, f"{fieldname}={value!r} must be a number between 0 and 1, e.g. 0.01")
     return float(value)
+
+
+_AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def check_age(fieldname: str, value: Any) -> timedelta | None:
+    """An age (``purge --older-than``): a ``timedelta`` or text such as ``30d``, ``12h``,
+    ``2w`` (units s, m, h, d, w); None means no age limit."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        age = value
+    elif isinstance(value, str):
+        found = re.fullmatch(r"\s*(\d{1,12})\s*([smhdw])\s*", value.lower())
+        if found is None:
+            raise _fail(fieldname, f"{fieldname}={value!r} is not an age such as '30d', '12h' or '2w' "
+                                   "(units s, m, h, d, w)")
+        try:
+            age = timedelta(**{_AGE_UNITS[found.group(2)]: int(found.group(1))})
+        except OverflowError:
+            raise _fail(fieldname, f"{fieldname}={value!r} is longer than any date") from None
+    else:
+        raise _fail(fieldname, f"{fieldname} must be a timedelta or text such as '30d', got "
+                               f"{type(value).__name__} {value!r}")
+    if age < timedelta(0):
+        raise _fail(fieldname, f"{fieldname}={value!r} is negative")
+    return age

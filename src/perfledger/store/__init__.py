@@ -28,20 +28,23 @@ if TYPE_CHECKING:
     from .base import Store
 
 
-def open_store(url: sa.URL, *, ledger: str | None = None, guarded: Iterable[Path] = ()) -> Store:
+def open_store(url: sa.URL, *, ledger: str | None = None, guarded: Iterable[Path] = (),
+               repair: bool = False) -> Store:
     """Open (creating, checking or upgrading its schema) the store at ``url``. For an
     embedded database, ``ledger`` names it as the user knows it (its directory), and
     ``guarded`` lists files beside it that its writes also change (the mirrors): when this
-    process may not write one of them, the store opens read-only."""
+    process may not write one of them, the store opens read-only. With ``repair``, a damaged
+    schema is made whole and every derived table recomputed (``store.repaired`` says what
+    was done; :mod:`.repair`)."""
     backend = url.get_backend_name()
     if backend == "sqlite":
         from .sqlite.store import SQLiteStore
 
-        return SQLiteStore(url, ledger=ledger, guarded=guarded)
+        return SQLiteStore(url, ledger=ledger, guarded=guarded, repair=repair)
     if backend == "postgresql":
         from .postgres.store import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, repair=repair)
     from ..location import describe_url_text
 
     raise ValidationError(

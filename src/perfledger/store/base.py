@@ -177,7 +177,18 @@ class WriteTx(ReadTx):
     def set_meta(self, key: str, value: str) -> None: ...
 
     @abstractmethod
-    def clear(self) -> None: ...
+    def clear(self) -> int:
+        """Take every record out of the ledger (registered metrics stay), keeping them until
+        purged; returns how many were kept."""
+
+    @abstractmethod
+    def cleared_batches(self, chunk: int = 50_000) -> Iterator[Batch]:
+        """The records cleared and not purged, a batch at a time, in the order they were cleared."""
+
+    @abstractmethod
+    def forget_cleared(self, before_us: int | None = None) -> int:
+        """Delete for good the records kept by every clear made before ``before_us`` (UTC
+        microseconds; None: all); returns how many records."""
 
     @abstractmethod
     def register_metric(self, name: str, higher_is_better: bool) -> bool:
@@ -190,6 +201,13 @@ class Store(ABC):
 
     #: Why this process may not write the store (the one line its writes raise), or None.
     read_only_reason: str | None = None
+    #: What opening it with ``repair`` did, one line each (empty otherwise).
+    repaired: Sequence[str] = ()
+
+    @property
+    def absent(self) -> bool:
+        """Whether the database holds no ledger yet (reads answer as an empty one)."""
+        return False
 
     @abstractmethod
     def writing(self) -> AbstractContextManager[WriteTx]:
@@ -259,7 +277,12 @@ class Store(ABC):
 
     @abstractmethod
     def stats(self) -> Mapping[str, Any]:
-        """Counts, the latest log time and a ``state`` token that changes on every write."""
+        """Counts (records, tickers, models, ``cleared``: records cleared and kept until
+        purged), the latest log time and a ``state`` token that changes on every write."""
+
+    @abstractmethod
+    def schema_version(self) -> int:
+        """The schema version the store is at (this release's, once it opened)."""
 
     @abstractmethod
     def after_fork(self) -> None:

@@ -44,6 +44,7 @@ import sqlalchemy as sa
 
 from ..errors import ReadOnlyLedgerError, SchemaVersionError
 from . import schema as T
+from .survey import Survey, refuse_damaged, refuse_foreign, survey
 
 if TYPE_CHECKING:
     from .writes import SQLWriteTx
@@ -116,6 +117,25 @@ def _v5_pair_index(conn: sa.Connection) -> None:
     )
 
 
+def _v6_cleared(conn: sa.Connection) -> None:
+    """A clear can be undone: the records it takes out are kept in ``pl_cleared_records`` (and
+    their custom metrics in ``pl_cleared_extra``), one ``pl_cleared`` row per clear saying
+    when and how many, until ``purge`` deletes them.
+
+    Why tables of their own rather than a ``cleared_at`` marker on each record: with a
+    marker, every read of the ledger (history, best, tickers, the leaderboard, decay, the
+    labels, the derived tables' merges) would have to filter it out, each index would carry
+    the cleared rows, and the hot paths (``history()``, ``best()``, benchmarked) would pay a
+    filter per row for records nobody can see. Moved out, the live tables hold exactly what
+    they held before v6: every read runs the same SQL over the same rows, as fast as before,
+    and only ``restore``/``purge``/``stats`` ever look at the kept ones. A clear costs one
+    copy of the rows (clears are rare); a restore inserts them again through the ordinary
+    insert path, so the best, summary, pair and label tables and the mirrors are updated by
+    the code that keeps them for every log."""
+    for table in T.CLEARED_TABLES:
+        table.create(conn)
+
+
 #: Every migration, in order; a new one is appended with the next version number.
 MIGRATIONS: list[Migration] = [
     Migration(2, "params and tags as JSONB on PostgreSQL", None),
@@ -123,6 +143,8 @@ MIGRATIONS: list[Migration] = [
     Migration(4, "params and tags searchable (pl_labels; pl_record_labels on SQLite, GIN indexes "
                  "on PostgreSQL), filled from the records already stored", _v4_labels),
     Migration(5, "index (model_name, ticker, ts, id) for the latest values per pair", _v5_pair_index),
+    Migration(6, "cleared records kept until purged (pl_cleared, pl_cleared_records, pl_cleared_extra)",
+              _v6_cleared),
 ]
 
 
@@ -139,7 +161,7 @@ def read_version(conn: sa.Connection) -> int | None:
     return int(row) if row is not None else BASELINE_VERSION
 
 
-def _set_version(conn: sa.Connection, version: int) -> None:
+def set_version(conn: sa.Connection, version: int) -> None:
     conn.execute(sa.delete(T.meta).where(T.meta.c.key == "schema_version"))
     conn.execute(sa.insert(T.meta).values(key="schema_version", value=str(version)))
 
@@ -169,15 +191,24 @@ def _refuse_read_only(version: int | None, where: str) -> None:
 
 
 def ensure_schema(engine: sa.Engine, where: str, tables: Sequence[sa.Table], engine_steps: EngineSteps,
-                  *, read_only: bool = False) -> None:
+                  *, read_only: bool = False, check: bool = True, create: bool = True) -> bool:
     """Create, check or upgrade the schema of the store behind ``engine`` (see module doc):
-    a new store gets ``tables``, an older one every step above its version."""
+    a new store gets ``tables`` (only with ``create``: opening never creates, the first
+    write does), an older one every step above its version. A database that holds another
+    application's tables, or a ledger whose schema is incomplete, is refused untouched
+    (:mod:`.survey`; without ``check``, as a repair does before it completes it). Returns
+    whether the store holds a ledger now."""
     with engine.connect() as conn:
         version = read_version(conn)
+        found = survey(conn)
         conn.rollback()
     target = current_version()
+    if check:
+        _check(found, version, tables, where)
     if version == target:
-        return
+        return True
+    if version is None and not create:
+        return False
     if read_only:
         _refuse_read_only(version, where)
     if version is not None:
@@ -191,10 +222,11 @@ def ensure_schema(engine: sa.Engine, where: str, tables: Sequence[sa.Table], eng
             engine_steps.lock(conn)
         version = read_version(conn)  # again, under the lock: another opener may have done it
         if version is None:
+            _check(survey(conn), None, tables, where)
             T.metadata.create_all(conn, tables=list(tables))
-            _set_version(conn, target)
+            set_version(conn, target)
             log.info("created perfledger schema v%d in %s", target, where)
-            return
+            return True
         _refuse_newer(version, where)
         for step in MIGRATIONS:
             if step.version > version:
@@ -204,4 +236,19 @@ def ensure_schema(engine: sa.Engine, where: str, tables: Sequence[sa.Table], eng
                 own = engine_steps.steps.get(step.version)
                 if own is not None:
                     own(conn)
-                _set_version(conn, step.version)
+                set_version(conn, step.version)
+        # An older ledger that lost a table upgrades into an incomplete one: refused, rolled back.
+        if check:
+            _check(survey(conn), current_version(), tables, where)
+    return True
+
+
+def _check(found: Survey, version: int | None, tables: Sequence[sa.Table], where: str) -> None:
+    """Refuse another application's database, and a ledger at this release's version whose
+    schema is incomplete (an older one is checked after its upgrade)."""
+    if version is None:
+        refuse_foreign(found, where)
+        if found.columns:  # perfledger tables without a version: the meta (and maybe the records) gone
+            refuse_damaged(found, tables, where, versioned=False)
+    elif version == current_version():
+        refuse_damaged(found, tables, where, versioned=True)

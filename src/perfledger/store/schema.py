@@ -16,7 +16,10 @@ up to date *in the same transaction* as each insert, so that the questions users
 * ``pl_record_labels`` (SQLite only) which record carries which label, indexed both ways:
   what makes ``history(tags=...)`` an index lookup on the embedded store. PostgreSQL filters
   the JSONB columns themselves, through GIN indexes (``jsonb_path_ops``, for ``@>``);
-* ``pl_meta``      schema version and the mirror files' committed state.
+* ``pl_meta``      schema version and the mirror files' committed state;
+* ``pl_cleared``, ``pl_cleared_records``, ``pl_cleared_extra`` (schema v6): records a clear
+  took out of the ledger, kept until purged so that the clear can be undone. They are not
+  records of the ledger: no read but ``restore``/``purge``/``stats`` looks at them.
 
 Tables are prefixed ``pl_`` so a ledger can live in a team's existing database.
 """
@@ -160,5 +163,39 @@ record_labels = sa.Table(
     sqlite_with_rowid=False,
 )
 
+#: One row per clear that kept records: when, and how many (``Ledger.restore_cleared`` brings
+#: them back, ``Ledger.purge_cleared`` deletes them for good).
+cleared = sa.Table(
+    "pl_cleared",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("cleared_at", sa.BigInteger, nullable=False),  # UTC microseconds since the epoch
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+
+#: The records of each clear, exactly as ``pl_records`` held them (its id kept: the order they
+#: come back in). Keyed by (clear, id): a SQLite ledger reuses ids after a clear.
+cleared_records = sa.Table(
+    "pl_cleared_records",
+    metadata,
+    sa.Column("clear_id", sa.BigInteger, primary_key=True),
+    *(sa.Column(c.name, sa.BigInteger() if c.name == "id" else c.type, primary_key=c.name == "id",
+                nullable=c.nullable, autoincrement=False) for c in records.c),
+)
+
+#: The custom metric values of each clear's records.
+cleared_extra = sa.Table(
+    "pl_cleared_extra",
+    metadata,
+    sa.Column("clear_id", sa.BigInteger, primary_key=True),
+    sa.Column("record_id", sa.BigInteger, primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Float, nullable=False),
+)
+
+#: The tables that hold what a clear kept (schema v6).
+CLEARED_TABLES = (cleared, cleared_records, cleared_extra)
+
 #: The tables every store has; an engine's store adds its own (SQLite: ``pl_record_labels``).
-COMMON_TABLES = (records, extra, metric_defs, best, summary, pairs, meta, import_keys, labels)
+COMMON_TABLES = (records, extra, metric_defs, best, summary, pairs, meta, import_keys, labels,
+                 *CLEARED_TABLES)

@@ -32,15 +32,27 @@ import sqlalchemy as sa
 
 from ..errors import PerfLedgerError, ReadOnlyLedgerError, StorageError
 from ..location import describe_store
-from ..records.record import CORE_METRICS
+from ..records.record import CORE_DIRECTIONS, CORE_METRICS
 from ..records.timestamps import format_ts
 from . import schema as T
-from .base import HistoryQuery, HistoryRows, LabelRow, PairRow, ReadAgain, StatRow, Store, TailQuery
+from .absent import EMPTY_READ, empty_history, empty_tails
+from .base import (
+    HistoryQuery,
+    HistoryRows,
+    LabelRow,
+    PairRow,
+    ReadAgain,
+    ReadTx,
+    StatRow,
+    Store,
+    TailQuery,
+)
 from .columnar import ArrowPool, ColumnarReadFailed, typed
 from .errors import Cause, boundary, perfledger_error
-from .migrations import ensure_schema
+from .migrations import ensure_schema, read_version
 from .queries import Source, name_clauses, plain_clauses, window_clauses
 from .reads import read_best, read_directions
+from .survey import survey
 from .writes import SQLReadTx, SQLWriteTx
 
 if TYPE_CHECKING:
@@ -65,14 +77,68 @@ class SQLStore(Store):
     #: Whose rights a read-only error names.
     who = "this user"
 
-    def __init__(self, url: sa.URL, engine: sa.Engine, arrow: ArrowPool | None):
+    def __init__(self, url: sa.URL, engine: sa.Engine, arrow: ArrowPool | None, *, repair: bool = False):
         self.url = url
         self.where = describe_store(url)
         self.engine = engine
         self._arrow = arrow
         with self._boundary(write=False, opening=True):
-            ensure_schema(engine, self.where, self.TABLES, self.STEPS,
-                          read_only=self.read_only_reason is not None)
+            self._absent = False
+            if repair:
+                self._repair()
+                return
+            #: No ledger in the database yet: reads answer "empty" and create nothing; the
+            #: first write creates the schema (:meth:`_absent_now`, :meth:`writing`).
+            self._absent = not ensure_schema(engine, self.where, self.TABLES, self.STEPS,
+                                             read_only=self.read_only_reason is not None, create=False)
+
+    def _repair(self) -> None:
+        """Make a damaged schema whole (:mod:`.repair`), then recompute every derived table
+        from the records, in one write transaction."""
+        from .repair import repair_schema
+
+        if self.read_only_reason is not None:
+            raise ReadOnlyLedgerError(self.read_only_reason)
+        with self.engine.connect() as conn:
+            nothing = survey(conn).empty
+            conn.rollback()
+        if nothing:  # no ledger here: nothing to repair, and a repair creates none
+            self._absent = True
+            self.repaired = ["no ledger here yet: nothing to repair (the first write creates it)"]
+            return
+        done = repair_schema(self.engine, self.where, self.TABLES, self.STEPS, before_upgrade=True)
+        ensure_schema(self.engine, self.where, self.TABLES, self.STEPS, check=False)
+        done += repair_schema(self.engine, self.where, self.TABLES, self.STEPS, before_upgrade=False)
+        with self.writing() as tx:
+            n = tx.recompute()
+        self.repaired = [*done, f"recomputed the derived tables from {n} record(s)"]
+
+    # ------------------------------------------------------------------ a ledger not created yet
+
+    @property
+    def absent(self) -> bool:
+        """Whether the database holds no ledger yet (looked at again: another process's
+        first write may have created it since)."""
+        return self._absent and self._absent_now()
+
+    def _absent_now(self) -> bool:
+        """A read never creates a ledger: while the database holds none, reads answer as an
+        empty ledger does. Each such read looks again; once another process created the
+        ledger, it is checked (or upgraded) as an open does, and read."""
+        if self._read(read_version) is None:
+            return True
+        with self._boundary(write=False, opening=True):
+            ensure_schema(self.engine, self.where, self.TABLES, self.STEPS,
+                          read_only=self.read_only_reason is not None, create=False)
+        self._absent = False
+        return False
+
+    def _create(self) -> None:
+        """The first write: the schema is created (under the engine's lock; another
+        process's first write may have done it meanwhile)."""
+        with self._boundary(write=False, opening=True):
+            ensure_schema(self.engine, self.where, self.TABLES, self.STEPS)
+        self._absent = False
 
     # ------------------------------------------------------------------ engine hooks
 
@@ -164,6 +230,8 @@ class SQLStore(Store):
     def writing(self) -> Iterator[SQLWriteTx]:
         if self.read_only_reason is not None:
             raise ReadOnlyLedgerError(self.read_only_reason)
+        if self._absent:
+            self._create()
         # The boundary spelled out, not as one more context manager: this runs for every log().
         try:
             with self._transaction() as tx:
@@ -177,7 +245,10 @@ class SQLStore(Store):
             raise perfledger_error(cause, self.where, exc, write=True, who=self.who) from exc
 
     @contextmanager
-    def snapshot(self) -> Iterator[SQLReadTx]:
+    def snapshot(self) -> Iterator[ReadTx]:
+        if self.absent:
+            yield EMPTY_READ
+            return
         with self._boundary(write=False), self.engine.connect() as conn:
             snap = self._snapshot_connection(conn)
             with snap.begin(), self._checked(snap):
@@ -198,31 +269,49 @@ class SQLStore(Store):
     # ------------------------------------------------------------------ reads
 
     def directions(self) -> dict[str, bool]:
+        if self.absent:
+            return dict(CORE_DIRECTIONS)
         return self._read(read_directions)
 
     def get_meta(self, key: str) -> str | None:
+        if self.absent:
+            return None
         return self._read(lambda c: c.execute(sa.select(T.meta.c.value).where(T.meta.c.key == key)).scalar())
 
     def last_id(self) -> int:
+        if self.absent:
+            return 0
         return self._read(lambda c: int(c.execute(sa.select(sa.func.max(T.records.c.id))).scalar() or 0))
 
     def tickers(self) -> list[str]:
+        if self.absent:
+            return []
         stmt = sa.select(T.pairs.c.ticker).distinct().order_by(T.pairs.c.ticker)
         return self._read(lambda c: [r[0] for r in c.execute(stmt)])
 
     def models(self, ticker: str | None = None) -> list[str]:
+        if self.absent:
+            return []
         stmt = sa.select(T.pairs.c.model_name).distinct().order_by(T.pairs.c.model_name)
         if ticker is not None:
             stmt = stmt.where(T.pairs.c.ticker == ticker)
         return self._read(lambda c: [r[0] for r in c.execute(stmt)])
 
     def best(self, ticker: str | None = None) -> dict[str, Any]:
+        if self.absent:
+            return {}
         return self._read(lambda c: read_best(c, ticker))
 
     def labels(self, ticker: str | None = None) -> list[LabelRow]:
+        if self.absent:
+            return []
         return self._read(lambda c: self._label_rows(c, ticker))
 
     def stats(self) -> dict[str, Any]:
+        if self.absent:
+            return {"records": 0, "tickers": 0, "models": 0, "cleared": 0, "last_timestamp": None,
+                    "state": "0:0:0"}
+
         def read(conn: sa.Connection) -> dict[str, Any]:
             row = conn.execute(sa.select(
                 sa.func.coalesce(sa.func.sum(T.pairs.c.n), 0),
@@ -232,15 +321,22 @@ class SQLStore(Store):
             )).one()
             max_id = conn.execute(sa.select(sa.func.max(T.records.c.id))).scalar()
             gen = conn.execute(sa.select(T.meta.c.value).where(T.meta.c.key == "generation")).scalar()
+            kept = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(T.cleared.c.n), 0))).scalar()
             return {
                 "records": int(row[0]),
                 "tickers": int(row[1]),
                 "models": int(row[2]),
+                "cleared": int(kept or 0),
                 "last_timestamp": format_ts(row[3]) if row[3] is not None else None,
                 "state": f"{gen or 0}:{row[0]}:{max_id or 0}",
             }
 
         return self._read(read)
+
+    def schema_version(self) -> int | None:
+        if self.absent:
+            return None
+        return self._read(read_version)
 
     def _source(self, conn: sa.Connection, query: HistoryQuery) -> Source:
         """Where the records ``query`` selects come from."""
@@ -261,6 +357,8 @@ class SQLStore(Store):
         return conn.execute(sa.select(T.extra.c.record_id).limit(1)).first() is not None
 
     def history(self, query: HistoryQuery) -> HistoryRows:
+        if self.absent:
+            return empty_history(query)
         return self._again(lambda: self._history(query))
 
     def _history(self, query: HistoryQuery) -> HistoryRows:
@@ -295,6 +393,9 @@ class SQLStore(Store):
         return HistoryRows(records, extras)
 
     def count(self, query: HistoryQuery) -> int:
+        if self.absent:
+            return 0
+
         def read(conn: sa.Connection) -> int:
             src = self._source(conn, query)
             if src.empty:
@@ -335,6 +436,8 @@ class SQLStore(Store):
         summarised = (by is None and query.since_us is None and query.until_us is None
                       and not (query.params or query.tags or query.models or query.at_least
                                or query.at_most) and len(query.tickers) <= 1)
+        if self.absent:
+            return [], []
 
         def read(conn: sa.Connection) -> tuple[list[StatRow], list[PairRow]]:
             if not summarised:
@@ -363,6 +466,8 @@ class SQLStore(Store):
         0.4 s this way."""
         if not query.custom and query.metric not in CORE_METRICS:
             raise ValueError(f"{query.metric!r} is not a core metric; set custom=True")
+        if self.absent:
+            return empty_tails()
         params: dict[str, Any] = {"metric": query.metric, "min_count": int(query.min_count)}
         outer = ["s.metric = :metric", "s.n >= :min_count",
                  *name_clauses("s", query.tickers, query.models, params)]

@@ -15,6 +15,7 @@ the driver's own parameter style: no SQL text is built per call, and none is eve
 from __future__ import annotations
 
 import json
+import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -143,6 +144,8 @@ class SQLWriteTx(SQLReadTx, WriteTx):
 
     #: The tables a clear empties (an engine adds its own).
     CLEARED: tuple[sa.Table, ...] = (T.records, T.extra, T.best, T.summary, T.pairs, T.import_keys, T.labels)
+    #: The tables derived from the records (:meth:`recompute` rebuilds them; an engine adds its own).
+    DERIVED: tuple[sa.Table, ...] = (T.best, T.summary, T.pairs, T.labels)
 
     def __init__(self, conn: sa.Connection, statements: Statements):
         SQLReadTx.__init__(self, conn)
@@ -298,10 +301,96 @@ class SQLWriteTx(SQLReadTx, WriteTx):
         self._bump_generation()  # directions and best entries changed: caches keyed on state must see it
         return True
 
-    def clear(self) -> None:
-        for table in self.CLEARED:
+    def recompute(self, chunk: int = 50_000) -> int:
+        """Empty every derived table and compute it again from the records, by the code that
+        keeps it on every insert (records in id order, as they were inserted); returns how
+        many records were read."""
+        for table in self.DERIVED:
             self.conn.execute(sa.delete(table))
+        n = 0
+        for ids, batch in self.iter_batches(chunk):
+            self.add_labels(ids, batch.params, batch.tags)
+            self._merge(batch, ids)
+            n += len(ids)
         self._bump_generation()
+        return n
+
+    def clear(self) -> int:
+        """Take every record out of the ledger, keeping them (and their custom metrics) in
+        the cleared tables until purged; returns how many were kept."""
+        conn = self.conn
+        n = int(conn.execute(sa.select(sa.func.count()).select_from(T.records)).scalar() or 0)
+        if n:
+            clear_id = conn.execute(
+                sa.insert(T.cleared).values(cleared_at=time.time_ns() // 1000, n=n)
+                .returning(T.cleared.c.id)
+            ).scalar_one()
+            cols = [c.name for c in T.records.c]
+            conn.execute(sa.insert(T.cleared_records).from_select(
+                ["clear_id", *cols],
+                sa.select(sa.literal(clear_id, sa.BigInteger), *T.records.c).order_by(T.records.c.id)))
+            conn.execute(sa.insert(T.cleared_extra).from_select(
+                ["clear_id", "record_id", "name", "value"],
+                sa.select(sa.literal(clear_id, sa.BigInteger), *T.extra.c)))
+        for table in self.CLEARED:
+            conn.execute(sa.delete(table))
+        self._bump_generation()
+        return n
+
+    def cleared_batches(self, chunk: int = 50_000) -> Iterator[Batch]:
+        """Every kept (cleared) record, a batch at a time, in the order they were cleared
+        (clear by clear, each in its original insertion order)."""
+        from ..records.batch import Batch
+
+        cols = ["clear_id", "id", "ts", "ticker", "model_name", *CORE_METRICS, "notes",
+                "CAST(params AS TEXT)", "CAST(tags AS TEXT)"]
+        select = sa.text(
+            f"SELECT {', '.join(cols)} FROM pl_cleared_records WHERE clear_id > :c OR "
+            "(clear_id = :c AND id > :i) ORDER BY clear_id, id LIMIT :n")
+        extra = sa.text("SELECT record_id, name, value FROM pl_cleared_extra WHERE clear_id = :c "
+                        "AND record_id >= :a AND record_id <= :b ORDER BY record_id, name")
+        last = (0, 0)
+        while rows := self.conn.execute(select, {"c": last[0], "i": last[1], "n": chunk}).fetchall():
+            keys = [(r[0], r[1]) for r in rows]
+            spans: dict[int, list[int]] = {}
+            for cid, rid in keys:  # each clear's id range in this chunk (ids ascend within one)
+                spans.setdefault(cid, [rid, rid])[1] = rid
+            extras: dict[tuple[int, int], dict[str, float]] = {}
+            for cid, (lo, hi) in spans.items():
+                for rid, name, value in self.conn.execute(extra, {"c": cid, "a": lo, "b": hi}):
+                    extras.setdefault((cid, rid), {})[name] = value
+            c = list(zip(*rows, strict=True))
+            k = 5 + len(CORE_METRICS)
+            yield Batch(
+                ticker=list(c[3]),
+                model_name=list(c[4]),
+                ts_us=list(c[2]),
+                core={m: list(c[5 + i]) for i, m in enumerate(CORE_METRICS)},
+                notes=list(c[k]),
+                metrics=[extras.get(key, {}) for key in keys],
+                params=[json.loads(p) if p else {} for p in c[k + 1]],
+                tags=[json.loads(t) if t else {} for t in c[k + 2]],
+            )
+            last = keys[-1]
+
+    def forget_cleared(self, before_us: int | None = None) -> int:
+        """Delete, for good, the records of every clear made before ``before_us`` (UTC
+        microseconds; None: every clear); returns how many records were deleted."""
+        conn = self.conn
+        stmt = sa.select(T.cleared.c.id, T.cleared.c.n)
+        if before_us is not None:
+            stmt = stmt.where(T.cleared.c.cleared_at < before_us)
+        found = conn.execute(stmt).fetchall()
+        if not found:
+            return 0
+        ids = [r[0] for r in found]
+        for i in range(0, len(ids), 500):
+            part = ids[i: i + 500]
+            conn.execute(sa.delete(T.cleared_extra).where(T.cleared_extra.c.clear_id.in_(part)))
+            conn.execute(sa.delete(T.cleared_records).where(T.cleared_records.c.clear_id.in_(part)))
+            conn.execute(sa.delete(T.cleared).where(T.cleared.c.id.in_(part)))
+        self._bump_generation()
+        return int(sum(r[1] for r in found))
 
     def _bump_generation(self) -> None:
         """Change ``stats()["state"]`` for a change the record count and ids do not show."""

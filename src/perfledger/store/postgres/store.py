@@ -90,7 +90,7 @@ class PostgresStore(SQLStore):
 
     STEPS = EngineSteps(steps={2: _v2_jsonb, 4: _v4_jsonb_indexes}, lock=_lock)
 
-    def __init__(self, url: sa.URL):
+    def __init__(self, url: sa.URL, *, repair: bool = False):
         try:
             engine = sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
         except ImportError as exc:  # the driver is an extra
@@ -101,7 +101,8 @@ class PostgresStore(SQLStore):
         self.who = f"role {url.username or '(default)'!r}"
         self._statements = PgStatements(engine.dialect)
         try:
-            super().__init__(url, engine, arrow.PostgresArrow(engine) if arrow.available() else None)
+            super().__init__(url, engine, arrow.PostgresArrow(engine) if arrow.available() else None,
+                             repair=repair)
         except BaseException:
             engine.dispose()
             raise

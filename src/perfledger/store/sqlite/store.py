@@ -74,7 +74,7 @@ class SQLiteStore(SQLStore):
     TABLES = (*T.COMMON_TABLES, T.record_labels)
 
     def __init__(self, url: sa.URL, *, ledger: str | None = None, guarded: Iterable[Path] = (),
-                 read_only: bool = False):
+                 read_only: bool = False, repair: bool = False):
         """``ledger``: the ledger as the user knows it (its directory), for the messages
         about what this user may do; ``guarded``: files beside the database that writes also
         change (the mirrors); when this process may not write one of them (or with
@@ -105,7 +105,7 @@ class SQLiteStore(SQLStore):
         self._write_lock = threading.Lock()
         engine = make_engine(url, self.read_only_file)
         try:
-            super().__init__(url, engine, SQLiteArrow(str(path), self.read_only_file))
+            super().__init__(url, engine, SQLiteArrow(str(path), self.read_only_file), repair=repair)
         except BaseException:
             engine.dispose()
             raise

@@ -27,6 +27,7 @@ class SQLiteWriteTx(SQLWriteTx):
     """A write transaction on the store's held write connection, inside ``BEGIN IMMEDIATE``."""
 
     CLEARED = (*SQLWriteTx.CLEARED, T.record_labels)
+    DERIVED = (*SQLWriteTx.DERIVED, T.record_labels)
 
     def __init__(self, conn: sa.Connection, statements: Statements):
         super().__init__(conn, statements)
