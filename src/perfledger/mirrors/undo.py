@@ -183,11 +183,17 @@ def cut_back(path: Path, is_json: bool, size: int, times_ns: tuple[int, int] | N
     restored) and, given ``(atime, mtime)``, its times: it is the committed file again, byte
     for byte and by ``stat``."""
     with open(path, "r+b") as f:
-        f.truncate(size)
+        # Only what changed is written: an append that failed before writing a byte (a
+        # file size limit, a full disk) leaves nothing to undo, and a write at its offset
+        # would fail the same way.
+        if os.fstat(f.fileno()).st_size != size:
+            f.truncate(size)
         if is_json and size >= len(EMPTY_JSON):
             end = EMPTY_JSON if size == len(EMPTY_JSON) else JSON_TAIL
             f.seek(size - len(end))
-            f.write(end)
+            if f.read(len(end)) != end:
+                f.seek(size - len(end))
+                f.write(end)
     if times_ns is not None:
         os.utime(path, ns=times_ns)
     log.info("%s: dropped an append whose transaction did not commit", path.name)
