@@ -305,13 +305,28 @@ class Ledger:
                 m.write_best()
 
     def clear(self) -> None:
-        """Delete every record (registered metrics stay registered). Mirrors become empty."""
+        """Delete every record (registered metrics stay registered). Mirrors become empty,
+        in the same transaction, also when this ledger was opened with ``mirrors=False``."""
         store = self._writable()
-        # Entering the mirrors' transaction adopts records only a mirror holds: not lost.
-        with store.writing() as tx, self._mirrors.transaction(tx) as m:
-            tx.clear()
-            m.reset()
+        mirrors = self._whole_ledger_mirrors()
+        try:
+            # Entering the mirrors' transaction adopts records only a mirror holds: not lost.
+            with store.writing() as tx, mirrors.transaction(tx) as m:
+                tx.clear()
+                m.reset()
+        finally:
+            if mirrors is not self._mirrors:
+                mirrors.close()
         log.info("cleared %s", describe_store(self.url))
+
+    def _whole_ledger_mirrors(self) -> Mirrors:
+        """The mirrors an operation that removes records works on: a directory's files
+        whatever this ledger's ``mirrors`` flag. ``mirrors=False`` only defers appends (the
+        next ledger that keeps the files adds what they lack); records removed from the
+        database must leave the files at once, or seed scripts keep reading them."""
+        if self._mirrors.enabled or self.directory is None:
+            return self._mirrors
+        return SeedMirrors(self.directory, adopt_file)
 
     def rebuild_mirrors(self) -> None:
         """Rewrite the three seed files from the database."""
