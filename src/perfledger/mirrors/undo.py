@@ -151,10 +151,27 @@ def recover(directory: Path, paths: Mapping[str, Path], committed: str | None,
             st = os.stat(paths[key])
         except FileNotFoundError:
             continue
-        if st.st_ino == inode and st.st_size > size:
+        if st.st_size <= size:
+            continue
+        if st.st_ino == inode:
             cut_back(paths[key], key == "json", size, (atime, mtime))
             cut = True
+        elif _committed_copy(paths[key], key, st, state, size):
+            # The directory was copied after the crash (``cp -r``: new inodes, the journal
+            # with them): the copy is recognised by its committed content instead.
+            cut_back(paths[key], key == "json", size)
+            cut = True
     return cut
+
+
+def _committed_copy(path: Path, key: str, st: os.stat_result, state: MirrorState | None, size: int) -> bool:
+    """Whether ``path`` (not the journaled inode) starts with the committed file, whose
+    size the journal recorded: its first ``size`` bytes have the committed content CRC."""
+    want = state.files.get(key) if state is not None else None
+    if want is None or want.crc is None or want.size != size:
+        return False
+    read = content_crc(path, st, KEEP[key], upto=size)
+    return read is not None and read[0] == want.crc
 
 
 def _recover_legacy(journal: Path, paths: Mapping[str, Path], state: MirrorState | None) -> bool:
