@@ -283,3 +283,28 @@ def test_a_journal_an_earlier_release_left_is_honoured(
     elif journal == "stale":
         assert len(notes) == 5001 and "by the seed" in notes
     _assert_in_step(ledger_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [1, 300], ids=["single-log", "small-batch"])
+def test_a_copy_taken_after_a_crash_adopts_nothing_uncommitted(
+    ledger_dir: Path, tmp_path: Path, n: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A process SIGKILLed between its append and its commit, then the directory copied
+    (``cp -r``: new inodes) before any other write: the copy's files are cut back too (the
+    journal names the originals' inodes, so the copy is recognised by its committed content
+    instead), and the copy adopts none of the records that were never stored."""
+    with Ledger(ledger_dir) as led:
+        led.log_many(_rows(200, "kept"))
+    code = KILLED_BEFORE_COMMIT.format(path=sys.path, directory=str(ledger_dir), n=n, removed=False)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(ledger_dir), str(copy)], check=True)
+    with caplog.at_level(logging.INFO, logger="perfledger"):
+        Ledger(copy).close()
+    assert "adopted" not in caplog.text
+    _assert_in_step(copy)
+    with Ledger(copy) as led:
+        notes = list(led.history()["notes"])
+    assert len(notes) == 200 and not [x for x in notes if x.startswith("lost-")]

@@ -211,9 +211,9 @@ def adoptions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     seen: list[str] = []
 
-    def spy(tx: object, path: Path) -> int:
+    def spy(tx: object, path: Path, held: int | None = None) -> object:
         seen.append(path.name)
-        return adopt_file(tx, path)  # type: ignore[arg-type]
+        return adopt_file(tx, path, held)  # type: ignore[arg-type]
 
     monkeypatch.setattr(perfledger.ledger, "adopt_file", spy)
     return seen
@@ -298,8 +298,9 @@ def test_after_every_kind_of_write_the_files_are_the_committed_ones(
 
 def test_a_same_size_rewrite_is_noticed_by_its_mtime(ledger: Ledger) -> None:
     """A file is the committed one when its inode, size and mtime are: a rewrite that keeps
-    the size is noticed by its new mtime, and adopted on the next write. (One that keeps the
-    mtime too is not: neither perfledger nor the seed's code makes one.)"""
+    the size is noticed by its new mtime at the next write, which reports the edited record
+    (not a new one: the database is the truth) and rewrites the file. (One that keeps the
+    mtime too is not noticed: neither perfledger nor the seed's code makes one.)"""
     ledger.log("M", "T", sharpe=1.0, notes="aaaa")
     ledger.log("M", "T", sharpe=0.5, notes="bbbb")
     path = ledger.directory / "model_performance.csv"
@@ -307,8 +308,10 @@ def test_a_same_size_rewrite_is_noticed_by_its_mtime(ledger: Ledger) -> None:
     path.write_bytes(path.read_bytes().replace(b"bbbb", b"cccc"))
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     assert os.stat(path).st_size == st.st_size
-    ledger.log("M", "T", sharpe=0.2, notes="dddd")
-    assert sorted(ledger.history()["notes"]) == ["aaaa", "bbbb", "cccc", "dddd"]
+    with pytest.warns(RuntimeWarning, match="changed in the file"):
+        ledger.log("M", "T", sharpe=0.2, notes="dddd")
+    assert sorted(ledger.history()["notes"]) == ["aaaa", "bbbb", "dddd"]
+    assert sorted(r["notes"] for r in csv_records(ledger.directory)) == ["aaaa", "bbbb", "dddd"]
 
 
 def legacy_state(d: Path, shape: str, upto: int | None = None) -> str:
@@ -384,9 +387,12 @@ def test_a_state_saved_by_an_earlier_release_is_read(
     st = os.stat(path)
     path.write_bytes(path.read_bytes().replace(b"n1", b"n7"))
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
-    with Ledger(ledger_dir) as led:
-        assert sorted(led.history()["notes"]) == ["n0", "n1", "n2", "n3", "n7"]
+    with pytest.warns(RuntimeWarning, match="changed in the file"), Ledger(ledger_dir) as led:
+        # An edit of a committed record is noticed and is not a new record (the database is
+        # the truth; the edited file is kept).
+        assert sorted(led.history()["notes"]) == ["n0", "n1", "n2", "n3"]
         assert_mirrors_are_the_database(led, tmp_path)
+    assert b"n7" in (ledger_dir / "model_performance.csv.edited").read_bytes()
 
 
 @pytest.mark.parametrize("text", ['{"v": 3, "json": [1, 2, 3]}', "not json", "[1, 2]"])
@@ -481,10 +487,10 @@ def test_a_copy_of_the_directory_opens_without_adopting_or_rewriting(
     assert_committed(copy, tmp_path, adoptions, caplog)
 
 
-def test_a_same_size_edit_inside_a_copy_is_adopted(built: Path, tmp_path: Path, adoptions: list[str]) -> None:
+def test_a_same_size_edit_inside_a_copy_is_noticed(built: Path, tmp_path: Path, adoptions: list[str]) -> None:
     """One digit changed far from the end of the copied JSON: same size, same last 4 KiB, but
-    not the committed content. The edited record is stored beside the original, nothing is
-    lost, and both mirrors show it."""
+    not the committed content. The edit is noticed (read, reported), it is not a new record:
+    the database is the truth, the edited file is kept, both mirrors show the database."""
     copy = tmp_path / "copy"
     shutil.copytree(built, copy)
     path = copy / "model_performance.json"
@@ -492,10 +498,12 @@ def test_a_same_size_edit_inside_a_copy_is_adopted(built: Path, tmp_path: Path, 
     at = data.index(b"1.2345")
     assert data.count(b"1.2345") == 1 and at < len(data) - 4096
     path.write_bytes(data[:at] + b"1.2346" + data[at + 6:])
-    led = Ledger(copy)
+    with pytest.warns(RuntimeWarning, match="changed in the file"):
+        led = Ledger(copy)
     assert adoptions[:1] == ["model_performance.json"]
     h = led.history()
-    assert len(h) == 306 and set(h.loc[h["notes"] == "marked", "sharpe"]) == {1.2345, 1.2346}
+    assert len(h) == 305 and set(h.loc[h["notes"] == "marked", "sharpe"]) == {1.2345}
+    assert b"1.2346" in (copy / "model_performance.json.edited").read_bytes()
     assert_mirrors_match(led)
     assert_mirrors_are_the_database(led, tmp_path)
     led.close()

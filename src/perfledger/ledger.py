@@ -314,14 +314,20 @@ class Ledger:
 
     def clear(self) -> None:
         """Take every record out of the ledger (registered metrics stay registered): reads
-        see an empty ledger and the mirrors become empty. The records are kept until
+        see an empty ledger and the mirrors become empty (in the same transaction, also when this
+        ledger was opened with ``mirrors=False``). The records are kept until
         :meth:`purge_cleared` deletes them, so :meth:`restore_cleared` can undo the clear;
         ``stats()["cleared"]`` says how many are kept."""
         store = self._writable()
-        # Entering the mirrors' transaction adopts records only a mirror holds: not lost.
-        with store.writing() as tx, self._mirrors.transaction(tx) as m:
-            kept = tx.clear()
-            m.reset()
+        mirrors = self._whole_ledger_mirrors()
+        try:
+            # Entering the mirrors' transaction adopts records only a mirror holds: not lost.
+            with store.writing() as tx, mirrors.transaction(tx) as m:
+                kept = tx.clear()
+                m.reset()
+        finally:
+            if mirrors is not self._mirrors:
+                mirrors.close()
         log.info("cleared %s (%d records kept until purged: `perfledger restore` brings them back)",
                  describe_store(self.url), kept)
 
@@ -388,6 +394,15 @@ class Ledger:
                 done.append("rewrote the mirror files from the database")
         log.info("repaired %s: %s", loc.describe(), "; ".join(done))
         return done
+
+    def _whole_ledger_mirrors(self) -> Mirrors:
+        """The mirrors an operation that removes records works on: a directory's files
+        whatever this ledger's ``mirrors`` flag. ``mirrors=False`` only defers appends (the
+        next ledger that keeps the files adds what they lack); records removed from the
+        database must leave the files at once, or seed scripts keep reading them."""
+        if self._mirrors.enabled or self.directory is None:
+            return self._mirrors
+        return SeedMirrors(self.directory, adopt_file)
 
     def rebuild_mirrors(self) -> None:
         """Rewrite the three seed files from the database."""

@@ -26,15 +26,18 @@ rows exactly.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import FileReadError, ValidationError
+from ..mirrors.seed_files import Adoption
 from ..records.batch import Batch
 from ..records.record import CORE_METRICS, SEED_FIELDS
 from ..records.timestamps import format_ts, parse_timestamp
@@ -119,11 +122,27 @@ def record_key(
     """A record's identity: its canonical content as a tuple (exact floats, NaN = missing,
     -0.0 = 0.0, dicts as sorted JSON). ``full=False`` leaves out params and tags, the part
     the ledger's history can be compared against cheaply. Tuples compare exactly and hash
-    fast; :func:`record_hash` gives a stable digest of the same content."""
+    fast; :func:`record_hash` gives a stable digest of the same content.
+
+    Line endings are not content: a file converted to CRLF (``unix2dos``, git's
+    ``autocrlf``, ``sed 's/$/\\r/'``), or written with them (Python's ``csv`` module, Excel),
+    holds the same records, so carriage returns before a line break in a note are left out
+    of its identity (``a\\r\\r\\nb``, ``a\\r\\nb`` and ``a\\nb`` are one note). The note is
+    stored exactly as given."""
     metric_items = tuple(sorted((k, v) for k, v in ((k, _f(v)) for k, v in (metrics or {}).items())
                                 if v is not None))
-    body = (int(ts_us), ticker, model, tuple(_f(v) for v in core), notes or "", metric_items)
+    body = (int(ts_us), ticker, model, tuple(_f(v) for v in core), _lines(notes), metric_items)
     return (*body, _canon(params), _canon(tags)) if full else body
+
+
+_CR_LF = re.compile("\r+\n")
+
+
+def _lines(notes: str | None) -> str:
+    """A note with its line breaks as ``\\n`` (see :func:`record_key`)."""
+    if not notes:
+        return ""
+    return _CR_LF.sub("\n", notes) if "\r" in notes else notes
 
 
 def record_hash(key: Key) -> str:
@@ -271,9 +290,18 @@ def batch_keys(batch: Batch) -> list[Key]:
     ]
 
 
-def adopt_file(tx: WriteTx, path: Path) -> int:
+def adopt_file(tx: WriteTx, path: Path, held: int | None = None) -> Adoption:
     """Store, inside ``tx``, every record of ``path`` (the seed's JSON or CSV, or one of our
-    mirrors) that the database does not hold yet; returns how many.
+    mirrors) that the database does not hold yet; returns how many, and how many of the
+    records the file held at the last commit were changed in it.
+
+    ``held``: the highest record id the file held at the last commit (None: the database
+    is new, and every record of the file is a candidate). The file's first records are
+    then the committed ones, in id order; only the records after them, appended since (by
+    the seed's own code), are candidates for adoption. A committed record changed in the
+    file (a value edited, a field added, a record removed) is not a new record: the
+    database is the truth, and the count of such records is returned for the caller to
+    report (it rewrites the file from the database).
 
     Used when a ledger directory holds files the database does not account for (the seed's
     own files before perfledger, a deleted database, the seed's code rewriting a mirror).
@@ -283,7 +311,7 @@ def adopt_file(tx: WriteTx, path: Path) -> int:
     """
     rows, where, problems = read_rows(path)  # a file that does not read at all: FileReadError
     if not rows:
-        return 0
+        return Adoption(0, 0 if held is None else _edited(_committed(tx, held), []))
     import pandas as pd
 
     frame = pd.DataFrame(rows, index=range(len(rows)))
@@ -302,16 +330,39 @@ def adopt_file(tx: WriteTx, path: Path) -> int:
         # not an object); any other, a well-formed record with a wrong value.
         raise FileReadError(path, msg, where=where[pos] if pos >= 0 else None, broken=fld == "row",
                             field=fld)
+    file_keys = _frame_keys(clean, full=True)
     stored: set[Key] = set()
     for _ids, batch in tx.iter_batches():
         stored.update(batch_keys(batch))
+    # The file's first records are the ones it held at the last commit: only those after
+    # them were appended since.
+    committed = [] if held is None else _committed(tx, held)
+    start, edited = len(committed), _edited(committed, file_keys)
     keep = []
-    for i, key in enumerate(_frame_keys(clean, full=True)):
+    for i in range(start, len(file_keys)):
+        key = file_keys[i]
         if key not in stored:
             stored.add(key)
             keep.append(i)
     if not keep:
-        return 0
+        return Adoption(0, edited)
     new = clean.iloc[keep].sort_values(["ticker", "ts_us"], kind="stable")
     tx.insert(Batch.from_frame(new))
-    return len(new)
+    return Adoption(len(new), edited)
+
+
+def _committed(tx: WriteTx, held: int) -> list[Key]:
+    """The keys of the records with ids up to ``held`` (what the file held), in id order."""
+    out: list[Key] = []
+    for ids, batch in tx.iter_batches():
+        if ids and ids[0] > held:
+            break
+        out.extend(k for i, k in zip(ids, batch_keys(batch), strict=True) if i <= held)
+    return out
+
+
+def _edited(committed: list[Key], file_keys: list[Key]) -> int:
+    """How many of the records the file held at the last commit (``committed``) are not
+    among its first records any more: changed or removed in the file."""
+    head = collections.Counter(file_keys[: len(committed)])
+    return sum((collections.Counter(committed) - head).values())

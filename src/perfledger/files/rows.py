@@ -117,8 +117,23 @@ def _normalise(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, 
     return row, problems
 
 
+#: The longest field a CSV may hold: a note of any length is stored (the csv module's
+#: default, 131072 characters, refused the mirror of a longer one).
+_FIELD_LIMIT = 2**31 - 1
+
+
 def _csv_rows(path: Path) -> Iterable[tuple[str, dict[str, Any] | str]]:
-    """(location, row dict or problem) per data row; location is the physical start line."""
+    """(location, row dict or problem) per data row; location is the physical start line.
+    A field may be as long as a note is (the csv module's default limit, 131072
+    characters, refused the mirror of a longer one)."""
+    previous = csv.field_size_limit(_FIELD_LIMIT)
+    try:
+        yield from _csv_cells(path)
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _csv_cells(path: Path) -> Iterable[tuple[str, dict[str, str] | str]]:
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         try:

@@ -15,7 +15,8 @@ One concept per module:
 * :mod:`.layout`, :mod:`.columns`: the bytes (shared with exports); a large batch's spelled
   by Arrow and written in the background during its insert.
 * :mod:`.rebuild`: whole files written from the database. :mod:`.file_writes`: atomic
-  writes, ``pwritev`` of bytes in pieces.
+  writes, ``pwritev`` of bytes in pieces. :mod:`.failures`: an ``OSError`` on the files (a
+  full disk, a file size limit) as perfledger's error, mapped once.
 
 May import :mod:`perfledger.records`, :mod:`perfledger.errors` and the store's contract
 (:mod:`perfledger.store.base`); never the files package or the

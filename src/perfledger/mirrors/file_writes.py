@@ -72,6 +72,10 @@ def atomic_write(path: Path, chunks: Iterable[bytes]) -> None:
             for chunk in chunks:
                 f.write(chunk)
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        exc.filename = str(path)  # the file meant, not its temporary name
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

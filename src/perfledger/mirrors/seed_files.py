@@ -41,7 +41,7 @@ import shutil
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import FileReadError, MirrorConflictError, PerfLedgerError
 from ..store.base import Store, WriteTx
@@ -54,13 +54,27 @@ from .undo import JOURNAL, Journal, drop_torn_tail, recover
 if TYPE_CHECKING:
     from ..records.batch import Batch
 
-#: ``adopt(tx, path) -> records stored``; raises a PerfLedgerError when the file does not
-#: read (:class:`~perfledger.errors.FileReadError`, ``broken`` for a broken structure).
-Adopter = Callable[[WriteTx, Path], int]
+class Adoption(NamedTuple):
+    """What adopting a file did: records stored, and committed records found changed."""
+
+    #: Records appended to the file since the last commit (by the seed's code), now stored.
+    stored: int
+    #: Records the file held at the last commit that it no longer holds as they were
+    #: (edited, removed): not new records; the file is rewritten from the database.
+    edited: int
+
+
+#: ``adopt(tx, path, held) -> Adoption``; ``held``: the highest record id the file held at
+#: the last commit (None in a new database: every record is a candidate). Raises a
+#: PerfLedgerError when the file does not read (:class:`~perfledger.errors.FileReadError`,
+#: ``broken`` for a broken structure).
+Adopter = Callable[[WriteTx, Path, "int | None"], Adoption]
 
 log = logging.getLogger("perfledger")
 
 BACKUP_SUFFIX = ".seed-backup"
+#: The suffix of a mirror kept after records the ledger had committed were edited in it.
+EDITED_SUFFIX = ".edited"
 _WRITERS = {"json": write_json, "csv": write_csv}
 
 
@@ -212,7 +226,9 @@ class SeedMirrors:
                 rebuild.append(key)
                 continue
             try:
-                adopted[path.name] = self._adopt(tx, path) if self._adopt is not None else 0
+                held = None if fresh or want is None else upto  # None: the file held no committed record
+                adoption = (self._adopt(tx, path, held) if self._adopt is not None
+                            else Adoption(0, 0))
             except PerfLedgerError as exc:
                 if getattr(exc, "broken", False):
                     repaired = drop_torn_tail(path, key, want, st)
@@ -221,6 +237,9 @@ class SeedMirrors:
                         continue
                 self.conflicts[path.name] = _reason(exc)
                 continue
+            adopted[path.name] = adoption.stored
+            if adoption.edited:
+                self._keep_edited(path, adoption.edited)
             rebuild.append(key)
         readable = [k for k in ("json", "csv") if self.paths[k].name not in self.conflicts]
         if any(adopted.values()) or (rebuild and upto < last_id):
@@ -256,6 +275,27 @@ class SeedMirrors:
             raise MirrorConflictError(message + " Nothing was stored.")
         log.warning("%s", message)
         warnings.warn(message, RuntimeWarning, stacklevel=6)  # Ledger.__init__
+
+    def _keep_edited(self, path: Path, edited: int) -> None:
+        """A file in which records the ledger had committed were changed (edited by hand or
+        by another tool): the database is the truth, so they are not adopted; the edited
+        file is kept beside the mirror (``<name>.edited``, ``.edited-2``, ...) before the
+        mirror is rewritten from the database, and the user is told once (a log line and a
+        ``RuntimeWarning``)."""
+        target = path.with_name(path.name + EDITED_SUFFIX)
+        n = 1
+        while target.exists():
+            n += 1
+            target = path.with_name(f"{path.name}{EDITED_SUFFIX}-{n}")
+        shutil.copy2(path, target)
+        message = (
+            f"{path}: {edited} record(s) the ledger had stored were changed in the file (edited "
+            f"or removed by another tool); the database is the truth, so they were not taken as "
+            f"new records: the edited file is kept as {target.name} and {path.name} is rewritten "
+            "from the database (records appended after them are adopted as usual)"
+        )
+        log.warning("%s", message)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
 
     def _backup(self) -> None:
         """Copies of the files a new database found here (the seed's, or mirrors whose

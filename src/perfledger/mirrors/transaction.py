@@ -13,8 +13,10 @@ records a ``mirrors=False`` ledger stored appended). Inside, the writer inserts 
 files follow. On leaving, either way, the files end as the database does:
 
 * If the block raises, the appends are taken back at once (each file cut back to its size
-  and mtime before the transaction's first append), while the write lock is still held:
-  after its release another writer may append. The error is raised on.
+  and mtime before the transaction's first append) and a file it replaced (emptied by a
+  clear, the best-models document rewritten) is put back, while the write lock is still
+  held: after its release another writer may append. The error is raised on; an ``OSError``
+  on the files as perfledger's error (:mod:`.failures`).
 * On a normal exit the best-models document is rewritten if it changed and the files'
   new state is saved in the transaction; then the store is asked to take the appends back
   if its ``COMMIT`` fails (:meth:`~perfledger.store.base.WriteTx.on_abort`), so a failed
@@ -32,11 +34,13 @@ import logging
 import os
 import zlib
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from ..store.base import Inserted, WriteTx
+from .failures import file_errors
 from .file_writes import Parts, parts_crc, write_at
 from .layout import PreparedAppend
 from .rebuild import EMPTY_JSON, JSON_TAIL, write_best, write_csv, write_empty, write_json
@@ -96,16 +100,21 @@ class MirrorTransaction:
         #: A bulk append being written in the background, which a take-back must wait for.
         self._pending: PreparedAppend | None = None
         self._best = False   # the best-models document to rewrite before the commit
+        #: Committed files this transaction replaced (a rewrite, an emptying), kept under
+        #: another name (by key) while the transaction may still be taken back.
+        self._kept: dict[str, Path] = {}
         self._dirty = False  # a state to save before the commit
 
     # ------------------------------------------------------------------ the block
 
     def __enter__(self) -> MirrorTransaction:
-        synced = self._synced = self._files.sync(self._tx, strict=self._strict)
+        with self._mapped():
+            synced = self._synced = self._files.sync(self._tx, strict=self._strict)
         self._state = synced.state
         if synced.last_id > synced.state.upto and not self._files.conflicts:
             try:
-                self._catch_up(synced.state.upto)
+                with self._mapped():
+                    self._catch_up(synced.state.upto)
             except BaseException:
                 self._take_back()
                 raise
@@ -117,7 +126,8 @@ class MirrorTransaction:
             self._take_back()
             return
         try:
-            self._flush()
+            with self._mapped():
+                self._flush()
         except BaseException:
             self._take_back()
             raise
@@ -132,9 +142,11 @@ class MirrorTransaction:
         while the database inserts it."""
         if prepared is None:
             prepared = PreparedAppend(batch)
-        self._start(prepared)
+        with self._mapped():
+            self._start(prepared)
         inserted = self._tx.insert(batch)
-        self._append(prepared, inserted.ids, inserted.best_changed)
+        with self._mapped():
+            self._append(prepared, inserted.ids, inserted.best_changed)
         return inserted
 
     def write_best(self) -> None:
@@ -145,7 +157,9 @@ class MirrorTransaction:
     def reset(self) -> None:
         """After the database was cleared: empty files."""
         paths = self._files.paths
-        json_crc, csv_crc = write_empty(paths["json"], paths["csv"])
+        with self._mapped():
+            self._keep("json", "csv")
+            json_crc, csv_crc = write_empty(paths["json"], paths["csv"])
         self._appended.clear()  # replaced: nothing of theirs to take back
         self._state = MirrorState({"json": FileState.of(os.stat(paths["json"]), json_crc),
                                    "csv": FileState.of(os.stat(paths["csv"]), csv_crc),
@@ -157,12 +171,18 @@ class MirrorTransaction:
         too: the caller asked for exactly that)."""
         self._files.conflicts.clear()
         paths = self._files.paths
-        crcs = {"json": write_json(paths["json"], self._tx), "csv": write_csv(paths["csv"], self._tx),
-                "best": write_best(paths["best"], self._tx)}
+        with self._mapped():
+            self._keep("json", "csv", "best")
+            crcs = {"json": write_json(paths["json"], self._tx), "csv": write_csv(paths["csv"], self._tx),
+                    "best": write_best(paths["best"], self._tx)}
         self._appended.clear()
         self._state = MirrorState({k: FileState.of(os.stat(p), crcs[k]) for k, p in paths.items()},
                                   self._tx.last_id())
         self._best, self._dirty = False, True
+
+    def _mapped(self) -> AbstractContextManager[None]:
+        """An ``OSError`` on the files as perfledger's error (:mod:`.failures`)."""
+        return file_errors(self._files.paths["json"].parent)
 
     # ------------------------------------------------------------------ appends
 
@@ -239,6 +259,9 @@ class MirrorTransaction:
                 data, offset = (b",\n", *body, JSON_TAIL), size - len(JSON_TAIL)
             write_at(fd, data, offset)
             return os.fstat(fd), size
+        except OSError as exc:
+            exc.filename = exc.filename or str(self._files.paths["json"])
+            raise
         finally:
             os.close(fd)
 
@@ -249,6 +272,9 @@ class MirrorTransaction:
             self._appended.add("csv")
             write_at(fd, rows, size)
             return os.fstat(fd)
+        except OSError as exc:
+            exc.filename = exc.filename or str(self._files.paths["csv"])
+            raise
         finally:
             os.close(fd)
 
@@ -258,12 +284,43 @@ class MirrorTransaction:
         """Before the commit: the best-models document if it changed, then the state."""
         if self._best:
             path = self._files.paths["best"]
+            self._keep("best")
             crc = write_best(path, self._tx)
             self._state = self._state.with_file("best", FileState.of(os.stat(path), crc))
             self._best, self._dirty = False, True
         if self._dirty:
             self._files.save(self._tx, self._state)
             self._dirty = False
+
+    def _keep(self, *keys: str) -> None:
+        """Before a file is replaced: a second name for the committed one (a hard link,
+        no copy), which a take-back puts back, same inode, bytes and mtime; removed at the
+        commit. (A process killed meanwhile leaves it; the next keep replaces it, and the
+        next writer rebuilds a file that is not the committed one from the database.)"""
+        for key in keys:
+            path = self._files.paths[key]
+            if key in self._kept or not path.exists():
+                continue
+            kept = path.with_name(f".{path.name}.committed")
+            try:
+                kept.unlink(missing_ok=True)
+                os.link(path, kept)
+            except OSError as exc:  # a file system without hard links: the next writer rebuilds
+                log.debug("cannot keep %s for a take-back: %s", path.name, exc)
+                continue
+            self._kept[key] = kept
+
+    def _drop_kept(self, restore: bool) -> None:
+        """The transaction ended: put the kept files back (``restore``) or remove them."""
+        kept, self._kept = self._kept, {}
+        for key, path in kept.items():
+            try:
+                if restore:
+                    os.replace(path, self._files.paths[key])
+                else:
+                    path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("could not %s %s: %s", "restore" if restore else "remove", path.name, exc)
 
     def _take_back(self) -> None:
         """The transaction failed: wait for a background append, then cut each file
@@ -285,11 +342,13 @@ class MirrorTransaction:
             except OSError as exc:
                 log.warning("could not take back the append to %s: %s", path.name, exc)
         self._appended.clear()
+        self._drop_kept(restore=True)
 
     def _finish(self) -> None:
         """The transaction committed: nothing to take back any more."""
         self._appended.clear()
         self._pending = None
+        self._drop_kept(restore=False)
 
 
 class NullMirrorTransaction:

@@ -151,10 +151,27 @@ def recover(directory: Path, paths: Mapping[str, Path], committed: str | None,
             st = os.stat(paths[key])
         except FileNotFoundError:
             continue
-        if st.st_ino == inode and st.st_size > size:
+        if st.st_size <= size:
+            continue
+        if st.st_ino == inode:
             cut_back(paths[key], key == "json", size, (atime, mtime))
             cut = True
+        elif _committed_copy(paths[key], key, st, state, size):
+            # The directory was copied after the crash (``cp -r``: new inodes, the journal
+            # with them): the copy is recognised by its committed content instead.
+            cut_back(paths[key], key == "json", size)
+            cut = True
     return cut
+
+
+def _committed_copy(path: Path, key: str, st: os.stat_result, state: MirrorState | None, size: int) -> bool:
+    """Whether ``path`` (not the journaled inode) starts with the committed file, whose
+    size the journal recorded: its first ``size`` bytes have the committed content CRC."""
+    want = state.files.get(key) if state is not None else None
+    if want is None or want.crc is None or want.size != size:
+        return False
+    read = content_crc(path, st, KEEP[key], upto=size)
+    return read is not None and read[0] == want.crc
 
 
 def _recover_legacy(journal: Path, paths: Mapping[str, Path], state: MirrorState | None) -> bool:
@@ -183,11 +200,17 @@ def cut_back(path: Path, is_json: bool, size: int, times_ns: tuple[int, int] | N
     restored) and, given ``(atime, mtime)``, its times: it is the committed file again, byte
     for byte and by ``stat``."""
     with open(path, "r+b") as f:
-        f.truncate(size)
+        # Only what changed is written: an append that failed before writing a byte (a
+        # file size limit, a full disk) leaves nothing to undo, and a write at its offset
+        # would fail the same way.
+        if os.fstat(f.fileno()).st_size != size:
+            f.truncate(size)
         if is_json and size >= len(EMPTY_JSON):
             end = EMPTY_JSON if size == len(EMPTY_JSON) else JSON_TAIL
             f.seek(size - len(end))
-            f.write(end)
+            if f.read(len(end)) != end:
+                f.seek(size - len(end))
+                f.write(end)
     if times_ns is not None:
         os.utime(path, ns=times_ns)
     log.info("%s: dropped an append whose transaction did not commit", path.name)

@@ -8,8 +8,10 @@ These run on the file, before (or beside) the engine: each opens at most a plain
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 from ...errors import NotALedgerError
@@ -25,8 +27,35 @@ def create_file(path: Path) -> None:
     on it; a second ``Ledger`` on an open ledger did exactly that, and a forked child that then
     closed its connections took itself for the last user and deleted the WAL under the parent.
     """
-    with contextlib.suppress(OSError):
+    if path.exists():
+        return
+    with contextlib.suppress(OSError), _openers_queued(path.parent):
+        if path.exists():  # another opener created it meanwhile
+            return
+        # A database deleted while a process held it open leaves its -wal and -shm behind
+        # (that process still uses them). Beside a new file they would be read as its own:
+        # the holder's wal-index made every other process fail with "disk I/O error", and
+        # once the holder was gone the old write-ahead log would be replayed into the new
+        # database. They belong to no file any more: removed, under the openers' lock, before
+        # the new file exists. (The holder keeps its open descriptors; SQLite never
+        # checkpoints or deletes by name a WAL whose database was unlinked, and the Ledger
+        # reopens at its next call.)
+        for suffix in ("-wal", "-shm", "-journal"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+
+
+@contextlib.contextmanager
+def _openers_queued(directory: Path) -> Iterator[None]:
+    """Processes creating a database in ``directory`` one at a time: an exclusive
+    ``flock`` on the directory itself (no file of its own; a BSD lock, which closing other
+    descriptors never drops, unlike SQLite's POSIX locks)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 

@@ -1,0 +1,48 @@
+"""A mirror file that could not be written, as one of perfledger's errors.
+
+The mirror files are written with plain ``os`` calls inside the database's write
+transaction. An ``OSError`` there (a full disk, the process's file size limit, a quota, a
+file this user may not write, a failing disk) aborts the transaction as a database error
+does: the appends are taken back and nothing is stored. What reaches the user is mapped
+here, once (:func:`file_errors` wraps every step of a
+:class:`~.transaction.MirrorTransaction`), into the classes of :mod:`perfledger.errors`,
+with one line naming the ledger directory, the file and the cause, told apart by
+``errno``, never by the text.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import PerfLedgerError, ReadOnlyLedgerError, StorageError
+
+#: Out of space: the disk or a quota is full, or the process's file size limit
+#: (``ulimit -f``: with ``SIGXFSZ`` ignored, as Python does, the write fails with EFBIG).
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+#: Not this user's to write (a file made read-only under an open ledger, a read-only mount).
+NOT_WRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def file_error(directory: Path, exc: OSError) -> PerfLedgerError:
+    """The perfledger error an ``OSError`` on a mirror file of ``directory`` becomes."""
+    name = Path(exc.filename).name if exc.filename else "a mirror file"
+    detail = f"{exc.strerror or type(exc).__name__} writing {name}"
+    where = f"ledger directory {str(directory)!r}"
+    if exc.errno in DISK_FULL:
+        return StorageError(f"{where}: disk full ({detail}); nothing was stored", cause="disk_full")
+    if exc.errno in NOT_WRITABLE:
+        return ReadOnlyLedgerError(f"{where} is read-only for this user ({detail}); nothing was stored")
+    return StorageError(f"{where}: I/O error ({detail}); nothing was stored", cause="io")
+
+
+@contextmanager
+def file_errors(directory: Path) -> Iterator[None]:
+    """Raise an ``OSError`` that escapes the block as its perfledger error (the
+    ``OSError`` kept as ``__cause__``)."""
+    try:
+        yield
+    except OSError as exc:
+        raise file_error(directory, exc) from exc
