@@ -25,7 +25,14 @@ from .frames import STATS, history_frame, leaderboard_frame, records_from_frame
 from .location import DB_NAME, Location, describe_store, resolve
 from .mirrors.rebuild import write_seed_files
 from .mirrors.seed_files import Mirrors, NoMirrors, SeedMirrors
-from .records.arguments import check_bounds, check_count, check_limit, check_names, check_probability
+from .records.arguments import (
+    MAX_TAIL,
+    check_bounds,
+    check_count,
+    check_limit,
+    check_names,
+    check_probability,
+)
 from .records.batch import Batch
 from .records.labels import LabelKind, check_filter, decode, group_column, parse_by, sort_key
 from .records.record import CORE_METRICS
@@ -33,6 +40,7 @@ from .records.timestamps import time_window
 from .records.validation import (
     check_label,
     check_metric_name,
+    refuse_nan,
     validate_frame,
     validate_record,
 )
@@ -268,7 +276,12 @@ class Ledger:
         """
         import pandas as pd
 
-        frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
+        if isinstance(records, pd.DataFrame):
+            frame = records
+        else:
+            rows = list(records)
+            refuse_nan(rows)
+            frame = pd.DataFrame(rows)
         if frame.empty:
             return 0
         clean = validate_frame(frame)
@@ -597,8 +610,8 @@ class Ledger:
         """
         from .stats.decay import MIN_BASELINE, decay_frame
 
-        recent_n = check_count("recent", recent, 2)
-        base_n = check_count("baseline", baseline, MIN_BASELINE, optional=True)
+        recent_n = check_count("recent", recent, 2, maximum=MAX_TAIL)
+        base_n = check_count("baseline", baseline, MIN_BASELINE, optional=True, maximum=MAX_TAIL)
         level = check_probability("alpha", alpha)
         store = self._ensure()
         if metric not in CORE_METRICS:

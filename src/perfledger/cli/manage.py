@@ -27,6 +27,8 @@ from .options import (
     label_filters,
     numbers,
     pairs,
+    real,
+    whole,
 )
 from .output import console
 
@@ -37,12 +39,12 @@ def log(
     ctx: typer.Context,
     model: Model,
     ticker: Ticker,
-    sharpe: Annotated[float | None, typer.Option(help="Sharpe ratio (annualised).")] = None,
-    mse: Annotated[float | None, typer.Option(help="Mean squared error (>= 0).")] = None,
-    drawdown: Annotated[float | None, typer.Option(help="Maximum drawdown (<= 0).")] = None,
-    total_return: Annotated[float | None, typer.Option(help="Total return as a fraction.")] = None,
-    win_rate: Annotated[float | None, typer.Option(help="Win rate, a fraction in [0, 1].")] = None,
-    accuracy: Annotated[float | None, typer.Option(help="Accuracy, a fraction in [0, 1].")] = None,
+    sharpe: Annotated[float | None, real("--sharpe", "Sharpe ratio (annualised).")] = None,
+    mse: Annotated[float | None, real("--mse", "Mean squared error (>= 0).")] = None,
+    drawdown: Annotated[float | None, real("--drawdown", "Maximum drawdown (<= 0).")] = None,
+    total_return: Annotated[float | None, real("--total-return", "Total return as a fraction.")] = None,
+    win_rate: Annotated[float | None, real("--win-rate", "Win rate, a fraction in [0, 1].")] = None,
+    accuracy: Annotated[float | None, real("--accuracy", "Accuracy, a fraction in [0, 1].")] = None,
     notes: Annotated[str, typer.Option(help="Free text.")] = "",
     metric: Metrics = None,
     param: Params = None,
@@ -210,7 +212,7 @@ def clear(
 def dashboard(
     ctx: typer.Context,
     address: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int | None, typer.Option(help="Port (default: Streamlit's choice).")] = None,
+    port: Annotated[int | None, whole("--port", "Port (default: Streamlit's choice).", 1, 65535)] = None,
     sample: Annotated[
         bool, typer.Option("--sample", help="Add sample data to an empty ledger directory.")
     ] = False,

@@ -22,6 +22,8 @@ from .options import (
     TickerFilter,
     label_filters,
     numbers,
+    real,
+    whole,
 )
 from .output import echo_json, print_frame
 
@@ -37,7 +39,7 @@ def history(
     min_: AtLeast = None,
     max_: AtMost = None,
     limit: Annotated[
-        int | None, typer.Option(help=f"Only the latest N rows (a table shows {TABLE_ROWS} unless --all).")
+        int | None, whole("--limit", f"Only the latest N rows (a table shows {TABLE_ROWS} unless --all).")
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="A table shows every matching row.")] = False,
     param: ParamFilter = None,
@@ -141,7 +143,7 @@ def leaderboard(
     tag: TagFilter = None,
     by: By = "model",
     format_: Format = OutputFormat.table,
-    n_trials: Annotated[int | None, typer.Option(
+    n_trials: Annotated[int | None, whole(
         "--n-trials", help="Trials the DSR deflates by, when more were tried than logged "
         "(default: every logged evaluation with a Sharpe on the ticker).")] = None,
 ) -> None:
@@ -191,8 +193,8 @@ def check(
     ticker: Ticker,
     model: Model,
     metric: Annotated[str, typer.Option(help="Metric to check, seed or custom.", show_default=False)],
-    min_: Annotated[float | None, typer.Option("--min", help="Pass when the latest value >= X.")] = None,
-    max_: Annotated[float | None, typer.Option("--max", help="Pass when the latest value <= X.")] = None,
+    min_: Annotated[float | None, real("--min", "Pass when the latest value >= X.")] = None,
+    max_: Annotated[float | None, real("--max", "Pass when the latest value <= X.")] = None,
     days: Days = None,
 ) -> None:
     """Check a model's latest metric value against a bound (exit 0 pass, 1 fail, 2 bad usage).
@@ -239,12 +241,12 @@ def decay(
     metric: Annotated[
         str, typer.Option(help="Metric to test, seed or custom (with a registered direction).")
     ] = "sharpe",
-    recent: Annotated[int, typer.Option(help="How many of the latest evaluations to test.")] = 20,
+    recent: Annotated[int, whole("--recent", "How many of the latest evaluations to test.")] = 20,
     alpha: Annotated[
-        float, typer.Option(help="Significance level: the false-alarm rate per stable pair.")
+        float, real("--alpha", "Significance level: the false-alarm rate per stable pair.")
     ] = 0.01,
     baseline: Annotated[
-        int, typer.Option(help="Earlier evaluations they are compared with (0: all of them).")
+        int, whole("--baseline", "Earlier evaluations they are compared with (0: all of them).")
     ] = 100,
     days: Days = None,
     format_: Format = OutputFormat.table,
