@@ -449,6 +449,11 @@ def _check_distinct(values: Any, check: Any) -> list[tuple[int, str]]:
     return [(pos, bad[c]) for pos, c in enumerate(codes) if c in bad]
 
 
+#: Timestamp text that pandas' ISO 8601 reader and :func:`datetime.fromisoformat` (the one
+#: parser, :func:`.timestamps.parse_timestamp`) read to the same microsecond.
+_PLAIN_ISO = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?(?:Z|[+-]\d{2}:\d{2})?"
+
+
 def _timestamps_us(col: pd.Series, index: list[Any], problems: list[tuple[Any, str, str]]) -> Any:
     """A timestamp column as UTC microseconds, vectorised; naive values are UTC, missing ones
     are now. Unparseable or out-of-range values are reported by row."""
@@ -477,18 +482,35 @@ def _timestamps_us(col: pd.Series, index: list[Any], problems: list[tuple[Any, s
             parsed = pd.to_datetime(col.astype(object), utc=True, format="ISO8601", errors="coerce")
     except (TypeError, ValueError):
         parsed = pd.Series(pd.NaT, index=col.index, dtype="datetime64[us, UTC]")
-    us = parsed.dt.as_unit("us").astype("int64").to_numpy()
+    us = parsed.dt.as_unit("us").astype("int64").to_numpy().copy()
     lo, hi = to_us(MIN_TS), to_us(MAX_TS)
     nat = parsed.isna().to_numpy()
-    bad = (nat & ~missing) | (~nat & ((us < lo) | (us >= hi))) | numeric
     missing = missing & ~numeric
-    if bad.any():
-        for pos in np.flatnonzero(bad):
-            try:
-                parse_timestamp(orig.iloc[pos])
-                msg = f"timestamp={orig.iloc[pos]!r} could not be read"
-            except (ValidationError, TypeError) as exc:
-                msg = str(exc)
-            problems.append((index[pos], "timestamp", msg))
+    # One parser for log(), log_many() and import: pandas' vectorised reading is kept only for
+    # text of the plain shape both read alike (_PLAIN_ISO); any other text (a week date, spaces
+    # around it, an offset with seconds, "2024-01", which pandas alone would take) goes
+    # through parse_timestamp, the parser of log(), and is accepted or refused as there.
+    plain = np.ones(len(col), dtype=bool)
+    if col.dtype.kind != "M":
+        try:
+            matched = col.astype(object).str.fullmatch(_PLAIN_ISO)
+            plain = matched.where(matched.notna(), True).astype(bool).to_numpy()
+        except AttributeError:  # no text at all (datetimes): pandas read every one
+            pass
+    again = (~plain | nat) & ~missing & ~numeric
+    bad = numeric | (~nat & ~again & ((us < lo) | (us >= hi)))
+    for pos in np.flatnonzero(again):
+        try:
+            us[pos] = parse_timestamp(orig.iloc[pos])
+        except (ValidationError, TypeError) as exc:
+            problems.append((index[pos], "timestamp", str(exc)))
+            us[pos] = now_us()  # a placeholder: the batch is refused
+    for pos in np.flatnonzero(bad):  # a bare number, or a time outside the ledger's range
+        try:
+            parse_timestamp(orig.iloc[pos])
+            msg = f"timestamp={orig.iloc[pos]!r} could not be read"
+        except (ValidationError, TypeError) as exc:
+            msg = str(exc)
+        problems.append((index[pos], "timestamp", msg))
     us = np.where(missing | bad, now_us(), us)
     return us.astype(np.int64)
