@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .app import EXIT_USAGE, fail, library_errors, open_ledger, store_of
+from .app import EXIT_USAGE, fail, library_errors, open_ledger, say, store_of
 from .options import (
     Days,
     ExportFormat,
@@ -66,7 +66,7 @@ def log(
             win_rate=win_rate, accuracy=accuracy, notes=notes, metrics=metrics or None,
             params=params or None, tags=tags or None, timestamp=timestamp,
         )
-    typer.echo(f"Logged {rec['model_name']} on {rec['ticker']} at {rec['timestamp']}")
+    say(f"Logged {rec['model_name']} on {rec['ticker']} at {rec['timestamp']}")
 
 
 def import_(
@@ -92,12 +92,12 @@ def import_(
         for path in paths:
             with _progress(path) as progress:
                 report = import_file(led, path, skip_invalid=skip_invalid, progress=progress)
-            typer.echo(report.summary())
+            say(report.summary())
             for i, r in enumerate(report.rejected):
                 if i == _MAX_LISTED:
-                    typer.echo(f"  ... and {len(report.rejected) - _MAX_LISTED} more problem(s)")
+                    say(f"  ... and {len(report.rejected) - _MAX_LISTED} more problem(s)")
                     break
-                typer.echo(f"  {r.where}: {r.message}")
+                say(f"  {r.where}: {r.message}")
             blocked |= not report.stored
     if blocked:
         raise typer.Exit(EXIT_USAGE)
@@ -157,7 +157,7 @@ def export(
             fail("--seed-files writes all records; it takes no --format/--output/filters")
         with library_errors():
             target = open_ledger(ctx).export_seed_files(seed_files)
-        typer.echo(f"Wrote model_performance.json, model_performance.csv, best_models.json to {target}")
+        say(f"Wrote model_performance.json, model_performance.csv, best_models.json to {target}")
         return
     if output is None:
         fail("give --output PATH (with --format csv|json|parquet) or --seed-files DIR")
@@ -171,7 +171,7 @@ def export(
     with library_errors():
         n = export_records(open_ledger(ctx), format_.value, output, ticker=ticker, model_name=model,
                            days_back=days, params=params, tags=tags)
-    typer.echo(f"Exported {n} record(s) to {output}")
+    say(f"Exported {n} record(s) to {output}")
 
 
 def copy(
@@ -186,7 +186,7 @@ def copy(
 
     with library_errors():
         n = open_ledger(ctx).copy_to(to)
-    typer.echo(f"Copied {n} records to {resolve(to).describe()}")
+    say(f"Copied {n} records to {resolve(to).describe()}")
 
 
 def clear(
@@ -206,7 +206,7 @@ def clear(
     with library_errors():
         led = open_ledger(ctx)
         led.clear()
-    typer.echo(f"Cleared {led!r}")
+    say(f"Cleared {led!r}")
 
 
 def dashboard(
