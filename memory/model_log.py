@@ -84,16 +84,31 @@ def log_model_performance(
     )
 
 
+def _filter(value: Any) -> Any:
+    """The seed's filters are ``if ticker:`` / ``if days_back:``: an empty value ("", 0, [])
+    means "no filter", as None does. (perfledger's own API refuses a blank ticker, which is
+    more often a bug than a wish; this module keeps the seed's meaning.)"""
+    if value is None:
+        return None
+    try:
+        return value if value else None
+    except (TypeError, ValueError):  # a value with no truth (an array): the library judges it
+        return value
+
+
 def get_model_performance_history(
     ticker: str | None = None, model_name: str | None = None, days_back: int | None = None
 ) -> pd.DataFrame:
-    """Performance history as a DataFrame, oldest first (``iloc[-1]`` is the latest)."""
-    return get_ledger().history(ticker=ticker, model_name=model_name, days_back=days_back)
+    """Performance history as a DataFrame, oldest first (``iloc[-1]`` is the latest). As in the
+    seed, an empty ``ticker``/``model_name`` or ``days_back=0`` filters nothing."""
+    return get_ledger().history(ticker=_filter(ticker), model_name=_filter(model_name),
+                                days_back=_filter(days_back))
 
 
 def get_best_models(ticker: str | None = None) -> dict[str, Any]:
-    """Best model per metric: ``{ticker: {"best_sharpe": {...}, ...}}``, or one ticker's."""
-    return get_ledger().best(ticker)
+    """Best model per metric: ``{ticker: {"best_sharpe": {...}, ...}}``, or one ticker's
+    (an empty ``ticker`` is every ticker, as in the seed)."""
+    return get_ledger().best(_filter(ticker))
 
 
 def get_available_tickers() -> list[str]:
@@ -102,8 +117,8 @@ def get_available_tickers() -> list[str]:
 
 
 def get_available_models(ticker: str | None = None) -> list[str]:
-    """Models with performance data, optionally for one ticker."""
-    return get_ledger().models(ticker)
+    """Models with performance data, optionally for one ticker (an empty one: every ticker)."""
+    return get_ledger().models(_filter(ticker))
 
 
 def clear_model_performance_log() -> None:

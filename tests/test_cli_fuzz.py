@@ -171,7 +171,7 @@ def test_listed_cases(tmp_path: Path) -> None:
         ("--store", "l", "leaderboard", "--days", "nan"): (2, "days_back=nan"),
         ("--store", "l", "history", "--days", "1e9"): (2, "days_back="),
         ("--store", "l", "check", "--ticker", "T", "--model", "M", "--metric", "sharpe", "--min", "nan"):
-            (2, "--min nan"),
+            (2, "--min='nan'"),
         ("--store", "l", "history", "--limit", "9223372036854775808"): (2, "limit=9223372036854775808"),
         ("--store", "l", "history", "--limit", "abc"): (2, "'abc'"),
         ("--store", "l", "import", "big.json"): (2, "400 digits"),

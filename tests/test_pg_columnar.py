@@ -8,7 +8,6 @@ and no message may show its password; a process that read and then forks keeps w
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -33,7 +32,7 @@ def _fill(led: Ledger) -> None:
     led.register_metric("ic", higher_is_better=True)
     led.log_many([
         {"model_name": f"M{i % 4}", "ticker": ("T1", "T2", "Ünï")[i % 3],
-         "sharpe": math.nan if i % 11 == 0 else i / 7, "mse": None if i % 2 else 0.01 * (i % 9),
+         "sharpe": None if i % 11 == 0 else i / 7, "mse": None if i % 2 else 0.01 * (i % 9),
          "drawdown": -0.001 * (i % 13), "win_rate": None if i % 5 else 0.5,
          "notes": ("naïve — 日本語 \"q\"", "", "a,b\nc")[i % 3],
          "params": {"lr": (i % 4) / 10, "depth": i % 3, "layers": [1, i % 2]} if i % 4 else None,

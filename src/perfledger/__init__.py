@@ -26,6 +26,7 @@ from .errors import (
     StoreConnectionError,
     ValidationError,
     WriteConflictError,
+    WrongTypeError,
 )
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ __all__ = [
     "StoreConnectionError",
     "ValidationError",
     "WriteConflictError",
+    "WrongTypeError",
 ]
 __version__ = "0.1.0"
 

@@ -40,6 +40,13 @@ class ValidationError(PerfLedgerError, ValueError):
         return cls(message, [(None, field, message)])
 
 
+class WrongTypeError(ValidationError, TypeError):
+    """A value of a type the argument never takes (a bool or a string where a number is
+    meant, a list where a tag's text is): bad input, so a :class:`ValidationError` naming
+    the argument (the command line's exit 2), and a ``TypeError``, as such values always
+    raised."""
+
+
 class FileReadError(ValidationError):
     """A file that does not read as records: not UTF-8, not JSON, a CSV row cut short, a
     value that is not a number. ``path`` is the file; ``where`` the row (``line 7``,

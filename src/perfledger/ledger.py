@@ -27,6 +27,7 @@ from .location import DB_NAME, Location, describe_store, resolve
 from .mirrors.rebuild import write_seed_files
 from .mirrors.seed_files import Mirrors, NoMirrors, SeedMirrors
 from .records.arguments import (
+    MAX_TAIL,
     check_age,
     check_bounds,
     check_count,
@@ -41,6 +42,7 @@ from .records.timestamps import time_window
 from .records.validation import (
     check_label,
     check_metric_name,
+    refuse_nan,
     validate_frame,
     validate_record,
 )
@@ -276,7 +278,12 @@ class Ledger:
         """
         import pandas as pd
 
-        frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
+        if isinstance(records, pd.DataFrame):
+            frame = records
+        else:
+            rows = list(records)
+            refuse_nan(rows)
+            frame = pd.DataFrame(rows)
         if frame.empty:
             return 0
         clean = validate_frame(frame)
@@ -688,8 +695,8 @@ class Ledger:
         """
         from .stats.decay import MIN_BASELINE, decay_frame
 
-        recent_n = check_count("recent", recent, 2)
-        base_n = check_count("baseline", baseline, MIN_BASELINE, optional=True)
+        recent_n = check_count("recent", recent, 2, maximum=MAX_TAIL)
+        base_n = check_count("baseline", baseline, MIN_BASELINE, optional=True, maximum=MAX_TAIL)
         level = check_probability("alpha", alpha)
         store = self._ensure()
         if metric not in CORE_METRICS:

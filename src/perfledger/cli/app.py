@@ -12,8 +12,10 @@ with :func:`open_ledger`.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -46,12 +48,13 @@ class Group(TyperGroup):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         argv = list(sys.argv[1:] if args is None else args)
         try:
-            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+            with one_line_warnings():
+                code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except _CLICK_ERROR as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":  # plain `perfledger`: the help
                 exc.show()
                 sys.exit(exc.exit_code)
-            typer.echo(f"Error: {usage_message(exc, argv)}", err=True)
+            say(f"Error: {usage_message(exc, argv)}", err=True)
             sys.exit(exc.exit_code)
         except _ABORT:
             typer.echo("Aborted.", err=True)
@@ -59,12 +62,51 @@ class Group(TyperGroup):
         except Exception as exc:  # the last resort: a bug, never a user's mistake
             if os.environ.get(DEBUG_ENV) == "1":
                 raise
-            typer.echo(
+            say(
                 f"Error: unexpected {type(exc).__name__}: {_one_line(exc)} "
                 f"(set {DEBUG_ENV}=1 for the traceback)", err=True,
             )
             sys.exit(EXIT_CHECK_FAILED)
         sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+class _OneLine(logging.Filter):
+    """Every log record a command lets through is one inert line: its message on one line,
+    stored text in it made visible, no traceback (a driver's warning with an exception
+    attached, such as psycopg's about a pipeline, would otherwise print a dozen lines)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            message = str(record.msg)
+        record.msg, record.args = visible(_one_line_text(message)), ()
+        record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
+@contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """While a command runs, each warning it shows (Python's and the log's) is one line:
+    ``RuntimeWarning: message``, inert; scripts read stderr line by line."""
+    root = logging.getLogger()
+    one = _OneLine()
+    handlers = [*root.handlers, *([logging.lastResort] if logging.lastResort else [])]
+    for handler in handlers:
+        handler.addFilter(one)
+    shown = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        sys.stderr.write(f"{category.__name__}: {visible(_one_line_text(str(message)))}\n")
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+        for handler in handlers:
+            handler.removeFilter(one)
 
 
 def usage_message(exc: Exception, argv: Sequence[str]) -> str:
@@ -114,9 +156,31 @@ class Command(TyperCommand):
         return pieces
 
 
+#: Characters a terminal acts on instead of showing: C0 controls (ESC starts the sequences
+#: that clear a screen or set a window title), DEL, C1 controls, the bidirectional overrides
+#: and isolates that reorder a line, and the Unicode line/paragraph separators.
+_ACTIVE = [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
+           *range(0x2066, 0x206A), 0x2028, 0x2029]
+_VISIBLE = {cp: (f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}") for cp in _ACTIVE} | {
+    0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+
+
+def visible(text: str) -> str:
+    """``text`` made inert for a terminal: every character in :data:`_ACTIVE` written as its
+    escape (``\\x1b``, ``\\n``, ``\\u202e``), everything else as is. Every stored text the
+    command line prints in a table or a message goes through here (notes come from teammates
+    and imported files); ``--format csv/json`` write the exact text."""
+    return text.translate(_VISIBLE)
+
+
+def say(message: str, err: bool = False) -> None:
+    """Print one message line (on stderr with ``err``), any stored text in it made inert."""
+    typer.echo(visible(message), err=err)
+
+
 def fail(message: str) -> NoReturn:
-    """Print ``Error: message`` on stderr and exit 2."""
-    typer.echo(f"Error: {message}", err=True)
+    """Print ``Error: message`` on stderr (made inert, see :func:`visible`) and exit 2."""
+    say(f"Error: {message}", err=True)
     raise typer.Exit(EXIT_USAGE)
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .app import EXIT_USAGE, fail, library_errors, open_ledger, store_of
+from .app import EXIT_USAGE, fail, library_errors, open_ledger, say, store_of
 from .options import (
     Days,
     ExportFormat,
@@ -28,6 +28,8 @@ from .options import (
     label_filters,
     numbers,
     pairs,
+    real,
+    whole,
 )
 from .output import console
 
@@ -38,12 +40,12 @@ def log(
     ctx: typer.Context,
     model: Model,
     ticker: Ticker,
-    sharpe: Annotated[float | None, typer.Option(help="Sharpe ratio (annualised).")] = None,
-    mse: Annotated[float | None, typer.Option(help="Mean squared error (>= 0).")] = None,
-    drawdown: Annotated[float | None, typer.Option(help="Maximum drawdown (<= 0).")] = None,
-    total_return: Annotated[float | None, typer.Option(help="Total return as a fraction.")] = None,
-    win_rate: Annotated[float | None, typer.Option(help="Win rate, a fraction in [0, 1].")] = None,
-    accuracy: Annotated[float | None, typer.Option(help="Accuracy, a fraction in [0, 1].")] = None,
+    sharpe: Annotated[float | None, real("--sharpe", "Sharpe ratio (annualised).")] = None,
+    mse: Annotated[float | None, real("--mse", "Mean squared error (>= 0).")] = None,
+    drawdown: Annotated[float | None, real("--drawdown", "Maximum drawdown (<= 0).")] = None,
+    total_return: Annotated[float | None, real("--total-return", "Total return as a fraction.")] = None,
+    win_rate: Annotated[float | None, real("--win-rate", "Win rate, a fraction in [0, 1].")] = None,
+    accuracy: Annotated[float | None, real("--accuracy", "Accuracy, a fraction in [0, 1].")] = None,
     notes: Annotated[str, typer.Option(help="Free text.")] = "",
     metric: Metrics = None,
     param: Params = None,
@@ -65,7 +67,7 @@ def log(
             win_rate=win_rate, accuracy=accuracy, notes=notes, metrics=metrics or None,
             params=params or None, tags=tags or None, timestamp=timestamp,
         )
-    typer.echo(f"Logged {rec['model_name']} on {rec['ticker']} at {rec['timestamp']}")
+    say(f"Logged {rec['model_name']} on {rec['ticker']} at {rec['timestamp']}")
 
 
 def import_(
@@ -91,12 +93,12 @@ def import_(
         for path in paths:
             with _progress(path) as progress:
                 report = import_file(led, path, skip_invalid=skip_invalid, progress=progress)
-            typer.echo(report.summary())
+            say(report.summary())
             for i, r in enumerate(report.rejected):
                 if i == _MAX_LISTED:
-                    typer.echo(f"  ... and {len(report.rejected) - _MAX_LISTED} more problem(s)")
+                    say(f"  ... and {len(report.rejected) - _MAX_LISTED} more problem(s)")
                     break
-                typer.echo(f"  {r.where}: {r.message}")
+                say(f"  {r.where}: {r.message}")
             blocked |= not report.stored
     if blocked:
         raise typer.Exit(EXIT_USAGE)
@@ -156,7 +158,7 @@ def export(
             fail("--seed-files writes all records; it takes no --format/--output/filters")
         with library_errors():
             target = open_ledger(ctx).export_seed_files(seed_files)
-        typer.echo(f"Wrote model_performance.json, model_performance.csv, best_models.json to {target}")
+        say(f"Wrote model_performance.json, model_performance.csv, best_models.json to {target}")
         return
     if output is None:
         fail("give --output PATH (with --format csv|json|parquet) or --seed-files DIR")
@@ -170,7 +172,7 @@ def export(
     with library_errors():
         n = export_records(open_ledger(ctx), format_.value, output, ticker=ticker, model_name=model,
                            days_back=days, params=params, tags=tags)
-    typer.echo(f"Exported {n} record(s) to {output}")
+    say(f"Exported {n} record(s) to {output}")
 
 
 def copy(
@@ -185,7 +187,7 @@ def copy(
 
     with library_errors():
         n = open_ledger(ctx).copy_to(to)
-    typer.echo(f"Copied {n} records to {resolve(to).describe()}")
+    say(f"Copied {n} records to {resolve(to).describe()}")
 
 
 def clear(
@@ -208,7 +210,7 @@ def clear(
         led = open_ledger(ctx)
         led.clear()
         kept = led.stats()["cleared"]
-    typer.echo(f"Cleared {led!r}; {kept} cleared record(s) kept: `perfledger restore` brings them "
+    say(f"Cleared {led!r}; {kept} cleared record(s) kept: `perfledger restore` brings them "
                "back, `perfledger purge` deletes them for good")
 
 
@@ -220,7 +222,7 @@ def restore(ctx: typer.Context) -> None:
     with library_errors():
         led = open_ledger(ctx)
         n = led.restore_cleared()
-    typer.echo(f"Restored {n} record(s) into {led!r}")
+    say(f"Restored {n} record(s) into {led!r}")
 
 
 def purge(
@@ -244,7 +246,7 @@ def purge(
     with library_errors():
         led = open_ledger(ctx)
         n = led.purge_cleared(older_than)
-    typer.echo(f"Purged {n} cleared record(s) from {led!r}")
+    say(f"Purged {n} cleared record(s) from {led!r}")
 
 
 def repair(ctx: typer.Context) -> None:
@@ -261,13 +263,13 @@ def repair(ctx: typer.Context) -> None:
     with library_errors():
         done = Ledger.repair(store_of(ctx))
     for line in done:
-        typer.echo(f"Repaired: {line}")
+        say(f"Repaired: {line}")
 
 
 def dashboard(
     ctx: typer.Context,
     address: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int | None, typer.Option(help="Port (default: Streamlit's choice).")] = None,
+    port: Annotated[int | None, whole("--port", "Port (default: Streamlit's choice).", 1, 65535)] = None,
     sample: Annotated[
         bool, typer.Option("--sample", help="Add sample data to an empty ledger directory.")
     ] = False,

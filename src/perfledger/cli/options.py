@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
+from ..errors import ValidationError
+from ..records.numbers import MAX_WHOLE, to_real, to_whole
 from .app import fail
 
 
@@ -37,7 +39,39 @@ Ticker = Annotated[str, typer.Option("--ticker", help="Ticker, e.g. AAPL.", show
 TickerFilter = Annotated[str | None, typer.Option("--ticker", help="Only this ticker.")]
 Model = Annotated[str, typer.Option("--model", help="Model name, e.g. LSTM_v1.", show_default=False)]
 ModelFilter = Annotated[str | None, typer.Option("--model", help="Only this model.")]
-Days = Annotated[float | None, typer.Option("--days", help="Only the last N days.")]
+def real(option: str, help: str, *, finite: bool = True, **kw: Any) -> Any:
+    """A numeric option read by the one coercion of user numbers
+    (:func:`perfledger.records.numbers.to_real`): ``nan``, ``inf``, ``1e400``, ``abc`` and
+    the empty text are one usage line naming the option and the value (exit 2).
+    ``finite=False`` lets ``nan``/``inf`` through to the library argument whose own rule
+    names them (``--days`` is ``days_back``)."""
+    def parse(value: Any) -> float:
+        return _usage(lambda: to_real(option, value, text=True, finite=finite))
+
+    return typer.Option(option, parser=parse, metavar="X", help=help, **kw)
+
+
+def whole(option: str, help: str, minimum: int = 0, maximum: int = MAX_WHOLE, **kw: Any) -> Any:
+    """A whole-number option read by :func:`perfledger.records.numbers.to_whole` (a value past
+    a 64-bit integer, ``1.5`` or ``abc`` is one usage line, exit 2); the library checks the
+    range that applies (e.g. ``decay``'s ``recent`` >= 2)."""
+    def parse(value: Any) -> int:
+        return _usage(lambda: to_whole(option, value, minimum=minimum, maximum=maximum, text=True))
+
+    return typer.Option(option, parser=parse, metavar="N", help=help, **kw)
+
+
+def _usage(convert: Any) -> Any:
+    """``convert()``, its ValidationError raised as Click's usage error: one ``Error:`` line
+    naming the option and the value, exit 2 (raised as is, not as a ValueError, which Typer's
+    parser plumbing would prefix with "Value error,")."""
+    try:
+        return convert()
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+Days = Annotated[float | None, real("--days", "Only the last N days.", finite=False)]
 Format = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
 AtLeast = Annotated[
     list[str] | None, typer.Option("--min", metavar="NAME=X", help="Keep rows with NAME >= X (repeatable).")
@@ -81,13 +115,14 @@ def pairs(items: list[str] | None, option: str) -> list[tuple[str, str]]:
 
 
 def numbers(items: list[str] | None, option: str) -> dict[str, float]:
-    """``NAME=X`` items as ``{NAME: float(X)}``; a value that is not a number fails."""
+    """``NAME=X`` items as ``{NAME: X}``, each X read by the one coercion of user numbers; a
+    value that is not a finite number fails with one line naming the option, NAME and X."""
     out = {}
     for key, value in pairs(items, option):
         try:
-            out[key] = float(value)
-        except ValueError:
-            fail(f"{option} {key}={value!r} is not a number")
+            out[key] = to_real(f"{option} {key}", value, text=True)
+        except ValidationError as exc:
+            fail(str(exc))
     return out
 
 

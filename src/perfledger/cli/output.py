@@ -11,6 +11,7 @@ import math
 import sys
 from typing import TYPE_CHECKING, Any
 
+from .app import visible
 from .options import OutputFormat
 
 if TYPE_CHECKING:
@@ -48,9 +49,9 @@ def print_frame(frame: pd.DataFrame, fmt: OutputFormat, title: str | None = None
 
     # Every cell, header and title is a Text: stored strings are data, never Rich markup
     # (a note "features [/mnt/x]" would otherwise raise MarkupError, "[red]LSTM" lose its name).
-    table = Table(title=Text(title) if title else None, show_lines=False)
+    table = Table(title=Text(visible(title)) if title else None, show_lines=False)
     for c in frame.columns:
-        table.add_column(Text(str(c)), overflow="fold")
+        table.add_column(Text(visible(str(c))), overflow="fold")
     # Probabilities read better as fixed decimals than as 1.265e-05.
     fixed = [str(c) in ("psr", "dsr") for c in frame.columns]
     for row in frame.itertuples(index=False):
@@ -84,7 +85,7 @@ def _cell(v: Any) -> str:
         return "" if math.isnan(v) else f"{v:.4g}"
     if hasattr(v, "isoformat"):
         return v.isoformat(sep=" ", timespec="seconds")
-    return str(v)
+    return visible(str(v))  # stored text: inert on a terminal (csv/json keep it exact)
 
 
 def write_json_rows(frame: pd.DataFrame, chunk: int = 50_000) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .app import EXIT_CHECK_FAILED, fail, library_errors, open_ledger
+from .app import EXIT_CHECK_FAILED, fail, library_errors, open_ledger, say
 from .options import (
     AtLeast,
     AtMost,
@@ -22,6 +22,8 @@ from .options import (
     TickerFilter,
     label_filters,
     numbers,
+    real,
+    whole,
 )
 from .output import echo_json, print_frame
 
@@ -37,7 +39,7 @@ def history(
     min_: AtLeast = None,
     max_: AtMost = None,
     limit: Annotated[
-        int | None, typer.Option(help=f"Only the latest N rows (a table shows {TABLE_ROWS} unless --all).")
+        int | None, whole("--limit", f"Only the latest N rows (a table shows {TABLE_ROWS} unless --all).")
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="A table shows every matching row.")] = False,
     param: ParamFilter = None,
@@ -65,13 +67,13 @@ def history(
         print_frame(frame, format_)
         return
     if frame.empty:
-        typer.echo("No records match.")
+        say("No records match.")
         return
     keep = [c for c in frame.columns if c in ("timestamp", "ticker", "model_name", "notes")
             or frame[c].notna().any()]
     print_frame(frame[keep], format_, title="History")
     if matched > len(frame):
-        typer.echo(f"Showing the latest {len(frame):,} of {matched:,} matching records; "
+        say(f"Showing the latest {len(frame):,} of {matched:,} matching records; "
                    "see more with --limit N, all with --all, or every row with --format csv.")
 
 
@@ -105,7 +107,7 @@ def best(
         for t, entries in per_ticker.items() for key, e in entries.items() if e.get("model")
     ]
     if not rows and format_ == OutputFormat.table:
-        typer.echo("No records." if ticker is None else f"No records for {ticker}.")
+        say("No records." if ticker is None else f"No records for {ticker}.")
         return
     print_frame(pd.DataFrame(rows, columns=columns), format_, title="Best models")
 
@@ -118,7 +120,7 @@ def tickers(ctx: typer.Context) -> None:
     with library_errors():
         names = open_ledger(ctx).tickers()
     for name in names:
-        typer.echo(name)
+        say(name)
 
 
 def models(ctx: typer.Context, ticker: TickerFilter = None) -> None:
@@ -129,7 +131,7 @@ def models(ctx: typer.Context, ticker: TickerFilter = None) -> None:
     with library_errors():
         names = open_ledger(ctx).models(ticker)
     for name in names:
-        typer.echo(name)
+        say(name)
 
 
 def leaderboard(
@@ -141,7 +143,7 @@ def leaderboard(
     tag: TagFilter = None,
     by: By = "model",
     format_: Format = OutputFormat.table,
-    n_trials: Annotated[int | None, typer.Option(
+    n_trials: Annotated[int | None, whole(
         "--n-trials", help="Trials the DSR deflates by, when more were tried than logged "
         "(default: every logged evaluation with a Sharpe on the ticker).")] = None,
 ) -> None:
@@ -169,7 +171,7 @@ def leaderboard(
         print_frame(board, format_)
         return
     if board.empty:
-        typer.echo("No records.")
+        say("No records.")
         return
     group = str(board.columns[2])  # model_name, or the param/tag ranked
     cols = ["rank"] + (["ticker"] if ticker is None else []) + [group, "records"]
@@ -179,7 +181,7 @@ def leaderboard(
     per = "" if by == "model" else f" per {group}"
     print_frame(board[cols], format_, title=f"Leaderboard by {metric}{per}")
     if conf is not None and len(conf):
-        typer.echo(
+        say(
             f"PSR: probability the true Sharpe > 0; DSR: the same against the best Sharpe expected "
             f"by luck from {int(conf['n_trials'].iloc[0])} trial(s) on {ticker} (every evaluation "
             "with a Sharpe, or --n-trials)."
@@ -191,8 +193,8 @@ def check(
     ticker: Ticker,
     model: Model,
     metric: Annotated[str, typer.Option(help="Metric to check, seed or custom.", show_default=False)],
-    min_: Annotated[float | None, typer.Option("--min", help="Pass when the latest value >= X.")] = None,
-    max_: Annotated[float | None, typer.Option("--max", help="Pass when the latest value <= X.")] = None,
+    min_: Annotated[float | None, real("--min", "Pass when the latest value >= X.")] = None,
+    max_: Annotated[float | None, real("--max", "Pass when the latest value <= X.")] = None,
     days: Days = None,
 ) -> None:
     """Check a model's latest metric value against a bound (exit 0 pass, 1 fail, 2 bad usage).
@@ -216,7 +218,7 @@ def check(
     window = f" in the last {days:g} days" if days is not None else ""
     values = frame[metric].dropna() if metric in frame.columns else frame.iloc[0:0, 0:0]
     if len(values) == 0:
-        typer.echo(f"FAIL: no {metric} for {model} on {ticker}{window}", err=True)
+        say(f"FAIL: no {metric} for {model} on {ticker}{window}", err=True)
         raise typer.Exit(EXIT_CHECK_FAILED)
     latest = float(values.iloc[-1])
     when = frame.loc[values.index[-1], "timestamp"].isoformat()
@@ -226,9 +228,9 @@ def check(
     ok = (min_ is None or latest >= min_) and (max_ is None or latest <= max_)
     line = f"{model} on {ticker}: latest {metric}={latest:g} (at {when}); required {bounds}"
     if ok:
-        typer.echo(f"OK: {line}")
+        say(f"OK: {line}")
         return
-    typer.echo(f"FAIL: {line}", err=True)
+    say(f"FAIL: {line}", err=True)
     raise typer.Exit(EXIT_CHECK_FAILED)
 
 
@@ -239,12 +241,12 @@ def decay(
     metric: Annotated[
         str, typer.Option(help="Metric to test, seed or custom (with a registered direction).")
     ] = "sharpe",
-    recent: Annotated[int, typer.Option(help="How many of the latest evaluations to test.")] = 20,
+    recent: Annotated[int, whole("--recent", "How many of the latest evaluations to test.")] = 20,
     alpha: Annotated[
-        float, typer.Option(help="Significance level: the false-alarm rate per stable pair.")
+        float, real("--alpha", "Significance level: the false-alarm rate per stable pair.")
     ] = 0.01,
     baseline: Annotated[
-        int, typer.Option(help="Earlier evaluations they are compared with (0: all of them).")
+        int, whole("--baseline", "Earlier evaluations they are compared with (0: all of them).")
     ] = 100,
     days: Days = None,
     format_: Format = OutputFormat.table,
@@ -267,13 +269,13 @@ def decay(
     if format_ != OutputFormat.table:
         print_frame(frame, format_)
     elif frame.empty:
-        typer.echo(f"No (ticker, model) pair has {recent + 10} or more evaluations of {metric}.")
+        say(f"No (ticker, model) pair has {recent + 10} or more evaluations of {metric}.")
     else:
         cols = ["ticker", "model_name", "recent_n", "baseline_n", "baseline_mean", "recent_mean", "change",
                 "p_value", "autocorr"]
         shown = frame[cols].assign(decayed=frame["decayed"].map({True: "DECAYED", False: ""}))
         print_frame(shown, format_, title=f"Decay of {metric}: latest {recent} against the ones before")
-        typer.echo(f"{decayed} of {len(frame)} pair(s) decayed (one-sided Mann-Whitney U, p < {alpha:g}).")
+        say(f"{decayed} of {len(frame)} pair(s) decayed (one-sided Mann-Whitney U, p < {alpha:g}).")
     if decayed:
         raise typer.Exit(EXIT_CHECK_FAILED)
 

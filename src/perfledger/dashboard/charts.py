@@ -136,6 +136,7 @@ def time_series_figure(
     if not series:
         return _empty_figure(title, f"No {label} values for these filters"), False
     budget = points_budget(len(series) * (2 if rolling else 1), max_points)
+    fmt = plotly_tickformat(metric, np.concatenate([y for _m, _x, y in series]))
     fig = go.Figure()
     reduced = False
     for i, (model, x, y) in enumerate(series):
@@ -156,7 +157,7 @@ def time_series_figure(
                       "width": 1 if rolling else 2},
                 opacity=0.35 if rolling else 1.0,
                 hovertemplate=f"<b>{name}</b><br>%{{x|%Y-%m-%d %H:%M}}<br>{label}: "
-                f"%{{y:{plotly_tickformat(metric)}}}<extra></extra>",
+                f"%{{y:{fmt}}}<extra></extra>",
             )
         )
         if rolling:
@@ -171,11 +172,11 @@ def time_series_figure(
                     mode="lines",
                     line={"color": colour, "width": 3, "dash": "dash" if model in flagged else "solid"},
                     hovertemplate=f"<b>{name}</b><br>%{{x|%Y-%m-%d}}<br>rolling mean of {rolling}: "
-                    f"%{{y:{plotly_tickformat(metric)}}}<extra></extra>",
+                    f"%{{y:{fmt}}}<extra></extra>",
                 )
             )
     fig.update_layout(title=plain(title), height=420, **_LAYOUT)
-    fig.update_yaxes(title=label, tickformat=plotly_tickformat(metric))
+    fig.update_yaxes(title=label, tickformat=fmt)
     fig.update_xaxes(title=None)
     return fig, reduced
 
@@ -190,6 +191,7 @@ def comparison_figure(board: pd.DataFrame, metric: str, higher_is_better: bool) 
         return _empty_figure(title, f"No {label} values yet")
     rows = board.dropna(subset=[key]).sort_values(key, ascending=not higher_is_better)
     std = rows[f"{metric}_std"].fillna(0.0) if f"{metric}_std" in rows else None
+    fmt = plotly_tickformat(metric, rows[key].to_numpy(dtype=float))
     names = (
         (rows["ticker"] + " · " + rows["model_name"]) if rows["ticker"].nunique() > 1 else rows["model_name"]
     ).map(plain)  # category tick labels (and %{x} in the hover) are Plotly markup too
@@ -202,13 +204,13 @@ def comparison_figure(board: pd.DataFrame, metric: str, higher_is_better: bool) 
             customdata=np.stack(
                 [rows["records"].to_numpy(), (std if std is not None else rows[key] * 0)], axis=1
             ),
-            hovertemplate=f"<b>%{{x}}</b><br>mean {label}: %{{y:{plotly_tickformat(metric)}}}"
-            f"<br>std: %{{customdata[1]:{plotly_tickformat(metric)}}}"
+            hovertemplate=f"<b>%{{x}}</b><br>mean {label}: %{{y:{fmt}}}"
+            f"<br>std: %{{customdata[1]:{fmt}}}"
             "<br>records: %{customdata[0]}<extra></extra>",
         )
     )
     fig.update_layout(title=plain(title), height=380, showlegend=False, **_LAYOUT)
-    fig.update_yaxes(title=label, tickformat=plotly_tickformat(metric))
+    fig.update_yaxes(title=label, tickformat=fmt)
     return fig
 
 
@@ -279,6 +281,7 @@ def trend_figure(
     if not series:
         return _empty_figure(title, f"No {label} values for these filters")
     budget = points_budget(len(series), max_points)
+    fmt = plotly_tickformat(metric, np.concatenate([y for _m, _x, y in series]))
     fig = go.Figure()
     for i, (model, x, y) in enumerate(series):
         ok = ~np.isnan(y)
@@ -293,11 +296,11 @@ def trend_figure(
                 line={"width": 2.5, "shape": "spline" if len(dx) <= 300 else "linear",
                       "color": PALETTE[i % len(PALETTE)], "dash": "dash" if model in flagged else "solid"},
                 hovertemplate=f"<b>{name}</b><br>%{{x|%Y-%m-%d}}<br>rolling {label}: "
-                f"%{{y:{plotly_tickformat(metric)}}}<extra></extra>",
+                f"%{{y:{fmt}}}<extra></extra>",
             )
         )
     fig.update_layout(title=plain(title), height=400, **_LAYOUT)
-    fig.update_yaxes(title=f"{label} (rolling mean)", tickformat=plotly_tickformat(metric))
+    fig.update_yaxes(title=f"{label} (rolling mean)", tickformat=fmt)
     return fig
 
 
@@ -335,6 +338,6 @@ def param_comparison_figure(
             fig.add_trace(go.Box(q1=[q1], median=[med], q3=[q3], lowerfence=[lo], upperfence=[hi],
                                  mean=[y.mean()], x=[box["name"]], **box))
     fig.update_layout(title=plain(title), height=380, **_LAYOUT)
-    fig.update_yaxes(title=label, tickformat=plotly_tickformat(metric))
+    fig.update_yaxes(title=label, tickformat=plotly_tickformat(metric, data[metric].to_numpy(dtype=float)))
     fig.update_xaxes(title=name, type="category")
     return fig

@@ -64,14 +64,28 @@ def order_metrics(metrics: Iterable[str]) -> list[str]:
     return [m for m in CORE_METRICS if m in names] + sorted(names - set(CORE_METRICS))
 
 
+#: Beyond these magnitudes a value is written in scientific notation (``1e+100``, ``1e-300``):
+#: a fixed-point spelling of ``sharpe=1e100`` is 101 digits, of ``1e-300`` a row of zeros.
+LARGE, SMALL = 1e6, 1e-4
+
+
+def _extreme(value: float) -> bool:
+    return value != 0 and math.isfinite(value) and not SMALL <= abs(value) < LARGE
+
+
 def format_value(metric: str, value: Any) -> str:
     """A metric value as people write it: returns and rates in %, Sharpe with 2 decimals,
-    MSE with 4; missing values as an em dash."""
+    MSE with 4; missing values as an em dash; very large or tiny values (beyond
+    :data:`LARGE`/:data:`SMALL`, as a percentage for rates) in scientific notation, so every
+    card, table and chart of the page stays readable. The one formatting function of the
+    page (:func:`plotly_tickformat` is its d3 twin for axes and hovers)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     v = float(value)
     if metric in PERCENT_METRICS:
-        return f"{v:.1%}"
+        return f"{v * 100:.3g}%" if _extreme(v * 100) else f"{v:.1%}"
+    if _extreme(v):
+        return f"{v:.3g}"
     if metric == "sharpe":
         return f"{v:.2f}"
     if metric == "mse":
@@ -79,8 +93,18 @@ def format_value(metric: str, value: Any) -> str:
     return f"{v:.4g}"
 
 
-def plotly_tickformat(metric: str) -> str:
-    """The d3 format Plotly axes and hovers should use for ``metric``."""
+def plotly_tickformat(metric: str, values: Any = None) -> str:
+    """The d3 format Plotly axes and hovers should use for ``metric``; given the ``values``
+    shown, scientific notation when any is very large or tiny (as :func:`format_value`)."""
+    if values is not None:
+        import numpy as np
+
+        arr = np.asarray(values, dtype=float).ravel()
+        if metric in PERCENT_METRICS:
+            arr = arr * 100
+        size = np.abs(arr[np.isfinite(arr) & (arr != 0)])
+        if size.size and (size.max() >= LARGE or size.min() < SMALL):
+            return ".3~e"
     if metric in PERCENT_METRICS:
         return ".1%"
     if metric == "mse":

@@ -8,11 +8,11 @@ nothing is logged. The values then go through the Ledger's own validation like a
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import Any
 
 from ..errors import ValidationError
+from ..records.numbers import to_real
 
 _SPLIT = re.compile(r"[\n,;]+")
 
@@ -34,15 +34,7 @@ def parse_metrics(text: str | None) -> dict[str, float]:
     """``"sortino=2.4, latency_ms=35"`` → ``{"sortino": 2.4, "latency_ms": 35.0}``."""
     out: dict[str, float] = {}
     for key, value in _entries(text, "metrics"):
-        try:
-            number = float(value)
-        except ValueError:
-            raise ValidationError(f"metrics: {key}={value!r} is not a number",
-                                  [(None, "metrics", key)]) from None
-        if not math.isfinite(number):
-            raise ValidationError(f"metrics: {key}={value!r} is not a finite number",
-                                  [(None, "metrics", key)])
-        out[key] = number
+        out[key] = to_real(f"metrics[{key!r}]", value, text=True)  # the one coercion of numbers
     return out
 
 
@@ -54,6 +46,9 @@ def parse_params(text: str | None) -> dict[str, Any]:
         value = _restore(value)
         try:
             out[key] = json.loads(value)
+        except RecursionError:  # "[" * 1000: no parameter is nested that deep
+            raise ValidationError(f"params: {key}=... is nested too deeply ({len(value)} characters)",
+                                  [(None, f"params[{key!r}]", "nested too deeply")]) from None
         except ValueError:
             out[key] = value
     return out
@@ -83,3 +78,15 @@ def _protect(text: str | None) -> str:
 
 def _restore(value: str) -> str:
     return value.replace(_COMMA, ",")
+
+
+#: The log form's widget key for each field a ValidationError may name.
+_FIELD_KEYS = {"model_name": "log_model", "ticker": "log_ticker", "notes": "log_notes",
+               "metrics": "log_metrics", "params": "log_params", "tags": "log_tags"}
+
+
+def field_key(field: str) -> str:
+    """The log form's widget key for a problem's field (``sharpe`` → ``log_sharpe``,
+    ``params['a']`` → ``log_params``), so the message is shown beside that field."""
+    base = field.split("[", 1)[0]
+    return _FIELD_KEYS.get(base, f"log_{base}")

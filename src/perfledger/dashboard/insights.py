@@ -79,20 +79,21 @@ def confidence_note(conf: pd.DataFrame, ticker: str) -> tuple[str, str]:
     n = int(conf["n_trials"].iloc[0])
     top = conf.iloc[0]  # sharpe_confidence sorts by Sharpe, best first
     sharpe, dsr, psr = float(top["sharpe"]), float(top["dsr"]), float(top["psr"])
+    best = format_value("sharpe", sharpe)
     if math.isnan(dsr):
         reason = str(top.get("dsr_reason") or "no backtest record (number of periods) to judge it by")
-        return ("info", f"{md(top['model_name'])} has the best Sharpe ({sharpe:.2f}) but no Deflated "
+        return ("info", f"{md(top['model_name'])} has the best Sharpe ({best}) but no Deflated "
                         f"Sharpe Ratio: {md(reason)}.")
     # A trial is every logged evaluation with a Sharpe on the ticker (a sweep of 30 runs of one
     # model is 30 trials), so the note says evaluations, not models.
     trials = f"{n} trial{'s' if n != 1 else ''} (evaluations with a Sharpe) on {md(ticker)}"
     if dsr < DSR_CONFIDENT:
-        return ("warning", f"**{md(top['model_name'])}'s best Sharpe ({sharpe:.2f}) could be luck among "
+        return ("warning", f"**{md(top['model_name'])}'s best Sharpe ({best}) could be luck among "
                            f"{n} trials.** Its Deflated Sharpe Ratio is {dsr:.2f}: the chance its true "
                            f"Sharpe beats what the luckiest of {trials} would show with no skill at all "
                            f"(PSR, against zero: {psr:.2f}). Below {DSR_CONFIDENT:.2f}, treat the "
                            "ranking with suspicion.")
-    return ("success", f"{md(top['model_name'])}'s best Sharpe ({sharpe:.2f}) is unlikely to be luck: "
+    return ("success", f"{md(top['model_name'])}'s best Sharpe ({best}) is unlikely to be luck: "
                        f"DSR {dsr:.2f} after accounting for the {trials}.")
 
 

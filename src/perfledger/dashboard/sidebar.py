@@ -19,7 +19,7 @@ from ..records.record import CORE_METRICS
 from ..sample import add_sample_data
 from . import data, experiments
 from .formatting import metric_label, order_metrics
-from .forms import parse_metrics, parse_params, parse_tags
+from .forms import field_key, parse_metrics, parse_params, parse_tags
 from .insights import DECAY_ALPHAS, DECAY_WINDOWS, board_metrics, default_decay_window
 
 DAYS_BACK_OPTIONS = (0, 1, 7, 14, 30, 60, 90, 180, 365)
@@ -64,27 +64,47 @@ def _on_clear(location: str) -> None:
 
 
 def _on_log(location: str) -> None:
+    """Log the form's evaluation; every field's bad input is kept beside that field
+    (``log_errors``: widget key → message) and nothing is logged."""
     ss = st.session_state
     values = {m: ss.get(f"log_{m}") for m in CORE_METRICS}
-    try:
-        rec = data.get_ledger(location).log(
-            (ss.get("log_model") or "").strip(),
-            (ss.get("log_ticker") or "").strip(),
-            notes=ss.get("log_notes") or "",
-            metrics=parse_metrics(ss.get("log_metrics")) or None,
-            params=parse_params(ss.get("log_params")) or None,
-            tags=parse_tags(ss.get("log_tags")) or None,
-            **values,
-        )
-    except (ValidationError, TypeError) as exc:
-        ss["log_error"] = str(exc)
+    errors: dict[str, str] = {}
+    parsed: dict[str, Any] = {}
+    for name, parse in (("metrics", parse_metrics), ("params", parse_params), ("tags", parse_tags)):
+        try:
+            parsed[name] = parse(ss.get(f"log_{name}")) or None
+        except ValidationError as exc:
+            errors[f"log_{name}"] = str(exc)
+    rec = None
+    if not errors:
+        try:
+            rec = data.get_ledger(location).log(
+                (ss.get("log_model") or "").strip(),
+                (ss.get("log_ticker") or "").strip(),
+                notes=ss.get("log_notes") or "",
+                **parsed,
+                **values,
+            )
+        except (ValidationError, TypeError) as exc:
+            problems = getattr(exc, "problems", None) or [(None, "", str(exc))]
+            for _row, field, _msg in problems:
+                errors.setdefault(field_key(field) if field else "", str(exc))
+    ss["log_errors"] = errors
+    ss["log_error"] = "; ".join(dict.fromkeys(errors.values())) or None
+    if rec is None:
         return
-    ss["log_error"] = None
     for m in CORE_METRICS:  # ready for the next evaluation; model, ticker, params and tags stay
         ss[f"log_{m}"] = None
     ss["log_notes"] = ""
     ss["log_metrics"] = ""
     _flash("success", f"Logged {rec['model_name']} on {rec['ticker']}.")
+
+
+def _beside(container: Any, key: str) -> None:
+    """The message about the field ``key``, right under it, when the last log refused it."""
+    message = (st.session_state.get("log_errors") or {}).get(key)
+    if message:
+        container.error(message, icon="⚠️")
 
 
 def render_actions(location: str, records: int) -> None:
@@ -102,25 +122,37 @@ def render_actions(location: str, records: int) -> None:
     with st.expander("📝 Log an evaluation", expanded=bool(st.session_state.get("log_error"))):
         with st.form("log_form", clear_on_submit=False, border=False):
             st.text_input("Model name", key="log_model", placeholder="LSTM_v1")
+            _beside(st, "log_model")
             st.text_input("Ticker", key="log_ticker", placeholder="AAPL")
+            _beside(st, "log_ticker")
             c1, c2 = st.columns(2)
             c1.number_input("Sharpe", key="log_sharpe", value=None, step=0.1, format="%.3f")
+            _beside(c1, "log_sharpe")
             c2.number_input("MSE", key="log_mse", value=None, step=0.001, format="%.4f")
+            _beside(c2, "log_mse")
             c1.number_input("Drawdown (≤ 0)", key="log_drawdown", value=None, step=0.01, format="%.3f")
+            _beside(c1, "log_drawdown")
             c2.number_input("Total return", key="log_total_return", value=None, step=0.01, format="%.3f")
+            _beside(c2, "log_total_return")
             c1.number_input("Win rate (0–1)", key="log_win_rate", value=None, step=0.01, format="%.3f")
+            _beside(c1, "log_win_rate")
             c2.number_input("Accuracy (0–1)", key="log_accuracy", value=None, step=0.01, format="%.3f")
+            _beside(c2, "log_accuracy")
             st.text_input(
                 "Custom metrics", key="log_metrics", placeholder="sortino=2.4, latency_ms=35",
                 help="name=value pairs, separated by commas. Give a new metric a direction (which way "
                 "is better) after logging it, by picking it in the Metric filter.",
             )
+            _beside(st, "log_metrics")
             st.text_input(
                 "Params", key="log_params", placeholder="epochs=50, layers=[64, 32]",
                 help="key=value pairs; values are read as JSON when they are JSON, else as text.",
             )
+            _beside(st, "log_params")
             st.text_input("Tags", key="log_tags", placeholder="run=nightly", help="key=value pairs (text).")
+            _beside(st, "log_tags")
             st.text_area("Notes", key="log_notes", height=68)
+            _beside(st, "log_notes")
             st.form_submit_button(
                 "Log evaluation",
                 key="log_submit",

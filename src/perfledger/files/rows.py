@@ -14,12 +14,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import numbers
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import FileReadError, ValidationError
+from ..records.numbers import shown, to_real
 from ..records.record import CORE_METRICS, SEED_FIELDS
 
 #: ``progress(stage, done, total)``: called as rows are read and stages complete.
@@ -43,25 +43,23 @@ def detect_format(path: Path) -> str:
 
 def _number(name: str, value: Any) -> tuple[float | None, str | None]:
     """A metric cell as a float, None when missing (empty, null or NaN: how pandas and the
-    seed spell "not measured", as in ``log_many``), or a problem message (text, infinity)."""
+    seed spell "not measured" in a file), or a problem message (text that is not a number,
+    infinity, a number too large): read by :func:`perfledger.records.numbers.to_real`, the
+    one coercion of every number a user gives."""
     if type(value) is float:
         if math.isfinite(value):
             return value, None
         return (None, None) if value != value else (None, f"{name}={value!r} is not a finite number")
     if value is None or (isinstance(value, str) and not value.strip()):
         return None, None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real | str):
-        return None, f"{name}={value!r} is not a number"
     try:
-        f = float(value)
-    except ValueError:
-        return None, f"{name}={value!r} is not a number"
-    except OverflowError:  # a JSON integer of hundreds of digits
-        return None, f"{name}={str(value)[:20]}... ({len(str(value))} digits) is not a finite number"
+        f = to_real(name, value, text=True, finite=False)
+    except ValidationError as exc:
+        return None, str(exc)
     if f != f:
         return None, None
     if not math.isfinite(f):
-        return None, f"{name}={value!r} is not a finite number"
+        return None, f"{name}={shown(value)} is not a finite number"
     return f, None
 
 
@@ -111,8 +109,11 @@ def _normalise(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, 
             f, msg = _number(str(k), v)
             if msg:
                 problems.append((str(k), msg))
+            elif f is not None and str(k) in metrics:  # which of the two is meant? refused
+                problems.append((str(k), f"metric {str(k)!r} is given twice, as a column ({f!r}) and "
+                                         f"in metrics ({metrics[str(k)]!r}); give it once"))
             elif f is not None:
-                metrics.setdefault(str(k), f)
+                metrics[str(k)] = f
         row["metrics"] = metrics or None
     return row, problems
 

@@ -8,14 +8,13 @@ before any SQL is built.
 
 from __future__ import annotations
 
-import math
-import numbers
 import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 from ..errors import ValidationError
+from .numbers import MAX_WHOLE, shown, to_real, to_whole
 from .record import CORE_METRICS
 from .validation import check_label, check_metric_name
 
@@ -45,40 +44,40 @@ def check_bounds(fieldname: str, value: Any) -> tuple[tuple[str, float], ...]:
     for name, bound in value.items():
         if name not in CORE_METRICS:
             check_metric_name(name, fieldname)
-        if isinstance(bound, bool) or not isinstance(bound, numbers.Real) or not math.isfinite(bound):
-            raise _fail(fieldname, f"{fieldname}[{name!r}]={bound!r} must be a finite number")
-        out.append((name, float(bound)))
+        out.append((name, to_real(f"{fieldname}[{name!r}]", bound)))
     return tuple(out)
 
 
 #: The largest row count a database LIMIT takes (a signed 64-bit integer).
-MAX_LIMIT = 2**63 - 1
+MAX_LIMIT = MAX_WHOLE
 
 
 def check_limit(limit: Any) -> int | None:
     """``limit``: None, or a whole number of rows from 1 to :data:`MAX_LIMIT`."""
     if limit is None:
         return None
-    if isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or not 1 <= limit <= MAX_LIMIT:
-        raise _fail("limit", f"limit={limit!r} must be a whole number of rows from 1 to {MAX_LIMIT}")
-    return int(limit)
+    return to_whole("limit", limit, minimum=1, maximum=MAX_LIMIT, what="(rows)")
 
 
-def check_count(fieldname: str, value: Any, minimum: int, *, optional: bool = False) -> int | None:
-    """A whole number >= ``minimum`` (None allowed when ``optional``)."""
+def check_count(fieldname: str, value: Any, minimum: int, *, optional: bool = False,
+                maximum: int = MAX_WHOLE) -> int | None:
+    """A whole number from ``minimum`` to ``maximum`` (None allowed when ``optional``)."""
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise _fail(fieldname, f"{fieldname}={value!r} must be a whole number >= {minimum}"
-                    + (" (or None)" if optional else ""))
-    return int(value)
+    return to_whole(fieldname, value, minimum=minimum, maximum=maximum,
+                    what="(or None)" if optional else "")
+
+
+#: The most evaluations a decay test looks at per side: two of them summed stay a BIGINT.
+MAX_TAIL = MAX_WHOLE // 4
 
 
 def check_probability(fieldname: str, value: Any) -> float:
     """A real number strictly between 0 and 1 (a significance level)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
-        raise _fail(fieldname, f"{fieldname}={value!r} must be a number between 0 and 1, e.g. 0.01")
-    return float(value)
+    p = to_real(fieldname, value)
+    if not 0 < p < 1:
+        raise _fail(fieldname, f"{fieldname}={shown(value)} must be a number between 0 and 1, e.g. 0.01")
+    return p
 
 
 _AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -102,7 +101,7 @@ def check_age(fieldname: str, value: Any) -> timedelta | None:
             raise _fail(fieldname, f"{fieldname}={value!r} is longer than any date") from None
     else:
         raise _fail(fieldname, f"{fieldname} must be a timedelta or text such as '30d', got "
-                               f"{type(value).__name__} {value!r}")
+                               f"{type(value).__name__} {shown(value)}")
     if age < timedelta(0):
         raise _fail(fieldname, f"{fieldname}={value!r} is negative")
     return age

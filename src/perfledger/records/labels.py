@@ -57,12 +57,32 @@ def _fail(fieldname: str, message: str) -> ValidationError:
     return ValidationError(message, [(None, fieldname, message)])
 
 
+def number_text(value: float) -> str:
+    """The one spelling of a finite float: a whole float as the integer JSONB keeps for it,
+    any other float as Python's shortest round-trip ``repr`` (``0.1``, ``1.5e-07``, ``5e-324``).
+
+    A whole float is written as JSON by its ``repr`` (``1e+23``), which PostgreSQL's JSONB
+    keeps as the exact numeric 100000000000000000000000 and gives back as that integer. So a
+    whole float is spelled as the exact decimal of its ``repr`` (``1e23`` →
+    ``100000000000000000000000``, ``6.0`` → ``6``, ``-0.0`` → ``0``), not as its binary value
+    ``int(1e23)`` = ``99999999999999991611392``, which no PostgreSQL ledger could ever match:
+    a filter finds on PostgreSQL what it finds on SQLite, and a copy between them keeps it.
+    Below 2**53 the two spellings are the same. Other floats come back from JSONB as the
+    same float, so their ``repr`` is already engine-independent."""
+    if not value.is_integer():
+        return float.__repr__(value)
+    if abs(value) < 2.0**53:
+        return int.__repr__(int(value))
+    from decimal import Decimal
+
+    return format(Decimal(float.__repr__(value)), "f").split(".")[0]
+
+
 def _plain(value: Any) -> Any:
-    """``value`` with every whole float as an int (6.0 is the number 6), arrays as lists."""
-    if value is None or isinstance(value, bool | str | int):
+    """``value`` with arrays as lists (floats are spelled by :func:`number_text`, through
+    :data:`_ENCODER`)."""
+    if value is None or isinstance(value, bool | str | int | float):
         return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else value
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, Mapping):
@@ -79,12 +99,30 @@ def canonical(value: Any) -> str:
     if kind is int:
         return int.__repr__(value)
     if kind is float and math.isfinite(value):
-        return int.__repr__(int(value)) if value.is_integer() else float.__repr__(value)
-    return json.dumps(_plain(value), ensure_ascii=False, sort_keys=True, separators=(",", ":"),
-                      allow_nan=False)
+        return number_text(value)
+    return _ENCODER.encode(_plain(value))
 
 
 _encode_str = json.encoder.encode_basestring  # what json.dumps(s, ensure_ascii=False) writes
+
+
+class _Encoder(json.JSONEncoder):
+    """JSON with floats spelled by :func:`number_text`, through the standard library's
+    pure-Python encoder (the C encoder spells floats itself)."""
+
+    def iterencode(self, o: Any, _one_shot: bool = False) -> Any:
+        def floatstr(f: float, *_: Any) -> str:
+            if not math.isfinite(f):
+                raise ValueError(f"{f!r} is not a JSON number")
+            return number_text(f)
+
+        return json.encoder._make_iterencode(  # type: ignore[attr-defined]
+            {}, self.default, _encode_str, self.indent, floatstr, self.key_separator,
+            self.item_separator, self.sort_keys, self.skipkeys, _one_shot,
+        )(o, 0)
+
+
+_ENCODER = _Encoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def decode(text: str) -> Any:

@@ -8,13 +8,12 @@ every time window a caller gives (``days_back``, ``since``, ``until``) is checke
 
 from __future__ import annotations
 
-import math
-import numbers
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import ValidationError
+from .numbers import shown, to_real
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The range of times a ledger holds; anything outside is a typo, not an evaluation.
@@ -106,14 +105,12 @@ def time_window(
     since_us = parse_timestamp(since, "since") if since is not None else None
     until_us = parse_timestamp(until, "until") if until is not None else None
     if days_back is not None:
-        if isinstance(days_back, bool) or not isinstance(days_back, numbers.Real):
-            raise TypeError(f"days_back must be a number, got {type(days_back).__name__} {days_back!r}")
-        days = float(days_back)
+        days = to_real("days_back", days_back)
         now = now_us()
         most = (now - to_us(_EARLIEST)) // _US_PER_DAY
-        if not math.isfinite(days) or days <= 0 or days > most:
+        if days <= 0 or days > most:
             raise ValidationError(
-                f"days_back={days_back!r} must be a number of days > 0 and at most {most} "
+                f"days_back={shown(days_back)} must be a number of days > 0 and at most {most} "
                 "(back to the year 1); omit it for all history",
                 [(None, "days_back", "out of range")],
             )

@@ -14,10 +14,10 @@ import math
 import numbers
 import re
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ValidationError
+from ..errors import ValidationError, WrongTypeError
+from .numbers import shown, to_real
 from .record import CORE_METRICS, RESERVED_NAMES, SEED_FIELDS, Record
 from .timestamps import MAX_TS, MIN_TS, now_us, parse_timestamp, to_us
 
@@ -82,30 +82,30 @@ def bound_message(name: str, value: float) -> str | None:
             f">= {low:g}" if low is not None else f"<= {high:g}"
         )
         msg = f"{name}={value!r} is out of range: {name} must be {rng}"
-        if hint == "fraction" and 1 < value <= 100:
+        # A hint is offered only where the value it suggests is one the metric may hold
+        # (a percentage of at most 100; a drawdown of at most a total loss).
+        if hint == "fraction" and 1 < value <= 100 and _may_hold(name, value / 100):
             msg += f"; it is a fraction, did you mean {value / 100:g}?"
-        elif hint == "negate" and value > 0:
+        elif hint == "negate" and 0 < value <= 1 and _may_hold(name, -value):
             msg += f" (a loss from the peak); did you mean {-value:g}?"
+        elif hint == "negate":
+            msg += " (a loss from the peak)"
         return msg
     return None
 
 
+def _may_hold(name: str, value: float) -> bool:
+    low, high, _ = BOUNDS.get(name, (None, None, ""))
+    return ((low is None or value >= low) and (high is None or value <= high)
+            and magnitude_message(name, value) is None)
+
+
 def check_metric(name: str, value: Any) -> float | None:
-    """A metric is None or a finite real number; bools and strings are type errors."""
+    """A metric is None or a finite real number (through :func:`.numbers.to_real`, the one
+    coercion); bools and strings are :class:`.numbers.NotANumberError` (also a TypeError)."""
     if value is None:
         return None
-    if type(value) is float:  # the usual case: no need for the ABC isinstance checks below
-        f = value
-    elif isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(
-        value, numbers.Real | Decimal
-    ):
-        raise TypeError(
-            f"{name} must be a real number or None, got {type(value).__name__} {value!r}"
-        )
-    else:
-        f = float(value)
-    if not math.isfinite(f):
-        raise _fail(name, f"{name}={value!r} is not a finite number")
+    f = value if type(value) is float and math.isfinite(value) else to_real(name, value)
     msg = magnitude_message(name, f) or bound_message(name, f)
     if msg:
         raise _fail(name, msg)
@@ -163,12 +163,14 @@ def check_json_map(fieldname: str, value: Any, *, str_values: bool = False) -> d
         if not k:
             raise _fail(fieldname, f"{fieldname} has an empty key (a key no filter could name)")
         if str_values and not isinstance(v, str):
-            raise TypeError(f"{fieldname}[{k!r}] must be a str, got {type(v).__name__} {v!r}")
+            msg = f"{fieldname}[{k!r}] must be a str, got {type(v).__name__} {shown(v)}"
+            raise WrongTypeError(msg, [(None, f"{fieldname}[{k!r}]", msg)])
         try:
             json.dumps(v, allow_nan=False)
         except (TypeError, ValueError, RecursionError) as exc:
             raise _fail(
-                f"{fieldname}[{k!r}]", f"{fieldname}[{k!r}]={v!r} is not JSON-serialisable: {exc}"
+                f"{fieldname}[{k!r}]", f"{fieldname}[{k!r}]={shown(v)} is not JSON-serialisable: "
+                + ("it is nested too deeply" if isinstance(exc, RecursionError) else str(exc))
             ) from None
         text = json.dumps(v, ensure_ascii=False)
         _check_utf8(f"{fieldname}[{k!r}]", text)
@@ -177,7 +179,7 @@ def check_json_map(fieldname: str, value: Any, *, str_values: bool = False) -> d
         except RecursionError:  # arrays inside arrays a thousand deep: no parameter is that
             raise _fail(f"{fieldname}[{k!r}]", f"{fieldname}[{k!r}] is nested too deeply") from None
         if nul:  # JSONB (PostgreSQL) cannot hold one, so no store accepts it: ledgers stay copyable
-            raise _fail(f"{fieldname}[{k!r}]", f"{fieldname}[{k!r}]={v!r} contains a NUL character")
+            raise _fail(f"{fieldname}[{k!r}]", f"{fieldname}[{k!r}]={shown(v)} contains a NUL character")
         out[k] = v
     _check_utf8(fieldname, json.dumps(list(out), ensure_ascii=False))
     return out
@@ -288,8 +290,6 @@ def validate_frame(frame: pd.DataFrame, *, max_listed: int = 50) -> pd.DataFrame
             except ValidationError as exc:
                 raise ValidationError(str(exc), [(None, m, str(exc))]) from None
         col = frame[m]
-        raw = col.to_numpy(dtype=object)
-        isnull = pd.isna(col).to_numpy()
         if col.dtype.kind in "fiu":
             arr = col.to_numpy(dtype=float)
             # A NaN in a float column is how pandas spells a missing value: treat it as None.
@@ -298,13 +298,14 @@ def validate_frame(frame: pd.DataFrame, *, max_listed: int = 50) -> pd.DataFrame
             add(np.flatnonzero(bad_inf), m, lambda p, m=m, a=arr: f"{m}={a[p]!r} is not a finite number")
         else:
             arr = np.full(n, np.nan)
-            for pos in np.flatnonzero(~isnull):
+            # Row by row, without pd.isna: it raises on Decimal("sNaN") (InvalidOperation).
+            for pos, v in enumerate(col.to_numpy(dtype=object).tolist()):
+                if _missing(v):
+                    continue
                 try:
-                    v = check_metric(m, raw[pos])
-                    arr[pos] = v
+                    arr[pos] = check_metric(m, v)
                 except (ValidationError, TypeError) as exc:
                     problems.append((index[pos], m, str(exc)))
-            isnull = np.isnan(arr)
         low, high, _ = BOUNDS.get(m, (None, None, ""))
         finite = np.isfinite(arr)
         bad = np.zeros(n, dtype=bool)
@@ -357,6 +358,14 @@ def validate_frame(frame: pd.DataFrame, *, max_listed: int = 50) -> pd.DataFrame
                 cleaned.append({})
         out[col] = cleaned
 
+    if unknown:  # a custom metric given as a column and inside metrics: which one is meant?
+        for pos, base in enumerate(out["metrics"].tolist()):
+            for name in unknown:
+                given = out[name].iat[pos]
+                if name in base and not math.isnan(given):
+                    problems.append((index[pos], name, (
+                        f"metric {name!r} is given twice, as a column ({given!r}) and in metrics "
+                        f"({base[name]!r}); give it once")))
     if problems:
         problems.sort(key=lambda p: (str(type(p[0])), p[0] if p[0] is not None else -1))
         listed = "\n".join(f"  row {r}: {msg}" for r, _f, msg in problems[:max_listed])
@@ -376,6 +385,38 @@ def validate_frame(frame: pd.DataFrame, *, max_listed: int = 50) -> pd.DataFrame
         out["metrics"] = merged
         out = out.drop(columns=unknown)
     return out
+
+
+def _missing(value: Any) -> bool:
+    """A batch cell that holds no value: None, pandas' NA/NaT, or NaN (how a DataFrame spells
+    an empty cell; rows given as dicts have their NaNs refused first, see :func:`refuse_nan`)."""
+    import pandas as pd
+
+    return (value is None or value is pd.NA or value is pd.NaT
+            or (isinstance(value, float) and math.isnan(value)))
+
+
+#: The keys of a row that are not numbers (a NaN there is the field's own checker's business).
+_NOT_NUMBERS = frozenset(("model_name", "ticker", "notes", "timestamp", "metrics", "params", "tags"))
+
+
+def refuse_nan(rows: list[Any]) -> None:
+    """Rows given as dicts follow ``log()``'s rule: ``None`` is "not measured", a NaN is a
+    value that is not a number, refused (a DataFrame cannot tell the two apart, so this runs
+    before one is built). One :class:`ValidationError` lists every such cell."""
+    problems = []
+    for pos, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            continue
+        for key, value in row.items():
+            if key not in _NOT_NUMBERS and isinstance(value, float) and math.isnan(value):
+                problems.append((pos, str(key), f"{key}={value!r} is not a finite number (pass None "
+                                                "for a metric that was not measured)"))
+    if problems:
+        listed = "\n".join(f"  row {r}: {msg}" for r, _f, msg in problems[:50])
+        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        raise ValidationError(
+            f"{len(problems)} problem(s) in the batch; nothing was stored:\n{listed}{more}", problems)
 
 
 def _text_column(col: pd.Series) -> Any:
@@ -408,6 +449,11 @@ def _check_distinct(values: Any, check: Any) -> list[tuple[int, str]]:
     return [(pos, bad[c]) for pos, c in enumerate(codes) if c in bad]
 
 
+#: Timestamp text that pandas' ISO 8601 reader and :func:`datetime.fromisoformat` (the one
+#: parser, :func:`.timestamps.parse_timestamp`) read to the same microsecond.
+_PLAIN_ISO = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?(?:Z|[+-]\d{2}:\d{2})?"
+
+
 def _timestamps_us(col: pd.Series, index: list[Any], problems: list[tuple[Any, str, str]]) -> Any:
     """A timestamp column as UTC microseconds, vectorised; naive values are UTC, missing ones
     are now. Unparseable or out-of-range values are reported by row."""
@@ -436,18 +482,35 @@ def _timestamps_us(col: pd.Series, index: list[Any], problems: list[tuple[Any, s
             parsed = pd.to_datetime(col.astype(object), utc=True, format="ISO8601", errors="coerce")
     except (TypeError, ValueError):
         parsed = pd.Series(pd.NaT, index=col.index, dtype="datetime64[us, UTC]")
-    us = parsed.dt.as_unit("us").astype("int64").to_numpy()
+    us = parsed.dt.as_unit("us").astype("int64").to_numpy().copy()
     lo, hi = to_us(MIN_TS), to_us(MAX_TS)
     nat = parsed.isna().to_numpy()
-    bad = (nat & ~missing) | (~nat & ((us < lo) | (us >= hi))) | numeric
     missing = missing & ~numeric
-    if bad.any():
-        for pos in np.flatnonzero(bad):
-            try:
-                parse_timestamp(orig.iloc[pos])
-                msg = f"timestamp={orig.iloc[pos]!r} could not be read"
-            except (ValidationError, TypeError) as exc:
-                msg = str(exc)
-            problems.append((index[pos], "timestamp", msg))
+    # One parser for log(), log_many() and import: pandas' vectorised reading is kept only for
+    # text of the plain shape both read alike (_PLAIN_ISO); any other text (a week date, spaces
+    # around it, an offset with seconds, "2024-01", which pandas alone would take) goes
+    # through parse_timestamp, the parser of log(), and is accepted or refused as there.
+    plain = np.ones(len(col), dtype=bool)
+    if col.dtype.kind != "M":
+        try:
+            matched = col.astype(object).str.fullmatch(_PLAIN_ISO)
+            plain = matched.where(matched.notna(), True).astype(bool).to_numpy()
+        except AttributeError:  # no text at all (datetimes): pandas read every one
+            pass
+    again = (~plain | nat) & ~missing & ~numeric
+    bad = numeric | (~nat & ~again & ((us < lo) | (us >= hi)))
+    for pos in np.flatnonzero(again):
+        try:
+            us[pos] = parse_timestamp(orig.iloc[pos])
+        except (ValidationError, TypeError) as exc:
+            problems.append((index[pos], "timestamp", str(exc)))
+            us[pos] = now_us()  # a placeholder: the batch is refused
+    for pos in np.flatnonzero(bad):  # a bare number, or a time outside the ledger's range
+        try:
+            parse_timestamp(orig.iloc[pos])
+            msg = f"timestamp={orig.iloc[pos]!r} could not be read"
+        except (ValidationError, TypeError) as exc:
+            msg = str(exc)
+        problems.append((index[pos], "timestamp", msg))
     us = np.where(missing | bad, now_us(), us)
     return us.astype(np.int64)

@@ -17,8 +17,9 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ValidationError
 from ..records.record import CORE_METRICS
-from ..records.validation import MIN_MAGNITUDE
+from ..records.validation import MIN_MAGNITUDE, magnitude_message
 from .returns import (
     check_n_trials,
     check_periods_per_year,
@@ -60,6 +61,10 @@ def backtest_metrics(
     values = from_returns(returns, periods_per_year, predictions, actuals)
     # A computed value too small to store (e.g. a PSR of 1e-200) is zero for every purpose.
     values = {k: (0.0 if isinstance(v, float) and abs(v) < MIN_MAGNITUDE else v) for k, v in values.items()}
+    for name, value in values.items():  # computed, so a value the ledger cannot store blames `returns`
+        if (msg := magnitude_message(name, value)) is not None:
+            raise ValidationError(f"returns give {msg}: are they simple per-period returns "
+                                  "(0.01 for 1%)?", [(None, "returns", msg)])
     core = {m: values.get(m) for m in CORE_METRICS}
     custom = {m: values[m] for m in BACKTEST_DIRECTIONS if m in values}
     custom[PERIODS_METRIC] = float(periods_per_year)

@@ -43,7 +43,6 @@ Pure numpy and the standard library: no pandas, no scipy.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterable
 from statistics import NormalDist
 from typing import Any
@@ -51,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ValidationError
+from ..records.numbers import shown, to_real, to_whole
 
 __all__ = [
     "EULER_GAMMA",
@@ -93,7 +93,13 @@ def _as_array(values: Any, argument: str) -> np.ndarray:
         values = list(values)  # a generator
     try:
         arr = np.asarray(values, dtype=float)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        # Name the value numpy could not take (10**400, Decimal("sNaN"), "abc"), through the
+        # one coercion of user numbers, else say what numpy said.
+        if isinstance(values, Iterable):
+            for i, v in enumerate(values):
+                if not isinstance(v, Iterable):
+                    to_real(f"{argument}[{i}]", v, finite=False)
         raise _fail(argument, f"{argument} must be a sequence of numbers: {exc}") from None
     if arr.ndim != 1:
         raise _fail(argument, f"{argument} must be one-dimensional, got shape {arr.shape}")
@@ -108,17 +114,13 @@ def _as_array(values: Any, argument: str) -> np.ndarray:
 
 
 def check_periods_per_year(periods_per_year: Any) -> float:
-    if (
-        isinstance(periods_per_year, bool)
-        or not isinstance(periods_per_year, numbers.Real)
-        or not math.isfinite(periods_per_year)
-        or periods_per_year <= 0
-    ):
+    ppy = to_real("periods_per_year", periods_per_year)
+    if ppy <= 0:
         raise _fail(
             "periods_per_year",
-            f"periods_per_year={periods_per_year!r} must be a finite number > 0 (252 for daily)",
+            f"periods_per_year={shown(periods_per_year)} must be a finite number > 0 (252 for daily)",
         )
-    return float(periods_per_year)
+    return ppy
 
 
 def probabilistic_sharpe_ratio(
@@ -140,23 +142,20 @@ def probabilistic_sharpe_ratio(
 
 def check_n_trials(n_trials: Any, at_least: int = 1) -> int:
     """``n_trials`` as an int >= ``at_least``, or a ValidationError naming it and its value."""
-    if isinstance(n_trials, bool) or not isinstance(n_trials, numbers.Integral) or n_trials < at_least:
-        reason = (f"the ledger holds {at_least} trial(s) with a Sharpe on this ticker, and every one counts"
-                  if at_least > 1 else "at least one strategy was tried")
-        raise _fail("n_trials", f"n_trials={n_trials!r} must be an integer >= {at_least} ({reason})")
-    return int(n_trials)
+    reason = (f"the ledger holds {at_least} trial(s) with a Sharpe on this ticker, and every one counts"
+              if at_least > 1 else "at least one strategy was tried")
+    return to_whole("n_trials", n_trials, minimum=at_least, what=f"({reason})")
 
 
 def check_variance(variance: Any) -> float:
     """The trials' Sharpe variance as a float >= 0, or a ValidationError naming it. A NaN or
     negative variance is refused rather than read as 0, which would make the DSR its most
     favourable value (the PSR)."""
-    if isinstance(variance, bool) or not isinstance(variance, numbers.Real) or not (
-        math.isfinite(variance) and variance >= 0
-    ):
-        raise _fail("variance", f"variance={variance!r} must be a finite number >= 0 "
+    v = to_real("variance", variance, finite=False) if variance is not None else math.nan
+    if not (math.isfinite(v) and v >= 0):
+        raise _fail("variance", f"variance={shown(variance)} must be a finite number >= 0 "
                                 "(the variance of the trials' Sharpe ratios)")
-    return float(variance)
+    return v
 
 
 def expected_max_sharpe(n_trials: int, variance: float) -> float:
@@ -174,7 +173,9 @@ def expected_max_sharpe(n_trials: int, variance: float) -> float:
         return 0.0
     n = float(n_trials)
     return math.sqrt(variance) * (
-        (1.0 - EULER_GAMMA) * norm_ppf(1.0 - 1.0 / n) + EULER_GAMMA * norm_ppf(1.0 - 1.0 / (n * math.e))
+        # Φ⁻¹(1 − q) written as −Φ⁻¹(q): 1 − 1/N is 1.0 in floating point for N past ~1e16,
+        # where Φ⁻¹ is undefined; −Φ⁻¹(1/N) stays exact for every N a count can hold.
+        (1.0 - EULER_GAMMA) * -norm_ppf(1.0 / n) + EULER_GAMMA * -norm_ppf(1.0 / (n * math.e))
     )
 
 
@@ -254,9 +255,10 @@ def from_returns(
         std = 0.0
     root = math.sqrt(ppy)
 
-    wealth = np.cumprod(np.concatenate(([1.0], 1.0 + r)))
-    peak = np.maximum.accumulate(wealth)
-    drawdown = float(np.min(wealth / peak - 1.0))
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below, by name
+        wealth = np.cumprod(np.concatenate(([1.0], 1.0 + r)))
+        peak = np.maximum.accumulate(wealth)
+        drawdown = float(np.min(wealth / peak - 1.0))
     total_return = float(wealth[-1] - 1.0)
     out["total_return"] = total_return
     out["drawdown"] = min(drawdown, 0.0) + 0.0  # never -0.0 or a rounding-positive value
@@ -286,4 +288,22 @@ def from_returns(
         psr = probabilistic_sharpe_ratio(sr, n, skew, kurt)
         if math.isfinite(psr):
             out["psr"] = psr
+    _refuse_non_finite(out, wealth)
     return out
+
+
+def _refuse_non_finite(out: dict[str, float], wealth: np.ndarray) -> None:
+    """Every metric from_returns gives is a finite number, or the returns are refused naming
+    ``returns`` and the reason: returns that compound past the largest float (1e10 per period
+    is a 1,000,000,000,000% gain, not a simple return) make total return infinite and
+    drawdown undefined, and a metric nobody passed must never be the one blamed."""
+    if not np.isfinite(wealth).all():
+        at = int(np.flatnonzero(~np.isfinite(wealth))[0]) - 1
+        raise _fail("returns", (
+            f"returns compound past the largest number a float holds at returns[{at}] (total "
+            "return infinite, drawdown undefined): are they simple per-period returns (0.01 for 1%)?"))
+    bad = {k: v for k, v in out.items() if not math.isfinite(v)}
+    if bad:
+        raise _fail("returns", "returns give metrics that are not finite numbers ("
+                    + ", ".join(f"{k}={v!r}" for k, v in bad.items())
+                    + "): are they simple per-period returns (0.01 for 1%)?")
