@@ -224,6 +224,12 @@ class Store(ABC):
         """The highest record id as committed (0 for an empty store)."""
 
     @abstractmethod
+    def known_keys(self, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` (import content keys) already recorded, as committed (a read:
+        a sync asks before it claims, to skip reading the history of records it already
+        holds)."""
+
+    @abstractmethod
     def best(self, ticker: str | None = None) -> dict[str, Any]:
         """``{ticker: {"best_<metric>": {"model", "value", "timestamp"}}}``, or one ticker's
         inner dict (``{}`` for an unknown ticker)."""
