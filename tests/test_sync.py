@@ -230,3 +230,51 @@ def test_the_mirrors_of_a_directory_target_hold_the_synced_records(tmp_path: Pat
     fill(src, 0, 120)
     src.sync(dst)
     assert sorted(r["notes"] for r in mirror_records(tmp_path / "b")) == sorted(f"r{i}" for i in range(120))
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_cli_sync_to_and_from_prints_one_summary_line(
+    tmp_path: Path, pg_ledger: Ledger, pg_server_url: str
+) -> None:
+    from cli_runner import run_cli
+
+    node = Ledger(tmp_path / "node")
+    node.register_metric("ic", True)
+    fill(node, 0, 250)
+    node.close()
+    out = run_cli("--store", str(tmp_path / "node"), "sync", "--to", pg_server_url)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "250 new, 0 already there\n", "")
+    out = run_cli("--store", str(tmp_path / "node"), "sync", "--to", pg_server_url)
+    assert out.stdout == "0 new, 250 already there\n"
+    out = run_cli("--store", str(tmp_path / "laptop"), "sync", "--from", pg_server_url,
+                  "--ticker", "T0", "--ticker", "T2", "--model", "M0", "--since", "2025-01-01T00:00:00")
+    want = [i for i in range(250) if i % 3 in (0, 2) and i % 4 == 0]
+    assert (out.returncode, out.stdout) == (0, f"{len(want)} new, 0 already there\n")
+    with Ledger(tmp_path / "laptop") as laptop:
+        assert sorted(r["notes"] for r in laptop.records()) == sorted(f"r{i}" for i in want)
+        assert laptop.metric_directions()["ic"] is True
+
+
+def test_cli_sync_errors_are_one_line(tmp_path: Path) -> None:
+    from cli_runner import run_cli
+
+    a = Ledger(tmp_path / "a")
+    a.register_metric("ic", True)
+    b = Ledger(tmp_path / "b")
+    b.register_metric("ic", False)
+    fill(a, 0, 5)
+    a.close()
+    b.close()
+    for args, needle in [
+        (["sync"], "exactly one of --to"),
+        (["sync", "--to", str(tmp_path / "b"), "--from", str(tmp_path / "b")], "exactly one of --to"),
+        (["sync", "--to", str(tmp_path / "b"), "--since", "soon"], "since='soon'"),
+        (["sync", "--to", str(tmp_path / "b")], "metric 'ic'"),
+    ]:
+        out = run_cli("--store", str(tmp_path / "a"), *args)
+        assert out.returncode == 2 and out.stdout == ""
+        assert out.stderr.startswith("Error: ") and out.stderr.count("\n") == 1 and needle in out.stderr
+    with Ledger(tmp_path / "b") as b:
+        assert b.stats()["records"] == 0

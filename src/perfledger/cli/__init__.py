@@ -33,6 +33,7 @@ COMMANDS = {
     "decay": query.decay,
     "dashboard": manage.dashboard,
     "copy": manage.copy,
+    "sync": manage.sync,
     "clear": manage.clear,
 }
 for _name, _function in COMMANDS.items():
