@@ -18,6 +18,10 @@ again into a target that already holds records, from this source or from anywher
   holds that record with that content and at least that many records, and the target was
   not cleared since (its generation): a cleared, restored or replaced source (or target)
   falls back to the content check of every record, which is always right, only slower.
+  PostgreSQL writers take ids from a sequence and may commit out of id order, so ids a sync
+  did not see below its mark (holes) are kept in the mark and read again by every sync
+  until they appear or an hour has passed (:data:`HOLE_SECONDS`: a rolled-back
+  transaction's ids never appear).
 * **Crash-safe.** Records are written a chunk per transaction, and the mark advances in the
   transaction that stores the records it covers: a sync killed at any point leaves whole
   chunks and a mark that describes them; a rerun continues, losing and doubling nothing.
@@ -102,19 +106,28 @@ class SyncFilter:
                 and (since is None or ts >= since)]
 
 
+#: How long ids missing below a mark are looked for again (a PostgreSQL source's writers
+#: take ids from a sequence and may commit out of order: a gap may be a transaction still in
+#: flight, or one rolled back, whose ids never appear).
+HOLE_SECONDS = 3600.0
+
+
 @dataclass(frozen=True, slots=True)
 class Mark:
     """A target's high-water mark for one source (and filter)."""
 
     after: int  #: the source's last record id covered
     key: str  #: that record's content key (its hash), to tell the same source from a replaced one
-    seen: int  #: source records within the filter at or below ``after``
-    total: int  #: source records (all) at or below ``after``
+    seen: int  #: source records within the filter covered
+    total: int  #: source records (all) covered
     generation: str  #: the target's generation when written (a clear changes it)
+    #: Ids below ``after`` the source did not show yet: ``(first, last, since)`` ranges (since
+    #: a Unix time), read again by every sync until they appear or HOLE_SECONDS pass.
+    holes: tuple[tuple[int, int, float], ...] = ()
 
     def dump(self) -> str:
-        return json.dumps({"after": self.after, "key": self.key, "seen": self.seen,
-                           "total": self.total, "generation": self.generation})
+        return json.dumps({"after": self.after, "key": self.key, "seen": self.seen, "total": self.total,
+                           "generation": self.generation, "holes": [list(h) for h in self.holes]})
 
     @classmethod
     def load(cls, text: str | None) -> Mark | None:
@@ -122,9 +135,23 @@ class Mark:
             return None
         try:
             d = json.loads(text)
-            return cls(int(d["after"]), str(d["key"]), int(d["seen"]), int(d["total"]), str(d["generation"]))
+            holes = tuple((int(a), int(b), float(t)) for a, b, t in d.get("holes", ()))
+            return cls(int(d["after"]), str(d["key"]), int(d["seen"]), int(d["total"]),
+                       str(d["generation"]), holes)
         except (ValueError, KeyError, TypeError):
             return None  # an unreadable mark is no mark: the content check decides
+
+
+def _gaps(ids: Sequence[int], low: int, high: int, since: float) -> list[tuple[int, int, float]]:
+    """The ranges of ``[low, high]`` that ``ids`` (sorted, within it) leave out."""
+    out, prev = [], low - 1
+    for i in ids:
+        if i > prev + 1:
+            out.append((prev + 1, i - 1, since))
+        prev = i
+    if high > prev:
+        out.append((prev + 1, high, since))
+    return out
 
 
 def ledger_id(store: Store) -> str | None:
@@ -225,23 +252,28 @@ def sync_stores(
     target_empty = target.stats()["records"] == 0
     with source.snapshot() as src:
         last = src.last_id()
-        start, seen, total = 0, 0, 0
+        after, key, seen, total = 0, "", 0, 0
+        holes: list[tuple[int, int, float]] = []
         stale: Mark | None = None
         if mark is not None and _mark_holds(mark, src, target, source_total):
-            start, seen, total = mark.after, mark.seen, mark.total
+            after, key, seen, total = mark.after, mark.key, mark.seen, mark.total
+            holes = list(mark.holes)
             result.incremental = True
         else:
             stale = mark  # describes another source or target state: this run replaces it
         result.already_there = seen
         if progress is not None:
-            progress(0, max(last - start, 0))
+            progress(0, max(last - after, 0))
         # Registered before any record (even when every record is already there).
         if missing:
             _write(target, mirrors, lambda tx, m: _register(tx, m, missing))
             result.directions = len(missing)
-        for ids, batch in src.iter_batches(chunk, after=start):
+        now = time.time()
+
+        def carry(ids: list[int], batch: Batch, pending: list[tuple[int, int, float]]) -> None:
+            """One chunk into the target, in one transaction with the mark that covers it."""
+            nonlocal seen, total
             result.read += len(ids)
-            total += len(ids)
             pick = flt.select(batch)
             sub = _take(batch, pick) if len(pick) < len(batch) else batch
             _refuse_nul(sub, result.new)
@@ -254,17 +286,34 @@ def sync_stores(
                 if todo:
                     held = _held_unkeyed(target_ledger, _take(sub, todo), [keys[i] for i in todo])
                     todo = [i for j, i in enumerate(todo) if j not in held]
-            new_mark = (
-                Mark(ids[-1], _one_hash(batch, len(batch) - 1), seen + len(sub), total, "")
-                if mark_key else None
-            )
-            stored = _write(target, mirrors, lambda tx, m, s=sub, t=todo, h=hashes, nm=new_mark:
-                            _store(tx, m, s, t, h, mark_key, nm, stale))
-            seen += len(sub)
+            seen, total = seen + len(sub), total + len(ids)
+            new_mark = Mark(after, key, seen, total, "", tuple(pending)) if mark_key else None
+            stored = _write(target, mirrors, lambda tx, m: _store(tx, m, sub, todo, hashes, mark_key,
+                                                                  new_mark, stale))
             result.new += stored
             result.already_there += len(sub) - stored
+
+        # Ids a PostgreSQL source had not shown below the mark: those committed since first.
+        kept: list[tuple[int, int, float]] = []
+        for n, (lo, hi, since) in enumerate(list(holes)):
+            rest = holes[n + 1:]
+            found: list[int] = []
+            for ids, batch in src.iter_batches(chunk, after=lo - 1, until=hi):
+                found += ids
+                carry(ids, batch, [*kept, *_gaps(found, lo, hi, since), *rest])
+            kept += [h for h in _gaps(found, lo, hi, since) if now - h[2] < HOLE_SECONDS]
+        holes, base = kept, after
+        for ids, batch in src.iter_batches(chunk, after=after):
+            holes += _gaps(ids, after + 1, ids[-1], now)
+            after, key = ids[-1], _one_hash(batch, len(batch) - 1)
+            carry(ids, batch, holes)
             if progress is not None:
-                progress(ids[-1] - start, max(last - start, 0))
+                progress(after - base, max(last - base, 0))
+        if mark_key and result.incremental and mark is not None and tuple(holes) != mark.holes:
+            # Holes that appeared or expired with nothing else to write: the mark still says so.
+            final = Mark(after, key, seen, total, "", tuple(holes))
+            _write(target, mirrors, lambda tx, m: _store(tx, m, Batch.from_records([]), [], [], mark_key,
+                                                         final, stale))
     return result
 
 
@@ -327,9 +376,9 @@ def _store(tx: WriteTx, m: Any, sub: Batch, todo: list[int], hashes: list[str],
         current = Mark.load(tx.get_meta(mark_key))
         # A concurrent sync of the same source may have gone further: never move it back
         # (unless the mark there is the one this run found no longer true).
-        if current is None or current.after < mark.after or current == stale:
+        if current is None or current.after <= mark.after or current == stale:
             gen = tx.get_meta("generation") or "0"
-            tx.set_meta(mark_key, Mark(mark.after, mark.key, mark.seen, mark.total, gen).dump())
+            tx.set_meta(mark_key, Mark(mark.after, mark.key, mark.seen, mark.total, gen, mark.holes).dump())
     return stored
 
 

@@ -112,9 +112,12 @@ class ReadTx(ABC):
         """The best-models document as this transaction sees it."""
 
     @abstractmethod
-    def iter_batches(self, chunk: int = 20_000, after: int = 0) -> Iterator[tuple[list[int], Batch]]:
-        """The records whose id is above ``after`` (all, by default) in insertion (id)
-        order, a columnar batch at a time, each with its records' ids."""
+    def iter_batches(
+        self, chunk: int = 20_000, after: int = 0, until: int | None = None
+    ) -> Iterator[tuple[list[int], Batch]]:
+        """The records whose id is above ``after`` (all, by default) and at most ``until``
+        (if given), in insertion (id) order, a columnar batch at a time, each with its
+        records' ids."""
 
     @abstractmethod
     def last_id(self) -> int:
