@@ -304,3 +304,33 @@ def test_a_postgres_source_whose_writers_commit_out_of_id_order_loses_nothing(
     assert (late.new, late.incremental) == (1, True)
     assert content(laptop) == content(pg_ledger)
     assert pg_ledger.sync(laptop).new == 0
+
+
+def test_a_pull_with_a_role_that_may_only_read_the_team_store(
+    pg_ledger: Ledger, pg_server_url: str, tmp_path: Path
+) -> None:
+    """The source is never required to be writable: without an id (and unable to get one)
+    every pull checks content, and is still exact."""
+    import sqlalchemy as sa
+
+    fill(pg_ledger, 0, 50)
+    admin = sa.create_engine(pg_server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql("DELETE FROM pl_meta WHERE key = 'ledger_id'")  # as a new ledger
+        conn.exec_driver_sql("DROP ROLE IF EXISTS pl_sync_reader")
+        conn.exec_driver_sql("CREATE ROLE pl_sync_reader LOGIN")
+        conn.exec_driver_sql("GRANT SELECT ON ALL TABLES IN SCHEMA public TO pl_sync_reader")
+    try:
+        url = sa.make_url(pg_server_url).set(username="pl_sync_reader").render_as_string(hide_password=False)
+        laptop = Ledger(tmp_path / "laptop")
+        with Ledger(url) as reader:
+            first = reader.sync(laptop)
+            again = reader.sync(laptop)
+        assert (first.new, again.new, again.already_there, again.incremental) == (50, 0, 50, False)
+        assert content(laptop) == content(pg_ledger)
+        assert pg_ledger._ensure().get_meta("ledger_id") is None
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM pl_sync_reader")
+            conn.exec_driver_sql("DROP ROLE pl_sync_reader")
+        admin.dispose()

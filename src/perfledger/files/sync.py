@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ValidationError, WriteConflictError
+from ..errors import ReadOnlyLedgerError, ValidationError, WriteConflictError
 from ..mirrors.seed_files import NoMirrors
 from ..records.batch import Batch
 from ..records.record import CORE_METRICS
@@ -160,11 +160,14 @@ def ledger_id(store: Store) -> str | None:
     found = store.get_meta(LEDGER_ID)
     if found or store.read_only_reason is not None:
         return found
-    with store.writing() as tx:
-        found = tx.get_meta(LEDGER_ID)
-        if not found:
-            found = uuid.uuid4().hex
-            tx.set_meta(LEDGER_ID, found)
+    try:
+        with store.writing() as tx:
+            found = tx.get_meta(LEDGER_ID)
+            if not found:
+                found = uuid.uuid4().hex
+                tx.set_meta(LEDGER_ID, found)
+    except ReadOnlyLedgerError:
+        return None  # a role that may only read (PostgreSQL says so at the write)
     return found
 
 
@@ -238,8 +241,6 @@ def sync_stores(
             [(None, "target", "same as source")],
         )
     if target.read_only_reason is not None:
-        from ..errors import ReadOnlyLedgerError
-
         raise ReadOnlyLedgerError(target.read_only_reason)
     missing = _check_directions(source, target)
     mirrors = target_mirrors if target_mirrors is not None else NoMirrors()
