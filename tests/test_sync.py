@@ -334,3 +334,18 @@ def test_a_pull_with_a_role_that_may_only_read_the_team_store(
             conn.exec_driver_sql("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM pl_sync_reader")
             conn.exec_driver_sql("DROP ROLE pl_sync_reader")
         admin.dispose()
+
+
+def test_progress_reports_the_records_read(tmp_path: Path) -> None:
+    src, dst = Ledger(tmp_path / "a"), Ledger(tmp_path / "b")
+    fill(src, 0, 250)
+    calls: list[tuple[int, int]] = []
+    from perfledger.files.sync import sync_stores
+
+    sync_stores(src._ensure(), dst._writable(), dst, dst._mirrors, chunk=100,
+                progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 250), (100, 250), (200, 250), (250, 250)]
+    calls.clear()
+    fill(src, 250, 260)
+    src.sync(dst, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 10), (10, 10)]
