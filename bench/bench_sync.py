@@ -101,7 +101,7 @@ def run(records: int, rounds: int, new: int) -> dict[str, Any]:
             other_team = Ledger(url2)
             lm_s, _ = timed(lambda: other_team.log_many(df))
             other_team.close()
-        raw["log_many_s"] = lm_s
+        raw["full_log_many_s"] = lm_s
         figs.append(figure(f"log_many of the same {label} rows into an empty PostgreSQL store", lm_s, "s",
                            baseline=bare, baseline_name="bare ADBC ingest", ratio=lm_s / bare, group=g,
                            note="information: the insert path a sync shares (records, derived tables, "
