@@ -349,3 +349,22 @@ def test_progress_reports_the_records_read(tmp_path: Path) -> None:
     fill(src, 250, 260)
     src.sync(dst, progress=lambda done, total: calls.append((done, total)))
     assert calls == [(0, 10), (10, 10)]
+
+
+def test_records_imported_from_an_export_are_already_there(
+    pair: tuple[Ledger, Ledger], tmp_path: Path
+) -> None:
+    """An import and a sync key a record alike: what one stored, the other skips."""
+    from perfledger.files.exporter import export_records
+    from perfledger.files.importer import import_file
+
+    src, dst = pair
+    fill(src, 0, 120)
+    path = tmp_path / "half.json"
+    export_records(src, "json", path, ticker=["T0", "T1"])  # type: ignore[arg-type]
+    imported = import_file(dst, path).imported
+    assert imported == 80
+    result = src.sync(dst)
+    assert (result.new, result.already_there) == (40, 80)
+    assert content(dst) == content(src)
+    assert import_file(dst, path).imported == 0
