@@ -4,6 +4,7 @@
     python -m bench.run_all --quick         # smoke: bench/results/benchmarks-quick.md
     python -m bench.run_all --only search   # one section, rewritten in place in the report
     python -m bench.run_all --only pg       # the PostgreSQL section (issue 11) alone
+    python -m bench.run_all --only sync     # syncing ledgers (issue 21) alone
 
 Each benchmark runs in its own fresh interpreter (no state or memory carried between them);
 raw results land in ``bench/results/*.json``. The MLflow comparison runs with
@@ -81,6 +82,7 @@ TITLES = {
     "mlflow": "Against MLflow's tracking API and the seed design",
     "search": "Finding experiments by params and tags (issue 12)",
     "pg": "A million records on PostgreSQL (issue 11)",
+    "sync": "Syncing ledgers (issue 21)",
 }
 EXPLAIN = {
     "core": (
@@ -127,6 +129,18 @@ EXPLAIN = {
         "bare `INSERT` and the best-row upsert (psycopg, no perfledger); every process connects before "
         "the clock starts; two alternated runs each, fresh databases, medians. `best()` is checked "
         "against a recomputation from history and every record's unique note is counted."
+    ),
+    "sync": (
+        "`bench/bench_sync.py`. Source: a directory ledger (`mirrors=False`) holding the scale "
+        "benchmark's N records. Full sync: `Ledger.sync` into an empty PostgreSQL database, against a "
+        "bare `adbc_ingest` (ADBC PostgreSQL driver, binary COPY) of the same rows (ticker, model, "
+        "timestamp, six metrics, notes) from an Arrow table already in memory into a plain table of a "
+        "fresh database, timed before and after the sync (median of the two); as information, "
+        "`log_many` of the same rows into another empty database (the insert path a sync shares). "
+        "Incremental: 1,000 new records (newer than any stored) are logged into the source and synced "
+        "into the N-record target, alternated with a `log_many` of 1,000 other records of the same "
+        "shape into the same target; 5 rounds, medians; `SyncResult.read` says how many source "
+        "records each sync read."
     ),
 }
 
@@ -283,7 +297,7 @@ def main() -> None:
                     "own venv (default: this interpreter)")
     ap.add_argument("--skip-mlflow", action="store_true")
     ap.add_argument("--no-profile", action="store_true", help="skip the cProfile diagnostics")
-    ap.add_argument("--only", choices=["scale", "search", "pg"], action="append",
+    ap.add_argument("--only", choices=["scale", "search", "pg", "sync"], action="append",
                     help="run only this section and rewrite it in the existing report (repeatable)")
     args = ap.parse_args()
 
@@ -303,7 +317,7 @@ def main() -> None:
     ml = [] if args.skip_mlflow else ["--mlflow-python", args.mlflow_python]
     if args.only:
         modules = {"scale": ("bench.bench_scale", q), "search": ("bench.bench_search", [*q, *ml]),
-                   "pg": ("bench.bench_pg", q)}
+                   "pg": ("bench.bench_pg", q), "sync": ("bench.bench_sync", q)}
         only_timings = {name: _run(sys.executable, modules[name][0], modules[name][1])
                         for name in dict.fromkeys(args.only)}
         sections = {name: json.loads((RESULTS_DIR / f"{name}.json").read_text()) for name in args.only}
@@ -316,8 +330,9 @@ def main() -> None:
     timings["scale"] = _run(sys.executable, "bench.bench_scale", q)
     timings["search"] = _run(sys.executable, "bench.bench_search", [*q, *ml])
     timings["pg"] = _run(sys.executable, "bench.bench_pg", q)
+    timings["sync"] = _run(sys.executable, "bench.bench_sync", q)
     sections = {name: json.loads((RESULTS_DIR / f"{name}.json").read_text())
-                for name in ("core", "scale", "search", "pg")}
+                for name in ("core", "scale", "search", "pg", "sync")}
     if not args.skip_mlflow:
         timings["mlflow"] = _run(sys.executable, "bench.bench_mlflow",
                                  [*q, "--plot", str(plot), "--mlflow-python", args.mlflow_python])

@@ -21,7 +21,7 @@ from cli_runner import Completed, run_cli
 from perfledger import Ledger
 
 COMMANDS = ("log", "history", "best", "tickers", "models", "leaderboard", "import", "export", "check",
-            "decay", "dashboard", "copy", "clear", "restore", "purge", "stats", "repair")
+            "decay", "dashboard", "copy", "sync", "clear", "restore", "purge", "stats", "repair")
 
 
 def run(store: Path | None, *args: str, env_store: bool = True) -> Completed:

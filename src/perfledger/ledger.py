@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import sqlalchemy as sa
 
+    from .files.sync import SyncResult
     from .mirrors.layout import PreparedAppend
     from .mirrors.transaction import MirrorTransaction, NullMirrorTransaction
     from .store.base import Store, WriteTx
@@ -428,6 +429,39 @@ class Ledger:
 
         dest = target if isinstance(target, Ledger) else Ledger(target)
         return copy_store(self._ensure(), dest._writable(), dest._mirrors)
+
+    def sync(
+        self,
+        target: Ledger | str | os.PathLike[str] | Location,
+        *,
+        ticker: str | Sequence[str] | None = None,
+        model_name: str | Sequence[str] | None = None,
+        since: Any = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> SyncResult:
+        """Bring this ledger's records into ``target`` (a ledger, directory or URL) that may
+        already hold records: a node's ledger into the team store, or the team store into a
+        laptop's (filtered by ``ticker``, ``model_name``, ``since``).
+
+        Idempotent (a record's identity is its content, as ``import`` keys it: a second sync
+        adds nothing, and records the target holds from elsewhere are not doubled),
+        incremental (the target keeps a high-water mark per source: the next sync reads the
+        new records only), safe to run concurrently and to kill (a chunk's records and the
+        mark that covers them commit together). Registered metric directions travel too; one
+        that contradicts the target's is a :class:`ValidationError` naming the metric, and
+        nothing is synced. ``progress(done, total)`` is called as source records are read.
+        """
+        from .files.sync import SyncFilter, sync_stores
+
+        since_us, _ = time_window(None, since, None)
+        flt = SyncFilter(check_names("ticker", ticker), check_names("model_name", model_name), since_us)
+        dest = target if isinstance(target, Ledger) else Ledger(target)
+        try:
+            return sync_stores(self._ensure(), dest._writable(), dest, dest._mirrors, flt=flt,
+                               progress=progress)
+        finally:
+            if dest is not target:
+                dest.close()
 
     def export_seed_files(self, directory: str | os.PathLike[str]) -> Path:
         """Write the seed's three files into ``directory`` from any store; returns it."""

@@ -33,6 +33,7 @@ COMMANDS = {
     "decay": query.decay,
     "dashboard": manage.dashboard,
     "copy": manage.copy,
+    "sync": manage.sync,
     "clear": manage.clear,
     "restore": manage.restore,
     "purge": manage.purge,

@@ -1,5 +1,5 @@
-"""Commands that change or move the ledger: log, import, export, copy, clear, restore, purge, repair,
-dashboard."""
+"""Commands that change or move the ledger: log, import, export, copy, sync, clear, restore, purge,
+repair, dashboard."""
 
 from __future__ import annotations
 
@@ -188,6 +188,75 @@ def copy(
     with library_errors():
         n = open_ledger(ctx).copy_to(to)
     say(f"Copied {n} records to {resolve(to).describe()}")
+
+
+def sync(
+    ctx: typer.Context,
+    to: Annotated[
+        str | None, typer.Option("--to", metavar="DIR_OR_URL", help="Bring this ledger's records into it.")
+    ] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", metavar="DIR_OR_URL", help="Bring its records into this ledger.")
+    ] = None,
+    ticker: Annotated[
+        list[str] | None, typer.Option("--ticker", metavar="TICKER", help="Only this ticker (repeatable).")
+    ] = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", metavar="MODEL", help="Only this model (repeatable).")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", metavar="TIME", help="Only records at or after TIME (ISO 8601; naive: UTC)."),
+    ] = None,
+) -> None:
+    """Sync records between two ledgers (directories or database URLs); again, only what is new.
+
+    Records the other side already has (synced, imported or logged there) are not doubled.
+
+    It keeps a mark, so the next sync reads only new records: cron on many nodes at once is safe.
+
+    Metric directions travel too; a conflicting one is refused and nothing is synced.
+
+    Example: perfledger --store ./memory/logs sync --to postgresql+psycopg://me@db-host/ledger
+    """
+    from ..ledger import Ledger
+
+    if (to is None) == (from_ is None):
+        fail("give exactly one of --to DIR_OR_URL or --from DIR_OR_URL")
+    with library_errors():
+        here = open_ledger(ctx)
+        source, target = (here, to) if to is not None else (Ledger(from_), here)
+        try:
+            with _sync_progress() as progress:
+                result = source.sync(target, ticker=ticker or None, model_name=model or None, since=since,
+                                     progress=progress)
+        finally:
+            if source is not here:
+                source.close()
+    say(result.summary())
+
+
+@contextmanager
+def _sync_progress() -> Iterator[Any]:
+    """A Rich progress bar on stderr for a sync that reads many records, on a terminal only."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console(stderr=True), transient=True,
+    ) as bar:
+        task = None
+
+        def update(done: int, total: int) -> None:
+            nonlocal task
+            if task is None and total >= 50_000:
+                task = bar.add_task("syncing", total=total)
+            if task is not None:
+                bar.update(task, completed=done)
+
+        yield update
 
 
 def clear(

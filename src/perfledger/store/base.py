@@ -112,9 +112,12 @@ class ReadTx(ABC):
         """The best-models document as this transaction sees it."""
 
     @abstractmethod
-    def iter_batches(self, chunk: int = 20_000, after: int = 0) -> Iterator[tuple[list[int], Batch]]:
-        """The records whose id is above ``after`` (all, by default) in insertion (id)
-        order, a columnar batch at a time, each with its records' ids."""
+    def iter_batches(
+        self, chunk: int = 20_000, after: int = 0, until: int | None = None
+    ) -> Iterator[tuple[list[int], Batch]]:
+        """The records whose id is above ``after`` (all, by default) and at most ``until``
+        (if given), in insertion (id) order, a columnar batch at a time, each with its
+        records' ids."""
 
     @abstractmethod
     def last_id(self) -> int:
@@ -240,6 +243,12 @@ class Store(ABC):
     @abstractmethod
     def last_id(self) -> int:
         """The highest record id as committed (0 for an empty store)."""
+
+    @abstractmethod
+    def known_keys(self, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` (import content keys) already recorded, as committed (a read:
+        a sync asks before it claims, to skip reading the history of records it already
+        holds)."""
 
     @abstractmethod
     def best(self, ticker: str | None = None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -282,6 +282,18 @@ class SQLStore(Store):
         if self.absent:
             return 0
         return self._read(lambda c: int(c.execute(sa.select(sa.func.max(T.records.c.id))).scalar() or 0))
+
+    def known_keys(self, keys: Sequence[str]) -> set[str]:
+        unique = list(dict.fromkeys(keys))
+
+        def read(conn: sa.Connection) -> set[str]:
+            found: set[str] = set()
+            for i in range(0, len(unique), 500):
+                stmt = sa.select(T.import_keys.c.key).where(T.import_keys.c.key.in_(unique[i: i + 500]))
+                found.update(r[0] for r in conn.execute(stmt))
+            return found
+
+        return self._read(read) if unique else set()
 
     def tickers(self) -> list[str]:
         if self.absent:

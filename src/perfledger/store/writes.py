@@ -106,18 +106,24 @@ class SQLReadTx(ReadTx):
         with self._guard():
             return int(self.conn.execute(sa.select(sa.func.max(T.records.c.id))).scalar() or 0)
 
-    def iter_batches(self, chunk: int = 20_000, after: int = 0) -> Iterator[tuple[list[int], Batch]]:
+    def iter_batches(
+        self, chunk: int = 20_000, after: int = 0, until: int | None = None
+    ) -> Iterator[tuple[list[int], Batch]]:
         from ..records.batch import Batch
 
         last = after
         cols = ["id", "ts", "ticker", "model_name", *CORE_METRICS, "notes",
                 "CAST(params AS TEXT)", "CAST(tags AS TEXT)"]
-        select = sa.text(f"SELECT {', '.join(cols)} FROM pl_records WHERE id > :last ORDER BY id LIMIT :n")
+        upto = " AND id <= :until" if until is not None else ""
+        select = sa.text(
+            f"SELECT {', '.join(cols)} FROM pl_records WHERE id > :last{upto} ORDER BY id LIMIT :n"
+        )
+        bounds = {"until": until} if until is not None else {}
         extra = sa.text("SELECT record_id, name, value FROM pl_extra WHERE record_id >= :a "
                         "AND record_id <= :b ORDER BY record_id, name")
         while True:
             with self._guard():
-                rows = self.conn.execute(select, {"last": last, "n": chunk}).fetchall()
+                rows = self.conn.execute(select, {"last": last, "n": chunk, **bounds}).fetchall()
                 if not rows:
                     return
                 ids = [r[0] for r in rows]

@@ -95,6 +95,14 @@ class PgStatements(Statements):
         compiled = single_record_statement().compile(dialect=psycopg.dialect(paramstyle="numeric_dollar"))
         self.single = compiled.string
         self.single_params = tuple(compiled.positiontup or ())
+        # Claiming a sync's or an import's content keys: the whole list as one array, one
+        # statement (the shared path compiles a 500-row VALUES per call).
+        keys = sa.func.unnest(sa.cast(sa.bindparam("keys"), ARRAY(sa.String(32))))
+        self.claim = (
+            postgresql.insert(T.import_keys).from_select(["key"], sa.select(keys))
+            .on_conflict_do_nothing().returning(T.import_keys.c.key)
+            .compile(dialect=dialect).string
+        )
 
 
 class PgWriteTx(SQLWriteTx):
@@ -116,6 +124,12 @@ class PgWriteTx(SQLWriteTx):
         with RawCursor(self.conn.connection.dbapi_connection) as cur:
             cur.execute(self._st.single, args, prepare=True)
             return cur.fetchone()  # type: ignore[return-value]
+
+    def claim_keys(self, keys: Sequence[str]) -> set[str]:
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return set()
+        return {r[0] for r in self._fetch(self._st.claim, {"keys": unique})}
 
     def _allocate_ids(self, n: int) -> list[int]:
         rows = self.conn.exec_driver_sql(

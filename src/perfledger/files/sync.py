@@ -1,0 +1,397 @@
+"""Syncing one ledger's records into another: a research node's ledger into the team store.
+
+Unlike a copy (:mod:`.transfer`: an empty target, one transaction), a sync may run again and
+again into a target that already holds records, from this source or from anywhere else:
+
+* **Idempotent.** A record's identity is its content, keyed exactly as ``import`` keys it
+  (:func:`.importer.record_key` / :func:`.importer.record_hash`: model, ticker, timestamp,
+  every metric, notes, params, tags, custom metrics). Every record a sync stores claims its
+  key in ``pl_import_keys`` in the insert's transaction (a unique column), so concurrent
+  syncs of the same records, or an import of them, store them once. Records the target
+  holds without a key (logged there directly) are found by their content in the target's
+  history over the candidates' tickers and time span before the write.
+* **Incremental.** Every ledger gets a random id (``pl_meta`` ``ledger_id``), given by the
+  first sync that needs it. The target keeps, per source id (and filter), a high-water mark
+  (``pl_meta`` ``sync:<digest>``): the source's last record id it covers, that record's
+  content key, how many source records it covers, and the target's generation. The next
+  sync reads only the records above it. The mark is trusted only when the source still
+  holds that record with that content and at least that many records, and the target was
+  not cleared since (its generation): a cleared, restored or replaced source (or target)
+  falls back to the content check of every record, which is always right, only slower.
+  PostgreSQL writers take ids from a sequence and may commit out of id order, so ids a sync
+  did not see below its mark (holes) are kept in the mark and read again by every sync
+  until they appear or an hour has passed (:data:`HOLE_SECONDS`: a rolled-back
+  transaction's ids never appear).
+* **Crash-safe.** Records are written a chunk per transaction, and the mark advances in the
+  transaction that stores the records it covers: a sync killed at any point leaves whole
+  chunks and a mark that describes them; a rerun continues, losing and doubling nothing.
+* **Complete.** Custom metrics, params and tags travel with each record; registered metric
+  directions are registered in the target (a direction that contradicts the target's is
+  refused before anything is written, naming the metric), so the target's best models are
+  kept by its own insert path (the derived tables are maintained by every insert).
+
+It works on stores (and the target's mirror files, and a :class:`LedgerLike` view of the
+target for its history), not on Ledgers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ReadOnlyLedgerError, ValidationError, WriteConflictError
+from ..mirrors.seed_files import NoMirrors
+from ..records.batch import Batch
+from ..records.record import CORE_METRICS
+from ..records.timestamps import format_ts, parse_timestamp
+from ..records.validation import has_nul
+from .importer import LedgerLike, batch_keys, record_hash, record_key
+
+if TYPE_CHECKING:
+    from ..mirrors.seed_files import Mirrors
+    from ..store.base import ReadTx, Store, WriteTx
+
+#: ``progress(done, total)``: source records read so far, of about ``total``.
+SyncProgress = Callable[[int, int], None]
+
+#: The ``pl_meta`` key of a ledger's own random id.
+LEDGER_ID = "ledger_id"
+
+
+@dataclass(slots=True)
+class SyncResult:
+    """What a sync did. ``new``: records stored in the target; ``already_there``: source
+    records (within the filter) the target held already, those covered by the mark
+    included; ``directions``: metric directions registered in the target; ``read``: source
+    records read by this run (about the new ones when the mark held); ``incremental``:
+    whether the mark held."""
+
+    new: int = 0
+    already_there: int = 0
+    directions: int = 0
+    read: int = 0
+    incremental: bool = False
+
+    def summary(self) -> str:
+        return f"{self.new:,} new, {self.already_there:,} already there"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncFilter:
+    """Which source records a sync carries (a filtered pull for offline analysis)."""
+
+    tickers: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    since_us: int | None = None
+
+    def canonical(self) -> str:
+        return json.dumps([sorted(self.tickers), sorted(self.models), self.since_us])
+
+    @property
+    def everything(self) -> bool:
+        return not (self.tickers or self.models or self.since_us is not None)
+
+    def select(self, batch: Batch) -> list[int]:
+        if self.everything:
+            return list(range(len(batch)))
+        tickers, models, since = set(self.tickers), set(self.models), self.since_us
+        rows = enumerate(zip(batch.ticker, batch.model_name, batch.ts_us, strict=True))
+        return [i for i, (t, m, ts) in rows
+                if (not tickers or t in tickers) and (not models or m in models)
+                and (since is None or ts >= since)]
+
+
+#: How long ids missing below a mark are looked for again (a PostgreSQL source's writers
+#: take ids from a sequence and may commit out of order: a gap may be a transaction still in
+#: flight, or one rolled back, whose ids never appear).
+HOLE_SECONDS = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A target's high-water mark for one source (and filter)."""
+
+    after: int  #: the source's last record id covered
+    key: str  #: that record's content key (its hash), to tell the same source from a replaced one
+    seen: int  #: source records within the filter covered
+    total: int  #: source records (all) covered
+    generation: str  #: the target's generation when written (a clear changes it)
+    #: Ids below ``after`` the source did not show yet: ``(first, last, since)`` ranges (since
+    #: a Unix time), read again by every sync until they appear or HOLE_SECONDS pass.
+    holes: tuple[tuple[int, int, float], ...] = ()
+
+    def dump(self) -> str:
+        return json.dumps({"after": self.after, "key": self.key, "seen": self.seen, "total": self.total,
+                           "generation": self.generation, "holes": [list(h) for h in self.holes]})
+
+    @classmethod
+    def load(cls, text: str | None) -> Mark | None:
+        if not text:
+            return None
+        try:
+            d = json.loads(text)
+            holes = tuple((int(a), int(b), float(t)) for a, b, t in d.get("holes", ()))
+            return cls(int(d["after"]), str(d["key"]), int(d["seen"]), int(d["total"]),
+                       str(d["generation"]), holes)
+        except (ValueError, KeyError, TypeError):
+            return None  # an unreadable mark is no mark: the content check decides
+
+
+def _gaps(ids: Sequence[int], low: int, high: int, since: float) -> list[tuple[int, int, float]]:
+    """The ranges of ``[low, high]`` that ``ids`` (sorted, within it) leave out."""
+    out, prev = [], low - 1
+    for i in ids:
+        if i > prev + 1:
+            out.append((prev + 1, i - 1, since))
+        prev = i
+    if high > prev:
+        out.append((prev + 1, high, since))
+    return out
+
+
+def ledger_id(store: Store) -> str | None:
+    """The store's random id, given now if it has none; None when it has none and this
+    process may not write it (a read-only source: every sync of it checks content)."""
+    found = store.get_meta(LEDGER_ID)
+    if found or store.read_only_reason is not None:
+        return found
+    try:
+        with store.writing() as tx:
+            found = tx.get_meta(LEDGER_ID)
+            if not found:
+                found = uuid.uuid4().hex
+                tx.set_meta(LEDGER_ID, found)
+    except ReadOnlyLedgerError:
+        return None  # a role that may only read (PostgreSQL says so at the write)
+    return found
+
+
+def _mark_key(source_id: str, flt: SyncFilter) -> str:
+    digest = hashlib.blake2b(f"{source_id}|{flt.canonical()}".encode(), digest_size=16).hexdigest()
+    return f"sync:{digest}"
+
+
+def _take(batch: Batch, idx: Sequence[int]) -> Batch:
+    return Batch(
+        ticker=[batch.ticker[i] for i in idx],
+        model_name=[batch.model_name[i] for i in idx],
+        ts_us=[batch.ts_us[i] for i in idx],
+        core={m: [v[i] for i in idx] for m, v in batch.core.items()},
+        notes=[batch.notes[i] for i in idx],
+        metrics=[batch.metrics[i] for i in idx],
+        params=[batch.params[i] for i in idx],
+        tags=[batch.tags[i] for i in idx],
+    )
+
+
+def _one_hash(batch: Batch, i: int) -> str:
+    return record_hash(batch_keys(_take(batch, [i]))[0])
+
+
+def _record_at(src: ReadTx, rid: int) -> str | None:
+    """The content key of the source's record ``rid``, or None when it has none."""
+    for ids, batch in src.iter_batches(1, after=rid - 1):
+        return _one_hash(batch, 0) if ids[0] == rid else None
+    return None
+
+
+def _check_directions(source: Store, target: Store) -> dict[str, bool]:
+    """The source's directions the target lacks; a contradicting one is refused."""
+    theirs, ours = source.directions(), target.directions()
+    for name, higher in sorted(theirs.items()):
+        if name in ours and ours[name] != higher:
+            def word(h: bool) -> str:
+                return "higher is better" if h else "lower is better"
+            raise ValidationError(
+                f"metric {name!r}: the source says {word(higher)}, the target says {word(ours[name])}; "
+                "nothing was synced (register one direction in both ledgers first)",
+                [(None, "metric", name)],
+            )
+    return {n: h for n, h in theirs.items() if n not in ours}
+
+
+def _held_unkeyed(target: LedgerLike, batch: Batch, keys: list[tuple[Any, ...]]) -> set[int]:
+    """Positions of ``batch`` whose content the target's history holds (records it got
+    without a key: logged there directly). One read of the candidates' tickers and span."""
+    tickers = sorted(set(batch.ticker))
+    lo, hi = min(batch.ts_us), max(batch.ts_us)
+    stored = {
+        record_key(parse_timestamp(r["timestamp"]), r["ticker"], r["model_name"],
+                   (r[m] for m in CORE_METRICS), r["notes"], r["metrics"], r["params"], r["tags"])
+        for r in target.records(tickers, since=format_ts(lo), until=format_ts(hi))
+    }
+    return {i for i, k in enumerate(keys) if k in stored} if stored else set()
+
+
+def sync_stores(
+    source: Store, target: Store, target_ledger: LedgerLike, target_mirrors: Mirrors | None = None, *,
+    flt: SyncFilter | None = None, progress: SyncProgress | None = None, chunk: int = 50_000,
+) -> SyncResult:
+    """Bring ``source``'s records (within ``flt``) into ``target`` (see the module
+    docstring); returns what happened."""
+    flt = flt or SyncFilter()
+    if source.identity() == target.identity():
+        raise ValidationError(
+            "the target is the source ledger itself; sync with another ledger",
+            [(None, "target", "same as source")],
+        )
+    if target.read_only_reason is not None:
+        raise ReadOnlyLedgerError(target.read_only_reason)
+    missing = _check_directions(source, target)
+    mirrors = target_mirrors if target_mirrors is not None else NoMirrors()
+    source_id = ledger_id(source)
+    mark_key = _mark_key(source_id, flt) if source_id else None
+    mark_text = target.get_meta(mark_key) if mark_key else None
+    mark = Mark.load(mark_text)
+    result = SyncResult()
+    source_total = source.stats()["records"]
+    target_empty = target.stats()["records"] == 0
+    with source.snapshot() as src:
+        last = src.last_id()
+        after, key, seen, total = 0, "", 0, 0
+        holes: list[tuple[int, int, float]] = []
+        stale: Mark | None = None
+        if mark is not None and _mark_holds(mark, src, target, source_total):
+            after, key, seen, total = mark.after, mark.key, mark.seen, mark.total
+            holes = list(mark.holes)
+            result.incremental = True
+        else:
+            stale = mark  # describes another source or target state: this run replaces it
+        result.already_there = seen
+        if progress is not None:
+            progress(0, max(last - after, 0))
+        # Registered before any record (even when every record is already there).
+        if missing:
+            _write(target, mirrors, lambda tx, m: _register(tx, m, missing))
+            result.directions = len(missing)
+        now = time.time()
+
+        def carry(ids: list[int], batch: Batch, pending: list[tuple[int, int, float]]) -> None:
+            """One chunk into the target, in one transaction with the mark that covers it."""
+            nonlocal seen, total
+            result.read += len(ids)
+            pick = flt.select(batch)
+            sub = _take(batch, pick) if len(pick) < len(batch) else batch
+            _refuse_nul(sub, result.new)
+            keys = batch_keys(sub)
+            hashes = [record_hash(k) for k in keys]
+            todo = _first_of_each(hashes)
+            if todo and not target_empty:
+                known = target.known_keys([hashes[i] for i in todo])
+                todo = [i for i in todo if hashes[i] not in known]
+                if todo:
+                    held = _held_unkeyed(target_ledger, _take(sub, todo), [keys[i] for i in todo])
+                    todo = [i for j, i in enumerate(todo) if j not in held]
+            seen, total = seen + len(sub), total + len(ids)
+            new_mark = Mark(after, key, seen, total, "", tuple(pending)) if mark_key else None
+            stored = _write(target, mirrors, lambda tx, m: _store(tx, m, sub, todo, hashes, mark_key,
+                                                                  new_mark, stale))
+            result.new += stored
+            result.already_there += len(sub) - stored
+
+        # Ids a PostgreSQL source had not shown below the mark: those committed since first.
+        kept: list[tuple[int, int, float]] = []
+        for n, (lo, hi, since) in enumerate(list(holes)):
+            rest = holes[n + 1:]
+            found: list[int] = []
+            for ids, batch in src.iter_batches(chunk, after=lo - 1, until=hi):
+                found += ids
+                carry(ids, batch, [*kept, *_gaps(found, lo, hi, since), *rest])
+            kept += [h for h in _gaps(found, lo, hi, since) if now - h[2] < HOLE_SECONDS]
+        holes, base = kept, after
+        for ids, batch in src.iter_batches(chunk, after=after):
+            holes += _gaps(ids, after + 1, ids[-1], now)
+            after, key = ids[-1], _one_hash(batch, len(batch) - 1)
+            carry(ids, batch, holes)
+            if progress is not None:
+                progress(after - base, max(last - base, 0))
+        if mark_key and result.incremental and mark is not None and tuple(holes) != mark.holes:
+            # Holes that appeared or expired with nothing else to write: the mark still says so.
+            final = Mark(after, key, seen, total, "", tuple(holes))
+            _write(target, mirrors, lambda tx, m: _store(tx, m, Batch.from_records([]), [], [], mark_key,
+                                                         final, stale))
+    return result
+
+
+def _mark_holds(mark: Mark, src: ReadTx, target: Store, source_total: int) -> bool:
+    """Whether the target still holds what ``mark`` says and the source is still the one
+    it describes."""
+    if (target.get_meta("generation") or "0") != mark.generation:
+        return False  # the target was cleared (or a direction changed) since
+    if source_total < mark.total:
+        return False  # records below the mark are gone: cleared or restored
+    return _record_at(src, mark.after) == mark.key
+
+
+def _refuse_nul(batch: Batch, synced: int) -> None:
+    """Raise ValidationError naming the first record of ``batch`` whose text holds a NUL
+    (PostgreSQL text cannot hold it; storing it altered would not be the same record)."""
+    for name in ("notes", "params", "tags"):
+        for i, value in enumerate(getattr(batch, name)):
+            if value and has_nul(value):
+                raise ValidationError(
+                    f"record ({batch.ticker[i]}, {batch.model_name[i]}, {format_ts(batch.ts_us[i])}): "
+                    f"{name} contains a NUL character, which perfledger no longer accepts; "
+                    f"{synced} records were synced before it, none from it on",
+                    [(i, name, "contains a NUL character")],
+                )
+
+
+def _first_of_each(hashes: list[str]) -> list[int]:
+    seen: set[str] = set()
+    out = []
+    for i, h in enumerate(hashes):
+        if h not in seen:
+            seen.add(h)
+            out.append(i)
+    return out
+
+
+def _register(tx: WriteTx, m: Any, missing: dict[str, bool]) -> int:
+    changed = False
+    for name, higher in sorted(missing.items()):
+        changed |= tx.register_metric(name, higher)
+    if changed:
+        m.write_best()
+    return 0
+
+
+def _store(tx: WriteTx, m: Any, sub: Batch, todo: list[int], hashes: list[str],
+           mark_key: str | None, mark: Mark | None, stale: Mark | None) -> int:
+    """One chunk's transaction: claim the keys, insert the records that won them, and move
+    the mark over the chunk."""
+    stored = 0
+    if todo:
+        # Claimed in one order by every sync, so two syncs never wait on each other in a cycle.
+        won = tx.claim_keys(sorted(hashes[i] for i in todo))
+        keep = [i for i in todo if hashes[i] in won]
+        if keep:
+            m.insert(_take(sub, keep) if len(keep) < len(sub) else sub)
+            stored = len(keep)
+    if mark_key is not None and mark is not None:
+        current = Mark.load(tx.get_meta(mark_key))
+        # A concurrent sync of the same source may have gone further: never move it back
+        # (unless the mark there is the one this run found no longer true).
+        if current is None or current.after <= mark.after or current == stale:
+            gen = tx.get_meta("generation") or "0"
+            tx.set_meta(mark_key, Mark(mark.after, mark.key, mark.seen, mark.total, gen, mark.holes).dump())
+    return stored
+
+
+def _write(target: Store, mirrors: Mirrors, body: Callable[[WriteTx, Any], int]) -> int:
+    """Run ``body`` in one write transaction of the target (with its mirrors), again when
+    concurrent writers collided (nothing of it was stored)."""
+    for attempt in range(10):
+        try:
+            with target.writing() as tx, mirrors.transaction(tx) as m:
+                return body(tx, m)
+        except WriteConflictError:
+            if attempt == 9:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")

@@ -1,0 +1,31 @@
+"""A separate process that syncs one ledger into another, used by the kill tests.
+
+    python sync_worker.py SOURCE TARGET CHUNK
+
+Runs the library's sync with chunks of CHUNK records (many transactions, so a SIGKILL lands
+between and inside them), prints ``started`` once the sync is under way and the summary at
+the end.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from perfledger import Ledger
+from perfledger.files.sync import sync_stores
+
+
+def main() -> None:
+    source, target, chunk = Ledger(sys.argv[1]), Ledger(sys.argv[2]), int(sys.argv[3])
+
+    def progress(done: int, total: int) -> None:
+        if done == 0:
+            print("started", flush=True)
+
+    result = sync_stores(source._ensure(), target._writable(), target, target._mirrors,
+                         progress=progress, chunk=chunk)
+    print(result.summary(), flush=True)
+
+
+if __name__ == "__main__":
+    main()
