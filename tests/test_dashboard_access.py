@@ -166,6 +166,45 @@ def test_allow_writes_for_from_the_environment(
     assert "clear" not in widget_keys(run(user={"is_logged_in": True, "email": "dave@example.org"}))
 
 
+AUTH = {"auth": {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
+                 "client_id": "perfledger", "client_secret": "s",
+                 "server_metadata_url": "https://idp.example.org/.well-known/openid-configuration"}}
+
+
+def test_with_oidc_configured_the_page_is_for_signed_in_users_only(store: Path, served_on) -> None:
+    """``[auth]`` in secrets.toml: a visitor who is not signed in sees a Sign in button and
+    nothing of the ledger; a signed-in one sees the page and who they are; with
+    allow_writes_for too, only the named ones get the writes."""
+    served_on("0.0.0.0")
+    visitor = run(user={"is_logged_in": False}, secrets=AUTH)
+    assert [b.key for b in visitor.button] == ["sign_in"]
+    assert len(visitor.tabs) == 0 and not visitor.dataframe
+    assert str(store) not in " ".join(str(c.value) for c in visitor.caption)
+    signed = {**AUTH, **WRITERS}
+    carol = run(user={"is_logged_in": True, "email": "carol@example.org"}, secrets=signed)
+    assert len(carol.tabs) == 3 and "sign_out" in widget_keys(carol)
+    assert "Signed in as carol@example.org" in captions(carol)
+    assert not widget_keys(carol) & WRITES
+    alice = run(user={"is_logged_in": True, "email": "alice@example.org"}, secrets=signed)
+    assert {"clear", "log_submit"} <= widget_keys(alice)
+
+
+def test_the_documented_secrets_toml_does_what_docs_deployment_says(store: Path, served_on) -> None:
+    """The ``[auth]`` + ``allow_writes_for`` block of docs/deployment.md, read from the file."""
+    import re
+    import tomllib
+
+    text = (ROOT / "docs" / "deployment.md").read_text()
+    block = re.findall(r"```toml\n(.*?)```", text[text.index("### Authentication"):], flags=re.S)[0]
+    secrets = tomllib.loads(block)
+    served_on("0.0.0.0")
+    assert [b.key for b in run(user={"is_logged_in": False}, secrets=secrets).button] == ["sign_in"]
+    bob = run(user={"is_logged_in": True, "email": "Bob@Example.org"}, secrets=secrets)
+    assert {"clear", "log_submit", "add_sample"} <= widget_keys(bob)
+    eve = run(user={"is_logged_in": True, "email": "eve@example.org"}, secrets=secrets)
+    assert len(eve.tabs) == 3 and not widget_keys(eve) & WRITES
+
+
 # ---------------------------------------------------------------------------- the rule itself
 
 

@@ -15,6 +15,10 @@ from what the operator chose, read at every run:
   unless the operator passed ``--allow-writes`` (``$PERFLEDGER_ALLOW_WRITES=1``, or
   ``streamlit run page.py -- --allow-writes``).
 
+With Streamlit's OIDC sign-in configured (``[auth]`` in ``.streamlit/secrets.toml``) the page
+is for signed-in users only: :func:`sign_in_gate` shows a "Sign in" button (``st.login``) and
+nothing of the ledger until the provider says who is there.
+
 The decision is a pure function (:func:`decide`) of those inputs, so it is tested on its own;
 :func:`current` gathers them from Streamlit and the environment.
 """
@@ -127,8 +131,30 @@ def _auth_configured() -> bool:
 
     try:
         return "auth" in st.secrets
-    except Exception:
+    except Exception:  # no secrets file, or one this user may not read: no sign-in configured
         return False
+
+
+def sign_in_gate() -> None:
+    """With ``[auth]`` configured, stop the page for anyone not signed in (a "Sign in" button,
+    nothing of the ledger); for a signed-in user, say who and offer "Sign out". Without
+    ``[auth]`` it does nothing (authentication then is a reverse proxy's job, or nobody's)."""
+    import streamlit as st
+
+    from .formatting import md
+
+    if not _auth_configured():
+        return
+    user = _user()
+    if user.get("is_logged_in") is True:
+        with st.sidebar:
+            st.caption(f"Signed in as {md(user.get('email') or user.get('name') or 'an unnamed user')}")
+            st.button("Sign out", key="sign_out", on_click=st.logout)
+        return
+    st.title("📈 Model Performance Dashboard")
+    st.info("Sign in to see this ledger.")
+    st.button("Sign in", key="sign_in", type="primary", on_click=st.login)
+    st.stop()
 
 
 def _user() -> dict[str, Any]:

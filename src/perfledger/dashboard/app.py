@@ -15,6 +15,7 @@ import streamlit as st
 
 from .. import PerfLedgerError
 from . import data
+from .access import sign_in_gate
 from .formatting import md, md_code
 from .sidebar import (
     on_add_sample,
@@ -67,6 +68,7 @@ def render_first_run(location: str, readonly: bool) -> None:
 def main() -> None:
     """Draw the whole page (Streamlit reruns this top to bottom on every interaction)."""
     st.set_page_config(page_title="Model Performance Dashboard", page_icon="📈", layout="wide")
+    sign_in_gate()
     location = data.current_location()
     try:
         mode = data.access(location)
