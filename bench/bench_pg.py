@@ -28,6 +28,7 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.bench_scale import _best_matches_history, _pg_worker, run_writers
@@ -370,9 +371,9 @@ def main() -> None:
     if args.quick:
         args.records, args.writer_records = 20_000, 50
     res = run(args.records, args.writer_records, args.procs, args.only)
-    path = write_results("pg", res, args.out)
     for f in res["figures"]:
-        print(json.dumps(f))
+        print(json.dumps(f), flush=True)
+    path = write_results("pg", res, Path(args.out) if args.out else None)
     print("wrote", path)
 
 
