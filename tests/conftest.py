@@ -95,3 +95,22 @@ def any_ledger(request: pytest.FixtureRequest, ledger_dir: Path) -> Iterator[Led
         led.close()
     else:
         yield request.getfixturevalue("pg_ledger")
+
+
+@pytest.fixture(autouse=True)
+def _dashboard_on_loopback() -> Iterator[None]:
+    """AppTest runs the page as a researcher runs it on their own machine: Streamlit bound to
+    127.0.0.1 (the repository's .streamlit/config.toml), whatever directory pytest started in.
+    Tests of a page served beyond loopback set ``server.address`` themselves."""
+    import sys
+
+    config = sys.modules.get("streamlit.config")
+    if config is None:
+        yield
+        return
+    before = config.get_option("server.address")
+    config.set_option("server.address", "127.0.0.1")
+    try:
+        yield
+    finally:
+        config.set_option("server.address", before)

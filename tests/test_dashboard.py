@@ -522,9 +522,37 @@ def test_module_cli_parses_options(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
     monkeypatch.setattr(cli, "launch", lambda *a, **k: seen.update(args=a, kwargs=k) or 0)
     assert cli.main(["--store", "x", "--port", "9000", "--address", "0.0.0.0"]) == 0
-    assert seen == {"args": ("x",), "kwargs": {"address": "0.0.0.0", "port": 9000, "sample": False}}
+    assert seen == {"args": ("x",), "kwargs": {"address": "0.0.0.0", "port": 9000, "sample": False,
+                                               "allow_writes": False}}
     assert cli.main(["--store", "x", "--sample"]) == 0
     assert seen["kwargs"]["sample"] is True
+    assert cli.main(["--address", "0.0.0.0", "--allow-writes"]) == 0
+    assert seen["kwargs"]["allow_writes"] is True
+
+
+def test_allow_writes_reaches_the_page_and_the_operator_is_told_the_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``perfledger dashboard --address 0.0.0.0 [--allow-writes]``: the flag travels to the page
+    as $PERFLEDGER_ALLOW_WRITES (what dashboard/access.py reads) and the launcher prints the mode."""
+    from typer.testing import CliRunner
+
+    from perfledger.cli import app
+
+    _FakeProc.calls = []
+    monkeypatch.setattr(subprocess, "Popen", _FakeProc)
+    monkeypatch.delenv("PERFLEDGER_ALLOW_WRITES", raising=False)
+    store = str(tmp_path / "led")
+    launch.launch(store, address="0.0.0.0", port=_a_free_port())
+    assert "PERFLEDGER_ALLOW_WRITES" not in _FakeProc.calls[-1][1]
+    assert "Read-only: served beyond this machine (--allow-writes to offer writes)" in capsys.readouterr().out
+    result = CliRunner().invoke(app, ["--store", store, "dashboard", "--address", "0.0.0.0", "--port",
+                                      str(_a_free_port()), "--allow-writes"])
+    assert _FakeProc.calls[-1][1]["PERFLEDGER_ALLOW_WRITES"] == "1"
+    assert "Writes enabled for anyone who can open the page" in result.output
+    launch.launch(store, port=_a_free_port())  # loopback: nothing to say
+    out = capsys.readouterr().out
+    assert "Local URL" in out and "Read-only" not in out and "Writes enabled" not in out
 
 
 @pytest.mark.slow

@@ -238,3 +238,88 @@ def test_three_tabs_render_charts_and_tables(browser_available: None, server: st
             _check_rolling_mean(page)
         finally:
             browser.close()
+
+
+def _start(project: Path, address: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
+    for var in ("PERFLEDGER_URL", "PERFLEDGER_READ_ONLY", "PERFLEDGER_ALLOW_WRITES",
+                "PERFLEDGER_ALLOW_WRITES_FOR"):
+        env.pop(var, None)
+    cmd = [sys.executable, "-m", "streamlit", "run", str(PAGE), "--server.address", address,
+           "--server.port", str(port), "--server.headless", "true",
+           "--server.fileWatcherType", "none"]
+    proc = subprocess.Popen(cmd, env=env, cwd=project, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    _wait_healthy(f"http://127.0.0.1:{port}", proc)
+    return proc, port
+
+
+def _no_write_action(page: Page, why: str) -> None:
+    """The page drew (three tabs, a chart), says it is read-only and why, and has no write."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("tab")).to_have_count(3, timeout=WAIT_MS)
+    sidebar = page.locator("[data-testid='stSidebar']")
+    expect(sidebar.get_by_text("Read-only: served")).to_be_visible(timeout=WAIT_MS)
+    assert why in sidebar.inner_text()
+    for name in ("Add sample data", "Log evaluation", "Clear all data", "Higher is better"):
+        assert page.get_by_role("button", name=name).count() == 0, name
+    assert page.get_by_text("Clear all data").count() == 0
+    assert page.get_by_text("Log an evaluation").count() == 0
+    assert page.get_by_label("Model name").count() == 0
+    labels = " | ".join(page.locator("button, [role=button]").all_inner_texts()).lower()
+    assert not any(word in labels for word in ("sample", "log ", "clear", "better", "delete")), labels
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_served_beyond_loopback_the_page_has_no_write_action(browser_available: None, tmp_path: Path) -> None:
+    """``streamlit run ... --server.address 0.0.0.0`` (reached here through 127.0.0.1) and a
+    loopback server reached through a reverse proxy (``X-Forwarded-For``): in Chromium, no
+    button, form or expander that writes exists, and the sidebar says why. A loopback page
+    without a proxy, in the same browser, does offer them (the check can see them)."""
+    from playwright.sync_api import expect, sync_playwright
+    from test_dashboard_access import listening
+
+    from perfledger import Ledger
+    from perfledger.sample import sample_records
+
+    project = tmp_path / "team"
+    with Ledger(project / "memory" / "logs") as led:
+        led.log_many(sample_records(evaluations=3, random_state=2))
+    shared, shared_port = _start(project, "0.0.0.0", tmp_path / "shared.log")
+    local, local_port = _start(project, "127.0.0.1", tmp_path / "local.log")
+    try:
+        assert listening(shared_port) == {"0.0.0.0"}
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+                                        timeout=60_000)
+            try:
+                page = browser.new_page(viewport=VIEWPORT)
+                page.set_default_timeout(30_000)
+                page.goto(f"http://127.0.0.1:{shared_port}", wait_until="domcontentloaded")
+                _no_write_action(page, "served on 0.0.0.0, beyond this machine")
+
+                proxied = browser.new_context(viewport=VIEWPORT,
+                                              extra_http_headers={"X-Forwarded-For": "203.0.113.7"})
+                page = proxied.new_page()
+                page.goto(f"http://127.0.0.1:{local_port}", wait_until="domcontentloaded")
+                _no_write_action(page, "served through a reverse proxy")
+
+                page = browser.new_page(viewport=VIEWPORT)
+                page.goto(f"http://127.0.0.1:{local_port}", wait_until="domcontentloaded")
+                expect(page.get_by_role("tab")).to_have_count(3, timeout=WAIT_MS)
+                expect(page.get_by_role("button", name="Add sample data")).to_be_visible(timeout=WAIT_MS)
+                assert page.get_by_text("Clear all data").count() >= 1
+            finally:
+                browser.close()
+    finally:
+        for proc in (shared, local):
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)

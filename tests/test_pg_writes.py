@@ -124,8 +124,9 @@ def _round_trips(led: Ledger, call: Any) -> list[list[str]]:
 
 
 def test_a_log_is_one_statement(pg_ledger: Ledger) -> None:
-    """BEGIN, the one statement that stores the record and merges its aggregates, COMMIT;
-    the statement prepared on the server once, then only bound and executed."""
+    """One round trip: the one statement that stores the record and merges its aggregates,
+    committing itself (no BEGIN, no COMMIT: issue 21), prepared on the server once, then only
+    bound and executed. A record with params or custom metrics: a transaction around it."""
     def log(sharpe: float) -> None:
         pg_ledger.log("M", "T", sharpe=sharpe, mse=0.1, drawdown=-0.1, notes="x")
 
@@ -133,11 +134,11 @@ def test_a_log_is_one_statement(pg_ledger: Ledger) -> None:
     first = _round_trips(pg_ledger, lambda: log(1.5))
     assert not any(m.startswith("Parse") for trip in first for m in trip), first  # prepared once
     trips = _round_trips(pg_ledger, lambda: log(2.0))
-    assert len(trips) == 3, trips
-    assert trips[0] == ["Query \"BEGIN\""] and trips[2] == ["Query \"COMMIT\""], trips
-    assert [m.split()[0] for m in trips[1]] == ["Bind", "Execute"], trips  # prepared: no Parse
+    assert len(trips) == 1, trips
+    assert [m.split()[0] for m in trips[0]] == ["Bind", "Execute"], trips  # prepared: no Parse
     # A record with params and custom metrics: plus the directions read and the labels' upsert.
     trips = _round_trips(pg_ledger, lambda: pg_ledger.log("M", "T", sharpe=2.0, params={"lr": 1},
                                                           metrics={"ic": 1.0}))
     assert len(trips) in (5, 6), trips  # (6: this shape of parameters prepared on first use)
+    assert trips[0] == ["Query \"BEGIN\""] and trips[-1] == ["Query \"COMMIT\""], trips
     assert len(pg_ledger.history(ticker="T")) == 4

@@ -342,8 +342,15 @@ def dashboard(
     sample: Annotated[
         bool, typer.Option("--sample", help="Add sample data to an empty ledger directory.")
     ] = False,
+    allow_writes: Annotated[
+        bool, typer.Option("--allow-writes", help="Offer the page's writes (log, sample data, clear) "
+                           "even when served beyond loopback; without it such a page is read-only.")
+    ] = False,
 ) -> None:
     """Open the Streamlit dashboard on this ledger (sample data only with --sample).
+
+    On 127.0.0.1 (the default) the page offers writes; on any other --address it is read-only
+    unless --allow-writes.
 
     Example: perfledger --store ./memory/logs dashboard --port 8501 --sample
     """
@@ -351,7 +358,7 @@ def dashboard(
         from ..dashboard.launch import launch
     except ImportError as exc:
         fail(f"the dashboard is not available ({exc}); install with: pip install 'perfledger[dashboard]'")
-    options: dict[str, Any] = {"address": address, "sample": sample}
+    options: dict[str, Any] = {"address": address, "sample": sample, "allow_writes": allow_writes}
     if port is not None:
         options["port"] = port
     with library_errors():

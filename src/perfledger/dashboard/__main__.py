@@ -1,4 +1,5 @@
-"""``python -m perfledger.dashboard [--store LOCATION] [--address A] [--port N] [--sample]``."""
+"""``python -m perfledger.dashboard [--store LOCATION] [--address A] [--port N] [--sample]
+[--allow-writes]``."""
 
 from __future__ import annotations
 
@@ -27,13 +28,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="add sample evaluations if the ledger directory is empty (never to a URL store, "
         "never with PERFLEDGER_READ_ONLY set)",
     )
+    parser.add_argument(
+        "--allow-writes",
+        action="store_true",
+        help="offer the page's writes (log form, sample data, clear) even when served beyond "
+        "loopback (--address other than 127.0.0.1); without it such a page is read-only",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse options and run the dashboard until it exits; returns its exit code."""
     args = parse_args(argv)
-    return launch(args.store, address=args.address, port=args.port, sample=args.sample)
+    return launch(args.store, address=args.address, port=args.port, sample=args.sample,
+                  allow_writes=args.allow_writes)
 
 
 if __name__ == "__main__":

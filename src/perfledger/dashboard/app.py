@@ -3,8 +3,10 @@
 Each part lives in its own module: :mod:`.sidebar` (filters and the actions that write),
 :mod:`.views_performance`, :mod:`.views_best` and :mod:`.views_analytics` (one per tab).
 This module only puts them on the page, and explains an empty ledger.
-Writes run as widget callbacks; ``$PERFLEDGER_READ_ONLY=1``, or a ledger this user may only
-read, removes every write.
+Writes run as widget callbacks, and exist on the page only when :mod:`.access` allows them:
+never with ``$PERFLEDGER_READ_ONLY=1`` or a ledger this user may only read, and, served
+beyond loopback, only with the operator's ``--allow-writes`` or for named signed-in users.
+The sidebar says which mode the page is in and why.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import streamlit as st
 
 from .. import PerfLedgerError
 from . import data
+from .access import sign_in_gate
 from .formatting import md, md_code
 from .sidebar import (
     on_add_sample,
@@ -25,6 +28,11 @@ from .views_analytics import render_analytics
 from .views_best import render_best_models
 from .views_performance import render_performance
 
+ACCESS_HELP = (
+    "Served on 127.0.0.1 the page offers writes; served on any other address it is read-only "
+    "unless started with --allow-writes, or writes are allowed for the users named in "
+    "allow_writes_for (docs/deployment.md)."
+)
 TABS = ("📈 Performance Dashboard", "🏆 Best Models Summary", "📊 Quick Analytics")
 FIRST_RUN_SNIPPET = """from memory.model_log import log_model_performance   # the seed's API
 
@@ -60,14 +68,15 @@ def render_first_run(location: str, readonly: bool) -> None:
 def main() -> None:
     """Draw the whole page (Streamlit reruns this top to bottom on every interaction)."""
     st.set_page_config(page_title="Model Performance Dashboard", page_icon="📈", layout="wide")
+    sign_in_gate()
     location = data.current_location()
     try:
-        reason = data.read_only_reason(location)
+        mode = data.access(location)
         stats = data.stats(location)
     except PerfLedgerError as exc:  # e.g. a read-only directory that holds no ledger yet
         st.error(md(exc))
         st.stop()
-    readonly = reason is not None
+    readonly = not mode.writable
     state = stats["state"]
 
     st.title("📈 Model Performance Dashboard")
@@ -76,10 +85,9 @@ def main() -> None:
 
     with st.sidebar:
         filters_box = st.container()
+        st.caption(md(mode.reason), help=ACCESS_HELP)
         if not readonly:
             render_actions(location, stats["records"])
-        else:
-            st.caption(md(reason))
 
     if stats["records"] == 0:
         render_first_run(location, readonly)

@@ -9,7 +9,6 @@ the Ledger (i.e. in the database); this module adds no SQL and no pandas group-b
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -23,8 +22,9 @@ from ..location import resolve
 from ..records.labels import canonical, decode
 from ..stats.backtest import sharpe_confidence as confidence_of
 from ..stats.decay import empty_decay_frame
+from .access import Access
+from .access import current as current_access
 
-READ_ONLY_ENV = "PERFLEDGER_READ_ONLY"
 RAW_TABLE_ROWS = 1_000
 
 
@@ -46,18 +46,11 @@ def display_location(location: str) -> str:
     return loc.describe()
 
 
-def read_only_reason(location: str) -> str | None:
-    """Why the dashboard offers no writes, or None when it may: ``$PERFLEDGER_READ_ONLY``
-    is set to a true-ish value (a shared dashboard must not offer anyone a "Clear all data"
-    button), or this user may only read the ledger (another user's directory)."""
-    if os.environ.get(READ_ONLY_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
-        return "🔒 Read-only mode: logging, sample data and clearing are disabled."
-    if get_ledger(location).read_only:
-        return (
-            "🔒 Read-only: this user may not write this ledger, so logging, sample data and "
-            "clearing are disabled."
-        )
-    return None
+def access(location: str) -> Access:
+    """Whether this run of the page may offer writes, and why (:mod:`.access`): never with
+    ``$PERFLEDGER_READ_ONLY`` or a ledger this user may only read; beyond loopback only when
+    the operator allowed it; with ``allow_writes_for``, only for the named signed-in users."""
+    return current_access(ledger_read_only=get_ledger(location).read_only)
 
 
 @st.cache_resource(show_spinner=False)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..location import ENV_URL, Location, resolve
+from .access import ALLOW_WRITES_ENV, ALLOW_WRITES_FLAG, is_loopback, truthy
 
 SCRIPT = Path(__file__).with_name("streamlit_app.py")
 DEFAULT_PORT = 8501
@@ -55,6 +56,7 @@ def launch(
     address: str = "127.0.0.1",
     port: int | None = None,
     sample: bool = False,
+    allow_writes: bool = False,
     ready_timeout: float = 60.0,
 ) -> int:
     """Run the dashboard on ``location`` (default ``$PERFLEDGER_URL``, else ``./memory/logs``)
@@ -64,6 +66,9 @@ def launch(
     exits at start, leaves the ledger (and its directory) untouched. ``sample=True`` then adds
     sample evaluations, only to an empty ledger *directory* (the embedded store) and never
     with ``$PERFLEDGER_READ_ONLY`` set or to a database URL.
+
+    Served on an address other than loopback the page is read-only (:mod:`.access`) unless
+    ``allow_writes`` (``--allow-writes``), carried to the page as ``$PERFLEDGER_ALLOW_WRITES``.
     """
     where = resolve(location)
     loc = where.as_argument()  # for the child: absolute, so its working directory does not matter
@@ -83,6 +88,8 @@ def launch(
         print(f"Error: port {port} on {address} is in use; nothing was started", file=sys.stderr)
         return 2
     env = {**os.environ, ENV_URL: loc}
+    if allow_writes:
+        env[ALLOW_WRITES_ENV] = "1"
     proc = subprocess.Popen(streamlit_command(address, port), env=env)
     previous = _forward_sigterm(proc)
     try:
@@ -99,6 +106,7 @@ def launch(
         shown = "localhost" if address in ("", "0.0.0.0") else address
         print(
             f"perfledger dashboard on {where.describe()}\n  Local URL: http://{shown}:{port}\n"
+            f"{_mode_line(address, allow_writes or truthy(env.get(ALLOW_WRITES_ENV)))}"
             "  (Ctrl+C to stop)",
             flush=True,
         )
@@ -115,13 +123,22 @@ def launch(
             signal.signal(signal.SIGTERM, previous)
 
 
+def _mode_line(address: str, allow_writes: bool) -> str:
+    """One line for the operator when the page is reachable from other machines."""
+    if is_loopback(address):
+        return ""
+    if allow_writes:
+        return f"  Writes enabled for anyone who can open the page ({ALLOW_WRITES_FLAG})\n"
+    return f"  Read-only: served beyond this machine ({ALLOW_WRITES_FLAG} to offer writes)\n"
+
+
 def add_sample_if_asked(where: Location) -> int:
     """Sample data into an empty ledger directory; 0 (with the reason printed) for a URL
     store, read-only mode, a ledger this user may only read or one that holds records."""
     from ..errors import ReadOnlyLedgerError
     from ..ledger import Ledger
     from ..sample import add_sample_data
-    from .data import READ_ONLY_ENV
+    from .access import READ_ONLY_ENV
 
     if where.directory is None:
         print("--sample: not adding sample data to a database URL store", flush=True)

@@ -213,8 +213,11 @@ class Store(ABC):
         return False
 
     @abstractmethod
-    def writing(self) -> AbstractContextManager[WriteTx]:
-        """A write transaction (serialised with every other writer); raises
+    def writing(self, single: bool = False) -> AbstractContextManager[WriteTx]:
+        """A write transaction (serialised with every other writer). ``single=True`` promises
+        that its body is one :meth:`WriteTx.insert` and nothing else, so an engine may send a
+        one-record insert as one self-committing statement (PostgreSQL: one round trip
+        instead of ``BEGIN``, the statement, ``COMMIT``). Raises
         :class:`~perfledger.errors.ReadOnlyLedgerError` on a store opened read-only, and
         :class:`~perfledger.errors.WriteConflictError` when a concurrent writer made it fail
         (nothing was stored: the caller may run it again)."""

@@ -54,12 +54,16 @@ class ArrowPool(ABC):
     """A small pool of ADBC connections to one database, and reads through them."""
 
     def __init__(self, dialect: sa.Dialect, release: Callable[[list[Any]], None] = close_quietly,
-                 size: int = 4):
+                 size: int = 4, limit: int | None = None):
         """``release`` closes connections this process opened and no longer pools (it must
-        not reference the pool: it also runs when the pool is collected)."""
+        not reference the pool: it also runs when the pool is collected). ``limit``: the
+        most connections open at once (a server's connections are a shared budget); a read
+        that needs one more waits for one to be given back."""
         self._dialect = dialect
         self._release = release
         self._size = size
+        self._limit = limit
+        self._slots = threading.BoundedSemaphore(limit) if limit else None
         self._pool: list[Any] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -97,6 +101,13 @@ class ArrowPool(ABC):
         return typed(table, types) if types else table
 
     def _read(self, sql: str, args: tuple[Any, ...]) -> pa.Table:
+        slots = self._slots
+        if slots is None:
+            return self._read_on_a_connection(sql, args)
+        with slots:
+            return self._read_on_a_connection(sql, args)
+
+    def _read_on_a_connection(self, sql: str, args: tuple[Any, ...]) -> pa.Table:
         try:
             con = self._take()
         except ImportError:
@@ -138,6 +149,8 @@ class ArrowPool(ABC):
         """Forget the parent's connections without closing them (they are the parent's)."""
         if self._pid != os.getpid():
             self._lock = threading.Lock()  # another thread may have held it at the fork
+            if self._limit:
+                self._slots = threading.BoundedSemaphore(self._limit)
             self._forget()
 
     def close(self) -> None:

@@ -147,8 +147,9 @@ class SQLStore(Store):
         """What a driver error means (None: not a driver error of this engine)."""
 
     @abstractmethod
-    def _transaction(self) -> AbstractContextManager[SQLWriteTx]:
-        """This engine's write transaction, its hooks run (``aborted``/``committed``)."""
+    def _transaction(self, single: bool = False) -> AbstractContextManager[SQLWriteTx]:
+        """This engine's write transaction, its hooks run (``aborted``/``committed``);
+        ``single`` as :meth:`writing` says (an engine may ignore it)."""
 
     @abstractmethod
     def _snapshot_connection(self, conn: sa.Connection) -> sa.Connection:
@@ -227,14 +228,14 @@ class SQLStore(Store):
             yield conn
 
     @contextmanager
-    def writing(self) -> Iterator[SQLWriteTx]:
+    def writing(self, single: bool = False) -> Iterator[SQLWriteTx]:
         if self.read_only_reason is not None:
             raise ReadOnlyLedgerError(self.read_only_reason)
         if self._absent:
             self._create()
         # The boundary spelled out, not as one more context manager: this runs for every log().
         try:
-            with self._transaction() as tx:
+            with self._transaction(single) as tx:
                 yield tx
         except PerfLedgerError:
             raise

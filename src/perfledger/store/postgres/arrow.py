@@ -48,9 +48,11 @@ def conninfo(engine: sa.Engine) -> str:
 class PostgresArrow(ArrowPool):
     """ADBC PostgreSQL connections to one database."""
 
-    def __init__(self, engine: sa.Engine):
+    def __init__(self, engine: sa.Engine, connections: int = 1):
+        """At most ``connections`` ADBC connections open at once (the store's budget)."""
         self._conninfo = conninfo(engine)
-        super().__init__(postgresql.dialect(paramstyle="numeric_dollar"))
+        super().__init__(postgresql.dialect(paramstyle="numeric_dollar"), size=connections,
+                         limit=connections)
 
     def _connect(self) -> Any:
         import adbc_driver_postgresql.dbapi as adbc_pg

@@ -1,5 +1,15 @@
-"""The team store: a PostgreSQL database reached through psycopg 3 (pre-ping, so a restarted
-server is noticed), large reads through ADBC when its driver is installed (:mod:`.arrow`).
+"""The team store: a PostgreSQL database reached through psycopg 3, large reads through ADBC
+when its driver is installed (:mod:`.arrow`).
+
+Server connections are a budget a team shares: ``max_connections`` (100 by default) must
+hold every process of every machine. One store holds at most
+``$PERFLEDGER_PG_CONNECTIONS`` (default 2) server connections: half (rounded up) in the
+SQLAlchemy pool (writes, small reads), the rest for ADBC reads; a thread that needs one
+while all are busy waits for one (``pool_timeout``, 30 s). A pooled connection is checked
+before use without a round trip (:func:`_gone`: a server that restarted, or that ended the
+session, has closed the socket or sent its farewell, so the socket reads as ready), and with
+a round trip only after it sat idle for a while (a silently dropped network path);
+SQLAlchemy's ``pool_pre_ping`` cost a round trip per ``log()``.
 
 Concurrent openers of an older schema serialise on an advisory lock. A snapshot is
 ``REPEATABLE READ``, read only. What PostgreSQL's SQLSTATEs mean for the user is decided
@@ -11,6 +21,9 @@ full disk, a lost or unreachable server, missing tables.
 from __future__ import annotations
 
 import logging
+import os
+import select
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -34,6 +47,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("perfledger")
 
 _LOCK_KEY = 7426001
+#: Environment variable: the most server connections one store (one Ledger) holds.
+CONNECTIONS_ENV = "PERFLEDGER_PG_CONNECTIONS"
+DEFAULT_CONNECTIONS = 2
+#: A pooled connection idle longer than this is pinged (one round trip) before use.
+PING_AFTER_IDLE_S = 30.0
 #: SQLSTATE classes and codes, and what they mean (a code's own entry wins over its class's).
 _CAUSES = {
     "40P01": Cause.CONFLICT,  # deadlock_detected
@@ -80,6 +98,56 @@ def _v4_jsonb_indexes(conn: sa.Connection) -> None:
     backfill_labels(conn, PgWriteTx(conn, PgStatements(conn.dialect)))
 
 
+def connection_budget() -> tuple[int, int]:
+    """(SQLAlchemy pool size, ADBC connections) from ``$PERFLEDGER_PG_CONNECTIONS``: half of
+    the budget, rounded up, for the pool, the rest for columnar reads (none with a budget of
+    1: every read then goes through the pool)."""
+    from ...errors import ValidationError
+
+    raw = os.environ.get(CONNECTIONS_ENV, "").strip()
+    try:
+        total = int(raw) if raw else DEFAULT_CONNECTIONS
+    except ValueError:
+        total = 0
+    if total < 1:
+        raise ValidationError(f"{CONNECTIONS_ENV}={raw!r} must be a whole number >= 1 (the most server "
+                              "connections one Ledger holds)", [(None, CONNECTIONS_ENV, raw)])
+    return total - total // 2, total // 2
+
+
+def _gone(dbapi_connection: Any) -> bool:
+    """True when an idle connection is certainly dead, without a round trip: closed by the
+    driver, or its socket readable (an idle session receives nothing; a server that ends it
+    sends a FATAL message and closes)."""
+    if dbapi_connection.closed or dbapi_connection.broken:
+        return True
+    try:
+        return bool(select.select([dbapi_connection.fileno()], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
+def _install_liveness_check(engine: sa.Engine) -> None:
+    """Replace SQLAlchemy's ``pool_pre_ping`` (a round trip per checkout) with :func:`_gone`,
+    plus a real ping after :data:`PING_AFTER_IDLE_S` idle. A connection found dead is
+    discarded and the pool hands out another (``DisconnectionError``)."""
+
+    @sa.event.listens_for(engine, "checkin")
+    def _idle_since(dbapi_connection: Any, record: Any) -> None:
+        record.info["pl_idle_since"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _check(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle = time.monotonic() - record.info.get("pl_idle_since", time.monotonic())
+        if _gone(dbapi_connection):
+            raise sa.exc.DisconnectionError("the server closed this connection")
+        if idle > PING_AFTER_IDLE_S:
+            try:
+                engine.dialect.do_ping(dbapi_connection)
+            except Exception as exc:
+                raise sa.exc.DisconnectionError(f"ping failed: {type(exc).__name__}") from exc
+
+
 def _lock(conn: sa.Connection) -> None:
     # Concurrent openers would otherwise race on CREATE TABLE / ALTER TABLE.
     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
@@ -91,18 +159,20 @@ class PostgresStore(SQLStore):
     STEPS = EngineSteps(steps={2: _v2_jsonb, 4: _v4_jsonb_indexes}, lock=_lock)
 
     def __init__(self, url: sa.URL, *, repair: bool = False):
+        pooled, columnar = connection_budget()
         try:
-            engine = sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+            engine = sa.create_engine(url, pool_size=pooled, max_overflow=0)
         except ImportError as exc:  # the driver is an extra
             raise MissingDependencyError(
                 f"{describe_store(url)} needs the PostgreSQL driver ({exc.name or exc} is not "
                 "installed): pip install 'perfledger[postgres]'"
             ) from None
+        _install_liveness_check(engine)
         self.who = f"role {url.username or '(default)'!r}"
         self._statements = PgStatements(engine.dialect)
         try:
-            super().__init__(url, engine, arrow.PostgresArrow(engine) if arrow.available() else None,
-                             repair=repair)
+            reader = arrow.PostgresArrow(engine, columnar) if columnar and arrow.available() else None
+            super().__init__(url, engine, reader, repair=repair)
         except BaseException:
             engine.dispose()
             raise
@@ -124,11 +194,11 @@ class PostgresStore(SQLStore):
         return None if isinstance(error, dbapi.ProgrammingError) else Cause.OTHER
 
     @contextmanager
-    def _transaction(self) -> Iterator[PgWriteTx]:
+    def _transaction(self, single: bool = False) -> Iterator[PgWriteTx]:
         with self.engine.connect() as conn:
             writer = conn.execution_options(pl_write=True)
             trans = writer.begin()
-            tx = PgWriteTx(writer, self._statements)
+            tx = PgWriteTx(writer, self._statements, single)
             try:
                 yield tx
                 trans.commit()

@@ -147,7 +147,7 @@ class SQLiteStore(SQLStore):
         return self.read_only_file is not None and isinstance(code, int) and code & 0xFF in (10, 14)
 
     @contextmanager
-    def _transaction(self) -> Iterator[SQLiteWriteTx]:
+    def _transaction(self, single: bool = False) -> Iterator[SQLiteWriteTx]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT`` on the driver's connection itself; the
         transaction's abort hooks run before the rollback (a failed ``COMMIT`` included:
         SQLite keeps the transaction, and its lock, until it is rolled back), its commit
