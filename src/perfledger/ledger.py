@@ -383,14 +383,29 @@ class Ledger:
         self, ticker: str, periods_per_year: float = 252, n_trials: int | None = None
     ) -> pd.DataFrame:
         """Per model on ``ticker``: best Sharpe, Probabilistic and Deflated Sharpe Ratio,
-        deflated by every logged evaluation with a Sharpe on the ticker, or by ``n_trials``
-        when more configurations were tried than logged (see
+        deflated by every logged evaluation with a Sharpe on the ticker plus every trial that
+        ran without one (:meth:`unscored_trials`: pruned or failed), or by ``n_trials`` when
+        more configurations were tried than logged (see
         :func:`perfledger.stats.backtest.sharpe_confidence`)."""
         from .stats.backtest import sharpe_confidence
 
         check_label("ticker", ticker)
         return sharpe_confidence(
-            self.history(ticker=ticker), periods_per_year=periods_per_year, n_trials=n_trials
+            self.history(ticker=ticker), periods_per_year=periods_per_year, n_trials=n_trials,
+            unscored=self.unscored_trials(ticker),
+        )
+
+    def unscored_trials(self, ticker: str) -> int:
+        """How many trials on ``ticker`` ran but have no Sharpe: records tagged
+        ``trial_state=pruned`` or ``failed`` (an Optuna study's pruned and failed trials, see
+        :mod:`perfledger.integrations.optuna`) whose ``sharpe`` is empty. The Deflated Sharpe
+        Ratio counts them in its N: they were tried too."""
+        from .stats.backtest import TRIAL_STATE_TAG, UNSCORED_STATES
+
+        check_label("ticker", ticker)
+        return sum(
+            int(self.history(ticker=ticker, tags={TRIAL_STATE_TAG: state})["sharpe"].isna().sum())
+            for state in UNSCORED_STATES
         )
 
     # ------------------------------------------------------------------ reads
