@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import sqlalchemy as sa
 
+    from .files.mlflow import MlflowImportReport
     from .mirrors.layout import PreparedAppend
     from .mirrors.transaction import MirrorTransaction, NullMirrorTransaction
     from .store.base import Store, WriteTx
@@ -330,6 +331,29 @@ class Ledger:
 
         dest = target if isinstance(target, Ledger) else Ledger(target)
         return copy_store(self._ensure(), dest._writable(), dest._mirrors)
+
+    def import_mlflow(
+        self,
+        uri: str | os.PathLike[str],
+        *,
+        ticker_from: str = "param:ticker",
+        model_from: str = "run-name",
+        metrics: Mapping[str, str] | None = None,
+        experiments: Sequence[str] | None = None,
+        skip_invalid: bool = False,
+    ) -> MlflowImportReport:
+        """Import an MLflow tracking store's finished runs, one evaluation each, reading its
+        database (``sqlite:///mlflow.db``, an SQLite file's path, or ``postgresql://...``)
+        without MLflow. ``ticker_from``/``model_from``: ``param:NAME``, ``tag:NAME`` (or
+        ``run-name`` for the model); ``metrics={"sharpe": "sharpe_ratio"}`` maps MLflow metric
+        names to the ledger's. Idempotent (a second import adds nothing); runs without a
+        ticker or model are listed in the report by run id, not guessed. The rules:
+        :mod:`perfledger.files.mlflow`."""
+        from .files.mlflow import import_mlflow
+
+        self._writable()
+        return import_mlflow(self, uri, ticker_from=ticker_from, model_from=model_from, metrics=metrics,
+                             experiments=experiments, skip_invalid=skip_invalid)
 
     def export_seed_files(self, directory: str | os.PathLike[str]) -> Path:
         """Write the seed's three files into ``directory`` from any store; returns it."""
