@@ -206,3 +206,24 @@ def test_workers_sharing_an_rdb_storage_log_each_trial_once(
     if any(t.state.name == "COMPLETE" for t in trials):
         assert int(led.sharpe_confidence("AAPL")["n_trials"].iloc[0]) == 28
     led.close()
+
+
+def test_a_trial_that_stopped_the_study_is_picked_up_by_log_study(ledger: Ledger) -> None:
+    """Optuna runs no callback for a trial whose exception it does not catch: the study stops.
+    ``log_study`` logs it afterwards (failed, counted), and nothing twice."""
+    cb = LedgerCallback(ledger, ticker="AAPL", model_name="XGB")
+    study = optuna.create_study(direction="maximize", study_name="crash")
+
+    def crashing(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        if trial.number == 2:
+            raise RuntimeError("out of memory")
+        return x
+
+    with pytest.raises(RuntimeError):
+        study.optimize(crashing, n_trials=5, callbacks=[cb])
+    assert len(ledger.history()) == 2 and ledger.unscored_trials("AAPL") == 0
+    assert cb.log_study(study) == 1
+    assert ledger.unscored_trials("AAPL") == 1
+    assert ledger.history(tags={"trial_state": "failed"}, include_meta=True)["params"].tolist() == [
+        study.trials[2].params]
