@@ -85,7 +85,8 @@ def test_every_finished_trial_is_one_record_with_its_values(ledger: Ledger) -> N
     assert not {"scores", "flag", "tiny"} & set(hist.columns)
 
 
-def test_pruned_and_failed_trials_count_in_the_deflated_sharpes_n(ledger: Ledger) -> None:
+def test_pruned_and_failed_trials_count_in_the_deflated_sharpes_n(any_ledger: Ledger) -> None:
+    ledger = any_ledger
     study = run_study(ledger)
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     n_all = len(study.trials)
@@ -109,6 +110,16 @@ def test_pruned_and_failed_trials_count_in_the_deflated_sharpes_n(ledger: Ledger
                                  + GAMMA * norm.ppf(1 - 1 / (len(done) * math.e))) / math.sqrt(252)
     flattered = norm.cdf((sr - sr0_done) * math.sqrt(t_len - 1) / math.sqrt(1 + sr * sr / 2))
     assert row["dsr"] < flattered - 1e-6
+    # The dashboard's leaderboard says the same N.
+    import streamlit as st
+
+    from perfledger.dashboard import data
+
+    st.cache_data.clear()
+    location = ledger.location.as_argument()
+    shown = data.sharpe_confidence(location, ledger.stats()["state"], "AAPL")
+    assert int(shown["n_trials"].iloc[0]) == n_all
+    assert shown["dsr"].iloc[0] == pytest.approx(expected, rel=1e-9)
     # Stating n_trials below every trial tried is refused, naming it.
     with pytest.raises(ValidationError, match="n_trials"):
         ledger.sharpe_confidence("AAPL", n_trials=len(done))

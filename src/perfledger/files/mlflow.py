@@ -73,6 +73,8 @@ class NameSource:
 
     @classmethod
     def parse(cls, text: str, argument: str, *, run_name: bool) -> NameSource:
+        if not isinstance(text, str):
+            raise TypeError(f"{argument} must be a str, got {type(text).__name__} {text!r}")
         kind, sep, name = text.partition(":")
         if kind == "run-name" and not sep and run_name:
             return cls("run-name")
@@ -220,6 +222,8 @@ def import_mlflow(
     or an SQLite file's path) into ``led``, by the rules of the module docstring."""
     import sqlalchemy as sa
 
+    if isinstance(experiments, str):
+        experiments = [experiments]  # one name, as ticker= takes one name or a list
     tick = NameSource.parse(ticker_from, "ticker_from", run_name=False)
     model = NameSource.parse(model_from, "model_from", run_name=True)
     mapped = check_metric_map(metrics)
