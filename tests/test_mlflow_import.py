@@ -160,6 +160,24 @@ def test_what_is_not_an_mlflow_database_is_refused_and_never_created(tmp_path: P
         ledger.import_mlflow(other)
 
 
+def test_garbage_a_cut_file_and_an_unreachable_server_are_one_clean_error(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(bytes(range(256)) * 200)
+    cut = tmp_path / "cut.db"
+    cut.write_bytes(STORE.read_bytes()[:5000])
+    store = str(tmp_path / "ledger")
+    for source in (garbage, cut):
+        r = run_cli("--store", store, "import-mlflow", str(source))
+        assert r.returncode == 2 and r.stdout == ""
+        assert r.stderr == (f"Error: the MLflow database {source} could not be read "
+                            "(DatabaseError: damaged, or not a database)\n")
+    r = run_cli("--store", store, "import-mlflow", "postgresql://me:s3cret@127.0.0.1:1/mlflow")
+    assert r.returncode == 2 and "s3cret" not in r.stderr
+    assert r.stderr.startswith("Error: cannot connect to or read the MLflow database "
+                               "postgresql://me:***@127.0.0.1:1/mlflow (OperationalError)")
+    assert Ledger(store).history().empty
+
+
 def test_the_command(tmp_path: Path) -> None:
     store = str(tmp_path / "ledger")
     out = run_cli("--store", store, "import-mlflow", str(STORE), "--metric", "sharpe=sharpe_ratio",

@@ -238,11 +238,11 @@ def import_mlflow(
     try:
         runs, unfinished = read_runs(engine, experiments)
     except sa.exc.OperationalError as exc:
-        raise StoreConnectionError(f"cannot read the MLflow database {where_db}: "
-                                   f"{type(exc.orig).__name__}") from None
+        raise StoreConnectionError(f"cannot connect to or read the MLflow database {where_db} "
+                                   f"({type(exc.orig).__name__})") from None
     except sa.exc.DBAPIError as exc:
-        raise StorageError(f"the MLflow database {where_db} failed a read: {type(exc.orig).__name__}",
-                           cause="other") from None
+        raise StorageError(f"the MLflow database {where_db} could not be read ({type(exc.orig).__name__}: "
+                           "damaged, or not a database)", cause="damaged") from None
     finally:
         engine.dispose()
     report = MlflowImportReport(path=where_db, runs=len(runs), unfinished=dict(unfinished))
