@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +35,8 @@ HARD_VALUES = [
 ]
 
 #: Valid values for required parameters, so the bad value reaches the code it is meant for.
-REQUIRED = {"--ticker": "AAPL", "--model": "LSTM", "--metric": "sharpe", "--to": "TARGET", "paths": "IN.json"}
+REQUIRED = {"--ticker": "AAPL", "--model": "LSTM", "--metric": "sharpe", "--to": "TARGET", "paths": "IN.json",
+            "tracking_uri": "mlflow.db"}
 
 
 def params_of(command: Any) -> list[Any]:
@@ -82,6 +84,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             led.log("LSTM", "AAPL", sharpe=1.0 + i / 100, notes="n", params={"d": i % 3}, tags={"run": "a"})
     (base / "IN.json").write_text(json.dumps([{"timestamp": "2024-01-01T00:00:00", "ticker": "AAPL",
                                               "model_name": "LSTM", "sharpe": 1.0}]))
+    shutil.copy(Path(__file__).parent / "fixtures" / "mlflow_store.db", base / "mlflow.db")  # real MLflow's
     yield base
 
 

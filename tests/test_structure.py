@@ -27,6 +27,7 @@ LAYERS: dict[str, set[str]] = {
     "ledger": {"errors", "location", "records", "stats", "store", "mirrors", "files", "frames"},
     "returns": {"stats"},
     "sample": {"ledger", "records", "stats"},
+    "integrations": {"errors", "records", "stats", "ledger"},
     "cli": {"errors", "location", "records", "stats", "store", "files", "ledger", "dashboard", "sample"},
     "dashboard": {"errors", "location", "records", "stats", "store", "files", "ledger", "frames",
                   "sample"},

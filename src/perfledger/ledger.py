@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import sqlalchemy as sa
 
+    from .files.mlflow import MlflowImportReport
     from .files.sync import SyncResult
     from .mirrors.layout import PreparedAppend
     from .mirrors.transaction import MirrorTransaction, NullMirrorTransaction
@@ -463,6 +464,28 @@ class Ledger:
         finally:
             if dest is not target:
                 dest.close()
+    def import_mlflow(
+        self,
+        uri: str | os.PathLike[str],
+        *,
+        ticker_from: str = "param:ticker",
+        model_from: str = "run-name",
+        metrics: Mapping[str, str] | None = None,
+        experiments: Sequence[str] | None = None,
+        skip_invalid: bool = False,
+    ) -> MlflowImportReport:
+        """Import an MLflow tracking store's finished runs, one evaluation each, reading its
+        database (``sqlite:///mlflow.db``, an SQLite file's path, or ``postgresql://...``)
+        without MLflow. ``ticker_from``/``model_from``: ``param:NAME``, ``tag:NAME`` (or
+        ``run-name`` for the model); ``metrics={"sharpe": "sharpe_ratio"}`` maps MLflow metric
+        names to the ledger's. Idempotent (a second import adds nothing); runs without a
+        ticker or model are listed in the report by run id, not guessed. The rules:
+        :mod:`perfledger.files.mlflow`."""
+        from .files.mlflow import import_mlflow
+
+        self._writable()
+        return import_mlflow(self, uri, ticker_from=ticker_from, model_from=model_from, metrics=metrics,
+                             experiments=experiments, skip_invalid=skip_invalid)
 
     def export_seed_files(self, directory: str | os.PathLike[str]) -> Path:
         """Write the seed's three files into ``directory`` from any store; returns it."""
@@ -516,14 +539,29 @@ class Ledger:
         self, ticker: str, periods_per_year: float = 252, n_trials: int | None = None
     ) -> pd.DataFrame:
         """Per model on ``ticker``: best Sharpe, Probabilistic and Deflated Sharpe Ratio,
-        deflated by every logged evaluation with a Sharpe on the ticker, or by ``n_trials``
-        when more configurations were tried than logged (see
+        deflated by every logged evaluation with a Sharpe on the ticker plus every trial that
+        ran without one (:meth:`unscored_trials`: pruned or failed), or by ``n_trials`` when
+        more configurations were tried than logged (see
         :func:`perfledger.stats.backtest.sharpe_confidence`)."""
         from .stats.backtest import sharpe_confidence
 
         check_label("ticker", ticker)
         return sharpe_confidence(
-            self.history(ticker=ticker), periods_per_year=periods_per_year, n_trials=n_trials
+            self.history(ticker=ticker), periods_per_year=periods_per_year, n_trials=n_trials,
+            unscored=self.unscored_trials(ticker),
+        )
+
+    def unscored_trials(self, ticker: str) -> int:
+        """How many trials on ``ticker`` ran but have no Sharpe: records tagged
+        ``trial_state=pruned`` or ``failed`` (an Optuna study's pruned and failed trials, see
+        :mod:`perfledger.integrations.optuna`) whose ``sharpe`` is empty. The Deflated Sharpe
+        Ratio counts them in its N: they were tried too."""
+        from .stats.backtest import TRIAL_STATE_TAG, UNSCORED_STATES
+
+        check_label("ticker", ticker)
+        return sum(
+            int(self.history(ticker=ticker, tags={TRIAL_STATE_TAG: state})["sharpe"].isna().sum())
+            for state in UNSCORED_STATES
         )
 
     # ------------------------------------------------------------------ reads

@@ -138,3 +138,36 @@ def hide_password(text: str) -> str:
         text = re.sub(r"(://[^/:@]*:)[^@/]*@", rf"\1{_HIDDEN}@", text)
         return re.sub(r"((?:" + "|".join(_SECRET_QUERY_KEYS) + r")=)[^&]*", rf"\1{_HIDDEN}", text,
                       flags=re.IGNORECASE)
+
+
+def foreign_database(location: str | os.PathLike[str], argument: str) -> sa.URL:
+    """The URL to READ another tool's database at (MLflow's tracking store): a SQLAlchemy
+    URL (``sqlite:///mlflow.db``, ``postgresql://user@host/mlflow``) or the path of an
+    SQLite file. An SQLite database is opened read-only and must exist (nothing is ever
+    created or written in it); a directory or a ``file:`` URI (MLflow's file store, which
+    keeps no database) is a ValidationError naming ``argument``."""
+
+    text = os.fspath(location)
+    if not is_url(text):
+        path = Path(text).expanduser()
+        if path.is_dir():
+            raise ValidationError(
+                f"{argument}={text!r} is a directory (MLflow's file store?); perfledger reads a "
+                "tracking DATABASE: sqlite:///path/mlflow.db or postgresql://user@host/db",
+                [(None, argument, "a directory")],
+            )
+        text = f"sqlite:///{path}"
+    if text.startswith("file:"):
+        raise ValidationError(
+            f"{argument}={text!r} is MLflow's file store, which keeps no database; perfledger reads "
+            "sqlite:///path/mlflow.db or postgresql://user@host/db", [(None, argument, "a file store")],
+        )
+    url = resolve(text).url
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:" or not Path(url.database).is_file():
+            raise ValidationError(
+                f"{argument}={describe_url_text(url)!r}: no such SQLite database file",
+                [(None, argument, "no such file")],
+            )
+        url = url.set(database=f"{Path(url.database).resolve().as_uri()}?mode=ro", query={"uri": "true"})
+    return url

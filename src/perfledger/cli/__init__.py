@@ -28,6 +28,7 @@ COMMANDS = {
     "models": query.models,
     "leaderboard": query.leaderboard,
     "import": manage.import_,
+    "import-mlflow": manage.import_mlflow,
     "export": manage.export,
     "check": query.check,
     "decay": query.decay,

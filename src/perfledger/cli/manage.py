@@ -1,5 +1,5 @@
-"""Commands that change or move the ledger: log, import, export, copy, sync, clear, restore, purge,
-repair, dashboard."""
+"""Commands that change or move the ledger: log, import, import-mlflow, export, copy, sync, clear,
+restore, purge, repair, dashboard."""
 
 from __future__ import annotations
 
@@ -101,6 +101,55 @@ def import_(
                 say(f"  {r.where}: {r.message}")
             blocked |= not report.stored
     if blocked:
+        raise typer.Exit(EXIT_USAGE)
+
+
+def import_mlflow(
+    ctx: typer.Context,
+    tracking_uri: Annotated[str, typer.Argument(
+        help="MLflow's tracking database: sqlite:///mlflow.db, a .db file, or postgresql://user@host/db.")],
+    ticker_from: Annotated[str, typer.Option(
+        "--ticker-from", metavar="param:NAME|tag:NAME", help="Where each run names its ticker.")
+    ] = "param:ticker",
+    model_from: Annotated[str, typer.Option(
+        "--model-from", metavar="run-name|param:NAME|tag:NAME", help="Where each run names its model.")
+    ] = "run-name",
+    metric: Annotated[list[str] | None, typer.Option(
+        "--metric", metavar="NAME=MLFLOW_NAME",
+        help="Store MLflow's metric MLFLOW_NAME as NAME (repeatable), e.g. sharpe=sharpe_ratio.")
+    ] = None,
+    experiment: Annotated[list[str] | None, typer.Option(
+        "--experiment", metavar="NAME", help="Only this experiment's runs (repeatable; default all).")
+    ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Import the good runs when some are refused.")
+    ] = False,
+) -> None:
+    """Import an MLflow tracking store's finished runs (one evaluation each), without MLflow.
+
+    Each run's latest metrics, params and non-system tags are carried; its end time is the
+    timestamp. Runs without a ticker or model are listed by run id and skipped. Importing
+    again adds nothing. A run the ledger refuses blocks the import (exit 2) unless --skip-invalid.
+
+    Example: perfledger import-mlflow sqlite:///mlflow.db --ticker-from tag:asset --metric sharpe=sharpe_ratio
+    """
+    mapping: dict[str, str] = {}
+    for ours, theirs in pairs(metric, "--metric"):
+        if ours in mapping:
+            fail(f"--metric {ours}=... is given twice")
+        mapping[ours] = theirs
+    with library_errors():
+        report = open_ledger(ctx).import_mlflow(
+            tracking_uri, ticker_from=ticker_from, model_from=model_from, metrics=mapping or None,
+            experiments=experiment, skip_invalid=skip_invalid,
+        )
+    lines = report.lines()
+    for i, line in enumerate(lines):
+        if i == _MAX_LISTED + 1:
+            typer.echo(f"  ... and {len(lines) - i} more line(s)")
+            break
+        typer.echo(line)
+    if not report.stored:
         raise typer.Exit(EXIT_USAGE)
 
 

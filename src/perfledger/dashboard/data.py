@@ -188,7 +188,8 @@ def sharpe_confidence(location: str, state: str, ticker: str) -> pd.DataFrame:
     """PSR and DSR per model over the ticker's whole history: what ``Ledger.sharpe_confidence``
     computes, from the same cached frame the Performance tab reads when no filter is set (so a
     first render reads the ticker's history once, not twice)."""
-    return confidence_of(history(location, state, Filters(ticker=ticker)))
+    return confidence_of(history(location, state, Filters(ticker=ticker)),
+                         unscored=get_ledger(location).unscored_trials(ticker))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

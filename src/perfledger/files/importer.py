@@ -79,7 +79,8 @@ class Rejected:
 class ImportReport:
     """What an import did. ``stored`` is False when bad rows blocked the whole file."""
 
-    path: Path
+    #: The file read, or (for another tool's store) its description.
+    path: Path | str
     imported: int = 0
     duplicates: int = 0
     rejected: list[Rejected] = field(default_factory=list)
@@ -91,8 +92,9 @@ class ImportReport:
 
     def summary(self) -> str:
         verb = "imported" if self.stored else "imported (nothing stored: fix or --skip-invalid)"
+        name = self.path.name if isinstance(self.path, Path) else self.path
         return (
-            f"{self.path.name}: {self.imported} {verb}, {self.duplicates} duplicate, "
+            f"{name}: {self.imported} {verb}, {self.duplicates} duplicate, "
             f"{self.rejected_rows} rejected"
         )
 
@@ -190,14 +192,26 @@ def import_file(
     Raises :class:`ValidationError` only for a file that cannot be read as records at all
     (unknown type, not JSON, not an array); bad *rows* are reported, not raised.
     """
-    import numpy as np
-    import pandas as pd
-
     path = Path(path)
     rows, where, pre = read_rows(path, progress)
     report = ImportReport(path=path)
+    import_rows(led, rows, where, pre, report, skip_invalid=skip_invalid, progress=progress)
+    return report
+
+
+def import_rows(
+    led: LedgerLike, rows: list[dict[str, Any]], where: list[str], pre: Mapping[int, list[tuple[str, str]]],
+    report: ImportReport, *, skip_invalid: bool = False, progress: Progress | None = None,
+) -> None:
+    """Import rows read from any source (a file, another tool's database): ``where[i]``
+    names row i for people, ``pre`` holds problems found while reading (row -> (field,
+    message)). Checks, deduplicates by content key and stores as the module docstring says,
+    filling ``report``."""
+    import numpy as np
+    import pandas as pd
+
     if not rows:
-        return report
+        return
     if progress is not None:
         progress("checking", 0, 0)
     frame = pd.DataFrame(rows, index=range(len(rows)))
@@ -218,11 +232,11 @@ def import_file(
             report.rejected.append(Rejected(where[pos], fld, msg))
     if problems and not skip_invalid:
         report.stored = False
-        return report
+        return
     if clean is None or problems:
         good = [p for p in range(len(rows)) if p not in problems]
         if not good:
-            return report
+            return
         clean = validate_frame(frame.loc[good])
 
     if progress is not None:
@@ -272,7 +286,6 @@ def import_file(
         # imports of the same rows store them once.
         report.imported = led.log_many(out, import_keys=keys)
         report.duplicates += len(keep) - report.imported
-    return report
 
 
 # --------------------------------------------------------------------------- adoption

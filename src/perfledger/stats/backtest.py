@@ -44,6 +44,12 @@ BACKTEST_DIRECTIONS: dict[str, bool] = {
 #: Also stored (without a direction: it is a setting, not a score) so the per-period Sharpe
 #: can be recovered from the annualised one later.
 PERIODS_METRIC = "periods_per_year"
+#: The tag that says a record is a trial of a search (an Optuna trial, say) and how it ended.
+TRIAL_STATE_TAG = "trial_state"
+#: The ``trial_state`` values of trials that ran and ended without a value (pruned early, or
+#: failed): :func:`sharpe_confidence` counts them in N all the same, since the researcher
+#: tried those configurations and would have kept the best of them.
+UNSCORED_STATES: tuple[str, ...] = ("pruned", "failed")
 
 CONFIDENCE_COLUMNS = [
     "model_name", "timestamp", "sharpe", "periods_per_year", "sharpe_per_period", "n_periods",
@@ -81,7 +87,8 @@ def _num(row: Mapping[str, Any], name: str) -> float:
 
 
 def sharpe_confidence(
-    history: pd.DataFrame, periods_per_year: float = 252, n_trials: int | None = None
+    history: pd.DataFrame, periods_per_year: float = 252, n_trials: int | None = None,
+    unscored: int = 0,
 ) -> pd.DataFrame:
     """One row per model in ``history`` (one ticker's): its best Sharpe, PSR and Deflated
     Sharpe Ratio, deflated by *every* trial.
@@ -91,6 +98,10 @@ def sharpe_confidence(
       by every configuration tried, so the luckiest of many runs is not presented as skill).
       ``n_trials`` (>= the logged trials, else a ValidationError) states more, when more were
       tried than logged. N (``n_trials`` column) is that count.
+    * ``unscored`` trials (records tagged ``trial_state=pruned|failed`` without a Sharpe: a
+      search's trials that ran and were stopped or crashed, :data:`UNSCORED_STATES`) count in
+      N too: they were tried, so the best Sharpe is the best of them all. They add nothing to
+      V (they have no Sharpe). ``n_trials`` must be at least the logged plus unscored trials.
     * SR₀ is computed once, in annualised units: ``sr0_annualised`` = √V·((1−γ)Φ⁻¹(1−1/N) +
       γΦ⁻¹(1−1/(N·e))), V the sample variance (ddof=1) of the annualised Sharpes of all
       logged trials (as stored: annualised), so a daily and a monthly backtest share one V in
@@ -122,7 +133,8 @@ def sharpe_confidence(
         return pd.DataFrame(columns=CONFIDENCE_COLUMNS)
     hist = hist[np.isfinite(sharpes.to_numpy(dtype=float))]
     logged = len(hist)
-    n = logged if n_trials is None else check_n_trials(n_trials, at_least=logged)
+    tried = logged + max(int(unscored), 0)
+    n = tried if n_trials is None else check_n_trials(n_trials, at_least=tried)
     annual = hist["sharpe"].to_numpy(dtype=float)
     variance = float(np.var(annual, ddof=1)) if logged > 1 else math.nan
     if n == 1:

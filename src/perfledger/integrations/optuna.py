@@ -1,0 +1,214 @@
+"""Optuna: every trial of a study logged to the ledger, and every trial counted.
+
+``study.optimize(objective, callbacks=[LedgerCallback(led, ticker="AAPL", model_name="XGB",
+metric="sharpe")])`` logs each finished trial as one evaluation:
+
+* its objective value under ``metric`` (a core metric's column, or a custom metric, whose
+  direction is registered from the study's direction when the ledger does not know it yet);
+* its params (``trial.params``, plus the callback's own ``params``, the trial's winning);
+* its user attributes, by one rule (:func:`user_attr_fields`): a finite real number under an
+  identifier name is a metric (a core metric's name fills that column; a custom metric
+  otherwise; a number the ledger cannot store, NaN, ±inf or beyond 1e±100, is skipped with a
+  warning), a string is a tag (the callback's tags win a clash), anything else (bools, None,
+  lists, dicts, numbers under names that are not identifiers) is skipped. A user attribute
+  named like ``metric`` is skipped: that column holds the objective value only;
+* tags ``optuna_study`` (the study's name), ``optuna_trial`` (its number) and ``trial_state``
+  (``complete``, ``pruned`` or ``failed``), plus the callback's own ``tags``;
+* the time the trial finished as its timestamp (Optuna keeps local naive times: read as
+  this machine's local time, stored in UTC).
+
+**Pruned and failed trials are trials.** They are logged too, without the metric's value,
+tagged ``trial_state=pruned|failed``: the Deflated Sharpe Ratio counts them in its N
+(:meth:`~perfledger.Ledger.unscored_trials`), because the best Sharpe of a study is the best
+of every configuration it tried, not only of those that finished.
+
+**Once per trial.** The record's import key is a digest of (study name, trial number, ticker,
+model), claimed in the insert's transaction under the ledger's uniqueness rule (as file
+imports are): a study resumed in another process, several workers sharing Optuna's RDB
+storage, or :meth:`LedgerCallback.log_study` run over a study already logged, store each
+trial once.
+
+Optuna itself is not imported here (the callback reads the trial it is given), so
+``pip install 'perfledger[optuna]'`` only adds Optuna for your own code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import numbers
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ValidationError
+from ..records.record import CORE_METRICS
+from ..records.validation import check_json_map, check_label, check_metric_name, magnitude_message
+from ..stats.backtest import TRIAL_STATE_TAG
+
+if TYPE_CHECKING:
+    from ..ledger import Ledger
+
+log = logging.getLogger("perfledger.optuna")
+
+#: Optuna's finished states, as the ``trial_state`` tag spells them.
+STATES: dict[str, str] = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
+STUDY_TAG = "optuna_study"
+TRIAL_TAG = "optuna_trial"
+
+
+def trial_key(study_name: str, number: int, ticker: str, model_name: str) -> str:
+    """The import key of one trial's record: the same trial logged for the same (ticker,
+    model) has the same key in every process, so the ledger stores it once."""
+    text = "\x00".join(("optuna", study_name, str(int(number)), ticker, model_name))
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def user_attr_fields(
+    attrs: Mapping[str, Any], metric_names: Sequence[str]
+) -> tuple[dict[str, float], dict[str, float], dict[str, str]]:
+    """A trial's user attributes as ``(core, custom, tags)`` by the rule in the module
+    docstring; attributes named in ``metric_names`` (the study's metrics) are left out."""
+    core: dict[str, float] = {}
+    custom: dict[str, float] = {}
+    tags: dict[str, str] = {}
+    for name, value in attrs.items():
+        if name in metric_names:
+            continue
+        if isinstance(value, str):
+            tags[name] = value
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            continue
+        if name not in CORE_METRICS:
+            try:
+                check_metric_name(name)
+            except (ValidationError, TypeError):
+                continue  # not an identifier, or a record field's name (notes, ticker, ...)
+        f = float(value)
+        problem = "is not a finite number" if not math.isfinite(f) else magnitude_message(name, f)
+        if problem:
+            log.warning("user attribute %s=%r skipped: %s", name, value, problem)
+            continue
+        (core if name in CORE_METRICS else custom)[name] = f
+    return core, custom, tags
+
+
+class LedgerCallback:
+    """An Optuna callback logging every finished trial of a study to ``ledger``.
+
+    ``metric`` names the objective's value in the ledger (``"sharpe"``, another core metric,
+    or a custom metric); a multi-objective study gives one name per objective, in order.
+    ``params``/``tags``/``notes`` are added to every record (the trial's params win a clash).
+    Bad settings raise :class:`~perfledger.ValidationError` here, before the study runs; a
+    trial the ledger refuses (say a ``win_rate`` of 68) raises from the callback, which stops
+    the study: nothing wrong is stored quietly.
+
+    Example::
+
+        led = Ledger()
+        study = optuna.create_study(direction="maximize", study_name="xgb-aapl",
+                                    storage="sqlite:///optuna.db", load_if_exists=True)
+        study.optimize(objective, n_trials=50,
+                       callbacks=[LedgerCallback(led, ticker="AAPL", model_name="XGB")])
+        led.sharpe_confidence("AAPL")   # N counts all 50 trials, pruned and failed too
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        ticker: str,
+        model_name: str,
+        metric: str | Sequence[str] = "sharpe",
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        notes: str = "",
+    ) -> None:
+        self.ledger = ledger
+        self.ticker = check_label("ticker", ticker)
+        self.model_name = check_label("model_name", model_name)
+        names = (metric,) if isinstance(metric, str) else tuple(metric)
+        if not names:
+            raise ValidationError("metric names no metric", [(None, "metric", "empty")])
+        for name in names:
+            if name not in CORE_METRICS:
+                check_metric_name(name, "metric")
+        if len(set(names)) != len(names):
+            raise ValidationError(f"metric={list(names)!r} names a metric twice",
+                                  [(None, "metric", "repeated")])
+        self.metrics: tuple[str, ...] = names
+        self.params = check_json_map("params", params)
+        self.tags = check_json_map("tags", tags, str_values=True)
+        if not isinstance(notes, str):
+            raise TypeError(f"notes must be a str, got {type(notes).__name__} {notes!r}")
+        self.notes = notes
+        self._registered = False
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ Optuna's call
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        """Log ``trial`` (called by ``study.optimize`` after each trial finishes)."""
+        self._log([self.record(study, trial)], [study])
+
+    def log_study(self, study: Any) -> int:
+        """Log every finished trial of ``study`` not logged yet (a study run without the
+        callback, or by workers some of which had none); returns how many were stored."""
+        trials = [t for t in study.get_trials(deepcopy=False) if t.state.name in STATES]
+        rows = [self.record(study, t) for t in trials]
+        return self._log(rows, [study] * len(rows))
+
+    # ------------------------------------------------------------------ the record
+
+    def record(self, study: Any, trial: Any) -> dict[str, Any]:
+        """The ledger record of one finished trial (with its ``import_key``), not yet stored."""
+        state = STATES.get(trial.state.name)
+        if state is None:
+            raise ValidationError(
+                f"trial {trial.number} of study {study.study_name!r} is {trial.state.name}, not finished",
+                [(None, "trial", trial.state.name)],
+            )
+        values: Sequence[float] | None = trial.values if state == "complete" else None
+        if values is not None and len(values) != len(self.metrics):
+            raise ValidationError(
+                f"study {study.study_name!r} has {len(values)} objective(s) but metric names "
+                f"{len(self.metrics)}: {list(self.metrics)!r}", [(None, "metric", "count")],
+            )
+        core, custom, attr_tags = user_attr_fields(trial.user_attrs, self.metrics)
+        for name, value in zip(self.metrics, values or (), strict=False):
+            (core if name in CORE_METRICS else custom)[name] = value
+        tags = {**attr_tags, **self.tags, STUDY_TAG: study.study_name, TRIAL_TAG: str(trial.number),
+                TRIAL_STATE_TAG: state}
+        finished = trial.datetime_complete or trial.datetime_start or datetime.now()
+        if finished.tzinfo is None:
+            finished = finished.astimezone()  # Optuna's naive times are this machine's local time
+        return {
+            "model_name": self.model_name, "ticker": self.ticker, **core, "metrics": custom or None,
+            "params": {**self.params, **trial.params} or None, "tags": tags, "notes": self.notes,
+            "timestamp": finished.astimezone(UTC).isoformat(),
+            "import_key": trial_key(study.study_name, trial.number, self.ticker, self.model_name),
+        }
+
+    def _log(self, rows: list[dict[str, Any]], studies: list[Any]) -> int:
+        if not rows:
+            return 0
+        self._register(studies[0])
+        keys = [row.pop("import_key") for row in rows]
+        return self.ledger.log_many(rows, import_keys=keys)
+
+    def _register(self, study: Any) -> None:
+        """Register each custom objective metric the ledger has no direction for, in the
+        study's direction (so ``best()`` tracks it), once per callback."""
+        if self._registered:
+            return
+        with self._lock:
+            if self._registered:
+                return
+            known = self.ledger.metric_directions()
+            for name, direction in zip(self.metrics, study.directions, strict=False):
+                if name not in known:
+                    self.ledger.register_metric(name, direction.name == "MAXIMIZE")
+            self._registered = True
