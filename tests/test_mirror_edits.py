@@ -214,3 +214,36 @@ def test_records_the_seeds_code_appends_after_an_edit_are_adopted(tmp_path: Path
         assert sorted(h["notes"]) == ["appended by the seed", "one"]
         assert set(h["sharpe"]) == {1.0, 0.5}
     assert sorted(r["notes"] for r in mirror_records(d)) == ["appended by the seed", "one"]
+
+
+@pytest.mark.parametrize("how", ["seed-code", "csv-writer"])
+def test_a_row_the_seeds_code_appends_to_the_csv_is_adopted(tmp_path: Path, how: str) -> None:
+    """The seed's code writes the seed's 10 columns; appended below perfledger's header
+    (13 columns), that row is a record, not the torn tail of an interrupted append."""
+    import csv
+
+    d = tmp_path / "logs"
+    with Ledger(d) as led:
+        led.log("M", "AAPL", sharpe=1.0, notes="one", params={"depth": 3})
+    with open(d / "model_performance.csv", "a", newline="") as f:
+        csv.writer(f, lineterminator="\n" if how == "seed-code" else "\r\n").writerow(
+            ["2024-02-01T00:00:00", "AAPL", "Seed", 2.0, "", "", "", "", "", "from the seed"])
+    with Ledger(d) as led:
+        h = led.history()
+        assert sorted(h["notes"]) == ["from the seed", "one"]
+        assert led.best("AAPL")["best_sharpe"]["model"] == "Seed"
+    assert sorted(r["notes"] for r in mirror_records(d)) == ["from the seed", "one"]
+    assert sorted(r["notes"] for r in csv_records(d)) == ["from the seed", "one"]
+
+
+def test_a_seed_shaped_row_cut_short_at_the_end_is_still_a_torn_tail(tmp_path: Path) -> None:
+    """An append cut right after its notes (no line break yet) is what an interrupted write
+    leaves, not a record: dropped when the committed bytes are intact, as before."""
+    d = tmp_path / "logs"
+    with Ledger(d) as led:
+        led.log("M", "AAPL", sharpe=1.0, notes="one")
+    with open(d / "model_performance.csv", "a", newline="") as f:
+        f.write('"2024-02-01T00:00:00+00:00","AAPL","Lost",2,,,,,,"never committed"')
+    with Ledger(d) as led:
+        assert led.history()["notes"].tolist() == ["one"]
+    assert [r["notes"] for r in csv_records(d)] == ["one"]

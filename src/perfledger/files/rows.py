@@ -14,7 +14,8 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+import numbers
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,22 @@ def _csv_rows(path: Path) -> Iterable[tuple[str, dict[str, Any] | str]]:
         csv.field_size_limit(previous)
 
 
+def _ends_in_a_line_break(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        if f.tell() == 0:
+            return True
+        f.seek(-1, 2)
+        return f.read(1) in (b"\n", b"\r")
+
+
 def _csv_cells(path: Path) -> Iterable[tuple[str, dict[str, str] | str]]:
+    """The rows of a CSV by its header. A row of exactly the seed's columns below a longer
+    header that starts with them (a row the seed's own code appended to a mirror, which has
+    perfledger's metrics/params/tags columns after the seed's) is a record without those;
+    except as the file's last row without a line break after it, which is what an append
+    interrupted right after its notes leaves (a torn tail, not a record)."""
+    complete = _ends_in_a_line_break(path)
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         try:
@@ -147,16 +163,27 @@ def _csv_cells(path: Path) -> Iterable[tuple[str, dict[str, str] | str]]:
                 path, f"the header (line 1) names column(s) {', '.join(map(repr, dup))} more than "
                 "once; give each column once (nothing was imported)", field="header",
             )
-        prev = reader.line_num
-        for cells in reader:
-            where = f"line {prev + 1}"
+        seed_shaped = len(header) > len(SEED_FIELDS) and tuple(header[: len(SEED_FIELDS)]) == SEED_FIELDS
+
+        def numbered() -> Iterator[tuple[int, list[str]]]:
             prev = reader.line_num
+            for cells in reader:
+                yield prev + 1, cells
+                prev = reader.line_num
+
+        rows = numbered()
+        item = next(rows, None)
+        while item is not None:
+            line, cells = item
+            item = next(rows, None)  # one row ahead: is this one the file's last?
             if not cells or all(not c for c in cells):
                 continue
+            if seed_shaped and len(cells) == len(SEED_FIELDS) and (item is not None or complete):
+                cells = cells + [""] * (len(header) - len(cells))
             if len(cells) != len(header):
-                yield where, f"has {len(cells)} fields but the header has {len(header)}"
+                yield f"line {line}", f"has {len(cells)} fields but the header has {len(header)}"
                 continue
-            yield where, dict(zip(header, cells, strict=True))
+            yield f"line {line}", dict(zip(header, cells, strict=True))
 
 
 def _json_rows(path: Path, lines: bool) -> Iterable[tuple[str, dict[str, Any] | str]]:
