@@ -317,3 +317,13 @@ def test_json_numbers_round_trip_as_given(tmp_path: Path) -> None:
         assert import_file(led, path).stored == 1
         rec = led.records()[0]
         assert rec["sharpe"] == 1.25 and rec["metrics"]["x"] == 1e20
+
+
+@pytest.mark.parametrize("key", ["sharpe", "x", "notes", "timestamp", "params", "tags", "metrics"])
+def test_a_nan_in_a_dict_row_is_refused_as_log_refuses_it(led: Ledger, key: str) -> None:
+    with pytest.raises((ValidationError, TypeError)):
+        led.log("M", "T", **({"metrics": {"x": math.nan}} if key == "x" else {key: math.nan}))
+    with pytest.raises(ValidationError) as info:
+        led.log_many([{"model_name": "M", "ticker": "T", key: math.nan}])
+    assert key in str(info.value)
+    _nothing_stored(led)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import numbers
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any

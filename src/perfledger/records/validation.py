@@ -396,10 +396,6 @@ def _missing(value: Any) -> bool:
             or (isinstance(value, float) and math.isnan(value)))
 
 
-#: The keys of a row that are not numbers (a NaN there is the field's own checker's business).
-_NOT_NUMBERS = frozenset(("model_name", "ticker", "notes", "timestamp", "metrics", "params", "tags"))
-
-
 def refuse_nan(rows: list[Any]) -> None:
     """Rows given as dicts follow ``log()``'s rule: ``None`` is "not measured", a NaN is a
     value that is not a number, refused (a DataFrame cannot tell the two apart, so this runs
@@ -409,9 +405,9 @@ def refuse_nan(rows: list[Any]) -> None:
         if not isinstance(row, Mapping):
             continue
         for key, value in row.items():
-            if key not in _NOT_NUMBERS and isinstance(value, float) and math.isnan(value):
+            if isinstance(value, float) and math.isnan(value):  # log() refuses a NaN anywhere
                 problems.append((pos, str(key), f"{key}={value!r} is not a finite number (pass None "
-                                                "for a metric that was not measured)"))
+                                                "for a value that is missing)"))
     if problems:
         listed = "\n".join(f"  row {r}: {msg}" for r, _f, msg in problems[:50])
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
