@@ -3,8 +3,8 @@
     python sync_worker.py SOURCE TARGET CHUNK
 
 Runs the library's sync with chunks of CHUNK records (many transactions, so a SIGKILL lands
-between and inside them), prints ``started`` once the sync is under way and the summary at
-the end.
+between and inside them), prints ``started`` once the sync is under way, a line after each
+chunk committed, and the summary at the end.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ def main() -> None:
     source, target, chunk = Ledger(sys.argv[1]), Ledger(sys.argv[2]), int(sys.argv[3])
 
     def progress(done: int, total: int) -> None:
-        if done == 0:
-            print("started", flush=True)
+        print("started" if done == 0 else f"stored up to {done}", flush=True)
 
     result = sync_stores(source._ensure(), target._writable(), target, target._mirrors,
                          progress=progress, chunk=chunk)
