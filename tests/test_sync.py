@@ -29,7 +29,7 @@ def fill(led: Ledger, start: int, stop: int, *, prefix: str = "r", ts_base: int 
                      f"{(i // 60) % 60:02d}:{i % 60:02d}.{i:06d}+00:00",
         "ticker": f"T{i % 3}", "model_name": f"M{i % 4}",
         "sharpe": (i * 37 % 101) / 10 - 5, "mse": (i % 7) / 10, "drawdown": -(i % 5) / 10,
-        "notes": f"{prefix}{i}", "ic": (i % 11) / 100 if i % 2 else float("nan"),
+        "notes": f"{prefix}{i}", "ic": (i % 11) / 100 if i % 2 else None,
         "params": {"lr": 0.1 * (i % 3), "depth": i % 5, "grid": {"a": [1, 2.5]}},
         "tags": {"run": f"{prefix}-{i % 2}", "node": prefix},
     } for i in range(start, stop)]
@@ -293,13 +293,14 @@ def test_a_postgres_source_whose_writers_commit_out_of_id_order_loses_nothing(
     laptop = Ledger(tmp_path / "laptop")
     assert pg_ledger.sync(laptop).new == 10
     slow = Batch.from_records([validate_record("Slow", "SLOW", sharpe=1.0, notes="slow writer")])
-    other = Ledger(pg_server_url)
-    with pg_ledger._ensure().writing() as tx:
+    other, slow_writer = Ledger(pg_server_url), Ledger(pg_server_url)  # two more writers
+    with slow_writer._ensure().writing() as tx:
         tx.insert(slow)  # its id is taken now; it commits after the next one
         other.log("Fast", "FAST", sharpe=2.0, notes="fast writer")
         early = pg_ledger.sync(laptop)
         assert (early.new, early.incremental) == (1, True)
     other.close()
+    slow_writer.close()
     late = pg_ledger.sync(laptop)
     assert (late.new, late.incremental) == (1, True)
     assert content(laptop) == content(pg_ledger)

@@ -39,6 +39,8 @@ class Cause(enum.Enum):
     DAMAGED = "the database file is damaged or is not a database"
     SCHEMA = "the ledger's tables are missing or altered"
     BUSY = "another process held the database locked for too long"
+    POOL = ("every server connection this ledger may hold stayed busy for too long "
+            "(PERFLEDGER_PG_CONNECTIONS sets how many)")
     READ_ONLY = "read-only"
     CONFLICT = "a concurrent write collided with this one"
     UNREACHABLE = "the database server cannot be reached"

@@ -180,6 +180,8 @@ class PostgresStore(SQLStore):
     # ------------------------------------------------------------------ hooks
 
     def _cause(self, exc: BaseException) -> Cause | None:
+        if isinstance(exc, sa.exc.TimeoutError):  # the pool's wait for a connection ran out
+            return Cause.POOL
         dbapi = self.engine.dialect.loaded_dbapi  # psycopg (or whichever driver the URL names)
         error = orig(exc)
         if not isinstance(error, dbapi.Error):
