@@ -79,12 +79,17 @@ def main() -> None:
 
     with st.sidebar:
         filters_box = st.container()
-        if not readonly:
-            render_actions(location, stats["records"])
-        else:
-            st.caption(md(reason))
+        actions_box = st.container()  # filled last: the charts reach the browser first
+
+    def actions() -> None:
+        with actions_box:
+            if not readonly:
+                render_actions(location, stats["records"])
+            else:
+                st.caption(md(reason))
 
     if stats["records"] == 0:
+        actions()
         render_first_run(location, readonly)
         return
 
@@ -109,3 +114,4 @@ def main() -> None:
     elif analytics.open:
         with analytics:
             render_analytics(location, state, stats, filters, metric, dirs, decay)
+    actions()
