@@ -4,13 +4,14 @@
 
 Builds the ledger in a temp directory (10 tickers × 10 models, evaluations spread over a
 year, a third of the models decaying), then renders the page with Streamlit's ``AppTest``
-(the whole script: every tab, every query, every figure, the decay test on the selected
-ticker and on every ticker, PSR/DSR) with all Streamlit caches cleared before each run, so
-each run is a *first* render. The budget applies to that (issue 13: 1.5 s at a million
-records), timed as a running server's new session sees it: Streamlit's component registry
-discovered once, as the server does at startup, not by every new ``AppTest`` (reported apart,
-as is the process's first render, which also pays the imports: "cold"). The baseline is
-``Ledger.history()`` of the whole store in the same run. Writes a markdown snippet to
+(the whole script; since issue 23 only the selected tab runs, here the first: every query
+and figure of the Performance tab, the decay test on the selected ticker, PSR/DSR) with all
+Streamlit caches cleared before each run, so each run is a *first* render. The budget
+applies to that (issue 13: 1.5 s at a million records), timed as a running server's new
+session sees it: Streamlit's component registry discovered once, as the server does at
+startup, not by every new ``AppTest`` (reported apart, as is the process's first render,
+which also pays the imports: "cold"). The baseline is ``Ledger.history()`` of the whole
+store in the same run. Writes a markdown snippet to
 ``bench/results/dashboard.md`` and prints it.
 """
 

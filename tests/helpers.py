@@ -150,3 +150,14 @@ def kill_rounds(location: Path, rounds: int, seed: int, worker_args: list[str], 
         acknowledged |= {f"{prefix}-{line}" for line in out.split()}
         assert child.returncode == -signal.SIGKILL
     return acknowledged
+
+
+def show_tab(at: Any, index: int) -> Any:
+    """Select the dashboard's tab ``index`` (only the selected tab is drawn; a switch reruns the
+    page, as a click does in the browser) and return it."""
+    from perfledger.dashboard.app import TAB_KEY, TABS
+
+    at.session_state[TAB_KEY] = TABS[index]
+    at.run()
+    assert not at.exception, at.exception
+    return at.tabs[index]

@@ -22,6 +22,7 @@ import pytest
 pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
 
+from helpers import show_tab
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.errors import AppTestError
 
@@ -315,19 +316,27 @@ def test_every_tab_renders(seeded: Path, metric: str) -> None:
     at.sidebar.selectbox(key="metric").select(metric).run()
     assert not at.exception
     perf, best, analytics = at.tabs
+    # Only the selected tab runs: the hidden ones send nothing until they are picked.
+    assert not best.children and not analytics.children
     assert len(perf.get("plotly_chart")) == 2 and len(perf.dataframe) == 2
     assert [m.label for m in perf.metric][:2] == ["Best Sharpe", "Best MSE"]
+    best = show_tab(at, 1)
+    assert not at.tabs[0].children and not at.tabs[2].children
     assert len(best.get("plotly_chart")) == 1
     wide = best.dataframe[0].value
     assert list(wide["Ticker"]) == sorted(["AAPL", "MSFT", "GOOGL", "BRK.B", "BTC-USD", "^GSPC"])
+    at.tabs[1].selectbox(key="heatmap_scope").select("MSFT").run()
+    assert not at.exception and at.tabs[1].get("plotly_chart")
+    analytics = show_tab(at, 2)
+    assert not at.tabs[0].children and not at.tabs[1].children
     assert len(analytics.get("plotly_chart")) == 1 and len(analytics.dataframe) == 2
     assert [m.value for m in analytics.metric][:3] == ["120", "6", "4"]
     assert len(analytics.dataframe[1].value) == 20  # recent activity
-    at.tabs[1].selectbox(key="heatmap_scope").select("MSFT").run()
-    assert not at.exception
     assert at.tabs[2].select_slider(key="trend_window").value == 5
     at.tabs[2].select_slider(key="trend_window").set_value(2).run()
     assert not at.exception
+    assert at.sidebar.selectbox(key="metric").value == metric  # the filters survive a tab switch
+    assert len(show_tab(at, 0).get("plotly_chart")) == 2
 
 
 @pytest.mark.slow
@@ -340,7 +349,7 @@ def test_new_record_from_another_process_appears_on_rerun(seeded: Path) -> None:
     )
     at.run()
     assert "NEWT" in at.sidebar.selectbox(key="ticker").options
-    assert at.tabs[2].metric[0].value == "121"
+    assert show_tab(at, 2).metric[0].value == "121"
 
 
 def test_raw_table_is_bounded(seeded: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
 
+from helpers import show_tab
 from streamlit.testing.v1 import AppTest
 
 from perfledger import Ledger, ValidationError
@@ -81,8 +82,11 @@ TABLES = {
 
 def frame_by_key(at: AppTest, key: str) -> pd.DataFrame:
     """The table a view shows under widget key ``key`` (AppTest does not expose a table's key,
-    so it is found by its tab and a column only it has there)."""
+    so it is found by its tab and a column only it has there). Only the selected tab is drawn:
+    another tab is selected first (a rerun, as a click in the browser)."""
     tab, column = TABLES[key]
+    if not at.tabs[tab].children:
+        show_tab(at, tab)
     for df in at.tabs[tab].dataframe:
         if column in df.value.columns:
             return df.value
@@ -168,6 +172,7 @@ def test_decaying_models_are_marked_on_performance_and_analytics(monitored: Path
     trend = [t["name"] for t in json.loads(at.tabs[2].get("plotly_chart")[0].proto.spec)["data"]]
     assert "Sliding" + charts.DECAYING in trend
     # Another ticker: nothing decays there.
+    show_tab(at, 0)
     at.sidebar.selectbox(key="ticker").select("MSFT").run()
     assert not texts(at.tabs[0], "warning") or not any("Decaying" in w for w in texts(at.tabs[0], "warning"))
     assert any("No model is decaying" in s for s in texts(at.tabs[0], "success"))

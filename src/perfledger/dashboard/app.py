@@ -2,7 +2,8 @@
 
 Each part lives in its own module: :mod:`.sidebar` (filters and the actions that write),
 :mod:`.views_performance`, :mod:`.views_best` and :mod:`.views_analytics` (one per tab).
-This module only puts them on the page, and explains an empty ledger.
+This module only puts them on the page, and explains an empty ledger. Only the selected
+tab is drawn: switching tabs reruns the page, so nobody waits for views they do not look at.
 Writes run as widget callbacks, and exist on the page only when :mod:`.access` allows them:
 never with ``$PERFLEDGER_READ_ONLY=1`` or a ledger this user may only read, and, served
 beyond loopback, only with the operator's ``--allow-writes`` or for named signed-in users.
@@ -34,6 +35,8 @@ ACCESS_HELP = (
     "allow_writes_for (docs/deployment.md)."
 )
 TABS = ("📈 Performance Dashboard", "🏆 Best Models Summary", "📊 Quick Analytics")
+#: Session-state key of the selected tab (``st.session_state[TAB_KEY] = TABS[1]`` selects one).
+TAB_KEY = "view"
 FIRST_RUN_SNIPPET = """from memory.model_log import log_model_performance   # the seed's API
 
 log_model_performance(model_name="LSTM_v1", ticker="AAPL", sharpe=1.85, mse=0.0234,
@@ -85,11 +88,16 @@ def main() -> None:
 
     with st.sidebar:
         filters_box = st.container()
-        st.caption(md(mode.reason), help=ACCESS_HELP)
-        if not readonly:
-            render_actions(location, stats["records"])
+        actions_box = st.container()  # filled last: the charts reach the browser first
+
+    def actions() -> None:
+        with actions_box:
+            st.caption(md(mode.reason), help=ACCESS_HELP)
+            if not readonly:
+                render_actions(location, stats["records"])
 
     if stats["records"] == 0:
+        actions()
         render_first_run(location, readonly)
         return
 
@@ -101,10 +109,17 @@ def main() -> None:
         board = data.leaderboard(location, state, filters.ticker, metric, filters.window)
         counts = board[f"{metric}_count"] if f"{metric}_count" in board.columns else board["records"]
         decay = render_decay_settings(int(counts.max()) if len(counts) else 0)
-    perf, best, analytics = st.tabs(list(TABS))
-    with perf:
-        render_performance(location, state, filters, metric, dirs, decay)
-    with best:
-        render_best_models(location, state, dirs, filters.window)
-    with analytics:
-        render_analytics(location, state, stats, filters, metric, dirs, decay)
+    # Only the selected tab runs (a tab switch reruns the script): the hidden tabs' queries,
+    # figures and tables cost the first chart ~40% of the script run and most of the browser's
+    # drawing (issue 23; docs/benchmarks.md).
+    perf, best, analytics = st.tabs(list(TABS), key=TAB_KEY, on_change="rerun")
+    if perf.open:
+        with perf:
+            render_performance(location, state, filters, metric, dirs, decay)
+    elif best.open:
+        with best:
+            render_best_models(location, state, dirs, filters.window)
+    elif analytics.open:
+        with analytics:
+            render_analytics(location, state, stats, filters, metric, dirs, decay)
+    actions()

@@ -22,8 +22,11 @@ from .formatting import format_value, metric_label, plotly_tickformat
 PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880",
            "#FF97FF", "#FECB52")
 DECAYING = " ⚠ decaying"
-MAX_POINTS_PER_TRACE = 2_000
-MAX_POINTS_PER_CHART = 12_000
+#: 4,000 points fill a chart ~1,200 px wide (a bucket per pixel of each of a few lines) and send
+#: ~170 KiB of JSON; 12,000 sent ~510 KiB that the browser parsed and drew before the page was
+#: usable (issue 23, docs/benchmarks.md).
+MAX_POINTS_PER_TRACE = 1_000
+MAX_POINTS_PER_CHART = 4_000
 #: plotly_white's layout only: its per-trace defaults are most of the template, and copying
 #: them into every figure cost ~25 ms a chart (Streamlit's theme restyles traces anyway).
 _TEMPLATE = go.layout.Template(layout=pio.templates["plotly_white"].layout)

@@ -74,16 +74,17 @@ def render_performance(
     narrowed = window.active() or bool(filters.models)
     best = (best_from_board(board, dirs).get(filters.ticker, {}) if narrowed
             else data.best(location, state).get(filters.ticker, {}))
-    if best:
-        _best_cards(best, narrowed, metric)
     if frame.empty:
+        if best:
+            _best_cards(best, narrowed, metric)
         st.info("No evaluations match these filters — widen the date range or relax the thresholds.")
         return
 
     tested = data.decay(location, state, filters.ticker, filters.models, metric, window,
                         decay.recent, decay.alpha)
-    render_decay_panel(tested, metric=metric, recent=decay.recent, alpha=decay.alpha,
-                       higher=dirs.get(metric), with_ticker=False, key="perf_decay")
+    # The cards and the decay panel keep their place above the chart but are filled after it:
+    # the chart is what a person waits for, and the browser draws it while they arrive.
+    cards, decay_box = st.container(), st.container()
 
     c1, c2 = st.columns([1, 3])
     rolling = c1.toggle("Rolling mean", key="rolling_mean",
@@ -100,6 +101,12 @@ def render_performance(
             "Long series are drawn as time-bucket means "
             f"(≤ {charts.MAX_POINTS_PER_TRACE:,} points per model)."
         )
+    if best:
+        with cards:
+            _best_cards(best, narrowed, metric)
+    with decay_box:
+        render_decay_panel(tested, metric=metric, recent=decay.recent, alpha=decay.alpha,
+                           higher=dirs.get(metric), with_ticker=False, key="perf_decay")
 
     st.markdown("##### 🏅 Model leaderboard")
     ranked_by = metric if metric in dirs else "sharpe"
