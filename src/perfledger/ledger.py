@@ -114,6 +114,9 @@ class Ledger:
         # under the write lock (the seed's files in a new ledger, a deleted database, a
         # mirror rewritten by the seed's code, a crash). A file that does not read as records
         # is reported and left alone; writes refuse to overwrite it.
+        #: A new directory: opening it wrote nothing; its first write starts the files first.
+        self._mirrors_unstarted = self._want_mirrors and not any(
+            p.exists() for p in mirrors.paths.values())
         if not self._mirrors_in_step():
             if self._read_only is None:
                 with self._store.writing() as tx, self._mirrors.transaction(tx, strict=False):
@@ -191,6 +194,14 @@ class Ledger:
         store = self._ensure()
         if self._read_only is not None:
             raise ReadOnlyLedgerError(self._read_only)
+        if self._mirrors_unstarted:
+            # The files and their committed state come first, in a transaction of their own:
+            # a write's append journal then always names a committed state, so a database
+            # deleted after the ledger's first write is never mistaken for that write dying
+            # before its commit (which would cut its records out of the files).
+            with store.writing() as tx, self._mirrors.transaction(tx):
+                pass
+            self._mirrors_unstarted = False
         return store
 
     # ------------------------------------------------------------------ writes
