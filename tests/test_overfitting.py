@@ -65,16 +65,17 @@ def naive_cscv(m: np.ndarray, s: int, metric=naive_sharpe) -> dict:
     }
 
 
-def assert_same(res, ref: dict) -> None:
+def assert_same(res, ref: dict, tol: float = 1e-12) -> None:
+    """Ranks, winners and PBO exactly; performances and the degradation line to ``tol``."""
     assert res.pbo == ref["pbo"]
     assert res.prob_oos_loss == ref["loss"]
     np.testing.assert_array_equal(res.winners, ref["winners"])
     np.testing.assert_allclose(res.logits, ref["logits"], rtol=0, atol=1e-12)
-    np.testing.assert_allclose(res.is_performance, ref["is"], rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(res.oos_performance, ref["oos"], rtol=1e-12, atol=1e-12)
-    assert res.slope == pytest.approx(ref["slope"], rel=1e-12, abs=1e-12)
-    assert res.intercept == pytest.approx(ref["intercept"], rel=1e-12, abs=1e-12)
-    assert res.r_squared == pytest.approx(ref["r2"], rel=1e-12, abs=1e-12)
+    np.testing.assert_allclose(res.is_performance, ref["is"], rtol=tol, atol=tol)
+    np.testing.assert_allclose(res.oos_performance, ref["oos"], rtol=tol, atol=tol)
+    assert res.slope == pytest.approx(ref["slope"], rel=tol, abs=tol)
+    assert res.intercept == pytest.approx(ref["intercept"], rel=tol, abs=tol)
+    assert res.r_squared == pytest.approx(ref["r2"], rel=tol, abs=tol)
 
 
 @pytest.mark.parametrize("seed,t,n,s", [(1, 203, 7, 8), (2, 130, 12, 10), (3, 64, 5, 4), (4, 9, 3, 2)])
@@ -96,7 +97,10 @@ def test_matches_naive_cscv_on_random_shapes(seed: int, s: int, n: int, extra: i
     t = max(s, 4) + extra
     rng = np.random.default_rng(seed)
     m = rng.normal(0.05 * scale, scale, (t, n)) + rng.normal(0, 0.1 * scale, n)
-    assert_same(probability_of_backtest_overfitting(m, partitions=s), naive_cscv(m, s))
+    # Two periods per half can give a Sharpe in the thousands (a mean far above a tiny spread):
+    # block sums of squares and the naive two-pass variance then part at ~1e-12 relative, the
+    # rounding of the cancellation itself, so values are compared to 1e-9 here (ranks exactly).
+    assert_same(probability_of_backtest_overfitting(m, partitions=s), naive_cscv(m, s), tol=1e-9)
 
 
 def test_matches_naive_cscv_with_sixteen_partitions() -> None:
