@@ -441,7 +441,11 @@ class Ledger:
         from .files.transfer import copy_store
 
         dest = target if isinstance(target, Ledger) else Ledger(target)
-        return copy_store(self._ensure(), dest._writable(), dest._mirrors)
+        try:
+            return copy_store(self._ensure(), dest._writable(), dest._mirrors)
+        finally:
+            if dest is not target:  # opened here: closed here, not left to the collector
+                dest.close()
 
     def sync(
         self,

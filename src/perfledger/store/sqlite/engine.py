@@ -43,7 +43,8 @@ def make_engine(url: sa.URL, read_only: ReadOnlyFile | None = None) -> sa.Engine
     else:
         engine = sa.create_engine(
             url,
-            connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
+            connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False,
+                          "factory": locks.EngineConnection},
             pool_size=8,
             max_overflow=16,
         )
@@ -53,7 +54,7 @@ def make_engine(url: sa.URL, read_only: ReadOnlyFile | None = None) -> sa.Engine
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         if read_only is None:
-            locks.engine_opened(held)
+            locks.engine_opened(held, dbapi_conn)
         # Let SQLAlchemy's "begin" event below decide how transactions start.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
@@ -69,12 +70,12 @@ def make_engine(url: sa.URL, read_only: ReadOnlyFile | None = None) -> sa.Engine
 
     if read_only is None:
         @sa.event.listens_for(engine, "close")
-        def _on_close(_dbapi_conn: Any, _record: Any) -> None:
-            locks.engine_closed(held)
+        def _on_close(dbapi_conn: Any, _record: Any) -> None:
+            locks.engine_closing(dbapi_conn)
 
         @sa.event.listens_for(engine, "close_detached")
-        def _on_close_detached(_dbapi_conn: Any) -> None:
-            locks.engine_closed(held)
+        def _on_close_detached(dbapi_conn: Any) -> None:
+            locks.engine_closing(dbapi_conn)
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:

@@ -18,6 +18,24 @@ ADBC copy of SQLite keeps the closed one's descriptor for reuse instead of closi
 at most one connection per file is ever parked, however many ledgers a process opens and
 closes. Counts are per process; a forked child starts with none (its inherited connections
 are the parent's, never closed by it).
+
+The engine's count must follow SQLite's own handles exactly, or one library deletes the
+write-ahead log and the shared-memory index under the other: whichever copy of SQLite
+closes its last handle while the other's is open takes itself for the last user,
+checkpoints, and unlinks ``-wal`` and ``-shm``. The other copy keeps its mapping of the
+unlinked index, and every connection it opens to that file afterwards (in a new ``Ledger``
+too) shares that mapping, so its reads stay on an old snapshot: empty, or without the
+records committed since. Two ways a connection's handle and its count parted, both now
+closed off by :class:`EngineConnection`:
+
+* a connection never closed (its ``Ledger`` not closed, or kept alive by a failed write's
+  traceback) and then garbage-collected closes without any pool event: counted open
+  forever, so the parked ADBC connection outlived the engine's last handle. Now a
+  finaliser on the connection object counts it closed (once, whichever comes first);
+* ``close()`` on a connection a cursor still references (a write transaction held by a
+  kept exception) leaves SQLite's handle open (``sqlite3_close_v2`` waits for the cursor's
+  statement): counted closed while its handle lived on, so the ADBC copy closed "last"
+  under it. Now every cursor the connection made is closed first, so ``close()`` closes.
 """
 
 from __future__ import annotations
@@ -25,7 +43,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import sqlite3
 import threading
+import weakref
 from collections import defaultdict
 from typing import Any
 
@@ -40,10 +60,56 @@ def key(path: str | os.PathLike[str]) -> str:
     return os.path.realpath(path)
 
 
-def engine_opened(path: str) -> None:
-    """An engine (``sqlite3``) connection to ``path`` was opened."""
+class EngineConnection(sqlite3.Connection):
+    """The engine's ``sqlite3`` connection (its ``factory``): it knows the cursors it made,
+    so that closing it closes SQLite's handle, and it is counted closed exactly once, when
+    it is closed or when it is collected unclosed (see the module doc)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._pl_cursors: weakref.WeakSet[sqlite3.Cursor] = weakref.WeakSet()
+        self._pl_counted: weakref.finalize | None = None
+
+    def cursor(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
+        cur = super().cursor(*args, **kwargs)
+        self._pl_cursors.add(cur)
+        return cur
+
+    # The shortcuts make their cursor in C, past ``cursor()``: routed through it.
+    def execute(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        return self.cursor().execute(*args)
+
+    def executemany(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        return self.cursor().executemany(*args)
+
+    def executescript(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        return self.cursor().executescript(*args)
+
+
+def engine_opened(path: str, connection: EngineConnection) -> None:
+    """An engine (``sqlite3``) connection to ``path`` was opened; it is counted closed by
+    :func:`engine_closing` or, if it is collected unclosed, when it is collected."""
     with _lock:
         _engine_connections[path] += 1
+    finalizer = weakref.finalize(connection, _counted_closed, path, os.getpid())
+    finalizer.atexit = False  # at exit, _at_exit closes what is parked
+    connection._pl_counted = finalizer
+
+
+def engine_closing(connection: EngineConnection) -> None:
+    """The pool is about to close ``connection``: its cursors are closed first (a cursor
+    still holding a statement would keep SQLite's handle open past ``close()``), and it is
+    counted closed (which closes the parked ADBC connection when it was the last)."""
+    for cur in list(connection._pl_cursors):
+        with contextlib.suppress(Exception):
+            cur.close()
+    if connection._pl_counted is not None:
+        connection._pl_counted()
+
+
+def _counted_closed(path: str, pid: int) -> None:
+    if os.getpid() == pid:  # a forked child never counted its parent's connections
+        engine_closed(path)
 
 
 def adbc_opened(path: str) -> None:
