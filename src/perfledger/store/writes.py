@@ -325,6 +325,7 @@ class SQLWriteTx(SQLReadTx, WriteTx):
         """Take every record out of the ledger, keeping them (and their custom metrics) in
         the cleared tables until purged; returns how many were kept."""
         conn = self.conn
+        self._hold_records()
         n = int(conn.execute(sa.select(sa.func.count()).select_from(T.records)).scalar() or 0)
         if n:
             clear_id = conn.execute(
@@ -397,6 +398,13 @@ class SQLWriteTx(SQLReadTx, WriteTx):
             conn.execute(sa.delete(T.cleared).where(T.cleared.c.id.in_(part)))
         self._bump_generation()
         return int(sum(r[1] for r in found))
+
+    def _hold_records(self) -> None:
+        """Keep other writers from adding records until this transaction ends: a clear
+        copies every record into the cleared tables, then deletes them all, and a record
+        committed in between would be deleted without being kept. SQLite's write lock
+        already excludes every other writer; an engine whose writers run concurrently
+        overrides this."""
 
     def _bump_generation(self) -> None:
         """Change ``stats()["state"]`` for a change the record count and ids do not show."""

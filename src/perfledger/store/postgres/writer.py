@@ -161,6 +161,11 @@ class PgWriteTx(SQLWriteTx):
         self._self_committed = alone
         return row  # type: ignore[return-value]
 
+    def _hold_records(self) -> None:
+        # Blocks other transactions' INSERT/UPDATE/DELETE on the records (reads go on) until
+        # this one ends; taken first, before this transaction holds any other lock.
+        self._execute("LOCK TABLE pl_records, pl_extra IN SHARE ROW EXCLUSIVE MODE", {})
+
     def claim_keys(self, keys: Sequence[str]) -> set[str]:
         unique = list(dict.fromkeys(keys))
         if not unique:
