@@ -176,7 +176,9 @@ def test_the_cli_restores_and_purges(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_clear_on_postgresql_keeps_every_record_logged_while_it_runs(pg_ledger: Ledger, pg_server_url: str) -> None:
+def test_a_clear_on_postgresql_keeps_every_record_logged_while_it_runs(
+    pg_ledger: Ledger, pg_server_url: str
+) -> None:
     """A clear copies the records into the cleared tables, then deletes them: on PostgreSQL
     (writers run concurrently) a record committed between the two was deleted without being
     kept (2-12 of 500 lost in a review). Every acknowledged log() must come back on restore."""
