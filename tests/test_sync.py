@@ -369,3 +369,18 @@ def test_records_imported_from_an_export_are_already_there(
     assert (result.new, result.already_there) == (40, 80)
     assert content(dst) == content(src)
     assert import_file(dst, path).imported == 0
+
+
+def test_huge_whole_float_params_keep_their_identity_through_postgresql(
+    pg_ledger: Ledger, tmp_path: Path
+) -> None:
+    """PostgreSQL keeps 1e23 as the integer JSONB holds and gives it back as an int: a record
+    synced there and back is the same record, not a new one (a review saw every record
+    doubled after directory -> PostgreSQL -> directory)."""
+    node = Ledger(tmp_path / "node")
+    node.log_many([{"model_name": "M", "ticker": "T", "sharpe": i / 10, "notes": f"n{i}",
+                    "params": {"n": 1e23, "nested": {"k": [1e16, -3e300, 2.5]}}} for i in range(20)])
+    assert node.sync(pg_ledger).new == 20
+    assert pg_ledger.sync(node).new == 0
+    assert node.sync(pg_ledger).new == 0
+    assert len(node.history()) == 20 and len(pg_ledger.history()) == 20

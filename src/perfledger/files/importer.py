@@ -27,6 +27,7 @@ rows exactly.
 from __future__ import annotations
 
 import collections
+import decimal
 import hashlib
 import json
 import math
@@ -110,7 +111,25 @@ def _f(v: Any) -> float | None:
 
 
 def _canon(d: Mapping[str, Any] | None) -> str:
-    return json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":")) if d else ""
+    return json.dumps(_exact(d), sort_keys=True, ensure_ascii=False, separators=(",", ":")) if d else ""
+
+
+def _exact(value: Any) -> Any:
+    """``value`` with every float of 1e16 or more (all whole) as the integer its JSON text
+    stands for (``1e23`` is 10**23, not the binary float's own integer): JSON spells
+    such a float with an exponent (``1e+23``), but both stores keep the number JSONB keeps
+    (``100000000000000000000000``) and give it back as an int, so without this a record
+    read back from PostgreSQL had another identity than the one that was sent (a sync back
+    doubled it). Smaller floats read back as the same float, spelled alike."""
+    if isinstance(value, float):
+        if math.isfinite(value) and abs(value) >= 1e16:  # whole, spelled with an exponent
+            return int(decimal.Decimal(repr(value)))  # the integer the JSON text stands for
+        return value
+    if isinstance(value, Mapping):
+        return {k: _exact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_exact(v) for v in value]
+    return value
 
 
 Key = tuple[Any, ...]
