@@ -86,7 +86,7 @@ def test_a_mirror_file_out_of_space_is_a_storage_error_and_stores_nothing(
         def enospc(*args: object, **kwargs: object) -> None:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-        for name in ("write_at", "write_empty", "write_best", "write_json", "write_csv"):
+        for name in ("write_at", "write_empty", "write_best", "write_best_lines", "write_json", "write_csv"):
             mp.setattr(transaction, name, enospc)
         with Ledger(d) as led:
             best = led.best()

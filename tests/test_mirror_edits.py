@@ -65,7 +65,7 @@ def test_a_clear_without_mirrors_that_fails_keeps_records_and_files(
     def enospc(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(transaction, "write_best", enospc)  # the files emptied, then the disk fills
+    monkeypatch.setattr(transaction, "write_best_lines", enospc)  # the files emptied, then the disk fills
     with Ledger(d, mirrors=False) as fast:
         with pytest.raises(StorageError):
             fast.clear()

@@ -6,9 +6,11 @@ values as ``null``. Tables show numbers to four significant digits (PSR/DSR as f
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import sys
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .app import visible
@@ -44,17 +46,39 @@ def print_frame(frame: pd.DataFrame, fmt: OutputFormat, title: str | None = None
     if fmt == OutputFormat.json:
         write_json_rows(frame)
         return
+    _print_table([str(c) for c in frame.columns], frame.itertuples(index=False), title)
+
+
+def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: OutputFormat,
+               title: str | None = None) -> None:
+    """Plain rows (text, numbers, None) printed as :func:`print_frame` prints a frame of them,
+    without pandas: a command whose answer is a few rows (``best``) starts without importing it."""
+    if fmt == OutputFormat.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(["" if v is None or v != v else v for v in row] for row in rows)
+        return
+    if fmt == OutputFormat.json:
+        sys.stdout.write("[]\n" if not rows else "[\n" + ",\n".join(
+            json.dumps({c: (None if isinstance(v, float) and v != v else v)
+                        for c, v in zip(columns, row, strict=True)}, ensure_ascii=False)
+            for row in rows) + "\n]\n")
+        return
+    _print_table(list(columns), rows, title)
+
+
+def _print_table(columns: list[str], rows: Iterable[Sequence[Any]], title: str | None) -> None:
     from rich.table import Table
     from rich.text import Text
 
     # Every cell, header and title is a Text: stored strings are data, never Rich markup
     # (a note "features [/mnt/x]" would otherwise raise MarkupError, "[red]LSTM" lose its name).
     table = Table(title=Text(visible(title)) if title else None, show_lines=False)
-    for c in frame.columns:
-        table.add_column(Text(visible(str(c))), overflow="fold")
+    for c in columns:
+        table.add_column(Text(visible(c)), overflow="fold")
     # Probabilities read better as fixed decimals than as 1.265e-05.
-    fixed = [str(c) in ("psr", "dsr") for c in frame.columns]
-    for row in frame.itertuples(index=False):
+    fixed = [c in ("psr", "dsr") for c in columns]
+    for row in rows:
         table.add_row(*(
             Text(f"{v:.4f}" if fix and isinstance(v, float) and not math.isnan(v) else _cell(v))
             for v, fix in zip(row, fixed, strict=True)

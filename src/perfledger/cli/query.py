@@ -25,7 +25,7 @@ from .options import (
     real,
     whole,
 )
-from .output import echo_json, print_frame
+from .output import echo_json, print_frame, print_rows
 
 #: Rows a ``history`` table shows unless --limit/--all: the latest ones.
 TABLE_ROWS = 50
@@ -89,8 +89,6 @@ def best(
 
     Example: perfledger best --ticker AAPL --format json
     """
-    import pandas as pd
-
     if ticker_arg is not None:
         if ticker is not None and ticker != ticker_arg:
             fail(f"ticker given twice, {ticker_arg!r} and --ticker {ticker!r}; give it once, with --ticker")
@@ -109,7 +107,7 @@ def best(
     if not rows and format_ == OutputFormat.table:
         say("No records." if ticker is None else f"No records for {ticker}.")
         return
-    print_frame(pd.DataFrame(rows, columns=columns), format_, title="Best models")
+    print_rows(columns, rows, format_, title="Best models")
 
 
 def tickers(ctx: typer.Context) -> None:

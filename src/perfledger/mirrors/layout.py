@@ -31,7 +31,7 @@ import json
 import math
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
@@ -174,13 +174,17 @@ def csv_header() -> bytes:
 def best_json(best: dict[str, Any]) -> str:
     """The best-models document, one ticker per line: readable, and written by the C JSON
     encoder (an ``indent=`` would force the pure-Python one, ten times slower)."""
-    if not best:
-        return "{}\n"
-    lines = [
-        f"  {json.dumps(t, ensure_ascii=False)}: {json.dumps(v, ensure_ascii=False)}"
-        for t, v in best.items()
-    ]
-    return "{\n" + ",\n".join(lines) + "\n}\n"
+    return best_document([best_line(t, v) for t, v in best.items()]).decode()
+
+
+def best_line(ticker: str, entries: dict[str, Any]) -> bytes:
+    """One ticker's line of the best-models document (without its separator)."""
+    return f"  {json.dumps(ticker, ensure_ascii=False)}: {json.dumps(entries, ensure_ascii=False)}".encode()
+
+
+def best_document(lines: Sequence[bytes]) -> bytes:
+    """The best-models document of its tickers' lines, in order."""
+    return b"{}\n" if not lines else b"{\n" + b",\n".join(lines) + b"\n}\n"
 
 
 class PreparedAppend:

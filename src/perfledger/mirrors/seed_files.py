@@ -46,7 +46,17 @@ from typing import TYPE_CHECKING, NamedTuple
 from ..errors import FileReadError, MirrorConflictError, PerfLedgerError
 from ..store.base import Store, WriteTx
 from .layout import PreparedAppend
-from .rebuild import BEST_NAME, CSV_NAME, EMPTY_JSON, JSON_NAME, JSON_TAIL, write_best, write_csv, write_json
+from .rebuild import (
+    BEST_NAME,
+    CSV_NAME,
+    EMPTY_JSON,
+    JSON_NAME,
+    JSON_TAIL,
+    BestLines,
+    write_best,
+    write_csv,
+    write_json,
+)
 from .state import KEEP, KEYS, STATE_KEY, FileState, MirrorState, content_crc, parse_state, stat_files
 from .transaction import MirrorTransaction, NullMirrorTransaction, Synced
 from .undo import JOURNAL, Journal, drop_torn_tail, recover
@@ -97,6 +107,8 @@ class SeedMirrors:
         #: Whether this instance already read the content CRCs a state lacked (see
         #: :meth:`_backfill`): at most once, however often an earlier release drops them.
         self._backfilled = False
+        #: The best-models document this process committed last (see :class:`.rebuild.BestLines`).
+        self.best_lines: BestLines | None = None
 
     # ------------------------------------------------------------------ the writers' face
 

@@ -43,7 +43,16 @@ from ..store.base import Inserted, WriteTx
 from .failures import file_errors
 from .file_writes import Parts, parts_crc, write_at
 from .layout import PreparedAppend
-from .rebuild import EMPTY_JSON, JSON_TAIL, write_best, write_csv, write_empty, write_json
+from .rebuild import (
+    EMPTY_JSON,
+    JSON_TAIL,
+    BestLines,
+    write_best,
+    write_best_lines,
+    write_csv,
+    write_empty,
+    write_json,
+)
 from .state import FileState, MirrorState
 from .undo import APPENDED, Journal, cut_back
 
@@ -79,6 +88,8 @@ class MirrorFiles(Protocol):
     paths: Mapping[str, Path]
     journal: Journal
     conflicts: dict[str, str]
+    #: The best-models document this process committed last, by ticker (or None).
+    best_lines: BestLines | None
 
     def sync(self, tx: WriteTx, *, strict: bool) -> Synced: ...
 
@@ -100,6 +111,10 @@ class MirrorTransaction:
         #: A bulk append being written in the background, which a take-back must wait for.
         self._pending: PreparedAppend | None = None
         self._best = False   # the best-models document to rewrite before the commit
+        #: The tickers whose best entries changed (None: any may have; every one is read).
+        self._best_tickers: set[str] | None = set()
+        #: The document this transaction wrote, known to the files once it commits.
+        self._written_best: BestLines | None = None
         #: Committed files this transaction replaced (a rewrite, an emptying), kept under
         #: another name (by key) while the transaction may still be taken back.
         self._kept: dict[str, Path] = {}
@@ -152,7 +167,7 @@ class MirrorTransaction:
     def write_best(self) -> None:
         """The best-models document changed (a metric registered): rewrite it before the
         commit."""
-        self._best = True
+        self._best, self._best_tickers = True, None
 
     def reset(self) -> None:
         """After the database was cleared: empty files."""
@@ -165,6 +180,7 @@ class MirrorTransaction:
                                    "csv": FileState.of(os.stat(paths["csv"]), csv_crc),
                                    "best": self._state.files["best"]}, self._tx.last_id())
         self._best = self._dirty = True
+        self._best_tickers = None
 
     def rebuild(self) -> None:
         """Rewrite the three files from the database (a file that did not read as records
@@ -230,7 +246,10 @@ class MirrorTransaction:
         files = {"json": FileState.of(json_st, json_crc), "csv": FileState.of(csv_st, csv_crc),
                  "best": was["best"]}
         self._state = MirrorState(files, max(ids) if ids else self._state.upto)
-        self._best |= best_changed
+        if best_changed:
+            self._best = True
+            if self._best_tickers is not None:
+                self._best_tickers.update(prepared.batch.ticker)
         self._dirty = True
 
     def _journal(self) -> None:
@@ -285,8 +304,13 @@ class MirrorTransaction:
         if self._best:
             path = self._files.paths["best"]
             self._keep("best")
-            crc = write_best(path, self._tx)
-            self._state = self._state.with_file("best", FileState.of(os.stat(path), crc))
+            assert self._synced is not None
+            generation = self._tx.get_meta("generation")
+            crc, lines = write_best_lines(path, self._tx, self._files.best_lines, self._best_tickers,
+                                          generation, self._synced.state.files["best"])
+            written = FileState.of(os.stat(path), crc)
+            self._state = self._state.with_file("best", written)
+            self._written_best = BestLines(lines, written, generation)
             self._best, self._dirty = False, True
         if self._dirty:
             self._files.save(self._tx, self._state)
@@ -346,6 +370,8 @@ class MirrorTransaction:
 
     def _finish(self) -> None:
         """The transaction committed: nothing to take back any more."""
+        if self._written_best is not None:
+            self._files.best_lines = self._written_best
         self._appended.clear()
         self._pending = None
         self._drop_kept(restore=False)

@@ -29,10 +29,12 @@ import threading
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    import pyarrow as pa  # imported by the reads themselves: a write needs no Arrow
 
 log = logging.getLogger("perfledger")
 _POOLS: weakref.WeakSet[ArrowPool] = weakref.WeakSet()
@@ -97,6 +99,8 @@ class ArrowPool(ABC):
         table = self._read(text, args)
         # The driver's per-field metadata (e.g. PostgreSQL type names) is not part of the answer.
         if any(f.metadata for f in table.schema):
+            import pyarrow as pa
+
             table = table.cast(pa.schema([f.remove_metadata() for f in table.schema]))
         return typed(table, types) if types else table
 

@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import pyarrow as pa
 import sqlalchemy as sa
 
 from ..errors import PerfLedgerError, ReadOnlyLedgerError, StorageError
@@ -56,13 +55,13 @@ from .survey import survey
 from .writes import SQLReadTx, SQLWriteTx
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from ..records.labels import Grouping
     from .migrations import EngineSteps
 
 log = logging.getLogger("perfledger")
 R = TypeVar("R")
-#: History's metric columns are float64 even when every value read is NULL.
-_METRIC_TYPES = {m: pa.float64() for m in CORE_METRICS}
 #: How often a read that overlapped a change of its file is run again.
 _READ_ATTEMPTS = 4
 
@@ -392,7 +391,10 @@ class SQLStore(Store):
             f"{', '.join('r.' + m for m in CORE_METRICS)}, r.notes{meta_cols} "
             f"FROM {src.from_} WHERE {src.where} {order}{limit}"
         )
-        records = self._table(sql, src.params, _METRIC_TYPES)
+        import pyarrow as pa  # here, not at import: a write or a small read needs no Arrow
+
+        # History's metric columns are float64 even when every value read is NULL.
+        records = self._table(sql, src.params, {m: pa.float64() for m in CORE_METRICS})
         extras = None
         if records.num_rows and has_extras:
             if query.limit:
@@ -431,6 +433,8 @@ class SQLStore(Store):
             except ImportError as exc:  # the driver is installed but does not load
                 log.debug("columnar reads unavailable (%s); using the row path", exc)
                 self._arrow = None
+
+        import pyarrow as pa
 
         def read(conn: sa.Connection) -> pa.Table:
             result = conn.execute(sa.text(sql), params)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from sqlalchemy.dialects import sqlite
 
 from ..columnar import ArrowPool, close_quietly
@@ -27,6 +26,8 @@ from . import locks
 from .engine import CACHE_KIB
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from .readonly import ReadOnlyFile
 
 #: Rows per batch: a history read is a few batches, and the driver's up-front reservation
