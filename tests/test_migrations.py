@@ -151,3 +151,26 @@ def test_concurrent_openers_upgrade_once(old_store: str) -> None:
         ran = conn.execute(sa.text("SELECT COUNT(*) FROM pl_meta WHERE key LIKE 'ran-%'")).scalar()
     engine.dispose()
     assert ran == 1
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_a_schema_created_between_the_version_and_the_catalogue_reads_is_not_damaged(
+    engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """An opener reads the version, then the catalogue, without the lock; another opener
+    committing the schema in between made a whole ledger look damaged (eight first syncs at
+    once into an empty PostgreSQL database: one was refused with "run perfledger repair").
+    The opener looks again, under the lock, before refusing."""
+    url = str(tmp_path / "led") if engine == "sqlite" else request.getfixturevalue("pg_server_url")
+    with Ledger(url) as led:
+        led.log("M", "T", sharpe=1.0)  # the whole schema, committed
+    real, calls = migrations.read_version, []
+
+    def version_read_before_the_other_commit(conn: sa.Connection) -> int | None:
+        calls.append(1)
+        return None if len(calls) == 1 else real(conn)
+
+    monkeypatch.setattr(migrations, "read_version", version_read_before_the_other_commit)
+    with Ledger(url) as led:
+        assert len(led.history()) == 1
+    assert len(calls) >= 2

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from ..errors import ReadOnlyLedgerError, SchemaVersionError
+from ..errors import NotALedgerError, ReadOnlyLedgerError, SchemaVersionError, StorageError
 from . import schema as T
 from .survey import Survey, refuse_damaged, refuse_foreign, survey
 
@@ -204,7 +205,15 @@ def ensure_schema(engine: sa.Engine, where: str, tables: Sequence[sa.Table], eng
         conn.rollback()
     target = current_version()
     if check:
-        _check(found, version, tables, where)
+        try:
+            _check(found, version, tables, where)
+        except (StorageError, NotALedgerError):
+            # The version and the catalogue were read one after the other, without the lock:
+            # another opener creating or upgrading the schema in between makes a whole ledger
+            # look damaged (8 first syncs at once into an empty database: one was refused).
+            # Look again where that cannot happen before refusing.
+            version, found = _look_again(engine, engine_steps, read_only)
+            _check(found, version, tables, where)
     if version == target:
         return True
     if version is None and not create:
@@ -241,6 +250,20 @@ def ensure_schema(engine: sa.Engine, where: str, tables: Sequence[sa.Table], eng
         if check:
             _check(survey(conn), current_version(), tables, where)
     return True
+
+
+def _look_again(engine: sa.Engine, engine_steps: EngineSteps, read_only: bool) -> tuple[int | None, Survey]:
+    """The version and the catalogue read together: under the openers' lock (a writer), or
+    (a user who may only read) once more after any schema change in flight has committed."""
+    if read_only or engine_steps.lock is None:
+        time.sleep(0.2)
+        with engine.connect() as conn:
+            version, found = read_version(conn), survey(conn)
+            conn.rollback()
+        return version, found
+    with engine.connect() as conn, conn.execution_options(pl_write=True).begin():
+        engine_steps.lock(conn)
+        return read_version(conn), survey(conn)
 
 
 def _check(found: Survey, version: int | None, tables: Sequence[sa.Table], where: str) -> None:
