@@ -214,6 +214,8 @@ def comparison_figure(board: pd.DataFrame, metric: str, higher_is_better: bool) 
     )
     fig.update_layout(title=plain(title), height=380, showlegend=False, **_LAYOUT)
     fig.update_yaxes(title=label, tickformat=fmt)
+    # Model names slanted, with room below for them: level ones overlap past a few models.
+    fig.update_xaxes(tickangle=-30, automargin=True)
     return fig
 
 

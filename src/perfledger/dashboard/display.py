@@ -24,9 +24,13 @@ def formatted(table: pd.DataFrame, metric_of: dict[str, str]) -> tuple[pd.DataFr
             continue
         if m in PERCENT_METRICS:
             out[col] = out[col] * 100.0
-            fmt = "%.1f%%"
+            fmt, decimals = "%.1f%%", 1
         else:
             fmt = "%.4f" if m == "mse" else "%.2f" if m == "sharpe" else "%.4g"
+            decimals = 4 if m == "mse" else 2 if m == "sharpe" else None
+        # A value that shows as zero is shown as 0, never "-0.00" (-0.001 with 2 decimals).
+        shown_zero = out[col] == 0 if decimals is None else out[col].round(decimals) == 0
+        out[col] = out[col].where(~shown_zero, 0.0)
         config[col] = st.column_config.NumberColumn(col, format=fmt)
     return out, config
 

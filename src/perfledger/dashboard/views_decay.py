@@ -33,6 +33,10 @@ def render_decay_panel(
     elif len(table):
         st.success(f"✓ No model is decaying: none of the {len(table)} tested has latest evaluations "
                    f"significantly worse than before (α = {alpha:g}).")
+    else:
+        st.info(f"No model has the {recent + 10} evaluations the decay test needs in this window "
+                f"(its latest {recent} and 10 before them): widen **Days back** or the date range, "
+                "or lower **latest N** in the sidebar.")
     if len(table):
         with st.expander(f"Decay test details ({len(table)} model{'s' if len(table) != 1 else ''} tested)",
                          expanded=bool(len(flagged)) and with_ticker):

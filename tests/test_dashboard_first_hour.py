@@ -1,0 +1,70 @@
+"""The dashboard's rough edges a newcomer saw (issue 24, item 3), driven with ``AppTest``:
+"All time" after the widest days-back stop, rolling-window sliders bounded by the data, a
+decay panel that says how to widen its window, no "-0.00", slanted model names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+pytest.importorskip("plotly")
+
+from helpers import show_tab
+
+from perfledger import Ledger
+from perfledger.dashboard import charts
+from perfledger.dashboard.display import formatted
+from perfledger.sample import sample_records
+from tests.test_dashboard_monitoring import monitored_rows, run_app, store, texts  # noqa: F401
+
+
+def test_days_back_puts_all_time_after_the_widest(store: Path) -> None:  # noqa: F811
+    with Ledger(store) as led:
+        led.log_many(monitored_rows())
+    slider = run_app().sidebar.select_slider(key="days_back")
+    assert slider.options[-1] == "All time" and slider.options[-2] == "365 d"
+    assert slider.options[0] == "1 d" and slider.value == 0  # all time by default
+
+
+def test_rolling_windows_are_bounded_by_the_evaluations(store: Path) -> None:  # noqa: F811
+    with Ledger(store) as led:
+        led.log_many(sample_records(evaluations=20, random_state=7, labels=False))
+    at = run_app()
+    at.toggle(key="rolling_mean").set_value(True).run()
+    perf = at.select_slider(key="rolling_window")
+    assert [int(o) for o in perf.options] == [2, 3, 5, 10, 20]
+    trend = show_tab(at, 2).select_slider(key="trend_window")
+    assert max(int(o) for o in trend.options) == 20 and min(int(o) for o in trend.options) == 2
+
+
+def test_decay_panel_says_to_widen_the_window(store: Path) -> None:  # noqa: F811
+    with Ledger(store) as led:
+        led.log_many(monitored_rows())  # 40 daily evaluations per model
+    at = run_app()
+    at.sidebar.select_slider(key="days_back").set_value(14).run()
+    assert not at.exception
+    hints = texts(at.tabs[0], "info")
+    assert any("widen **Days back**" in h and "30 evaluations" in h for h in hints), hints
+
+
+def test_values_that_show_as_zero_never_show_minus_zero() -> None:
+    import pandas as pd
+
+    table = pd.DataFrame({"Sharpe (latest)": [-0.001, -0.0, -0.02, 1.234],
+                          "Win rate": [-0.0001, 0.5, 0.6, 0.7], "MSE": [-0.0, 0.1, 0.2, 0.3]})
+    out, _ = formatted(table, {"Sharpe (latest)": "sharpe", "Win rate": "win_rate", "MSE": "mse"})
+    assert [f"{v:.2f}" for v in out["Sharpe (latest)"]] == ["0.00", "0.00", "-0.02", "1.23"]
+    assert [f"{v:.1f}%" for v in out["Win rate"]] == ["0.0%", "50.0%", "60.0%", "70.0%"]
+    assert f"{out['MSE'][0]:.4f}" == "0.0000"
+
+
+def test_comparison_names_are_slanted_with_room() -> None:
+    import pandas as pd
+
+    board = pd.DataFrame({"ticker": ["AAPL"] * 3, "model_name": ["A_long_model_name"] * 3,
+                          "sharpe_mean": [1.0, 2.0, 3.0], "sharpe_std": [0.1] * 3, "records": [5] * 3})
+    spec = json.loads(charts.comparison_figure(board, "sharpe", True).to_json())
+    assert spec["layout"]["xaxis"]["tickangle"] == -30 and spec["layout"]["xaxis"]["automargin"]
