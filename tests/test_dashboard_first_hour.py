@@ -68,3 +68,40 @@ def test_comparison_names_are_slanted_with_room() -> None:
                           "sharpe_mean": [1.0, 2.0, 3.0], "sharpe_std": [0.1] * 3, "records": [5] * 3})
     spec = json.loads(charts.comparison_figure(board, "sharpe", True).to_json())
     assert spec["layout"]["xaxis"]["tickangle"] == -30 and spec["layout"]["xaxis"]["automargin"]
+
+
+@pytest.mark.slow
+def test_make_runs_log_prints_the_url_once_and_no_cache_warnings(tmp_path: Path) -> None:
+    """``make run`` (``python -m perfledger.dashboard --sample``), a real Streamlit serving a
+    real page: its log names the URL once (the launcher's line, with the ledger), and the
+    page's runs log no "No runtime found" lines."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.cli_runner import process_env
+
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]
+    log = tmp_path / "run.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "perfledger.dashboard", "--sample", "--store", str(tmp_path / "l"),
+             "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=process_env(),
+            stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 90
+            while "Local URL" not in log.read_text() and time.monotonic() < deadline:
+                assert proc.poll() is None, log.read_text()
+                time.sleep(0.3)
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30).read()
+            time.sleep(1)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    text = log.read_text()
+    assert text.count(f"http://127.0.0.1:{port}") == 1, text
+    assert "No runtime found" not in text
+    assert "added 1120 sample evaluations" in text

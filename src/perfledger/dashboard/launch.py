@@ -60,6 +60,8 @@ def streamlit_command(address: str, port: int) -> list[str]:
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "minimal",
+        # The launcher prints the URL once, with the ledger it serves; not Streamlit's too.
+        "--logger.hideWelcomeMessage", "true",
     ]  # fmt: skip
 
 
