@@ -426,11 +426,13 @@ def test_heatmap_scores_low_mse_as_good() -> None:
     table = pd.DataFrame({"sharpe": [2.0, 1.0, 0.5], "mse": [0.01, 0.02, 0.05]}, index=["good", "mid", "bad"])
     dirs = {"sharpe": True, "mse": False}
     score = charts.goodness(table, dirs)
-    assert score.loc["good"].tolist() == [1.0, 1.0]
-    assert score.loc["bad"].tolist() == [0.0, 0.0]
+    # diverging around each column's median (0.5), scaled by the farthest value's distance
+    assert score.loc["good"].tolist() == pytest.approx([1.0, 0.5 + 0.5 * 0.01 / 0.03])
+    assert score.loc["mid"].tolist() == [0.5, 0.5]
+    assert score.loc["bad"].tolist() == pytest.approx([0.25, 0.0])
     fig = charts.heatmap_figure(table, dirs, title="t")
     z = np.asarray(fig.data[0].z)
-    assert z[0, 1] == 1.0 and z[2, 1] == 0.0  # MSE column: 0.01 is best
+    assert z[0, 1] > 0.5 > z[2, 1]  # MSE column: 0.01 is better, 0.05 worse
     assert fig.data[0].text[0][1] == "0.0100"
     flat = charts.goodness(pd.DataFrame({"mse": [0.1, 0.1]}), dirs)
     assert flat["mse"].tolist() == [0.5, 0.5]

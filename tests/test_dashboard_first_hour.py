@@ -105,3 +105,18 @@ def test_make_runs_log_prints_the_url_once_and_no_cache_warnings(tmp_path: Path)
     assert text.count(f"http://127.0.0.1:{port}") == 1, text
     assert "No runtime found" not in text
     assert "added 1120 sample evaluations" in text
+
+
+def test_heatmap_colours_small_differences_as_small() -> None:
+    """54.0% against 56.0% is not worst against best: within 10% of the median they stay near
+    the middle colour; the colorbar says what the colours mean."""
+    import pandas as pd
+
+    table = pd.DataFrame({"win_rate": [0.54, 0.56], "sharpe": [0.5, 2.5]}, index=["A", "B"])
+    dirs = {"win_rate": True, "sharpe": True}
+    score = charts.goodness(table, dirs)
+    # independent: median 0.55, spread max(0.01, 0.1 * 0.55) = 0.055
+    assert score["win_rate"].tolist() == pytest.approx([0.5 - 0.5 * 0.01 / 0.055, 0.5 + 0.5 * 0.01 / 0.055])
+    assert score["sharpe"].tolist() == pytest.approx([0.0, 1.0])  # a real difference: full scale
+    bar = charts.heatmap_figure(table, dirs, title="t").data[0].colorbar
+    assert list(bar.ticktext) == ["worse", "median", "better"] and "median" in bar.title.text
