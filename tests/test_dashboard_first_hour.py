@@ -120,3 +120,23 @@ def test_heatmap_colours_small_differences_as_small() -> None:
     assert score["sharpe"].tolist() == pytest.approx([0.0, 1.0])  # a real difference: full scale
     bar = charts.heatmap_figure(table, dirs, title="t").data[0].colorbar
     assert list(bar.ticktext) == ["worse", "median", "better"] and "median" in bar.title.text
+
+
+def test_tables_give_every_metric_header_room(store: Path) -> None:  # noqa: F811
+    """No "Win ra…": each formatted metric column is at least as wide as its header needs,
+    and notes get a wide column that says where the whole note is."""
+    with Ledger(store) as led:
+        led.log_many(monitored_rows())
+        led.log("Steady", "AAPL", sharpe=1.0, win_rate=0.55, notes="a long note " * 20)
+    at = run_app()
+    configs = [json.loads(df.proto.columns) for df in at.tabs[0].dataframe]
+    checked = 0
+    for config in configs:
+        for name, col in config.items():
+            label = col.get("label") or name
+            if col.get("type_config", {}).get("type") == "number":
+                assert isinstance(col.get("width"), int) and col["width"] >= 8 * len(label), (label, col)
+                checked += 1
+    assert checked >= 6
+    notes = [c["Notes"] for c in configs if "Notes" in c]
+    assert notes and notes[0]["width"] == "large" and "CSV" in notes[0]["help"]

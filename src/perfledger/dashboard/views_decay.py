@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from .display import formatted
+from .display import formatted, header_width
 from .formatting import md
 from .insights import decay_badges, decay_explainer, decay_view, decaying
 
@@ -42,6 +42,7 @@ def render_decay_panel(
                          expanded=bool(len(flagged)) and with_ticker):
             view, m = decay_view(table, with_ticker=with_ticker)
             view, config = formatted(view, {"Before (mean)": m, "Latest (mean)": m, "Change": m})
-            config["p-value"] = st.column_config.NumberColumn("p-value", format="%.2g")
+            config["p-value"] = st.column_config.NumberColumn("p-value", format="%.2g",
+                                                              width=header_width("p-value"))
             st.dataframe(view, hide_index=True, width="stretch", column_config=config, key=key)
     st.caption(decay_explainer(metric, recent, alpha, len(table), higher))

@@ -14,7 +14,7 @@ import streamlit as st
 
 from ..records.record import CORE_METRICS
 from . import charts, data, experiments
-from .display import display_history, formatted
+from .display import display_history, formatted, header_width
 from .formatting import (
     download_filename,
     format_date,
@@ -126,7 +126,7 @@ def render_performance(
     metric_of["Best Sharpe"] = "sharpe"
     view, config = formatted(view, metric_of)
     for col in ("PSR", "DSR"):
-        config[col] = st.column_config.NumberColumn(col, format="%.3f")
+        config[col] = st.column_config.NumberColumn(col, format="%.3f", width=header_width(col))
     st.dataframe(view, hide_index=True, width="stretch", column_config=config, key="perf_leaderboard")
     left, right = st.columns([5, 7])
     with left:
