@@ -135,7 +135,7 @@ def test_tables_give_every_metric_header_room(store: Path) -> None:  # noqa: F81
         for name, col in config.items():
             label = col.get("label") or name
             if col.get("type_config", {}).get("type") == "number":
-                assert isinstance(col.get("width"), int) and col["width"] >= 8 * len(label), (label, col)
+                assert isinstance(col.get("width"), int) and col["width"] >= 7 * len(label), (label, col)
                 checked += 1
     assert checked >= 6
     notes = [c["Notes"] for c in configs if "Notes" in c]

@@ -9,7 +9,7 @@ A small research history that lights up every view and every example in README:
   DSR have what they need (``n_periods``, ``skew``, ``kurtosis``). Each model carries its
   params (``max_depth``, ``lr``, ``epochs``, ...), so ``leaderboard --by param:max_depth``
   and ``history --tag run=nightly --param max_depth=6`` find rows.
-* **one model that really decays**: :data:`DECAYING` (Transformer_v1 on MSFT) loses its
+* **one model that really decays**: :data:`DECAYING` (LSTM_v1 on AAPL, the first page's ticker) loses its
   edge in its latest 20 evaluations, so ``decay --recent 20 --alpha 0.01`` flags it and
   nothing else (45 evaluations per pair: ``recent + 10`` with the defaults).
 * **one sweep that is really overfit** (tag ``run=sweep-3``, :data:`SWEEP_MODEL` on AAPL):
@@ -38,7 +38,7 @@ SAMPLE_MODELS = ("LSTM_v1", "XGBoost_v2", "Transformer_v1", "RandomForest_v3")
 #: Evaluations per (ticker, model) by default: enough for ``decay`` with its defaults (30).
 EVALUATIONS = 45
 #: The one (ticker, model) pair whose skill really drops in its latest evaluations.
-DECAYING = ("MSFT", "Transformer_v1")
+DECAYING = ("AAPL", "LSTM_v1")
 #: How many of a decaying pair's latest evaluations come after the drop.
 DECAY_RECENT = 20
 #: The overfit sweep: its model, ticker, tag and size.

@@ -38,7 +38,7 @@ def formatted(table: pd.DataFrame, metric_of: dict[str, str]) -> tuple[pd.DataFr
 def header_width(label: str) -> int:
     """A column's width in pixels that shows its whole header ("Win rate (latest)", not
     "Win ra…") at Streamlit's header font: a wide table scrolls instead of cutting labels."""
-    return max(72, 8 * len(label) + 28)
+    return max(60, 7 * len(label) + 20)
 
 
 def display_history(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
