@@ -50,7 +50,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def seeded(store: Path) -> Path:
     """The store with 6 tickers × 4 models × 5 evaluations spread over 90 days."""
     with Ledger(store) as led:
-        led.log_many(sample_records(evaluations=5, random_state=3))
+        led.log_many(sample_records(evaluations=5, random_state=3, labels=False))
     return store
 
 
@@ -94,17 +94,17 @@ def test_sample_data_button_adds_records(store: Path) -> None:
     at = run_app()
     at.sidebar.button(key="add_sample").click().run()
     assert not at.exception
-    assert records(store) == 480
+    assert records(store) == 1120  # 6 tickers x 4 models x 45 + a 40-config sweep
     assert [t.label for t in at.tabs] == list(
         ["📈 Performance Dashboard", "🏆 Best Models Summary", "📊 Quick Analytics"]
     )
-    assert any("Added 480" in s.value for s in at.success)
+    assert any("Added 1,120" in s.value for s in at.success)
 
 
 def test_first_run_sample_button(store: Path) -> None:
     at = run_app()
     at.button(key="first_run_sample").click().run()
-    assert records(store) == 480 and len(at.tabs) == 3
+    assert records(store) == 1120 and len(at.tabs) == 3
 
 
 def test_clear_needs_confirmation(seeded: Path) -> None:
@@ -216,7 +216,7 @@ def test_a_ledger_the_user_may_only_read_hides_every_write(monkeypatch: pytest.M
     with shared_directory() as base:
         directory = base / "ledger"
         with Ledger(directory) as led:
-            led.log_many(sample_records(evaluations=5, random_state=3))
+            led.log_many(sample_records(evaluations=5, random_state=3, labels=False))
         monkeypatch.setenv("PERFLEDGER_URL", str(directory))
         monkeypatch.delenv("PERFLEDGER_READ_ONLY", raising=False)
         owner = run_app()  # as the owner: every write offered (and everything imported)
@@ -426,11 +426,13 @@ def test_heatmap_scores_low_mse_as_good() -> None:
     table = pd.DataFrame({"sharpe": [2.0, 1.0, 0.5], "mse": [0.01, 0.02, 0.05]}, index=["good", "mid", "bad"])
     dirs = {"sharpe": True, "mse": False}
     score = charts.goodness(table, dirs)
-    assert score.loc["good"].tolist() == [1.0, 1.0]
-    assert score.loc["bad"].tolist() == [0.0, 0.0]
+    # diverging around each column's median (0.5), scaled by the farthest value's distance
+    assert score.loc["good"].tolist() == pytest.approx([1.0, 0.5 + 0.5 * 0.01 / 0.03])
+    assert score.loc["mid"].tolist() == [0.5, 0.5]
+    assert score.loc["bad"].tolist() == pytest.approx([0.25, 0.0])
     fig = charts.heatmap_figure(table, dirs, title="t")
     z = np.asarray(fig.data[0].z)
-    assert z[0, 1] == 1.0 and z[2, 1] == 0.0  # MSE column: 0.01 is best
+    assert z[0, 1] > 0.5 > z[2, 1]  # MSE column: 0.01 is better, 0.05 worse
     assert fig.data[0].text[0][1] == "0.0100"
     flat = charts.goodness(pd.DataFrame({"mse": [0.1, 0.1]}), dirs)
     assert flat["mse"].tolist() == [0.5, 0.5]
@@ -497,7 +499,7 @@ def test_launch_adds_sample_data_and_runs_streamlit(
     loc = tmp_path / "led"
     port = _a_free_port()
     assert launch.launch(str(loc), port=port, sample=True) == 3
-    assert records(loc) == 480
+    assert records(loc) == 1120
     cmd, env = _FakeProc.calls[0]
     assert cmd[1:4] == ["-m", "streamlit", "run"] and Path(cmd[4]).is_file()
     opts = dict(zip(cmd[5::2], cmd[6::2], strict=True))
@@ -507,6 +509,7 @@ def test_launch_adds_sample_data_and_runs_streamlit(
         "--server.headless": "true",
         "--browser.gatherUsageStats": "false",
         "--client.toolbarMode": "minimal",
+        "--logger.hideWelcomeMessage": "true",
     }
     assert env["PERFLEDGER_URL"] == str(loc.resolve())
     assert f"http://127.0.0.1:{port}" in capsys.readouterr().out

@@ -44,7 +44,7 @@ CHROMIUM_ARGS = [
 SHOTS = ROOT / "tests" / "screenshots"
 DOC_SHOTS = ROOT / "docs" / "screenshots"
 TABS = (  # label, screenshot, Plotly charts, tables in the tab (some inside expanders), height
-    ("📈 Performance Dashboard", "performance.png", 2, 3, 2000),
+    ("📈 Performance Dashboard", "performance.png", 3, 3, 2000),  # with the param comparison
     ("🏆 Best Models Summary", "best_models.png", 1, 1, 1100),
     ("📊 Quick Analytics", "analytics.png", 1, 3, 2000),
 )
@@ -83,24 +83,14 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) 
 
 
 def demo_ledger(directory: Path) -> None:
-    """The sample data (6 tickers × 4 models × 20 evaluations, some models decaying) plus three
-    half-year walk-forward backtests per model on AAPL, so the leaderboard has PSR and DSR."""
-    from datetime import UTC, datetime, timedelta
-
-    import numpy as np
-
+    """``make run``'s own sample ledger (``perfledger.sample``: nightly backtests with PSR and
+    DSR, params and tags, a decaying model, an overfit sweep), so the README's screenshots
+    show what a new user sees."""
     from perfledger import Ledger
     from perfledger.sample import add_sample_data
 
-    rng = np.random.default_rng(2)
-    now = datetime.now(UTC)
     with Ledger(directory) as led:
         add_sample_data(led)
-        for model in ("LSTM_v1", "XGBoost_v2", "Transformer_v1", "RandomForest_v3"):
-            for k in range(3):
-                led.log_backtest(model, "AAPL", rng.normal(0.0011, 0.012, 126),
-                                 notes=f"walk-forward window {k + 1}",
-                                 timestamp=now - timedelta(days=30 * (3 - k)))
 
 
 @pytest.fixture
@@ -151,14 +141,14 @@ def browser_available() -> None:
 
 
 def _check_download(page: Page) -> None:
-    """The CSV is built on click (a callable) and has every filtered row: 4 models × (20 + 3)."""
+    """The CSV is built on click (a callable) and has every filtered row: 4 models × 45 + 40."""
     page.get_by_role("tab", name=TABS[0][0]).click()
     with page.expect_download(timeout=WAIT_MS) as info:
         page.get_by_role("button", name="Download CSV").click()
     download = info.value
     assert re.fullmatch(r"perfledger_AAPL_\d{8}\.csv", download.suggested_filename)
     lines = Path(download.path()).read_text(encoding="utf-8").splitlines()
-    assert lines[0].startswith("timestamp,ticker,model_name,sharpe") and len(lines) == 1 + 80 + 12
+    assert lines[0].startswith("timestamp,ticker,model_name,sharpe") and len(lines) == 1 + 4 * 45 + 40
 
 
 def _traces(panel: Locator) -> list[str]:
@@ -175,8 +165,8 @@ def _check_tab(page: Page, panel: Locator, label: str) -> None:
         assert "./memory/logs" in header.inner_text()
         assert "Decaying" in alerts and "p =" in alerts  # the badge, with change and p-value
         # PSR/DSR in plain words; every evaluation with a Sharpe on AAPL is a trial (issue 10):
-        # 4 models x 20 sample evaluations + 12 backtests.
-        assert "could be luck among 92 trials" in alerts
+        # 4 models x 45 nightly backtests + the 40 configurations of the sweep.
+        assert "could be luck among 220 trials" in alerts
         names = _traces(panel)[0]
         assert any(n.endswith("⚠ decaying") for n in names), names
     elif label == TABS[2][0]:

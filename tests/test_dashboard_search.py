@@ -91,7 +91,7 @@ def test_no_params_no_comparison(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     loc = tmp_path / "plain"
     monkeypatch.setenv("PERFLEDGER_URL", str(loc))
     with Ledger(loc) as led:
-        led.log_many(sample_records(evaluations=3))
+        led.log_many(sample_records(evaluations=3, labels=False))
     at = run_app()
     assert len(at.tabs[0].get("plotly_chart")) == 2
     assert any("No params or tags" in c.value for c in at.sidebar.caption)

@@ -52,7 +52,7 @@ def run_page() -> AppTest:
 
 def test_the_team_page_draws_both_tabs_from_memory_logs(seed_dir: Path) -> None:
     with Ledger(seed_dir / "memory" / "logs") as led:
-        led.log_many(sample_records(evaluations=20, random_state=4))
+        led.log_many(sample_records(evaluations=20, random_state=4, labels=False))
     at = run_page()
     performance, best = at.tabs
     assert performance.subheader[0].value == "AAPL"

@@ -37,8 +37,21 @@ _CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "Clic
 _ABORT = next(c for c in typer.Abort.__mro__ if c.__name__ == "Abort")
 
 
+def _flags_take_no_value(params: list[Any]) -> list[Any]:
+    """``params`` with every flag (``--all``, ``--sample``, ``--yes``, ``--help``,
+    ``--version``) shown in help without a value: Typer's help labels a bool flag
+    ``<bool>``, as if it took one. An empty metavar prints nothing in the type column."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
 class Group(TyperGroup):
     """The ``perfledger`` group: every way out is an exit code and, on failure, one line."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_take_no_value(super().get_params(ctx))
 
     def main(  # type: ignore[override]
         self, args: Sequence[str] | None = None, prog_name: str | None = None,
@@ -146,7 +159,11 @@ app = typer.Typer(
 
 
 class Command(TyperCommand):
-    """A command whose hidden arguments (old spellings kept working) stay out of the usage line too."""
+    """A command whose hidden arguments (old spellings kept working) stay out of the usage
+    line too, and whose flags are shown without a value."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_take_no_value(super().get_params(ctx))
 
     def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []

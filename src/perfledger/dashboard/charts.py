@@ -214,30 +214,42 @@ def comparison_figure(board: pd.DataFrame, metric: str, higher_is_better: bool) 
     )
     fig.update_layout(title=plain(title), height=380, showlegend=False, **_LAYOUT)
     fig.update_yaxes(title=label, tickformat=fmt)
+    # Model names slanted, with room below for them: level ones overlap past a few models.
+    fig.update_xaxes(tickangle=-30, automargin=True)
     return fig
 
 
+#: The smallest spread a heatmap column is coloured over, as a share of its median's size:
+#: 54.0% against 56.0% are 2 points on a median of 55%, so they stay near the middle colour
+#: instead of being painted worst and best.
+RELATIVE_FLOOR = 0.10
+
+
 def goodness(table: pd.DataFrame, directions: Mapping[str, bool]) -> pd.DataFrame:
-    """Each metric column scaled to 0..1 where 1 is best *in that metric's direction* (low MSE
-    scores high). A column with one distinct value scores 0.5; unknown directions count as
-    higher-is-better; missing values stay NaN."""
+    """Each metric column as a colour position in 0..1, diverging around the column's median
+    (0.5) in that metric's direction (low MSE scores high): ``0.5 ± 0.5 · (value − median) /
+    spread``, the spread being the farthest value's distance from the median, but at least
+    :data:`RELATIVE_FLOOR` of the median's size, so small differences look small. A column
+    with one distinct value scores 0.5; unknown directions count as higher-is-better;
+    missing values stay NaN."""
     out = pd.DataFrame(index=table.index)
     for col in table.columns:
         v = table[col].astype(float)
-        lo, hi = v.min(), v.max()
-        if pd.isna(lo) or hi == lo:
+        median = v.median()
+        spread = max(float((v - median).abs().max()), RELATIVE_FLOOR * abs(float(median)))
+        if pd.isna(median) or spread == 0:
             score = v * 0 + 0.5
         else:
-            score = (v - lo) / (hi - lo)
-            if not directions.get(col, True):
-                score = 1.0 - score
-        out[col] = score
+            signed = (v - median) / spread
+            score = 0.5 + 0.5 * (signed if directions.get(col, True) else -signed)
+        out[col] = score.clip(0.0, 1.0)
     return out
 
 
 def heatmap_figure(table: pd.DataFrame, directions: Mapping[str, bool], *, title: str) -> go.Figure:
-    """Models × metrics heatmap coloured by :func:`goodness` (green = best for that metric)
-    with the raw values written in the cells."""
+    """Models × metrics heatmap coloured by :func:`goodness` (diverging around each metric's
+    median: green better, red worse, by how much relative to the column's spread) with the
+    raw values written in the cells."""
     if table.empty:
         return _empty_figure(title, "No metrics to compare yet")
     score = goodness(table, directions)
@@ -254,9 +266,9 @@ def heatmap_figure(table: pd.DataFrame, directions: Mapping[str, bool], *, title
             zmin=0,
             zmax=1,
             colorbar={
-                "title": {"text": "relative<br>goodness"},
-                "tickvals": [0, 1],
-                "ticktext": ["worst", "best"],
+                "title": {"text": "vs the metric's<br>median"},
+                "tickvals": [0, 0.5, 1],
+                "ticktext": ["worse", "median", "better"],
             },
             hovertemplate="<b>%{y}</b><br>%{x}: %{text}<extra></extra>",
             xgap=2,

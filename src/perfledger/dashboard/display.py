@@ -24,11 +24,21 @@ def formatted(table: pd.DataFrame, metric_of: dict[str, str]) -> tuple[pd.DataFr
             continue
         if m in PERCENT_METRICS:
             out[col] = out[col] * 100.0
-            fmt = "%.1f%%"
+            fmt, decimals = "%.1f%%", 1
         else:
             fmt = "%.4f" if m == "mse" else "%.2f" if m == "sharpe" else "%.4g"
-        config[col] = st.column_config.NumberColumn(col, format=fmt)
+            decimals = 4 if m == "mse" else 2 if m == "sharpe" else None
+        # A value that shows as zero is shown as 0, never "-0.00" (-0.001 with 2 decimals).
+        shown_zero = out[col] == 0 if decimals is None else out[col].round(decimals) == 0
+        out[col] = out[col].where(~shown_zero, 0.0)
+        config[col] = st.column_config.NumberColumn(col, format=fmt, width=header_width(col))
     return out, config
+
+
+def header_width(label: str) -> int:
+    """A column's width in pixels that shows its whole header ("Win rate (latest)", not
+    "Win ra…") at Streamlit's header font: a wide table scrolls instead of cutting labels."""
+    return max(60, 7 * len(label) + 20)
 
 
 def display_history(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -42,4 +52,7 @@ def display_history(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
     out["Logged (UTC)"] = out["Logged (UTC)"].dt.tz_convert("UTC").dt.tz_localize(None)
     out, config = formatted(out, {metric_label(m): m for m in metrics})
     config["Logged (UTC)"] = st.column_config.DatetimeColumn("Logged (UTC)", format="YYYY-MM-DD HH:mm")
+    config["Notes"] = st.column_config.TextColumn(
+        "Notes", width="large", help="A long note is cut at the column's edge: widen the column "
+        "or download the CSV, which holds every note exactly.")
     return out, config

@@ -151,3 +151,11 @@ def decay_explainer(metric: str, recent: int, alpha: float, pairs: int, higher: 
             f"before them (one-sided Mann–Whitney U, flagged when p < {alpha:g}; {worse} is worse). "
             f"{pairs} model{'s' if pairs != 1 else ''} had the {recent + 10} evaluations it needs. "
             "Date filters apply; metric thresholds do not (they would hide the drop it looks for).")
+
+
+def windows_up_to(stops: tuple[int, ...], longest: int) -> tuple[int, ...]:
+    """A rolling-window slider's stops bounded by the data: none longer than the most
+    evaluations any model has (a window of 1,000 over 20 evaluations is their plain mean),
+    and always two at least, so the slider can move."""
+    kept = tuple(w for w in stops if w <= longest)
+    return kept if len(kept) >= 2 else stops[:2]

@@ -24,6 +24,19 @@ SCRIPT = Path(__file__).with_name("streamlit_app.py")
 DEFAULT_PORT = 8501
 
 
+#: What brings the dashboard's dependencies (pyproject.toml's ``dashboard`` extra).
+DASHBOARD_EXTRA = "perfledger[dashboard]"
+
+
+def missing_dashboard_modules() -> list[str]:
+    """The dashboard's dependencies this interpreter cannot import (found without importing
+    them: Streamlit takes a second to import), so a missing extra is one line naming the
+    ``pip install`` instead of the child's ``No module named streamlit``."""
+    from importlib.util import find_spec
+
+    return [name for name in ("streamlit", "plotly") if find_spec(name) is None]
+
+
 def free_port(address: str = "127.0.0.1", start: int = DEFAULT_PORT, tries: int = 100) -> int:
     """The first port from ``start`` nobody listens on, so the URL we print is the real one
     (Streamlit would silently move to another port otherwise)."""
@@ -47,6 +60,8 @@ def streamlit_command(address: str, port: int) -> list[str]:
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "minimal",
+        # The launcher prints the URL once, with the ledger it serves; not Streamlit's too.
+        "--logger.hideWelcomeMessage", "true",
     ]  # fmt: skip
 
 
@@ -62,14 +77,20 @@ def launch(
     """Run the dashboard on ``location`` (default ``$PERFLEDGER_URL``, else ``./memory/logs``)
     until it stops; returns Streamlit's exit code (non-zero when it could not start).
 
-    Nothing is written before Streamlit serves: a busy or invalid port, or a Streamlit that
-    exits at start, leaves the ledger (and its directory) untouched. ``sample=True`` then adds
+    Nothing is written before Streamlit serves: a missing dashboard extra (exit 2, naming
+    the ``pip install``), a busy or invalid port, or a Streamlit that exits at start,
+    leaves the ledger (and its directory) untouched. ``sample=True`` then adds
     sample evaluations, only to an empty ledger *directory* (the embedded store) and never
     with ``$PERFLEDGER_READ_ONLY`` set or to a database URL.
 
     Served on an address other than loopback the page is read-only (:mod:`.access`) unless
     ``allow_writes`` (``--allow-writes``), carried to the page as ``$PERFLEDGER_ALLOW_WRITES``.
     """
+    missing = missing_dashboard_modules()
+    if missing:
+        print(f"Error: the dashboard needs {' and '.join(missing)}, not installed here: "
+              f"pip install '{DASHBOARD_EXTRA}'; nothing was started", file=sys.stderr)
+        return 2
     where = resolve(location)
     loc = where.as_argument()  # for the child: absolute, so its working directory does not matter
     if port is not None and not 0 < port < 65536:

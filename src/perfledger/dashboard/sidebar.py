@@ -22,7 +22,8 @@ from .formatting import metric_label, order_metrics
 from .forms import field_key, parse_metrics, parse_params, parse_tags
 from .insights import DECAY_ALPHAS, DECAY_WINDOWS, board_metrics, default_decay_window
 
-DAYS_BACK_OPTIONS = (0, 1, 7, 14, 30, 60, 90, 180, 365)
+#: The "Days back" slider's stops, narrowest first; 0 is "All time", after the widest.
+DAYS_BACK_OPTIONS = (1, 7, 14, 30, 60, 90, 180, 365, 0)
 _LAST_WINDOW = "perfledger_last_window"
 
 

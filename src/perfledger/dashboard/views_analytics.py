@@ -10,11 +10,12 @@ import streamlit as st
 from . import charts, data
 from .display import display_history, formatted
 from .formatting import format_date, md, metric_label, time_ago, top_models
-from .insights import flagged_models
+from .insights import flagged_models, windows_up_to
 from .sidebar import DecaySettings
 from .views_decay import render_decay_panel
 
 TREND_WINDOWS = (2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
+
 
 
 def render_analytics(
@@ -70,9 +71,10 @@ def render_analytics(
     # A window that smooths: ~1/40 of the longest model's series (from the database's counts).
     board = data.leaderboard(location, state, filters.ticker, metric, window)
     longest = int(board["records"].max()) if not board.empty else 0
-    suggested = max(5, next((w for w in TREND_WINDOWS if w >= longest / 40), TREND_WINDOWS[-1]))
+    stops = windows_up_to(TREND_WINDOWS, longest)
+    suggested = max(5, next((w for w in stops if w >= longest / 40), stops[-1]))
     span = st.select_slider(
-        "Rolling window (evaluations)", TREND_WINDOWS, value=suggested, key="trend_window"
+        "Rolling window (evaluations)", stops, value=min(suggested, stops[-1]), key="trend_window"
     )
     frame = data.history(location, state, filters)
     ticker_rows = everywhere[everywhere["ticker"] == filters.ticker] if not everywhere.empty else everywhere

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from .display import formatted
+from .display import formatted, header_width
 from .formatting import md
 from .insights import decay_badges, decay_explainer, decay_view, decaying
 
@@ -33,11 +33,16 @@ def render_decay_panel(
     elif len(table):
         st.success(f"✓ No model is decaying: none of the {len(table)} tested has latest evaluations "
                    f"significantly worse than before (α = {alpha:g}).")
+    else:
+        st.info(f"No model has the {recent + 10} evaluations the decay test needs in this window "
+                f"(its latest {recent} and 10 before them): widen **Days back** or the date range, "
+                "or lower **latest N** in the sidebar.")
     if len(table):
         with st.expander(f"Decay test details ({len(table)} model{'s' if len(table) != 1 else ''} tested)",
                          expanded=bool(len(flagged)) and with_ticker):
             view, m = decay_view(table, with_ticker=with_ticker)
             view, config = formatted(view, {"Before (mean)": m, "Latest (mean)": m, "Change": m})
-            config["p-value"] = st.column_config.NumberColumn("p-value", format="%.2g")
+            config["p-value"] = st.column_config.NumberColumn("p-value", format="%.2g",
+                                                              width=header_width("p-value"))
             st.dataframe(view, hide_index=True, width="stretch", column_config=config, key=key)
     st.caption(decay_explainer(metric, recent, alpha, len(table), higher))

@@ -14,7 +14,7 @@ import streamlit as st
 
 from ..records.record import CORE_METRICS
 from . import charts, data, experiments
-from .display import display_history, formatted
+from .display import display_history, formatted, header_width
 from .formatting import (
     download_filename,
     format_date,
@@ -24,11 +24,11 @@ from .formatting import (
     metric_label,
     order_metrics,
 )
-from .insights import best_from_board, confidence_note, flagged_models, with_confidence
+from .insights import best_from_board, confidence_note, flagged_models, windows_up_to, with_confidence
 from .sidebar import DecaySettings
 from .views_decay import render_decay_panel
 
-ROLLING_WINDOWS = (3, 5, 10, 20, 50, 100, 200)
+ROLLING_WINDOWS = (2, 3, 5, 10, 20, 50, 100, 200)
 
 
 def _best_cards(best: dict[str, Any], filtered: bool, metric: str) -> None:
@@ -89,8 +89,12 @@ def render_performance(
     c1, c2 = st.columns([1, 3])
     rolling = c1.toggle("Rolling mean", key="rolling_mean",
                         help="Each model's mean over its last N evaluations, drawn over the raw values.")
-    span = (c2.select_slider("Rolling window (evaluations)", ROLLING_WINDOWS, value=10, key="rolling_window")
-            if rolling else None)
+    if rolling:
+        stops = windows_up_to(ROLLING_WINDOWS, int(frame.groupby("model_name").size().max()))
+        span = c2.select_slider("Rolling window (evaluations)", stops, value=min(10, stops[-1]),
+                                key="rolling_window")
+    else:
+        span = None
     fig, reduced = charts.time_series_figure(
         frame, metric, title=f"{metric_label(metric)} over time · {filters.ticker}",
         rolling=span, flagged=flagged_models(tested),
@@ -122,7 +126,7 @@ def render_performance(
     metric_of["Best Sharpe"] = "sharpe"
     view, config = formatted(view, metric_of)
     for col in ("PSR", "DSR"):
-        config[col] = st.column_config.NumberColumn(col, format="%.3f")
+        config[col] = st.column_config.NumberColumn(col, format="%.3f", width=header_width(col))
     st.dataframe(view, hide_index=True, width="stretch", column_config=config, key="perf_leaderboard")
     left, right = st.columns([5, 7])
     with left:

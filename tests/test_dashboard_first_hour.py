@@ -1,0 +1,142 @@
+"""The dashboard's rough edges a newcomer saw (issue 24, item 3), driven with ``AppTest``:
+"All time" after the widest days-back stop, rolling-window sliders bounded by the data, a
+decay panel that says how to widen its window, no "-0.00", slanted model names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+pytest.importorskip("plotly")
+
+from helpers import show_tab
+
+from perfledger import Ledger
+from perfledger.dashboard import charts
+from perfledger.dashboard.display import formatted
+from perfledger.sample import sample_records
+from tests.test_dashboard_monitoring import monitored_rows, run_app, store, texts  # noqa: F401
+
+
+def test_days_back_puts_all_time_after_the_widest(store: Path) -> None:  # noqa: F811
+    with Ledger(store) as led:
+        led.log_many(monitored_rows())
+    slider = run_app().sidebar.select_slider(key="days_back")
+    assert slider.options[-1] == "All time" and slider.options[-2] == "365 d"
+    assert slider.options[0] == "1 d" and slider.value == 0  # all time by default
+
+
+def test_rolling_windows_are_bounded_by_the_evaluations(store: Path) -> None:  # noqa: F811
+    with Ledger(store) as led:
+        led.log_many(sample_records(evaluations=20, random_state=7, labels=False))
+    at = run_app()
+    at.toggle(key="rolling_mean").set_value(True).run()
+    perf = at.select_slider(key="rolling_window")
+    assert [int(o) for o in perf.options] == [2, 3, 5, 10, 20]
+    trend = show_tab(at, 2).select_slider(key="trend_window")
+    assert max(int(o) for o in trend.options) == 20 and min(int(o) for o in trend.options) == 2
+
+
+def test_decay_panel_says_to_widen_the_window(store: Path) -> None:  # noqa: F811
+    with Ledger(store) as led:
+        led.log_many(monitored_rows())  # 40 daily evaluations per model
+    at = run_app()
+    at.sidebar.select_slider(key="days_back").set_value(14).run()
+    assert not at.exception
+    hints = texts(at.tabs[0], "info")
+    assert any("widen **Days back**" in h and "30 evaluations" in h for h in hints), hints
+
+
+def test_values_that_show_as_zero_never_show_minus_zero() -> None:
+    import pandas as pd
+
+    table = pd.DataFrame({"Sharpe (latest)": [-0.001, -0.0, -0.02, 1.234],
+                          "Win rate": [-0.0001, 0.5, 0.6, 0.7], "MSE": [-0.0, 0.1, 0.2, 0.3]})
+    out, _ = formatted(table, {"Sharpe (latest)": "sharpe", "Win rate": "win_rate", "MSE": "mse"})
+    assert [f"{v:.2f}" for v in out["Sharpe (latest)"]] == ["0.00", "0.00", "-0.02", "1.23"]
+    assert [f"{v:.1f}%" for v in out["Win rate"]] == ["0.0%", "50.0%", "60.0%", "70.0%"]
+    assert f"{out['MSE'][0]:.4f}" == "0.0000"
+
+
+def test_comparison_names_are_slanted_with_room() -> None:
+    import pandas as pd
+
+    board = pd.DataFrame({"ticker": ["AAPL"] * 3, "model_name": ["A_long_model_name"] * 3,
+                          "sharpe_mean": [1.0, 2.0, 3.0], "sharpe_std": [0.1] * 3, "records": [5] * 3})
+    spec = json.loads(charts.comparison_figure(board, "sharpe", True).to_json())
+    assert spec["layout"]["xaxis"]["tickangle"] == -30 and spec["layout"]["xaxis"]["automargin"]
+
+
+@pytest.mark.slow
+def test_make_runs_log_prints_the_url_once_and_no_cache_warnings(tmp_path: Path) -> None:
+    """``make run`` (``python -m perfledger.dashboard --sample``), a real Streamlit serving a
+    real page: its log names the URL once (the launcher's line, with the ledger), and the
+    page's runs log no "No runtime found" lines."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.cli_runner import process_env
+
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]
+    log = tmp_path / "run.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "perfledger.dashboard", "--sample", "--store", str(tmp_path / "l"),
+             "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=process_env(),
+            stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 90
+            while "Local URL" not in log.read_text() and time.monotonic() < deadline:
+                assert proc.poll() is None, log.read_text()
+                time.sleep(0.3)
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30).read()
+            time.sleep(1)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    text = log.read_text()
+    assert text.count(f"http://127.0.0.1:{port}") == 1, text
+    assert "No runtime found" not in text
+    assert "added 1120 sample evaluations" in text
+
+
+def test_heatmap_colours_small_differences_as_small() -> None:
+    """54.0% against 56.0% is not worst against best: within 10% of the median they stay near
+    the middle colour; the colorbar says what the colours mean."""
+    import pandas as pd
+
+    table = pd.DataFrame({"win_rate": [0.54, 0.56], "sharpe": [0.5, 2.5]}, index=["A", "B"])
+    dirs = {"win_rate": True, "sharpe": True}
+    score = charts.goodness(table, dirs)
+    # independent: median 0.55, spread max(0.01, 0.1 * 0.55) = 0.055
+    assert score["win_rate"].tolist() == pytest.approx([0.5 - 0.5 * 0.01 / 0.055, 0.5 + 0.5 * 0.01 / 0.055])
+    assert score["sharpe"].tolist() == pytest.approx([0.0, 1.0])  # a real difference: full scale
+    bar = charts.heatmap_figure(table, dirs, title="t").data[0].colorbar
+    assert list(bar.ticktext) == ["worse", "median", "better"] and "median" in bar.title.text
+
+
+def test_tables_give_every_metric_header_room(store: Path) -> None:  # noqa: F811
+    """No "Win ra…": each formatted metric column is at least as wide as its header needs,
+    and notes get a wide column that says where the whole note is."""
+    with Ledger(store) as led:
+        led.log_many(monitored_rows())
+        led.log("Steady", "AAPL", sharpe=1.0, win_rate=0.55, notes="a long note " * 20)
+    at = run_app()
+    configs = [json.loads(df.proto.columns) for df in at.tabs[0].dataframe]
+    checked = 0
+    for config in configs:
+        for name, col in config.items():
+            label = col.get("label") or name
+            if col.get("type_config", {}).get("type") == "number":
+                assert isinstance(col.get("width"), int) and col["width"] >= 7 * len(label), (label, col)
+                checked += 1
+    assert checked >= 6
+    notes = [c["Notes"] for c in configs if "Notes" in c]
+    assert notes and notes[0]["width"] == "large" and "CSV" in notes[0]["help"]

@@ -1,0 +1,96 @@
+"""The sample research history (``perfledger.sample``, what ``make run`` adds to an empty
+ledger) lights up every view README shows: PSR/DSR, a model that really decays (and only
+that one) under ``decay``'s defaults, params and tags to search and rank by, and one sweep
+that is really overfit. Deterministic: the same seed gives the same records."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from perfledger import Ledger
+from perfledger.sample import (
+    DECAYING,
+    EVALUATIONS,
+    SAMPLE_MODELS,
+    SAMPLE_TICKERS,
+    SWEEP_CONFIGS,
+    SWEEP_MODEL,
+    SWEEP_RUN,
+    SWEEP_TICKER,
+    add_sample_data,
+    sample_records,
+    sweep_returns,
+)
+from perfledger.stats.overfitting import probability_of_backtest_overfitting
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
+    led = Ledger(tmp_path_factory.mktemp("sample") / "ledger")
+    assert add_sample_data(led) == len(SAMPLE_TICKERS) * len(SAMPLE_MODELS) * EVALUATIONS + SWEEP_CONFIGS
+    return led
+
+
+def test_deterministic_for_a_seed() -> None:
+    end = datetime(2026, 1, 1, tzinfo=UTC)
+    a, b = sample_records(end=end), sample_records(end=end)
+    assert a == b
+    assert sample_records(end=end, random_state=8) != a
+    assert all(np.array_equal(x, y) for x, y in zip(sweep_returns(), sweep_returns(), strict=True))
+
+
+def test_enough_evaluations_per_pair_for_decay_defaults(sample: Ledger) -> None:
+    counts = sample.history().groupby(["ticker", "model_name"]).size()
+    assert counts.min() >= 20 + 10 + 10  # decay's recent=20 needs 30; 40 leaves a baseline
+
+
+def test_decay_with_readmes_options_flags_the_one_decaying_model(sample: Ledger) -> None:
+    found = sample.decay(metric="sharpe", recent=20, alpha=0.01)
+    flagged = found[found["decayed"]]
+    assert list(zip(flagged["ticker"], flagged["model_name"], strict=True)) == [DECAYING]
+    # independently: its latest 20 Sharpes are far below the ones before them
+    h = sample.history(ticker=DECAYING[0], model_name=DECAYING[1])
+    assert h["sharpe"].iloc[-20:].mean() < h["sharpe"].iloc[:-20].mean() - 1.0
+
+
+def test_backtests_give_psr_and_dsr_for_every_model(sample: Ledger) -> None:
+    conf = sample.sharpe_confidence("AAPL")
+    assert set(conf["model_name"]) == {*SAMPLE_MODELS, SWEEP_MODEL}
+    assert conf["psr"].map(math.isfinite).all() and conf["dsr"].map(math.isfinite).all()
+    # the sweep's best config is luck among the trials: its DSR is low
+    sweep = conf.set_index("model_name").loc[SWEEP_MODEL]
+    assert sweep["dsr"] < 0.5 < sweep["psr"]
+
+
+def test_params_and_tags_to_search_and_rank_by(sample: Ledger) -> None:
+    assert {"max_depth", "lr", "epochs"} <= set(sample.params())
+    assert {"nightly", SWEEP_RUN} <= set(sample.tags()["run"])
+    found = sample.history(ticker="AAPL", tags={"run": "nightly"}, params={"max_depth": 6})
+    assert len(found) > 0 and (found["ticker"] == "AAPL").all()
+    by_depth = sample.leaderboard("AAPL", by="param:max_depth")
+    assert len(by_depth) >= 3 and 6 in set(by_depth["max_depth"])
+
+
+def test_the_sweep_is_overfit(sample: Ledger) -> None:
+    sweep = sample.history(ticker=SWEEP_TICKER, model_name=SWEEP_MODEL, tags={"run": SWEEP_RUN})
+    assert len(sweep) == SWEEP_CONFIGS
+    returns = sweep_returns()
+    # the stored Sharpes are those of the returns (mean / sample std * sqrt(252)), in order
+    expected = [r.mean() / r.std(ddof=1) * math.sqrt(252) for r in returns]
+    assert np.allclose(sweep["sharpe"].to_numpy(), expected, rtol=1e-6)
+    pbo = probability_of_backtest_overfitting(np.column_stack(returns)).pbo
+    assert pbo > 0.6
+
+
+def test_make_runs_sample_goes_only_into_an_empty_directory(tmp_path: Path) -> None:
+    from perfledger.dashboard.launch import add_sample_if_asked
+    from perfledger.location import resolve
+
+    where = resolve(str(tmp_path / "led"))
+    assert add_sample_if_asked(where) == 1120
+    assert add_sample_if_asked(where) == 0
