@@ -20,7 +20,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import MirrorsDisabledError, ReadOnlyLedgerError, ValidationError, WriteConflictError
+from .errors import (
+    MirrorsDisabledError,
+    ReadOnlyLedgerError,
+    ValidationError,
+    WriteConflictError,
+    WrongTypeError,
+)
 from .files.importer import adopt_file
 from .frames import STATS, history_frame, leaderboard_frame, records_from_frame
 from .location import DB_NAME, Location, describe_store, resolve
@@ -525,6 +531,8 @@ class Ledger:
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
         timestamp: Any = None,
+        *,
+        keep_returns: bool = True,
     ) -> dict[str, Any]:
         """Compute a backtest's metrics from per-period returns and log them as one
         evaluation (conventions in ``docs/metrics.md``); returns the record.
@@ -533,18 +541,79 @@ class Ledger:
         kurtosis, psr`` (and ``periods_per_year``) are custom metrics, registered in their
         directions so ``best()`` tracks them. Everything is validated before anything is
         written, so bad returns or labels store nothing (not even a registration).
+
+        The return series itself is kept with the record (exactly, as float64; a pandas
+        Series with a DatetimeIndex keeps its dates, a list or array its order), unless
+        ``keep_returns=False``: :meth:`returns`, :meth:`returns_frame` and
+        :meth:`overfitting` read it back. NaN/inf, fewer than 2 periods, or a DatetimeIndex
+        that is not strictly increasing are a :class:`ValidationError` naming ``returns``.
         """
+        from .records.kept_returns import keep_returns as kept_series
         from .stats.backtest import BACKTEST_DIRECTIONS, backtest_metrics
 
+        if not isinstance(keep_returns, bool):
+            raise WrongTypeError.of("keep_returns", f"keep_returns must be True or False, got "
+                                                   f"{keep_returns!r}")
+        kept = kept_series(returns)
         core, custom = backtest_metrics(returns, periods_per_year, predictions, actuals)
-        validate_record(model_name, ticker, notes=notes, metrics=custom, params=params, tags=tags,
-                        timestamp=timestamp, **core)
+        rec = validate_record(model_name, ticker, notes=notes, metrics=custom, params=params, tags=tags,
+                              timestamp=timestamp, **core)
         known = self.metric_directions()
         for name, higher in BACKTEST_DIRECTIONS.items():
             if known.get(name) is not higher:
                 self.register_metric(name, higher)
-        return self.log(model_name, ticker, notes=notes, metrics=custom, params=params, tags=tags,
-                        timestamp=timestamp, **core)
+        batch = Batch.from_records([rec])
+        if keep_returns:
+            batch.returns = [kept]
+        self._write(batch)
+        return rec.seed_dict()
+
+    def returns(self, record_id: int) -> pd.Series:
+        """The return series :meth:`log_backtest` kept for record ``record_id`` (the
+        ``record_id`` column of ``history(include_meta=True)``): float64, exactly as logged,
+        indexed by its UTC dates when it had them (else 0..n-1). A record without kept
+        returns is a :class:`ValidationError` naming ``record_id``."""
+        rid = int(check_count("record_id", record_id, 1))  # type: ignore[arg-type]
+        kept = self._ensure().returns([rid]).get(rid)
+        if kept is None:
+            raise ValidationError.of("record_id", f"record_id={rid} has no kept return series (log it "
+                                                  "with log_backtest(..., returns=...))")
+        return kept.series(name=rid)
+
+    def returns_frame(
+        self,
+        ticker: str | Sequence[str] | None = None,
+        model_name: str | Sequence[str] | None = None,
+        days_back: float | None = None,
+        since: Any = None,
+        until: Any = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> pd.DataFrame:
+        """The kept return series of the evaluations :meth:`history` finds with the same
+        filters, one column per evaluation (named by its ``record_id``, oldest first),
+        aligned on their dates (the union; NaN where one has no return), or, when any of them
+        was kept without dates, on their order (row i is each one's i-th period).
+        ``frame.attrs["model_name"]`` maps each column to its model. Evaluations without
+        kept returns are left out; none: an empty frame."""
+        import pandas as pd
+
+        hist = self.history(ticker, model_name, days_back, since, until, include_meta=True,
+                            params=params, tags=tags)
+        hist = hist[hist["has_returns"]]
+        ids = [int(i) for i in hist["record_id"]]
+        kept = self._ensure().returns(ids)
+        ids = [i for i in ids if i in kept]
+        models = dict(zip(hist["record_id"].astype(int), hist["model_name"], strict=True))
+        if not ids:
+            frame = pd.DataFrame(index=pd.RangeIndex(0))
+        elif all(kept[i].dates is not None for i in ids):
+            frame = pd.concat([kept[i].series(name=i) for i in ids], axis=1, join="outer", sort=True)
+        else:
+            frame = pd.DataFrame({i: pd.Series(kept[i].array()) for i in ids})
+        frame.attrs["model_name"] = {i: models[i] for i in ids}
+        return frame
 
     def sharpe_confidence(
         self, ticker: str, periods_per_year: float = 252, n_trials: int | None = None
@@ -604,7 +673,8 @@ class Ledger:
         "nightly"}`` keep records holding every given key with an equal value (params compare
         as JSON values: ``6`` matches ``6`` and ``6.0``, never ``"6"``; a tuple matches an
         array). ``limit`` keeps only the latest N rows. Every filter runs in the database.
-        ``include_meta=True`` adds ``params`` and ``tags`` columns (dicts).
+        ``include_meta=True`` adds ``params`` and ``tags`` columns (dicts), ``record_id``
+        and ``has_returns`` (whether :meth:`log_backtest` kept its return series).
         """
         query = self._query(ticker, model_name, days_back, since, until, params, tags,
                             at_least=check_bounds("at_least", at_least),

@@ -56,6 +56,7 @@ from .survey import survey
 from .writes import SQLReadTx, SQLWriteTx
 
 if TYPE_CHECKING:
+    from ..records.kept_returns import KeptReturns
     from ..records.labels import Grouping
     from .migrations import EngineSteps
 
@@ -63,6 +64,7 @@ log = logging.getLogger("perfledger")
 R = TypeVar("R")
 #: History's metric columns are float64 even when every value read is NULL.
 _METRIC_TYPES = {m: pa.float64() for m in CORE_METRICS}
+_META_TYPES = {**_METRIC_TYPES, "id": pa.int64(), "has_returns": pa.int64()}
 #: How often a read that overlapped a change of its file is run again.
 _READ_ATTEMPTS = 4
 
@@ -380,19 +382,22 @@ class SQLStore(Store):
         order = "ORDER BY r.ts DESC, r.id DESC" if query.limit else "ORDER BY r.ts, r.id"
         # As JSON text on every engine (PostgreSQL keeps them as JSONB; its driver would
         # otherwise hand back dicts).
+        # With the meta: the record's id and whether it kept a return series (pl_returns).
         meta_cols = (
-            ", CAST(r.params AS TEXT) AS params, CAST(r.tags AS TEXT) AS tags" if query.include_meta else ""
+            ", CAST(r.params AS TEXT) AS params, CAST(r.tags AS TEXT) AS tags, CASE WHEN EXISTS "
+            "(SELECT 1 FROM pl_returns k WHERE k.record_id = r.id) THEN 1 ELSE 0 END AS has_returns"
+            if query.include_meta else ""
         )
         # One ticker asked for: every row holds it, so it is not fetched row by row.
         ticker_col = "" if len(query.tickers) == 1 else "r.ticker, "
-        # Record ids are only needed to line custom metrics up with their rows.
-        id_col = "r.id, " if has_extras else ""
+        # Record ids line custom metrics up with their rows (and are shown with the meta).
+        id_col = "r.id, " if has_extras or query.include_meta else ""
         sql = (
             f"SELECT {id_col}r.ts, {ticker_col}r.model_name, "
             f"{', '.join('r.' + m for m in CORE_METRICS)}, r.notes{meta_cols} "
             f"FROM {src.from_} WHERE {src.where} {order}{limit}"
         )
-        records = self._table(sql, src.params, _METRIC_TYPES)
+        records = self._table(sql, src.params, _META_TYPES if query.include_meta else _METRIC_TYPES)
         extras = None
         if records.num_rows and has_extras:
             if query.limit:
@@ -404,6 +409,25 @@ class SQLStore(Store):
                              f"JOIN pl_extra e ON e.record_id = r.id WHERE {src.where}")
             extras = self._table(extra_sql, src.params, {"value": pa.float64()})
         return HistoryRows(records, extras)
+
+    def returns(self, ids: Sequence[int]) -> dict[int, KeptReturns]:
+        if self.absent or not ids:
+            return {}
+        from ..records.kept_returns import KeptReturns
+
+        t = T.returns
+        wanted = sorted({int(i) for i in ids})
+
+        def read(conn: sa.Connection) -> dict[int, KeptReturns]:
+            out: dict[int, KeptReturns] = {}
+            for k in range(0, len(wanted), 500):
+                stmt = sa.select(t.c.record_id, t.c.n, t.c.vals, t.c.dates).where(
+                    t.c.record_id.in_(wanted[k: k + 500]))
+                for rid, n, v, d in conn.execute(stmt):
+                    out[int(rid)] = KeptReturns(int(n), bytes(v), None if d is None else bytes(d))
+            return out
+
+        return self._read(read)
 
     def count(self, query: HistoryQuery) -> int:
         if self.absent:
