@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from .files.sync import SyncResult
     from .mirrors.layout import PreparedAppend
     from .mirrors.transaction import MirrorTransaction, NullMirrorTransaction
+    from .stats.overfitting import Overfitting
     from .store.base import Store, WriteTx
 
 log = logging.getLogger("perfledger")
@@ -626,10 +627,83 @@ class Ledger:
         from .stats.backtest import sharpe_confidence
 
         check_label("ticker", ticker)
+        hist = self.history(ticker=ticker)
         return sharpe_confidence(
-            self.history(ticker=ticker), periods_per_year=periods_per_year, n_trials=n_trials,
+            hist, periods_per_year=periods_per_year, n_trials=n_trials,
             unscored=self.unscored_trials(ticker),
+            effective=self.effective_trials(ticker) if n_trials is None and len(hist) > 1 else None,
         )
+
+    def effective_trials(self, ticker: str) -> tuple[float, int] | None:
+        """(N_eff, k): the effective number of independent trials among the k evaluations
+        on ``ticker`` with a Sharpe and a kept return series, from their correlations on their
+        common periods (:func:`perfledger.stats.trials.effective_trials`, the participation
+        ratio; docs/metrics.md); None when fewer than 2 such series share at least 3 periods
+        (or one is constant there), or when the series cannot be compared period by period:
+        different ``periods_per_year``, or series kept without dates of different lengths.
+        What the DSR of :meth:`sharpe_confidence` deflates by."""
+        import pandas as pd
+
+        from .stats.backtest import PERIODS_METRIC
+        from .stats.trials import effective_trials
+
+        check_label("ticker", ticker)
+        hist = self.history(ticker=ticker, include_meta=True)
+        hist = hist[hist["sharpe"].notna() & hist["has_returns"]]
+        mixed = PERIODS_METRIC in hist.columns and hist[PERIODS_METRIC].nunique(dropna=False) > 1
+        if len(hist) < 2 or mixed:
+            return None
+        frame = self.returns_frame(ticker=ticker)
+        scored = set(hist["record_id"].astype(int))
+        frame = frame[[c for c in frame.columns if c in scored]]
+        if not isinstance(frame.index, pd.DatetimeIndex) and frame.notna().sum().nunique() > 1:
+            return None  # kept without dates, of different lengths: no period-by-period match
+        frame = frame.dropna()
+        if frame.shape[1] < 2 or frame.shape[0] < 3:
+            return None
+        try:
+            return effective_trials(frame.to_numpy()), int(frame.shape[1])
+        except ValidationError:
+            return None
+
+    def overfitting(
+        self,
+        ticker: str,
+        *,
+        model_name: str | Sequence[str] | None = None,
+        days_back: float | None = None,
+        since: Any = None,
+        until: Any = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        partitions: int = 16,
+        metric: str = "sharpe",
+        periods_per_year: float = 252,
+    ) -> Overfitting:
+        """The Probability of Backtest Overfitting of the evaluations on ``ticker`` that kept
+        their return series (filters as :meth:`history`), by combinatorially symmetric
+        cross-validation over their common periods (the dates every one of them has; or the
+        first periods of each, for series kept without dates) in ``partitions`` blocks (S,
+        even, 2..20; 16 by default: 12,870 splits), ``metric`` "sharpe" (or "sortino",
+        "mean", "total_return"). Returns :class:`perfledger.stats.overfitting.Overfitting`:
+        ``pbo``, the ``logits``, each split's winner in and out of sample and the degradation
+        line (``slope``, ``intercept``, ``r_squared``), ``prob_oos_loss``; its ``trials`` are
+        ``"<model_name>#<record_id>"``. Formulas and sources: docs/metrics.md.
+
+        Fewer than 2 such evaluations, or too few common periods for ``partitions``: one
+        :class:`ValidationError` line saying how many are needed."""
+        from .stats.overfitting import probability_of_backtest_overfitting
+
+        check_label("ticker", ticker)
+        frame = self.returns_frame(ticker, model_name, days_back, since, until, params=params, tags=tags)
+        models = frame.attrs.get("model_name", {})
+        if frame.shape[1] < 2:
+            raise ValidationError.of(
+                "ticker", f"overfitting needs at least 2 evaluations on {ticker!r} with kept returns "
+                          f"(log_backtest(..., returns=...)); the filters found {frame.shape[1]}")
+        common = frame.dropna()
+        common.columns = [f"{models[c]}#{c}" for c in frame.columns]
+        return probability_of_backtest_overfitting(common, partitions, metric, periods_per_year)
 
     def unscored_trials(self, ticker: str) -> int:
         """How many trials on ``ticker`` ran but have no Sharpe: records tagged
@@ -724,13 +798,22 @@ class Ledger:
         *,
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
+        include_returns: bool = False,
     ) -> list[dict[str, Any]]:
         """Whole records (the seed's dict plus ``metrics``, ``params``, ``tags``), oldest
         first, filtered in the database (``params``/``tags`` as in :meth:`history`): what
-        exports and imports need beyond history()."""
+        exports and imports need beyond history(). ``include_returns=True`` adds
+        ``returns``: the kept return series (a Series, as :meth:`returns` gives it) or None."""
         frame = self.history(ticker, model_name, days_back, since, until, include_meta=True,
                              params=params, tags=tags)
-        return records_from_frame(frame)
+        out = records_from_frame(frame)
+        if include_returns:
+            ids = frame["record_id"].to_numpy()[frame["has_returns"].to_numpy()].tolist()
+            kept = self._ensure().returns(ids)
+            for rec, rid in zip(out, frame["record_id"].tolist(), strict=True):
+                r = kept.get(int(rid))
+                rec["returns"] = None if r is None else r.series()
+        return out
 
     def best(self, ticker: str | None = None) -> dict[str, Any]:
         """The seed's best-models structure: ``{ticker: {"best_sharpe": {"model", "value",

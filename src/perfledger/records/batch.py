@@ -98,6 +98,8 @@ class Batch:
             metrics=frame["metrics"].tolist(),
             params=frame["params"].tolist(),
             tags=frame["tags"].tolist(),
+            returns=(frame["returns"].tolist() if "returns" in frame.columns
+                     and frame["returns"].notna().any() else None),
             frame=frame,
         )
 
