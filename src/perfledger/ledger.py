@@ -591,6 +591,8 @@ class Ledger:
         *,
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
+        at_least: Mapping[str, float] | None = None,
+        at_most: Mapping[str, float] | None = None,
     ) -> pd.DataFrame:
         """The kept return series of the evaluations :meth:`history` finds with the same
         filters, one column per evaluation (named by its ``record_id``, oldest first),
@@ -598,16 +600,28 @@ class Ledger:
         was kept without dates, on their order (row i is each one's i-th period).
         ``frame.attrs["model_name"]`` maps each column to its model. Evaluations without
         kept returns are left out; none: an empty frame."""
+        import numpy as np
         import pandas as pd
 
+        if not self._ensure().any_returns():
+            self._query(ticker, model_name, days_back, since, until, params, tags)  # still checked
+            frame = pd.DataFrame(index=pd.RangeIndex(0))
+            frame.attrs["model_name"] = {}
+            return frame
         hist = self.history(ticker, model_name, days_back, since, until, include_meta=True,
-                            params=params, tags=tags)
+                            params=params, tags=tags, at_least=at_least, at_most=at_most)
         hist = hist[hist["has_returns"]]
         ids = [int(i) for i in hist["record_id"]]
         kept = self._ensure().returns(ids)
         ids = [i for i in ids if i in kept]
         models = dict(zip(hist["record_id"].astype(int), hist["model_name"], strict=True))
-        if not ids:
+        dates = kept[ids[0]].dates if ids else None
+        # One calendar (a sweep): one index, the values side by side.
+        if dates is not None and all(kept[i].dates == dates for i in ids):
+            first = kept[ids[0]].series()
+            frame = pd.DataFrame(np.column_stack([kept[i].array() for i in ids]), index=first.index,
+                                 columns=ids)
+        elif not ids:
             frame = pd.DataFrame(index=pd.RangeIndex(0))
         elif all(kept[i].dates is not None for i in ids):
             frame = pd.concat([kept[i].series(name=i) for i in ids], axis=1, join="outer", sort=True)
@@ -648,6 +662,8 @@ class Ledger:
         from .stats.trials import effective_trials
 
         check_label("ticker", ticker)
+        if not self._ensure().any_returns():
+            return None
         hist = self.history(ticker=ticker, include_meta=True)
         hist = hist[hist["sharpe"].notna() & hist["has_returns"]]
         mixed = PERIODS_METRIC in hist.columns and hist[PERIODS_METRIC].nunique(dropna=False) > 1
@@ -676,6 +692,8 @@ class Ledger:
         until: Any = None,
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
+        at_least: Mapping[str, float] | None = None,
+        at_most: Mapping[str, float] | None = None,
         partitions: int = 16,
         metric: str = "sharpe",
         periods_per_year: float = 252,
@@ -695,7 +713,8 @@ class Ledger:
         from .stats.overfitting import probability_of_backtest_overfitting
 
         check_label("ticker", ticker)
-        frame = self.returns_frame(ticker, model_name, days_back, since, until, params=params, tags=tags)
+        frame = self.returns_frame(ticker, model_name, days_back, since, until, params=params, tags=tags,
+                                   at_least=at_least, at_most=at_most)
         models = frame.attrs.get("model_name", {})
         if frame.shape[1] < 2:
             raise ValidationError.of(

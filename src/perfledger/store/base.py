@@ -292,6 +292,11 @@ class Store(ABC):
         """The return series kept for the records ``ids`` (those that kept one), by id."""
         return {}
 
+    def any_returns(self) -> bool:
+        """Whether any record keeps a return series (one index probe: views that need them
+        skip every other read when none does)."""
+        return False
+
     @abstractmethod
     def stats(self) -> Mapping[str, Any]:
         """Counts (records, tickers, models, ``cleared``: records cleared and kept until

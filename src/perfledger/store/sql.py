@@ -429,6 +429,11 @@ class SQLStore(Store):
 
         return self._read(read)
 
+    def any_returns(self) -> bool:
+        if self.absent:
+            return False
+        return self._read(lambda c: c.execute(sa.select(T.returns.c.record_id).limit(1)).first() is not None)
+
     def count(self, query: HistoryQuery) -> int:
         if self.absent:
             return 0
