@@ -619,8 +619,10 @@ class Ledger:
         # One calendar (a sweep): one index, the values side by side.
         if dates is not None and all(kept[i].dates == dates for i in ids):
             first = kept[ids[0]].series()
-            frame = pd.DataFrame(np.column_stack([kept[i].array() for i in ids]), index=first.index,
-                                 columns=ids)
+            # One buffer, one row per evaluation, transposed: pandas keeps exactly this layout
+            # (a block is columns × rows), so nothing is copied column by column.
+            values = np.frombuffer(b"".join(kept[i].values for i in ids), dtype="<f8").reshape(len(ids), -1)
+            frame = pd.DataFrame(values.astype(np.float64).T, index=first.index, columns=ids)
         elif not ids:
             frame = pd.DataFrame(index=pd.RangeIndex(0))
         elif all(kept[i].dates is not None for i in ids):
@@ -715,13 +717,13 @@ class Ledger:
         check_label("ticker", ticker)
         frame = self.returns_frame(ticker, model_name, days_back, since, until, params=params, tags=tags,
                                    at_least=at_least, at_most=at_most)
-        models = frame.attrs.get("model_name", {})
+        models = frame.attrs.pop("model_name", {})  # (pandas deep-copies attrs on every operation)
         if frame.shape[1] < 2:
             raise ValidationError.of(
                 "ticker", f"overfitting needs at least 2 evaluations on {ticker!r} with kept returns "
                           f"(log_backtest(..., returns=...)); the filters found {frame.shape[1]}")
-        common = frame.dropna()
-        common.columns = [f"{models[c]}#{c}" for c in frame.columns]
+        common = frame.dropna() if frame.isna().to_numpy().any() else frame
+        common = common.set_axis([f"{models[c]}#{c}" for c in frame.columns], axis=1)
         return probability_of_backtest_overfitting(common, partitions, metric, periods_per_year)
 
     def unscored_trials(self, ticker: str) -> int:
