@@ -185,12 +185,12 @@ def leaderboard(
     print_frame(board[cols], format_, title=f"Leaderboard by {metric}{per}")
     if conf is not None and len(conf):
         n_eff = float(conf["n_effective"].iloc[0])
-        effective = (f", {n_eff:.1f} effective (independent) given their kept returns"
+        effective = (f"; they count as {n_eff:.1f} independent trial(s) given their kept returns"
                      if math.isfinite(n_eff) else "")
         say(
             f"PSR: probability the true Sharpe > 0; DSR: the same against the best Sharpe expected "
-            f"by luck from {int(conf['n_trials'].iloc[0])} trial(s){effective} on {ticker} (every "
-            "evaluation with a Sharpe, or --n-trials); min_trl_years: the track record needed for "
+            f"by luck from {int(conf['n_trials'].iloc[0])} trial(s) on {ticker} (every evaluation "
+            f"with a Sharpe, or --n-trials){effective}; min_trl_years: the track record needed for "
             "PSR 0.95."
         )
 
