@@ -5,11 +5,14 @@ trials given a small edge, float64. Measured, alternated and in the same process
 
 * ours: ``probability_of_backtest_overfitting(returns, partitions=16)``: 12,870 splits
   from per-block sums;
-* reading those 200 series, the statistic's input, two stand-ins until the ledger stores
-  return series (the issue's target is "≤ 2× reading the 200 series from the store"):
-  ``pandas.read_parquet`` of a 200-column frame with its DatetimeIndex, and ``numpy.load``
-  of the bare 2,520 × 200 ``.npy`` (a lower bound: no format can be read faster than a
-  memory copy of the file's pages);
+* the issue's target, in the ledger: the 200 series logged as backtests (kept returns,
+  schema v7) in a SQLite ledger; ``Ledger.overfitting("AAPL", partitions=16)`` (reading the
+  series, aligning them on their common dates, the statistic) against
+  ``Ledger.returns_frame("AAPL")``, reading those 200 series from the store: ≤ 2×;
+* reading the same series from files, for comparison: ``pandas.read_parquet`` of a
+  200-column frame with its DatetimeIndex, and ``numpy.load`` of the bare 2,520 × 200
+  ``.npy`` (a lower bound: no format can be read faster than a memory copy of the file's
+  pages);
 * the naive approach, once (it takes minutes at full size): every split recomputes every
   trial's Sharpe from the raw returns of its halves (numpy over trials, a loop over
   ``itertools.combinations``), ranks, logits; ``--naive-splits K`` times the first K
@@ -39,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from bench.common import ROOT, figure, machine_facts, timed, write_results
+from perfledger import Ledger
 from perfledger.stats import (
     effective_trials,
     equity_curve,
@@ -102,11 +106,20 @@ def run(quick: bool, naive_splits: int | None) -> dict[str, Any]:
         npy, pq = Path(tmp) / "sweep.npy", Path(tmp) / "sweep.parquet"
         np.save(npy, x)
         df.to_parquet(pq)
+        led = Ledger(Path(tmp) / "ledger", mirrors=False)
+        dated = df.tz_localize("UTC")
+        led.log_many(pd.DataFrame({"ticker": "AAPL", "model_name": list(df.columns),
+                                   "sharpe": x.mean(axis=0) / x.std(axis=0, ddof=1) * math.sqrt(252),
+                                   "returns": [dated[c] for c in df.columns]}))
         times = alternated({
             "pbo": lambda: probability_of_backtest_overfitting(x, partitions=s),
+            "ledger_overfitting": lambda: led.overfitting("AAPL", partitions=s),
+            "store_read": lambda: led.returns_frame("AAPL"),
             "parquet": lambda: pd.read_parquet(pq),
             "npy": lambda: np.load(npy),
-        }, repeat=5 if quick else 15)
+        }, repeat=5 if quick else 25)
+        via_ledger = led.overfitting("AAPL", partitions=s)
+        led.close()
     med = {k: statistics.median(v) for k, v in times.items()}
     res = probability_of_backtest_overfitting(x, partitions=s)
     what = f"{n_trials} trials × {n_periods:,} periods, S = {s} ({res.n_splits:,} splits)"
@@ -114,12 +127,22 @@ def run(quick: bool, naive_splits: int | None) -> dict[str, Any]:
                        note=f"median of {len(times['pbo'])}, alternated with the reads (min "
                             f"{min(times['pbo']) * 1000:.1f}, max {max(times['pbo']) * 1000:.1f}); "
                             f"PBO {res.pbo:.3f}, prob. of OOS loss {res.prob_oos_loss:.3f}"))
+    ratio_store = med["ledger_overfitting"] / med["store_read"]
+    fast_of, fast_read = min(times["ledger_overfitting"]) * 1000, min(times["store_read"]) * 1000
+    figs.append(figure(f"Ledger.overfitting, {what}, against Ledger.returns_frame (reading the "
+                       f"{n_trials} series from the store)", med["ledger_overfitting"] * 1000, "ms",
+                       target="<= 2x reading the series", ok=ratio_store <= 2.0,
+                       baseline=med["store_read"] * 1000, baseline_name="Ledger.returns_frame",
+                       ratio=ratio_store,
+                       note=f"the issue's target; SQLite ledger, series with dates; ratio = overfitting() / "
+                            f"read, medians of {len(times['store_read'])} alternated (fastest runs: "
+                            f"{fast_of:.0f} / {fast_read:.0f} ms = {fast_of / fast_read:.1f}x); its PBO "
+                            f"{via_ledger.pbo:.3f} (the pure function's {res.pbo:.3f})"))
     ratio_pq = med["pbo"] / med["parquet"]
     figs.append(figure(f"… against reading the series: pandas.read_parquet ({n_trials}-column frame, dates)",
                        med["pbo"] * 1000, "ms", target="<= 2x reading the series", ok=ratio_pq <= 2.0,
                        baseline=med["parquet"] * 1000, baseline_name="read_parquet", ratio=ratio_pq,
-                       note="ratio = ours / read; the issue's target is against the store's read, "
-                            "which does not exist yet: this is its stand-in"))
+                       note="ratio = the pure function / read_parquet, for comparison with a file"))
     figs.append(figure("… against numpy.load of the bare .npy (lower bound of any read)",
                        med["pbo"] * 1000, "ms", baseline=med["npy"] * 1000, baseline_name="np.load",
                        ratio=med["pbo"] / med["npy"], note="info: ratio = ours / read"))
@@ -160,11 +183,13 @@ def section(payload: dict[str, Any], command: str) -> str:
     lines = [
         SECTION, "",
         "Data: a generated sweep (normal daily returns, a few trials with an edge), float64. The "
-        "statistic against its input, alternated in one process: `probability_of_backtest_overfitting` "
-        "(block sums, each half-set scored once) and two reads of the same series (the store "
-        "does not keep return series yet: `pandas.read_parquet` of the frame, and `numpy.load` of "
-        "the bare array as the lower bound of any read); the naive CSCV (every split recomputes "
-        "every Sharpe from the raw returns) once.", "",
+        "statistic against its input, alternated in one process: `Ledger.overfitting` against "
+        "`Ledger.returns_frame` (the 200 series kept by the ledger, read from the store: the "
+        "issue's target), the pure `probability_of_backtest_overfitting` (block sums, each "
+        "half-set scored once) against two reads of the same series from files "
+        "(`pandas.read_parquet` of the frame, and `numpy.load` of the bare array as the lower "
+        "bound of any read); the naive CSCV (every split recomputes every Sharpe from the raw "
+        "returns) once.", "",
         f"Run on {f['date_utc']} ({f['nproc']} CPUs, {f['cpu']}, Python {f['python']}): `{command}`; load "
         f"average {l0[0]:.1f}/{l0[1]:.1f}/{l0[2]:.1f} at the start, {l1[0]:.1f}/{l1[1]:.1f}/{l1[2]:.1f} "
         f"at the end. {status.count('PASS')} PASS, {status.count('FAIL')} FAIL.", "",

@@ -71,7 +71,7 @@ def _reset(url: str) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM pl_metric_defs")
-        for table in ("pl_cleared_extra", "pl_cleared_records", "pl_cleared"):  # what clears kept
+        for table in ("pl_cleared_extra", "pl_cleared_returns", "pl_cleared_records", "pl_cleared"):  # kept
             conn.exec_driver_sql(f"DELETE FROM {table}")
     engine.dispose()
 

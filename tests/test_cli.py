@@ -21,7 +21,8 @@ from cli_runner import Completed, run_cli
 from perfledger import Ledger
 
 COMMANDS = ("log", "history", "best", "tickers", "models", "leaderboard", "import", "import-mlflow", "export",
-            "check", "decay", "dashboard", "copy", "sync", "clear", "restore", "purge", "stats", "repair")
+            "check", "decay", "overfit", "dashboard", "copy", "sync", "clear", "restore", "purge", "stats",
+            "repair")
 
 
 def run(store: Path | None, *args: str, env_store: bool = True) -> Completed:

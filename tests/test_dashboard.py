@@ -96,7 +96,7 @@ def test_sample_data_button_adds_records(store: Path) -> None:
     assert not at.exception
     assert records(store) == 1120  # 6 tickers x 4 models x 45 + a 40-config sweep
     assert [t.label for t in at.tabs] == list(
-        ["📈 Performance Dashboard", "🏆 Best Models Summary", "📊 Quick Analytics"]
+        ["📈 Performance Dashboard", "🏆 Best Models Summary", "📊 Quick Analytics", "📉 Backtests"]
     )
     assert any("Added 1,120" in s.value for s in at.success)
 
@@ -104,7 +104,7 @@ def test_sample_data_button_adds_records(store: Path) -> None:
 def test_first_run_sample_button(store: Path) -> None:
     at = run_app()
     at.button(key="first_run_sample").click().run()
-    assert records(store) == 1120 and len(at.tabs) == 3
+    assert records(store) == 1120 and len(at.tabs) == 4
 
 
 def test_clear_needs_confirmation(seeded: Path) -> None:
@@ -114,7 +114,7 @@ def test_clear_needs_confirmation(seeded: Path) -> None:
         at.sidebar.button(key="clear").click()
     at.run()
     assert records(seeded) == 120
-    assert len(at.tabs) == 3
+    assert len(at.tabs) == 4
     at.sidebar.checkbox(key="confirm_clear").check().run()
     assert not at.sidebar.button(key="clear").disabled
     at.sidebar.button(key="clear").click().run()
@@ -165,7 +165,7 @@ def test_log_form_valid_stores_one_record(store: Path) -> None:
         "from the form",
     )
     assert np.isnan(row.accuracy)
-    assert len(at.tabs) == 3  # shown in the same run
+    assert len(at.tabs) == 4  # shown in the same run
     assert at.sidebar.number_input(key="log_sharpe").value is None  # cleared for the next one
     assert at.sidebar.text_input(key="log_model").value == "LSTM_v1"
 
@@ -191,7 +191,7 @@ def test_log_form_invalid_shows_error_and_stores_nothing(
 def test_read_only_hides_every_write(seeded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PERFLEDGER_READ_ONLY", "1")
     at = run_app()
-    assert len(at.tabs) == 3
+    assert len(at.tabs) == 4
     assert not keys(at) & {
         "add_sample",
         "clear",
@@ -241,7 +241,7 @@ def test_a_ledger_the_user_may_only_read_hides_every_write(monkeypatch: pytest.M
 
         seen = as_reader(reader)
         assert seen["exception"] == []
-        assert seen["tabs"] == 3
+        assert seen["tabs"] == 4
         pd.testing.assert_frame_equal(seen["raw"], raw_table(owner))
         assert not seen["keys"] & {"add_sample", "clear", "confirm_clear", "log_submit", "log_model",
                                    "first_run_sample"}
@@ -315,7 +315,7 @@ def test_every_tab_renders(seeded: Path, metric: str) -> None:
     at = run_app()
     at.sidebar.selectbox(key="metric").select(metric).run()
     assert not at.exception
-    perf, best, analytics = at.tabs
+    perf, best, analytics, _backtests = at.tabs
     # Only the selected tab runs: the hidden ones send nothing until they are picked.
     assert not best.children and not analytics.children
     assert len(perf.get("plotly_chart")) == 2 and len(perf.dataframe) == 2

@@ -95,7 +95,7 @@ def test_beyond_loopback_no_write_action_exists(store: Path, served_on, address:
     text = captions(at)
     assert "Read-only: served on" in text and "beyond this machine" in text and "--allow-writes" in text
     assert (address or "every interface") in text
-    assert len(at.tabs) == 3  # everything else is shown
+    assert len(at.tabs) == 4  # everything else is shown
 
 
 def test_an_empty_ledger_beyond_loopback_offers_no_sample_button(
@@ -182,7 +182,7 @@ def test_with_oidc_configured_the_page_is_for_signed_in_users_only(store: Path, 
     assert str(store) not in " ".join(str(c.value) for c in visitor.caption)
     signed = {**AUTH, **WRITERS}
     carol = run(user={"is_logged_in": True, "email": "carol@example.org"}, secrets=signed)
-    assert len(carol.tabs) == 3 and "sign_out" in widget_keys(carol)
+    assert len(carol.tabs) == 4 and "sign_out" in widget_keys(carol)
     assert "Signed in as carol@example.org" in captions(carol)
     assert not widget_keys(carol) & WRITES
     alice = run(user={"is_logged_in": True, "email": "alice@example.org"}, secrets=signed)
@@ -202,7 +202,7 @@ def test_the_documented_secrets_toml_does_what_docs_deployment_says(store: Path,
     bob = run(user={"is_logged_in": True, "email": "Bob@Example.org"}, secrets=secrets)
     assert {"clear", "log_submit", "add_sample"} <= widget_keys(bob)
     eve = run(user={"is_logged_in": True, "email": "eve@example.org"}, secrets=secrets)
-    assert len(eve.tabs) == 3 and not widget_keys(eve) & WRITES
+    assert len(eve.tabs) == 4 and not widget_keys(eve) & WRITES
 
 
 # ---------------------------------------------------------------------------- the rule itself

@@ -207,7 +207,7 @@ NUMERIC = [(name, p.opts[0]) for name, c in GROUP.commands.items() for p in c.pa
            if getattr(p, "metavar", None) in ("X", "N")]
 REQUIRED = {"log": ["--model", "M", "--ticker", "T"], "check": ["--ticker", "T", "--model", "M",
                                                                "--metric", "sharpe"],
-            "export": ["--output", "out.csv"], "copy": ["--to", "copy-target"]}
+            "export": ["--output", "out.csv"], "copy": ["--to", "copy-target"], "overfit": ["--ticker", "T"]}
 BAD_TEXT = ["nan", "NaN", "inf", "-inf", "Infinity", "", " ", "1e400", "-1e400", "9" * 400, "abc", "1,5",
             "0x10", "sNaN", "9223372036854775808", "99999999999999999999", "--"]
 

@@ -200,3 +200,25 @@ def test_a_copy_of_a_v5_ledger_opens_without_adopting_or_rewriting(tmp_path: Pat
     assert not [r for r in caplog.records if "adopted" in r.getMessage() or "rebuilding" in r.getMessage()]
     after = {p.name: p.read_bytes() for p in directory.iterdir() if p.name in before}
     assert after == before
+
+
+def test_an_upgraded_ledger_keeps_backtest_returns_through_clear_and_restore(
+    old_location: Any, EXPECTED: dict[str, Any]
+) -> None:
+    """Schema v7 keeps a backtest's return series: an old ledger, upgraded, keeps one exactly
+    (old records have none), and a clear and restore carry it with its record."""
+    import numpy as np
+    import pandas as pd
+
+    r = pd.Series(np.random.default_rng(7).normal(0, 0.01, 50),
+                  index=pd.bdate_range("2021-01-04", periods=50, tz="UTC"))
+    with Ledger(old_location) as led:
+        assert schema_version(led.url.render_as_string(hide_password=False)) == 7
+        led.log_backtest("Kept", "AAPL", r)
+        hist = led.history(include_meta=True)
+        assert int(hist["has_returns"].sum()) == 1 and len(hist) == len(EXPECTED["records"]) + 1
+        led.clear()
+        assert led.restore_cleared() == len(EXPECTED["records"]) + 1
+        (rid,) = led.returns_frame().columns
+        back = led.returns(rid)
+    assert back.to_numpy().tobytes() == r.to_numpy().tobytes() and (back.index == r.index).all()

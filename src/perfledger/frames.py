@@ -52,6 +52,8 @@ def history_frame(rows: HistoryRows, query: HistoryQuery) -> pd.DataFrame:
     if query.include_meta:
         frame["params"] = [json.loads(v) if isinstance(v, str) and v else {} for v in raw["params"]]
         frame["tags"] = [json.loads(v) if isinstance(v, str) and v else {} for v in raw["tags"]]
+        frame["record_id"] = raw["id"].to_numpy(dtype=np.int64)
+        frame["has_returns"] = raw["has_returns"].to_numpy(dtype=np.int64) != 0
     if rows.extras is not None and rows.extras.num_rows:
         extras = rows.extras.to_pandas()
         wide = extras.pivot(index="record_id", columns="name", values="value")
@@ -61,10 +63,14 @@ def history_frame(rows: HistoryRows, query: HistoryQuery) -> pd.DataFrame:
     return frame
 
 
+#: The columns ``history(include_meta=True)`` adds (not custom metrics).
+META_COLUMNS = ("params", "tags", "record_id", "has_returns")
+
+
 def records_from_frame(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Whole records (the seed's dict plus ``metrics``, ``params``, ``tags``) from a history
     frame read with ``include_meta=True``."""
-    custom = [c for c in frame.columns if c not in (*SEED_FIELDS, "params", "tags")]
+    custom = [c for c in frame.columns if c not in (*SEED_FIELDS, *META_COLUMNS)]
     stamps = format_ts_many(frame["timestamp"].dt.as_unit("us").astype("int64").to_numpy())
     core_fields = list(SEED_FIELDS[1:])
     rows = frame[core_fields].astype(object).where(frame[core_fields].notna(), None)

@@ -20,7 +20,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import MirrorsDisabledError, ReadOnlyLedgerError, ValidationError, WriteConflictError
+from .errors import (
+    MirrorsDisabledError,
+    ReadOnlyLedgerError,
+    ValidationError,
+    WriteConflictError,
+    WrongTypeError,
+)
 from .files.importer import adopt_file
 from .frames import STATS, history_frame, leaderboard_frame, records_from_frame
 from .location import DB_NAME, Location, describe_store, resolve
@@ -57,6 +63,7 @@ if TYPE_CHECKING:
     from .files.sync import SyncResult
     from .mirrors.layout import PreparedAppend
     from .mirrors.transaction import MirrorTransaction, NullMirrorTransaction
+    from .stats.overfitting import Overfitting
     from .store.base import Store, WriteTx
 
 log = logging.getLogger("perfledger")
@@ -529,6 +536,8 @@ class Ledger:
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
         timestamp: Any = None,
+        *,
+        keep_returns: bool = True,
     ) -> dict[str, Any]:
         """Compute a backtest's metrics from per-period returns and log them as one
         evaluation (conventions in ``docs/metrics.md``); returns the record.
@@ -537,18 +546,95 @@ class Ledger:
         kurtosis, psr`` (and ``periods_per_year``) are custom metrics, registered in their
         directions so ``best()`` tracks them. Everything is validated before anything is
         written, so bad returns or labels store nothing (not even a registration).
+
+        The return series itself is kept with the record (exactly, as float64; a pandas
+        Series with a DatetimeIndex keeps its dates, a list or array its order), unless
+        ``keep_returns=False``: :meth:`returns`, :meth:`returns_frame` and
+        :meth:`overfitting` read it back. NaN/inf, fewer than 2 periods, or a DatetimeIndex
+        that is not strictly increasing are a :class:`ValidationError` naming ``returns``.
         """
+        from .records.kept_returns import keep_returns as kept_series
         from .stats.backtest import BACKTEST_DIRECTIONS, backtest_metrics
 
+        if not isinstance(keep_returns, bool):
+            raise WrongTypeError.of("keep_returns", f"keep_returns must be True or False, got "
+                                                   f"{keep_returns!r}")
+        kept = kept_series(returns)
         core, custom = backtest_metrics(returns, periods_per_year, predictions, actuals)
-        validate_record(model_name, ticker, notes=notes, metrics=custom, params=params, tags=tags,
-                        timestamp=timestamp, **core)
+        rec = validate_record(model_name, ticker, notes=notes, metrics=custom, params=params, tags=tags,
+                              timestamp=timestamp, **core)
         known = self.metric_directions()
         for name, higher in BACKTEST_DIRECTIONS.items():
             if known.get(name) is not higher:
                 self.register_metric(name, higher)
-        return self.log(model_name, ticker, notes=notes, metrics=custom, params=params, tags=tags,
-                        timestamp=timestamp, **core)
+        batch = Batch.from_records([rec])
+        if keep_returns:
+            batch.returns = [kept]
+        self._write(batch)
+        return rec.seed_dict()
+
+    def returns(self, record_id: int) -> pd.Series:
+        """The return series :meth:`log_backtest` kept for record ``record_id`` (the
+        ``record_id`` column of ``history(include_meta=True)``): float64, exactly as logged,
+        indexed by its UTC dates when it had them (else 0..n-1). A record without kept
+        returns is a :class:`ValidationError` naming ``record_id``."""
+        rid = int(check_count("record_id", record_id, 1))  # type: ignore[arg-type]
+        kept = self._ensure().returns([rid]).get(rid)
+        if kept is None:
+            raise ValidationError.of("record_id", f"record_id={rid} has no kept return series (log it "
+                                                  "with log_backtest(..., returns=...))")
+        return kept.series(name=rid)
+
+    def returns_frame(
+        self,
+        ticker: str | Sequence[str] | None = None,
+        model_name: str | Sequence[str] | None = None,
+        days_back: float | None = None,
+        since: Any = None,
+        until: Any = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        at_least: Mapping[str, float] | None = None,
+        at_most: Mapping[str, float] | None = None,
+    ) -> pd.DataFrame:
+        """The kept return series of the evaluations :meth:`history` finds with the same
+        filters, one column per evaluation (named by its ``record_id``, oldest first),
+        aligned on their dates (the union; NaN where one has no return), or, when any of them
+        was kept without dates, on their order (row i is each one's i-th period).
+        ``frame.attrs["model_name"]`` maps each column to its model. Evaluations without
+        kept returns are left out; none: an empty frame."""
+        import numpy as np
+        import pandas as pd
+
+        if not self._ensure().any_returns():
+            self._query(ticker, model_name, days_back, since, until, params, tags)  # still checked
+            frame = pd.DataFrame(index=pd.RangeIndex(0))
+            frame.attrs["model_name"] = {}
+            return frame
+        hist = self.history(ticker, model_name, days_back, since, until, include_meta=True,
+                            params=params, tags=tags, at_least=at_least, at_most=at_most)
+        hist = hist[hist["has_returns"]]
+        ids = [int(i) for i in hist["record_id"]]
+        kept = self._ensure().returns(ids)
+        ids = [i for i in ids if i in kept]
+        models = dict(zip(hist["record_id"].astype(int), hist["model_name"], strict=True))
+        dates = kept[ids[0]].dates if ids else None
+        # One calendar (a sweep): one index, the values side by side.
+        if dates is not None and all(kept[i].dates == dates for i in ids):
+            first = kept[ids[0]].series()
+            # One buffer, one row per evaluation, transposed: pandas keeps exactly this layout
+            # (a block is columns × rows), so nothing is copied column by column.
+            values = np.frombuffer(b"".join(kept[i].values for i in ids), dtype="<f8").reshape(len(ids), -1)
+            frame = pd.DataFrame(values.astype(np.float64).T, index=first.index, columns=ids)
+        elif not ids:
+            frame = pd.DataFrame(index=pd.RangeIndex(0))
+        elif all(kept[i].dates is not None for i in ids):
+            frame = pd.concat([kept[i].series(name=i) for i in ids], axis=1, join="outer", sort=True)
+        else:
+            frame = pd.DataFrame({i: pd.Series(kept[i].array()) for i in ids})
+        frame.attrs["model_name"] = {i: models[i] for i in ids}
+        return frame
 
     def sharpe_confidence(
         self, ticker: str, periods_per_year: float = 252, n_trials: int | None = None
@@ -561,10 +647,88 @@ class Ledger:
         from .stats.backtest import sharpe_confidence
 
         check_label("ticker", ticker)
+        hist = self.history(ticker=ticker)
         return sharpe_confidence(
-            self.history(ticker=ticker), periods_per_year=periods_per_year, n_trials=n_trials,
+            hist, periods_per_year=periods_per_year, n_trials=n_trials,
             unscored=self.unscored_trials(ticker),
+            effective=self.effective_trials(ticker) if n_trials is None and len(hist) > 1 else None,
         )
+
+    def effective_trials(self, ticker: str) -> tuple[float, int] | None:
+        """(N_eff, k): the effective number of independent trials among the k evaluations
+        on ``ticker`` with a Sharpe and a kept return series, from their correlations on their
+        common periods (:func:`perfledger.stats.trials.effective_trials`, the participation
+        ratio; docs/metrics.md); None when fewer than 2 such series share at least 3 periods
+        (or one is constant there), or when the series cannot be compared period by period:
+        different ``periods_per_year``, or series kept without dates of different lengths.
+        What the DSR of :meth:`sharpe_confidence` deflates by."""
+        import pandas as pd
+
+        from .stats.backtest import PERIODS_METRIC
+        from .stats.trials import effective_trials
+
+        check_label("ticker", ticker)
+        if not self._ensure().any_returns():
+            return None
+        hist = self.history(ticker=ticker, include_meta=True)
+        hist = hist[hist["sharpe"].notna() & hist["has_returns"]]
+        mixed = PERIODS_METRIC in hist.columns and hist[PERIODS_METRIC].nunique(dropna=False) > 1
+        if len(hist) < 2 or mixed:
+            return None
+        frame = self.returns_frame(ticker=ticker)
+        scored = set(hist["record_id"].astype(int))
+        frame = frame[[c for c in frame.columns if c in scored]]
+        if not isinstance(frame.index, pd.DatetimeIndex) and frame.notna().sum().nunique() > 1:
+            return None  # kept without dates, of different lengths: no period-by-period match
+        frame = frame.dropna()
+        if frame.shape[1] < 2 or frame.shape[0] < 3:
+            return None
+        try:
+            return effective_trials(frame.to_numpy()), int(frame.shape[1])
+        except ValidationError:
+            return None
+
+    def overfitting(
+        self,
+        ticker: str,
+        *,
+        model_name: str | Sequence[str] | None = None,
+        days_back: float | None = None,
+        since: Any = None,
+        until: Any = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        at_least: Mapping[str, float] | None = None,
+        at_most: Mapping[str, float] | None = None,
+        partitions: int = 16,
+        metric: str = "sharpe",
+        periods_per_year: float = 252,
+    ) -> Overfitting:
+        """The Probability of Backtest Overfitting of the evaluations on ``ticker`` that kept
+        their return series (filters as :meth:`history`), by combinatorially symmetric
+        cross-validation over their common periods (the dates every one of them has; or the
+        first periods of each, for series kept without dates) in ``partitions`` blocks (S,
+        even, 2..20; 16 by default: 12,870 splits), ``metric`` "sharpe" (or "sortino",
+        "mean", "total_return"). Returns :class:`perfledger.stats.overfitting.Overfitting`:
+        ``pbo``, the ``logits``, each split's winner in and out of sample and the degradation
+        line (``slope``, ``intercept``, ``r_squared``), ``prob_oos_loss``; its ``trials`` are
+        ``"<model_name>#<record_id>"``. Formulas and sources: docs/metrics.md.
+
+        Fewer than 2 such evaluations, or too few common periods for ``partitions``: one
+        :class:`ValidationError` line saying how many are needed."""
+        from .stats.overfitting import probability_of_backtest_overfitting
+
+        check_label("ticker", ticker)
+        frame = self.returns_frame(ticker, model_name, days_back, since, until, params=params, tags=tags,
+                                   at_least=at_least, at_most=at_most)
+        models = frame.attrs.pop("model_name", {})  # (pandas deep-copies attrs on every operation)
+        if frame.shape[1] < 2:
+            raise ValidationError.of(
+                "ticker", f"overfitting needs at least 2 evaluations on {ticker!r} with kept returns "
+                          f"(log_backtest(..., returns=...)); the filters found {frame.shape[1]}")
+        common = frame.dropna() if frame.isna().to_numpy().any() else frame
+        common = common.set_axis([f"{models[c]}#{c}" for c in frame.columns], axis=1)
+        return probability_of_backtest_overfitting(common, partitions, metric, periods_per_year)
 
     def unscored_trials(self, ticker: str) -> int:
         """How many trials on ``ticker`` ran but have no Sharpe: records tagged
@@ -608,7 +772,8 @@ class Ledger:
         "nightly"}`` keep records holding every given key with an equal value (params compare
         as JSON values: ``6`` matches ``6`` and ``6.0``, never ``"6"``; a tuple matches an
         array). ``limit`` keeps only the latest N rows. Every filter runs in the database.
-        ``include_meta=True`` adds ``params`` and ``tags`` columns (dicts).
+        ``include_meta=True`` adds ``params`` and ``tags`` columns (dicts), ``record_id``
+        and ``has_returns`` (whether :meth:`log_backtest` kept its return series).
         """
         query = self._query(ticker, model_name, days_back, since, until, params, tags,
                             at_least=check_bounds("at_least", at_least),
@@ -658,13 +823,22 @@ class Ledger:
         *,
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
+        include_returns: bool = False,
     ) -> list[dict[str, Any]]:
         """Whole records (the seed's dict plus ``metrics``, ``params``, ``tags``), oldest
         first, filtered in the database (``params``/``tags`` as in :meth:`history`): what
-        exports and imports need beyond history()."""
+        exports and imports need beyond history(). ``include_returns=True`` adds
+        ``returns``: the kept return series (a Series, as :meth:`returns` gives it) or None."""
         frame = self.history(ticker, model_name, days_back, since, until, include_meta=True,
                              params=params, tags=tags)
-        return records_from_frame(frame)
+        out = records_from_frame(frame)
+        if include_returns:
+            ids = frame["record_id"].to_numpy()[frame["has_returns"].to_numpy()].tolist()
+            kept = self._ensure().returns(ids)
+            for rec, rid in zip(out, frame["record_id"].tolist(), strict=True):
+                r = kept.get(int(rid))
+                rec["returns"] = None if r is None else r.series()
+        return out
 
     def best(self, ticker: str | None = None) -> dict[str, Any]:
         """The seed's best-models structure: ``{ticker: {"best_sharpe": {"model", "value",

@@ -32,6 +32,7 @@ COMMANDS = {
     "export": manage.export,
     "check": query.check,
     "decay": query.decay,
+    "overfit": query.overfit,
     "dashboard": manage.dashboard,
     "copy": manage.copy,
     "sync": manage.sync,

@@ -1,8 +1,10 @@
-"""Commands that read the ledger: history, best, tickers, models, leaderboard, check, decay, stats."""
+"""Commands that read the ledger: history, best, tickers, models, leaderboard, check, decay,
+overfit, stats."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import math
+from typing import Annotated, Any
 
 import typer
 
@@ -163,7 +165,8 @@ def leaderboard(
         board = led.leaderboard(ticker, metric=metric, days_back=days, params=params, tags=tags, by=by)
         conf = led.sharpe_confidence(ticker, n_trials=n_trials) if ticker is not None and plain else None
     if conf is not None and not board.empty:
-        extra = conf[["model_name", "sharpe", "psr", "dsr"]].rename(columns={"sharpe": "best_sharpe"})
+        extra = conf[["model_name", "sharpe", "psr", "dsr", "min_trl_years"]].rename(
+            columns={"sharpe": "best_sharpe"})
         board = board.merge(extra, on="model_name", how="left")
     if format_ != OutputFormat.table:
         print_frame(board, format_)
@@ -175,14 +178,18 @@ def leaderboard(
     cols = ["rank"] + (["ticker"] if ticker is None else []) + [group, "records"]
     cols += [c for c in (f"{metric}_mean", f"{metric}_std", f"{metric}_latest") if c in board.columns]
     if conf is not None:
-        cols += [c for c in ("best_sharpe", "psr", "dsr") if c in board.columns]
+        cols += [c for c in ("best_sharpe", "psr", "dsr", "min_trl_years") if c in board.columns]
     per = "" if by == "model" else f" per {group}"
     print_frame(board[cols], format_, title=f"Leaderboard by {metric}{per}")
     if conf is not None and len(conf):
+        n_eff = float(conf["n_effective"].iloc[0])
+        effective = (f"; they count as {n_eff:.1f} independent trial(s) given their kept returns"
+                     if math.isfinite(n_eff) else "")
         say(
             f"PSR: probability the true Sharpe > 0; DSR: the same against the best Sharpe expected "
             f"by luck from {int(conf['n_trials'].iloc[0])} trial(s) on {ticker} (every evaluation "
-            "with a Sharpe, or --n-trials)."
+            f"with a Sharpe, or --n-trials){effective}; min_trl_years: the track record needed for "
+            "PSR 0.95."
         )
 
 
@@ -320,3 +327,66 @@ _LABELS = {"cleared": "cleared (kept, restorable)", "schema_version": "schema ve
 def _csv_cell(value: object) -> str:
     text = "" if value is None else str(value)
     return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n\r') else text
+
+
+def overfit(
+    ctx: typer.Context,
+    ticker: Ticker,
+    model: ModelFilter = None,
+    param: ParamFilter = None,
+    tag: TagFilter = None,
+    partitions: Annotated[
+        int, whole("--partitions", "Blocks S the common periods are cut into (even, 2-20): C(S, S/2) splits.")
+    ] = 16,
+    days: Days = None,
+    format_: Format = OutputFormat.table,
+) -> None:
+    """Is the sweep overfit? The Probability of Backtest Overfitting (CSCV) over the evaluations
+    on a ticker that kept their returns (log_backtest), on the dates they all have.
+
+    PBO: the share of the C(S, S/2) in-sample/out-of-sample splits in which the configuration
+    best in sample ranks at or below the median out of sample (formulas: docs/metrics.md).
+
+    Example: perfledger overfit --ticker AAPL --tag run=sweep-3 --partitions 16
+    """
+    params, tags = label_filters(param, tag)
+    with library_errors():
+        result = open_ledger(ctx).overfitting(ticker, model_name=model, days_back=days, params=params,
+                                              tags=tags, partitions=partitions)
+    summary = overfit_summary(result)
+    if format_ == OutputFormat.json:
+        echo_json(summary)
+        return
+    rows = pd_frame([(k, v) for k, v in summary.items() if k != "verdict"])
+    print_frame(rows, format_, title=f"Probability of Backtest Overfitting on {ticker}")
+    if format_ == OutputFormat.table:
+        say(str(summary["verdict"]))
+
+
+def overfit_summary(result: Any) -> dict[str, Any]:
+    """The numbers of an :class:`~perfledger.stats.overfitting.Overfitting` people read, and
+    a verdict in plain words."""
+    pbo = float(result.pbo)
+    if pbo >= 0.5:
+        verdict = (f"Overfit: in {pbo:.0%} of the splits the in-sample winner did no better than "
+                   "the median configuration out of sample; the sweep's best backtest says little "
+                   "about how it will do live.")
+    elif pbo > 0.1:
+        verdict = (f"Some overfitting: in {pbo:.0%} of the splits the in-sample winner fell to or "
+                   "below the median out of sample; treat the best configuration's edge with care.")
+    else:
+        verdict = (f"Not overfit: the in-sample winner stayed above the median out of sample in "
+                   f"{1 - pbo:.0%} of the splits.")
+    return {
+        "pbo": pbo, "trials": int(result.n_trials), "periods": int(result.n_periods),
+        "partitions": int(result.partitions), "splits": int(result.n_splits),
+        "degradation_slope": float(result.slope), "degradation_intercept": float(result.intercept),
+        "degradation_r2": float(result.r_squared), "prob_oos_loss": float(result.prob_oos_loss),
+        "metric": str(result.metric), "verdict": verdict,
+    }
+
+
+def pd_frame(pairs: list[tuple[str, Any]]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(pairs, columns=["statistic", "value"]).astype({"value": object})

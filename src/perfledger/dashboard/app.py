@@ -1,7 +1,8 @@
-"""Layout of the Model Performance Dashboard: sidebar (filters, actions), then three tabs.
+"""Layout of the Model Performance Dashboard: sidebar (filters, actions), then four tabs.
 
 Each part lives in its own module: :mod:`.sidebar` (filters and the actions that write),
-:mod:`.views_performance`, :mod:`.views_best` and :mod:`.views_analytics` (one per tab).
+:mod:`.views_performance`, :mod:`.views_best`, :mod:`.views_analytics` and
+:mod:`.views_backtests` (one per tab).
 This module only puts them on the page, and explains an empty ledger. Only the selected
 tab is drawn: switching tabs reruns the page, so nobody waits for views they do not look at.
 Writes run as widget callbacks, and exist on the page only when :mod:`.access` allows them:
@@ -26,6 +27,7 @@ from .sidebar import (
     render_filters,
 )
 from .views_analytics import render_analytics
+from .views_backtests import render_backtests
 from .views_best import render_best_models
 from .views_performance import render_performance
 
@@ -34,7 +36,7 @@ ACCESS_HELP = (
     "unless started with --allow-writes, or writes are allowed for the users named in "
     "allow_writes_for (docs/deployment.md)."
 )
-TABS = ("📈 Performance Dashboard", "🏆 Best Models Summary", "📊 Quick Analytics")
+TABS = ("📈 Performance Dashboard", "🏆 Best Models Summary", "📊 Quick Analytics", "📉 Backtests")
 #: Session-state key of the selected tab (``st.session_state[TAB_KEY] = TABS[1]`` selects one).
 TAB_KEY = "view"
 FIRST_RUN_SNIPPET = """from memory.model_log import log_model_performance   # the seed's API
@@ -112,7 +114,7 @@ def main() -> None:
     # Only the selected tab runs (a tab switch reruns the script): the hidden tabs' queries,
     # figures and tables cost the first chart ~40% of the script run and most of the browser's
     # drawing (issue 23; docs/benchmarks.md).
-    perf, best, analytics = st.tabs(list(TABS), key=TAB_KEY, on_change="rerun")
+    perf, best, analytics, backtests = st.tabs(list(TABS), key=TAB_KEY, on_change="rerun")
     if perf.open:
         with perf:
             render_performance(location, state, filters, metric, dirs, decay)
@@ -122,4 +124,7 @@ def main() -> None:
     elif analytics.open:
         with analytics:
             render_analytics(location, state, stats, filters, metric, dirs, decay)
+    elif backtests.open:
+        with backtests:
+            render_backtests(location, state, filters)
     actions()

@@ -356,3 +356,60 @@ def param_comparison_figure(
     fig.update_yaxes(title=label, tickformat=plotly_tickformat(metric, data[metric].to_numpy(dtype=float)))
     fig.update_xaxes(title=name, type="category")
     return fig
+
+
+def curves_figure(curves: Mapping[str, pd.Series], *, title: str, kind: str,
+                  max_points: int = MAX_POINTS_PER_TRACE) -> go.Figure:
+    """One line per backtest (``curves``: label → a curve from :mod:`perfledger.stats.equity`,
+    indexed by dates or periods): ``kind`` "equity" (cumulative return) or "drawdown" (the
+    underwater curve, filled to 0). Each line is downsampled to the chart's point budget."""
+    if not curves:
+        return _empty_figure(title, "No kept return series for these filters")
+    budget = points_budget(len(curves), max_points)
+    fig = go.Figure()
+    for i, (name, curve) in enumerate(curves.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        dated = isinstance(curve.index, pd.DatetimeIndex)
+        x = (curve.index.as_unit("ns").asi8 if dated else np.asarray(curve.index)).astype(np.int64)
+        dx, dy = downsample(x, curve.to_numpy(dtype=float), budget)
+        fig.add_trace(go.Scatter(
+            x=_datetimes(dx) if dated else dx, y=dy, name=plain(name), mode="lines",
+            line={"color": colour, "width": 1.5}, fill="tozeroy" if kind == "drawdown" else None,
+            hovertemplate=f"<b>{plain(name)}</b><br>%{{x}}<br>{kind}: %{{y:.2%}}<extra></extra>",
+        ))
+    fig.update_layout(title=plain(title), height=360, **_LAYOUT)
+    fig.update_yaxes(title="cumulative return" if kind == "equity" else "drawdown", tickformat=".0%")
+    fig.update_xaxes(title=None)
+    return fig
+
+
+def logit_histogram_figure(logits: np.ndarray) -> go.Figure:
+    """The distribution of the CSCV logits λ: mass left of 0 is the PBO."""
+    fig = go.Figure(go.Histogram(x=logits, nbinsx=40, marker={"color": PALETTE[0]},
+                                 hovertemplate="λ %{x}<br>%{y} splits<extra></extra>"))
+    fig.add_vline(x=0, line={"color": PALETTE[1], "dash": "dash"})
+    fig.update_layout(title="Logits of the in-sample winner's out-of-sample rank (left of 0: overfit)",
+                      height=320, **_LAYOUT)
+    fig.update_xaxes(title="λ = logit of the relative rank out of sample")
+    fig.update_yaxes(title="splits")
+    return fig
+
+
+def is_oos_figure(is_perf: np.ndarray, oos_perf: np.ndarray, slope: float, intercept: float,
+                  metric: str, max_points: int = 2_000) -> go.Figure:
+    """Each split's winner: in-sample against out-of-sample metric, with the degradation line."""
+    step = max(1, int(np.ceil(is_perf.size / max_points)))
+    x, y = is_perf[::step], oos_perf[::step]
+    fig = go.Figure(go.Scattergl(x=x, y=y, mode="markers", marker={"size": 4, "color": PALETTE[0],
+                                                                   "opacity": 0.5},
+                                 name="splits", hovertemplate="IS %{x:.3f}<br>OOS %{y:.3f}<extra></extra>"))
+    if np.isfinite(slope) and x.size:
+        lx = np.array([float(is_perf.min()), float(is_perf.max())])
+        fig.add_trace(go.Scatter(x=lx, y=intercept + slope * lx, mode="lines", name="degradation line",
+                                 line={"color": PALETTE[1], "width": 2}))
+    label = metric_label(metric)
+    fig.update_layout(title=f"In-sample vs out-of-sample {label} of each split's winner", height=320,
+                      **_LAYOUT)
+    fig.update_xaxes(title=f"in-sample {label}")
+    fig.update_yaxes(title=f"out-of-sample {label}")
+    return fig

@@ -185,11 +185,32 @@ def decay(
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def sharpe_confidence(location: str, state: str, ticker: str) -> pd.DataFrame:
-    """PSR and DSR per model over the ticker's whole history: what ``Ledger.sharpe_confidence``
-    computes, from the same cached frame the Performance tab reads when no filter is set (so a
-    first render reads the ticker's history once, not twice)."""
+    """PSR, DSR and MinTRL per model over the ticker's whole history: what
+    ``Ledger.sharpe_confidence`` computes, from the same cached frame the Performance tab
+    reads when no filter is set (so a first render reads the ticker's history once, not
+    twice); the DSR deflated by the effective number of trials when return series are kept."""
+    led = get_ledger(location)
     return confidence_of(history(location, state, Filters(ticker=ticker)),
-                         unscored=get_ledger(location).unscored_trials(ticker))
+                         unscored=led.unscored_trials(ticker), effective=led.effective_trials(ticker))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def backtest_returns(location: str, state: str, filters: Filters) -> pd.DataFrame:
+    """The kept return series of the filtered evaluations (``Ledger.returns_frame``), one
+    column per evaluation, oldest first; ``attrs["model_name"]`` names each one's model."""
+    return get_ledger(location).returns_frame(**filters.history_kwargs())
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def overfitting(location: str, state: str, filters: Filters, partitions: int) -> Any:
+    """``Ledger.overfitting`` over the filtered evaluations, or the one-line reason it cannot
+    be computed (too few trials or common periods) as a string."""
+    from ..errors import ValidationError
+
+    try:
+        return get_ledger(location).overfitting(**filters.history_kwargs(), partitions=partitions)
+    except ValidationError as exc:
+        return str(exc)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -60,13 +60,15 @@ def with_confidence(view: pd.DataFrame, conf: pd.DataFrame) -> pd.DataFrame:
     a PSR."""
     if conf.empty or conf["psr"].notna().sum() == 0 or "Model" not in view.columns:
         return view
-    extra = conf[["model_name", "sharpe", "psr", "dsr"]].rename(
-        columns={"model_name": "Model", "sharpe": "Best Sharpe", "psr": "PSR", "dsr": "DSR"}
-    )
+    names = {"model_name": "Model", "sharpe": "Best Sharpe", "psr": "PSR", "dsr": "DSR",
+             "min_trl_years": "MinTRL (years)", "n_effective": "Effective trials"}
+    extra = conf[[c for c in names if c in conf.columns]].rename(columns=names)
+    if "Effective trials" in extra.columns and extra["Effective trials"].isna().all():
+        extra = extra.drop(columns="Effective trials")  # no kept returns: nothing to show
     out = view.merge(extra, on="Model", how="left")
     cols = list(view.columns)
     at = next((i + 1 for i, c in enumerate(cols) if c.endswith("(latest)")), len(cols))
-    return out[[*cols[:at], "Best Sharpe", "PSR", "DSR", *cols[at:]]]
+    return out[[*cols[:at], *[c for c in extra.columns if c != "Model"], *cols[at:]]]
 
 
 def confidence_note(conf: pd.DataFrame, ticker: str) -> tuple[str, str]:

@@ -9,7 +9,10 @@ the round trip is exact. Formats:
 * ``json``: a JSON array of seed records, ``metrics``/``params``/``tags`` when non-empty
   (the layout of ``model_performance.json``).
 * ``parquet``: ``timestamp`` as ``timestamp[us, UTC]``, metrics as float64, notes as text,
-  ``metrics``/``params``/``tags`` as JSON text.
+  ``metrics``/``params``/``tags`` as JSON text, and a backtest's kept return series
+  (schema v7) as ``returns`` (``list<double>``, null for a record without) with its dates as
+  ``returns_dates`` (``list<timestamp[us, UTC]>``, null when it has none): an import brings
+  them back exactly. The CSV and JSON layouts are the seed's mirrors', without returns.
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ def export_records(
         )
     path = Path(output).expanduser()
     refuse_ledger_file(led, path, "output")
-    records = led.records(ticker, model_name, days_back, params=params, tags=tags)
+    records = led.records(ticker, model_name, days_back, params=params, tags=tags,
+                          **({"include_returns": True} if fmt == "parquet" else {}))
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
         with open(path, "wb") as f:
@@ -88,6 +92,16 @@ def _write_parquet(records: list[dict[str, Any]], path: Path) -> None:
     columns["notes"] = pa.array([r["notes"] for r in records], pa.string())
     for k in ("metrics", "params", "tags"):
         columns[k] = pa.array([js(r.get(k)) for r in records], pa.string())
+    series = [r.get("returns") for r in records]
+    if any(s is not None for s in series):
+        import pandas as pd
+
+        columns["returns"] = pa.array([None if s is None else s.to_numpy() for s in series],
+                                      pa.list_(pa.float64()))
+        stamp = pa.timestamp("us", tz="UTC")
+        columns["returns_dates"] = pa.array(
+            [s.index.as_unit("us").asi8 if s is not None and isinstance(s.index, pd.DatetimeIndex)
+             else None for s in series], pa.list_(pa.int64())).cast(pa.list_(stamp))
     pq.write_table(pa.table(columns), path)
 
 

@@ -300,6 +300,8 @@ def import_rows(
             "params": keep["params"].tolist(),
             "tags": keep["tags"].tolist(),
         })
+        if "returns" in keep.columns:  # backtests' kept return series (a Parquet export's)
+            out["returns"] = keep["returns"].tolist()
         keys = [record_hash(full[i]) for i in np.flatnonzero(new)]
         # The keys are claimed in the insert's transaction (a unique column): concurrent
         # imports of the same rows store them once.

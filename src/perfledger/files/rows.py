@@ -25,7 +25,7 @@ from ..records.record import CORE_METRICS, SEED_FIELDS
 #: ``progress(stage, done, total)``: called as rows are read and stages complete.
 Progress = Callable[[str, int, int], None]
 
-KNOWN_FIELDS = (*SEED_FIELDS, "metrics", "params", "tags")
+KNOWN_FIELDS = (*SEED_FIELDS, "metrics", "params", "tags", "returns", "returns_dates")
 DICT_FIELDS = ("metrics", "params", "tags")
 FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -76,6 +76,23 @@ def _dict_cell(name: str, value: Any) -> tuple[dict[str, Any] | None, str | None
     return dict(value), None
 
 
+def _returns_cell(values: Any, dates: Any) -> tuple[Any, str | None]:
+    """A row's return series as it will be kept, or the problem with it."""
+    import pandas as pd
+
+    from ..records.kept_returns import keep_returns
+
+    try:
+        if dates is not None:
+            index = pd.DatetimeIndex(pd.to_datetime(list(dates), utc=True))
+            if len(index) != len(values):
+                return None, f"returns has {len(values)} values but {len(index)} dates"
+            return keep_returns(pd.Series(list(values), index=index, dtype=float)), None
+        return keep_returns(values), None
+    except (ValidationError, TypeError, ValueError) as exc:
+        return None, str(exc)
+
+
 def _normalise(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """One input row as the keys ``log_many`` takes; unknown keys become custom metrics."""
     row: dict[str, Any] = {}
@@ -100,6 +117,12 @@ def _normalise(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, 
         if msg:
             problems.append((key, msg))
         row[key] = d
+    # A backtest's return series (a Parquet export's list columns), dates alongside.
+    if raw.get("returns") is not None:
+        kept, msg = _returns_cell(raw.get("returns"), raw.get("returns_dates"))
+        if msg:
+            problems.append(("returns", msg))
+        row["returns"] = kept
     # Unknown keys are custom metrics; a blank or "Unnamed: 0" header is a pandas index column.
     extra = {k: v for k, v in raw.items()
              if k not in KNOWN_FIELDS and k and not str(k).startswith("Unnamed: ")}

@@ -186,6 +186,7 @@ def _take(batch: Batch, idx: Sequence[int]) -> Batch:
         metrics=[batch.metrics[i] for i in idx],
         params=[batch.params[i] for i in idx],
         tags=[batch.tags[i] for i in idx],
+        returns=None if batch.returns is None else [batch.returns[i] for i in idx],
     )
 
 

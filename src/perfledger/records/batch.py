@@ -19,6 +19,8 @@ from .timestamps import format_ts_many, parse_timestamp
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .kept_returns import KeptReturns
+
 
 #: Batches larger than this aggregate with pandas group-bys, smaller ones in plain Python.
 _FRAME_FROM = 256
@@ -36,6 +38,9 @@ class Batch:
     metrics: list[dict[str, float]]
     params: list[dict[str, Any]]
     tags: list[dict[str, str]]
+    #: Each record's kept return series (None: it has none); None for a batch without any
+    #: (:mod:`.kept_returns`, stored in ``pl_returns``).
+    returns: list[KeptReturns | None] | None = None
     #: The validated frame a bulk load came from: the mirrors' Arrow columns are built from
     #: its arrays rather than from the lists above (no Python object per value).
     frame: pd.DataFrame | None = field(default=None, repr=False, compare=False)
@@ -93,6 +98,8 @@ class Batch:
             metrics=frame["metrics"].tolist(),
             params=frame["params"].tolist(),
             tags=frame["tags"].tolist(),
+            returns=(frame["returns"].tolist() if "returns" in frame.columns
+                     and frame["returns"].notna().any() else None),
             frame=frame,
         )
 

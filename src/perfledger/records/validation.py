@@ -270,7 +270,7 @@ def validate_frame(frame: pd.DataFrame, *, max_listed: int = 50) -> pd.DataFrame
     if dup := list(dict.fromkeys(frame.columns[frame.columns.duplicated()])):
         raise ValidationError(f"the batch has duplicated column(s) {', '.join(map(repr, dup))}; give "
                               "each column once", [(None, str(c), "duplicated column") for c in dup])
-    unknown = [c for c in frame.columns if c not in (*SEED_FIELDS, "metrics", "params", "tags")]
+    unknown = [c for c in frame.columns if c not in (*SEED_FIELDS, "metrics", "params", "tags", "returns")]
     for col in ("model_name", "ticker"):
         if col not in frame.columns:
             raise ValidationError(f"the batch has no {col!r} column", [(None, col, "missing")])
@@ -358,6 +358,20 @@ def validate_frame(frame: pd.DataFrame, *, max_listed: int = 50) -> pd.DataFrame
                 cleaned.append({})
         out[col] = cleaned
 
+    if "returns" in frame.columns:  # a backtest's return series, kept (records.kept_returns)
+        from .kept_returns import KeptReturns, keep_returns
+
+        kept: list[KeptReturns | None] = []
+        for pos, v in enumerate(frame["returns"].tolist()):
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                kept.append(None)
+                continue
+            try:
+                kept.append(v if isinstance(v, KeptReturns) else keep_returns(v))
+            except (ValidationError, TypeError) as exc:
+                problems.append((index[pos], "returns", str(exc)))
+                kept.append(None)
+        out["returns"] = kept
     if unknown:  # a custom metric given as a column and inside metrics: which one is meant?
         for pos, base in enumerate(out["metrics"].tolist()):
             for name in unknown:

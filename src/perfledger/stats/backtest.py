@@ -27,6 +27,8 @@ from .returns import (
     from_returns,
     probabilistic_sharpe_ratio,
 )
+from .track_record import min_track_record_length
+from .trials import expected_max_sharpe_effective
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,9 +55,11 @@ UNSCORED_STATES: tuple[str, ...] = ("pruned", "failed")
 
 CONFIDENCE_COLUMNS = [
     "model_name", "timestamp", "sharpe", "periods_per_year", "sharpe_per_period", "n_periods",
-    "skew", "kurtosis", "psr", "psr_source", "n_trials", "sr0_annualised", "sr0_per_period", "dsr",
-    "dsr_reason",
+    "skew", "kurtosis", "psr", "psr_source", "n_trials", "n_effective", "sr0_annualised",
+    "sr0_per_period", "dsr", "dsr_reason", "min_trl_periods", "min_trl_years",
 ]
+#: The confidence at which the minimum track record length is stated (PSR >= 0.95 against 0).
+MIN_TRL_CONFIDENCE = 0.95
 
 
 def backtest_metrics(
@@ -88,7 +92,7 @@ def _num(row: Mapping[str, Any], name: str) -> float:
 
 def sharpe_confidence(
     history: pd.DataFrame, periods_per_year: float = 252, n_trials: int | None = None,
-    unscored: int = 0,
+    unscored: int = 0, effective: tuple[float, int] | None = None,
 ) -> pd.DataFrame:
     """One row per model in ``history`` (one ticker's): its best Sharpe, PSR and Deflated
     Sharpe Ratio, deflated by *every* trial.
@@ -118,6 +122,16 @@ def sharpe_confidence(
       equal to ``psr`` when N = 1. NaN when it cannot be computed, never a favourable guess:
       ``dsr_reason`` then says why (no ``n_periods``; N > 1 but fewer than 2 logged Sharpes to
       estimate V from; skew and kurtosis leaving no positive variance). Empty otherwise.
+    * ``effective`` = (N_eff, k): the effective number of independent trials
+      (:func:`perfledger.stats.trials.effective_trials`) of the k logged trials whose return
+      series were kept, aligned on their common periods. Without ``n_trials``, the DSR's N
+      is then N_eff + (N − k) (the trials without a kept series counted as independent) and
+      SR₀ uses the real-valued formula (:func:`~.trials.expected_max_sharpe_effective`);
+      ``n_effective`` shows that N (NaN without ``effective``, or when ``n_trials`` overrides).
+    * ``min_trl_periods``/``min_trl_years``: the minimum track record length of the row's
+      best record (Bailey & López de Prado 2012, :mod:`.track_record`) for a PSR of
+      :data:`MIN_TRL_CONFIDENCE` against a Sharpe of 0, with its skew/kurtosis: compare with
+      ``n_periods``. inf when the Sharpe is not positive.
 
     Sorted by Sharpe, best first.
     """
@@ -137,8 +151,13 @@ def sharpe_confidence(
     n = tried if n_trials is None else check_n_trials(n_trials, at_least=tried)
     annual = hist["sharpe"].to_numpy(dtype=float)
     variance = float(np.var(annual, ddof=1)) if logged > 1 else math.nan
+    n_eff = math.nan
+    if effective is not None and n_trials is None and logged > 1:
+        n_eff = min(max(float(effective[0]) + (n - int(effective[1])), 1.0), float(n))
     if n == 1:
         sr0, why = 0.0, ""
+    elif math.isfinite(n_eff):
+        sr0, why = expected_max_sharpe_effective(n_eff, variance), ""
     elif logged < 2:
         sr0 = math.nan
         why = (f"n_trials={n} but only {logged} trial logged: the variance of the trials' Sharpes "
@@ -149,7 +168,8 @@ def sharpe_confidence(
     best = hist.sort_values("sharpe", ascending=False, kind="stable").drop_duplicates(
         "model_name", keep="first"
     )
-    rows = [_confidence_row(rec, default_ppy, n, sr0, why) for rec in best.to_dict("records")]
+    rows = [_confidence_row(rec, default_ppy, n, sr0, why) | {"n_effective": n_eff}
+            for rec in best.to_dict("records")]
     return pd.DataFrame(rows, columns=CONFIDENCE_COLUMNS).reset_index(drop=True)
 
 
@@ -173,6 +193,7 @@ def _confidence_row(
         psr = probabilistic_sharpe_ratio(sr, t, skew, kurt)
         source = "computed" if math.isfinite(psr) else ""
     sr0_pp = sr0 / math.sqrt(ppy)
+    trl = min_track_record_length(sr, skew, kurt, 0.0, MIN_TRL_CONFIDENCE, ppy)
     if not (t >= 2):
         dsr, why = math.nan, "no n_periods (at least 2) on its best record: log it with log_backtest"
     elif n == 1:
@@ -188,4 +209,5 @@ def _confidence_row(
         "periods_per_year": ppy, "sharpe_per_period": sr, "n_periods": t, "skew": skew,
         "kurtosis": kurt, "psr": psr, "psr_source": source, "n_trials": n,
         "sr0_annualised": sr0, "sr0_per_period": sr0_pp, "dsr": dsr, "dsr_reason": why,
+        "min_trl_periods": trl.periods, "min_trl_years": trl.years,
     }

@@ -24,13 +24,14 @@ def empty_history(query: HistoryQuery) -> HistoryRows:
     """No rows, with the columns (and types) a history query returns."""
     import pyarrow as pa
 
-    fields: list[tuple[str, Any]] = [("ts", pa.int64())]
+    fields: list[tuple[str, Any]] = [("id", pa.int64())] if query.include_meta else []
+    fields.append(("ts", pa.int64()))
     if len(query.tickers) != 1:
         fields.append(("ticker", pa.string()))
     fields += [("model_name", pa.string()), *((m, pa.float64()) for m in CORE_METRICS),
                ("notes", pa.string())]
     if query.include_meta:
-        fields += [("params", pa.string()), ("tags", pa.string())]
+        fields += [("params", pa.string()), ("tags", pa.string()), ("has_returns", pa.int64())]
     return HistoryRows(pa.schema(fields).empty_table())
 
 

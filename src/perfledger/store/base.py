@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from ..records.batch import Batch
+    from ..records.kept_returns import KeptReturns
     from ..records.labels import Grouping
 
 log = logging.getLogger("perfledger")
@@ -286,6 +287,15 @@ class Store(ABC):
     def metric_tails(self, query: TailQuery) -> pa.Table:
         """Each pair's ``keep`` newest non-null values of ``query.metric`` within the filters:
         ``ticker, model_name, ts`` (UTC microseconds), ``id``, ``value``; rows in any order."""
+
+    def returns(self, ids: Sequence[int]) -> dict[int, KeptReturns]:
+        """The return series kept for the records ``ids`` (those that kept one), by id."""
+        return {}
+
+    def any_returns(self) -> bool:
+        """Whether any record keeps a return series (one index probe: views that need them
+        skip every other read when none does)."""
+        return False
 
     @abstractmethod
     def stats(self) -> Mapping[str, Any]:

@@ -137,6 +137,14 @@ def _v6_cleared(conn: sa.Connection) -> None:
         table.create(conn)
 
 
+def _v7_returns(conn: sa.Connection) -> None:
+    """A backtest's per-period returns are kept: ``pl_returns`` (one row per record that kept
+    a series: its values and dates as bytes) and ``pl_cleared_returns`` (those of cleared
+    records, until purged). Records logged before v7 have none: both start empty."""
+    for table in T.RETURNS_TABLES:
+        table.create(conn)
+
+
 #: Every migration, in order; a new one is appended with the next version number.
 MIGRATIONS: list[Migration] = [
     Migration(2, "params and tags as JSONB on PostgreSQL", None),
@@ -146,6 +154,7 @@ MIGRATIONS: list[Migration] = [
     Migration(5, "index (model_name, ticker, ts, id) for the latest values per pair", _v5_pair_index),
     Migration(6, "cleared records kept until purged (pl_cleared, pl_cleared_records, pl_cleared_extra)",
               _v6_cleared),
+    Migration(7, "backtests' return series kept (pl_returns, pl_cleared_returns)", _v7_returns),
 ]
 
 

@@ -28,7 +28,8 @@ log = logging.getLogger("perfledger")
 
 #: Tables that hold no record and may be recreated empty (what they held is lost).
 _RECREATED_EMPTY = ("pl_metric_defs", "pl_import_keys", "pl_cleared", "pl_cleared_records",
-                    "pl_cleared_extra", "pl_extra")
+                    "pl_cleared_extra", "pl_extra", "pl_returns",
+                    "pl_cleared_returns")
 
 
 def repair_schema(engine: sa.Engine, where: str, tables: Sequence[sa.Table], steps: EngineSteps,

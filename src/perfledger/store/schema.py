@@ -20,6 +20,9 @@ up to date *in the same transaction* as each insert, so that the questions users
 * ``pl_cleared``, ``pl_cleared_records``, ``pl_cleared_extra`` (schema v6): records a clear
   took out of the ledger, kept until purged so that the clear can be undone. They are not
   records of the ledger: no read but ``restore``/``purge``/``stats`` looks at them.
+* ``pl_returns``   (schema v7) a backtest's per-period return series, one row per record that
+  kept one: its length, its float64 values and (when it had them) its dates, as bytes
+  (:mod:`perfledger.records.kept_returns`); ``pl_cleared_returns`` keeps those of cleared records.
 
 Tables are prefixed ``pl_`` so a ledger can live in a team's existing database.
 """
@@ -193,9 +196,34 @@ cleared_extra = sa.Table(
     sa.Column("value", sa.Float, nullable=False),
 )
 
-#: The tables that hold what a clear kept (schema v6).
+#: A backtest's return series (schema v7): ``n`` periods, ``vals`` their little-endian
+#: float64 bytes, ``dates`` their little-endian int64 UTC microseconds (NULL: order only).
+#: A side table, not columns of pl_records: history() and every other read of the records
+#: never carry these bytes, and records without returns cost nothing.
+returns = sa.Table(
+    "pl_returns",
+    metadata,
+    sa.Column("record_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("n", sa.BigInteger, nullable=False),
+    sa.Column("vals", sa.LargeBinary, nullable=False),
+    sa.Column("dates", sa.LargeBinary),
+)
+
+#: The return series of each clear's records (schema v7).
+cleared_returns = sa.Table(
+    "pl_cleared_returns",
+    metadata,
+    sa.Column("clear_id", sa.BigInteger, primary_key=True),
+    sa.Column("record_id", sa.BigInteger, primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+    sa.Column("vals", sa.LargeBinary, nullable=False),
+    sa.Column("dates", sa.LargeBinary),
+)
+
+#: The tables that hold what a clear kept (schema v6; their returns: v7).
 CLEARED_TABLES = (cleared, cleared_records, cleared_extra)
+RETURNS_TABLES = (returns, cleared_returns)
 
 #: The tables every store has; an engine's store adds its own (SQLite: ``pl_record_labels``).
 COMMON_TABLES = (records, extra, metric_defs, best, summary, pairs, meta, import_keys, labels,
-                 *CLEARED_TABLES)
+                 *CLEARED_TABLES, *RETURNS_TABLES)

@@ -57,6 +57,7 @@ from .writes import SQLReadTx, SQLWriteTx
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from ..records.kept_returns import KeptReturns
     from ..records.labels import Grouping
     from .migrations import EngineSteps
 
@@ -379,13 +380,16 @@ class SQLStore(Store):
         order = "ORDER BY r.ts DESC, r.id DESC" if query.limit else "ORDER BY r.ts, r.id"
         # As JSON text on every engine (PostgreSQL keeps them as JSONB; its driver would
         # otherwise hand back dicts).
+        # With the meta: the record's id and whether it kept a return series (pl_returns).
         meta_cols = (
-            ", CAST(r.params AS TEXT) AS params, CAST(r.tags AS TEXT) AS tags" if query.include_meta else ""
+            ", CAST(r.params AS TEXT) AS params, CAST(r.tags AS TEXT) AS tags, CASE WHEN EXISTS "
+            "(SELECT 1 FROM pl_returns k WHERE k.record_id = r.id) THEN 1 ELSE 0 END AS has_returns"
+            if query.include_meta else ""
         )
         # One ticker asked for: every row holds it, so it is not fetched row by row.
         ticker_col = "" if len(query.tickers) == 1 else "r.ticker, "
-        # Record ids are only needed to line custom metrics up with their rows.
-        id_col = "r.id, " if has_extras else ""
+        # Record ids line custom metrics up with their rows (and are shown with the meta).
+        id_col = "r.id, " if has_extras or query.include_meta else ""
         sql = (
             f"SELECT {id_col}r.ts, {ticker_col}r.model_name, "
             f"{', '.join('r.' + m for m in CORE_METRICS)}, r.notes{meta_cols} "
@@ -394,7 +398,10 @@ class SQLStore(Store):
         import pyarrow as pa  # here, not at import: a write or a small read needs no Arrow
 
         # History's metric columns are float64 even when every value read is NULL.
-        records = self._table(sql, src.params, {m: pa.float64() for m in CORE_METRICS})
+        metric_types = {m: pa.float64() for m in CORE_METRICS}
+        meta_types = {"id": pa.int64(), "has_returns": pa.int64()}
+        types = {**metric_types, **meta_types} if query.include_meta else metric_types
+        records = self._table(sql, src.params, types)
         extras = None
         if records.num_rows and has_extras:
             if query.limit:
@@ -406,6 +413,30 @@ class SQLStore(Store):
                              f"JOIN pl_extra e ON e.record_id = r.id WHERE {src.where}")
             extras = self._table(extra_sql, src.params, {"value": pa.float64()})
         return HistoryRows(records, extras)
+
+    def returns(self, ids: Sequence[int]) -> dict[int, KeptReturns]:
+        if self.absent or not ids:
+            return {}
+        from ..records.kept_returns import KeptReturns
+
+        t = T.returns
+        wanted = sorted({int(i) for i in ids})
+
+        def read(conn: sa.Connection) -> dict[int, KeptReturns]:
+            out: dict[int, KeptReturns] = {}
+            for k in range(0, len(wanted), 500):
+                stmt = sa.select(t.c.record_id, t.c.n, t.c.vals, t.c.dates).where(
+                    t.c.record_id.in_(wanted[k: k + 500]))
+                for rid, n, v, d in conn.execute(stmt):
+                    out[int(rid)] = KeptReturns(int(n), bytes(v), None if d is None else bytes(d))
+            return out
+
+        return self._read(read)
+
+    def any_returns(self) -> bool:
+        if self.absent:
+            return False
+        return self._read(lambda c: c.execute(sa.select(T.returns.c.record_id).limit(1)).first() is not None)
 
     def count(self, query: HistoryQuery) -> int:
         if self.absent:

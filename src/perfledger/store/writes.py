@@ -32,11 +32,13 @@ from .upserts import AGGREGATES, LABELS, META, InsertFactory
 
 if TYPE_CHECKING:
     from ..records.batch import Batch
+    from ..records.kept_returns import KeptReturns
 
 #: The columns of a record row, in the order the positional insert takes them.
 RECORD_COLUMNS = ("id", "ticker", "model_name", "ts", *CORE_METRICS, "notes", "params", "tags")
 _EXTRA_COLUMNS = ("record_id", "name", "value")
 _LINK_COLUMNS = ("record_id", "label_id")
+_RETURNS_COLUMNS = ("record_id", "n", "vals", "dates")
 
 
 class Statements:
@@ -53,6 +55,7 @@ class Statements:
         self.insert_records = _positional(T.records, RECORD_COLUMNS, positional)
         self.insert_extra = _positional(T.extra, _EXTRA_COLUMNS, positional)
         self.insert_links = _positional(T.record_labels, _LINK_COLUMNS, positional)
+        self.insert_returns = _positional(T.returns, _RETURNS_COLUMNS, positional)
         # The reads a writer makes on every write (the mirrors' state, the last id).
         self.get_meta = _compile(sa.select(T.meta.c.value).where(T.meta.c.key == sa.bindparam("key")),
                                  named, ())
@@ -130,6 +133,7 @@ class SQLReadTx(ReadTx):
                 extras: dict[int, dict[str, float]] = {}
                 for rid, name, value in self.conn.execute(extra, {"a": ids[0], "b": ids[-1]}):
                     extras.setdefault(rid, {})[name] = value
+                kept = _kept_returns(self.conn, T.returns, ids)
             c = list(zip(*rows, strict=True))
             k = 4 + len(CORE_METRICS)
             yield ids, Batch(
@@ -141,6 +145,7 @@ class SQLReadTx(ReadTx):
                 metrics=[extras.get(rid, {}) for rid in ids],
                 params=[json.loads(p) if p else {} for p in c[k + 1]],
                 tags=[json.loads(t) if t else {} for t in c[k + 2]],
+                returns=[kept.get(rid) for rid in ids] if kept else None,
             )
             last = ids[-1]
 
@@ -149,7 +154,8 @@ class SQLWriteTx(SQLReadTx, WriteTx):
     """A write transaction on a connection the store opened with its write lock."""
 
     #: The tables a clear empties (an engine adds its own).
-    CLEARED: tuple[sa.Table, ...] = (T.records, T.extra, T.best, T.summary, T.pairs, T.import_keys, T.labels)
+    CLEARED: tuple[sa.Table, ...] = (T.records, T.extra, T.best, T.summary, T.pairs, T.import_keys, T.labels,
+                                     T.returns)
     #: The tables derived from the records (:meth:`recompute` rebuilds them; an engine adds its own).
     DERIVED: tuple[sa.Table, ...] = (T.best, T.summary, T.pairs, T.labels)
 
@@ -230,6 +236,11 @@ class SQLWriteTx(SQLReadTx, WriteTx):
                       for pos, d in enumerate(batch.metrics) for name, value in d.items()]
         if extra_rows:
             self._execute(self._st.insert_extra, extra_rows)
+        if batch.returns is not None:
+            kept_rows = [(ids[pos], r.n, r.values, r.dates)
+                         for pos, r in enumerate(batch.returns) if r is not None]
+            if kept_rows:
+                self._execute(self._st.insert_returns, kept_rows)
         self.add_labels(ids, batch.params, batch.tags, rebuild=rebuild)
         changed = self._merge(batch, ids)
         return Inserted(ids, changed)
@@ -339,6 +350,9 @@ class SQLWriteTx(SQLReadTx, WriteTx):
             conn.execute(sa.insert(T.cleared_extra).from_select(
                 ["clear_id", "record_id", "name", "value"],
                 sa.select(sa.literal(clear_id, sa.BigInteger), *T.extra.c)))
+            conn.execute(sa.insert(T.cleared_returns).from_select(
+                ["clear_id", "record_id", "n", "vals", "dates"],
+                sa.select(sa.literal(clear_id, sa.BigInteger), *T.returns.c)))
         for table in self.CLEARED:
             conn.execute(sa.delete(table))
         self._bump_generation()
@@ -363,9 +377,12 @@ class SQLWriteTx(SQLReadTx, WriteTx):
             for cid, rid in keys:  # each clear's id range in this chunk (ids ascend within one)
                 spans.setdefault(cid, [rid, rid])[1] = rid
             extras: dict[tuple[int, int], dict[str, float]] = {}
+            kept: dict[tuple[int, int], KeptReturns] = {}
             for cid, (lo, hi) in spans.items():
                 for rid, name, value in self.conn.execute(extra, {"c": cid, "a": lo, "b": hi}):
                     extras.setdefault((cid, rid), {})[name] = value
+                for rid, r in _kept_returns(self.conn, T.cleared_returns, (lo, hi), clear_id=cid).items():
+                    kept[(cid, rid)] = r
             c = list(zip(*rows, strict=True))
             k = 5 + len(CORE_METRICS)
             yield Batch(
@@ -377,6 +394,7 @@ class SQLWriteTx(SQLReadTx, WriteTx):
                 metrics=[extras.get(key, {}) for key in keys],
                 params=[json.loads(p) if p else {} for p in c[k + 1]],
                 tags=[json.loads(t) if t else {} for t in c[k + 2]],
+                returns=[kept.get(key) for key in keys] if kept else None,
             )
             last = keys[-1]
 
@@ -394,6 +412,7 @@ class SQLWriteTx(SQLReadTx, WriteTx):
         for i in range(0, len(ids), 500):
             part = ids[i: i + 500]
             conn.execute(sa.delete(T.cleared_extra).where(T.cleared_extra.c.clear_id.in_(part)))
+            conn.execute(sa.delete(T.cleared_returns).where(T.cleared_returns.c.clear_id.in_(part)))
             conn.execute(sa.delete(T.cleared_records).where(T.cleared_records.c.clear_id.in_(part)))
             conn.execute(sa.delete(T.cleared).where(T.cleared.c.id.in_(part)))
         self._bump_generation()
@@ -410,6 +429,20 @@ class SQLWriteTx(SQLReadTx, WriteTx):
         """Change ``stats()["state"]`` for a change the record count and ids do not show."""
         gen = int(self.get_meta("generation") or 0) + 1
         self.set_meta("generation", str(gen))
+
+
+def _kept_returns(conn: sa.Connection, table: sa.Table, ids: Sequence[int],
+                  clear_id: int | None = None) -> dict[int, KeptReturns]:
+    """The return series kept for the records whose ids span ``ids[0]..ids[-1]`` (in
+    ``table``: ``pl_returns``, or ``pl_cleared_returns`` of clear ``clear_id``), by record id."""
+    from ..records.kept_returns import KeptReturns
+
+    stmt = sa.select(table.c.record_id, table.c.n, table.c.vals, table.c.dates).where(
+        table.c.record_id >= ids[0], table.c.record_id <= ids[-1])
+    if clear_id is not None:
+        stmt = stmt.where(table.c.clear_id == clear_id)
+    return {rid: KeptReturns(int(n), bytes(v), None if d is None else bytes(d))
+            for rid, n, v, d in conn.execute(stmt)}
 
 
 #: From this many rows, a bulk load into a table no larger builds its indexes afterwards.

@@ -179,7 +179,7 @@ class PgWriteTx(SQLWriteTx):
         return sorted(r[0] for r in rows)
 
     def insert(self, batch: Batch) -> Inserted:
-        if len(batch) != 1:
+        if len(batch) != 1 or batch.returns is not None:  # a kept return series: its own row
             return super().insert(batch)
         custom = batch.metrics[0]
         # Core metrics' directions are fixed (their names cannot be registered): the

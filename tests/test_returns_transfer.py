@@ -1,0 +1,106 @@
+"""Kept return series travel with their records: a Parquet export carries them (an import
+brings them back exactly), ``sync`` carries them, ``log_many`` takes them; the seed's JSON and
+CSV mirrors and exports stay exactly seed-shaped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from perfledger import Ledger, ValidationError
+from perfledger.files.exporter import export_records
+from perfledger.files.importer import import_file
+
+
+def _daily(seed: int, n: int = 120) -> pd.Series:
+    rng = np.random.default_rng(seed)
+    return pd.Series(rng.normal(0.0003, 0.01, n), index=pd.bdate_range("2019-01-01", periods=n, tz="UTC"))
+
+
+def _fill(led: Ledger) -> dict[str, pd.Series]:
+    kept = {"Dated": _daily(1), "Ordered": pd.Series([0.01, -0.02, 0.005, 1e-17])}
+    led.log_backtest("Dated", "AAPL", kept["Dated"], tags={"run": "s1"})
+    led.log_backtest("Ordered", "AAPL", kept["Ordered"].tolist(), tags={"run": "s1"})
+    led.log("Plain", "AAPL", sharpe=1.2)
+    return kept
+
+
+def _by_model(led: Ledger) -> dict[str, pd.Series]:
+    hist = led.history(include_meta=True)
+    return {m: led.returns(int(r)) for m, r, h in
+            zip(hist["model_name"], hist["record_id"], hist["has_returns"], strict=True) if h}
+
+
+def _same(a: pd.Series, b: pd.Series) -> bool:
+    return a.to_numpy().tobytes() == b.to_numpy().tobytes() and list(a.index) == list(b.index)
+
+
+def test_a_parquet_export_carries_the_returns_and_an_import_brings_them_back(
+    any_ledger: Ledger, tmp_path: Path
+) -> None:
+    kept = _fill(any_ledger)
+    out = tmp_path / "x.parquet"
+    assert export_records(any_ledger, "parquet", out) == 3
+    table = pq.read_table(out)
+    assert table.schema.field("returns").type == pa.list_(pa.float64())
+    rows = {r["model_name"]: r for r in table.to_pylist()}
+    assert rows["Plain"]["returns"] is None and rows["Ordered"]["returns_dates"] is None
+    assert rows["Ordered"]["returns"] == kept["Ordered"].tolist()
+    target = Ledger(tmp_path / "imported")
+    assert import_file(target, out).imported == 3
+    got = _by_model(target)
+    assert set(got) == {"Dated", "Ordered"}
+    assert _same(got["Dated"], kept["Dated"]) and _same(got["Ordered"], kept["Ordered"])
+    again = import_file(target, out)  # the round trip is exact: duplicates, nothing added
+    assert again.imported == 0 and again.duplicates == 3
+    target.close()
+
+
+def test_a_bad_series_in_a_parquet_file_is_rejected_by_name(ledger: Ledger, tmp_path: Path) -> None:
+    path = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({
+        "timestamp": ["2024-01-02T00:00:00+00:00"], "ticker": ["AAPL"], "model_name": ["M"],
+        "returns": pa.array([[0.01, float("nan")]], pa.list_(pa.float64())),
+    }), path)
+    report = import_file(ledger, path)
+    assert report.imported == 0 and [r.field for r in report.rejected] == ["returns"]
+    assert ledger.history().empty
+
+
+def test_sync_carries_the_returns(ledger: Ledger, pg_ledger: Ledger) -> None:
+    kept = _fill(ledger)
+    assert ledger.sync(pg_ledger).new == 3
+    got = _by_model(pg_ledger)
+    assert _same(got["Dated"], kept["Dated"]) and _same(got["Ordered"], kept["Ordered"])
+    assert pg_ledger.returns_frame(tags={"run": "s1"}).shape[1] == 2
+
+
+def test_log_many_takes_a_returns_column(any_ledger: Ledger) -> None:
+    r = _daily(3, 30)
+    any_ledger.log_many(pd.DataFrame({"ticker": ["AAPL", "AAPL"], "model_name": ["A", "B"],
+                                      "sharpe": [1.0, 2.0], "returns": [r, None]}))
+    got = _by_model(any_ledger)
+    assert list(got) == ["A"] and _same(got["A"], r)
+    with pytest.raises(ValidationError, match="returns"):
+        any_ledger.log_many([{"ticker": "AAPL", "model_name": "C", "returns": [0.1]}])
+    assert len(any_ledger.history()) == 2
+
+
+def test_the_mirrors_and_the_json_and_csv_exports_stay_seed_shaped(ledger: Ledger, tmp_path: Path) -> None:
+    _fill(ledger)
+    assert ledger.directory is not None
+    mirror = json.loads((ledger.directory / "model_performance.json").read_text())
+    assert all("returns" not in r for r in mirror)
+    header = (ledger.directory / "model_performance.csv").read_text().splitlines()[0]
+    assert "returns" not in header
+    export_records(ledger, "json", tmp_path / "x.json")
+    export_records(ledger, "csv", tmp_path / "x.csv")
+    assert all("returns" not in r for r in json.loads((tmp_path / "x.json").read_text()))
+    assert "returns" not in (tmp_path / "x.csv").read_text().splitlines()[0]
+    assert all("returns" not in r for r in ledger.records())
