@@ -140,6 +140,16 @@ def expect_decay(run: Run) -> None:
     assert len(flagged) == 1 and all(name in flagged[0] for name in DECAYING)
 
 
+def expect_overfit(run: Run) -> None:
+    """README: the sample's sweep (40 configurations, tag run=sweep-3) is really overfit."""
+    assert run.done.returncode == 0
+    cells = [line.strip("│ ").split("│")[:2] for line in run.done.stdout.splitlines() if line.startswith("│")]
+    rows = {name.strip(): value.strip() for name, value in cells}
+    assert float(rows["pbo"]) > 0.5
+    assert int(rows["trials"]) == 40
+    assert "Overfit:" in run.done.stdout
+
+
 def expect_copied(run: Run) -> None:
     assert run.done.returncode == 0 and run.done.stdout.strip()
     assert len(Ledger(run.pg).history()) == len(_rows(run))
@@ -210,6 +220,7 @@ EXPECT: dict[str, Expect] = {
     "perfledger check --ticker AAPL --model LSTM_v1 --metric sharpe --min 1.0 --days 30":
         Expect(expect_check),
     "perfledger decay --metric sharpe --recent 20 --alpha 0.01": Expect(expect_decay),
+    "perfledger overfit --ticker AAPL --tag run=sweep-3": Expect(expect_overfit),
     "perfledger copy --to postgresql+psycopg://me@db-host/ledger": Expect(expect_copied, postgres=True),
     "perfledger clear --yes": Expect(expect_clear),
     "perfledger purge --older-than 30d --yes": Expect(expect_purge),
