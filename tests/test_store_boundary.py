@@ -290,3 +290,21 @@ def test_a_reader_that_may_only_read_never_fails_while_the_owner_opens_and_close
         proc.wait(timeout=60)
         store.dispose()
     assert proc.returncode == 0 and reads > 20
+
+
+def test_a_cell_the_driver_cannot_read_back_is_a_damaged_file(tmp_path: Path) -> None:
+    """Bytes in a text cell that are not UTF-8 (a damaged page, another tool's write): the
+    driver raises its own error without SQLite's code; it is the damaged source's
+    StorageError, for a read and for a copy (CI saw the raw driver error after a random
+    damage landed in a row)."""
+    import sqlite3
+
+    with Ledger(tmp_path / "ledger") as led:
+        led.log("M", "T", sharpe=1.0, notes="fine")
+    con = sqlite3.connect(tmp_path / "ledger" / "perfledger.db")
+    con.execute("UPDATE pl_records SET notes = CAST(x'ff00fe' AS TEXT)")
+    con.commit()
+    con.close()
+    with pytest.raises(StorageError) as info:
+        Ledger(tmp_path / "ledger").copy_to(tmp_path / "target")
+    assert info.value.cause == "damaged" and str(tmp_path / "ledger") in str(info.value)

@@ -116,11 +116,15 @@ class SQLiteStore(SQLStore):
         """By SQLite's primary result code. The generic ``SQLITE_ERROR`` (SQL the database
         refuses) means the ledger's tables are missing or altered when they are (a look at
         the schema, not at the message); otherwise it is a bug, as is an error without a code
-        (a misuse of the driver): neither is mapped."""
+        (a misuse of the driver): neither is mapped, except the driver's failure to read back
+        a cell (below)."""
         error = orig(exc)
         code = getattr(error, "sqlite_errorcode", None) if isinstance(error, sqlite3.Error) else None
         if not isinstance(code, int):
-            return None
+            # The driver's own OperationalError, without SQLite's code, is raised when a row
+            # read holds bytes it cannot give back (a text cell that is not UTF-8): perfledger
+            # writes only text there, so the file's content is damaged.
+            return Cause.DAMAGED if type(error) is sqlite3.OperationalError else None
         if code & 0xFF == 1:
             return Cause.SCHEMA if self._schema_altered() else None
         return _CAUSES.get(code & 0xFF, Cause.OTHER)
