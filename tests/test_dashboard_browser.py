@@ -47,6 +47,8 @@ TABS = (  # label, screenshot, Plotly charts, tables in the tab (some inside exp
     ("📈 Performance Dashboard", "performance.png", 3, 3, 2000),  # with the param comparison
     ("🏆 Best Models Summary", "best_models.png", 1, 1, 1100),
     ("📊 Quick Analytics", "analytics.png", 1, 3, 2000),
+    # equity, underwater, the PBO logits and in- vs out-of-sample (the sample's overfit sweep)
+    ("📉 Backtests", "backtests.png", 4, 1, 2000),
 )
 VIEWPORT = {"width": 1280, "height": 2000}  # tall enough for the leaderboard and the trend
 
@@ -204,7 +206,7 @@ def test_three_tabs_render_charts_and_tables(browser_available: None, server: st
             page = browser.new_page(viewport=VIEWPORT)
             page.set_default_timeout(30_000)
             page.goto(server, wait_until="domcontentloaded")
-            expect(page.get_by_role("tab")).to_have_count(3, timeout=WAIT_MS)
+            expect(page.get_by_role("tab")).to_have_count(len(TABS), timeout=WAIT_MS)
             for label, shot, n_charts, n_tables, height in TABS:
                 tab = page.get_by_role("tab", name=label)
                 tab.click()
@@ -248,10 +250,10 @@ def _start(project: Path, address: str, log: Path) -> tuple[subprocess.Popen[byt
 
 
 def _no_write_action(page: Page, why: str) -> None:
-    """The page drew (three tabs, a chart), says it is read-only and why, and has no write."""
+    """The page drew (every tab, a chart), says it is read-only and why, and has no write."""
     from playwright.sync_api import expect
 
-    expect(page.get_by_role("tab")).to_have_count(3, timeout=WAIT_MS)
+    expect(page.get_by_role("tab")).to_have_count(len(TABS), timeout=WAIT_MS)
     sidebar = page.locator("[data-testid='stSidebar']")
     expect(sidebar.get_by_text("Read-only: served")).to_be_visible(timeout=WAIT_MS)
     assert why in sidebar.inner_text()
@@ -300,7 +302,7 @@ def test_served_beyond_loopback_the_page_has_no_write_action(browser_available: 
 
                 page = browser.new_page(viewport=VIEWPORT)
                 page.goto(f"http://127.0.0.1:{local_port}", wait_until="domcontentloaded")
-                expect(page.get_by_role("tab")).to_have_count(3, timeout=WAIT_MS)
+                expect(page.get_by_role("tab")).to_have_count(len(TABS), timeout=WAIT_MS)
                 expect(page.get_by_role("button", name="Add sample data")).to_be_visible(timeout=WAIT_MS)
                 assert page.get_by_text("Clear all data").count() >= 1
             finally:
