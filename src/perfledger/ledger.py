@@ -486,6 +486,7 @@ class Ledger:
         finally:
             if dest is not target:
                 dest.close()
+
     def import_mlflow(
         self,
         uri: str | os.PathLike[str],
