@@ -17,7 +17,7 @@ or move records). Heavy imports (pandas, the ledger) happen inside commands, so
 from __future__ import annotations
 
 from . import manage, query
-from .app import Command, app
+from .app import Command, app, takes_store
 
 #: Every command, in the order ``perfledger --help`` lists them.
 COMMANDS = {
@@ -43,7 +43,7 @@ COMMANDS = {
     "repair": manage.repair,
 }
 for _name, _function in COMMANDS.items():
-    app.command(_name, cls=Command)(_function)
+    app.command(_name, cls=Command)(takes_store(_function))
 
 
 def main() -> None:

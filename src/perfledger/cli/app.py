@@ -12,11 +12,14 @@ with :func:`open_ledger`.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import os
 import sys
+import typing
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -225,8 +228,47 @@ def library_errors() -> Iterator[None]:
 
 
 def store_of(ctx: typer.Context) -> str | None:
-    """The ``--store`` given to the app (None: ``$PERFLEDGER_URL``, else ``./memory/logs``)."""
+    """The ``--store`` given before or after the command (None: ``$PERFLEDGER_URL``, else
+    ``./memory/logs``)."""
     return (ctx.obj or {}).get("store")
+
+
+STORE_HELP = "Ledger directory or SQLAlchemy URL (default: $PERFLEDGER_URL, else ./memory/logs)."
+#: ``--store`` after the command name (``perfledger history --store D``): users put options
+#: after the command they belong to, and the group-level one alone made that a usage error.
+StoreAfter = Annotated[str | None, typer.Option(
+    "--store", metavar="DIR_OR_URL", help=f"{STORE_HELP} Before or after the command name.",
+    show_default=False)]
+
+
+def takes_store(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` (a command taking ``ctx``) with the ``--store`` option added to its own
+    options, defined here once, so every registered command accepts it after its name as
+    well as before (the group's). Given in both places with different values is a usage
+    error naming both; the one given after the command beats ``$PERFLEDGER_URL``."""
+    signature = inspect.signature(function, eval_str=True)
+
+    @functools.wraps(function)
+    def command(*args: Any, store_after: str | None = None, **kwargs: Any) -> Any:
+        if store_after is not None:
+            _store_after(kwargs["ctx"], store_after)
+        return function(*args, **kwargs)
+
+    extra = inspect.Parameter("store_after", inspect.Parameter.KEYWORD_ONLY, default=None,
+                              annotation=StoreAfter)
+    command.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*signature.parameters.values(), extra])
+    command.__annotations__ = {**typing.get_type_hints(function, include_extras=True),
+                               "store_after": StoreAfter}
+    return command
+
+
+def _store_after(ctx: typer.Context, store: str) -> None:
+    before = store_of(ctx)
+    source = ctx.parent.get_parameter_source("store") if ctx.parent is not None else None
+    if before is not None and before != store and getattr(source, "name", "") == "COMMANDLINE":
+        fail(f"--store given twice, {before!r} before the command and {store!r} after it; give it once")
+    ctx.obj = {**(ctx.obj or {}), "store": store}
 
 
 def open_ledger(ctx: typer.Context) -> Ledger:
@@ -263,7 +305,8 @@ def _main(
         typer.Option(
             "--store",
             envvar="PERFLEDGER_URL",
-            help="Ledger directory or SQLAlchemy URL (default: $PERFLEDGER_URL, else ./memory/logs).",
+            metavar="DIR_OR_URL",
+            help=f"{STORE_HELP} Before or after the command name.",
             show_default=False,
         ),
     ] = None,
@@ -274,6 +317,6 @@ def _main(
 ) -> None:
     """A model-performance ledger: log evaluations, query history, find the best model per ticker.
 
-    Example: perfledger --store ./memory/logs best --ticker AAPL
+    Example: perfledger best --store ./memory/logs --ticker AAPL
     """
     ctx.obj = {"store": store}
