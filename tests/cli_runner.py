@@ -68,6 +68,9 @@ class Completed:
     exception: BaseException | None = None
     #: The log messages (WARNING and above) printed on stderr.
     logged: list[str] = field(default_factory=list)
+    #: stdout as written, before text mode turns ``\r`` and ``\r\n`` into ``\n`` (run_cli only):
+    #: what a program reading the pipe in binary (or with ``newline=""``) gets.
+    raw_stdout: bytes = b""
 
 
 def run_cli(*args: str, env: Mapping[str, str | None] | None = None,
@@ -89,8 +92,9 @@ def run_cli(*args: str, env: Mapping[str, str | None] | None = None,
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
-        stdout, stderr = _text(out.getvalue()), _text(err.getvalue())
-    return Completed(list(args), returncode, stdout, stderr, escaped, logged.messages)
+        raw = out.getvalue()
+        stdout, stderr = _text(raw), _text(err.getvalue())
+    return Completed(list(args), returncode, stdout, stderr, escaped, logged.messages, raw)
 
 
 @functools.cache

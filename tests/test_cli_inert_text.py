@@ -9,18 +9,25 @@ csv/json`` keep the exact text; each warning is one line.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import logging
+import shutil
 import warnings
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from cli_runner import run_cli
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from perfledger import Ledger
 from perfledger.cli.app import _ACTIVE, visible
+from perfledger.cli.options import OutputFormat
+from perfledger.cli.output import print_frame, print_rows
 
 NASTY = "\x1b[2J\x1b]0;pwned\x07 \x9b31m red \u202eevil\u2066 x\x00y\x7f\x85 line1\nline2\r\t"
 
@@ -60,7 +67,8 @@ def test_history_table_shows_control_characters_and_csv_json_keep_them(store: Pa
     assert note in {r["notes"] for r in json.loads(as_json.stdout)}
     as_csv = run_cli("--store", str(store), "history", "--format", "csv")
     assert "\x1b[2J\x1b]0;pwned\x07 \x9b31m red \u202eevil\u2066" in as_csv.stdout  # the exact text
-    assert note.replace("\r", "\n") in {r["notes"] for r in csv.DictReader(io.StringIO(as_csv.stdout))}
+    exact = as_csv.raw_stdout.decode()  # as a program reads the pipe: "\r" kept
+    assert note in {r["notes"] for r in csv.DictReader(io.StringIO(exact, newline=""))}
 
 
 @pytest.mark.parametrize("args", [
@@ -98,3 +106,71 @@ def test_warnings_are_one_inert_line_each(store: Path, monkeypatch: pytest.Monke
     assert lines[0] == "RuntimeWarning: first line; second \\x1b[2J line"
     assert lines[1].startswith("error ignored in pipeline") and "\\x1b]0;t\\x07" in lines[1]
     assert "Traceback" not in result.stderr
+
+
+#: Any text a note may hold: every character but NUL (refused on every write) and lone
+#: surrogates (not text), line breaks of every kind and terminal controls often.
+NOTE_TEXT = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(["\r", "\n", '"', ",", "\t", "\x1b", "\x85", "\u2028", "\u202e", " "]),
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    ),
+    max_size=30,
+)
+
+
+def _printed(frame: pd.DataFrame, fmt: OutputFormat) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        print_frame(frame, fmt)
+    return out.getvalue()
+
+
+@settings(max_examples=300, deadline=None)
+@given(notes=st.lists(NOTE_TEXT, min_size=1, max_size=5))
+def test_every_format_carries_any_note_exactly_and_inertly(notes: list[str]) -> None:
+    """Each note comes back whole from Python's csv reader and a JSON reader; the JSON and
+    the table hold no character a terminal acts on (CSV carries the exact text: a program's
+    format, its line breaks quoted)."""
+    frame = pd.DataFrame({"ticker": ["T"] * len(notes), "sharpe": [1.5] * len(notes), "notes": notes})
+    rows = list(csv.reader(io.StringIO(_printed(frame, OutputFormat.csv), newline="")))
+    assert rows[0] == ["ticker", "sharpe", "notes"] and [r[2] for r in rows[1:]] == notes
+    assert [r[:2] for r in rows[1:]] == [["T", "1.5"]] * len(notes)
+    as_json = _printed(frame, OutputFormat.json)
+    assert [r["notes"] for r in json.loads(as_json)] == notes
+    assert not _raw_controls(as_json)
+    assert not _raw_controls(_printed(frame, OutputFormat.table))
+    listed = io.StringIO()
+    with contextlib.redirect_stdout(listed):
+        print_rows(["notes"], [[n] for n in notes], OutputFormat.csv)
+    assert [r[0] for r in csv.reader(io.StringIO(listed.getvalue(), newline=""))][1:] == notes
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(notes=st.lists(NOTE_TEXT, min_size=1, max_size=4))
+def test_history_csv_and_json_give_back_every_note(notes: list[str], tmp_path: Path) -> None:
+    """Through the command line and a real ledger: ``history --format csv`` read by Python's
+    csv reader, and ``--format json``, give back exactly the notes logged."""
+    where = tmp_path / f"l{abs(hash(tuple(notes)))}"
+    shutil.rmtree(where, ignore_errors=True)
+    with Ledger(where) as led:
+        for note in notes:
+            led.log("M", "T", sharpe=1.0, notes=note)
+    as_csv = run_cli("history", "--store", str(where), "--format", "csv")
+    assert as_csv.returncode == 0, as_csv.stderr
+    exact = as_csv.raw_stdout.decode()  # as a program reads the pipe: "\r" kept
+    assert [r["notes"] for r in csv.DictReader(io.StringIO(exact, newline=""))] == notes
+    as_json = run_cli("history", "--store", str(where), "--format", "json")
+    assert [r["notes"] for r in json.loads(as_json.stdout)] == notes and not _raw_controls(as_json.stdout)
+    shutil.rmtree(where)
+
+
+def test_stats_is_inert_and_its_csv_quotes_a_path_with_a_line_break(tmp_path: Path) -> None:
+    where = tmp_path / "a\rb\x1b[2J"
+    with Ledger(where) as led:
+        led.log("M", "T", sharpe=1.0)
+    table = run_cli("stats", "--store", str(where))
+    assert table.returncode == 0 and not _raw_controls(table.stdout) and "a\\rb\\x1b[2J" in table.stdout
+    exact = run_cli("stats", "--store", str(where), "--format", "csv").raw_stdout.decode()
+    rows = dict(csv.reader(io.StringIO(exact, newline="")))
+    assert rows["store"] == str(where) and rows["records"] == "1"

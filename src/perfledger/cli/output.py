@@ -2,18 +2,25 @@
 
 CSV and JSON carry timestamps as ISO 8601 in UTC with microseconds; JSON writes missing
 values as ``null``. Tables show numbers to four significant digits (PSR/DSR as fixed decimals).
+
+Stored text (notes come from teammates and imported files) comes out exact and harmless in
+every format: CSV quotes any field with a line break (a bare ``\r`` too, see
+:mod:`perfledger.files.csv_text`), so a reader gets the cell back whole; JSON escapes every
+character a terminal acts on (:func:`inert_json`), which JSON readers decode back; a table
+shows them as escapes (:func:`~perfledger.cli.app.visible`).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .app import visible
+from ..files.csv_text import write_frame_csv, write_rows_csv
+from .app import _ACTIVE, visible
 from .options import OutputFormat
 
 if TYPE_CHECKING:
@@ -29,8 +36,21 @@ def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, width=None if stream.isatty() else 200, highlight=False)
 
 
+#: The characters a terminal acts on that ``json.dumps`` leaves as they are (it escapes the C0
+#: controls itself), each as its ``\\uXXXX`` escape: the same string to a JSON reader.
+_JSON_ESCAPES = {cp: f"\\u{cp:04x}" for cp in _ACTIVE if cp >= 0x20}
+_JSON_ACTIVE = re.compile("[" + "".join(map(chr, _JSON_ESCAPES)) + "]")
+
+
+def inert_json(text: str) -> str:
+    """JSON text (``ensure_ascii=False``) with DEL, the C1 controls, the bidirectional
+    controls and the line separators escaped: inert on a terminal, equal once decoded (they
+    only occur inside strings, where an escape means the character)."""
+    return text.translate(_JSON_ESCAPES) if _JSON_ACTIVE.search(text) else text  # a scan, rarely a copy
+
+
 def echo_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(inert_json(json.dumps(value, indent=2, ensure_ascii=False)) + "\n")
 
 
 def print_frame(frame: pd.DataFrame, fmt: OutputFormat, title: str | None = None) -> None:
@@ -40,8 +60,7 @@ def print_frame(frame: pd.DataFrame, fmt: OutputFormat, title: str | None = None
         for c in out.columns:
             if str(out[c].dtype).startswith("datetime64"):
                 out[c] = iso_text(out[c])
-        # Written in chunks as it is formatted: a million rows never sit in one string.
-        out.to_csv(sys.stdout, index=False, chunksize=50_000)
+        write_frame_csv(out, sys.stdout)
         return
     if fmt == OutputFormat.json:
         write_json_rows(frame)
@@ -54,14 +73,12 @@ def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: Outpu
     """Plain rows (text, numbers, None) printed as :func:`print_frame` prints a frame of them,
     without pandas: a command whose answer is a few rows (``best``) starts without importing it."""
     if fmt == OutputFormat.csv:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(["" if v is None or v != v else v for v in row] for row in rows)
+        write_rows_csv(columns, rows, sys.stdout)
         return
     if fmt == OutputFormat.json:
         sys.stdout.write("[]\n" if not rows else "[\n" + ",\n".join(
-            json.dumps({c: (None if isinstance(v, float) and v != v else v)
-                        for c, v in zip(columns, row, strict=True)}, ensure_ascii=False)
+            inert_json(json.dumps({c: (None if isinstance(v, float) and v != v else v)
+                                   for c, v in zip(columns, row, strict=True)}, ensure_ascii=False))
             for row in rows) + "\n]\n")
         return
     _print_table(list(columns), rows, title)
@@ -129,8 +146,8 @@ def write_json_rows(frame: pd.DataFrame, chunk: int = 50_000) -> None:
         part = out.iloc[start:start + chunk]
         # object dtype: Python floats, ints and bools; NaN and NaT become None.
         rows = part.astype(object).where(part.notna(), None).to_numpy().tolist()
-        sys.stdout.write(sep + ",\n".join(
+        sys.stdout.write(sep + inert_json(",\n".join(
             json.dumps(dict(zip(columns, row, strict=True)), ensure_ascii=False) for row in rows
-        ))
+        )))
         sep = ",\n"
     sys.stdout.write("\n]\n")

@@ -297,15 +297,13 @@ def stats(ctx: typer.Context, format_: Format = OutputFormat.table) -> None:
         echo_json(info)
         return
     if format_ == OutputFormat.csv:
-        typer.echo("field,value")
-        for key, value in _flat(info):
-            typer.echo(f"{key},{_csv_cell(value)}")
+        print_rows(["field", "value"], _flat(info), format_)
         return
     if info["schema_version"] is None:
         info["schema_version"] = "none: no ledger here yet (the first write creates it)"
     width = max(len(k) for k, _ in _flat(info))
     for key, value in _flat(info):
-        typer.echo(f"{key.ljust(width)}  {'' if value is None else value}")
+        say(f"{key.ljust(width)}  {'' if value is None else value}")  # a path may hold anything
 
 
 def _flat(info: dict[str, object]) -> list[tuple[str, object]]:
@@ -322,11 +320,6 @@ def _flat(info: dict[str, object]) -> list[tuple[str, object]]:
 #: Table labels that say more than the JSON keys.
 _LABELS = {"cleared": "cleared (kept, restorable)", "schema_version": "schema version",
            "last_timestamp": "last logged", "total_bytes": "total bytes"}
-
-
-def _csv_cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n\r') else text
 
 
 def overfit(

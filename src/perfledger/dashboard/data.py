@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from ..files.csv_text import csv_text
 from ..ledger import Ledger
 from ..location import resolve
 from ..records.labels import canonical, decode
@@ -266,4 +267,4 @@ def csv_export(led: Ledger, filters: Filters) -> bytes:
     out = led.history(**filters.history_kwargs())
     # The ledger's one timestamp spelling, so the file re-imports as duplicates.
     out = out.assign(timestamp=out["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00"))
-    return out.to_csv(index=False).encode("utf-8")
+    return csv_text(out).encode("utf-8")  # a note with a bare \r quoted, not split
