@@ -510,6 +510,7 @@ def test_launch_adds_sample_data_and_runs_streamlit(
         "--browser.gatherUsageStats": "false",
         "--client.toolbarMode": "minimal",
         "--logger.hideWelcomeMessage": "true",
+        "--logger.level": "warning",
     }
     assert env["PERFLEDGER_URL"] == str(loc.resolve())
     assert f"http://127.0.0.1:{port}" in capsys.readouterr().out

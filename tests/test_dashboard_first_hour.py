@@ -73,18 +73,24 @@ def test_comparison_names_are_slanted_with_room() -> None:
 @pytest.mark.slow
 def test_make_runs_log_prints_the_url_once_and_no_cache_warnings(tmp_path: Path) -> None:
     """``make run`` (``python -m perfledger.dashboard --sample``), a real Streamlit serving a
-    real page: its log names the URL once (the launcher's line, with the ledger), and the
-    page's runs log no "No runtime found" lines."""
-    import socket
+    real page to a real browser session (so the page's script and its caches run): its log
+    names the address once (the launcher's line, with the ledger: not Streamlit's "Uvicorn
+    server started on ..." too), and the page's runs log no "No runtime found" lines."""
     import subprocess
     import sys
     import time
-    import urllib.request
+
+    from test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, _free_port, _unavailable
 
     from tests.cli_runner import process_env
 
-    with socket.create_server(("127.0.0.1", 0)) as s:
-        port = s.getsockname()[1]
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        _unavailable("playwright (python) is not installed")
+    if not Path(CHROMIUM).exists():
+        _unavailable(f"{CHROMIUM} is not installed")
+    port = _free_port()
     log = tmp_path / "run.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -96,14 +102,25 @@ def test_make_runs_log_prints_the_url_once_and_no_cache_warnings(tmp_path: Path)
             while "Local URL" not in log.read_text() and time.monotonic() < deadline:
                 assert proc.poll() is None, log.read_text()
                 time.sleep(0.3)
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30).read()
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+                try:
+                    page = browser.new_page()
+                    page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+                    tables = page.locator("[data-testid='stDataFrame']")
+                    expect(tables.filter(visible=True).first).to_be_visible(timeout=WAIT_MS)
+                    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=WAIT_MS)
+                    assert page.locator("[data-testid='stException']").count() == 0
+                finally:
+                    browser.close()
             time.sleep(1)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
     text = log.read_text()
-    assert text.count(f"http://127.0.0.1:{port}") == 1, text
-    assert "No runtime found" not in text
+    assert text.count(f"127.0.0.1:{port}") == 1 and text.count(f"http://127.0.0.1:{port}") == 1, text
+    assert "No runtime found" not in text and "MemoryCacheStorageManager" not in text, text
+    assert "Uvicorn" not in text, text
     assert "added 1120 sample evaluations" in text
 
 

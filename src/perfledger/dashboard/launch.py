@@ -60,8 +60,10 @@ def streamlit_command(address: str, port: int) -> list[str]:
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "minimal",
-        # The launcher prints the URL once, with the ledger it serves; not Streamlit's too.
+        # The launcher prints the URL once, with the ledger it serves; not Streamlit's too
+        # (its welcome, nor its "Uvicorn server started on 127.0.0.1:8501" info line).
         "--logger.hideWelcomeMessage", "true",
+        "--logger.level", "warning",
     ]  # fmt: skip
 
 
