@@ -65,16 +65,21 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
         rng = np.random.default_rng(3)
         dates = pd.date_range("2024-01-01", periods=40, freq="B", tz="UTC")
         for i, model in enumerate(("A", "B", "C")):
-            led.log_backtest(model, "T", pd.Series(rng.normal(0.001 * i, 0.01, 40), index=dates),
-                             timestamp=f"2025-01-0{i + 1}T00:00:00")
+            led.log_backtest(
+                model,
+                "T",
+                pd.Series(rng.normal(0.001 * i, 0.01, 40), index=dates),
+                timestamp=f"2025-01-0{i + 1}T00:00:00",
+            )
         for day in range(12):
             led.log("D", "T", sharpe=2.0 - day / 10, timestamp=f"2025-02-{day + 1:02d}T00:00:00")
         led.export_seed_files(root / "seed")
     return root
 
 
-def _run(source: Path, work: Path, args: list[str], before: bool,
-         monkeypatch: pytest.MonkeyPatch) -> tuple[Completed, list[str | None]]:
+def _run(
+    source: Path, work: Path, args: list[str], before: bool, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Completed, list[str | None]]:
     """The command on a fresh copy of the source ledger in ``work``, ``--store`` given before
     or after the command name; what it printed, and where the dashboard would have opened."""
     shutil.copytree(source, work)
@@ -102,8 +107,10 @@ def test_store_after_the_command_is_the_store_before_it(
     after, opened_after = _run(source, tmp_path / "after", args, False, monkeypatch)
     assert after.exception is None and after.returncode == before.returncode, after.stderr
     assert before.returncode in (0, 1), before.stderr  # each does its work, not a usage error
-    same = [(d.stdout.replace(str(tmp_path / w), "W"), d.stderr.replace(str(tmp_path / w), "W"))
-            for d, w in ((before, "before"), (after, "after"))]
+    same = [
+        (d.stdout.replace(str(tmp_path / w), "W"), d.stderr.replace(str(tmp_path / w), "W"))
+        for d, w in ((before, "before"), (after, "after"))
+    ]
     assert same[0] == same[1]
     assert opened_after == [p.replace("before", "after") if p else p for p in opened_before]
     if command == "dashboard":

@@ -30,7 +30,7 @@ CHUNK = 50_000
 def write_frame_csv(frame: pd.DataFrame, out: TextIO, chunk: int = CHUNK) -> None:
     """``frame`` (no index) as CSV on ``out``, ``chunk`` rows at a time."""
     for start in range(0, max(len(frame), 1), chunk):
-        part = frame.iloc[start:start + chunk]
+        part = frame.iloc[start : start + chunk]
 
         def text(end: str, quoting: int, part: pd.DataFrame = part, header: bool = start == 0) -> str:
             return part.to_csv(None, index=False, header=header, lineterminator=end, quoting=quoting)
