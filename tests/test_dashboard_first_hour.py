@@ -16,7 +16,7 @@ from helpers import show_tab
 
 from perfledger import Ledger
 from perfledger.dashboard import charts
-from perfledger.dashboard.display import formatted
+from perfledger.dashboard.display import NOTES_HELP, formatted
 from perfledger.sample import sample_records
 from tests.test_dashboard_monitoring import monitored_rows, run_app, store, texts  # noqa: F401
 
@@ -156,4 +156,8 @@ def test_tables_give_every_metric_header_room(store: Path) -> None:  # noqa: F81
                 checked += 1
     assert checked >= 6
     notes = [c["Notes"] for c in configs if "Notes" in c]
-    assert notes and notes[0]["width"] == "large" and "CSV" in notes[0]["help"]
+    assert notes and all(n["width"] == "large" and n["help"] == NOTES_HELP for n in notes)
+    assert "double-click" in NOTES_HELP and "CSV" in NOTES_HELP
+    # The grid gets each note whole (its overlay shows what the column cuts), never shortened.
+    shown = [df.value for df in at.tabs[0].dataframe if "Notes" in df.value.columns]
+    assert any("a long note " * 20 in set(frame["Notes"]) for frame in shown)

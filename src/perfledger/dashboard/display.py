@@ -35,6 +35,12 @@ def formatted(table: pd.DataFrame, metric_of: dict[str, str]) -> tuple[pd.DataFr
     return out, config
 
 
+#: The Notes column's header tooltip: where the whole of a note cut at the column's edge is.
+NOTES_HELP = ("A long note is cut at the column's edge: double-click its cell (or select it and "
+              "press Enter) to read it whole, widen the column, or download the CSV, which holds "
+              "every note exactly.")
+
+
 def header_width(label: str) -> int:
     """A column's width in pixels that shows its whole header ("Win rate (latest)", not
     "Win ra…") at Streamlit's header font: a wide table scrolls instead of cutting labels."""
@@ -52,7 +58,7 @@ def display_history(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
     out["Logged (UTC)"] = out["Logged (UTC)"].dt.tz_convert("UTC").dt.tz_localize(None)
     out, config = formatted(out, {metric_label(m): m for m in metrics})
     config["Logged (UTC)"] = st.column_config.DatetimeColumn("Logged (UTC)", format="YYYY-MM-DD HH:mm")
-    config["Notes"] = st.column_config.TextColumn(
-        "Notes", width="large", help="A long note is cut at the column's edge: widen the column "
-        "or download the CSV, which holds every note exactly.")
+    # Streamlit's grid has no per-cell tooltip (streamlit/streamlit#7564, open; 1.42-1.67):
+    # the header's help says how to read a note whole, by the grid's own cell overlay.
+    config["Notes"] = st.column_config.TextColumn("Notes", width="large", help=NOTES_HELP)
     return out, config
