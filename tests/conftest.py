@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -42,13 +43,15 @@ def _server_or_skip() -> None:
         pytest.skip(msg)
 
 
-@pytest.fixture(scope="session")
-def pg_server_url() -> Iterator[str]:
-    """A throw-away database for this test run, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_pg_database(prefix: str = "perfledger_test") -> Iterator[str]:
+    """A new, empty PostgreSQL database on the test server (its URL), dropped afterwards with
+    every connection to it; skips (fails in CI) when the server is not reachable. Every test
+    that needs a database of its own makes it here."""
     import sqlalchemy as sa
 
     _server_or_skip()
-    name = f"perfledger_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
@@ -62,6 +65,13 @@ def pg_server_url() -> Iterator[str]:
             )
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A throw-away database for this test run, dropped afterwards."""
+    with fresh_pg_database() as url:
+        yield url
 
 
 def _reset(url: str) -> None:

@@ -161,3 +161,26 @@ def show_tab(at: Any, index: int) -> Any:
     at.run()
     assert not at.exception, at.exception
     return at.tabs[index]
+
+
+#: The seed's dashboard page, which every AppTest of the dashboard starts.
+DASHBOARD_PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "Model_Performance_Dashboard.py")
+#: A first run imports Streamlit, pandas and plotly and opens the ledger: slow on a busy machine.
+PAGE_TIMEOUT = 90
+
+
+def start_page(*, user: dict[str, object] | None = None, secrets: dict[str, object] | None = None,
+               page: str = DASHBOARD_PAGE, check: bool = True) -> Any:
+    """The dashboard page run once under AppTest (as signed-in ``user``, with ``secrets``);
+    with ``check`` (the default), asserted to have raised nothing."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(page, default_timeout=PAGE_TIMEOUT)
+    if user is not None:
+        at.user = user
+    if secrets is not None:
+        at.secrets = secrets
+    at.run()
+    if check:
+        assert not at.exception, at.exception
+    return at

@@ -22,7 +22,7 @@ import pytest
 pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
 
-from helpers import show_tab
+from helpers import show_tab, start_page
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.errors import AppTestError
 
@@ -32,9 +32,7 @@ from perfledger.location import resolve
 from perfledger.sample import sample_records
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "Model_Performance_Dashboard.py")
 SRC = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
-TIMEOUT = 60
 
 
 @pytest.fixture
@@ -60,10 +58,7 @@ def records(store: Path) -> int:
 
 
 def run_app() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return start_page()
 
 
 def raw_table(at: AppTest) -> pd.DataFrame:
@@ -228,8 +223,7 @@ def test_a_ledger_the_user_may_only_read_hides_every_write(monkeypatch: pytest.M
         def reader() -> dict[str, Any]:
             st.cache_resource.clear()  # the owner's writable Ledger must not be reused
             st.cache_data.clear()
-            at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-            at.run()
+            at = start_page(check=False)
             return {
                 "exception": [str(e.value) for e in at.exception],
                 "keys": keys(at),

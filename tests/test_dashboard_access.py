@@ -18,6 +18,7 @@ import pytest
 pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
 
+from helpers import start_page
 from streamlit import config
 from streamlit.testing.v1 import AppTest
 
@@ -26,8 +27,6 @@ from perfledger.dashboard.access import decide, is_loopback, parse_writers
 from perfledger.sample import sample_records
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "Model_Performance_Dashboard.py")
-TIMEOUT = 60
 #: Every widget that writes, and the inputs of the log form.
 WRITES = {"add_sample", "first_run_sample", "clear", "confirm_clear", "log_submit", "log_model",
           "log_ticker", "register_higher", "register_lower"}
@@ -62,13 +61,7 @@ def widget_keys(at: AppTest) -> set[str]:
 
 def run(metric: str | None = None, *, user: dict[str, object] | None = None,
         secrets: dict[str, object] | None = None) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    if user is not None:
-        at.user = user
-    if secrets is not None:
-        at.secrets = secrets
-    at.run()
-    assert not at.exception, at.exception
+    at = start_page(user=user, secrets=secrets)
     if metric is not None:
         at.sidebar.selectbox(key="metric").select(metric).run()
         assert not at.exception, at.exception

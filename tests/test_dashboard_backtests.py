@@ -17,13 +17,12 @@ import pytest
 pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
 
-from helpers import show_tab
+from helpers import show_tab, start_page
 from streamlit.testing.v1 import AppTest
 
 from perfledger import Ledger
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "Model_Performance_Dashboard.py")
 TAB = 3
 IDX = pd.bdate_range("2018-01-01", periods=320, tz="UTC")
 
@@ -47,10 +46,7 @@ def _traces(chart: object) -> list[dict]:
 
 
 def _app() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=90)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return start_page()
 
 
 def _sweep(store: Path) -> dict[str, pd.Series]:

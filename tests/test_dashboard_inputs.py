@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import start_page
 from streamlit.testing.v1 import AppTest
 
 from perfledger import Ledger
@@ -18,8 +19,6 @@ from perfledger.dashboard.charts import comparison_figure, time_series_figure
 from perfledger.dashboard.formatting import format_value, plotly_tickformat
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "Model_Performance_Dashboard.py")
-TIMEOUT = 60
 
 
 @pytest.fixture
@@ -31,10 +30,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _run() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return start_page()
 
 
 def _count(store: Path) -> int:

@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
 
-from helpers import show_tab
+from helpers import show_tab, start_page
 from streamlit.testing.v1 import AppTest
 
 from perfledger import Ledger, ValidationError
@@ -24,8 +24,6 @@ from perfledger.dashboard import charts, data, forms, insights
 from perfledger.sample import sample_records
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "Model_Performance_Dashboard.py")
-TIMEOUT = 60
 NOW = datetime.now(UTC)
 
 
@@ -62,10 +60,7 @@ def monitored(store: Path) -> Path:
 
 
 def run_app() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return start_page()
 
 
 #: Where each table is: its tab, and a column only it has there.

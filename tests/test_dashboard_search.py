@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
 
+from helpers import start_page
 from streamlit.testing.v1 import AppTest
 
 from perfledger import Ledger
@@ -19,7 +20,6 @@ from perfledger.dashboard import charts, data
 from perfledger.sample import sample_records
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "Model_Performance_Dashboard.py")
 
 
 @pytest.fixture
@@ -39,10 +39,7 @@ def swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def run_app() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return start_page()
 
 
 def raw_table(at: AppTest) -> pd.DataFrame:

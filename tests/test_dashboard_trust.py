@@ -14,13 +14,13 @@ pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
 pytest.importorskip("markdown_it")
 
+from helpers import start_page
 from streamlit.testing.v1 import AppTest
 
 from perfledger import Ledger
 from perfledger.dashboard.formatting import md, md_code
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "Model_Performance_Dashboard.py")
 APP = str(ROOT / "src" / "perfledger" / "dashboard" / "streamlit_app.py")
 NAMES = ["_ES_F_", "**bold**", "`tick`", "<b>x</b>", "$x$", "[a](http://e.org)", "# h", "1. one", "a\\_b",
          ":red[x]", "&lt;"]
@@ -59,9 +59,7 @@ def test_page_shows_names_literally(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         for i in range(40):
             led.log(model, ticker, sharpe=2.0 - i / 20 if i > 25 else 2.0, notes="[n](x)")
             led.log("Other_model_", ticker, sharpe=1.0)
-    at = AppTest.from_file(PAGE, default_timeout=90)
-    at.run()
-    assert not at.exception, at.exception
+    at = start_page()
     texts = bodies(at)
     # The ticker heads the tab, escaped: rendered it is the ticker, not italic "ES_F".
     assert md(ticker) in [str(s.value) for s in at.subheader]

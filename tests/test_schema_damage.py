@@ -12,7 +12,7 @@ a SQLite file already was.
 
 from __future__ import annotations
 
-import uuid
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from cli_runner import run_cli
+from conftest import fresh_pg_database
 from helpers import DIRECTIONS, normalise_best, recompute_best
 
 from perfledger import Ledger, NotALedgerError, StorageError
@@ -32,22 +33,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str,
         directory = tmp_path / "ledger"
         yield str(directory), f"sqlite:///{directory / 'perfledger.db'}"
         return
-    from conftest import PG_ADMIN_URL, _server_or_skip
-
-    _server_or_skip()
-    name = f"pl_damage_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    try:
+    with fresh_pg_database("pl_damage") as url:
         yield url, url
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.dispose()
 
 
 def _sql(url: str, *statements: str) -> None:
@@ -163,15 +150,7 @@ def test_a_lost_meta_is_refused_and_repair_stamps_it(store: tuple[str, str]) -> 
 
 
 def test_another_applications_postgresql_database_is_refused_and_left_alone() -> None:
-    from conftest import PG_ADMIN_URL, _server_or_skip
-
-    _server_or_skip()
-    name = f"pl_appdb_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    try:
+    with fresh_pg_database("pl_appdb") as url:
         _sql(url, "CREATE TABLE customers (id int primary key, name text)",
              "CREATE TABLE orders (id int primary key)")
         with pytest.raises(NotALedgerError, match="customers, orders"):
@@ -181,12 +160,6 @@ def test_another_applications_postgresql_database_is_refused_and_left_alone() ->
             assert r.returncode == 2 and "not a perfledger ledger" in r.stderr
             assert len(r.stderr.strip().splitlines()) == 1
         assert _tables(url) == ["customers", "orders"]
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.dispose()
 
 
 @pytest.mark.parametrize("engine", ["sqlite-url", "directory", "postgres"])
@@ -194,47 +167,36 @@ def test_a_read_never_creates_a_ledger(engine: str, tmp_path: Path) -> None:
     """Reads of a store that holds no ledger answer as an empty ledger and create no table
     (on PostgreSQL, in an empty database); the first write creates it, and another process's
     first write is seen by a ledger opened before it."""
-    admin = name = None
-    if engine == "postgres":
-        from conftest import PG_ADMIN_URL, _server_or_skip
+    with contextlib.ExitStack() as stack:
+        if engine == "postgres":
+            where = url = stack.enter_context(fresh_pg_database("pl_empty"))
+        elif engine == "directory":
+            where, url = str(tmp_path / "new"), f"sqlite:///{tmp_path / 'new' / 'perfledger.db'}"
+        else:
+            where = url = f"sqlite:///{tmp_path / 'x.db'}"
+        _reads_create_nothing(engine, where, url)
 
-        _server_or_skip()
-        name = f"pl_empty_{uuid.uuid4().hex[:10]}"
-        admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        where = url = sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    elif engine == "directory":
-        where, url = str(tmp_path / "new"), f"sqlite:///{tmp_path / 'new' / 'perfledger.db'}"
-    else:
-        where = url = f"sqlite:///{tmp_path / 'x.db'}"
-    try:
-        with Ledger(where) as led:
-            assert led.history().empty and led.history(ticker="AAPL", include_meta=True).empty
-            assert led.best() == {} and led.best("AAPL") == {} and led.tickers() == [] and led.models() == []
-            assert led.leaderboard().empty and led.decay().empty
-            assert led.records() == [] and led.params() == {} and led.count() == 0
-            assert led.stats()["records"] == 0 and led.info()["schema_version"] is None
-            for args in (("tickers",), ("history",), ("best", "--ticker", "AAPL"), ("leaderboard",),
-                         ("stats",)):
-                r = run_cli("--store", where, *args)
-                assert r.returncode == 0, (args, r.stderr)
-            assert "no ledger here yet" in run_cli("--store", where, "stats").stdout
-            assert "nothing to repair" in run_cli("--store", where, "repair").stdout
-            assert not [t for t in _tables(url) if t.startswith("pl_")]
-            if engine == "directory":
-                made = [p.name for p in Path(where).iterdir() if not p.name.startswith("perfledger.db")]
-                assert made == []  # no mirror files either
-            with Ledger(where) as other:  # another writer's first write creates it
-                other.log("M", "AAPL", sharpe=1.5)
-            assert led.best("AAPL")["best_sharpe"]["value"] == 1.5 and len(led.history()) == 1
-            led.log("N", "AAPL", sharpe=2.5)
-            assert len(led.history()) == 2
-        assert "pl_records" in _tables(url)
-    finally:
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-            admin.dispose()
+
+def _reads_create_nothing(engine: str, where: str, url: str) -> None:
+    with Ledger(where) as led:
+        assert led.history().empty and led.history(ticker="AAPL", include_meta=True).empty
+        assert led.best() == {} and led.best("AAPL") == {} and led.tickers() == [] and led.models() == []
+        assert led.leaderboard().empty and led.decay().empty
+        assert led.records() == [] and led.params() == {} and led.count() == 0
+        assert led.stats()["records"] == 0 and led.info()["schema_version"] is None
+        for args in (("tickers",), ("history",), ("best", "--ticker", "AAPL"), ("leaderboard",),
+                     ("stats",)):
+            r = run_cli("--store", where, *args)
+            assert r.returncode == 0, (args, r.stderr)
+        assert "no ledger here yet" in run_cli("--store", where, "stats").stdout
+        assert "nothing to repair" in run_cli("--store", where, "repair").stdout
+        assert not [t for t in _tables(url) if t.startswith("pl_")]
+        if engine == "directory":
+            made = [p.name for p in Path(where).iterdir() if not p.name.startswith("perfledger.db")]
+            assert made == []  # no mirror files either
+        with Ledger(where) as other:  # another writer's first write creates it
+            other.log("M", "AAPL", sharpe=1.5)
+        assert led.best("AAPL")["best_sharpe"]["value"] == 1.5 and len(led.history()) == 1
+        led.log("N", "AAPL", sharpe=2.5)
+        assert len(led.history()) == 2
+    assert "pl_records" in _tables(url)
