@@ -35,14 +35,14 @@ from .mirrors.seed_files import Mirrors, NoMirrors, SeedMirrors
 from .records.arguments import (
     MAX_TAIL,
     check_age,
-    check_bounds,
     check_count,
     check_limit,
     check_names,
     check_probability,
 )
 from .records.batch import Batch
-from .records.labels import LabelKind, check_filter, decode, group_column, parse_by, sort_key
+from .records.filters import RecordFilter, shares_filters
+from .records.labels import LabelKind, decode, group_column, parse_by, sort_key
 from .records.record import CORE_METRICS
 from .records.timestamps import time_window
 from .records.validation import (
@@ -586,6 +586,7 @@ class Ledger:
                                                   "with log_backtest(..., returns=...))")
         return kept.series(name=rid)
 
+    @shares_filters
     def returns_frame(
         self,
         ticker: str | Sequence[str] | None = None,
@@ -608,13 +609,13 @@ class Ledger:
         import numpy as np
         import pandas as pd
 
+        chosen = RecordFilter.of(locals())
         if not self._ensure().any_returns():
-            self._query(ticker, model_name, days_back, since, until, params, tags)  # still checked
+            self._query(chosen)  # still checked
             frame = pd.DataFrame(index=pd.RangeIndex(0))
             frame.attrs["model_name"] = {}
             return frame
-        hist = self.history(ticker, model_name, days_back, since, until, include_meta=True,
-                            params=params, tags=tags, at_least=at_least, at_most=at_most)
+        hist = self._history(chosen, include_meta=True)
         hist = hist[hist["has_returns"]]
         ids = [int(i) for i in hist["record_id"]]
         kept = self._ensure().returns(ids)
@@ -748,6 +749,7 @@ class Ledger:
 
     """History, records, best models, listings, leaderboards, decay and statistics."""
 
+    @shares_filters
     def history(
         self,
         ticker: str | Sequence[str] | None = None,
@@ -776,12 +778,13 @@ class Ledger:
         ``include_meta=True`` adds ``params`` and ``tags`` columns (dicts), ``record_id``
         and ``has_returns`` (whether :meth:`log_backtest` kept its return series).
         """
-        query = self._query(ticker, model_name, days_back, since, until, params, tags,
-                            at_least=check_bounds("at_least", at_least),
-                            at_most=check_bounds("at_most", at_most),
-                            limit=check_limit(limit), include_meta=include_meta)
+        return self._history(RecordFilter.of(locals()), limit=check_limit(limit), include_meta=include_meta)
+
+    def _history(self, chosen: RecordFilter, **more: Any) -> pd.DataFrame:
+        query = self._query(chosen, **more)
         return history_frame(self._ensure().history(query), query)
 
+    @shares_filters
     def count(
         self,
         ticker: str | Sequence[str] | None = None,
@@ -798,21 +801,12 @@ class Ledger:
         """How many evaluations :meth:`history` with the same filters returns (without
         ``limit``), counted in the database: a view showing the latest rows can say how many
         matched without fetching them."""
-        query = self._query(ticker, model_name, days_back, since, until, params, tags,
-                            at_least=check_bounds("at_least", at_least),
-                            at_most=check_bounds("at_most", at_most))
-        return self._ensure().count(query)
+        return self._ensure().count(self._query(RecordFilter.of(locals())))
 
     @staticmethod
-    def _query(ticker: Any, model_name: Any, days_back: Any, since: Any, until: Any,
-               params: Any, tags: Any, **more: Any) -> HistoryQuery:
-        """A checked :class:`HistoryQuery` (every argument validated, none yet run)."""
-        since_us, until_us = time_window(days_back, since, until)
-        return HistoryQuery(
-            tickers=check_names("ticker", ticker), models=check_names("model_name", model_name),
-            since_us=since_us, until_us=until_us, params=check_filter("params", params),
-            tags=check_filter("tags", tags), **more,
-        )
+    def _query(chosen: RecordFilter, **more: Any) -> HistoryQuery:
+        """A checked :class:`HistoryQuery` (every filter validated, none yet run)."""
+        return HistoryQuery(**chosen.checked(), **more)
 
     def records(
         self,
@@ -909,9 +903,8 @@ class Ledger:
         if ticker is not None:
             check_label("ticker", ticker)
         grouping = parse_by(by)
-        query = self._query(ticker, None, days_back, since, until, params, tags,
-                            at_least=check_bounds("at_least", at_least),
-                            at_most=check_bounds("at_most", at_most))
+        query = self._query(RecordFilter(ticker, None, days_back, since, until, params=params, tags=tags,
+                                         at_least=at_least, at_most=at_most))
         store = self._ensure()
         group = group_column(grouping, store.labels() if grouping else (), by, STATS)
         directions = self._directions_for(store, metric)
