@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -38,7 +38,7 @@ def test_a_method_that_drifts_fails_at_definition() -> None:
                     since: Any = None, until: Any = None, *, params: Mapping[str, Any] | None = None,
                     at_least: Any = None, at_most: Any = None) -> None: ...
     with pytest.raises(TypeError, match="filter 'at_most' must be keyword-only"):
-        shares_filters(_positional_bound)
+        shares_filters(_with_at_most_positional())
     with pytest.raises(TypeError, match="must come first"):
         @shares_filters
         def count(self: Any, model_name: Any = None, ticker: Any = None) -> None: ...
@@ -68,16 +68,15 @@ def test_the_three_agree_on_what_the_filters_select(tmp_path: Any) -> None:
                 method(at_most={"sharpe": "x"})
 
 
-def _positional_bound(
-    self: Any,
-    ticker: str | Sequence[str] | None = None,
-    model_name: str | Sequence[str] | None = None,
-    days_back: float | None = None,
-    since: Any = None,
-    until: Any = None,
-    at_most: Mapping[str, float] | None = None,
-    *,
-    params: Mapping[str, Any] | None = None,
-    tags: Mapping[str, str] | None = None,
-    at_least: Mapping[str, float] | None = None,
-) -> None: ...
+
+def _with_at_most_positional() -> Any:
+    """``Ledger.count``'s signature with ``at_most`` given by position too."""
+    sig = inspect.signature(Ledger.count)
+    params = [p for p in sig.parameters.values() if p.name != "at_most"]
+    at_most = sig.parameters["at_most"].replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    at = next(i for i, p in enumerate(params) if p.kind is p.KEYWORD_ONLY)
+
+    def count(*args: Any, **kwargs: Any) -> None: ...
+
+    count.__signature__ = sig.replace(parameters=[*params[:at], at_most, *params[at:]])  # type: ignore[attr-defined]
+    return count
