@@ -28,6 +28,7 @@ from perfledger import Ledger
 from perfledger.cli.app import _ACTIVE, visible
 from perfledger.cli.options import OutputFormat
 from perfledger.cli.output import print_frame, print_rows
+from perfledger.files.csv_text import csv_text
 
 NASTY = "\x1b[2J\x1b]0;pwned\x07 \x9b31m red \u202eevil\u2066 x\x00y\x7f\x85 line1\nline2\r\t"
 
@@ -144,6 +145,9 @@ def test_every_format_carries_any_note_exactly_and_inertly(notes: list[str]) -> 
     with contextlib.redirect_stdout(listed):
         print_rows(["notes"], [[n] for n in notes], OutputFormat.csv)
     assert [r[0] for r in csv.reader(io.StringIO(listed.getvalue(), newline=""))][1:] == notes
+    # The dashboard's Download CSV is written by the same writer.
+    downloaded = csv.DictReader(io.StringIO(csv_text(frame), newline=""))
+    assert [r["notes"] for r in downloaded] == notes
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -363,6 +363,20 @@ def test_csv_export_has_the_full_filtered_set(seeded: Path) -> None:
     assert len(lines) == len(expected) + 1
 
 
+def test_csv_export_keeps_a_note_with_a_bare_carriage_return_in_its_cell(tmp_path: Path) -> None:
+    """A note with a bare ``\r`` is quoted: Python's csv reader gives it back whole (pandas'
+    to_csv left it bare, and every reader split the row there)."""
+    import csv
+    import io
+
+    notes = ["a\rb", "c\r\nd", "plain"]
+    with Ledger(tmp_path / "l") as led:
+        for note in notes:
+            led.log("M", "T", sharpe=1.0, notes=note)
+        body = data.csv_export(led, data.Filters(ticker="T"))
+    assert [r["notes"] for r in csv.DictReader(io.StringIO(body.decode(), newline=""))] == notes
+
+
 # ---------------------------------------------------------------------------- pure helpers
 
 
