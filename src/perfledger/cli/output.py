@@ -46,7 +46,9 @@ def inert_json(text: str) -> str:
     """JSON text (``ensure_ascii=False``) with DEL, the C1 controls, the bidirectional
     controls and the line separators escaped: inert on a terminal, equal once decoded (they
     only occur inside strings, where an escape means the character)."""
-    return text.translate(_JSON_ESCAPES) if _JSON_ACTIVE.search(text) else text  # a scan, rarely a copy
+    if text.isascii() or not _JSON_ACTIVE.search(text):  # all of them are past ASCII: most texts
+        return text
+    return text.translate(_JSON_ESCAPES)
 
 
 def echo_json(value: Any) -> None:
