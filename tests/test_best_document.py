@@ -14,11 +14,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from perfledger import Ledger
 from perfledger.mirrors.layout import best_json
+from perfledger.store.sqlite.direct import DirectWriteTx
 from perfledger.store.writes import SQLWriteTx
 
 
@@ -35,13 +37,15 @@ def _document_is_the_database(d: Path) -> None:
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     """Which best() reads writers make: None for every ticker's, else the ticker."""
     seen: list[str | None] = []
-    original = SQLWriteTx.best
+    # Both write transactions: the full store's and the SQLite single-record path's.
+    for cls in (SQLWriteTx, DirectWriteTx):
+        original = cls.best
 
-    def spy(self: SQLWriteTx, ticker: str | None = None) -> dict:
-        seen.append(ticker)
-        return original(self, ticker)
+        def spy(self: Any, ticker: str | None = None, original: Any = original) -> dict:
+            seen.append(ticker)
+            return original(self, ticker)
 
-    monkeypatch.setattr(SQLWriteTx, "best", spy)
+        monkeypatch.setattr(cls, "best", spy)
     return seen
 
 

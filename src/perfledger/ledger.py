@@ -52,8 +52,8 @@ from .records.validation import (
     validate_frame,
     validate_record,
 )
-from .store import open_store
-from .store.base import HistoryQuery, TailQuery
+from .store import open_directory_store, open_store
+from .store.base import HistoryQuery, RunAgain, TailQuery
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,10 +86,15 @@ class Ledger:
         self.location = resolve(location)
         self.directory: Path | None = self.location.directory
         self._db_path = self.directory / DB_NAME if self.directory is not None else None
-        self.url: sa.URL = self.location.url
         self._lock = threading.RLock()
         self._want_mirrors = mirrors and self.directory is not None
         self._open()
+
+    @property
+    def url(self) -> sa.URL:
+        """The database's SQLAlchemy URL (made when first asked for: a directory ledger's
+        single-record path never imports SQLAlchemy)."""
+        return self.location.url
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -111,7 +116,10 @@ class Ledger:
             SeedMirrors(self.directory, adopt_file) if self._want_mirrors and self.directory
             else NoMirrors(deferred=self.directory is not None)
         )
-        self._store: Store = open_store(self.url, ledger=where, guarded=tuple(mirrors.paths.values()))
+        guarded = tuple(mirrors.paths.values())
+        self._store: Store = (
+            open_directory_store(self.location.database, lambda: self.url, ledger=where, guarded=guarded)
+            if self.directory is not None else open_store(self.url, ledger=where, guarded=guarded))
         #: Why this process may not write the ledger (the message writes raise), or None.
         self._read_only = self._store.read_only_reason
         self._pid = os.getpid()
@@ -134,7 +142,7 @@ class Ledger:
                     "not repair them; reads use the database (records only the files hold are "
                     "left out until a user who may write opens the ledger)", where,
                 )
-        log.debug("opened %s%s", describe_store(self.url), " read-only" if self.read_only else "")
+        log.debug("opened %s%s", where, " read-only" if self.read_only else "")
 
     def _mirrors_in_step(self) -> bool:
         """Whether the mirrors are in step. A user who may not write verifies a file whose
@@ -219,11 +227,16 @@ class Ledger:
         whose key another import already claimed are left out, in the same transaction."""
         store = self._writable()
         prepared = self._mirrors.prepare(batch)  # formatted before the lock is taken
+        one = claim is None and len(batch) == 1
         for attempt in range(8):
             try:
-                # Without a claim the body is the insert alone (PostgreSQL: one round trip).
-                with store.writing(single=claim is None) as tx, self._mirrors.transaction(tx) as m:
+                # Without a claim the body is the insert alone (PostgreSQL: one round trip);
+                # one record may take the store's short path (SQLite: stdlib sqlite3 alone).
+                opened = store.writing_one() if one else store.writing(single=claim is None)
+                with opened as tx, self._mirrors.transaction(tx) as m:
                     return self._store_batch(tx, m, batch, prepared, claim)
+            except RunAgain:
+                continue  # the body needed the store's full path, which it takes from now on
             except WriteConflictError as exc:
                 if attempt == 7:
                     raise

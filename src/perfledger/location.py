@@ -10,7 +10,8 @@ same way: never with a password, wherever the URL carries one.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,10 +29,13 @@ _HIDDEN = "***"
 
 
 def is_url(location: object) -> bool:
-    """True for a database URL, False for a directory path: the one test everyone uses."""
-    import sqlalchemy as sa
-
-    return isinstance(location, sa.URL) or (isinstance(location, str) and "://" in location)
+    """True for a database URL, False for a directory path: the one test everyone uses.
+    (An ``sqlalchemy.URL`` exists only once SQLAlchemy is imported: a directory is told
+    without importing it.)"""
+    if isinstance(location, str):
+        return "://" in location
+    sa = sys.modules.get("sqlalchemy")
+    return sa is not None and isinstance(location, sa.URL)
 
 
 @dataclass(frozen=True)
@@ -39,11 +43,30 @@ class Location:
     """A resolved ledger location.
 
     ``directory`` is set for a ledger directory (the database is ``directory/perfledger.db``
-    and the mirrors live beside it); ``url`` is always the database to open.
+    and the mirrors live beside it); ``url`` is always the database to open. A directory's
+    URL is made when first asked for: building it imports SQLAlchemy, which the SQLite
+    single-record path (``perfledger log``) never needs.
     """
 
-    url: sa.URL
+    given_url: sa.URL | None = None
     directory: Path | None = None
+    _made_url: sa.URL | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def url(self) -> sa.URL:
+        if self.given_url is not None:
+            return self.given_url
+        if self._made_url is None:
+            import sqlalchemy as sa
+
+            object.__setattr__(self, "_made_url", sa.URL.create("sqlite", database=str(self.database)))
+        return self._made_url  # type: ignore[return-value]
+
+    @property
+    def database(self) -> Path:
+        """A directory's database file (only for a ledger directory)."""
+        assert self.directory is not None
+        return self.directory / DB_NAME
 
     def describe(self) -> str:
         """For people (messages, page headers, ``repr``): the directory, or the URL with
@@ -68,8 +91,6 @@ def resolve(location: str | os.PathLike[str] | sa.URL | Location | None = None) 
     file of a relative ``sqlite:///rel.db`` URL. ``postgresql://`` means psycopg 3, the
     driver perfledger ships. An empty string is refused rather than read as "here".
     """
-    import sqlalchemy as sa
-
     if isinstance(location, Location):
         return location
     if location is None:
@@ -80,7 +101,9 @@ def resolve(location: str | os.PathLike[str] | sa.URL | Location | None = None) 
         )
     if not is_url(location):
         directory = Path(os.fspath(location)).expanduser().resolve()
-        return Location(url=sa.URL.create("sqlite", database=str(directory / DB_NAME)), directory=directory)
+        return Location(directory=directory)
+    import sqlalchemy as sa
+
     try:
         url = sa.make_url(location)
     except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
@@ -93,7 +116,7 @@ def resolve(location: str | os.PathLike[str] | sa.URL | Location | None = None) 
         url = url.set(drivername="postgresql+psycopg")
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         url = url.set(database=str(Path(url.database).expanduser().resolve()))
-    return Location(url=url)
+    return Location(given_url=url)
 
 
 def describe_url_text(url: sa.URL) -> str:

@@ -16,7 +16,7 @@ Internal: users open a :class:`~perfledger.Ledger`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,29 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from .base import Store
+
+
+def open_directory_store(database: Path, url: Callable[[], sa.URL], *, ledger: str,
+                         guarded: Sequence[Path]) -> Store:
+    """A ledger directory's store (its database file ``database``, whose URL ``url()``
+    builds): the SQLite single-record path (:mod:`.sqlite.direct`, stdlib ``sqlite3`` only)
+    when the file is a whole ledger of this schema version, with the full store behind it
+    for everything else. Otherwise the full store opens at once (it creates, upgrades, or
+    refuses a damaged file), and a writable one's first ``log()`` looks again (a new
+    directory takes the short path from its first record on). A ledger this process may
+    only read is the full store's alone."""
+    from .sqlite.direct import open_direct, pending
+
+    def full() -> Store:
+        return open_store(url(), ledger=ledger, guarded=guarded)
+
+    direct = open_direct(database, ledger=ledger, guarded=guarded, full=full)
+    if direct is not None:
+        return direct
+    store = full()
+    if store.read_only_reason is not None:
+        return store
+    return pending(database, ledger=ledger, guarded=guarded, full=store)
 
 
 def open_store(url: sa.URL, *, ledger: str | None = None, guarded: Iterable[Path] = (),

@@ -42,6 +42,12 @@ class ReadAgain(Exception):
     this process opened ``immutable``): the store runs the read again."""
 
 
+class RunAgain(Exception):
+    """A write transaction's body asked for what the store's short single-record path does
+    not do (a repair of the mirror files, a batch): nothing was stored, and the store writes
+    through its full path from now on; the caller runs the write again."""
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryQuery:
     """Filters of a history query, already validated; every one is evaluated in the database."""
@@ -222,6 +228,12 @@ class Store(ABC):
         :class:`~perfledger.errors.ReadOnlyLedgerError` on a store opened read-only, and
         :class:`~perfledger.errors.WriteConflictError` when a concurrent writer made it fail
         (nothing was stored: the caller may run it again)."""
+
+    def writing_one(self) -> AbstractContextManager[WriteTx]:
+        """A write transaction whose body is the insert of ONE record (a ``log()``) and the
+        mirrors' bookkeeping: a store may run it on a shorter path (the SQLite store on
+        stdlib ``sqlite3``), which raises :class:`RunAgain` if the body needs more."""
+        return self.writing(single=True)
 
     @abstractmethod
     def snapshot(self) -> AbstractContextManager[ReadTx]:

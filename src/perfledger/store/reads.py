@@ -7,14 +7,13 @@ they live here, below both, and neither calls back into the other.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import sqlalchemy as sa
 
-from ..records.record import CORE_DIRECTIONS, CORE_METRICS
-from ..records.timestamps import format_ts
+from ..records.record import CORE_DIRECTIONS
 from . import schema as T
+from .best_document import best_document
 
 
 def read_directions(conn: sa.Connection) -> dict[str, bool]:
@@ -28,7 +27,6 @@ def read_best(
 ) -> dict[str, Any]:
     """The seed's best-models document from the maintained ``pl_best`` table (no scan)."""
     directions = directions if directions is not None else read_directions(conn)
-    metrics = [*CORE_METRICS, *sorted(m for m in directions if m not in CORE_DIRECTIONS)]
     if ticker is not None:
         exists = conn.execute(
             sa.select(T.pairs.c.ticker).where(T.pairs.c.ticker == ticker).limit(1)
@@ -43,19 +41,9 @@ def read_best(
         # plain SQL and tuples, no per-row Row objects (a third of the cost at 50 tickers).
         tickers = [r[0] for r in conn.exec_driver_sql(_TICKERS_SQL)]
         rows = conn.exec_driver_sql(_BEST_SQL)
-    out: dict[str, dict[str, Any]] = {
-        t: {f"best_{m}": {"model": None, "value": None, "timestamp": None} for m in metrics}
-        for t in tickers
-    }
-    for t, metric, model, value, ts in rows:
-        entry = out.get(t)
-        if entry is not None and metric in directions:
-            entry[f"best_{metric}"] = {"model": model, "value": value, "timestamp": _best_ts(ts)}
+    out = best_document(tickers, rows, directions)
     return out[ticker] if ticker is not None else out
 
 
-#: Best entries change rarely, and the whole document is re-spelled on each change: their
-#: timestamps' text is remembered (bounded: one entry per best value ever seen, at most 8192).
-_best_ts = functools.lru_cache(maxsize=8192)(format_ts)
 _TICKERS_SQL = "SELECT DISTINCT ticker FROM pl_pairs ORDER BY ticker"
 _BEST_SQL = "SELECT ticker, metric, model_name, value, ts FROM pl_best"

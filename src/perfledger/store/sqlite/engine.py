@@ -19,20 +19,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from . import locks
+from .pragmas import BUSY_TIMEOUT_S, CACHE_KIB, WAL_CHECKPOINT_PAGES, configure
 from .readonly import ReadOnlyFile
 
-BUSY_TIMEOUT_S = 120
-#: SQLite's page cache per connection, in KiB (its default is 2 MiB): the engine's
-#: connections and the columnar readers' alike.
-CACHE_KIB = 65536
-#: WAL pages between automatic checkpoints (SQLite's default is 1,000, i.e. 4 MiB). A
-#: ``log()`` dirties about eight pages, most of them the same ones (the derived tables, the
-#: right edge of the records): a checkpoint every ~500 logs instead of every ~125 writes each
-#: hot page back once instead of four times and fsyncs a quarter as often: 20-30% more
-#: sustained single logs at 1M records in two alternated ad-hoc runs on a loaded machine (not
-#: a bench/ figure; read it as a direction). The cost: a WAL of up to 16 MiB, and on
-#: power loss (never on a killed process) up to that much of the latest commits.
-WAL_CHECKPOINT_PAGES = 4000
+__all__ = ["BUSY_TIMEOUT_S", "CACHE_KIB", "WAL_CHECKPOINT_PAGES", "make_engine"]
 
 
 def make_engine(url: sa.URL, read_only: ReadOnlyFile | None = None) -> sa.Engine:
@@ -55,18 +45,7 @@ def make_engine(url: sa.URL, read_only: ReadOnlyFile | None = None) -> sa.Engine
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         if read_only is None:
             locks.engine_opened(held, dbapi_conn)
-        # Let SQLAlchemy's "begin" event below decide how transactions start.
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        if read_only is None:
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-        else:
-            cur.execute("PRAGMA query_only=1")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
-        cur.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        cur.close()
+        configure(dbapi_conn, read_only=read_only is not None)
 
     if read_only is None:
         @sa.event.listens_for(engine, "close")

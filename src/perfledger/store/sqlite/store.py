@@ -35,6 +35,7 @@ from ..writes import Statements
 from . import queries
 from .access import read_only_reason
 from .arrow import SQLiteArrow
+from .causes import sqlite_cause
 from .database_file import backup_copy, create_file, refuse_foreign
 from .engine import BUSY_TIMEOUT_S, make_engine
 from .readonly import ReadOnlyFile
@@ -44,19 +45,6 @@ if TYPE_CHECKING:
     from ...records.labels import Grouping
     from ..base import HistoryQuery, LabelRow, TailQuery
     from ..queries import Source
-
-#: SQLite primary result codes (``sqlite3.Error.sqlite_errorcode & 0xff``) and what they mean.
-_CAUSES = {
-    5: Cause.BUSY,  # SQLITE_BUSY
-    6: Cause.BUSY,  # SQLITE_LOCKED
-    8: Cause.READ_ONLY,  # SQLITE_READONLY
-    10: Cause.IO,  # SQLITE_IOERR
-    11: Cause.DAMAGED,  # SQLITE_CORRUPT
-    13: Cause.DISK_FULL,  # SQLITE_FULL
-    14: Cause.IO,  # SQLITE_CANTOPEN
-    26: Cause.DAMAGED,  # SQLITE_NOTADB
-}
-
 
 def _v4_record_labels(conn: sa.Connection) -> None:
     """Which record carries which label, filled from every record already stored."""
@@ -113,21 +101,8 @@ class SQLiteStore(SQLStore):
     # ------------------------------------------------------------------ hooks
 
     def _cause(self, exc: BaseException) -> Cause | None:
-        """By SQLite's primary result code. The generic ``SQLITE_ERROR`` (SQL the database
-        refuses) means the ledger's tables are missing or altered when they are (a look at
-        the schema, not at the message); otherwise it is a bug, as is an error without a code
-        (a misuse of the driver): neither is mapped, except the driver's failure to read back
-        a cell (below)."""
-        error = orig(exc)
-        code = getattr(error, "sqlite_errorcode", None) if isinstance(error, sqlite3.Error) else None
-        if not isinstance(code, int):
-            # The driver's own OperationalError, without SQLite's code, is raised when a row
-            # read holds bytes it cannot give back (a text cell that is not UTF-8): perfledger
-            # writes only text there, so the file's content is damaged.
-            return Cause.DAMAGED if type(error) is sqlite3.OperationalError else None
-        if code & 0xFF == 1:
-            return Cause.SCHEMA if self._schema_altered() else None
-        return _CAUSES.get(code & 0xFF, Cause.OTHER)
+        """By SQLite's primary result code (:mod:`.causes`)."""
+        return sqlite_cause(exc, self._schema_altered)
 
     def _schema_altered(self) -> bool:
         """Whether a table or column this release's schema has is missing from the file."""
