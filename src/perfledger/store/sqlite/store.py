@@ -38,6 +38,7 @@ from .arrow import SQLiteArrow
 from .database_file import backup_copy, create_file, refuse_foreign
 from .engine import BUSY_TIMEOUT_S, make_engine
 from .readonly import ReadOnlyFile
+from .space import out_of_space
 from .writer import SQLiteWriteTx
 
 if TYPE_CHECKING:
@@ -56,6 +57,16 @@ _CAUSES = {
     14: Cause.IO,  # SQLITE_CANTOPEN
     26: Cause.DAMAGED,  # SQLITE_NOTADB
 }
+#: Extended I/O result codes of a write that did not fit: SQLite's unix VFS says
+#: ``SQLITE_FULL`` only for ``ENOSPC``; the process's file size limit (``ulimit -f``: the
+#: write fails with ``EFBIG``, ``SIGXFSZ`` being ignored, as Python does) or a quota comes
+#: back as one of these, which :func:`.space.out_of_space` then tells from a failing disk.
+_WRITE_IOERRS = frozenset({
+    10 | (3 << 8),  # SQLITE_IOERR_WRITE
+    10 | (4 << 8),  # SQLITE_IOERR_FSYNC
+    10 | (6 << 8),  # SQLITE_IOERR_TRUNCATE
+    10 | (19 << 8),  # SQLITE_IOERR_SHMSIZE
+})
 
 
 def _v4_record_labels(conn: sa.Connection) -> None:
@@ -127,6 +138,8 @@ class SQLiteStore(SQLStore):
             return Cause.DAMAGED if type(error) is sqlite3.OperationalError else None
         if code & 0xFF == 1:
             return Cause.SCHEMA if self._schema_altered() else None
+        if code in _WRITE_IOERRS and out_of_space(self.path):
+            return Cause.DISK_FULL
         return _CAUSES.get(code & 0xFF, Cause.OTHER)
 
     def _schema_altered(self) -> bool:
