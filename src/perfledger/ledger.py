@@ -363,24 +363,25 @@ class Ledger:
         """Bring back every record that earlier clears took out and no purge deleted, exactly
         as it was logged (timestamps, metrics, custom metrics, params, tags, notes), beside
         any record logged since; best models, leaderboards and the mirrors follow. One
-        transaction: all come back or none. Returns how many records came back."""
+        transaction: all come back or none. Returns how many records came back.
+
+        A kept record the ledger holds again (a sync or an import brought it back since the
+        clear) is not restored twice: its identity is its content, as ``import`` and
+        ``sync`` key it, counted (two identical records kept and one held again: one comes
+        back). Each record that comes back has its content key recorded as an imported or
+        synced one has, so a later sync or import of it adds nothing."""
         store = self._writable()
         for attempt in range(8):
             try:
                 with store.writing() as tx, self._mirrors.transaction(tx) as m:
-                    restored = 0
-                    for batch in tx.cleared_batches():
-                        m.insert(batch)
-                        restored += len(batch)
-                    if restored:
-                        tx.forget_cleared()
-                        m.write_best()
+                    restored, skipped = _restore_kept(tx, m)
                 break
             except WriteConflictError:
                 if attempt == 7:
                     raise
                 time.sleep(0.01 * (attempt + 1))
-        log.info("restored %d cleared records into %s", restored, describe_store(self.url))
+        log.info("restored %d cleared records into %s (%d held again already, not restored twice)",
+                 restored, describe_store(self.url), skipped)
         return restored
 
     def purge_cleared(self, older_than: timedelta | str | None = None) -> int:
@@ -1004,3 +1005,36 @@ class Ledger:
         purged: :meth:`restore_cleared` brings them back), the latest timestamp, and a
         ``state`` token that changes whenever the ledger does (for caches)."""
         return dict(self._ensure().stats())
+
+
+def _restore_kept(tx: WriteTx, m: MirrorTransaction | NullMirrorTransaction) -> tuple[int, int]:
+    """The body of :meth:`Ledger.restore_cleared`'s transaction: insert the kept records the
+    ledger does not hold again (by content key, as a multiset), claim their keys, forget
+    the kept ones. Returns (restored, skipped because held)."""
+    from collections import Counter
+
+    from .files.importer import batch_keys, record_hash
+    from .files.sync import take
+
+    held: Counter[str] = Counter()
+    for _ids, batch in tx.iter_batches():
+        held.update(record_hash(k) for k in batch_keys(batch))
+    restored = skipped = kept = 0
+    for batch in tx.cleared_batches():
+        kept += len(batch)
+        hashes = [record_hash(k) for k in batch_keys(batch)]
+        back = []
+        for i, h in enumerate(hashes):
+            if held[h] > 0:
+                held[h] -= 1  # this one is in the ledger again: one kept copy fewer comes back
+            else:
+                back.append(i)
+        skipped += len(batch) - len(back)
+        if back:
+            m.insert(batch if len(back) == len(batch) else take(batch, back))
+            tx.claim_keys([hashes[i] for i in back])
+            restored += len(back)
+    if kept:
+        tx.forget_cleared()
+        m.write_best()
+    return restored, skipped
