@@ -29,7 +29,7 @@ from .errors import (
 )
 from .files.importer import adopt_file
 from .frames import STATS, history_frame, leaderboard_frame, records_from_frame
-from .location import DB_NAME, Location, describe_store, resolve
+from .location import DB_NAME, Location, describe_store, existing_ancestor, resolve
 from .mirrors.rebuild import write_seed_files
 from .mirrors.seed_files import Mirrors, NoMirrors, SeedMirrors
 from .records.arguments import (
@@ -96,22 +96,15 @@ class Ledger:
     def _open(self) -> None:
         where = self.location.describe()
         if self.directory is not None:
-            try:
-                self.directory.mkdir(parents=True, exist_ok=True)
-            except PermissionError as exc:
-                raise ReadOnlyLedgerError(
-                    f"{where} does not exist and this user may not create it ({exc.strerror})"
-                ) from None
-            except (FileExistsError, NotADirectoryError):
-                raise ValidationError(
-                    f"store {where!r} is a file, not a ledger directory; give a directory (created "
-                    "if missing) or a database URL", [(None, "store", "a file")],
-                ) from None
+            check_directory(self.directory, where)
         mirrors: Mirrors = (
             SeedMirrors(self.directory, adopt_file) if self._want_mirrors and self.directory
             else NoMirrors(deferred=self.directory is not None)
         )
-        self._store: Store = open_store(self.url, ledger=where, guarded=tuple(mirrors.paths.values()))
+        # A directory that does not exist is not created by opening it: reads answer as an
+        # empty ledger and leave nothing on disk; the first write creates it (_writable).
+        self._store: Store = open_store(self.url, ledger=where, guarded=tuple(mirrors.paths.values()),
+                                        make_directory=self.directory is not None)
         #: Why this process may not write the ledger (the message writes raise), or None.
         self._read_only = self._store.read_only_reason
         self._pid = os.getpid()
@@ -201,6 +194,18 @@ class Ledger:
         store = self._ensure()
         if self._read_only is not None:
             raise ReadOnlyLedgerError(self._read_only)
+        if self.directory is not None and self._identity is None:
+            # The first write into a ledger that did not exist: its directory and database
+            # now (reads never create them), known as this ledger's own file from here on.
+            try:
+                store.create()
+            except ReadOnlyLedgerError:
+                raise
+            except PermissionError as exc:
+                raise ReadOnlyLedgerError(
+                    f"{self.location.describe()} does not exist and this user may not create it "
+                    f"({exc.strerror})") from None
+            self._identity = self._db_identity()
         if self._mirrors_unstarted:
             # The files and their committed state come first, in a transaction of their own:
             # a write's append journal then always names a committed state, so a database
@@ -410,7 +415,8 @@ class Ledger:
         nothing."""
         loc = resolve(location)
         guarded = tuple(SeedMirrors(loc.directory).paths.values()) if loc.directory is not None else ()
-        store = open_store(loc.url, ledger=loc.describe(), guarded=guarded, repair=True)
+        store = open_store(loc.url, ledger=loc.describe(), guarded=guarded, repair=True,
+                           make_directory=loc.directory is not None)
         try:
             done, absent = list(store.repaired), store.absent
         finally:
@@ -990,7 +996,8 @@ class Ledger:
         out.update((k, v) for k, v in store.stats().items() if k != "state")
         if self.directory is not None:
             sizes = {}
-            for path in sorted(self.directory.iterdir()):
+            # A directory not created yet (nothing was written) holds no file.
+            for path in sorted(self.directory.iterdir()) if self.directory.is_dir() else ():
                 try:
                     if path.is_file():
                         sizes[path.name] = path.stat().st_size
@@ -1005,6 +1012,21 @@ class Ledger:
         purged: :meth:`restore_cleared` brings them back), the latest timestamp, and a
         ``state`` token that changes whenever the ledger does (for caches)."""
         return dict(self._ensure().stats())
+
+
+def check_directory(directory: Path, where: str) -> None:
+    """Refuse a ledger directory that is a file, or that this user may not create; a
+    directory that does not exist yet is fine (nothing is created until the first write)."""
+    found = existing_ancestor(directory)
+    if not found.is_dir():
+        raise ValidationError(
+            f"store {where!r} is a file, not a ledger directory; give a directory (created "
+            "if missing) or a database URL", [(None, "store", "a file")],
+        )
+    effective = os.access in os.supports_effective_ids
+    if found != directory and not os.access(found, os.W_OK | os.X_OK, effective_ids=effective):
+        raise ReadOnlyLedgerError(
+            f"{where} does not exist and this user may not create it (Permission denied)")
 
 
 def _restore_kept(tx: WriteTx, m: MirrorTransaction | NullMirrorTransaction) -> tuple[int, int]:

@@ -158,8 +158,8 @@ def ledger_id(store: Store) -> str | None:
     """The store's random id, given now if it has none; None when it has none and this
     process may not write it (a read-only source: every sync of it checks content)."""
     found = store.get_meta(LEDGER_ID)
-    if found or store.read_only_reason is not None:
-        return found
+    if found or store.read_only_reason is not None or store.absent:
+        return found  # (a ledger that does not exist holds nothing to mark, and is not created)
     try:
         with store.writing() as tx:
             found = tx.get_meta(LEDGER_ID)

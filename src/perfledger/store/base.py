@@ -223,6 +223,11 @@ class Store(ABC):
         """Whether the database holds no ledger yet (reads answer as an empty one)."""
         return False
 
+    def create(self) -> None:
+        """Create the ledger now, as the first write would (nothing when it exists): a
+        ledger opened where none exists creates nothing until it is written."""
+        return None
+
     @abstractmethod
     def writing(self, single: bool = False) -> AbstractContextManager[WriteTx]:
         """A write transaction (serialised with every other writer). ``single=True`` promises
