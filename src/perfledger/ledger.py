@@ -121,6 +121,7 @@ class Ledger:
             if self._read_only is None:
                 with self._store.writing() as tx, self._mirrors.transaction(tx, strict=False):
                     pass  # entering it repairs
+                self._identity = self._db_identity()  # the adoption may have created the database
             else:
                 log.warning(
                     "%s: the mirror files are out of step with the database and this user may "
