@@ -54,8 +54,12 @@ def get_ledger() -> Ledger:
 
 
 def ensure_log_directory() -> Path:
-    """Create ``memory/logs`` (and the ledger inside it) if missing; return its path."""
+    """Create ``memory/logs`` if missing (its database comes with the first log); return its path."""
     led = get_ledger()
+    if led.directory is not None:
+        # The seed created the directory here; perfledger's reads never create anything,
+        # so this does (the database and the files follow with the first log).
+        led.directory.mkdir(parents=True, exist_ok=True)
     led.stats()  # reopens the store if the directory was removed since the last call
     return led.directory if led.directory is not None else Path(DEFAULT_DIR).resolve()
 

@@ -308,3 +308,138 @@ def test_a_copy_taken_after_a_crash_adopts_nothing_uncommitted(
     with Ledger(copy) as led:
         notes = list(led.history()["notes"])
     assert len(notes) == 200 and not [x for x in notes if x.startswith("lost-")]
+
+
+# ---------------------------------------------------------------- the seed's code appends after us
+
+#: The seed's own way of logging (``memory/model_log.py`` before perfledger), by another
+#: process that takes no lock: the JSON list loaded, the record added, the whole list dumped
+#: with ``json.dump(indent=2)``; one CSV row appended.
+SEED_APPEND = """
+import csv, json, sys
+directory, note = sys.argv[1], sys.argv[2]
+record = {"timestamp": "2024-05-01T00:00:00", "ticker": "SEED", "model_name": "SeedModel",
+          "sharpe": 0.75, "mse": None, "drawdown": None, "total_return": None, "win_rate": None,
+          "accuracy": None, "notes": note}
+with open(directory + "/model_performance.json") as f:
+    records = json.load(f)
+records.append(record)
+with open(directory + "/model_performance.json", "w") as f:
+    json.dump(records, f, indent=2)
+with open(directory + "/model_performance.csv", newline="") as f:
+    header = next(csv.reader(f))
+with open(directory + "/model_performance.csv", "a", newline="") as f:
+    row = {k: "" if v is None else v for k, v in record.items()}
+    csv.DictWriter(f, fieldnames=header, restval="").writerow(row)
+"""
+
+#: perfledger appends and stops before its commit (the journal written, both files
+#: appended), says so, and waits to be killed.
+HELD_BEFORE_COMMIT = """
+import sys, time
+sys.path[:0] = {path!r}
+from perfledger import Ledger
+from perfledger.mirrors.seed_files import SeedMirrors
+def hold(self, tx, state):
+    print("appended", flush=True)
+    time.sleep(600)
+SeedMirrors.save = hold
+led = Ledger({directory!r})
+rows = [{{"model_name": "M", "ticker": "T", "sharpe": i / 7, "notes": f"uncommitted-{{i}}"}}
+        for i in range({n})]
+led.log(**rows[0]) if {n} == 1 else led.log_many(rows)
+"""
+
+
+def _seed_append(d: Path, note: str) -> None:
+    out = subprocess.run([sys.executable, "-c", SEED_APPEND, str(d), note], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("n", [1, 300], ids=["single-log", "batch"])
+@pytest.mark.parametrize("committed", ["records", "empty"])
+def test_a_seed_record_appended_after_an_uncommitted_append_survives_its_kill(
+    ledger_dir: Path, n: int, committed: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Real processes: perfledger appends (journal, both files) and is SIGKILLed before its
+    commit; meanwhile the seed's own code, in another process, appended a record after it
+    (JSON rewritten, a CSV row appended). The next open takes back perfledger's bytes only:
+    the seed's record is adopted, once, in the database and both files; no uncommitted
+    record appears anywhere."""
+    with Ledger(ledger_dir) as led:
+        if committed == "records":
+            led.log_many(_rows(40, "kept"))
+        else:
+            led.log("M", "T0", sharpe=1.0, notes="kept-0")
+            led.clear()
+    kept = [f"kept-{i}" for i in range(40)] if committed == "records" else []
+    code = HELD_BEFORE_COMMIT.format(path=sys.path, directory=str(ledger_dir), n=n)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "appended", proc.stderr
+        _seed_append(ledger_dir, "by the seed")
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+    assert proc.returncode == -9
+    with caplog.at_level(logging.INFO, logger="perfledger"), Ledger(ledger_dir) as led:
+        notes = collections.Counter(led.history()["notes"])
+    assert notes == collections.Counter([*kept, "by the seed"])
+    assert "dropped an append whose transaction did not commit" in caplog.text
+    _assert_in_step(ledger_dir)
+
+
+@pytest.mark.parametrize("n", [1, 300], ids=["single-log", "batch"])
+def test_a_seed_record_appended_before_a_failed_commit_survives_the_take_back(
+    ledger_dir: Path, monkeypatch: pytest.MonkeyPatch, n: int
+) -> None:
+    """The same in the process whose COMMIT fails: the take-back removes its own bytes and
+    keeps the seed's record appended after them (by another process, meanwhile)."""
+    with Ledger(ledger_dir) as led:
+        led.log_many(_rows(40, "kept"))
+    real_save = SeedMirrors.save
+
+    def seed_then_fail(self: SeedMirrors, tx: object, state: object) -> None:
+        real_save(self, tx, state)  # type: ignore[arg-type]
+        _seed_append(ledger_dir, "by the seed")
+        raise RuntimeError("the commit failed")
+
+    monkeypatch.setattr(SeedMirrors, "save", seed_then_fail)
+    with Ledger(ledger_dir) as led, pytest.raises(RuntimeError, match="the commit failed"):
+        rows = [{"model_name": "M", "ticker": "T", "sharpe": i / 7, "notes": f"uncommitted-{i}"}
+                for i in range(n)]
+        led.log(**rows[0]) if n == 1 else led.log_many(rows)
+    monkeypatch.setattr(SeedMirrors, "save", real_save)
+    assert "uncommitted-0" not in (ledger_dir / "model_performance.json").read_text()
+    assert "uncommitted-0" not in (ledger_dir / "model_performance.csv").read_text()
+    with Ledger(ledger_dir) as led:
+        notes = collections.Counter(led.history()["notes"])
+    assert notes == collections.Counter([*(f"kept-{i}" for i in range(40)), "by the seed"])
+    _assert_in_step(ledger_dir)
+
+
+def test_a_journal_without_ends_from_the_release_before_is_honoured(ledger_dir: Path) -> None:
+    """The release before recorded no end of the appends (``PLJ1``): a process of it killed
+    before its commit is still taken back, to the committed size, as it would have been."""
+    import struct
+    import zlib
+
+    with Ledger(ledger_dir) as led:
+        led.log_many(_rows(40, "kept"))
+    before = _snapshot(ledger_dir)
+    code = KILLED_BEFORE_COMMIT.format(path=sys.path, directory=str(ledger_dir), n=1, removed=False)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    data = (ledger_dir / JOURNAL).read_bytes()
+    new = struct.Struct("<4sI" + "QQqqQ" * 2)
+    magic, base, *fields = new.unpack(data[: new.size])
+    assert magic == b"PLJ2"
+    old_fields = fields[0:4] + fields[5:9]  # without the two ends
+    body = struct.Struct("<4sI" + "QQqq" * 2).pack(b"PLJ1", base, *old_fields)
+    (ledger_dir / JOURNAL).write_bytes(body + struct.pack("<I", zlib.crc32(body)))
+    Ledger(ledger_dir).close()
+    assert {k: v for k, v in _snapshot(ledger_dir).items() if k != FILES[2]} == {
+        k: v for k, v in before.items() if k != FILES[2]}
+    _assert_in_step(ledger_dir)

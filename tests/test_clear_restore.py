@@ -205,3 +205,94 @@ def test_a_clear_on_postgresql_keeps_every_record_logged_while_it_runs(
     notes = list(pg_ledger.history()["notes"])
     assert clears > 1
     assert sorted(notes) == sorted(logged) and len(logged) == 400
+
+
+# ---------------------------------------------------------------- a restore never doubles a record
+
+
+def test_a_restore_after_the_records_were_synced_back_restores_none_twice(
+    any_ledger: Ledger, tmp_path: Path
+) -> None:
+    """The review's case: A syncs into B, B is cleared, A syncs into B again (B holds the
+    records once more), B restores: every record once, not twice. The restored records'
+    content keys are recorded again, as the sync recorded them, so a later sync or import
+    adds nothing."""
+    from perfledger.files.importer import import_file, record_hash, record_key
+    from perfledger.records.record import CORE_METRICS
+    from perfledger.records.timestamps import parse_timestamp
+
+    source = Ledger(tmp_path / "a")
+    _fill(source)
+    target = any_ledger
+    assert source.sync(target).new == 22
+    target.clear()
+    assert source.sync(target).new == 22
+    assert target.restore_cleared() == 0
+    assert _records(target) == _records(source)
+    assert target.stats()["cleared"] == 0
+    target.clear()
+    assert target.restore_cleared() == 22  # nothing held: every kept record comes back
+    assert _records(target) == _records(source)
+    keys = [record_hash(record_key(parse_timestamp(r["timestamp"]), r["ticker"], r["model_name"],
+                                   [r[m] for m in CORE_METRICS], r["notes"], r["metrics"], r["params"],
+                                   r["tags"])) for r in target.records()]
+    assert target._store.known_keys(keys) == set(keys)  # the keys a sync or an import claims
+    assert source.sync(target).new == 0
+    export = source.export_seed_files(tmp_path / "export") / "model_performance.json"
+    assert import_file(target, export).imported == 0
+    assert len(target.records()) == 22
+    if target.directory is not None:
+        with Ledger(target.directory) as again:  # the mirrors hold each record once
+            assert _records(again) == _records(source)
+
+
+def test_a_restore_counts_identical_records(any_ledger: Ledger, tmp_path: Path) -> None:
+    """Identical records are distinct records: two kept, one held again, one comes back
+    (and a record kept once, held twice, does not come back)."""
+    led = any_ledger
+    same = {"model_name": "M", "ticker": "T", "sharpe": 1.25, "notes": "twin",
+            "timestamp": "2024-03-01T00:00:00Z"}
+    led.log_many([same, same, {**same, "notes": "single"}])
+    led.clear()
+    led.log(**same)  # held again once (logged, or brought by an import or a sync)
+    led.log(**{**same, "notes": "single"})
+    led.log(**{**same, "notes": "single"})
+    assert led.restore_cleared() == 1
+    notes = sorted(led.history()["notes"])
+    assert notes == ["single", "single", "twin", "twin"]
+    assert led.stats()["cleared"] == 0
+
+
+def test_a_copy_carries_the_cleared_records(any_ledger: Ledger, tmp_path: Path) -> None:
+    """A copy is the ledger moved: what it cleared and did not purge can still be restored
+    (or purged) in the copy, each clear with its time; both directions between the engines."""
+    led = any_ledger
+    _fill(led)
+    before = _records(led)
+    led.clear()
+    led.log("After", "AAPL", sharpe=0.5, timestamp="2024-08-01T00:00:00Z")
+    with Ledger(tmp_path / "copy") as copy:
+        assert led.copy_to(copy) == 1
+        assert copy.stats()["cleared"] == 22 and copy.history()["model_name"].tolist() == ["After"]
+        assert copy.purge_cleared("30d") == 0  # the clear's time travelled: it is recent
+        assert copy.restore_cleared() == 22
+        assert [r for r in _records(copy) if r["model_name"] != "After"] == before
+        moved = _records(copy)
+        copy.clear()
+        with Ledger(tmp_path / "copy-of-copy") as again:
+            assert copy.copy_to(again) == 0
+            assert again.stats()["cleared"] == 23
+            assert again.restore_cleared() == 23
+            assert _records(again) == moved
+
+
+def test_a_copy_into_postgresql_carries_the_cleared_records(pg_ledger: Ledger, tmp_path: Path) -> None:
+    with Ledger(tmp_path / "embedded") as led:
+        _fill(led)
+        before = _records(led)
+        led.clear()
+        assert led.copy_to(pg_ledger) == 0
+    assert pg_ledger.stats()["cleared"] == 22
+    assert pg_ledger.restore_cleared() == 22
+    assert _records(pg_ledger) == before
+    assert pg_ledger.params()["depth"] == [6]

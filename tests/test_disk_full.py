@@ -29,6 +29,7 @@ from perfledger import Ledger
 from perfledger.errors import StorageError
 from perfledger.files.importer import import_file
 from perfledger.mirrors import transaction
+from perfledger.store.errors import Cause
 
 FILES = ("model_performance.json", "model_performance.csv", "best_models.json")
 NOTE = "n" * 300
@@ -293,3 +294,141 @@ def test_a_full_disk_stores_nothing_and_a_retry_stores_once(tiny_disk: Path) -> 
         for note in failed:
             led.log("M", "T", sharpe=0.0, notes=note)
     _in_step_once(d, collections.Counter(acked + failed))
+
+
+# ---------------------------------------------------------------- SQLite's own files at the size limit
+
+LIMITED_DATABASE = """
+import json, resource, sys
+sys.path[:0] = {path!r}
+from perfledger import Ledger
+from perfledger.errors import StorageError
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+acked, errors = [], []
+with Ledger({url!r}) as led:
+    for i in range(400):
+        note = f"big-{{i}}-" + "b" * 4000
+        try:
+            led.log("M", "T", sharpe=i / 10, notes=note)
+            acked.append(note)
+        except StorageError as exc:
+            errors.append([exc.cause, str(exc)])
+            if len(errors) >= 3:
+                break
+print(json.dumps({{"acked": acked, "errors": errors}}))
+"""
+
+
+@pytest.mark.slow
+def test_a_file_size_limit_inside_the_database_is_disk_full(tmp_path: Path) -> None:
+    """A real ``RLIMIT_FSIZE`` hit by SQLite's own files (a database URL: no mirrors). SQLite
+    reports the failed write as ``SQLITE_IOERR_WRITE``, not ``SQLITE_FULL``; the store tells
+    it by its code and the size limit: "disk full", ``cause == "disk_full"``, never "I/O
+    error". What was acknowledged is stored, nothing else, and a retry stores once."""
+    db = tmp_path / "ledger.db"
+    url = f"sqlite:///{db}"
+    with Ledger(url) as led:
+        led.log("M", "T", sharpe=0.0, notes="first")
+    limit = db.stat().st_size + 256 * 1024
+    code = LIMITED_DATABASE.format(path=sys.path, url=url, limit=limit)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["errors"], "the size limit was never reached"
+    for cause, msg in result["errors"]:
+        assert cause == "disk_full" and ": disk full (" in msg and Cause.IO.value not in msg, msg
+    with Ledger(url) as led:
+        notes = collections.Counter(led.history()["notes"])
+        assert notes == collections.Counter(["first", *result["acked"]])
+        led.log("M", "T", sharpe=0.0, notes="retried")
+        assert len(led.history()) == len(result["acked"]) + 2
+
+
+# ---------------------------------------------------------------- several transactions: what was stored
+
+
+def _enospc_after(mp: pytest.MonkeyPatch, calls: int) -> None:
+    """Mirror appends fail with ENOSPC from the ``calls + 1``-th (each append writes both files)."""
+    real = transaction.write_at
+    count = {"n": 0}
+
+    def write_at(*args: object, **kwargs: object) -> object:
+        count["n"] += 1
+        if count["n"] > calls:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(*args, **kwargs)
+
+    mp.setattr(transaction, "write_at", write_at)
+
+
+def test_a_sync_that_fills_the_disk_part_way_says_what_it_stored(tmp_path: Path) -> None:
+    """A sync commits a chunk per transaction: when a later chunk fails on a full disk, the
+    earlier chunks are stored. The error says how many records were, and that a rerun
+    completes the sync without doubling any, never "nothing was stored"; the rerun does."""
+    from perfledger.files.sync import sync_stores
+
+    source = Ledger(tmp_path / "source")
+    source.log_many([{"model_name": "M", "ticker": "T", "sharpe": i / 10, "notes": f"r{i}",
+                      "timestamp": f"2024-01-01T00:00:{i:02d}Z"} for i in range(50)])
+    target = Ledger(tmp_path / "target")
+    target.log("Own", "T", sharpe=1.0, timestamp="2023-01-01T00:00:00Z")
+    with pytest.MonkeyPatch.context() as mp:
+        _enospc_after(mp, 2 * 2)  # two chunks' appends (JSON and CSV each), then a full disk
+        with pytest.raises(StorageError) as info:
+            sync_stores(source._ensure(), target._writable(), target, target._mirrors, chunk=10)
+    error = info.value
+    assert error.cause == "disk_full"
+    message = str(error)
+    assert "nothing was stored" not in message
+    assert "disk full" in message and "20 record(s) were stored before the failure" in message
+    assert "run the sync again" in message and "idempotent" in message
+    assert len(target.history()) == 21
+    result = source.sync(target)
+    assert result.new == 30
+    assert collections.Counter(target.history()["notes"]) == collections.Counter(
+        [f"r{i}" for i in range(50)] + [""])
+    _in_step_once(tmp_path / "target", collections.Counter([f"r{i}" for i in range(50)] + [""]))
+
+
+def test_a_sync_whose_first_chunk_fails_says_nothing_was_stored(tmp_path: Path) -> None:
+    from perfledger.files.sync import sync_stores
+
+    source = Ledger(tmp_path / "source")
+    source.log_many([{"model_name": "M", "ticker": "T", "sharpe": i / 10, "notes": f"r{i}"}
+                     for i in range(30)])
+    target = Ledger(tmp_path / "target")
+    with pytest.MonkeyPatch.context() as mp:
+        _enospc_after(mp, 0)
+        with pytest.raises(StorageError) as info:
+            sync_stores(source._ensure(), target._writable(), target, target._mirrors, chunk=10)
+    assert "nothing was stored" in str(info.value) and "before the failure" not in str(info.value)
+    assert target.history().empty
+
+
+def test_an_import_of_several_files_that_fills_the_disk_says_what_the_earlier_files_stored(
+    tmp_path: Path,
+) -> None:
+    """``perfledger import a.csv b.csv``: each file is its own transaction. When the second
+    fails on a full disk, the first file's records are stored, and the error line says so."""
+    from cli_runner import run_cli
+
+    files = []
+    for name, n in (("a", 12), ("b", 7)):
+        f = tmp_path / f"{name}.csv"
+        f.write_text("timestamp,model_name,ticker,sharpe,notes\n"
+                     + "".join(f"2024-01-01T00:00:{i:02d},M,T,{i},{name}{i}\n" for i in range(n)))
+        files.append(str(f))
+    store = tmp_path / "ledger"
+    Ledger(store).close()
+    with pytest.MonkeyPatch.context() as mp:
+        _enospc_after(mp, 2)  # the first file's append, then a full disk
+        out = run_cli("--store", str(store), "import", *files)
+    assert out.returncode != 0
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith("Error:") and "disk full" in line, out.stderr
+    assert "nothing was stored" not in line
+    assert "12 record(s) were stored before the failure" in line and "run the import again" in line
+    ok = run_cli("--store", str(store), "import", *files)
+    assert ok.returncode == 0, ok.stderr
+    with Ledger(store) as led:
+        assert len(led.history()) == 19

@@ -190,10 +190,11 @@ def _reads_create_nothing(engine: str, where: str, url: str) -> None:
             assert r.returncode == 0, (args, r.stderr)
         assert "no ledger here yet" in run_cli("--store", where, "stats").stdout
         assert "nothing to repair" in run_cli("--store", where, "repair").stdout
-        assert not [t for t in _tables(url) if t.startswith("pl_")]
-        if engine == "directory":
-            made = [p.name for p in Path(where).iterdir() if not p.name.startswith("perfledger.db")]
-            assert made == []  # no mirror files either
+        if engine == "postgres":
+            assert not [t for t in _tables(url) if t.startswith("pl_")]
+        else:  # nothing on disk at all: no database file, no directory, no mirror file
+            assert not Path(sa.make_url(url).database or "").exists()
+            assert engine != "directory" or not Path(where).exists()
         with Ledger(where) as other:  # another writer's first write creates it
             other.log("M", "AAPL", sharpe=1.5)
         assert led.best("AAPL")["best_sharpe"]["value"] == 1.5 and len(led.history()) == 1

@@ -13,13 +13,22 @@ Driver errors never escape: the store maps them once, at its boundary
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 #: One problem of a rejected input: ``(row, field, message)``; ``row`` is ``None`` for a
 #: single call and the row's index for a batch.
 Problem = tuple["int | None", str, str]
 
 
 class PerfLedgerError(Exception):
-    """Base class for every perfledger error."""
+    """Base class for every perfledger error.
+
+    ``unstored``: for an error that aborted one write transaction, its message without the
+    words that say nothing was stored (set where the error is made: the store boundary, the
+    mirror files). An operation of several transactions (a sync, chunk by chunk; an import
+    of several files) restates what it did store with :func:`partly_stored`."""
+
+    unstored: str | None = None
 
 
 class ValidationError(PerfLedgerError, ValueError):
@@ -119,3 +128,32 @@ class ReadOnlyLedgerError(PerfLedgerError, PermissionError):
     for this user, or the file system is read-only); raised before anything is touched. Also
     raised on opening such a ledger when it holds no ledger yet, or needs a schema upgrade
     that only a user who may write it can make."""
+
+
+#: What an error of one failed write transaction says it left.
+NOTHING_STORED = "nothing was stored"
+
+E = TypeVar("E", bound=PerfLedgerError)
+
+
+def aborted_write(error: E, message: str) -> E:
+    """``error`` (made with ``message`` plus ``; nothing was stored``) marked as the error of
+    one failed write transaction whose message without that claim is ``message``."""
+    error.unstored = message
+    return error
+
+
+def partly_stored(error: E, stored: int, operation: str) -> E:
+    """``error``, raised by a transaction of an operation of several (``operation``: "sync",
+    "import") after ``stored`` records of its earlier transactions were committed, saying so
+    instead of "nothing was stored": how many records were stored before the failure, and
+    that running the operation again completes it without doubling any (each such operation
+    keys records by content: it is idempotent). Same class and attributes as ``error``."""
+    base = error.unstored if error.unstored is not None else str(error)
+    again = (f"{stored:,} record(s) were stored before the failure; run the {operation} again to complete "
+             f"it (it is idempotent: no record is stored twice)")
+    restated = error.__class__.__new__(error.__class__)
+    restated.__dict__.update(error.__dict__)
+    restated.args = (f"{base}; {again}",)
+    restated.unstored = None
+    return restated

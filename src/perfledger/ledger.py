@@ -29,7 +29,7 @@ from .errors import (
 )
 from .files.importer import adopt_file
 from .frames import STATS, history_frame, leaderboard_frame, records_from_frame
-from .location import DB_NAME, Location, describe_store, resolve
+from .location import DB_NAME, Location, describe_store, existing_ancestor, resolve
 from .mirrors.rebuild import write_seed_files
 from .mirrors.seed_files import Mirrors, NoMirrors, SeedMirrors
 from .records.arguments import (
@@ -101,21 +101,13 @@ class Ledger:
     def _open(self) -> None:
         where = self.location.describe()
         if self.directory is not None:
-            try:
-                self.directory.mkdir(parents=True, exist_ok=True)
-            except PermissionError as exc:
-                raise ReadOnlyLedgerError(
-                    f"{where} does not exist and this user may not create it ({exc.strerror})"
-                ) from None
-            except (FileExistsError, NotADirectoryError):
-                raise ValidationError(
-                    f"store {where!r} is a file, not a ledger directory; give a directory (created "
-                    "if missing) or a database URL", [(None, "store", "a file")],
-                ) from None
+            check_directory(self.directory, where)
         mirrors: Mirrors = (
             SeedMirrors(self.directory, adopt_file) if self._want_mirrors and self.directory
             else NoMirrors(deferred=self.directory is not None)
         )
+        # A directory that does not exist is not created by opening it: reads answer as an
+        # empty ledger and leave nothing on disk; the first write creates it (_writable).
         guarded = tuple(mirrors.paths.values())
         self._store: Store = (
             open_directory_store(self.location.database, lambda: self.url, ledger=where, guarded=guarded)
@@ -136,6 +128,7 @@ class Ledger:
             if self._read_only is None:
                 with self._store.writing() as tx, self._mirrors.transaction(tx, strict=False):
                     pass  # entering it repairs
+                self._identity = self._db_identity()  # the adoption may have created the database
             else:
                 log.warning(
                     "%s: the mirror files are out of step with the database and this user may "
@@ -209,6 +202,18 @@ class Ledger:
         store = self._ensure()
         if self._read_only is not None:
             raise ReadOnlyLedgerError(self._read_only)
+        if self.directory is not None and self._identity is None:
+            # The first write into a ledger that did not exist: its directory and database
+            # now (reads never create them), known as this ledger's own file from here on.
+            try:
+                store.create()
+            except ReadOnlyLedgerError:
+                raise
+            except PermissionError as exc:
+                raise ReadOnlyLedgerError(
+                    f"{self.location.describe()} does not exist and this user may not create it "
+                    f"({exc.strerror})") from None
+            self._identity = self._db_identity()
         if self._mirrors_unstarted:
             # The files and their committed state come first, in a transaction of their own:
             # a write's append journal then always names a committed state, so a database
@@ -376,24 +381,25 @@ class Ledger:
         """Bring back every record that earlier clears took out and no purge deleted, exactly
         as it was logged (timestamps, metrics, custom metrics, params, tags, notes), beside
         any record logged since; best models, leaderboards and the mirrors follow. One
-        transaction: all come back or none. Returns how many records came back."""
+        transaction: all come back or none. Returns how many records came back.
+
+        A kept record the ledger holds again (a sync or an import brought it back since the
+        clear) is not restored twice: its identity is its content, as ``import`` and
+        ``sync`` key it, counted (two identical records kept and one held again: one comes
+        back). Each record that comes back has its content key recorded as an imported or
+        synced one has, so a later sync or import of it adds nothing."""
         store = self._writable()
         for attempt in range(8):
             try:
                 with store.writing() as tx, self._mirrors.transaction(tx) as m:
-                    restored = 0
-                    for batch in tx.cleared_batches():
-                        m.insert(batch)
-                        restored += len(batch)
-                    if restored:
-                        tx.forget_cleared()
-                        m.write_best()
+                    restored, skipped = _restore_kept(tx, m)
                 break
             except WriteConflictError:
                 if attempt == 7:
                     raise
                 time.sleep(0.01 * (attempt + 1))
-        log.info("restored %d cleared records into %s", restored, describe_store(self.url))
+        log.info("restored %d cleared records into %s (%d held again already, not restored twice)",
+                 restored, describe_store(self.url), skipped)
         return restored
 
     def purge_cleared(self, older_than: timedelta | str | None = None) -> int:
@@ -422,7 +428,8 @@ class Ledger:
         nothing."""
         loc = resolve(location)
         guarded = tuple(SeedMirrors(loc.directory).paths.values()) if loc.directory is not None else ()
-        store = open_store(loc.url, ledger=loc.describe(), guarded=guarded, repair=True)
+        store = open_store(loc.url, ledger=loc.describe(), guarded=guarded, repair=True,
+                           make_directory=loc.directory is not None)
         try:
             done, absent = list(store.repaired), store.absent
         finally:
@@ -995,7 +1002,8 @@ class Ledger:
         out.update((k, v) for k, v in store.stats().items() if k != "state")
         if self.directory is not None:
             sizes = {}
-            for path in sorted(self.directory.iterdir()):
+            # A directory not created yet (nothing was written) holds no file.
+            for path in sorted(self.directory.iterdir()) if self.directory.is_dir() else ():
                 try:
                     if path.is_file():
                         sizes[path.name] = path.stat().st_size
@@ -1010,3 +1018,51 @@ class Ledger:
         purged: :meth:`restore_cleared` brings them back), the latest timestamp, and a
         ``state`` token that changes whenever the ledger does (for caches)."""
         return dict(self._ensure().stats())
+
+
+def check_directory(directory: Path, where: str) -> None:
+    """Refuse a ledger directory that is a file, or that this user may not create; a
+    directory that does not exist yet is fine (nothing is created until the first write)."""
+    found = existing_ancestor(directory)
+    if not found.is_dir():
+        raise ValidationError(
+            f"store {where!r} is a file, not a ledger directory; give a directory (created "
+            "if missing) or a database URL", [(None, "store", "a file")],
+        )
+    effective = os.access in os.supports_effective_ids
+    if found != directory and not os.access(found, os.W_OK | os.X_OK, effective_ids=effective):
+        raise ReadOnlyLedgerError(
+            f"{where} does not exist and this user may not create it (Permission denied)")
+
+
+def _restore_kept(tx: WriteTx, m: MirrorTransaction | NullMirrorTransaction) -> tuple[int, int]:
+    """The body of :meth:`Ledger.restore_cleared`'s transaction: insert the kept records the
+    ledger does not hold again (by content key, as a multiset), claim their keys, forget
+    the kept ones. Returns (restored, skipped because held)."""
+    from collections import Counter
+
+    from .files.importer import batch_keys, record_hash
+    from .files.sync import take
+
+    held: Counter[str] = Counter()
+    for _ids, batch in tx.iter_batches():
+        held.update(record_hash(k) for k in batch_keys(batch))
+    restored = skipped = kept = 0
+    for batch in tx.cleared_batches():
+        kept += len(batch)
+        hashes = [record_hash(k) for k in batch_keys(batch)]
+        back = []
+        for i, h in enumerate(hashes):
+            if held[h] > 0:
+                held[h] -= 1  # this one is in the ledger again: one kept copy fewer comes back
+            else:
+                back.append(i)
+        skipped += len(batch) - len(back)
+        if back:
+            m.insert(batch if len(back) == len(batch) else take(batch, back))
+            tx.claim_keys([hashes[i] for i in back])
+            restored += len(back)
+    if kept:
+        tx.forget_cleared()
+        m.write_best()
+    return restored, skipped

@@ -119,6 +119,14 @@ def resolve(location: str | os.PathLike[str] | sa.URL | Location | None = None) 
     return Location(given_url=url)
 
 
+def existing_ancestor(path: Path) -> Path:
+    """``path`` if it exists, else its nearest ancestor that does: where a ledger directory
+    that does not exist yet would be created (its first write creates it, never a read)."""
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
 def describe_url_text(url: sa.URL) -> str:
     """The URL as text with the password hidden, in the userinfo and in the query."""
     query = {

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..errors import PerfLedgerError, partly_stored
 from .app import EXIT_USAGE, fail, library_errors, open_ledger, say, store_of
 from .options import (
     Days,
@@ -88,11 +89,18 @@ def import_(
     from ..files.importer import import_file
 
     blocked = False
+    imported = 0  # by the files before: a later file's failure does not undo them
     with library_errors():
         led = open_ledger(ctx)
         for path in paths:
-            with _progress(path) as progress:
-                report = import_file(led, path, skip_invalid=skip_invalid, progress=progress)
+            try:
+                with _progress(path) as progress:
+                    report = import_file(led, path, skip_invalid=skip_invalid, progress=progress)
+            except PerfLedgerError as exc:
+                if imported and exc.unstored is not None:
+                    raise partly_stored(exc, imported, "import") from exc
+                raise
+            imported += report.imported
             say(report.summary())
             for i, r in enumerate(report.rejected):
                 if i == _MAX_LISTED:

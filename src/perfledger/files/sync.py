@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ReadOnlyLedgerError, ValidationError, WriteConflictError
+from ..errors import PerfLedgerError, ReadOnlyLedgerError, ValidationError, WriteConflictError, partly_stored
 from ..mirrors.seed_files import NoMirrors
 from ..records.batch import Batch
 from ..records.record import CORE_METRICS
@@ -158,8 +158,8 @@ def ledger_id(store: Store) -> str | None:
     """The store's random id, given now if it has none; None when it has none and this
     process may not write it (a read-only source: every sync of it checks content)."""
     found = store.get_meta(LEDGER_ID)
-    if found or store.read_only_reason is not None:
-        return found
+    if found or store.read_only_reason is not None or store.absent:
+        return found  # (a ledger that does not exist holds nothing to mark, and is not created)
     try:
         with store.writing() as tx:
             found = tx.get_meta(LEDGER_ID)
@@ -176,7 +176,8 @@ def _mark_key(source_id: str, flt: SyncFilter) -> str:
     return f"sync:{digest}"
 
 
-def _take(batch: Batch, idx: Sequence[int]) -> Batch:
+def take(batch: Batch, idx: Sequence[int]) -> Batch:
+    """The records of ``batch`` at positions ``idx``, in that order."""
     return Batch(
         ticker=[batch.ticker[i] for i in idx],
         model_name=[batch.model_name[i] for i in idx],
@@ -191,7 +192,7 @@ def _take(batch: Batch, idx: Sequence[int]) -> Batch:
 
 
 def _one_hash(batch: Batch, i: int) -> str:
-    return record_hash(batch_keys(_take(batch, [i]))[0])
+    return record_hash(batch_keys(take(batch, [i]))[0])
 
 
 def _record_at(src: ReadTx, rid: int) -> str | None:
@@ -234,8 +235,24 @@ def sync_stores(
     flt: SyncFilter | None = None, progress: SyncProgress | None = None, chunk: int = 50_000,
 ) -> SyncResult:
     """Bring ``source``'s records (within ``flt``) into ``target`` (see the module
-    docstring); returns what happened."""
-    flt = flt or SyncFilter()
+    docstring); returns what happened.
+
+    A chunk's transaction that fails after earlier chunks committed raises its error saying
+    how many records were stored before it, and that a rerun completes the sync (never
+    "nothing was stored", which is true of that chunk only)."""
+    result = SyncResult()
+    try:
+        return _sync(source, target, target_ledger, target_mirrors, flt or SyncFilter(), progress, chunk,
+                     result)
+    except PerfLedgerError as exc:
+        if result.new and exc.unstored is not None:
+            raise partly_stored(exc, result.new, "sync") from exc
+        raise
+
+
+def _sync(source: Store, target: Store, target_ledger: LedgerLike, target_mirrors: Mirrors | None,
+          flt: SyncFilter, progress: SyncProgress | None, chunk: int, result: SyncResult) -> SyncResult:
+    """:func:`sync_stores`' work, filling ``result`` as chunks commit."""
     if source.identity() == target.identity():
         raise ValidationError(
             "the target is the source ledger itself; sync with another ledger",
@@ -249,7 +266,6 @@ def sync_stores(
     mark_key = _mark_key(source_id, flt) if source_id else None
     mark_text = target.get_meta(mark_key) if mark_key else None
     mark = Mark.load(mark_text)
-    result = SyncResult()
     source_total = source.stats()["records"]
     target_empty = target.stats()["records"] == 0
     with source.snapshot() as src:
@@ -277,7 +293,7 @@ def sync_stores(
             nonlocal seen, total
             result.read += len(ids)
             pick = flt.select(batch)
-            sub = _take(batch, pick) if len(pick) < len(batch) else batch
+            sub = take(batch, pick) if len(pick) < len(batch) else batch
             _refuse_nul(sub, result.new)
             keys = batch_keys(sub)
             hashes = [record_hash(k) for k in keys]
@@ -286,7 +302,7 @@ def sync_stores(
                 known = target.known_keys([hashes[i] for i in todo])
                 todo = [i for i in todo if hashes[i] not in known]
                 if todo:
-                    held = _held_unkeyed(target_ledger, _take(sub, todo), [keys[i] for i in todo])
+                    held = _held_unkeyed(target_ledger, take(sub, todo), [keys[i] for i in todo])
                     todo = [i for j, i in enumerate(todo) if j not in held]
             seen, total = seen + len(sub), total + len(ids)
             new_mark = Mark(after, key, seen, total, "", tuple(pending)) if mark_key else None
@@ -372,7 +388,7 @@ def _store(tx: WriteTx, m: Any, sub: Batch, todo: list[int], hashes: list[str],
         won = tx.claim_keys(sorted(hashes[i] for i in todo))
         keep = [i for i in todo if hashes[i] in won]
         if keep:
-            m.insert(_take(sub, keep) if len(keep) < len(sub) else sub)
+            m.insert(take(sub, keep) if len(keep) < len(sub) else sub)
             stored = len(keep)
     if mark_key is not None and mark is not None:
         current = Mark.load(tx.get_meta(mark_key))

@@ -10,6 +10,9 @@ is refused at once.
 Text holding a NUL character (a note written by a release that still accepted one) is refused
 with one line naming the record and the field: PostgreSQL text cannot hold it, and storing it
 altered would not be a faithful copy. The copy is one transaction, so nothing is written.
+Records the source cleared and did not purge travel too, each clear as it was (its time, its
+records exactly): the copy is the ledger moved, so a clear made before the move can still be
+restored (or purged) after it.
 It works on stores (and the target's mirror files, when it keeps them), not on Ledgers.
 The target's mirror files take part in its one transaction
 (:mod:`perfledger.mirrors.transaction`): a copy that fails part-way leaves them as they were
@@ -18,6 +21,7 @@ too, so a rerun copies into an empty ledger again.
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING
 
 from ..errors import ValidationError
@@ -34,7 +38,8 @@ if TYPE_CHECKING:
 def copy_store(
     source: Store, target: Store, target_mirrors: Mirrors | None = None, *, chunk: int = 50_000
 ) -> int:
-    """Copy every record of ``source`` into the empty ``target``; returns how many."""
+    """Copy every record of ``source`` into the empty ``target``, and the records it keeps
+    from its clears; returns how many records were copied (the kept ones not counted)."""
     if source.identity() == target.identity():
         raise ValidationError(
             "the target is the source ledger itself; copy into another, empty ledger",
@@ -58,6 +63,8 @@ def copy_store(
             _refuse_nul(batch, copied)
             m.insert(batch)
             copied += len(batch)
+        for clear, group in itertools.groupby(src_tx.iter_cleared(chunk), key=lambda c: (c[0], c[1])):
+            dst_tx.keep_cleared(clear[1], (batch for _id, _at, batch in group))
         m.write_best()
     return copied
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import PerfLedgerError, ReadOnlyLedgerError, StorageError
+from ..errors import NOTHING_STORED, PerfLedgerError, ReadOnlyLedgerError, StorageError, aborted_write
 
 #: Out of space: the disk or a quota is full, or the process's file size limit
 #: (``ulimit -f``: with ``SIGXFSZ`` ignored, as Python does, the write fails with EFBIG).
@@ -31,11 +31,17 @@ def file_error(directory: Path, exc: OSError) -> PerfLedgerError:
     name = Path(exc.filename).name if exc.filename else "a mirror file"
     detail = f"{exc.strerror or type(exc).__name__} writing {name}"
     where = f"ledger directory {str(directory)!r}"
+    error: PerfLedgerError
     if exc.errno in DISK_FULL:
-        return StorageError(f"{where}: disk full ({detail}); nothing was stored", cause="disk_full")
-    if exc.errno in NOT_WRITABLE:
-        return ReadOnlyLedgerError(f"{where} is read-only for this user ({detail}); nothing was stored")
-    return StorageError(f"{where}: I/O error ({detail}); nothing was stored", cause="io")
+        base = f"{where}: disk full ({detail})"
+        error = StorageError(f"{base}; {NOTHING_STORED}", cause="disk_full")
+    elif exc.errno in NOT_WRITABLE:
+        base = f"{where} is read-only for this user ({detail})"
+        error = ReadOnlyLedgerError(f"{base}; {NOTHING_STORED}")
+    else:
+        base = f"{where}: I/O error ({detail})"
+        error = StorageError(f"{base}; {NOTHING_STORED}", cause="io")
+    return aborted_write(error, base)
 
 
 @contextmanager

@@ -54,7 +54,7 @@ from .rebuild import (
     write_json,
 )
 from .state import FileState, MirrorState
-from .undo import APPENDED, Journal, cut_back
+from .undo import APPENDED, Journal, undo_append
 
 if TYPE_CHECKING:
     from ..records.batch import Batch
@@ -107,7 +107,8 @@ class MirrorTransaction:
         self._state = MirrorState()
         #: The files appended to (by key): taken back if the transaction fails.
         self._appended: set[str] = set()
-        self._journaled = False
+        #: Where this transaction's appends end in each file (what a take-back removes).
+        self._ends: dict[str, int] = {}
         #: A bulk append being written in the background, which a take-back must wait for.
         self._pending: PreparedAppend | None = None
         self._best = False   # the best-models document to rewrite before the commit
@@ -220,7 +221,6 @@ class MirrorTransaction:
         while the caller inserts it (the 400 MB of a million records are written during
         the insert instead of after it)."""
         if prepared.background:
-            self._journal()
             self._pending = prepared
             prepared.then(self._write)
 
@@ -231,7 +231,6 @@ class MirrorTransaction:
         json_body, csv_rows = prepared.wait()
         written: _Written | None = prepared.followed()
         if written is None:
-            self._journal()
             written = self._write(json_body, csv_rows)
         (json_st, json_before), csv_st = written
         was = self._state.files
@@ -252,50 +251,39 @@ class MirrorTransaction:
                 self._best_tickers.update(prepared.batch.ticker)
         self._dirty = True
 
-    def _journal(self) -> None:
-        """Before this transaction's first append: the files as committed, for the next
-        writer should this process die before the commit (:mod:`.undo`)."""
-        if self._journaled:
-            return
+    def _journal(self, ends: Mapping[str, int]) -> None:
+        """Before each append: the files as committed, and where this transaction's appends
+        will end once this one is written, for the next writer should this process die
+        before the commit (:mod:`.undo`): it takes back exactly those bytes."""
         assert self._synced is not None
         stats = self._synced.stats
-        self._files.journal.write(self._synced.committed, {k: stats[k] for k in APPENDED})  # type: ignore[misc]
-        self._journaled = True
+        self._files.journal.write(self._synced.committed, {k: stats[k] for k in APPENDED},  # type: ignore[misc]
+                                  ends)
+        self._ends = dict(ends)
 
     def _write(self, json_body: Parts, csv_rows: Parts) -> _Written:
-        """Append the bytes to both files (in the calling or the formatting thread)."""
-        return self._append_json(json_body), self._append_csv(csv_rows)
-
-    def _append_json(self, body: Parts) -> tuple[os.stat_result, int]:
-        """One write replaces the array's closing ``\\n]`` with the records and a new one."""
-        fd = os.open(self._files.paths["json"], os.O_RDWR)
+        """Journal, then append the bytes to both files (in the calling or the formatting
+        thread)."""
+        json_path, csv_path = self._files.paths["json"], self._files.paths["csv"]
+        json_fd = _open(json_path, os.O_RDWR)
         try:
-            size = os.fstat(fd).st_size
-            self._appended.add("json")
-            if size <= len(EMPTY_JSON):
-                data, offset = (b"\n", *body, JSON_TAIL), 1
-            else:
-                data, offset = (b",\n", *body, JSON_TAIL), size - len(JSON_TAIL)
-            write_at(fd, data, offset)
-            return os.fstat(fd), size
-        except OSError as exc:
-            exc.filename = exc.filename or str(self._files.paths["json"])
-            raise
+            csv_fd = _open(csv_path, os.O_WRONLY)
+            try:
+                json_size, csv_size = os.fstat(json_fd).st_size, os.fstat(csv_fd).st_size
+                if json_size <= len(EMPTY_JSON):
+                    json_data, json_at = (b"\n", *json_body, JSON_TAIL), 1
+                else:
+                    json_data, json_at = (b",\n", *json_body, JSON_TAIL), json_size - len(JSON_TAIL)
+                self._journal({"json": json_at + _length(json_data), "csv": csv_size + _length(csv_rows)})
+                self._appended.add("json")
+                _write_to(json_fd, json_path, json_data, json_at)
+                self._appended.add("csv")
+                _write_to(csv_fd, csv_path, csv_rows, csv_size)
+                return (os.fstat(json_fd), json_size), os.fstat(csv_fd)
+            finally:
+                os.close(csv_fd)
         finally:
-            os.close(fd)
-
-    def _append_csv(self, rows: Parts) -> os.stat_result:
-        fd = os.open(self._files.paths["csv"], os.O_WRONLY)
-        try:
-            size = os.fstat(fd).st_size
-            self._appended.add("csv")
-            write_at(fd, rows, size)
-            return os.fstat(fd)
-        except OSError as exc:
-            exc.filename = exc.filename or str(self._files.paths["csv"])
-            raise
-        finally:
-            os.close(fd)
+            os.close(json_fd)
 
     # ------------------------------------------------------------------ the end
 
@@ -347,24 +335,39 @@ class MirrorTransaction:
                 log.warning("could not %s %s: %s", "restore" if restore else "remove", path.name, exc)
 
     def _take_back(self) -> None:
-        """The transaction failed: wait for a background append, then cut each file
-        appended to back to its bytes, size and mtime before the transaction's first
-        append. A file replaced meanwhile (by a rebuild) is not touched. A cut-back that
-        fails is logged (the caller's error is the one to raise); the journal covers it."""
+        """The transaction failed: wait for a background append, then take back exactly the
+        bytes this transaction appended to each file (:func:`.undo.undo_append`): the file
+        is its committed self again (bytes, size and mtime), plus anything another process
+        appended after those bytes meanwhile (the seed's own code). A file replaced
+        meanwhile (by a rebuild) is not touched. A take-back that fails is logged (the
+        caller's error is the one to raise); the journal covers it."""
         if self._pending is not None:
             self._pending.followed(wait_quietly=True)
             self._pending = None
         if self._synced is None:
             return
+        undone = True
         for key in sorted(self._appended):
             before = self._synced.stats[key]
             path = self._files.paths[key]
             try:
                 st = os.stat(path)
                 if before is not None and st.st_ino == before.st_ino and st.st_size >= before.st_size:
-                    cut_back(path, key == "json", before.st_size, (before.st_atime_ns, before.st_mtime_ns))
+                    # Only this transaction's bytes: a record the seed's code appended after
+                    # them meanwhile (another process, no lock) stays.
+                    undo_append(path, key == "json", before.st_size, self._ends.get(key),
+                                (before.st_atime_ns, before.st_mtime_ns))
             except OSError as exc:
                 log.warning("could not take back the append to %s: %s", path.name, exc)
+                undone = False
+        if self._ends and undone:
+            # Taken back: the journal no longer claims those bytes (what follows the committed
+            # size now is someone else's, which the next writer adopts).
+            stats = self._synced.stats
+            try:
+                self._journal({k: stats[k].st_size for k in APPENDED})  # type: ignore[union-attr]
+            except OSError as exc:
+                log.warning("could not update the append journal: %s", exc)
         self._appended.clear()
         self._drop_kept(restore=True)
 
@@ -375,6 +378,26 @@ class MirrorTransaction:
         self._appended.clear()
         self._pending = None
         self._drop_kept(restore=False)
+
+
+def _open(path: Path, flags: int) -> int:
+    try:
+        return os.open(path, flags)
+    except OSError as exc:
+        exc.filename = exc.filename or str(path)
+        raise
+
+
+def _write_to(fd: int, path: Path, parts: Parts, offset: int) -> None:
+    try:
+        write_at(fd, parts, offset)
+    except OSError as exc:
+        exc.filename = exc.filename or str(path)
+        raise
+
+
+def _length(parts: Parts) -> int:
+    return sum(memoryview(p).nbytes for p in parts)
 
 
 class NullMirrorTransaction:

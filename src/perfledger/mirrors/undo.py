@@ -5,15 +5,20 @@ append during the insert). Records that were never stored must not stay in the f
 where the next open would adopt them (or read a half-written row as one):
 
 * A transaction that fails is taken back by its own process, while it still holds the
-  write lock (:class:`~.transaction.MirrorTransaction`): :func:`cut_back` to the committed
-  size, with the committed mtime.
-* A process killed between an append and its commit cannot. So before a transaction's
-  first append, the files' identities, sizes and times go into the **journal**
-  (:data:`JOURNAL`), with a CRC of the committed state the transaction started from. The
-  next writer that finds the files out of step (an append left them longer) reads it
-  (:func:`recover`): if the committed state is still that one, the journaled transaction
-  never committed and each file it appended to is cut back; otherwise its commit moved the
-  state on and the journal is stale. (Comparing the whole committed state, rather than a
+  write lock (:class:`~.transaction.MirrorTransaction`): :func:`undo_append`, its own bytes
+  only, the committed mtime back when nothing followed them.
+* A process killed between an append and its commit cannot. So before each append, the
+  files' identities, committed sizes and times, and where the transaction's appends will
+  end, go into the **journal** (:data:`JOURNAL`), with a CRC of the committed state the
+  transaction started from. The next writer that finds the files out of step (an append
+  left them longer) reads it (:func:`recover`): if the committed state is still that one,
+  the journaled transaction never committed and its bytes are taken back; otherwise its
+  commit moved the state on and the journal is stale.
+* Only perfledger's bytes: the seed's own code, in another process and without a lock, may
+  have appended a record after them (a CSV row; the JSON list re-dumped with its record
+  last). Those bytes, after the journaled end, are kept (:func:`_excise`) and the next
+  writer adopts the record; the journal of the release before (no end) cuts back to the
+  committed size, as that release did. (Comparing the whole committed state, rather than a
   file's committed size, also covers a transaction that rebuilt a file, a new inode, before
   appending to it.) Every append is journaled, a single ``log()`` as much as a bulk load,
   so both crash alike.
@@ -53,11 +58,18 @@ LEGACY_JOURNAL = ".perfledger-append.json"
 #: The files an append writes, in the journal's order.
 APPENDED = ("json", "csv")
 
-_MAGIC = b"PLJ1"
+_MAGIC = b"PLJ2"
 #: Magic, CRC-32 of the committed state's text, then per appended file its inode, size,
-#: atime_ns and mtime_ns; a CRC-32 of all that follows it.
-_BODY = struct.Struct("<4sI" + "QQqq" * len(APPENDED))
+#: atime_ns, mtime_ns and the end of this transaction's appends (the file's size once they
+#: are written); a CRC-32 of all that follows it.
+_BODY = struct.Struct("<4sI" + "QQqqQ" * len(APPENDED))
+#: The journal of the release before ends were recorded (read: its appends are cut back to
+#: the committed size, as that release did).
+_MAGIC_V1 = b"PLJ1"
+_BODY_V1 = struct.Struct("<4sI" + "QQqq" * len(APPENDED))
 _CHECK = struct.Struct("<I")
+#: A journaled file: (inode, committed size, atime_ns, mtime_ns, end of the appends or None).
+Journaled = tuple[int, int, int, int, "int | None"]
 
 
 def _base(text: str | None) -> int:
@@ -73,13 +85,17 @@ class Journal:
         self.path = path
         self._file: BinaryIO | None = None
 
-    def write(self, committed: str | None, stats: Mapping[str, os.stat_result]) -> None:
-        """Record the files as they are (``stats``) and the committed state the
-        transaction started from (``committed``: the state's text as stored)."""
+    def write(self, committed: str | None, stats: Mapping[str, os.stat_result],
+              ends: Mapping[str, int]) -> None:
+        """Record the files as committed (``stats``), the committed state the transaction
+        started from (``committed``: the state's text as stored), and where the
+        transaction's appends end (``ends``: each file's size once the append about to be
+        written is): the bytes between are perfledger's own, and only those are taken back
+        (the seed's code may append after them). Written again before each append."""
         fields: list[int] = []
         for key in APPENDED:
             st = stats[key]
-            fields += [st.st_ino, st.st_size, st.st_atime_ns, st.st_mtime_ns]
+            fields += [st.st_ino, st.st_size, st.st_atime_ns, st.st_mtime_ns, ends[key]]
         body = _BODY.pack(_MAGIC, _base(committed), *fields)
         data = body + _CHECK.pack(zlib.crc32(body))
         f = self._file
@@ -107,24 +123,29 @@ class Journal:
         return self._file
 
 
-def _read_journal(path: Path) -> tuple[int, dict[str, tuple[int, int, int, int]]] | None:
-    """(committed state's CRC, per file (inode, size, atime_ns, mtime_ns)); None when
-    there is no journal. Raises ValueError when it does not read."""
+def _read_journal(path: Path) -> tuple[int, dict[str, Journaled]] | None:
+    """(committed state's CRC, per file (inode, size, atime_ns, mtime_ns, end)); None when
+    there is no journal. Raises ValueError when it does not read. A journal of the release
+    before ends were recorded reads with ``end`` None."""
     try:
         with open(path, "rb") as f:
             data = f.read(_BODY.size + _CHECK.size)
     except FileNotFoundError:
         return None
-    if len(data) < _BODY.size + _CHECK.size:
+    layout, width = (_BODY, 5) if data[:4] == _MAGIC else (_BODY_V1, 4)
+    if len(data) < layout.size + _CHECK.size:
         raise ValueError("too short")
-    body = data[: _BODY.size]
-    if _CHECK.unpack(data[_BODY.size:])[0] != zlib.crc32(body):
+    body = data[: layout.size]
+    if _CHECK.unpack(data[layout.size: layout.size + _CHECK.size])[0] != zlib.crc32(body):
         raise ValueError("checksum mismatch")
-    magic, base, *fields = _BODY.unpack(body)
-    if magic != _MAGIC:
+    magic, base, *fields = layout.unpack(body)
+    if magic not in (_MAGIC, _MAGIC_V1):
         raise ValueError("not a perfledger journal")
-    files = {key: tuple(fields[4 * i: 4 * i + 4]) for i, key in enumerate(APPENDED)}
-    return base, files  # type: ignore[return-value]
+    files: dict[str, Journaled] = {}
+    for i, key in enumerate(APPENDED):
+        inode, size, atime, mtime, *end = fields[width * i: width * i + width]
+        files[key] = (inode, size, atime, mtime, end[0] if end else None)
+    return base, files
 
 
 def recover(directory: Path, paths: Mapping[str, Path], committed: str | None,
@@ -146,22 +167,70 @@ def recover(directory: Path, paths: Mapping[str, Path], committed: str | None,
         return cut
     if journal is None or journal[0] != _base(committed):
         return cut  # none, or stale: the state moved on, so its transaction committed
-    for key, (inode, size, atime, mtime) in journal[1].items():
+    for key, (inode, size, atime, mtime, end) in journal[1].items():
         try:
             st = os.stat(paths[key])
         except FileNotFoundError:
             continue
-        if st.st_size <= size:
-            continue
+        if st.st_size <= size or (end is not None and end <= size):
+            continue  # nothing appended, or its own process took it back already
         if st.st_ino == inode:
-            cut_back(paths[key], key == "json", size, (atime, mtime))
+            undo_append(paths[key], key == "json", size, end, (atime, mtime))
             cut = True
         elif _committed_copy(paths[key], key, st, state, size):
             # The directory was copied after the crash (``cp -r``: new inodes, the journal
             # with them): the copy is recognised by its committed content instead.
-            cut_back(paths[key], key == "json", size)
+            undo_append(paths[key], key == "json", size, end)
             cut = True
     return cut
+
+
+def undo_append(path: Path, is_json: bool, size: int, end: int | None,
+                times_ns: tuple[int, int] | None = None) -> None:
+    """Take back perfledger's uncommitted append to a mirror: the bytes from the committed
+    ``size`` to ``end`` (where its appends ended). Bytes after ``end`` were written by
+    someone else after it (the seed's own code appending a record, by another process) and
+    are kept: the file becomes the committed one plus those (its times are then left as
+    that writer left them). With nothing after ``end`` (or ``end`` unknown: an earlier
+    release's journal), the file is cut back to ``size`` and its committed times."""
+    if end is None or os.stat(path).st_size <= end:
+        cut_back(path, is_json, size, times_ns)
+        return
+    if not _excise(path, is_json, size, end):
+        log.warning("%s: what follows perfledger's uncommitted append is not a record appended "
+                    "after it; cutting the file back to its committed size", path.name)
+        cut_back(path, is_json, size, times_ns)
+
+
+def _excise(path: Path, is_json: bool, size: int, end: int) -> bool:
+    """Remove the bytes perfledger appended (``size`` to ``end``) and keep those after them.
+    The seed's code appends a CSV row after the last one, and rewrites the JSON array with
+    its record after the last one (``json.dump(indent=2)``, the mirror's own layout): the
+    JSON's appended records sit between the committed records and the closing bracket, so
+    what is removed there is ``[start, end - len("\n]"))`` and what is kept starts with the
+    seed's ``,\n``. False (nothing changed) when the bytes after ``end`` are not shaped as
+    such an append."""
+    with open(path, "r+b") as f:
+        if is_json:
+            start = 1 if size <= len(EMPTY_JSON) else size - len(JSON_TAIL)
+            f.seek(end - len(JSON_TAIL))
+            rest = f.read()
+            if not rest.startswith(b",\n") or not rest.rstrip().endswith(b"]"):
+                return False
+            if start == 1:  # the committed array was empty: the seed's record is now the first
+                rest = rest[1:]
+        else:
+            start = size
+            f.seek(end - 1)
+            if f.read(1) != b"\n":
+                return False
+            rest = f.read()
+        f.seek(start)
+        f.write(rest)
+        f.truncate(start + len(rest))
+    log.info("%s: dropped an append whose transaction did not commit (%d bytes), kept %d bytes "
+             "written after it", path.name, end - start, len(rest))
+    return True
 
 
 def _committed_copy(path: Path, key: str, st: os.stat_result, state: MirrorState | None, size: int) -> bool:

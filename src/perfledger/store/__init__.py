@@ -40,7 +40,7 @@ def open_directory_store(database: Path, url: Callable[[], sa.URL], *, ledger: s
     from .sqlite.direct import open_direct, pending
 
     def full() -> Store:
-        return open_store(url(), ledger=ledger, guarded=guarded)
+        return open_store(url(), ledger=ledger, guarded=guarded, make_directory=True)
 
     direct = open_direct(database, ledger=ledger, guarded=guarded, full=full)
     if direct is not None:
@@ -52,18 +52,20 @@ def open_directory_store(database: Path, url: Callable[[], sa.URL], *, ledger: s
 
 
 def open_store(url: sa.URL, *, ledger: str | None = None, guarded: Iterable[Path] = (),
-               repair: bool = False) -> Store:
+               repair: bool = False, make_directory: bool = False) -> Store:
     """Open (creating, checking or upgrading its schema) the store at ``url``. For an
     embedded database, ``ledger`` names it as the user knows it (its directory), and
     ``guarded`` lists files beside it that its writes also change (the mirrors): when this
     process may not write one of them, the store opens read-only. With ``repair``, a damaged
     schema is made whole and every derived table recomputed (``store.repaired`` says what
-    was done; :mod:`.repair`)."""
+    was done; :mod:`.repair`). ``make_directory``: the embedded database's directory (a
+    ledger directory) may not exist yet; the first write creates it. Nothing is created by
+    opening: reads of a ledger that does not exist answer as an empty one."""
     backend = url.get_backend_name()
     if backend == "sqlite":
         from .sqlite.store import SQLiteStore
 
-        return SQLiteStore(url, ledger=ledger, guarded=guarded, repair=repair)
+        return SQLiteStore(url, ledger=ledger, guarded=guarded, repair=repair, make_directory=make_directory)
     if backend == "postgresql":
         from .postgres.store import PostgresStore
 

@@ -55,5 +55,8 @@ class _EmptyRead(ReadTx):
     def last_id(self) -> int:
         return 0
 
+    def iter_cleared(self, chunk: int = 50_000) -> Iterator[tuple[int, int, Batch]]:
+        return iter(())
+
 
 EMPTY_READ: ReadTx = _EmptyRead()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -130,6 +130,11 @@ class ReadTx(ABC):
     def last_id(self) -> int:
         """The highest record id (0 for an empty store)."""
 
+    @abstractmethod
+    def iter_cleared(self, chunk: int = 50_000) -> Iterator[tuple[int, int, Batch]]:
+        """The records cleared and not purged, in the order they were cleared, a batch at a
+        time, each batch of one clear: ``(clear id, cleared_at in UTC microseconds, batch)``."""
+
 
 class WriteTx(ReadTx):
     """A write transaction. Writers are serialised; everything done through one ``WriteTx``
@@ -196,6 +201,11 @@ class WriteTx(ReadTx):
         """The records cleared and not purged, a batch at a time, in the order they were cleared."""
 
     @abstractmethod
+    def keep_cleared(self, cleared_at: int, batches: Iterable[Batch]) -> int:
+        """Keep ``batches`` as the records of one more clear, made at ``cleared_at`` (a copy
+        carries the source's cleared records this way); returns how many."""
+
+    @abstractmethod
     def forget_cleared(self, before_us: int | None = None) -> int:
         """Delete for good the records kept by every clear made before ``before_us`` (UTC
         microseconds; None: all); returns how many records."""
@@ -218,6 +228,11 @@ class Store(ABC):
     def absent(self) -> bool:
         """Whether the database holds no ledger yet (reads answer as an empty one)."""
         return False
+
+    def create(self) -> None:
+        """Create the ledger now, as the first write would (nothing when it exists): a
+        ledger opened where none exists creates nothing until it is written."""
+        return None
 
     @abstractmethod
     def writing(self, single: bool = False) -> AbstractContextManager[WriteTx]:

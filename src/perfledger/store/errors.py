@@ -19,11 +19,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
+    NOTHING_STORED,
     PerfLedgerError,
     ReadOnlyLedgerError,
     StorageError,
     StoreConnectionError,
     WriteConflictError,
+    aborted_write,
 )
 from ..location import hide_passwords_in
 
@@ -60,18 +62,22 @@ def perfledger_error(cause: Cause, where: str, exc: BaseException, *, write: boo
     ``where`` (``write``: it aborted a write; ``opening``: the store could not be opened;
     ``who``: whose rights a read-only store names)."""
     detail = driver_message(exc)
-    stored = "; nothing was stored" if write else ""
+    stored = f"; {NOTHING_STORED}" if write else ""
     if opening and cause not in (Cause.READ_ONLY, Cause.CONFLICT):
         return StoreConnectionError(f"cannot open {where}: {cause.value} ({detail})")
     if cause is Cause.READ_ONLY and not write:
         return StorageError(f"{where}: {who} may not read the ledger's tables ({detail})", cause="permission")
     if cause is Cause.READ_ONLY:
         return ReadOnlyLedgerError(f"{where} is read-only for {who} ({detail}); nothing was changed")
+    base = f"{where}: {cause.value} ({detail})"
+    error: PerfLedgerError
     if cause is Cause.CONFLICT:
-        return WriteConflictError(f"{where}: {cause.value} ({detail}){stored}")
-    if cause is Cause.UNREACHABLE:
-        return StoreConnectionError(f"{where}: {cause.value} ({detail}){stored}")
-    return StorageError(f"{where}: {cause.value} ({detail}){stored}", cause=cause.name.lower())
+        error = WriteConflictError(f"{base}{stored}")
+    elif cause is Cause.UNREACHABLE:
+        error = StoreConnectionError(f"{base}{stored}")
+    else:
+        error = StorageError(f"{base}{stored}", cause=cause.name.lower())
+    return aborted_write(error, base) if write else error
 
 
 @contextmanager

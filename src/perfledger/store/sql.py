@@ -84,6 +84,13 @@ class SQLStore(Store):
         self._arrow = arrow
         with self._boundary(write=False, opening=True):
             self._absent = False
+            if not self._exists():
+                # Nothing there: not even a connection is opened (SQLite's would create the
+                # file). Reads answer as an empty ledger; the first write creates it.
+                self._absent = True
+                if repair:
+                    self.repaired = ["no ledger here yet: nothing to repair (the first write creates it)"]
+                return
             if repair:
                 self._repair()
                 return
@@ -121,11 +128,25 @@ class SQLStore(Store):
         first write may have created it since)."""
         return self._absent and self._absent_now()
 
+    def _exists(self) -> bool:
+        """Whether the database itself exists (an engine whose database is a file that is
+        not there yet says no, and nothing may open it: a read must leave nothing behind)."""
+        return True
+
+    def _make(self) -> None:
+        """Create the database itself before the first write's schema (an engine whose
+        database is a file creates it)."""
+
+    def create(self) -> None:
+        """Create the ledger now, as the first write would (nothing when it exists)."""
+        if self._absent and self.absent:
+            self._create()
+
     def _absent_now(self) -> bool:
         """A read never creates a ledger: while the database holds none, reads answer as an
         empty ledger does. Each such read looks again; once another process created the
         ledger, it is checked (or upgraded) as an open does, and read."""
-        if self._read(read_version) is None:
+        if not self._exists() or self._read(read_version) is None:
             return True
         with self._boundary(write=False, opening=True):
             ensure_schema(self.engine, self.where, self.TABLES, self.STEPS,
@@ -137,6 +158,7 @@ class SQLStore(Store):
         """The first write: the schema is created (under the engine's lock; another
         process's first write may have done it meanwhile)."""
         with self._boundary(write=False, opening=True):
+            self._make()
             ensure_schema(self.engine, self.where, self.TABLES, self.STEPS)
         self._absent = False
 
@@ -285,6 +307,8 @@ class SQLStore(Store):
         return self._read(lambda c: int(c.execute(sa.select(sa.func.max(T.records.c.id))).scalar() or 0))
 
     def known_keys(self, keys: Sequence[str]) -> set[str]:
+        if self.absent:
+            return set()
         unique = list(dict.fromkeys(keys))
 
         def read(conn: sa.Connection) -> set[str]:

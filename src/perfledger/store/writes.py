@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +56,11 @@ class Statements:
         self.insert_extra = _positional(T.extra, _EXTRA_COLUMNS, positional)
         self.insert_links = _positional(T.record_labels, _LINK_COLUMNS, positional)
         self.insert_returns = _positional(T.returns, _RETURNS_COLUMNS, positional)
+        # What a copy keeps of the source's clears (:meth:`SQLWriteTx.keep_cleared`).
+        kept = ((T.cleared_records, RECORD_COLUMNS), (T.cleared_extra, _EXTRA_COLUMNS),
+                (T.cleared_returns, _RETURNS_COLUMNS))
+        self.insert_cleared_records, self.insert_cleared_extra, self.insert_cleared_returns = (
+            _positional(table, ("clear_id", *cols), positional) for table, cols in kept)
         # The reads a writer makes on every write (the mirrors' state, the last id).
         self.get_meta = _compile(sa.select(T.meta.c.value).where(T.meta.c.key == sa.bindparam("key")),
                                  named, ())
@@ -148,6 +153,49 @@ class SQLReadTx(ReadTx):
                 returns=[kept.get(rid) for rid in ids] if kept else None,
             )
             last = ids[-1]
+
+
+    def iter_cleared(self, chunk: int = 50_000) -> Iterator[tuple[int, int, Batch]]:
+        """Every kept (cleared) record, in the order they were cleared (clear by clear,
+        each in its original insertion order), a batch at a time, each batch of one clear:
+        ``(clear id, cleared_at, batch)``, ``cleared_at`` in UTC microseconds."""
+        from ..records.batch import Batch
+
+        cols = ["r.clear_id", "r.id", "r.ts", "r.ticker", "r.model_name", *(f"r.{m}" for m in CORE_METRICS),
+                "r.notes", "CAST(r.params AS TEXT)", "CAST(r.tags AS TEXT)", "c.cleared_at"]
+        select = sa.text(
+            f"SELECT {', '.join(cols)} FROM pl_cleared_records r JOIN pl_cleared c ON c.id = r.clear_id "
+            "WHERE r.clear_id > :c OR (r.clear_id = :c AND r.id > :i) ORDER BY r.clear_id, r.id LIMIT :n")
+        extra = sa.text("SELECT record_id, name, value FROM pl_cleared_extra WHERE clear_id = :c "
+                        "AND record_id >= :a AND record_id <= :b ORDER BY record_id, name")
+        last = (0, 0)
+        while True:
+            with self._guard():
+                rows = self.conn.execute(select, {"c": last[0], "i": last[1], "n": chunk}).fetchall()
+            if not rows:
+                return
+            last = (rows[-1][0], rows[-1][1])
+            for cid in dict.fromkeys(r[0] for r in rows):  # each clear's rows (ids ascend within one)
+                part = [r for r in rows if r[0] == cid]
+                ids = [r[1] for r in part]
+                extras: dict[int, dict[str, float]] = {}
+                with self._guard():
+                    for rid, name, value in self.conn.execute(extra, {"c": cid, "a": ids[0], "b": ids[-1]}):
+                        extras.setdefault(rid, {})[name] = value
+                    kept = _kept_returns(self.conn, T.cleared_returns, ids, clear_id=cid)
+                c = list(zip(*part, strict=True))
+                k = 5 + len(CORE_METRICS)
+                yield int(cid), int(part[0][-1]), Batch(
+                    ticker=list(c[3]),
+                    model_name=list(c[4]),
+                    ts_us=list(c[2]),
+                    core={m: list(c[5 + i]) for i, m in enumerate(CORE_METRICS)},
+                    notes=list(c[k]),
+                    metrics=[extras.get(rid, {}) for rid in ids],
+                    params=[json.loads(p) if p else {} for p in c[k + 1]],
+                    tags=[json.loads(t) if t else {} for t in c[k + 2]],
+                    returns=[kept.get(rid) for rid in ids] if kept else None,
+                )
 
 
 class SQLWriteTx(SQLReadTx, WriteTx):
@@ -361,42 +409,40 @@ class SQLWriteTx(SQLReadTx, WriteTx):
     def cleared_batches(self, chunk: int = 50_000) -> Iterator[Batch]:
         """Every kept (cleared) record, a batch at a time, in the order they were cleared
         (clear by clear, each in its original insertion order)."""
-        from ..records.batch import Batch
+        return (batch for _clear, _cleared_at, batch in self.iter_cleared(chunk))
 
-        cols = ["clear_id", "id", "ts", "ticker", "model_name", *CORE_METRICS, "notes",
-                "CAST(params AS TEXT)", "CAST(tags AS TEXT)"]
-        select = sa.text(
-            f"SELECT {', '.join(cols)} FROM pl_cleared_records WHERE clear_id > :c OR "
-            "(clear_id = :c AND id > :i) ORDER BY clear_id, id LIMIT :n")
-        extra = sa.text("SELECT record_id, name, value FROM pl_cleared_extra WHERE clear_id = :c "
-                        "AND record_id >= :a AND record_id <= :b ORDER BY record_id, name")
-        last = (0, 0)
-        while rows := self.conn.execute(select, {"c": last[0], "i": last[1], "n": chunk}).fetchall():
-            keys = [(r[0], r[1]) for r in rows]
-            spans: dict[int, list[int]] = {}
-            for cid, rid in keys:  # each clear's id range in this chunk (ids ascend within one)
-                spans.setdefault(cid, [rid, rid])[1] = rid
-            extras: dict[tuple[int, int], dict[str, float]] = {}
-            kept: dict[tuple[int, int], KeptReturns] = {}
-            for cid, (lo, hi) in spans.items():
-                for rid, name, value in self.conn.execute(extra, {"c": cid, "a": lo, "b": hi}):
-                    extras.setdefault((cid, rid), {})[name] = value
-                for rid, r in _kept_returns(self.conn, T.cleared_returns, (lo, hi), clear_id=cid).items():
-                    kept[(cid, rid)] = r
-            c = list(zip(*rows, strict=True))
-            k = 5 + len(CORE_METRICS)
-            yield Batch(
-                ticker=list(c[3]),
-                model_name=list(c[4]),
-                ts_us=list(c[2]),
-                core={m: list(c[5 + i]) for i, m in enumerate(CORE_METRICS)},
-                notes=list(c[k]),
-                metrics=[extras.get(key, {}) for key in keys],
-                params=[json.loads(p) if p else {} for p in c[k + 1]],
-                tags=[json.loads(t) if t else {} for t in c[k + 2]],
-                returns=[kept.get(key) for key in keys] if kept else None,
-            )
-            last = keys[-1]
+    def keep_cleared(self, cleared_at: int, batches: Iterable[Batch]) -> int:
+        """Keep ``batches`` as the records of one more clear made at ``cleared_at`` (UTC
+        microseconds), as :meth:`clear` keeps them; returns how many. A copy carries a
+        ledger's cleared records this way, so the copy can still restore or purge them."""
+        rows_n = 0
+        clear_id: int | None = None
+        for batch in batches:
+            if not len(batch):
+                continue
+            if clear_id is None:
+                clear_id = int(self.conn.execute(
+                    sa.insert(T.cleared).values(cleared_at=cleared_at, n=0).returning(T.cleared.c.id)
+                ).scalar_one())
+            ids = range(rows_n + 1, rows_n + len(batch) + 1)
+            core_cols = [batch.core[m] for m in CORE_METRICS]
+            self._execute(self._st.insert_cleared_records, list(zip(
+                [clear_id] * len(batch), ids, batch.ticker, batch.model_name, batch.ts_us, *core_cols,
+                batch.notes, batch.json_or_none("params"), batch.json_or_none("tags"), strict=True)))
+            extra = [(clear_id, rid, name, value)
+                     for rid, d in zip(ids, batch.metrics, strict=True) for name, value in d.items()]
+            if extra:
+                self._execute(self._st.insert_cleared_extra, extra)
+            if batch.returns is not None:
+                kept = [(clear_id, rid, r.n, r.values, r.dates)
+                        for rid, r in zip(ids, batch.returns, strict=True) if r is not None]
+                if kept:
+                    self._execute(self._st.insert_cleared_returns, kept)
+            rows_n += len(batch)
+        if clear_id is not None:
+            self.conn.execute(sa.update(T.cleared).where(T.cleared.c.id == clear_id).values(n=rows_n))
+            self._bump_generation()
+        return rows_n
 
     def forget_cleared(self, before_us: int | None = None) -> int:
         """Delete, for good, the records of every clear made before ``before_us`` (UTC

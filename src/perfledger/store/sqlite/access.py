@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ...errors import ReadOnlyLedgerError
+from ...location import existing_ancestor
 
 
 def writable(path: Path) -> bool:
@@ -33,8 +34,9 @@ def write_blocker(database: Path, others: Iterable[Path] = ()) -> Path | None:
     at ``database``, or None when it may write all of them. Files that do not exist yet
     only need the directory."""
     wal, shm = (database.with_name(database.name + suffix) for suffix in ("-wal", "-shm"))
-    for path in (database.parent, database, wal, shm, *others):
-        if (path == database.parent or path.exists()) and not writable(path):
+    directory = existing_ancestor(database.parent)  # a ledger directory not created yet: its parent
+    for path in (directory, database, wal, shm, *others):
+        if (path == directory or path.exists()) and not writable(path):
             return path
     return None
 

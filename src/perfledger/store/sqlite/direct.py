@@ -164,7 +164,7 @@ class DirectStore(Store):
     # ------------------------------------------------------------------ the boundary
 
     def _cause(self, exc: BaseException) -> Cause | None:
-        return sqlite_cause(exc, lambda: schema_altered(self.path))
+        return sqlite_cause(exc, lambda: schema_altered(self.path), self.path)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:

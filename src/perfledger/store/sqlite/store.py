@@ -62,15 +62,21 @@ class SQLiteStore(SQLStore):
     TABLES = (*T.COMMON_TABLES, T.record_labels)
 
     def __init__(self, url: sa.URL, *, ledger: str | None = None, guarded: Iterable[Path] = (),
-                 read_only: bool = False, repair: bool = False):
+                 read_only: bool = False, repair: bool = False, make_directory: bool = False):
         """``ledger``: the ledger as the user knows it (its directory), for the messages
         about what this user may do; ``guarded``: files beside the database that writes also
         change (the mirrors); when this process may not write one of them (or with
-        ``read_only``), the store opens read-only."""
+        ``read_only``), the store opens read-only. ``make_directory``: the database's
+        directory (a ledger directory) may not exist yet; the first write creates it.
+
+        A database file that does not exist is not created here: reads answer as an empty
+        ledger and leave nothing on disk; the first write creates the file (and with
+        ``make_directory`` its directory)."""
         path = Path(url.database or "")
         self.path = path
+        self._make_directory = make_directory
         where = f"SQLite database {str(path)!r}"
-        if not path.parent.is_dir():
+        if not make_directory and not path.parent.is_dir():
             raise ValidationError(
                 f"store {where}: the directory {str(path.parent)!r} does not exist (a URL names an "
                 "existing directory; a ledger directory is created when given as a path)",
@@ -82,8 +88,6 @@ class SQLiteStore(SQLStore):
             f"{named} was opened read-only; nothing was changed" if read_only else None)
         self.read_only_file = (ReadOnlyFile(str(path), BUSY_TIMEOUT_S)
                                if self.read_only_reason is not None else None)
-        if self.read_only_file is None:
-            create_file(path)
         self.STEPS = EngineSteps(steps={4: _v4_record_labels},
                                  backup=lambda version: backup_copy(path, version))
         self._statements = _statements()
@@ -100,9 +104,17 @@ class SQLiteStore(SQLStore):
 
     # ------------------------------------------------------------------ hooks
 
+    def _exists(self) -> bool:
+        return self.path.exists()
+
+    def _make(self) -> None:
+        if self._make_directory:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_file(self.path)
+
     def _cause(self, exc: BaseException) -> Cause | None:
         """By SQLite's primary result code (:mod:`.causes`)."""
-        return sqlite_cause(exc, self._schema_altered)
+        return sqlite_cause(exc, self._schema_altered, self.path)
 
     def _schema_altered(self) -> bool:
         """Whether a table or column this release's schema has is missing from the file."""
@@ -196,7 +208,10 @@ class SQLiteStore(SQLStore):
     # ------------------------------------------------------------------ lifecycle
 
     def identity(self) -> tuple[Any, ...]:
-        st = os.stat(self.path)
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:  # not created yet: named by its path
+            return ("sqlite", str(self.path.resolve()))
         return ("sqlite", st.st_dev, st.st_ino)
 
     def dispose(self) -> None:
