@@ -230,6 +230,8 @@ class _Pairs:
             middle = by_count[g // 2]
             self.groups.append((middle[: middle.size // 2], middle))
         self.full = full
+        #: per pair group, the positions of its half-sets and of their complements
+        self.at = [(self.positions(lo, hi), self.positions(full - lo, full - hi)) for lo, hi in self.groups]
 
     def tables(self, per_block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-block values (S × N) → the sums over every subset of each group (2^g × N,
@@ -304,8 +306,7 @@ class _Sharpe(_HalfMetric):
         out += self.total  # Σr
         np.abs(out, out=tmp)
         out *= tmp
-        with np.errstate(divide="ignore", invalid="ignore"):  # flat halves: NaN below
-            out /= m2
+        out /= m2  # a flat half: NaN below (the caller silences numpy's warnings)
         if flat is None or not flat.any():
             return True
         out[flat] = np.nan
@@ -344,8 +345,7 @@ class _Blocks(_HalfMetric):
         downside = np.empty_like(out)
         _outer(self.down, lo, hi, downside)
         np.sqrt(downside, out=downside)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out /= downside
+        out /= downside
         out[downside <= 0] = np.nan
         return False
 
@@ -495,15 +495,17 @@ def probability_of_backtest_overfitting(
         oos_score[at] = w
 
     full = pairs.full
-    for los, his in pairs.groups:
-        step = max(1, _CHUNK_VALUES // (n * his.size))
-        for a in range(0, los.size, step):
-            lo = los[a: a + step]
-            here, there = pairs.positions(lo, his), pairs.positions(full - lo, full - his)
-            first = scored(lo, his, here, buffers[0])
-            mirror = scored(full - lo, full - his, there, buffers[1])  # row k: first's complement
-            judge(here, first, mirror)
-            judge(there, mirror, first)
+    with np.errstate(divide="ignore", invalid="ignore"):  # undefined scores are NaN, refused above
+        for (los, his), (here_all, there_all) in zip(pairs.groups, pairs.at, strict=True):
+            step = max(1, _CHUNK_VALUES // (n * his.size))
+            for a in range(0, los.size, step):
+                lo = los[a: a + step]
+                rows = slice(a * his.size, (a + lo.size) * his.size)
+                here, there = here_all[rows], there_all[rows]
+                first = scored(lo, his, here, buffers[0])
+                mirror = scored(full - lo, full - his, there, buffers[1])  # row k: first's complement
+                judge(here, first, mirror)
+                judge(there, mirror, first)
     is_perf = metric_of.value(is_score)
     oos_perf = metric_of.value(oos_score)
     logits = np.log(rank / (n + 1.0 - rank))
