@@ -289,7 +289,11 @@ class Ledger:
         """Record many evaluations in one transaction; returns how many were stored.
 
         Accepts a DataFrame or an iterable of dicts with the keys of :meth:`log` (extra
-        numeric columns are custom metrics). Every row is validated first: one
+        numeric columns are custom metrics). A ``returns`` column of series (lists, arrays,
+        pandas Series) keeps each row's return series, as :meth:`log_backtest` does; a
+        ``returns`` column of numbers (a user's scalar total return, say) is a custom metric
+        named ``returns`` like any other numeric column, never read as a series; a column
+        mixing numbers and series is refused, naming ``returns``. Every row is validated first: one
         :class:`ValidationError` lists each bad row by index and field, and nothing is stored.
         The batch is stored (and mirrored) in (ticker, timestamp) order.
 
