@@ -288,6 +288,11 @@ class _Sharpe(_HalfMetric):
         self.d2 = pairs.tables(np.einsum("sbn,sbn->sn", dev, dev) * count)  # n·Σ(r − c)²
         # above every half's n·Σ(r − c)²: one reduction rules out a flat half in a chunk
         self.top = float(self.d2[0].max() + self.d2[1].max())
+        # ... and none at all is needed when every block of every trial varies: a half's
+        # n·Σ(r − mean)² is at least n·Σ over its S/2 blocks of their own Σ(r − block mean)²
+        within = ((dev - dev.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+        floor = count * (shaped.shape[0] // 2) * float(within.min())
+        self.may_be_flat = not floor > 4 * _VAR_RTOL * self.top  # (4: room for rounding)
         self.total = shift * count
         self.factor = math.sqrt(ppy) * math.sqrt((count - 1.0) / count)
         self.m2, self.tmp = np.empty(most), np.empty(most)
@@ -300,7 +305,7 @@ class _Sharpe(_HalfMetric):
         m2 -= tmp  # n·Σ(r − mean)² of the half
         # constant (or all-zero) returns on a half: m2 is rounding noise of n·Σ(r − c)²
         flat = None
-        if m2.min() <= _VAR_RTOL * self.top:
+        if self.may_be_flat and m2.min() <= _VAR_RTOL * self.top:
             _outer(self.d2, lo, hi, tmp)
             flat = m2 <= _VAR_RTOL * tmp
         out += self.total  # Σr
