@@ -53,6 +53,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
@@ -282,20 +283,26 @@ class _Sharpe(_HalfMetric):
     signed square of Sharpe / (√ppy · √((n − 1)/n)), monotone in the Sharpe."""
 
     def __init__(self, pairs: _Pairs, shaped: np.ndarray, count: float, ppy: float, most: int):
+        """``shaped`` (S × block × N, the caller's own copy) is overwritten: the deviations
+        are computed in place, no other array its size is allocated (a fresh one of
+        megabytes is paged in, which costs more than the arithmetic on a busy machine)."""
         shift = shaped.reshape(-1, shaped.shape[2]).mean(axis=0)
-        dev = shaped - shift
-        self.d1 = pairs.tables(dev.sum(axis=1))
+        dev = shaped
+        dev -= shift
+        sums = dev.sum(axis=1)
+        self.d1 = pairs.tables(sums)
         self.d2 = pairs.tables(np.einsum("sbn,sbn->sn", dev, dev) * count)  # n·Σ(r − c)²
         # above every half's n·Σ(r − c)²: one reduction rules out a flat half in a chunk
         self.top = float(self.d2[0].max() + self.d2[1].max())
         # ... and none at all is needed when every block of every trial varies: a half's
         # n·Σ(r − mean)² is at least n·Σ over its S/2 blocks of their own Σ(r − block mean)²
-        within = ((dev - dev.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+        dev -= (sums / dev.shape[1])[:, None, :]  # each block about its own mean
+        within = np.einsum("sbn,sbn->sn", dev, dev)
         floor = count * (shaped.shape[0] // 2) * float(within.min())
         self.may_be_flat = not floor > 4 * _VAR_RTOL * self.top  # (4: room for rounding)
         self.total = shift * count
         self.factor = math.sqrt(ppy) * math.sqrt((count - 1.0) / count)
-        self.m2, self.tmp = np.empty(most), np.empty(most)
+        self.m2, self.tmp = _work_buffers(most)[2:4]
 
     def score(self, lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -> bool:
         m2, tmp = (b[: out.size].reshape(out.shape) for b in (self.m2, self.tmp))
@@ -358,6 +365,20 @@ class _Blocks(_HalfMetric):
         if self.name == "mean":
             return scores / self.count
         return scores * self.factor if self.name == "sortino" else scores
+
+
+_kept = threading.local()
+
+
+def _work_buffers(size: int) -> tuple[np.ndarray, ...]:
+    """Four float buffers and one bool buffer of ``size`` values, kept per thread from call
+    to call (a few MB at most): fresh ones would be paged in on every call, which on a busy
+    machine costs as much as filling them."""
+    held = getattr(_kept, "buffers", None)
+    if held is None or held[0].size < size:
+        held = (*(np.empty(size) for _ in range(4)), np.empty(size, dtype=bool))
+        _kept.buffers = held
+    return held
 
 
 def _block_metric(
@@ -446,7 +467,10 @@ def probability_of_backtest_overfitting(
             "halves: 2,520 daily returns in 16 blocks give 157 a block)",
         )
     dropped = t % s
-    x = x[dropped:]
+    # one C-ordered copy of our own (a DataFrame's values are trial-major): every block sum
+    # below walks contiguous rows instead of striding a whole series per step, and the
+    # Sharpe's deviations are computed in it
+    x = np.array(x[dropped:], dtype=float, order="C", copy=True)
     block = x.shape[0] // s
     splits = cscv_splits(s)
     n_splits = splits.shape[0]
@@ -466,8 +490,7 @@ def probability_of_backtest_overfitting(
     oos_score = np.empty(n_splits)
     rank = np.empty(n_splits)
     count_type = np.uint16 if n < 1 << 16 else np.int64  # a count of trials, summed in cache
-    buffers = np.empty(most), np.empty(most)
-    flags = np.empty(most, dtype=bool)
+    *buffers, _, _, flags = _work_buffers(most)
 
     def scored(lo: np.ndarray, hi: np.ndarray, at: np.ndarray, buffer: np.ndarray) -> np.ndarray:
         part = buffer[: at.size * n].reshape(at.size, n)
