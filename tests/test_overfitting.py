@@ -135,18 +135,20 @@ def test_other_metrics_match_naive(metric: str) -> None:
 
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), s=st.sampled_from([2, 4, 6, 8, 10, 12]), n=st.integers(2, 40),
-       extra=st.integers(0, 40), copies=st.integers(0, 3), chunk=st.sampled_from([1, 7, 64, 1 << 16]))
+       extra=st.integers(0, 40), copies=st.integers(0, 3), chunk=st.sampled_from([1, 7, 64, 1 << 16]),
+       drift=st.sampled_from([0.0004, 0.03]))
 def test_fast_path_matches_a_straightforward_cscv(
-    seed: int, s: int, n: int, extra: int, copies: int, chunk: int
+    seed: int, s: int, n: int, extra: int, copies: int, chunk: int, drift: float
 ) -> None:
     """The fast path (pair groups of subset tables, scores ranked by the Sharpe's signed
     square, chunked) against CSCV written straight from the raw rows, on random data: every
     S from 2 (one block a side) to 12, odd and even halves, T not a multiple of S, trials
     that are exact copies of others (ties in and out of sample), and chunks from one row of
-    half-sets to all of them. Winners, ranks, logits and PBO exactly."""
+    half-sets to all of them, means small against the spread (raw sums) and three times it
+    (sums about the mean). Winners, ranks, logits and PBO exactly."""
     rng = np.random.default_rng(seed)
     t = max(s, 4) + extra
-    m = rng.normal(0.0004, 0.01, (t, n)) + rng.normal(0, 0.0006, n)
+    m = rng.normal(drift, 0.01, (t, n)) + rng.normal(0, 0.0006, n)
     for _ in range(copies):  # a configuration that changed nothing: identical returns
         m[:, rng.integers(n)] = m[:, rng.integers(n)]
 

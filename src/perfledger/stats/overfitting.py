@@ -278,9 +278,9 @@ class _HalfMetric:
 
 
 class _Sharpe(_HalfMetric):
-    """mean / std (ddof 1) × √ppy from sums of r − c, c the trial's overall mean (so that
-    n·Σ(r − c)² − (Σ(r − c))² does not cancel). Score: Σr·|Σr| / (n·Σ(r − mean)²), the
-    signed square of Sharpe / (√ppy · √((n − 1)/n)), monotone in the Sharpe."""
+    """mean / std (ddof 1) × √ppy from block sums (raw, or of r − c: see ``__init__``).
+    Score: Σr·|Σr| / (n·Σ(r − mean)²), the signed square of Sharpe / (√ppy · √((n − 1)/n)),
+    monotone in the Sharpe."""
 
     def __init__(self, pairs: _Pairs, shaped: np.ndarray, count: float, ppy: float, most: int):
         """``shaped`` (S × block × N, the caller's own copy) is overwritten: the deviations
@@ -290,13 +290,25 @@ class _Sharpe(_HalfMetric):
         dev = shaped
         dev -= shift
         sums = dev.sum(axis=1)
-        self.d1 = pairs.tables(sums)
-        self.d2 = pairs.tables(np.einsum("sbn,sbn->sn", dev, dev) * count)  # n·Σ(r − c)²
+        squares = np.einsum("sbn,sbn->sn", dev, dev)
+        block = dev.shape[1]
+        # Raw sums (Σr, Σr²) when every trial's mean is within half its standard deviation
+        # (daily returns: a twentieth): n·Σr² − (Σr)² then loses at most a bit, and the
+        # score is two passes cheaper (no shift to add back, Σr·|Σr| from (Σr)²); otherwise
+        # sums of r − c, c the trial's mean, so that the subtraction does not cancel.
+        variance = squares.sum(axis=0) / max(1.0, float(dev.shape[0] * block - 1))
+        self.raw = bool(np.all(shift * shift <= 0.25 * variance))
+        if self.raw:
+            self.d1 = pairs.tables(sums + block * shift)  # Σr
+            self.d2 = pairs.tables((squares + 2.0 * shift * sums + block * shift * shift) * count)  # n·Σr²
+        else:
+            self.d1 = pairs.tables(sums)  # Σ(r − c)
+            self.d2 = pairs.tables(squares * count)  # n·Σ(r − c)²
         # above every half's n·Σ(r − c)²: one reduction rules out a flat half in a chunk
         self.top = float(self.d2[0].max() + self.d2[1].max())
         # ... and none at all is needed when every block of every trial varies: a half's
         # n·Σ(r − mean)² is at least n·Σ over its S/2 blocks of their own Σ(r − block mean)²
-        dev -= (sums / dev.shape[1])[:, None, :]  # each block about its own mean
+        dev -= (sums / block)[:, None, :]  # each block about its own mean
         within = np.einsum("sbn,sbn->sn", dev, dev)
         floor = count * (shaped.shape[0] // 2) * float(within.min())
         self.may_be_flat = not floor > 4 * _VAR_RTOL * self.top  # (4: room for rounding)
@@ -315,9 +327,13 @@ class _Sharpe(_HalfMetric):
         if self.may_be_flat and m2.min() <= _VAR_RTOL * self.top:
             _outer(self.d2, lo, hi, tmp)
             flat = m2 <= _VAR_RTOL * tmp
-        out += self.total  # Σr
-        np.abs(out, out=tmp)
-        out *= tmp
+            np.multiply(out, out, out=tmp)
+        if self.raw:  # out is Σr, tmp (Σr)²
+            np.copysign(tmp, out, out=out)
+        else:
+            out += self.total  # Σr
+            np.abs(out, out=tmp)
+            out *= tmp
         out /= m2  # a flat half: NaN below (the caller silences numpy's warnings)
         if flat is None or not flat.any():
             return True
