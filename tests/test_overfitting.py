@@ -161,6 +161,19 @@ def test_fast_path_matches_a_straightforward_cscv(
     assert_same(res, naive_cscv(m, s, sharpe), tol=1e-9)
 
 
+@pytest.mark.parametrize("layout", ["C", "F", "frame"])
+def test_the_callers_returns_are_left_as_they_were(layout: str) -> None:
+    """The Sharpe's deviations are computed in place, in the function's own copy."""
+    m = np.random.default_rng(12).normal(0.0004, 0.01, (130, 6))
+    given = {"C": np.ascontiguousarray(m), "F": np.asfortranarray(m), "frame": pd.DataFrame(m)}[layout]
+    before = np.array(given, copy=True)
+    first = probability_of_backtest_overfitting(given, partitions=8)
+    np.testing.assert_array_equal(np.asarray(given), before)
+    again = probability_of_backtest_overfitting(given, partitions=8)  # the kept buffers reused
+    np.testing.assert_array_equal(first.logits, again.logits)
+    assert_same(first, naive_cscv(m, 8))
+
+
 def test_callable_metric_is_called_on_raw_halves() -> None:
     m = np.random.default_rng(8).normal(0.0005, 0.01, (80, 5))
 
