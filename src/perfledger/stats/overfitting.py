@@ -282,35 +282,45 @@ class _Sharpe(_HalfMetric):
     Score: Σr·|Σr| / (n·Σ(r − mean)²), the signed square of Sharpe / (√ppy · √((n − 1)/n)),
     monotone in the Sharpe."""
 
-    def __init__(self, pairs: _Pairs, shaped: np.ndarray, count: float, ppy: float, most: int):
-        """``shaped`` (S × block × N, the caller's own copy) is overwritten: the deviations
-        are computed in place, no other array its size is allocated (a fresh one of
-        megabytes is paged in, which costs more than the arithmetic on a busy machine)."""
-        shift = shaped.reshape(-1, shaped.shape[2]).mean(axis=0)
-        dev = shaped
-        dev -= shift
-        sums = dev.sum(axis=1)
-        squares = np.einsum("sbn,sbn->sn", dev, dev)
-        block = dev.shape[1]
-        # Raw sums (Σr, Σr²) when every trial's mean is within half its standard deviation
-        # (daily returns: a twentieth): n·Σr² − (Σr)² then loses at most a bit, and the
-        # score is two passes cheaper (no shift to add back, Σr·|Σr| from (Σr)²); otherwise
-        # sums of r − c, c the trial's mean, so that the subtraction does not cancel.
-        variance = squares.sum(axis=0) / max(1.0, float(dev.shape[0] * block - 1))
+    def __init__(self, pairs: _Pairs, x: np.ndarray, partitions: int, block: int, ppy: float, most: int):
+        """``x``: the T × N returns (T = partitions × block), any memory layout; not changed.
+
+        Raw per-block sums (Σr, Σr²) when every trial's mean is within half its standard
+        deviation (daily returns: a twentieth): n·Σr² − (Σr)² then loses at most a bit, no
+        copy of the returns is made (a DataFrame's trial-major values are summed where they
+        lie), and the score is two passes cheaper (Σr·|Σr| from (Σr)²). Otherwise sums of
+        r − c, c the trial's mean, so that the subtraction does not cancel, from one copy
+        in which the deviations are computed in place (a fresh array of megabytes is paged
+        in, which costs more than the arithmetic on a busy machine: one, not three)."""
+        n, count = x.shape[1], float(partitions // 2 * block)
+        if x.flags.c_contiguous:
+            rows = x.reshape(partitions, block, n)
+            sums, squares = rows.sum(axis=1), np.einsum("sbn,sbn->sn", rows, rows)
+        else:  # trial-major (a DataFrame's values): each series' blocks are contiguous
+            series = x.T.reshape(n, partitions, block)  # a view (a copy only if it cannot be)
+            sums, squares = series.sum(axis=2).T, np.einsum("nsb,nsb->sn", series, series)
+        periods = float(partitions * block)
+        shift = sums.sum(axis=0) / periods
+        variance = (squares.sum(axis=0) - periods * shift * shift) / max(1.0, periods - 1.0)
         self.raw = bool(np.all(shift * shift <= 0.25 * variance))
         if self.raw:
-            self.d1 = pairs.tables(sums + block * shift)  # Σr
-            self.d2 = pairs.tables((squares + 2.0 * shift * sums + block * shift * shift) * count)  # n·Σr²
+            self.d1 = pairs.tables(sums)  # Σr
+            self.d2 = pairs.tables(squares * count)  # n·Σr²
+            # each block's Σ(r − its mean)², less a bound on the rounding of Σr² − (Σr)²/b
+            within = squares - sums * sums / block - 2.0 * (block + 2) * np.finfo(float).eps * squares
         else:
+            dev = np.array(x, dtype=float, order="C").reshape(partitions, block, n)
+            dev -= shift
+            sums = dev.sum(axis=1)
             self.d1 = pairs.tables(sums)  # Σ(r − c)
-            self.d2 = pairs.tables(squares * count)  # n·Σ(r − c)²
+            self.d2 = pairs.tables(np.einsum("sbn,sbn->sn", dev, dev) * count)  # n·Σ(r − c)²
+            dev -= (sums / block)[:, None, :]  # each block about its own mean
+            within = np.einsum("sbn,sbn->sn", dev, dev)
         # above every half's n·Σ(r − c)²: one reduction rules out a flat half in a chunk
         self.top = float(self.d2[0].max() + self.d2[1].max())
         # ... and none at all is needed when every block of every trial varies: a half's
         # n·Σ(r − mean)² is at least n·Σ over its S/2 blocks of their own Σ(r − block mean)²
-        dev -= (sums / block)[:, None, :]  # each block about its own mean
-        within = np.einsum("sbn,sbn->sn", dev, dev)
-        floor = count * (shaped.shape[0] // 2) * float(within.min())
+        floor = count * (partitions // 2) * max(0.0, float(within.min()))
         self.may_be_flat = not floor > 4 * _VAR_RTOL * self.top  # (4: room for rounding)
         self.total = shift * count
         self.factor = math.sqrt(ppy) * math.sqrt((count - 1.0) / count)
@@ -403,14 +413,14 @@ def _block_metric(
     names: tuple[str, ...], most: int,
 ) -> _HalfMetric:
     """The metric on half-sets from per-block sums (computed here, once)."""
-    shaped = x.reshape(partitions, block, x.shape[1])
+    if name == "sharpe":
+        return _Sharpe(pairs, x, partitions, block, ppy, most)
+    shaped = np.ascontiguousarray(x).reshape(partitions, block, x.shape[1])
     count = float(partitions // 2 * block)
     if name == "total_return" and (x < -1.0).any():
         i, j = map(int, np.argwhere(x < -1.0)[0])
         raise _fail("returns", f"returns[{i}, {j}]={x[i, j]!r} (trial {names[j]!r}) is below -1: "
                                "a simple return cannot lose more than everything")
-    if name == "sharpe":
-        return _Sharpe(pairs, shaped, count, ppy, most)
     return _Blocks(name, pairs, shaped, count, ppy)
 
 
@@ -420,7 +430,7 @@ class _Called(_HalfMetric):
 
     def __init__(self, fn: Callable[[np.ndarray], Any], x: np.ndarray, partitions: int, block: int):
         self.fn, self.g, self.n = fn, partitions // 2, x.shape[1]
-        self.shaped = x.reshape(partitions, block, x.shape[1])
+        self.shaped = np.ascontiguousarray(x).reshape(partitions, block, x.shape[1])
 
     def score(self, lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -> bool:
         g, n = self.g, self.n
@@ -484,10 +494,7 @@ def probability_of_backtest_overfitting(
             "halves: 2,520 daily returns in 16 blocks give 157 a block)",
         )
     dropped = t % s
-    # one C-ordered copy of our own (a DataFrame's values are trial-major): every block sum
-    # below walks contiguous rows instead of striding a whole series per step, and the
-    # Sharpe's deviations are computed in it
-    x = np.array(x[dropped:], dtype=float, order="C", copy=True)
+    x = x[dropped:]
     block = x.shape[0] // s
     splits = cscv_splits(s)
     n_splits = splits.shape[0]
