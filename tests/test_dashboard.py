@@ -89,17 +89,17 @@ def test_sample_data_button_adds_records(store: Path) -> None:
     at = run_app()
     at.sidebar.button(key="add_sample").click().run()
     assert not at.exception
-    assert records(store) == 1120  # 6 tickers x 4 models x 45 + a 40-config sweep
+    assert records(store) == 1144  # 6 tickers x 4 models x 45 + a 40- and a 24-config sweep
     assert [t.label for t in at.tabs] == list(
         ["📈 Performance Dashboard", "🏆 Best Models Summary", "📊 Quick Analytics", "📉 Backtests"]
     )
-    assert any("Added 1,120" in s.value for s in at.success)
+    assert any("Added 1,144" in s.value for s in at.success)
 
 
 def test_first_run_sample_button(store: Path) -> None:
     at = run_app()
     at.button(key="first_run_sample").click().run()
-    assert records(store) == 1120 and len(at.tabs) == 4
+    assert records(store) == 1144 and len(at.tabs) == 4
 
 
 def test_clear_needs_confirmation(seeded: Path) -> None:
@@ -507,7 +507,7 @@ def test_launch_adds_sample_data_and_runs_streamlit(
     loc = tmp_path / "led"
     port = _a_free_port()
     assert launch.launch(str(loc), port=port, sample=True) == 3
-    assert records(loc) == 1120
+    assert records(loc) == 1144
     cmd, env = _FakeProc.calls[0]
     assert cmd[1:4] == ["-m", "streamlit", "run"] and Path(cmd[4]).is_file()
     opts = dict(zip(cmd[5::2], cmd[6::2], strict=True))

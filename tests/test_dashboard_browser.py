@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from perfledger.sample import SAMPLE_MODELS
+
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
 
@@ -48,7 +50,7 @@ TABS = (  # label, screenshot, Plotly charts, tables in the tab (some inside exp
     ("🏆 Best Models Summary", "best_models.png", 1, 1, 1100),
     ("📊 Quick Analytics", "analytics.png", 1, 3, 2000),
     # equity, underwater, the PBO logits and in- vs out-of-sample (the sample's overfit sweep)
-    ("📉 Backtests", "backtests.png", 4, 1, 2000),
+    ("📉 Backtests", "backtests.png", 4, 1, 1720),
 )
 VIEWPORT = {"width": 1280, "height": 2000}  # tall enough for the leaderboard and the trend
 
@@ -174,6 +176,13 @@ def _check_tab(page: Page, panel: Locator, label: str) -> None:
     elif label == TABS[2][0]:
         assert "Decaying" in alerts and "AAPL · LSTM_v1" in alerts
         assert any(n.endswith("⚠ decaying") for n in _traces(panel)[0])
+    elif label == TABS[3][0]:
+        # make run's ledger kept every backtest's returns: each model's latest equity and
+        # drawdown curve, and the PBO over all 220 of AAPL's (4 x 45 nightly + the 40-config sweep)
+        equity, underwater = _traces(panel)[:2]
+        assert set(equity) == set(underwater) == {*SAMPLE_MODELS, "LightGBM_sweep"}
+        assert "220 × " in panel.locator("[data-testid='stMetric']").filter(has_text="Trials").inner_text()
+        assert "overfit" in alerts.lower() and "12,870 splits" in alerts
 
 
 def _check_rolling_mean(page: Page) -> None:
@@ -214,7 +223,7 @@ def _check_note_overlay(page: Page, note: str) -> None:
     page.keyboard.press("Escape")
 
 
-def test_three_tabs_render_charts_and_tables(browser_available: None, server: str, tmp_path: Path) -> None:
+def test_every_tab_renders_charts_and_tables(browser_available: None, server: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)

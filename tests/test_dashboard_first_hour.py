@@ -121,7 +121,7 @@ def test_make_runs_log_prints_the_url_once_and_no_cache_warnings(tmp_path: Path)
     assert text.count(f"127.0.0.1:{port}") == 1 and text.count(f"http://127.0.0.1:{port}") == 1, text
     assert "No runtime found" not in text and "MemoryCacheStorageManager" not in text, text
     assert "Uvicorn" not in text, text
-    assert "added 1120 sample evaluations" in text
+    assert "added 1144 sample evaluations" in text
 
 
 def test_heatmap_colours_small_differences_as_small() -> None:

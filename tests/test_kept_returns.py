@@ -161,3 +161,57 @@ def test_records_from_history_with_meta_do_not_take_the_meta_for_metrics(ledger:
     ledger.log_backtest("M", "AAPL", [0.01, 0.02, -0.01])
     (rec,) = ledger.records()
     assert "record_id" not in rec["metrics"] and "has_returns" not in rec["metrics"]
+
+
+# ---------------------------------------------------------------- a "returns" column in log_many
+
+
+def test_log_many_keeps_a_column_of_series(ledger: Ledger) -> None:
+    idx = pd.bdate_range("2024-01-01", periods=5, tz="UTC")
+    s = pd.Series([0.01, -0.02, 0.0, 0.03, 0.01], index=idx)
+    ledger.log_many(pd.DataFrame({"ticker": "AAPL", "model_name": ["a", "b"], "sharpe": [1.0, 2.0],
+                                  "returns": [s, [0.01, 0.02, -0.01]]}))
+    hist = ledger.history(include_meta=True)
+    assert hist["has_returns"].tolist() == [True, True]
+    pd.testing.assert_series_equal(ledger.returns(int(hist["record_id"].iat[0])), s, check_names=False,
+                                   check_index_type=False, check_freq=False)
+    assert "returns" not in hist.columns  # no custom metric of that name
+
+
+@pytest.mark.parametrize("values", [[0.12, -0.03], [0.12, None], [1, 2]])
+def test_log_many_reads_a_column_of_numbers_named_returns_as_a_custom_metric(ledger: Ledger,
+                                                                            values: list) -> None:
+    """A user's frame with a scalar total return called "returns": a custom metric, as any
+    extra numeric column is, never a return series (nor refused as a bad one)."""
+    frame = pd.DataFrame({"ticker": "AAPL", "model_name": ["a", "b"], "returns": values})
+    assert ledger.log_many(frame) == 2
+    hist = ledger.history(include_meta=True)
+    assert hist["has_returns"].tolist() == [False, False]
+    expected = [np.nan if v is None else float(v) for v in values]
+    np.testing.assert_array_equal(hist["returns"].to_numpy(), expected)
+    assert ledger.returns_frame().empty
+    # rows given as dicts: the same
+    assert ledger.log_many([{"ticker": "MSFT", "model_name": "c", "returns": 0.5}]) == 1
+    assert ledger.history(ticker="MSFT")["returns"].tolist() == [0.5]
+
+
+def test_log_many_refuses_numbers_mixed_with_series_naming_returns(ledger: Ledger) -> None:
+    frame = pd.DataFrame({"ticker": "AAPL", "model_name": ["a", "b"], "returns": [[0.01, 0.02, 0.0], 0.12]})
+    with pytest.raises(ValidationError, match=r"row 1: returns=0\.12 is a number in a column of return"):
+        ledger.log_many(frame)
+    assert ledger.count() == 0
+
+
+def test_importing_a_csv_with_a_returns_column_of_numbers_keeps_it_as_a_metric(ledger: Ledger,
+                                                                               tmp_path: Any) -> None:
+    path = tmp_path / "runs.csv"
+    path.write_text("timestamp,ticker,model_name,sharpe,returns\n"
+                    "2024-01-02T00:00:00+00:00,AAPL,a,1.5,0.12\n"
+                    "2024-01-03T00:00:00+00:00,AAPL,b,0.5,\n", encoding="utf-8")
+    from perfledger.files.importer import import_file
+
+    report = import_file(ledger, path)
+    assert report.imported == 2
+    hist = ledger.history(include_meta=True)
+    assert hist["has_returns"].tolist() == [False, False]
+    assert hist["returns"].iat[0] == 0.12 and np.isnan(hist["returns"].iat[1])

@@ -72,6 +72,39 @@ def test_the_filters_apply(ledger: Ledger) -> None:
     assert ledger.overfitting("AAPL", model_name=["Cfg0", "Cfg1"], partitions=4).n_trials == 4
 
 
+def test_metric_and_time_filters_apply_as_in_history(any_ledger: Ledger) -> None:
+    _sweep(any_ledger, 8, 5)
+    hist = any_ledger.history(ticker="AAPL", include_meta=True)
+    cut = float(hist["sharpe"].median())
+    chosen = hist[hist["sharpe"] >= cut]
+    frame = any_ledger.returns_frame("AAPL", at_least={"sharpe": cut})
+    assert list(frame.columns) == chosen["record_id"].astype(int).tolist()
+    assert any_ledger.overfitting("AAPL", at_least={"sharpe": cut}, partitions=4).n_trials == len(chosen)
+    later = hist["timestamp"].iloc[3]
+    assert list(any_ledger.returns_frame("AAPL", since=later).columns) == \
+        hist[hist["timestamp"] >= later]["record_id"].astype(int).tolist()
+
+
+def test_the_series_are_read_without_the_history_columns(any_ledger: Ledger) -> None:
+    """overfitting() and returns_frame() read ids, models and series only: not history()'s
+    metrics, notes, params, tags and custom metrics, which they would drop."""
+    x = _sweep(any_ledger, 5, 6)
+    store = any_ledger._ensure()
+
+    def no_history(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the series were read through history()")
+
+    store.history = no_history  # type: ignore[method-assign]
+    try:
+        frame = any_ledger.returns_frame("AAPL", tags={"run": "s1"})
+        np.testing.assert_array_equal(frame.to_numpy(), x)
+        models = [f"Cfg{j}" for j in range(5)]
+        assert frame.attrs["model_name"] == dict(zip(frame.columns, models, strict=True))
+        assert any_ledger.overfitting("AAPL", partitions=4).n_trials == 5
+    finally:
+        del store.history
+
+
 def test_too_few_trials_or_periods_say_how_many_are_needed(ledger: Ledger) -> None:
     with pytest.raises(ValidationError, match="at least 2 evaluations") as info:
         ledger.overfitting("AAPL")

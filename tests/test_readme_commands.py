@@ -150,6 +150,16 @@ def expect_overfit(run: Run) -> None:
     assert "Overfit:" in run.done.stdout
 
 
+def expect_not_overfit(run: Run) -> None:
+    """README: the sample's other sweep (24 configurations, tag run=sweep-4) is not overfit."""
+    assert run.done.returncode == 0
+    cells = [line.strip("│ ").split("│")[:2] for line in run.done.stdout.splitlines() if line.startswith("│")]
+    rows = {name.strip(): value.strip() for name, value in cells}
+    assert float(rows["pbo"]) < 0.1
+    assert int(rows["trials"]) == 24
+    assert "Not overfit:" in run.done.stdout
+
+
 def expect_copied(run: Run) -> None:
     assert run.done.returncode == 0 and run.done.stdout.strip()
     assert len(Ledger(run.pg).history()) == len(_rows(run))
@@ -158,18 +168,18 @@ def expect_copied(run: Run) -> None:
 def expect_clear(run: Run) -> None:
     assert run.done.returncode == 0 and len(_rows(run)) == 0
     restored = run_cli("restore", cwd=run.cwd)  # README: `perfledger restore` undoes it
-    assert restored.returncode == 0 and len(_rows(run)) == 1120
+    assert restored.returncode == 0 and len(_rows(run)) == 1144
 
 
 def expect_purge(run: Run) -> None:
     assert run.done.returncode == 0 and run.done.stdout.strip()
-    assert len(_rows(run)) == 1120  # only cleared records are purged
+    assert len(_rows(run)) == 1144  # only cleared records are purged
 
 
 def expect_stats(run: Run) -> None:
     assert run.done.returncode == 0
     info = json.loads(run.done.stdout)
-    assert info["records"] == 1120 and info["tickers"] == 6 and "schema_version" in info
+    assert info["records"] == 1144 and info["tickers"] == 6 and "schema_version" in info
 
 
 def expect_version(run: Run) -> None:
@@ -177,7 +187,7 @@ def expect_version(run: Run) -> None:
 
 
 def expect_synced_to(run: Run) -> None:
-    assert run.done.returncode == 0 and "1,120 new" in run.done.stdout
+    assert run.done.returncode == 0 and "1,144 new" in run.done.stdout
     again = run_cli(*run.args, cwd=run.cwd)
     assert again.returncode == 0 and "0 new" in again.stdout  # README: only what is new
 
@@ -221,6 +231,7 @@ EXPECT: dict[str, Expect] = {
         Expect(expect_check),
     "perfledger decay --metric sharpe --recent 20 --alpha 0.01": Expect(expect_decay),
     "perfledger overfit --ticker AAPL --tag run=sweep-3": Expect(expect_overfit),
+    "perfledger overfit --ticker MSFT --tag run=sweep-4": Expect(expect_not_overfit),
     "perfledger copy --to postgresql+psycopg://me@db-host/ledger": Expect(expect_copied, postgres=True),
     "perfledger clear --yes": Expect(expect_clear),
     "perfledger purge --older-than 30d --yes": Expect(expect_purge),

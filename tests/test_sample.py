@@ -1,7 +1,8 @@
 """The sample research history (``perfledger.sample``, what ``make run`` adds to an empty
 ledger) lights up every view README shows: PSR/DSR, a model that really decays (and only
-that one) under ``decay``'s defaults, params and tags to search and rank by, and one sweep
-that is really overfit. Deterministic: the same seed gives the same records."""
+that one) under ``decay``'s defaults, params and tags to search and rank by, kept return
+series for every backtest, one sweep that is really overfit and one that is not.
+Deterministic: the same seed gives the same records."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from perfledger import Ledger
@@ -18,12 +20,17 @@ from perfledger.sample import (
     EVALUATIONS,
     SAMPLE_MODELS,
     SAMPLE_TICKERS,
+    SKILLED_CONFIGS,
+    SKILLED_MODEL,
+    SKILLED_RUN,
+    SKILLED_TICKER,
     SWEEP_CONFIGS,
     SWEEP_MODEL,
     SWEEP_RUN,
     SWEEP_TICKER,
     add_sample_data,
     sample_records,
+    skilled_sweep_returns,
     sweep_returns,
 )
 from perfledger.stats.overfitting import probability_of_backtest_overfitting
@@ -32,7 +39,8 @@ from perfledger.stats.overfitting import probability_of_backtest_overfitting
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
     led = Ledger(tmp_path_factory.mktemp("sample") / "ledger")
-    assert add_sample_data(led) == len(SAMPLE_TICKERS) * len(SAMPLE_MODELS) * EVALUATIONS + SWEEP_CONFIGS
+    nightly = len(SAMPLE_TICKERS) * len(SAMPLE_MODELS) * EVALUATIONS
+    assert add_sample_data(led) == nightly + SWEEP_CONFIGS + SKILLED_CONFIGS
     return led
 
 
@@ -42,10 +50,14 @@ def test_deterministic_for_a_seed() -> None:
     assert a == b
     assert sample_records(end=end, random_state=8) != a
     assert all(np.array_equal(x, y) for x, y in zip(sweep_returns(), sweep_returns(), strict=True))
+    assert all(np.array_equal(x, y) for x, y in zip(skilled_sweep_returns(), skilled_sweep_returns(),
+                                                    strict=True))
+    with_returns = sample_records(end=end, returns=True)
+    assert [{k: v for k, v in r.items() if k != "returns"} for r in with_returns] == a
 
 
 def test_enough_evaluations_per_pair_for_decay_defaults(sample: Ledger) -> None:
-    counts = sample.history().groupby(["ticker", "model_name"]).size()
+    counts = sample.history(tags={"run": "nightly"}).groupby(["ticker", "model_name"]).size()
     assert counts.min() >= 20 + 10 + 10  # decay's recent=20 needs 30; 40 leaves a baseline
 
 
@@ -92,5 +104,38 @@ def test_make_runs_sample_goes_only_into_an_empty_directory(tmp_path: Path) -> N
     from perfledger.location import resolve
 
     where = resolve(str(tmp_path / "led"))
-    assert add_sample_if_asked(where) == 1120
+    assert add_sample_if_asked(where) == 1144
     assert add_sample_if_asked(where) == 0
+
+
+def test_every_backtest_keeps_the_returns_its_metrics_come_from(sample: Ledger) -> None:
+    """make run's ledger lights up the Backtests tab: every record kept its series, dated
+    (business days ending on its evaluation's day), and its stored Sharpe is that series'."""
+    hist = sample.history(include_meta=True)
+    assert hist["has_returns"].all()
+    nightly = hist[hist["tags"].map(lambda t: t.get("run") == "nightly")]
+    for _, row in nightly.sample(20, random_state=1).iterrows():
+        r = sample.returns(int(row["record_id"]))
+        assert len(r) == 504 and isinstance(r.index, pd.DatetimeIndex)
+        assert r.index[-1].date() <= row["timestamp"].date() and r.index[-1].weekday() < 5
+        assert (row["timestamp"] - r.index[-1]).days < 3
+        assert math.isclose(row["sharpe"], r.mean() / r.std(ddof=1) * math.sqrt(252), rel_tol=1e-5)
+    conf = sample.sharpe_confidence("AAPL")
+    assert conf["min_trl_years"].map(math.isfinite).all() and conf["n_effective"].notna().all()
+
+
+def test_one_sweep_is_overfit_and_the_other_is_not(sample: Ledger) -> None:
+    overfit = sample.overfitting(SWEEP_TICKER, tags={"run": SWEEP_RUN})
+    honest = sample.overfitting(SKILLED_TICKER, tags={"run": SKILLED_RUN})
+    assert overfit.n_trials == SWEEP_CONFIGS and overfit.pbo > 0.6
+    assert honest.n_trials == SKILLED_CONFIGS and honest.pbo < 0.1
+    # independently of the ledger: the generated series give the same PBO
+    assert honest.pbo == probability_of_backtest_overfitting(np.column_stack(skilled_sweep_returns())).pbo
+    # the honest sweep's trials move together (one market): far fewer effective trials
+    eff = sample.effective_trials(SKILLED_TICKER)
+    assert eff is not None
+    skilled = sample.returns_frame(SKILLED_TICKER, tags={"run": SKILLED_RUN})
+    from perfledger.stats import effective_trials
+
+    assert effective_trials(skilled.to_numpy()) < 3 < SKILLED_CONFIGS
+    assert SKILLED_MODEL in set(sample.history(ticker=SKILLED_TICKER)["model_name"])

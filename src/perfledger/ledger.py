@@ -307,7 +307,11 @@ class Ledger:
         """Record many evaluations in one transaction; returns how many were stored.
 
         Accepts a DataFrame or an iterable of dicts with the keys of :meth:`log` (extra
-        numeric columns are custom metrics). Every row is validated first: one
+        numeric columns are custom metrics). A ``returns`` column of series (lists, arrays,
+        pandas Series) keeps each row's return series, as :meth:`log_backtest` does; a
+        ``returns`` column of numbers (a user's scalar total return, say) is a custom metric
+        named ``returns`` like any other numeric column, never read as a series; a column
+        mixing numbers and series is refused, naming ``returns``. Every row is validated first: one
         :class:`ValidationError` lists each bad row by index and field, and nothing is stored.
         The batch is stored (and mirrored) in (ticker, timestamp) order.
 
@@ -626,29 +630,33 @@ class Ledger:
         was kept without dates, on their order (row i is each one's i-th period).
         ``frame.attrs["model_name"]`` maps each column to its model. Evaluations without
         kept returns are left out; none: an empty frame."""
+        return self._returns_frame(self._query(RecordFilter.of(locals())))[0]
+
+    def _returns_frame(self, query: HistoryQuery) -> tuple[pd.DataFrame, bool]:
+        """:meth:`returns_frame` of a checked query, and whether its series share one
+        calendar (then no row has a gap: nothing to drop)."""
         import numpy as np
         import pandas as pd
 
-        chosen = RecordFilter.of(locals())
-        if not self._ensure().any_returns():
-            self._query(chosen)  # still checked
-            frame = pd.DataFrame(index=pd.RangeIndex(0))
-            frame.attrs["model_name"] = {}
-            return frame
-        hist = self._history(chosen, include_meta=True)
-        hist = hist[hist["has_returns"]]
-        ids = [int(i) for i in hist["record_id"]]
-        kept = self._ensure().returns(ids)
-        ids = [i for i in ids if i in kept]
-        models = dict(zip(hist["record_id"].astype(int), hist["model_name"], strict=True))
+        store = self._ensure()
+        # Only the ids, models and series of the records that kept one, in one read: not
+        # the metrics, notes, params and tags a history() would fetch and drop.
+        found = store.returns_matching(query) if store.any_returns() else []
+        ids = [rid for rid, _, _ in found]
+        models = {rid: model for rid, model, _ in found}
+        kept = {rid: series for rid, _, series in found}
         dates = kept[ids[0]].dates if ids else None
         # One calendar (a sweep): one index, the values side by side.
-        if dates is not None and all(kept[i].dates == dates for i in ids):
+        one_calendar = dates is not None and all(kept[i].dates == dates for i in ids)
+        if one_calendar:
             first = kept[ids[0]].series()
-            # One buffer, one row per evaluation, transposed: pandas keeps exactly this layout
-            # (a block is columns × rows), so nothing is copied column by column.
-            values = np.frombuffer(b"".join(kept[i].values for i in ids), dtype="<f8").reshape(len(ids), -1)
-            frame = pd.DataFrame(values.astype(np.float64).T, index=first.index, columns=ids)
+            # One copy: each series' bytes into its row of one block, transposed: pandas
+            # keeps exactly this layout (a block is columns × rows), so nothing is copied
+            # column by column.
+            values = np.empty((len(ids), kept[ids[0]].n))
+            for row, i in zip(values, ids, strict=True):
+                row[:] = np.frombuffer(kept[i].values, dtype="<f8")
+            frame = pd.DataFrame(values.T, index=first.index, columns=ids, copy=False)
         elif not ids:
             frame = pd.DataFrame(index=pd.RangeIndex(0))
         elif all(kept[i].dates is not None for i in ids):
@@ -656,7 +664,7 @@ class Ledger:
         else:
             frame = pd.DataFrame({i: pd.Series(kept[i].array()) for i in ids})
         frame.attrs["model_name"] = {i: models[i] for i in ids}
-        return frame
+        return frame, one_calendar
 
     def sharpe_confidence(
         self, ticker: str, periods_per_year: float = 252, n_trials: int | None = None
@@ -741,16 +749,17 @@ class Ledger:
         from .stats.overfitting import probability_of_backtest_overfitting
 
         check_label("ticker", ticker)
-        frame = self.returns_frame(ticker, model_name, days_back, since, until, params=params, tags=tags,
-                                   at_least=at_least, at_most=at_most)
+        frame, one_calendar = self._returns_frame(self._query(RecordFilter.of(locals())))
         models = frame.attrs.pop("model_name", {})  # (pandas deep-copies attrs on every operation)
         if frame.shape[1] < 2:
             raise ValidationError.of(
                 "ticker", f"overfitting needs at least 2 evaluations on {ticker!r} with kept returns "
                           f"(log_backtest(..., returns=...)); the filters found {frame.shape[1]}")
-        common = frame.dropna() if frame.isna().to_numpy().any() else frame
-        common = common.set_axis([f"{models[c]}#{c}" for c in frame.columns], axis=1)
-        return probability_of_backtest_overfitting(common, partitions, metric, periods_per_year)
+        names = [f"{models[c]}#{c}" for c in frame.columns]
+        if not one_calendar:  # only the dates every one of them has
+            frame = frame.dropna()
+        frame.columns = names  # in place: the series are not copied again
+        return probability_of_backtest_overfitting(frame, partitions, metric, periods_per_year)
 
     def unscored_trials(self, ticker: str) -> int:
         """How many trials on ``ticker`` ran but have no Sharpe: records tagged

@@ -12,15 +12,23 @@ A small research history that lights up every view and every example in README:
 * **one model that really decays**: :data:`DECAYING` (LSTM_v1 on AAPL, the first page's ticker) loses its
   edge in its latest 20 evaluations, so ``decay --recent 20 --alpha 0.01`` flags it and
   nothing else (45 evaluations per pair: ``recent + 10`` with the defaults).
+  Each keeps its daily return series (dated: the business days of its window, ending on
+  its evaluation's day), so the Backtests tab draws its equity and drawdown curves and
+  MinTRL and the effective number of trials have their input.
 * **one sweep that is really overfit** (tag ``run=sweep-3``, :data:`SWEEP_MODEL` on AAPL):
   :data:`SWEEP_CONFIGS` configurations logged with ``log_backtest(..., returns=...)``, none
   of them really skilled: a small edge each (luck of the draw) plus noise that mean-reverts
   over the backtest, so the best of them looks good, the Deflated Sharpe says it could be
   luck among the trials, and the configuration best in any half of the periods is among
   the worst in the other half (PBO well above 0.5).
+* **one sweep that is not** (tag ``run=sweep-4``, :data:`SKILLED_MODEL` on MSFT):
+  :data:`SKILLED_CONFIGS` configurations whose skill really differs (annualised Sharpe 0 to
+  2 along the grid) on top of the market they all trade (highly correlated trials, as a
+  real sweep's are: few effective trials), so the configuration best in one half of the
+  periods stays among the best in the other (PBO near 0).
 
 Deterministic for a given ``random_state`` (numpy's seeded generator; only the timestamps
-follow the clock) and quick: about 1,100 records.
+and the dates follow the clock) and quick: about 1,100 records.
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ DECAYING = ("AAPL", "LSTM_v1")
 DECAY_RECENT = 20
 #: The overfit sweep: its model, ticker, tag and size.
 SWEEP_MODEL, SWEEP_TICKER, SWEEP_RUN, SWEEP_CONFIGS = "LightGBM_sweep", "AAPL", "sweep-3", 40
+#: The sweep that is not overfit: its model, ticker, tag and size.
+SKILLED_MODEL, SKILLED_TICKER, SKILLED_RUN, SKILLED_CONFIGS = "Ridge_sweep", "MSFT", "sweep-4", 24
 #: Trading days per simulated backtest window (two years).
 WINDOW = 504
 #: Trading days of each sweep backtest: 512 splits evenly into 2, 4, 8 or 16 CSCV blocks.
@@ -80,16 +90,21 @@ def sample_records(
     end: datetime | None = None,
     days: float = 90.0,
     labels: bool = True,
+    returns: bool = False,
 ) -> list[dict[str, Any]]:
     """The nightly backtests: ``evaluations`` records per (ticker, model), spread evenly over
     the last ``days``, each with its computed backtest metrics as columns (custom metrics
     among them), its model's ``params`` and the tag ``run=nightly`` (unless ``labels`` is
-    False: records as a ledger without params or tags holds them)."""
+    False: records as a ledger without params or tags holds them). ``returns=True`` adds
+    each record's ``returns``: the daily series its metrics were computed from, a pandas
+    Series dated by the :data:`WINDOW` business days ending on its evaluation's day (what
+    ``log_many`` keeps, as ``log_backtest`` would)."""
     import numpy as np
 
     rng = np.random.default_rng(random_state)
     end = end or datetime.now(UTC)
     out: list[dict[str, Any]] = []
+    calendar = _calendar(end, WINDOW + int(days) + 10) if returns else None
     for ticker in tickers:
         for model in models:
             skill = float(rng.normal(1.2, 0.35))
@@ -103,7 +118,10 @@ def sample_records(
             for i in range(evaluations):
                 frac = i / max(evaluations - 1, 1)
                 after_drop = decays and i >= evaluations - DECAY_RECENT
-                record = _evaluation(_returns(rng, skill - (2.0 if after_drop else 0.0)))
+                series = _returns(rng, skill - (2.0 if after_drop else 0.0))
+                record = _evaluation(series)
+                if calendar is not None:
+                    record["returns"] = _dated(series, end - timedelta(days=days * (1 - frac)), calendar)
                 record.update(
                     model_name=model,
                     ticker=ticker,
@@ -139,6 +157,36 @@ def sweep_returns(random_state: int = 7, configs: int = SWEEP_CONFIGS) -> list[n
     return out
 
 
+def skilled_sweep_returns(random_state: int = 7, configs: int = SKILLED_CONFIGS) -> list[np.ndarray]:
+    """The sweep that is not overfit (module docstring): one market every configuration
+    trades (90 % of the daily volatility), plus each configuration's own noise (35 %) and
+    its skill, an annualised Sharpe rising from 0 to 2 along the grid."""
+    import numpy as np
+
+    rng = np.random.default_rng(random_state + 2)
+    market = rng.normal(0, _DAILY_VOL, SWEEP_PERIODS)
+    return [0.9 * market + rng.normal(skill * _DAILY_VOL / 252 ** 0.5, 0.35 * _DAILY_VOL, SWEEP_PERIODS)
+            for skill in np.linspace(0.0, 2.0, configs)]
+
+
+def _calendar(last: datetime, periods: int) -> Any:
+    """The ``periods`` business days (UTC) ending on ``last``'s day."""
+    import pandas as pd
+
+    return pd.bdate_range(end=pd.Timestamp(last).normalize().tz_localize(None), periods=periods, tz="UTC")
+
+
+def _dated(values: np.ndarray, last: datetime, calendar: Any = None) -> Any:
+    """``values`` as a pandas Series on the business days ending on ``last``'s day (UTC),
+    taken from ``calendar`` when given (one calendar for many series: no per-series range)."""
+    import pandas as pd
+
+    if calendar is None:
+        return pd.Series(values, index=_calendar(last, len(values)))
+    end = int(calendar.searchsorted(pd.Timestamp(last).normalize(), side="right"))
+    return pd.Series(values, index=calendar[end - len(values): end])
+
+
 def sweep_params(config: int) -> dict[str, Any]:
     """The ``config``-th configuration of the sweep: a grid over max_depth, lr and leaves."""
     depths, rates, leaves = (3, 4, 5, 6, 8), (0.01, 0.03, 0.1, 0.3), (15, 31)
@@ -147,22 +195,30 @@ def sweep_params(config: int) -> dict[str, Any]:
 
 
 def add_sample_data(ledger: Ledger, evaluations: int = EVALUATIONS, *, random_state: int = 7) -> int:
-    """Log the sample research history into ``ledger`` (nightly backtests in one
-    transaction, then the sweep's backtests with their returns); returns the number of
-    records added."""
+    """Log the sample research history into ``ledger`` (nightly backtests with their returns
+    in one transaction, then each sweep's backtests with their returns); returns the number
+    of records added."""
     from .stats.backtest import BACKTEST_DIRECTIONS
 
     known = ledger.metric_directions()
     for name, higher in BACKTEST_DIRECTIONS.items():
         if known.get(name) is not higher:
             ledger.register_metric(name, higher)
-    added = ledger.log_many(sample_records(evaluations=evaluations, random_state=random_state))
+    added = ledger.log_many(sample_records(evaluations=evaluations, random_state=random_state, returns=True))
     start = datetime.now(UTC) - timedelta(days=3)
-    for i, returns in enumerate(sweep_returns(random_state)):
+    for i, values in enumerate(sweep_returns(random_state)):
         ledger.log_backtest(
-            SWEEP_MODEL, SWEEP_TICKER, returns=returns, params=sweep_params(i),
+            SWEEP_MODEL, SWEEP_TICKER, returns=_dated(values, start), params=sweep_params(i),
             tags={"run": SWEEP_RUN}, timestamp=start + timedelta(minutes=3 * i),
             notes=f"sweep-3 config {i + 1}/{SWEEP_CONFIGS}: grid search, 2-year backtest",
+        )
+        added += 1
+    for i, values in enumerate(skilled_sweep_returns(random_state)):
+        ledger.log_backtest(
+            SKILLED_MODEL, SKILLED_TICKER, returns=_dated(values, start),
+            params={"alpha": round(10 ** (-i / 8), 4)},
+            tags={"run": SKILLED_RUN}, timestamp=start + timedelta(hours=4, minutes=3 * i),
+            notes=f"sweep-4 config {i + 1}/{SKILLED_CONFIGS}: regularisation path, 2-year backtest",
         )
         added += 1
     return added

@@ -388,8 +388,8 @@ def logit_histogram_figure(logits: np.ndarray) -> go.Figure:
     fig = go.Figure(go.Histogram(x=logits, nbinsx=40, marker={"color": PALETTE[0]},
                                  hovertemplate="λ %{x}<br>%{y} splits<extra></extra>"))
     fig.add_vline(x=0, line={"color": PALETTE[1], "dash": "dash"})
-    fig.update_layout(title="Logits of the in-sample winner's out-of-sample rank (left of 0: overfit)",
-                      height=320, **_LAYOUT)
+    # a short title: the chart is half the page wide (a long one is cut off)
+    fig.update_layout(title="PBO logits λ (left of 0: overfit)", height=320, **_LAYOUT)
     fig.update_xaxes(title="λ = logit of the relative rank out of sample")
     fig.update_yaxes(title="splits")
     return fig
@@ -408,8 +408,8 @@ def is_oos_figure(is_perf: np.ndarray, oos_perf: np.ndarray, slope: float, inter
         fig.add_trace(go.Scatter(x=lx, y=intercept + slope * lx, mode="lines", name="degradation line",
                                  line={"color": PALETTE[1], "width": 2}))
     label = metric_label(metric)
-    fig.update_layout(title=f"In-sample vs out-of-sample {label} of each split's winner", height=320,
-                      **_LAYOUT)
+    fig.update_layout(title=f"Each split's winner: {label} in vs out of sample", height=340,
+                      **{**_LAYOUT, "legend": {**_LAYOUT["legend"], "y": -0.22}})  # below the axis title
     fig.update_xaxes(title=f"in-sample {label}")
     fig.update_yaxes(title=f"out-of-sample {label}")
     return fig

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import numbers
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,11 @@ def _dict_cell(name: str, value: Any) -> tuple[dict[str, Any] | None, str | None
     return dict(value), None
 
 
+def _scalar(value: Any) -> bool:
+    """A cell holding one value (a number, or a CSV's text), not a series."""
+    return isinstance(value, str | bytes | numbers.Number)
+
+
 def _returns_cell(values: Any, dates: Any) -> tuple[Any, str | None]:
     """A row's return series as it will be kept, or the problem with it."""
     import pandas as pd
@@ -117,15 +123,19 @@ def _normalise(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, 
         if msg:
             problems.append((key, msg))
         row[key] = d
-    # A backtest's return series (a Parquet export's list columns), dates alongside.
-    if raw.get("returns") is not None:
+    # A backtest's return series (a Parquet export's list columns), dates alongside; a
+    # single number (a CSV's cell, say) under "returns" is a custom metric (below), as in
+    # log_many: never read as a series.
+    series = raw.get("returns") is not None and not _scalar(raw.get("returns"))
+    if series:
         kept, msg = _returns_cell(raw.get("returns"), raw.get("returns_dates"))
         if msg:
             problems.append(("returns", msg))
         row["returns"] = kept
     # Unknown keys are custom metrics; a blank or "Unnamed: 0" header is a pandas index column.
     extra = {k: v for k, v in raw.items()
-             if k not in KNOWN_FIELDS and k and not str(k).startswith("Unnamed: ")}
+             if (k not in KNOWN_FIELDS or (k == "returns" and not series))
+             and k and not str(k).startswith("Unnamed: ")}
     if extra:
         metrics = dict(row["metrics"] or {})
         for k, v in extra.items():

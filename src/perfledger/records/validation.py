@@ -270,7 +270,11 @@ def validate_frame(frame: pd.DataFrame, *, max_listed: int = 50) -> pd.DataFrame
     if dup := list(dict.fromkeys(frame.columns[frame.columns.duplicated()])):
         raise ValidationError(f"the batch has duplicated column(s) {', '.join(map(repr, dup))}; give "
                               "each column once", [(None, str(c), "duplicated column") for c in dup])
-    unknown = [c for c in frame.columns if c not in (*SEED_FIELDS, "metrics", "params", "tags", "returns")]
+    # A "returns" column of numbers is a custom metric like any other extra numeric column
+    # (a total return, say); only a column of sequences is the kept return series.
+    series = "returns" in frame.columns and returns_column_is_series(frame["returns"])
+    unknown = [c for c in frame.columns if c not in (*SEED_FIELDS, "metrics", "params", "tags")
+               and not (c == "returns" and series)]
     for col in ("model_name", "ticker"):
         if col not in frame.columns:
             raise ValidationError(f"the batch has no {col!r} column", [(None, col, "missing")])
@@ -358,12 +362,19 @@ def validate_frame(frame: pd.DataFrame, *, max_listed: int = 50) -> pd.DataFrame
                 cleaned.append({})
         out[col] = cleaned
 
-    if "returns" in frame.columns:  # a backtest's return series, kept (records.kept_returns)
+    if series:  # a backtest's return series, kept (records.kept_returns)
         from .kept_returns import KeptReturns, keep_returns
 
         kept: list[KeptReturns | None] = []
         for pos, v in enumerate(frame["returns"].tolist()):
-            if v is None or (isinstance(v, float) and math.isnan(v)):
+            if _missing(v):
+                kept.append(None)
+                continue
+            if is_plain_number(v):
+                problems.append((index[pos], "returns", (
+                    f"returns={v!r} is a number in a column of return series: a 'returns' column "
+                    "holds each row's series (a list, array or Series), or numbers only (then it "
+                    "is a custom metric named 'returns'), not both")))
                 kept.append(None)
                 continue
             try:
@@ -399,6 +410,21 @@ def validate_frame(frame: pd.DataFrame, *, max_listed: int = 50) -> pd.DataFrame
         out["metrics"] = merged
         out = out.drop(columns=unknown)
     return out
+
+
+def is_plain_number(value: Any) -> bool:
+    """A single number (not a bool, not a sequence): what a metric cell holds."""
+    return isinstance(value, numbers.Number) and not isinstance(value, bool)
+
+
+def returns_column_is_series(column: pd.Series) -> bool:
+    """Whether a batch's ``returns`` column holds return series to keep: not when it is
+    numeric, or when every value it holds is a single number (or missing): then it is a
+    custom metric named ``returns`` (a scalar total return, say), as any extra numeric
+    column is, and is never read as a series."""
+    if column.dtype.kind in "fiub":
+        return False
+    return not all(_missing(v) or is_plain_number(v) for v in column.tolist())
 
 
 def _missing(value: Any) -> bool:

@@ -32,14 +32,17 @@ The procedure, exactly as computed here (:func:`probability_of_backtest_overfitt
    of loss is the share of splits whose winner's out-of-sample metric is below 0.
 
 Speed: the built-in metrics are functions of per-block sums (Σr, Σ(r − c)², Σmin(r, 0)²,
-Σlog(1 + r)), so the blocks are summed once (S × N numbers each); the sums over every subset
-of the first S/2 blocks and of the last S/2 are tabulated (2 × 2^(S/2) rows), so a half-set's
-sums are two table rows added; and each half-set's metric is computed once: it is the
-in-sample set of one split and the out-of-sample set of its complementary split (in
-``combinations`` order the complement of half-set h is half-set C − 1 − h). 200 trials ×
-2,520 daily returns with S = 16 take tens of milliseconds, not 12,870 passes over the raw
-returns (``bench/bench_overfitting.py``). A callable metric cannot
-use block sums: it is called on the raw rows of each of the C(S, S/2) half-sets.
+Σlog(1 + r)), so the blocks are summed once (S × N numbers each), and the sums over every
+subset of the first S/2 blocks and of the last S/2 are tabulated (2 × 2^(S/2) rows). A
+half-set is a subset of each group, so a chunk of half-sets is one broadcast add of two
+small slices of the tables, written into a buffer reused chunk after chunk. Half-sets are
+visited beside their complements (class ``_Pairs``), so each half-set's metric is computed
+once: it is the in-sample set of one split and the out-of-sample set of the complementary
+one. The Sharpe ratio is ranked by its signed square (Σr·|Σr| / (n·Σ(r − mean)²), the same
+order), so the square root is taken of the 2 × C winners only, not of the C × N scores.
+200 trials × 2,520 daily returns with S = 16 take a few milliseconds per million scores,
+not 12,870 passes over the raw returns (``bench/bench_overfitting.py``). A callable metric
+cannot use block sums: it is called on the raw rows of each of the C(S, S/2) half-sets.
 
 Pure numpy and the standard library, on the values it is given: storing and aligning the
 series is the ledger's job.
@@ -50,6 +53,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
@@ -84,7 +88,7 @@ METRICS = {
 #: half's returns are constant (a std below ~1e-7 of their spread around the trial's mean),
 #: so its Sharpe is undefined rather than a quotient of rounding errors.
 _VAR_RTOL = 64 * np.finfo(float).eps
-_CHUNK_VALUES = 1 << 16  # values per chunk of splits (512 KiB): a chunk's work stays in cache
+_CHUNK_VALUES = 1 << 16  # scores per chunk of half-sets (512 KiB a buffer): measured best
 
 
 def _fail(argument: str, message: str) -> ValidationError:
@@ -195,11 +199,19 @@ def _metric(metric: Any) -> tuple[str, Callable[[np.ndarray], Any] | None]:
     raise _fail("metric", f"metric={metric!r} must be one of {sorted(METRICS)} or a callable")
 
 
-class _HalfSums:
-    """Σ over a half-set's blocks of per-block values, by subset tables: the S blocks are two
-    groups of S/2, the sums over every subset of each group (2^(S/2) rows) are built once,
-    and a half-set's sum is one row of each table added (2 gathers and 1 add per split, not
-    S/2; no BLAS, whose threaded matrix product stalls on a busy machine)."""
+class _Pairs:
+    """The C(S, S/2) half-sets as pairs of subsets: the S blocks are two groups of g = S/2
+    (the first g, the last g); a half-set is a subset ``lo`` of the first group and ``hi``
+    of the second with |lo| + |hi| = g, and its complement is (full − lo, full − hi).
+
+    The half-sets are visited in *pair groups*: all ``lo`` with k members (``los``) against
+    all ``hi`` with g − k (``his``), k < g/2, and beside them their complements
+    (``full − los`` × ``full − his``, the half-sets with g − k and k members), aligned
+    element by element; for even g the middle group (k = g/2) is its own complement
+    group, so its first half of ``lo`` values goes with the second half. Every half-set is
+    visited once, and its metric, a sum over blocks, is the outer sum of two small tables
+    (one row per subset of a group, 2^g rows) with no gather over the C × N result.
+    ``index`` maps ``lo | hi << g`` to the half-set's position in ``combinations`` order."""
 
     def __init__(self, splits: np.ndarray, partitions: int):
         g = partitions // 2
@@ -208,10 +220,23 @@ class _HalfSums:
         np.put_along_axis(masks, splits, bits[splits], axis=1)
         whole = masks.sum(axis=1)
         self.group = g
-        self.low = (whole & ((1 << g) - 1)).astype(np.intp)
-        self.high = (whole >> g).astype(np.intp)
+        self.index = np.full(1 << partitions, -1, dtype=np.intp)
+        self.index[whole] = np.arange(splits.shape[0])
+        full = (1 << g) - 1
+        by_count = [np.array([m for m in range(1 << g) if m.bit_count() == k], dtype=np.intp)
+                    for k in range(g + 1)]
+        self.groups: list[tuple[np.ndarray, np.ndarray]] = [
+            (by_count[k], by_count[g - k]) for k in range((g + 1) // 2)]
+        if g % 2 == 0:
+            middle = by_count[g // 2]
+            self.groups.append((middle[: middle.size // 2], middle))
+        self.full = full
+        #: per pair group, the positions of its half-sets and of their complements
+        self.at = [(self.positions(lo, hi), self.positions(full - lo, full - hi)) for lo, hi in self.groups]
 
     def tables(self, per_block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-block values (S × N) → the sums over every subset of each group (2^g × N,
+        row = the subset's bit mask)."""
         out = []
         for part in (per_block[: self.group], per_block[self.group:]):
             table = np.zeros((1 << self.group, per_block.shape[1]))
@@ -220,101 +245,203 @@ class _HalfSums:
             out.append(table)
         return out[0], out[1]
 
+    def positions(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """The ``combinations`` positions of the half-sets lo × hi, row-major."""
+        return self.index[(lo[:, None] | (hi[None, :] << self.group)).ravel()]
+
 
 @functools.cache
-def _half_sums(partitions: int) -> _HalfSums:
-    return _HalfSums(_splits(partitions), partitions)
+def _pairs(partitions: int) -> _Pairs:
+    return _Pairs(_splits(partitions), partitions)
 
 
-def _add(tables: tuple[np.ndarray, np.ndarray], halves: _HalfSums, rows: slice) -> np.ndarray:
+def _outer(tables: tuple[np.ndarray, np.ndarray], lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -> None:
+    """``out`` (|lo|·|hi| × N) = Σ over each half-set lo × hi (row-major) for every trial:
+    one broadcast add of two small gathers, written in place."""
     low, high = tables
-    out = low[halves.low[rows]]
-    out += high[halves.high[rows]]
-    return out
+    np.add(low[lo][:, None, :], high[hi][None, :, :], out=out.reshape(lo.size, hi.size, -1))
+
+
+class _HalfMetric:
+    """A metric on half-sets: ``score(lo, hi, out)`` writes each half-set's *score* of every
+    trial into ``out`` (m × N, in place: no temporary the size of a chunk is allocated, so
+    nothing is paged in and out chunk after chunk) and says whether every score is known to
+    be finite; a score orders the trials exactly as the metric does, and ``value(scores)``
+    turns the winners' scores into the metric (Sharpe's score is its signed square up to a
+    factor: no square root over the C × N values, only over the winners')."""
+
+    def score(self, lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -> bool:
+        raise NotImplementedError
+
+    def value(self, scores: np.ndarray) -> np.ndarray:
+        return scores
+
+
+class _Sharpe(_HalfMetric):
+    """mean / std (ddof 1) × √ppy from block sums (raw, or of r − c: see ``__init__``).
+    Score: Σr·|Σr| / (n·Σ(r − mean)²), the signed square of Sharpe / (√ppy · √((n − 1)/n)),
+    monotone in the Sharpe."""
+
+    def __init__(self, pairs: _Pairs, x: np.ndarray, partitions: int, block: int, ppy: float, most: int):
+        """``x``: the T × N returns (T = partitions × block), any memory layout; not changed.
+
+        Raw per-block sums (Σr, Σr²) when every trial's mean is within half its standard
+        deviation (daily returns: a twentieth): n·Σr² − (Σr)² then loses at most a bit, no
+        copy of the returns is made (a DataFrame's trial-major values are summed where they
+        lie), and the score is two passes cheaper (Σr·|Σr| from (Σr)²). Otherwise sums of
+        r − c, c the trial's mean, so that the subtraction does not cancel, from one copy
+        in which the deviations are computed in place (a fresh array of megabytes is paged
+        in, which costs more than the arithmetic on a busy machine: one, not three)."""
+        n, count = x.shape[1], float(partitions // 2 * block)
+        if x.flags.c_contiguous:
+            rows = x.reshape(partitions, block, n)
+            sums, squares = rows.sum(axis=1), np.einsum("sbn,sbn->sn", rows, rows)
+        else:  # trial-major (a DataFrame's values): each series' blocks are contiguous
+            series = x.T.reshape(n, partitions, block)  # a view (a copy only if it cannot be)
+            sums, squares = series.sum(axis=2).T, np.einsum("nsb,nsb->sn", series, series)
+        periods = float(partitions * block)
+        shift = sums.sum(axis=0) / periods
+        variance = (squares.sum(axis=0) - periods * shift * shift) / max(1.0, periods - 1.0)
+        self.raw = bool(np.all(shift * shift <= 0.25 * variance))
+        if self.raw:
+            self.d1 = pairs.tables(sums)  # Σr
+            self.d2 = pairs.tables(squares * count)  # n·Σr²
+            # each block's Σ(r − its mean)², less a bound on the rounding of Σr² − (Σr)²/b
+            within = squares - sums * sums / block - 2.0 * (block + 2) * np.finfo(float).eps * squares
+        else:
+            dev = np.array(x, dtype=float, order="C").reshape(partitions, block, n)
+            dev -= shift
+            sums = dev.sum(axis=1)
+            self.d1 = pairs.tables(sums)  # Σ(r − c)
+            self.d2 = pairs.tables(np.einsum("sbn,sbn->sn", dev, dev) * count)  # n·Σ(r − c)²
+            dev -= (sums / block)[:, None, :]  # each block about its own mean
+            within = np.einsum("sbn,sbn->sn", dev, dev)
+        # above every half's n·Σ(r − c)²: one reduction rules out a flat half in a chunk
+        self.top = float(self.d2[0].max() + self.d2[1].max())
+        # ... and none at all is needed when every block of every trial varies: a half's
+        # n·Σ(r − mean)² is at least n·Σ over its S/2 blocks of their own Σ(r − block mean)²
+        floor = count * (partitions // 2) * max(0.0, float(within.min()))
+        self.may_be_flat = not floor > 4 * _VAR_RTOL * self.top  # (4: room for rounding)
+        self.total = shift * count
+        self.factor = math.sqrt(ppy) * math.sqrt((count - 1.0) / count)
+        self.m2, self.tmp = _work_buffers(most)[2:4]
+
+    def score(self, lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -> bool:
+        m2, tmp = (b[: out.size].reshape(out.shape) for b in (self.m2, self.tmp))
+        _outer(self.d1, lo, hi, out)
+        _outer(self.d2, lo, hi, m2)
+        np.multiply(out, out, out=tmp)
+        m2 -= tmp  # n·Σ(r − mean)² of the half
+        # constant (or all-zero) returns on a half: m2 is rounding noise of n·Σ(r − c)²
+        flat = None
+        if self.may_be_flat and m2.min() <= _VAR_RTOL * self.top:
+            _outer(self.d2, lo, hi, tmp)
+            flat = m2 <= _VAR_RTOL * tmp
+            np.multiply(out, out, out=tmp)
+        if self.raw:  # out is Σr, tmp (Σr)²
+            np.copysign(tmp, out, out=out)
+        else:
+            out += self.total  # Σr
+            np.abs(out, out=tmp)
+            out *= tmp
+        out /= m2  # a flat half: NaN below (the caller silences numpy's warnings)
+        if flat is None or not flat.any():
+            return True
+        out[flat] = np.nan
+        return False
+
+    def value(self, scores: np.ndarray) -> np.ndarray:
+        return np.copysign(np.sqrt(np.abs(scores)), scores) * self.factor
+
+
+class _Blocks(_HalfMetric):
+    """mean, sortino and total_return from per-block sums, as :data:`METRICS` says."""
+
+    def __init__(self, name: str, pairs: _Pairs, shaped: np.ndarray, count: float, ppy: float):
+        self.name, self.count = name, count
+        self.factor = math.sqrt(ppy) / math.sqrt(count)  # Σr / √Σmin(r, 0)² / √n × √ppy
+        if name == "total_return":
+            ruin = shaped == -1.0  # log(0): a half holding one is a total loss, -1
+            self.logs = pairs.tables(np.log1p(np.where(ruin, 0.0, shaped)).sum(axis=1))
+            self.ruined = pairs.tables(ruin.sum(axis=1).astype(float))
+            return
+        self.sums = pairs.tables(shaped.sum(axis=1))
+        if name == "sortino":
+            self.down = pairs.tables((np.minimum(shaped, 0.0) ** 2).sum(axis=1))
+
+    def score(self, lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -> bool:
+        if self.name == "total_return":
+            ruined = np.empty_like(out)
+            _outer(self.ruined, lo, hi, ruined)
+            _outer(self.logs, lo, hi, out)
+            np.expm1(out, out=out)
+            out[ruined > 0] = -1.0
+            return False
+        _outer(self.sums, lo, hi, out)
+        if self.name == "mean":
+            return True
+        downside = np.empty_like(out)
+        _outer(self.down, lo, hi, downside)
+        np.sqrt(downside, out=downside)
+        out /= downside
+        out[downside <= 0] = np.nan
+        return False
+
+    def value(self, scores: np.ndarray) -> np.ndarray:
+        if self.name == "mean":
+            return scores / self.count
+        return scores * self.factor if self.name == "sortino" else scores
+
+
+_kept = threading.local()
+
+
+def _work_buffers(size: int) -> tuple[np.ndarray, ...]:
+    """Four float buffers and one bool buffer of ``size`` values, kept per thread from call
+    to call (33 bytes per value: about 2 MB for 200 trials, and a chunk is never fewer than
+    one row of half-sets, so 70 × N values for S = 16 past 936 trials): fresh ones would be
+    paged in on every call, which on a busy machine costs as much as filling them."""
+    held = getattr(_kept, "buffers", None)
+    if held is None or held[0].size < size:
+        held = (*(np.empty(size) for _ in range(4)), np.empty(size, dtype=bool))
+        _kept.buffers = held
+    return held
 
 
 def _block_metric(
-    name: str, x: np.ndarray, splits: np.ndarray, partitions: int, block: int, ppy: float,
-    names: tuple[str, ...],
-) -> Callable[[slice], np.ndarray]:
-    """From per-block sums (computed here, once), the function giving the metric of every
-    trial on the half-sets of a range of splits (→ k × N)."""
-    halves = _half_sums(partitions)
-    n = x.shape[1]
-    shaped = x.reshape(partitions, block, n)
+    name: str, x: np.ndarray, pairs: _Pairs, partitions: int, block: int, ppy: float,
+    names: tuple[str, ...], most: int,
+) -> _HalfMetric:
+    """The metric on half-sets from per-block sums (computed here, once)."""
+    if name == "sharpe":
+        return _Sharpe(pairs, x, partitions, block, ppy, most)
+    shaped = np.ascontiguousarray(x).reshape(partitions, block, x.shape[1])
     count = float(partitions // 2 * block)
-    root = math.sqrt(ppy)
-    if name == "total_return":
-        if (x < -1.0).any():
-            i, j = map(int, np.argwhere(x < -1.0)[0])
-            raise _fail("returns", f"returns[{i}, {j}]={x[i, j]!r} (trial {names[j]!r}) is below -1: "
-                                   "a simple return cannot lose more than everything")
-        ruin = shaped == -1.0  # log(0): a half holding one is a total loss, -1
-        logs = halves.tables(np.log1p(np.where(ruin, 0.0, shaped)).sum(axis=1))
-        ruined = halves.tables(ruin.sum(axis=1).astype(float))
-        return lambda sp: np.where(_add(ruined, halves, sp) > 0, -1.0, np.expm1(_add(logs, halves, sp)))
-    if name == "mean":
-        sums = halves.tables(shaped.sum(axis=1))
-        return lambda sp: _add(sums, halves, sp) / count
-    if name == "sortino":
-        sums = halves.tables(shaped.sum(axis=1))
-        down = halves.tables((np.minimum(shaped, 0.0) ** 2).sum(axis=1))
-
-        def sortino(sp: slice) -> np.ndarray:
-            downside = np.sqrt(_add(down, halves, sp) / count)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return np.where(downside > 0, _add(sums, halves, sp) / count / downside * root, np.nan)
-
-        return sortino
-    # sharpe, from sums of r − c with c the trial's overall mean, so that
-    # Σ(r − c)² − (Σ(r − c))²/n does not cancel
-    shift = x.mean(axis=0)
-    dev = shaped - shift
-    d1 = halves.tables(dev.sum(axis=1))
-    d2 = halves.tables(np.einsum("sbn,sbn->sn", dev, dev))
-    total = shift * count
-    scale = root * math.sqrt(count - 1.0) / count
-
-    def sharpe(sp: slice) -> np.ndarray:
-        s1 = _add(d1, halves, sp)
-        s2 = _add(d2, halves, sp)
-        m2 = s1 * s1
-        m2 /= -count
-        m2 += s2  # Σ(r − mean)² of the half
-        # constant (or all-zero) returns on a half: m2 is rounding noise of s2; two reductions
-        # rule it out for the whole chunk in the usual case
-        flat = m2 <= _VAR_RTOL * s2 if m2.min() <= _VAR_RTOL * s2.max() else None
-        s1 += total  # Σr
-        with np.errstate(divide="ignore", invalid="ignore"):  # flat halves: NaN below
-            np.sqrt(m2, out=m2)
-            s1 /= m2
-        s1 *= scale  # mean / std(ddof 1) × √ppy = Σr / √m2 × √(n − 1) / n × √ppy
-        if flat is not None and flat.any():
-            s1[flat] = np.nan
-        return s1
-
-    return sharpe
+    if name == "total_return" and (x < -1.0).any():
+        i, j = map(int, np.argwhere(x < -1.0)[0])
+        raise _fail("returns", f"returns[{i}, {j}]={x[i, j]!r} (trial {names[j]!r}) is below -1: "
+                               "a simple return cannot lose more than everything")
+    return _Blocks(name, pairs, shaped, count, ppy)
 
 
-def _callable_metric(
-    fn: Callable[[np.ndarray], Any], x: np.ndarray, splits: np.ndarray, partitions: int, block: int
-) -> Callable[[slice], np.ndarray]:
-    """The function calling ``fn`` on the raw rows of each half-set of a chunk."""
-    shaped = x.reshape(partitions, block, x.shape[1])
-    n = x.shape[1]
+class _Called(_HalfMetric):
+    """A callable metric, called on the raw rows of each half-set (its blocks in order,
+    oldest first)."""
 
-    def call(rows: slice) -> np.ndarray:
-        chunk = splits[rows]
-        out = np.empty((chunk.shape[0], n))
-        for k, chosen in enumerate(chunk):
-            values = np.asarray(fn(shaped[chosen].reshape(-1, n)), dtype=float)
+    def __init__(self, fn: Callable[[np.ndarray], Any], x: np.ndarray, partitions: int, block: int):
+        self.fn, self.g, self.n = fn, partitions // 2, x.shape[1]
+        self.shaped = np.ascontiguousarray(x).reshape(partitions, block, x.shape[1])
+
+    def score(self, lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -> bool:
+        g, n = self.g, self.n
+        for k, (a, b) in enumerate((int(a), int(b)) for a in lo for b in hi):
+            chosen = [i for i in range(g) if a >> i & 1] + [g + i for i in range(g) if b >> i & 1]
+            values = np.asarray(self.fn(self.shaped[chosen].reshape(-1, n)), dtype=float)
             if values.shape != (n,):
                 raise _fail("metric", f"metric returned shape {values.shape}; it must return one number "
                                       f"per trial (shape ({n},)) for a (periods × trials) matrix")
             out[k] = values
-        return out
-
-    return call
+        return False
 
 
 def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
@@ -371,48 +498,68 @@ def probability_of_backtest_overfitting(
     block = x.shape[0] // s
     splits = cscv_splits(s)
     n_splits = splits.shape[0]
+    pairs = _pairs(s)
+    # chunks of about _CHUNK_VALUES scores: whole rows of lo against every hi of a group
+    most = max(n * his.size * max(1, _CHUNK_VALUES // (n * his.size)) for _, his in pairs.groups)
     if fn is None:
-        half_metric = _block_metric(label, x, splits, s, block, ppy, names)
+        metric_of = _block_metric(label, x, pairs, s, block, ppy, names, most)
     else:
-        half_metric = _callable_metric(fn, x, splits, s, block)
-    # A half-set is the in-sample set of one split and the out-of-sample set of the
-    # complementary split; in combinations order the complement of half-set h is C − 1 − h.
-    # So half-sets are scored in mirrored chunks (rows lo..hi and their complements), each
-    # scored once, every step in cache, nothing C × N kept.
+        metric_of = _Called(fn, x, s, block)
+    # Every half-set is the in-sample set of one split and the out-of-sample set of the
+    # complementary split: half-sets are scored in chunks beside their complements (the pair
+    # groups of _Pairs), each scored once, into two buffers reused chunk after chunk (every
+    # step in cache, nothing C × N kept).
     winners = np.empty(n_splits, dtype=np.intp)
-    is_perf = np.empty(n_splits)
-    oos_perf = np.empty(n_splits)
+    is_score = np.empty(n_splits)
+    oos_score = np.empty(n_splits)
     rank = np.empty(n_splits)
-    chunk = max(1, _CHUNK_VALUES // n)
-    half = n_splits // 2
+    count_type = np.uint16 if n < 1 << 16 else np.int64  # a count of trials, summed in cache
+    *buffers, _, _, flags = _work_buffers(most)
 
-    def scored(lo: int, hi: int) -> np.ndarray:
-        part = half_metric(slice(lo, hi))
-        if not np.isfinite(part).all():
+    def scored(lo: np.ndarray, hi: np.ndarray, at: np.ndarray, buffer: np.ndarray) -> np.ndarray:
+        part = buffer[: at.size * n].reshape(at.size, n)
+        if not metric_of.score(lo, hi, part) and not np.isfinite(part).all():
             k, j = map(int, np.argwhere(~np.isfinite(part))[0])
             raise _fail(
                 "returns",
                 f"the {label} of trial {names[j]!r} is undefined on the half made of blocks "
-                f"{splits[lo + k].tolist()} (e.g. constant returns there); PBO needs the metric "
+                f"{splits[at[k]].tolist()} (e.g. constant returns there); PBO needs the metric "
                 "of every trial on every half",
             )
         return part
 
-    def judge(rows: np.ndarray, ins: np.ndarray, outs: np.ndarray) -> None:
+    def judge(at: np.ndarray, ins: np.ndarray, outs: np.ndarray) -> None:
+        """Splits ``at``: in-sample scores ``ins``, out-of-sample ``outs`` (m × N each)."""
+        m = at.size
         win = np.argmax(ins, axis=1)
-        at = np.arange(win.size)
-        w = outs[at, win][:, None]
-        winners[rows] = win
-        is_perf[rows] = ins[at, win]
-        oos_perf[rows] = w[:, 0]
-        rank[rows] = np.count_nonzero(outs < w, axis=1) + (np.count_nonzero(outs == w, axis=1) + 1) / 2.0
+        rows = np.arange(m)
+        w = outs[rows, win]
+        flag = flags[: m * n].reshape(m, n)
+        np.less(outs, w[:, None], out=flag)
+        below = flag.view(np.uint8).sum(axis=1, dtype=count_type)
+        np.equal(outs, w[:, None], out=flag)
+        if np.count_nonzero(flag) == m:  # only the winner has its value: the usual case
+            rank[at] = below + 1.0
+        else:
+            rank[at] = below + (flag.view(np.uint8).sum(axis=1, dtype=count_type) + 1) / 2.0
+        winners[at] = win
+        is_score[at] = ins[rows, win]
+        oos_score[at] = w
 
-    for lo in range(0, half, chunk):
-        hi = min(lo + chunk, half)
-        first = scored(lo, hi)
-        mirror = scored(n_splits - hi, n_splits - lo)[::-1]  # row i: the complement of lo + i
-        judge(np.arange(lo, hi), first, mirror)
-        judge(np.arange(n_splits - 1 - lo, n_splits - 1 - hi, -1), mirror, first)
+    full = pairs.full
+    with np.errstate(divide="ignore", invalid="ignore"):  # undefined scores are NaN, refused above
+        for (los, his), (here_all, there_all) in zip(pairs.groups, pairs.at, strict=True):
+            step = max(1, _CHUNK_VALUES // (n * his.size))
+            for a in range(0, los.size, step):
+                lo = los[a: a + step]
+                rows = slice(a * his.size, (a + lo.size) * his.size)
+                here, there = here_all[rows], there_all[rows]
+                first = scored(lo, his, here, buffers[0])
+                mirror = scored(full - lo, full - his, there, buffers[1])  # row k: first's complement
+                judge(here, first, mirror)
+                judge(there, mirror, first)
+    is_perf = metric_of.value(is_score)
+    oos_perf = metric_of.value(oos_score)
     logits = np.log(rank / (n + 1.0 - rank))
     slope, intercept, r2 = _line(is_perf, oos_perf)
     return Overfitting(

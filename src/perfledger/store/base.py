@@ -319,6 +319,12 @@ class Store(ABC):
         """The return series kept for the records ``ids`` (those that kept one), by id."""
         return {}
 
+    def returns_matching(self, query: HistoryQuery) -> list[tuple[int, str, KeptReturns]]:
+        """(record id, model name, series) of the records ``query`` selects that kept a
+        return series, oldest first: only those columns, in one read (no metrics, notes,
+        params or tags, which a read of the series alone does not need)."""
+        return []
+
     def any_returns(self) -> bool:
         """Whether any record keeps a return series (one index probe: views that need them
         skip every other read when none does)."""

@@ -457,6 +457,22 @@ class SQLStore(Store):
 
         return self._read(read)
 
+    def returns_matching(self, query: HistoryQuery) -> list[tuple[int, str, KeptReturns]]:
+        if self.absent:
+            return []
+        from ..records.kept_returns import KeptReturns
+
+        def read(conn: sa.Connection) -> list[tuple[int, str, KeptReturns]]:
+            src = self._source(conn, query)
+            if src.empty:
+                return []
+            sql = (f"SELECT r.id, r.model_name, k.n, k.vals, k.dates FROM {src.from_} "
+                   f"JOIN pl_returns k ON k.record_id = r.id WHERE {src.where} ORDER BY r.ts, r.id")
+            return [(int(rid), model, KeptReturns(int(n), bytes(v), None if d is None else bytes(d)))
+                    for rid, model, n, v, d in conn.execute(sa.text(sql), src.params)]
+
+        return self._read(read)
+
     def any_returns(self) -> bool:
         if self.absent:
             return False
