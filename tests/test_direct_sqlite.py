@@ -189,3 +189,18 @@ def test_a_fresh_process_logs_without_sqlalchemy(tmp_path: Path) -> None:
             " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines() == ["B ['AAPL']", "[]"]
+
+
+def test_the_short_path_answers_or_hands_over_every_store_method() -> None:
+    """Every public method and property of :class:`Store` is defined on the short path's
+    store itself (answered there or handed to the full store): one inherited from ``Store``
+    would silently answer with the base class's default (an empty list, ``False``), as
+    ``returns_matching`` once did (``returns_frame`` came back empty)."""
+    import inspect
+
+    from perfledger.store.base import Store
+    from perfledger.store.sqlite.direct import DirectStore
+
+    public = [n for n, v in inspect.getmembers(Store)
+              if not n.startswith("_") and (callable(v) or isinstance(v, property))]
+    assert public and [n for n in public if n not in DirectStore.__dict__] == []

@@ -29,10 +29,9 @@ codes' meaning are the modules both paths call.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -47,6 +46,7 @@ from . import locks
 from . import statements as S
 from .access import read_only_reason
 from .causes import sqlite_cause
+from .identity import file_identity
 from .pragmas import BUSY_TIMEOUT_S, configure
 
 if TYPE_CHECKING:
@@ -281,8 +281,7 @@ class DirectStore(Store):
         return self.full.schema_version() if self._waiting is not None else S.SCHEMA_VERSION
 
     def identity(self) -> tuple[Any, ...]:
-        st = os.stat(self.path)
-        return ("sqlite", st.st_dev, st.st_ino)
+        return file_identity(self.path)
 
     # ------------------------------------------------------------------ the rest: the full store's
 
@@ -309,6 +308,19 @@ class DirectStore(Store):
 
     def returns(self, ids: Sequence[int]) -> Any:
         return self.full.returns(ids)
+
+    def returns_matching(self, query: Any) -> Any:
+        return self.full.returns_matching(query)
+
+    @property
+    def absent(self) -> bool:
+        # The short path opens only a whole ledger; behind a pending one, the full store
+        # (which opened where none was yet) knows.
+        return self._waiting is not None and self.full.absent
+
+    def create(self) -> None:
+        if self._waiting is not None:
+            self.full.create()
 
     def any_returns(self) -> bool:
         return self.full.any_returns()
@@ -445,6 +457,12 @@ class DirectWriteTx(WriteTx):
         self._give_up()
 
     def cleared_batches(self, chunk: int = 50_000) -> NoReturn:
+        self._give_up()
+
+    def iter_cleared(self, chunk: int = 50_000) -> NoReturn:
+        self._give_up()
+
+    def keep_cleared(self, cleared_at: int, batches: Iterable[Batch]) -> NoReturn:
         self._give_up()
 
     def forget_cleared(self, before_us: int | None = None) -> NoReturn:

@@ -15,7 +15,6 @@ failing disk), a damaged file, a lock held too long, a file this user may not wr
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -38,6 +37,7 @@ from .arrow import SQLiteArrow
 from .causes import sqlite_cause
 from .database_file import backup_copy, create_file, refuse_foreign
 from .engine import BUSY_TIMEOUT_S, make_engine
+from .identity import file_identity
 from .readonly import ReadOnlyFile
 from .writer import SQLiteWriteTx
 
@@ -208,11 +208,7 @@ class SQLiteStore(SQLStore):
     # ------------------------------------------------------------------ lifecycle
 
     def identity(self) -> tuple[Any, ...]:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:  # not created yet: named by its path
-            return ("sqlite", str(self.path.resolve()))
-        return ("sqlite", st.st_dev, st.st_ino)
+        return file_identity(self.path)
 
     def dispose(self) -> None:
         with self._write_lock:
