@@ -25,7 +25,7 @@ from bench.common import RESULTS_DIR, generate_records, throwaway_pg_database
 STEPS = (
     ("read the source (iter_batches)", ("writes.py", "iter_batches")),
     ("content keys (batch_keys)", ("importer.py", "batch_keys")),
-    ("content digests (record_hash)", ("importer.py", "record_hash")),
+    ("content digests (record_hashes)", ("importer.py", "record_hashes")),
     ("claim keys (pl_import_keys)", ("", "claim_keys")),
     ("insert: whole (tx.insert)", ("writer.py", "insert")),
     ("insert: ids", ("", "_allocate_ids")),
