@@ -8,6 +8,9 @@ Each round, into a fresh database holding perfledger's schema (``Ledger(url)`` c
   into a plain new table (the sync benchmark's baseline);
 * ``records``: the same rows with their ids by binary ``COPY`` into ``pl_records`` (its
   primary key, three b-tree and two GIN indexes: what the ledger's reads need);
+* ``records_btree`` and ``records_pkey``: the same COPY into ``pl_records`` of another fresh
+  ledger without its two GIN indexes (params, tags), and without any index but its primary
+  key: which of its indexes costs what;
 * ``ids``: N ids from the records' sequence (``nextval``), as the bulk path takes them;
 * ``keys``: N content keys (32 hex characters, random as digests are) claimed in
   ``pl_import_keys`` by the bulk path's own statement (``INSERT .. SELECT unnest(..) ON
@@ -64,6 +67,14 @@ def _records(url: str, rows: list[tuple[Any, ...]]) -> float:
         return time.perf_counter() - t0
 
 
+def _drop_indexes(url: str, names: list[str]) -> None:
+    import psycopg
+
+    with psycopg.connect(_plain(url), autocommit=True) as conn:
+        for name in names:
+            conn.execute(f"DROP INDEX {name}")
+
+
 def _ids(url: str, n: int) -> float:
     import psycopg
 
@@ -112,7 +123,10 @@ def run(records: int, rounds: int) -> dict[str, Any]:
     ts = table.column("ts").to_pylist()
     rows = list(zip(range(1, n + 1), df["ticker"].tolist(), df["model_name"].tolist(), ts,
                     *[df[m].tolist() for m in METRICS], df["notes"].tolist(), strict=True))
-    times: dict[str, list[float]] = {"bare": [], "records": [], "ids": [], "keys": []}
+    times: dict[str, list[float]] = {"bare": [], "records": [], "records_btree": [], "records_pkey": [],
+                                     "ids": [], "keys": []}
+    gin = ["ix_pl_records_params_gin", "ix_pl_records_tags_gin"]
+    btree = ["ix_pl_records_ticker_ts", "ix_pl_records_model_ticker_ts", "ix_pl_records_ts"]
     for r in range(rounds):
         with throwaway_pg_database(f"floor{r}") as url:
             Ledger(url).register_metric("floor_schema", True)  # the schema, created
@@ -120,9 +134,16 @@ def run(records: int, rounds: int) -> dict[str, Any]:
             times["records"].append(_records(url, rows))
             times["ids"].append(_ids(url, n))
             times["keys"].append(_keys(url, n, r))
+        for variant, dropped in (("records_btree", gin), ("records_pkey", gin + btree)):
+            with throwaway_pg_database(f"floor{r}{variant}") as url:
+                Ledger(url).register_metric("floor_schema", True)
+                _drop_indexes(url, dropped)
+                times[variant].append(_records(url, rows))
     med = {k: statistics.median(v) for k, v in times.items()}
     names = {
         "records": "binary COPY of the rows into pl_records (pkey, 3 b-tree, 2 GIN indexes)",
+        "records_btree": "the same COPY, pl_records without its 2 GIN indexes",
+        "records_pkey": "the same COPY, pl_records with its primary key only",
         "ids": "their ids from the records' sequence (nextval)",
         "keys": "their content keys claimed in pl_import_keys (ON CONFLICT DO NOTHING RETURNING)",
     }
@@ -132,6 +153,12 @@ def run(records: int, rounds: int) -> dict[str, Any]:
                    group="sync floor", note=f"median of {rounds} alternated rounds: "
                                             + ", ".join(f"{t:.2f}" for t in times[k]))
             for k in names]
+    gin_s, btree_s = med["records"] - med["records_btree"], med["records_btree"] - med["records_pkey"]
+    figs.append(figure(f"floor, {n:,} rows: pl_records' indexes", med["records"] - med["records_pkey"], "s",
+                       baseline=med["bare"], baseline_name="adbc_ingest of the same rows",
+                       ratio=(med["records"] - med["records_pkey"]) / med["bare"], group="sync floor",
+                       note=f"the 2 GIN indexes {gin_s:.2f} s, the 3 b-tree indexes {btree_s:.2f} s "
+                            "(differences of the medians)"))
     floor = med["records"] + med["ids"] + med["keys"]
     figs.append(figure(f"floor, {n:,} rows: the three together", floor, "s", baseline=med["bare"],
                        baseline_name="adbc_ingest of the same rows", ratio=floor / med["bare"],

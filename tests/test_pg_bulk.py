@@ -216,3 +216,32 @@ def test_a_bulk_sync_killed_again_and_again_then_rerun_loses_and_doubles_nothing
     assert content(pg_ledger) == content(node)
     assert Counter(content(pg_ledger)).total() == 24_000
     assert_derived_exact(pg_ledger)
+
+
+def test_two_transactions_registering_one_new_metric_at_once_both_succeed(
+    pg_ledger: Ledger, pg_server_url: str
+) -> None:
+    """Nodes syncing at once each register the metric directions the team store lacks: the
+    second registration of one metric waits for the first, then finds it there (before, it
+    failed on pl_metric_defs' primary key and its sync stored nothing)."""
+    import threading
+
+    pg_ledger.log("M", "T", sharpe=1.0, metrics={"ic": 0.5})
+    pg_ledger.log("M", "T", sharpe=1.0, metrics={"ic": 0.7})
+    other = Ledger(pg_server_url)
+    answers: list[bool] = []
+
+    def second() -> None:
+        with other._writable().writing() as tx:
+            answers.append(tx.register_metric("ic", True))
+
+    thread = threading.Thread(target=second)
+    with pg_ledger._writable().writing() as tx:
+        assert tx.register_metric("ic", True)
+        thread.start()
+        time.sleep(1.0)
+        assert thread.is_alive()  # waiting on the first transaction's row
+    thread.join(30)
+    other.close()
+    assert answers == [False]
+    assert pg_ledger.best()["T"]["best_ic"]["value"] == 0.7
