@@ -245,3 +245,25 @@ def test_two_transactions_registering_one_new_metric_at_once_both_succeed(
     other.close()
     assert answers == [False]
     assert pg_ledger.best()["T"]["best_ic"]["value"] == 0.7
+
+
+def test_two_bulk_batches_in_one_transaction_and_a_restore(pg_ledger: Ledger) -> None:
+    """The staging tables are emptied before each batch: a second bulk batch in the same
+    transaction stores its own rows only (a restore of many cleared records does this)."""
+    from perfledger.records.batch import Batch
+    from perfledger.records.validation import validate_frame
+
+    first = Batch.from_frame(validate_frame(_frame(N, 8, "p")))
+    second = Batch.from_frame(validate_frame(_frame(N, 9, "q")))
+    with pg_ledger._writable().writing() as tx:
+        a = tx.insert(first)
+        b = tx.insert(second)
+    assert len(set(a.ids) | set(b.ids)) == 2 * N
+    assert pg_ledger.stats()["records"] == 2 * N
+    assert Counter(content(pg_ledger)).total() == 2 * N
+    assert_derived_exact(pg_ledger)
+    want = content(pg_ledger)
+    pg_ledger.clear()
+    assert pg_ledger.restore_cleared() == 2 * N
+    assert content(pg_ledger) == want
+    assert_derived_exact(pg_ledger)
