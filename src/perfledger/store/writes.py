@@ -348,8 +348,17 @@ class SQLWriteTx(SQLReadTx, WriteTx):
         ).scalar()
         if current is not None and bool(current) == higher_is_better:
             return False
-        conn.execute(sa.delete(T.metric_defs).where(T.metric_defs.c.name == name))
-        conn.execute(sa.insert(T.metric_defs).values(name=name, higher_is_better=higher_is_better))
+        # One upsert, not DELETE + INSERT: concurrent transactions registering the same new
+        # metric (syncs of several nodes at once) would both insert it, and the second
+        # failed on the primary key. The second now waits for the first, then finds the
+        # direction already there: nothing changed.
+        defs = self._st.insert(T.metric_defs).values(name=name, higher_is_better=higher_is_better)
+        defs = defs.on_conflict_do_update(
+            index_elements=["name"], set_={"higher_is_better": defs.excluded.higher_is_better},
+            where=T.metric_defs.c.higher_is_better != defs.excluded.higher_is_better,
+        )
+        if conn.execute(defs.returning(T.metric_defs.c.name)).first() is None:
+            return False
         conn.execute(sa.delete(T.best).where(T.best.c.metric == name))
         order = "DESC" if higher_is_better else "ASC"
         conn.execute(

@@ -39,6 +39,7 @@ from .. import schema as T
 from ..base import Inserted
 from ..upserts import AGGREGATES
 from ..writes import SQLWriteTx, Statements
+from . import bulk
 
 if TYPE_CHECKING:
     from ...records.batch import Batch
@@ -112,6 +113,7 @@ class PgStatements(Statements):
             .on_conflict_do_nothing().returning(T.import_keys.c.key)
             .compile(dialect=dialect).string
         )
+        self.bulk = bulk.BulkStatements(dialect)
 
 
 class PgWriteTx(SQLWriteTx):
@@ -179,6 +181,8 @@ class PgWriteTx(SQLWriteTx):
         return sorted(r[0] for r in rows)
 
     def insert(self, batch: Batch) -> Inserted:
+        if len(batch) >= bulk.BULK_ROWS:
+            return self._insert_bulk(batch)
         if len(batch) != 1 or batch.returns is not None:  # a kept return series: its own row
             return super().insert(batch)
         custom = batch.metrics[0]
@@ -200,5 +204,14 @@ class PgWriteTx(SQLWriteTx):
                            alone=self._single_ok and not labelled)
         ids = [int(row[0])]
         changed = bool(row[-1]) or bool(row[2]) or bool(row[3])  # a new ticker, or a best row changed
+        self.add_labels(ids, batch.params, batch.tags)
+        return Inserted(ids, changed)
+
+    def _insert_bulk(self, batch: Batch) -> Inserted:
+        """A large batch through binary COPY and one merge per derived table (:mod:`.bulk`)."""
+        self._guard()
+        dirs = self.directions
+        ids, changed = bulk.insert_bulk(self.conn.connection.dbapi_connection, self._st.bulk, batch, dirs,
+                                        batch.json_or_none("params"), batch.json_or_none("tags"))
         self.add_labels(ids, batch.params, batch.tags)
         return Inserted(ids, changed)
