@@ -125,3 +125,15 @@ def test_too_few_trials_say_how_many_are_needed(store: Path) -> None:
     tab = show_tab(at, TAB)
     assert len(tab.get("plotly_chart")) == 2  # the curves still show
     assert any("at least 2 evaluations" in i.value for i in tab.info)
+
+
+def test_series_that_cannot_be_matched_show_the_reason_not_a_number(store: Path) -> None:
+    with Ledger(store) as led:
+        rng = np.random.default_rng(3)
+        led.log_backtest("A", "AAPL", pd.Series(rng.normal(0, 0.01, 320), index=IDX))
+        led.log_backtest("B", "AAPL", pd.Series(rng.normal(0, 0.01, 320), index=IDX))
+        led.log_backtest("C", "AAPL", rng.normal(0, 0.01, 320))  # kept without dates
+    at = _app()
+    tab = show_tab(at, TAB)
+    assert not tab.get("plotly_chart") and not [m for m in tab.metric if m.label == "PBO"]
+    assert any("without dates" in w.value for w in tab.warning)

@@ -141,10 +141,13 @@ def test_returns_frame_aligns_on_dates_and_follows_the_filters(any_ledger: Ledge
 
 def test_returns_frame_without_dates_aligns_on_order(ledger: Ledger) -> None:
     ledger.log_backtest("A", "AAPL", [0.01, 0.02, 0.03])
-    ledger.log_backtest("B", "AAPL", [0.04, 0.05])
+    ledger.log_backtest("B", "AAPL", [0.04, 0.05, 0.06])
     frame = ledger.returns_frame()
     assert frame.shape == (3, 2)
-    assert frame.iloc[:, 1].tolist()[:2] == [0.04, 0.05] and np.isnan(frame.iloc[2, 1])
+    assert frame.iloc[:, 1].tolist() == [0.04, 0.05, 0.06]
+    ledger.log_backtest("C", "AAPL", [0.04, 0.05])  # another length: no order to match on
+    with pytest.raises(ValidationError, match="different lengths"):
+        ledger.returns_frame()
 
 
 def test_copy_to_carries_the_returns(ledger: Ledger, tmp_path: Any) -> None:

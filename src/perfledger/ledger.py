@@ -601,12 +601,18 @@ class Ledger:
     ) -> pd.DataFrame:
         """The kept return series of the evaluations :meth:`history` finds with the same
         filters, one column per evaluation (named by its ``record_id``, oldest first),
-        aligned on their dates (the union; NaN where one has no return), or, when any of them
-        was kept without dates, on their order (row i is each one's i-th period).
+        aligned on their dates (the union; NaN where one has no return; daily-or-coarser series
+        on their UTC date), or, when all were kept without dates and have one length, on their
+        order. Series that cannot be matched (dated mixed with undated, undated of different
+        lengths, different ``periods_per_year``) are a :class:`ValidationError` naming
+        ``returns`` that says why: the one rule of :mod:`perfledger.records.alignment`, which
+        :meth:`overfitting` and :meth:`effective_trials` apply too.
         ``frame.attrs["model_name"]`` maps each column to its model. Evaluations without
         kept returns are left out; none: an empty frame."""
-        import numpy as np
         import pandas as pd
+
+        from .records.alignment import align
+        from .stats.backtest import PERIODS_METRIC
 
         if not self._ensure().any_returns():
             self._query(ticker, model_name, days_back, since, until, params, tags)  # still checked
@@ -620,20 +626,9 @@ class Ledger:
         kept = self._ensure().returns(ids)
         ids = [i for i in ids if i in kept]
         models = dict(zip(hist["record_id"].astype(int), hist["model_name"], strict=True))
-        dates = kept[ids[0]].dates if ids else None
-        # One calendar (a sweep): one index, the values side by side.
-        if dates is not None and all(kept[i].dates == dates for i in ids):
-            first = kept[ids[0]].series()
-            # One buffer, one row per evaluation, transposed: pandas keeps exactly this layout
-            # (a block is columns × rows), so nothing is copied column by column.
-            values = np.frombuffer(b"".join(kept[i].values for i in ids), dtype="<f8").reshape(len(ids), -1)
-            frame = pd.DataFrame(values.astype(np.float64).T, index=first.index, columns=ids)
-        elif not ids:
-            frame = pd.DataFrame(index=pd.RangeIndex(0))
-        elif all(kept[i].dates is not None for i in ids):
-            frame = pd.concat([kept[i].series(name=i) for i in ids], axis=1, join="outer", sort=True)
-        else:
-            frame = pd.DataFrame({i: pd.Series(kept[i].array()) for i in ids})
+        ppy = (dict(zip(hist["record_id"].astype(int), hist[PERIODS_METRIC].astype(float), strict=True))
+               if PERIODS_METRIC in hist.columns else None)
+        frame = align(kept, ids, ppy)  # the one matching rule (records/alignment.py), or refused
         frame.attrs["model_name"] = {i: models[i] for i in ids}
         return frame
 
@@ -663,9 +658,7 @@ class Ledger:
         (or one is constant there), or when the series cannot be compared period by period:
         different ``periods_per_year``, or series kept without dates of different lengths.
         What the DSR of :meth:`sharpe_confidence` deflates by."""
-        import pandas as pd
-
-        from .stats.backtest import PERIODS_METRIC
+        from .records.alignment import common_periods
         from .stats.trials import effective_trials
 
         check_label("ticker", ticker)
@@ -673,15 +666,14 @@ class Ledger:
             return None
         hist = self.history(ticker=ticker, include_meta=True)
         hist = hist[hist["sharpe"].notna() & hist["has_returns"]]
-        mixed = PERIODS_METRIC in hist.columns and hist[PERIODS_METRIC].nunique(dropna=False) > 1
-        if len(hist) < 2 or mixed:
+        if len(hist) < 2:
             return None
-        frame = self.returns_frame(ticker=ticker)
         scored = set(hist["record_id"].astype(int))
-        frame = frame[[c for c in frame.columns if c in scored]]
-        if not isinstance(frame.index, pd.DatetimeIndex) and frame.notna().sum().nunique() > 1:
-            return None  # kept without dates, of different lengths: no period-by-period match
-        frame = frame.dropna()
+        try:  # the one matching rule (records/alignment.py): what it refuses has no N_eff
+            frame = self.returns_frame(ticker=ticker)
+            frame = common_periods(frame[[c for c in frame.columns if c in scored]])
+        except ValidationError:
+            return None
         if frame.shape[1] < 2 or frame.shape[0] < 3:
             return None
         try:
@@ -707,16 +699,18 @@ class Ledger:
     ) -> Overfitting:
         """The Probability of Backtest Overfitting of the evaluations on ``ticker`` that kept
         their return series (filters as :meth:`history`), by combinatorially symmetric
-        cross-validation over their common periods (the dates every one of them has; or the
-        first periods of each, for series kept without dates) in ``partitions`` blocks (S,
-        even, 2..20; 16 by default: 12,870 splits), ``metric`` "sharpe" (or "sortino",
-        "mean", "total_return"). Returns :class:`perfledger.stats.overfitting.Overfitting`:
+        cross-validation over their common periods (the dates every one of them has, matched
+        by the rule of :meth:`returns_frame`, which refuses series it cannot match) in
+        ``partitions`` blocks (S, even, 2..20; 16 by default: 12,870 splits), ``metric``
+        "sharpe" (or "sortino", "mean", "total_return"). Returns
+        :class:`perfledger.stats.overfitting.Overfitting`:
         ``pbo``, the ``logits``, each split's winner in and out of sample and the degradation
         line (``slope``, ``intercept``, ``r_squared``), ``prob_oos_loss``; its ``trials`` are
         ``"<model_name>#<record_id>"``. Formulas and sources: docs/metrics.md.
 
         Fewer than 2 such evaluations, or too few common periods for ``partitions``: one
         :class:`ValidationError` line saying how many are needed."""
+        from .records.alignment import common_periods
         from .stats.overfitting import probability_of_backtest_overfitting
 
         check_label("ticker", ticker)
@@ -727,7 +721,7 @@ class Ledger:
             raise ValidationError.of(
                 "ticker", f"overfitting needs at least 2 evaluations on {ticker!r} with kept returns "
                           f"(log_backtest(..., returns=...)); the filters found {frame.shape[1]}")
-        common = frame.dropna() if frame.isna().to_numpy().any() else frame
+        common = common_periods(frame)  # the dates every one of them has, or one line: none
         common = common.set_axis([f"{models[c]}#{c}" for c in frame.columns], axis=1)
         return probability_of_backtest_overfitting(common, partitions, metric, periods_per_year)
 

@@ -43,6 +43,9 @@ def render_backtests(location: str, state: str, filters: data.Filters) -> None:
     """Tab 4 (module docstring)."""
     frame = data.backtest_returns(location, state, filters)
     st.caption(f"{md(filters.ticker)} · {md(filters.describe())}")
+    if isinstance(frame, str):  # series the ledger cannot match: its reason, not a wrong chart
+        st.warning(md(frame))
+        return
     if frame.shape[1] == 0:
         st.info(NO_RETURNS)
         return
