@@ -301,10 +301,10 @@ def test_docs_sweep_example() -> None:
     trl = track_record_of(df[best])
     assert round(trl.periods) == 1221 and round(trl.years, 1) == 4.8 and trl.enough
     n_eff = effective_trials(df)
-    assert round(n_eff, 2) == 5.97
+    assert round(n_eff, 2) == 13.0  # Li & Ji: each family of 10 correlated 0.8 counts about 3
     sr, var = m["sharpe"] / math.sqrt(252), float((sharpes / math.sqrt(252)).var(ddof=1))
     assert round(deflated_sharpe_ratio(sr, 2520, 40, var, m["skew"], m["kurtosis"]), 3) == 0.558
-    assert round(deflated_sharpe_ratio_effective(sr, 2520, n_eff, var, m["skew"], m["kurtosis"]), 3) == 0.853
+    assert round(deflated_sharpe_ratio_effective(sr, 2520, n_eff, var, m["skew"], m["kurtosis"]), 3) == 0.738
     assert round(deflated_sharpe_ratio(sr, 2520, 1, var, m["skew"], m["kurtosis"]), 3) == 0.991
     res = probability_of_backtest_overfitting(df)
     assert res.n_splits == 12870

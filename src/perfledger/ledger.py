@@ -653,8 +653,8 @@ class Ledger:
     def effective_trials(self, ticker: str) -> tuple[float, int] | None:
         """(N_eff, k): the effective number of independent trials among the k evaluations
         on ``ticker`` with a Sharpe and a kept return series, from their correlations on their
-        common periods (:func:`perfledger.stats.trials.effective_trials`, the participation
-        ratio; docs/metrics.md); None when fewer than 2 such series share at least 3 periods
+        common periods (:func:`perfledger.stats.trials.effective_trials`, Li & Ji's
+        eigenvalue count; docs/metrics.md); None when fewer than 2 such series share at least 3 periods
         (or one is constant there), or when the series cannot be compared period by period:
         different ``periods_per_year``, or series kept without dates of different lengths.
         What the DSR of :meth:`sharpe_confidence` deflates by."""

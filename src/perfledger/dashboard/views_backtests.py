@@ -111,5 +111,6 @@ def render_track_records(location: str, state: str, filters: data.Filters) -> No
     table = conf[list(cols)].rename(columns=cols)
     st.dataframe(table, hide_index=True, width="stretch", key="track_records")
     st.caption("MinTRL: the track record needed for a PSR of 0.95 (compare with Periods). Effective "
-               "trials: the independent trials among the kept series (participation ratio of their "
-               f"correlations), which the DSR deflates by; see {md_code('docs/metrics.md')}.")
+               "trials: the independent trials among the kept series (Li & Ji's count over the "
+               "eigenvalues of their correlations), which the DSR deflates by; see "
+               f"{md_code('docs/metrics.md')}.")

@@ -142,7 +142,9 @@ def probabilistic_sharpe_ratio(
 
 def check_n_trials(n_trials: Any, at_least: int = 1) -> int:
     """``n_trials`` as an int >= ``at_least``, or a ValidationError naming it and its value."""
-    reason = (f"the ledger holds {at_least} trial(s) with a Sharpe on this ticker, and every one counts"
+    reason = (f"the ledger holds {at_least} trial(s) with a Sharpe on this ticker, and every one counts: "
+              "n_trials adds configurations tried but not logged; correlated trials are counted by the "
+              "effective number of trials when n_trials is left unset"
               if at_least > 1 else "at least one strategy was tried")
     return to_whole("n_trials", n_trials, minimum=at_least, what=f"({reason})")
 
