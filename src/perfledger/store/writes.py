@@ -295,13 +295,26 @@ class SQLWriteTx(SQLReadTx, WriteTx):
         """Register (or re-direct) a custom metric and recompute its best entries from
         history in this transaction. True when anything changed."""
         conn = self.conn
-        current = conn.execute(
-            sa.select(T.metric_defs.c.higher_is_better).where(T.metric_defs.c.name == name)
-        ).scalar()
-        if current is not None and bool(current) == higher_is_better:
-            return False
-        conn.execute(sa.delete(T.metric_defs).where(T.metric_defs.c.name == name))
-        conn.execute(sa.insert(T.metric_defs).values(name=name, higher_is_better=higher_is_better))
+        # Concurrency-safe on both engines: insert-or-nothing first (on PostgreSQL a second
+        # writer registering the same name waits for the first to commit, then inserts
+        # nothing, instead of both reading "absent" and colliding on the primary key), then
+        # read the row locked (FOR UPDATE: PostgreSQL; SQLite's one writer needs no lock).
+        created = conn.execute(
+            self._st.insert(T.metric_defs)
+            .values(name=name, higher_is_better=higher_is_better)
+            .on_conflict_do_nothing()
+            .returning(T.metric_defs.c.name)
+        ).first() is not None
+        if not created:
+            current = conn.execute(
+                sa.select(T.metric_defs.c.higher_is_better)
+                .where(T.metric_defs.c.name == name)
+                .with_for_update()
+            ).scalar()
+            if current is not None and bool(current) == higher_is_better:
+                return False
+            conn.execute(sa.update(T.metric_defs).where(T.metric_defs.c.name == name)
+                         .values(higher_is_better=higher_is_better))
         conn.execute(sa.delete(T.best).where(T.best.c.metric == name))
         order = "DESC" if higher_is_better else "ASC"
         conn.execute(
