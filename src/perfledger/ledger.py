@@ -555,11 +555,13 @@ class Ledger:
         that is not strictly increasing are a :class:`ValidationError` naming ``returns``.
         """
         from .records.kept_returns import keep_returns as kept_series
+        from .records.kept_returns import materialised
         from .stats.backtest import BACKTEST_DIRECTIONS, backtest_metrics
 
         if not isinstance(keep_returns, bool):
             raise WrongTypeError.of("keep_returns", f"keep_returns must be True or False, got "
                                                    f"{keep_returns!r}")
+        returns = materialised(returns)  # a generator is read twice below: once for each
         kept = kept_series(returns)
         core, custom = backtest_metrics(returns, periods_per_year, predictions, actuals)
         rec = validate_record(model_name, ticker, notes=notes, metrics=custom, params=params, tags=tags,

@@ -91,6 +91,9 @@ def _as_array(values: Any, argument: str) -> np.ndarray:
         raise _fail(argument, f"{argument} must be a sequence of numbers, got {type(values).__name__}")
     if isinstance(values, Iterable) and not hasattr(values, "__len__"):
         values = list(values)  # a generator
+    from ..records.kept_returns import check_numbers
+
+    check_numbers(values, argument)  # bools, text, complex: WrongTypeError, as on every door
     try:
         arr = np.asarray(values, dtype=float)
     except (TypeError, ValueError, ArithmeticError) as exc:
