@@ -164,3 +164,18 @@ def test_records_from_history_with_meta_do_not_take_the_meta_for_metrics(ledger:
     ledger.log_backtest("M", "AAPL", [0.01, 0.02, -0.01])
     (rec,) = ledger.records()
     assert "record_id" not in rec["metrics"] and "has_returns" not in rec["metrics"]
+
+
+def test_returns_of_an_unknown_or_cleared_record_says_so(ledger: Ledger) -> None:
+    """Review #9: an unknown or cleared id was told to log with log_backtest."""
+    ledger.log_backtest("A", "AAPL", [0.01, 0.02, 0.03])
+    ledger.log("B", "AAPL", sharpe=1.0)
+    with pytest.raises(ValidationError, match=r"no record 99999 .*highest record_id is 2\)"):
+        ledger.returns(99999)
+    with pytest.raises(ValidationError, match="logged without one"):
+        ledger.returns(2)
+    ledger.clear()
+    with pytest.raises(ValidationError, match=r"no record 1 .*restore_cleared\(\)"):
+        ledger.returns(1)
+    ledger.restore_cleared()
+    assert ledger.returns(1).tolist() == [0.01, 0.02, 0.03]

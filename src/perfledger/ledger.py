@@ -582,10 +582,17 @@ class Ledger:
         indexed by its UTC dates when it had them (else 0..n-1). A record without kept
         returns is a :class:`ValidationError` naming ``record_id``."""
         rid = int(check_count("record_id", record_id, 1))  # type: ignore[arg-type]
-        kept = self._ensure().returns([rid]).get(rid)
+        store = self._ensure()
+        kept = store.returns([rid]).get(rid)
         if kept is None:
-            raise ValidationError.of("record_id", f"record_id={rid} has no kept return series (log it "
-                                                  "with log_backtest(..., returns=...))")
+            cleared = ("; a cleared record comes back with restore_cleared() (`perfledger restore`)"
+                       if store.stats().get("cleared") else "")
+            if rid > store.last_id():
+                raise ValidationError.of("record_id", f"no record {rid} in the ledger (its highest "
+                                                      f"record_id is {store.last_id()}){cleared}")
+            raise ValidationError.of("record_id", f"record_id={rid} has no kept return series: logged "
+                                                  "without one (log it with log_backtest(..., "
+                                                  f"returns=...)), or not in the ledger{cleared}")
         return kept.series(name=rid)
 
     def returns_frame(
