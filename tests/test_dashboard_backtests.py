@@ -178,3 +178,17 @@ def test_envelope_keeps_the_series_own_extremes_and_end() -> None:
         assert len(dx) <= 1_000 and np.all(np.diff(dx) > 0)
         assert dy.min() == y.min() and dy.max() == y.max() and dy[-1] == y[-1] and dy[0] == y[0]
         assert np.array_equal(dy, y[dx // 10])  # points of the series, not means
+
+
+def test_a_metric_threshold_is_said_to_select_the_pbo_trials(store: Path) -> None:
+    """Review #15: a Min Sharpe filter keeps the sweep's full-sample winners, the selection
+    CSCV audits; the panel says so."""
+    _sweep(store)
+    at = _app()
+    tab = show_tab(at, TAB)
+    assert not any("threshold" in w.value for w in tab.warning)
+    at.sidebar.number_input(key="min_sharpe").set_value(-5.0).run()
+    assert not at.exception, at.exception
+    tab = at.tabs[TAB]
+    assert any(m.label == "PBO" for m in tab.metric)
+    assert any("threshold (sharpe ≥ -5)" in w.value and "survivors" in w.value for w in tab.warning)

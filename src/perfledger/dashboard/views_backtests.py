@@ -73,6 +73,14 @@ def render_overfitting(location: str, state: str, filters: data.Filters, n_serie
     if isinstance(result, str):
         st.info(md(result))
         return
+    bounds = [f"{name} ≥ {v:g}" for name, v in filters.window.at_least] + [
+        f"{name} ≤ {v:g}" for name, v in filters.window.at_most]
+    if bounds:
+        # Keeping only a sweep's full-sample winners is the very selection CSCV audits: a
+        # look-ahead, as the README says of the decay test and of PSR/DSR.
+        st.warning(md(f"The metric threshold ({', '.join(bounds)}) chose these trials by their "
+                      "full-sample results: that is the selection the PBO is meant to audit, so this "
+                      "PBO is of the survivors only. Clear the threshold to audit the whole sweep."))
     c = st.columns(4)
     c[0].metric("PBO", f"{result.pbo:.1%}", border=True,
                 help="Share of splits whose in-sample winner ranks at or below the median out of sample.")
