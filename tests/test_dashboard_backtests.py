@@ -81,6 +81,8 @@ def test_curves_overfitting_and_track_records(store: Path) -> None:
         conf = led.sharpe_confidence("AAPL").set_index("model_name")
     assert any(m.label == "PBO" and m.value == f"{pbo.pbo:.1%}" for m in tab.metric)
     assert np.allclose(_traces(charts[2])[0]["x"], pbo.logits)
+    scatter = json.loads(charts[3].proto.spec)["layout"]["title"]["text"]
+    assert f"of {pbo.n_splits:,} splits drawn" in scatter
     table = tab.dataframe[0].value.set_index("Model")
     for model in latest:
         assert table.loc[model, "MinTRL (years)"] == pytest.approx(conf.loc[model, "min_trl_years"])
@@ -121,3 +123,68 @@ def test_too_few_trials_say_how_many_are_needed(store: Path) -> None:
     tab = show_tab(at, TAB)
     assert len(tab.get("plotly_chart")) == 2  # the curves still show
     assert any("at least 2 evaluations" in i.value for i in tab.info)
+
+
+def test_series_that_cannot_be_matched_show_the_reason_not_a_number(store: Path) -> None:
+    with Ledger(store) as led:
+        rng = np.random.default_rng(3)
+        led.log_backtest("A", "AAPL", pd.Series(rng.normal(0, 0.01, 320), index=IDX))
+        led.log_backtest("B", "AAPL", pd.Series(rng.normal(0, 0.01, 320), index=IDX))
+        led.log_backtest("C", "AAPL", rng.normal(0, 0.01, 320))  # kept without dates
+    at = _app()
+    tab = show_tab(at, TAB)
+    assert not tab.get("plotly_chart") and not [m for m in tab.metric if m.label == "PBO"]
+    assert any("without dates" in w.value for w in tab.warning)
+
+
+def test_long_curves_keep_the_drawdown_and_the_end(store: Path) -> None:
+    """The review's crash (#10): 20,000 hourly periods, a −35 % bar recovered in two. Bucket
+    means drew it as −5 % and never back at 0; the drawn extremes and end must be the stored
+    drawdown and total return."""
+    rng = np.random.default_rng(1)
+    n = 20_000
+    x = rng.normal(1e-4, 1e-3, n)
+    x[12000], x[12001], x[12002] = -0.35, 0.25, 0.2
+    r = pd.Series(x, index=pd.date_range("2015-01-01", periods=n, freq="h"))
+    with Ledger(store) as led:
+        rec = led.log_backtest("Crash", "AAPL", r, periods_per_year=1764)
+    at = _app()
+    tab = show_tab(at, TAB)
+    charts = tab.get("plotly_chart")
+    (equity,) = _traces(charts[0])
+    (under,) = _traces(charts[1])
+    assert len(equity["y"]) <= 1_000 and len(under["y"]) <= 1_000
+    assert min(under["y"]) == pytest.approx(rec["drawdown"], abs=1e-12)
+    wealth = np.cumprod(1 + x)
+    assert equity["y"][-1] == pytest.approx(wealth[-1] - 1, rel=1e-12)
+    assert max(equity["y"]) == pytest.approx(wealth.max() - 1, rel=1e-12)
+    peak = np.maximum.accumulate(np.maximum(wealth, 1))
+    assert max(under["y"]) == pytest.approx(float((wealth / peak - 1).max()), abs=1e-15)
+    assert str(under["x"][0]).startswith("2015-01-01")  # a date of the series, not a bucket's mean
+
+
+def test_envelope_keeps_the_series_own_extremes_and_end() -> None:
+    from perfledger.dashboard.charts import envelope
+
+    rng = np.random.default_rng(5)
+    for n in (1_001, 5_000, 123_457):
+        y = np.cumsum(rng.normal(0, 1, n))
+        x = np.arange(n, dtype=np.int64) * 10
+        dx, dy = envelope(x, y, 1_000)
+        assert len(dx) <= 1_000 and np.all(np.diff(dx) > 0)
+        assert dy.min() == y.min() and dy.max() == y.max() and dy[-1] == y[-1] and dy[0] == y[0]
+        assert np.array_equal(dy, y[dx // 10])  # points of the series, not means
+
+
+def test_a_metric_threshold_is_said_to_select_the_pbo_trials(store: Path) -> None:
+    """Review #15: a Min Sharpe filter keeps the sweep's full-sample winners, the selection
+    CSCV audits; the panel says so."""
+    _sweep(store)
+    at = _app()
+    tab = show_tab(at, TAB)
+    assert not any("threshold" in w.value for w in tab.warning)
+    at.sidebar.number_input(key="min_sharpe").set_value(-5.0).run()
+    assert not at.exception, at.exception
+    tab = at.tabs[TAB]
+    assert any(m.label == "PBO" for m in tab.metric)
+    assert any("threshold (sharpe ≥ -5)" in w.value and "survivors" in w.value for w in tab.warning)

@@ -141,10 +141,13 @@ def test_returns_frame_aligns_on_dates_and_follows_the_filters(any_ledger: Ledge
 
 def test_returns_frame_without_dates_aligns_on_order(ledger: Ledger) -> None:
     ledger.log_backtest("A", "AAPL", [0.01, 0.02, 0.03])
-    ledger.log_backtest("B", "AAPL", [0.04, 0.05])
+    ledger.log_backtest("B", "AAPL", [0.04, 0.05, 0.06])
     frame = ledger.returns_frame()
     assert frame.shape == (3, 2)
-    assert frame.iloc[:, 1].tolist()[:2] == [0.04, 0.05] and np.isnan(frame.iloc[2, 1])
+    assert frame.iloc[:, 1].tolist() == [0.04, 0.05, 0.06]
+    ledger.log_backtest("C", "AAPL", [0.04, 0.05])  # another length: no order to match on
+    with pytest.raises(ValidationError, match="different lengths"):
+        ledger.returns_frame()
 
 
 def test_copy_to_carries_the_returns(ledger: Ledger, tmp_path: Any) -> None:
@@ -215,3 +218,18 @@ def test_importing_a_csv_with_a_returns_column_of_numbers_keeps_it_as_a_metric(l
     hist = ledger.history(include_meta=True)
     assert hist["has_returns"].tolist() == [False, False]
     assert hist["returns"].iat[0] == 0.12 and np.isnan(hist["returns"].iat[1])
+
+
+def test_returns_of_an_unknown_or_cleared_record_says_so(ledger: Ledger) -> None:
+    """Review #9: an unknown or cleared id was told to log with log_backtest."""
+    ledger.log_backtest("A", "AAPL", [0.01, 0.02, 0.03])
+    ledger.log("B", "AAPL", sharpe=1.0)
+    with pytest.raises(ValidationError, match=r"no record 99999 .*highest record_id is 2\)"):
+        ledger.returns(99999)
+    with pytest.raises(ValidationError, match="logged without one"):
+        ledger.returns(2)
+    ledger.clear()
+    with pytest.raises(ValidationError, match=r"no record 1 .*restore_cleared\(\)"):
+        ledger.returns(1)
+    ledger.restore_cleared()
+    assert ledger.returns(1).tolist() == [0.01, 0.02, 0.03]

@@ -78,7 +78,8 @@ def test_sync_carries_the_returns(ledger: Ledger, pg_ledger: Ledger) -> None:
     assert ledger.sync(pg_ledger).new == 3
     got = _by_model(pg_ledger)
     assert _same(got["Dated"], kept["Dated"]) and _same(got["Ordered"], kept["Ordered"])
-    assert pg_ledger.returns_frame(tags={"run": "s1"}).shape[1] == 2
+    for model in ("Dated", "Ordered"):  # one dated, one not: side by side they are refused
+        assert pg_ledger.returns_frame(tags={"run": "s1"}, model_name=model).shape[1] == 1
 
 
 def test_log_many_takes_a_returns_column(any_ledger: Ledger) -> None:
@@ -104,3 +105,24 @@ def test_the_mirrors_and_the_json_and_csv_exports_stay_seed_shaped(ledger: Ledge
     assert all("returns" not in r for r in json.loads((tmp_path / "x.json").read_text()))
     assert "returns" not in (tmp_path / "x.csv").read_text().splitlines()[0]
     assert all("returns" not in r for r in ledger.records())
+
+
+def test_a_series_for_a_record_present_without_one_is_reported_not_dropped_silently(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """Review #8: the seed-shaped JSON first, then the Parquet export: the records are
+    duplicates by content and their series were dropped without a word. Now the report says
+    how many series were not imported; a re-import of the Parquet into a ledger that has
+    them says nothing of the kind."""
+    _fill(ledger)
+    js, pq_path = tmp_path / "all.json", tmp_path / "all.parquet"
+    export_records(ledger, "json", js)
+    export_records(ledger, "parquet", pq_path)
+    target = Ledger(tmp_path / "t")
+    assert import_file(target, js).imported == 3
+    report = import_file(target, pq_path)
+    assert report.imported == 0 and report.duplicates == 3 and report.series_not_imported == 2
+    assert "2 return series not imported: record already present without them" in report.summary()
+    again = import_file(ledger, pq_path)
+    assert again.duplicates == 3 and again.series_not_imported == 0 and "series" not in again.summary()
+    target.close()

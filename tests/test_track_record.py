@@ -107,3 +107,12 @@ def test_bad_series_names_returns() -> None:
     with pytest.raises(ValidationError) as info:
         track_record_of([0.01, math.nan, 0.02])
     assert info.value.problems[0][1] == "returns"
+
+
+def test_a_sharpe_a_hair_above_the_benchmark_needs_an_infinite_record_not_an_overflow() -> None:
+    """Review #13: OverflowError for 1e-200; now inf periods, with the reason."""
+    from perfledger.stats import min_track_record_length
+
+    for kwargs in ({"sr": 1e-200}, {"sr": 2e-160}, {"sr": 1e-160, "sr_benchmark": -1e-160}):
+        trl = min_track_record_length(**kwargs)
+        assert trl.periods == math.inf and trl.years == math.inf and "beyond" in trl.reason

@@ -32,50 +32,63 @@ def test_identical_trials_are_one() -> None:
     assert effective_trials(copies) == pytest.approx(1.0, abs=1e-9)
 
 
+def li_ji(r: np.ndarray) -> float:
+    """Li & Ji (2005), written here from the paper: Σ f(|λ|), f(x) = I(x >= 1) + (x - floor x)."""
+    lam = np.abs(np.linalg.eigvalsh(r))
+    return float(sum((1.0 if x >= 1 else 0.0) + (x - math.floor(x)) for x in lam))
+
+
 def test_independent_trials_are_about_n() -> None:
-    """Without the small-sample adjustment 50 independent series over 2,520 periods would
-    count as 50 / (1 + 49/2519) ≈ 49.05; with it the estimate is within 2 % of 50."""
+    """Sampling spreads independent series' eigenvalues around 1, but each below 2 counts its
+    own size, so the count stays N without a small-sample adjustment."""
     for seed in range(3):
         m = np.random.default_rng(seed).normal(0, 0.01, (2520, 50))
-        assert effective_trials(m) == pytest.approx(50, rel=0.02)
-        raw = np.corrcoef(m, rowvar=False)
-        assert effective_trials_from_correlation(raw) < 49.5  # the bias the adjustment removes
+        assert effective_trials(m) == pytest.approx(50, rel=1e-9)
 
 
 def test_clusters_count_as_clusters() -> None:
-    """Two uncorrelated families of 100 near-identical configurations: ≈ 2 (the
-    average-correlation proxy would say ≈ 101)."""
+    """Two uncorrelated families of 100 near-identical configurations: each family counts
+    between 1 and 2 (its top eigenvalue's whole 1 plus its fraction), so 2 to 4, not ≈ 101 as
+    the average-correlation proxy says."""
     rng = np.random.default_rng(2)
     fams = rng.normal(0, 0.01, (2520, 2))
     m = np.column_stack([fams[:, k] + rng.normal(0, 1e-4, 2520) for k in (0, 1) for _ in range(100)])
-    assert effective_trials(m) == pytest.approx(2.0, rel=0.01)
+    assert 2.0 <= effective_trials(m) <= 4.0
     rho = np.corrcoef(m, rowvar=False)[np.triu_indices(200, 1)].mean()
     assert rho + (1 - rho) * 200 > 100  # what the alternative gives
 
 
+def test_families_of_different_sizes_count_as_families() -> None:
+    """The review's sweep: one family of 190 configurations beside 10 independent strategies
+    is about 11 independent bets (the participation ratio N²/Σρ² said 1.11)."""
+    rng = np.random.default_rng(13)
+    t = 2520
+    m = np.c_[rng.normal(0, 0.01, (t, 1)) + rng.normal(0, 0.0005, (t, 190)), rng.normal(0, 0.01, (t, 10))]
+    n_eff = effective_trials(m)
+    assert 11.0 <= n_eff <= 12.5
+    assert n_eff == pytest.approx(li_ji(np.corrcoef(m, rowvar=False)), rel=1e-9)
+    r = np.corrcoef(m, rowvar=False)
+    assert 200**2 / (r**2).sum() < 1.2  # the participation ratio this replaces
+
+
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(2, 40), rho=st.floats(-0.02, 1.0))
-def test_equicorrelated_closed_form_and_eigenvalues(n: int, rho: float) -> None:
+def test_equicorrelated_against_the_eigenvalues(n: int, rho: float) -> None:
     r = np.full((n, n), rho)
     np.fill_diagonal(r, 1.0)
     if np.linalg.eigvalsh(r).min() < -1e-9:  # not a correlation matrix
         return
-    expected = n / (1 + (n - 1) * rho**2)
-    lam = np.linalg.eigvalsh(r)
-    assert effective_trials_from_correlation(r) == pytest.approx(min(expected, n), rel=1e-9)
-    by_eigenvalues = min(lam.sum() ** 2 / (lam**2).sum(), n)
-    assert effective_trials_from_correlation(r) == pytest.approx(by_eigenvalues, rel=1e-9)
+    # Closed form: eigenvalues 1 + (n - 1)·rho once and 1 - rho (n - 1 times).
+    lam = [1 + (n - 1) * rho] + [1 - rho] * (n - 1)
+    expected = sum((1.0 if x >= 1 - 1e-9 else 0.0) + (x - math.floor(x + 1e-9)) for x in map(abs, lam))
+    assert effective_trials_from_correlation(r) == pytest.approx(min(max(expected, 1), n), abs=1e-6)
 
 
 def test_matches_an_independent_computation_on_data() -> None:
     rng = np.random.default_rng(4)
     common = rng.normal(0, 0.01, (300, 1))
     m = common * rng.uniform(0.2, 1.0, 12) + rng.normal(0, 0.01, (300, 12))
-    r = np.corrcoef(m, rowvar=False)
-    t = 300
-    adj = 1 - (1 - r**2) * (t - 1) / (t - 2)
-    np.fill_diagonal(adj, 1.0)
-    expected = min(max(12**2 / adj.sum(), 1), 12)
+    expected = min(max(li_ji(np.corrcoef(m, rowvar=False)), 1), 12)
     assert effective_trials(pd.DataFrame(m)) == pytest.approx(expected, rel=1e-10)
 
 
@@ -129,3 +142,24 @@ def test_bad_correlation(corr, argument) -> None:
     with pytest.raises(ValidationError) as info:
         effective_trials_from_correlation(np.eye(3), n_periods=2)
     assert info.value.problems[0][1] == "n_periods"
+
+
+def test_ledger_dsr_deflates_a_big_family_beside_independent_strategies(tmp_path) -> None:
+    """The review's sweep in a ledger: the DSR deflates by ≈ 11–12 trials, below the PSR
+    (with the participation ratio N_eff was 1.11 and DSR == PSR); n_trials below the logged
+    count is refused, saying why."""
+    from perfledger import Ledger
+
+    rng = np.random.default_rng(13)
+    t = 2520
+    idx = pd.bdate_range("2015-01-01", periods=t)
+    m = np.c_[rng.normal(0, 0.01, (t, 1)) + rng.normal(0, 0.0005, (t, 190)), rng.normal(0, 0.01, (t, 10))]
+    with Ledger(tmp_path / "l") as led:
+        for j in range(200):
+            led.log_backtest("Fam" if j < 190 else f"Ind{j}", "Z", pd.Series(m[:, j], index=idx))
+        conf = led.sharpe_confidence("Z").sort_values("sharpe", ascending=False)
+        top = conf.iloc[0]
+        assert 11.0 <= top["n_effective"] <= 12.5
+        assert top["dsr"] < top["psr"] - 0.05
+        with pytest.raises(ValidationError, match="not logged"):
+            led.sharpe_confidence("Z", n_trials=11)

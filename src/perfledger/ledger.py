@@ -579,11 +579,13 @@ class Ledger:
         that is not strictly increasing are a :class:`ValidationError` naming ``returns``.
         """
         from .records.kept_returns import keep_returns as kept_series
+        from .records.kept_returns import materialised
         from .stats.backtest import BACKTEST_DIRECTIONS, backtest_metrics
 
         if not isinstance(keep_returns, bool):
             raise WrongTypeError.of("keep_returns", f"keep_returns must be True or False, got "
                                                    f"{keep_returns!r}")
+        returns = materialised(returns)  # a generator is read twice below: once for each
         kept = kept_series(returns)
         core, custom = backtest_metrics(returns, periods_per_year, predictions, actuals)
         rec = validate_record(model_name, ticker, notes=notes, metrics=custom, params=params, tags=tags,
@@ -604,10 +606,17 @@ class Ledger:
         indexed by its UTC dates when it had them (else 0..n-1). A record without kept
         returns is a :class:`ValidationError` naming ``record_id``."""
         rid = int(check_count("record_id", record_id, 1))  # type: ignore[arg-type]
-        kept = self._ensure().returns([rid]).get(rid)
+        store = self._ensure()
+        kept = store.returns([rid]).get(rid)
         if kept is None:
-            raise ValidationError.of("record_id", f"record_id={rid} has no kept return series (log it "
-                                                  "with log_backtest(..., returns=...))")
+            cleared = ("; a cleared record comes back with restore_cleared() (`perfledger restore`)"
+                       if store.stats().get("cleared") else "")
+            if rid > store.last_id():
+                raise ValidationError.of("record_id", f"no record {rid} in the ledger (its highest "
+                                                      f"record_id is {store.last_id()}){cleared}")
+            raise ValidationError.of("record_id", f"record_id={rid} has no kept return series: logged "
+                                                  "without one (log it with log_backtest(..., "
+                                                  f"returns=...)), or not in the ledger{cleared}")
         return kept.series(name=rid)
 
     @shares_filters
@@ -626,45 +635,31 @@ class Ledger:
     ) -> pd.DataFrame:
         """The kept return series of the evaluations :meth:`history` finds with the same
         filters, one column per evaluation (named by its ``record_id``, oldest first),
-        aligned on their dates (the union; NaN where one has no return), or, when any of them
-        was kept without dates, on their order (row i is each one's i-th period).
+        aligned on their dates (the union; NaN where one has no return; daily-or-coarser series
+        on their UTC date), or, when all were kept without dates and have one length, on their
+        order. Series that cannot be matched (dated mixed with undated, undated of different
+        lengths, different ``periods_per_year``) are a :class:`ValidationError` naming
+        ``returns`` that says why: the one rule of :mod:`perfledger.records.alignment`, which
+        :meth:`overfitting` and :meth:`effective_trials` apply too.
         ``frame.attrs["model_name"]`` maps each column to its model. Evaluations without
         kept returns are left out; none: an empty frame."""
-        return self._returns_frame(self._query(RecordFilter.of(locals())))[0]
+        return self._returns_frame(self._query(RecordFilter.of(locals())))
 
-    def _returns_frame(self, query: HistoryQuery) -> tuple[pd.DataFrame, bool]:
-        """:meth:`returns_frame` of a checked query, and whether its series share one
-        calendar (then no row has a gap: nothing to drop)."""
-        import numpy as np
-        import pandas as pd
+    def _returns_frame(self, query: HistoryQuery) -> pd.DataFrame:
+        """:meth:`returns_frame` of a checked query."""
+        from .records.alignment import align
 
         store = self._ensure()
-        # Only the ids, models and series of the records that kept one, in one read: not
-        # the metrics, notes, params and tags a history() would fetch and drop.
+        # Only the ids, models, frequencies and series of the records that kept one, in one
+        # read: not the metrics, notes, params and tags a history() would fetch and drop.
         found = store.returns_matching(query) if store.any_returns() else []
-        ids = [rid for rid, _, _ in found]
-        models = {rid: model for rid, model, _ in found}
-        kept = {rid: series for rid, _, series in found}
-        dates = kept[ids[0]].dates if ids else None
-        # One calendar (a sweep): one index, the values side by side.
-        one_calendar = dates is not None and all(kept[i].dates == dates for i in ids)
-        if one_calendar:
-            first = kept[ids[0]].series()
-            # One copy: each series' bytes into its row of one block, transposed: pandas
-            # keeps exactly this layout (a block is columns × rows), so nothing is copied
-            # column by column.
-            values = np.empty((len(ids), kept[ids[0]].n))
-            for row, i in zip(values, ids, strict=True):
-                row[:] = np.frombuffer(kept[i].values, dtype="<f8")
-            frame = pd.DataFrame(values.T, index=first.index, columns=ids, copy=False)
-        elif not ids:
-            frame = pd.DataFrame(index=pd.RangeIndex(0))
-        elif all(kept[i].dates is not None for i in ids):
-            frame = pd.concat([kept[i].series(name=i) for i in ids], axis=1, join="outer", sort=True)
-        else:
-            frame = pd.DataFrame({i: pd.Series(kept[i].array()) for i in ids})
+        ids = [rid for rid, _, _, _ in found]
+        models = {rid: model for rid, model, _, _ in found}
+        ppy = {rid: per for rid, _, per, _ in found if per is not None}
+        kept = {rid: series for rid, _, _, series in found}
+        frame = align(kept, ids, ppy)  # the one matching rule (records/alignment.py), or refused
         frame.attrs["model_name"] = {i: models[i] for i in ids}
-        return frame, one_calendar
+        return frame
 
     def sharpe_confidence(
         self, ticker: str, periods_per_year: float = 252, n_trials: int | None = None
@@ -687,14 +682,12 @@ class Ledger:
     def effective_trials(self, ticker: str) -> tuple[float, int] | None:
         """(N_eff, k): the effective number of independent trials among the k evaluations
         on ``ticker`` with a Sharpe and a kept return series, from their correlations on their
-        common periods (:func:`perfledger.stats.trials.effective_trials`, the participation
-        ratio; docs/metrics.md); None when fewer than 2 such series share at least 3 periods
+        common periods (:func:`perfledger.stats.trials.effective_trials`, Li & Ji's
+        eigenvalue count; docs/metrics.md); None when fewer than 2 such series share at least 3 periods
         (or one is constant there), or when the series cannot be compared period by period:
         different ``periods_per_year``, or series kept without dates of different lengths.
         What the DSR of :meth:`sharpe_confidence` deflates by."""
-        import pandas as pd
-
-        from .stats.backtest import PERIODS_METRIC
+        from .records.alignment import common_periods
         from .stats.trials import effective_trials
 
         check_label("ticker", ticker)
@@ -702,15 +695,14 @@ class Ledger:
             return None
         hist = self.history(ticker=ticker, include_meta=True)
         hist = hist[hist["sharpe"].notna() & hist["has_returns"]]
-        mixed = PERIODS_METRIC in hist.columns and hist[PERIODS_METRIC].nunique(dropna=False) > 1
-        if len(hist) < 2 or mixed:
+        if len(hist) < 2:
             return None
-        frame = self.returns_frame(ticker=ticker)
         scored = set(hist["record_id"].astype(int))
-        frame = frame[[c for c in frame.columns if c in scored]]
-        if not isinstance(frame.index, pd.DatetimeIndex) and frame.notna().sum().nunique() > 1:
-            return None  # kept without dates, of different lengths: no period-by-period match
-        frame = frame.dropna()
+        try:  # the one matching rule (records/alignment.py): what it refuses has no N_eff
+            frame = self.returns_frame(ticker=ticker)
+            frame = common_periods(frame[[c for c in frame.columns if c in scored]])
+        except ValidationError:
+            return None
         if frame.shape[1] < 2 or frame.shape[0] < 3:
             return None
         try:
@@ -736,30 +728,30 @@ class Ledger:
     ) -> Overfitting:
         """The Probability of Backtest Overfitting of the evaluations on ``ticker`` that kept
         their return series (filters as :meth:`history`), by combinatorially symmetric
-        cross-validation over their common periods (the dates every one of them has; or the
-        first periods of each, for series kept without dates) in ``partitions`` blocks (S,
-        even, 2..20; 16 by default: 12,870 splits), ``metric`` "sharpe" (or "sortino",
-        "mean", "total_return"). Returns :class:`perfledger.stats.overfitting.Overfitting`:
+        cross-validation over their common periods (the dates every one of them has, matched
+        by the rule of :meth:`returns_frame`, which refuses series it cannot match) in
+        ``partitions`` blocks (S, even, 2..20; 16 by default: 12,870 splits), ``metric``
+        "sharpe" (or "sortino", "mean", "total_return"). Returns
+        :class:`perfledger.stats.overfitting.Overfitting`:
         ``pbo``, the ``logits``, each split's winner in and out of sample and the degradation
         line (``slope``, ``intercept``, ``r_squared``), ``prob_oos_loss``; its ``trials`` are
         ``"<model_name>#<record_id>"``. Formulas and sources: docs/metrics.md.
 
         Fewer than 2 such evaluations, or too few common periods for ``partitions``: one
         :class:`ValidationError` line saying how many are needed."""
+        from .records.alignment import common_periods
         from .stats.overfitting import probability_of_backtest_overfitting
 
         check_label("ticker", ticker)
-        frame, one_calendar = self._returns_frame(self._query(RecordFilter.of(locals())))
+        frame = self._returns_frame(self._query(RecordFilter.of(locals())))
         models = frame.attrs.pop("model_name", {})  # (pandas deep-copies attrs on every operation)
         if frame.shape[1] < 2:
             raise ValidationError.of(
                 "ticker", f"overfitting needs at least 2 evaluations on {ticker!r} with kept returns "
                           f"(log_backtest(..., returns=...)); the filters found {frame.shape[1]}")
-        names = [f"{models[c]}#{c}" for c in frame.columns]
-        if not one_calendar:  # only the dates every one of them has
-            frame = frame.dropna()
-        frame.columns = names  # in place: the series are not copied again
-        return probability_of_backtest_overfitting(frame, partitions, metric, periods_per_year)
+        common = common_periods(frame)  # the dates every one of them has, or one line: none
+        common.columns = [f"{models[c]}#{c}" for c in frame.columns]
+        return probability_of_backtest_overfitting(common, partitions, metric, periods_per_year)
 
     def unscored_trials(self, ticker: str) -> int:
         """How many trials on ``ticker`` ran but have no Sharpe: records tagged

@@ -51,8 +51,28 @@ def inert_json(text: str) -> str:
     return text.translate(_JSON_ESCAPES)
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every float that is not finite (NaN, ±inf: an undefined statistic, a
+    MinTRL no record reaches) as None: JSON has no Infinity or NaN, and jq, JSON.parse, Go
+    and serde reject a document that holds them. Every JSON output goes through this (and
+    ``allow_nan=False`` after it, so a path that forgets fails loudly instead)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def dumps(value: Any, **kwargs: Any) -> str:
+    """``json.dumps`` of :func:`json_safe` of ``value``, never ``Infinity`` or ``NaN``, inert on
+    a terminal (:func:`inert_json`)."""
+    return inert_json(json.dumps(json_safe(value), ensure_ascii=False, allow_nan=False, **kwargs))
+
+
 def echo_json(value: Any) -> None:
-    sys.stdout.write(inert_json(json.dumps(value, indent=2, ensure_ascii=False)) + "\n")
+    sys.stdout.write(dumps(value, indent=2) + "\n")
 
 
 def print_frame(frame: pd.DataFrame, fmt: OutputFormat, title: str | None = None) -> None:
@@ -79,8 +99,7 @@ def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: Outpu
         return
     if fmt == OutputFormat.json:
         sys.stdout.write("[]\n" if not rows else "[\n" + ",\n".join(
-            inert_json(json.dumps({c: (None if isinstance(v, float) and v != v else v)
-                                   for c, v in zip(columns, row, strict=True)}, ensure_ascii=False))
+            dumps(dict(zip(columns, row, strict=True)))
             for row in rows) + "\n]\n")
         return
     _print_table(list(columns), rows, title)
@@ -135,6 +154,8 @@ def write_json_rows(frame: pd.DataFrame, chunk: int = 50_000) -> None:
     """A JSON array of the rows, one object per line, written chunk by chunk: timestamps as
     ISO text, missing values as ``null``. Each row is encoded by the C encoder (an indented
     document goes through the pure-Python one, ten times slower on a million rows)."""
+    import numpy as np
+
     out = frame.copy(deep=False)
     for c in out.columns:
         if str(out[c].dtype).startswith("datetime64"):
@@ -146,10 +167,15 @@ def write_json_rows(frame: pd.DataFrame, chunk: int = 50_000) -> None:
     sep = "[\n"
     for start in range(0, len(out), chunk):
         part = out.iloc[start:start + chunk]
-        # object dtype: Python floats, ints and bools; NaN and NaT become None.
-        rows = part.astype(object).where(part.notna(), None).to_numpy().tolist()
+        # object dtype: Python floats, ints and bools; NaN, ±inf and NaT become None.
+        missing = part.isna()
+        for c in part.columns:
+            if part[c].dtype.kind == "f":
+                missing[c] = ~np.isfinite(part[c].to_numpy())
+        rows = part.astype(object).where(~missing, None).to_numpy().tolist()
         sys.stdout.write(sep + inert_json(",\n".join(
-            json.dumps(dict(zip(columns, row, strict=True)), ensure_ascii=False) for row in rows
+            json.dumps(dict(zip(columns, row, strict=True)), ensure_ascii=False, allow_nan=False)
+            for row in rows
         )))
         sep = ",\n"
     sys.stdout.write("\n]\n")

@@ -70,6 +70,30 @@ def downsample(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarra
     return mx.astype(x.dtype) if x.dtype.kind in "iu" else mx, my
 
 
+def envelope(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_points`` points of the series itself (never averaged): the first point,
+    and in each of ``max_points // 3`` equal runs of consecutive points its lowest, highest
+    and last point, in order. For equity and underwater curves, whose extremes and end are
+    the numbers read off them: the lowest drawn drawdown is the stored ``drawdown``, the last
+    drawn equity point the ``total_return`` (bucket means hid a −35 % crash as −5 %). NaN
+    values are dropped first; short series come back unchanged."""
+    x = np.asarray(x)
+    y = np.asarray(y, dtype=float)
+    ok = ~np.isnan(y)
+    x, y = x[ok], y[ok]
+    n = len(x)
+    buckets = max(1, (max_points - 1) // 3)
+    if n <= max_points or max_points < 4:
+        return x, y
+    bucket = np.arange(n, dtype=np.int64) * buckets // n
+    order = np.lexsort((y, bucket))  # within each bucket, by value
+    starts = np.searchsorted(bucket[order], np.arange(buckets))
+    ends = np.r_[starts[1:], n] - 1
+    last = np.r_[np.flatnonzero(np.diff(bucket)), n - 1]
+    keep = np.unique(np.concatenate(([0], order[starts], order[ends], last)))
+    return x[keep], y[keep]
+
+
 def _series(frame: pd.DataFrame, metric: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(model, int64 ns times, values) per model, in model order."""
     if frame.empty or metric not in frame.columns:
@@ -362,7 +386,9 @@ def curves_figure(curves: Mapping[str, pd.Series], *, title: str, kind: str,
                   max_points: int = MAX_POINTS_PER_TRACE) -> go.Figure:
     """One line per backtest (``curves``: label → a curve from :mod:`perfledger.stats.equity`,
     indexed by dates or periods): ``kind`` "equity" (cumulative return) or "drawdown" (the
-    underwater curve, filled to 0). Each line is downsampled to the chart's point budget."""
+    underwater curve, filled to 0). A line longer than the chart's point budget keeps each
+    run's lowest, highest and last point (:func:`envelope`), never means: the drawn extremes
+    and end are the series' own."""
     if not curves:
         return _empty_figure(title, "No kept return series for these filters")
     budget = points_budget(len(curves), max_points)
@@ -371,7 +397,7 @@ def curves_figure(curves: Mapping[str, pd.Series], *, title: str, kind: str,
         colour = PALETTE[i % len(PALETTE)]
         dated = isinstance(curve.index, pd.DatetimeIndex)
         x = (curve.index.as_unit("ns").asi8 if dated else np.asarray(curve.index)).astype(np.int64)
-        dx, dy = downsample(x, curve.to_numpy(dtype=float), budget)
+        dx, dy = envelope(x, curve.to_numpy(dtype=float), budget)
         fig.add_trace(go.Scatter(
             x=_datetimes(dx) if dated else dx, y=dy, name=plain(name), mode="lines",
             line={"color": colour, "width": 1.5}, fill="tozeroy" if kind == "drawdown" else None,
@@ -397,9 +423,13 @@ def logit_histogram_figure(logits: np.ndarray) -> go.Figure:
 
 def is_oos_figure(is_perf: np.ndarray, oos_perf: np.ndarray, slope: float, intercept: float,
                   metric: str, max_points: int = 2_000) -> go.Figure:
-    """Each split's winner: in-sample against out-of-sample metric, with the degradation line."""
+    """Each split's winner: in-sample against out-of-sample metric, with the degradation line
+    (fitted on every split). Past ``max_points`` splits every k-th is drawn, and the title
+    says how many of how many."""
     step = max(1, int(np.ceil(is_perf.size / max_points)))
     x, y = is_perf[::step], oos_perf[::step]
+    # Said in the title (kept short: the chart has half the page): the line fits every split.
+    drawn = f" ({x.size:,} of {is_perf.size:,} splits drawn)" if step > 1 else ""
     fig = go.Figure(go.Scattergl(x=x, y=y, mode="markers", marker={"size": 4, "color": PALETTE[0],
                                                                    "opacity": 0.5},
                                  name="splits", hovertemplate="IS %{x:.3f}<br>OOS %{y:.3f}<extra></extra>"))
@@ -408,7 +438,7 @@ def is_oos_figure(is_perf: np.ndarray, oos_perf: np.ndarray, slope: float, inter
         fig.add_trace(go.Scatter(x=lx, y=intercept + slope * lx, mode="lines", name="degradation line",
                                  line={"color": PALETTE[1], "width": 2}))
     label = metric_label(metric)
-    fig.update_layout(title=f"Each split's winner: {label} in vs out of sample", height=340,
+    fig.update_layout(title=f"Each split's winner: {label} in vs out of sample{drawn}", height=340,
                       **{**_LAYOUT, "legend": {**_LAYOUT["legend"], "y": -0.22}})  # below the axis title
     fig.update_xaxes(title=f"in-sample {label}")
     fig.update_yaxes(title=f"out-of-sample {label}")

@@ -196,10 +196,17 @@ def sharpe_confidence(location: str, state: str, ticker: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def backtest_returns(location: str, state: str, filters: Filters) -> pd.DataFrame:
+def backtest_returns(location: str, state: str, filters: Filters) -> pd.DataFrame | str:
     """The kept return series of the filtered evaluations (``Ledger.returns_frame``), one
-    column per evaluation, oldest first; ``attrs["model_name"]`` names each one's model."""
-    return get_ledger(location).returns_frame(**filters.history_kwargs())
+    column per evaluation, oldest first; ``attrs["model_name"]`` names each one's model. Or,
+    when the series cannot be matched period by period (the ledger's one alignment rule:
+    dated mixed with undated, different lengths or frequencies), its one-line reason."""
+    from ..errors import ValidationError
+
+    try:
+        return get_ledger(location).returns_frame(**filters.history_kwargs())
+    except ValidationError as exc:
+        return str(exc)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -43,6 +43,9 @@ def render_backtests(location: str, state: str, filters: data.Filters) -> None:
     """Tab 4 (module docstring)."""
     frame = data.backtest_returns(location, state, filters)
     st.caption(f"{md(filters.ticker)} · {md(filters.describe())}")
+    if isinstance(frame, str):  # series the ledger cannot match: its reason, not a wrong chart
+        st.warning(md(frame))
+        return
     if frame.shape[1] == 0:
         st.info(NO_RETURNS)
         return
@@ -70,6 +73,14 @@ def render_overfitting(location: str, state: str, filters: data.Filters, n_serie
     if isinstance(result, str):
         st.info(md(result))
         return
+    bounds = [f"{name} ≥ {v:g}" for name, v in filters.window.at_least] + [
+        f"{name} ≤ {v:g}" for name, v in filters.window.at_most]
+    if bounds:
+        # Keeping only a sweep's full-sample winners is the very selection CSCV audits: a
+        # look-ahead, as the README says of the decay test and of PSR/DSR.
+        st.warning(md(f"The metric threshold ({', '.join(bounds)}) chose these trials by their "
+                      "full-sample results: that is the selection the PBO is meant to audit, so this "
+                      "PBO is of the survivors only. Clear the threshold to audit the whole sweep."))
     c = st.columns(4)
     c[0].metric("PBO", f"{result.pbo:.1%}", border=True,
                 help="Share of splits whose in-sample winner ranks at or below the median out of sample.")
@@ -108,5 +119,6 @@ def render_track_records(location: str, state: str, filters: data.Filters) -> No
     table = conf[list(cols)].rename(columns=cols)
     st.dataframe(table, hide_index=True, width="stretch", key="track_records")
     st.caption("MinTRL: the track record needed for a PSR of 0.95 (compare with Periods). Effective "
-               "trials: the independent trials among the kept series (participation ratio of their "
-               f"correlations), which the DSR deflates by; see {md_code('docs/metrics.md')}.")
+               "trials: the independent trials among the kept series (Li & Ji's count over the "
+               "eigenvalues of their correlations), which the DSR deflates by; see "
+               f"{md_code('docs/metrics.md')}.")

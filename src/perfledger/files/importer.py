@@ -86,6 +86,10 @@ class ImportReport:
     duplicates: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     stored: bool = True
+    #: Rows whose record was already present *without* a kept return series, bringing one:
+    #: the record is a duplicate by content (the key ignores the series), and a present
+    #: record's series is not attached afterwards, so the series was not imported (said).
+    series_not_imported: int = 0
 
     @property
     def rejected_rows(self) -> int:
@@ -94,9 +98,11 @@ class ImportReport:
     def summary(self) -> str:
         verb = "imported" if self.stored else "imported (nothing stored: fix or --skip-invalid)"
         name = self.path.name if isinstance(self.path, Path) else self.path
+        missing = (f"; {self.series_not_imported} return series not imported: record already present "
+                   "without them" if self.series_not_imported else "")
         return (
             f"{name}: {self.imported} {verb}, {self.duplicates} duplicate, "
-            f"{self.rejected_rows} rejected"
+            f"{self.rejected_rows} rejected{missing}"
         )
 
 
@@ -277,14 +283,20 @@ def import_rows(
         vis = _frame_keys(clean.iloc[candidates], full=False)
         maybe = [int(c) for c, k in zip(candidates, vis, strict=True) if k in stored_vis]
         if maybe:
+            series = clean["returns"].tolist() if "returns" in clean.columns else None
+            with_series = series is not None and any(series[c] is not None for c in maybe)
+            # key -> whether the stored record kept a series (read only when a row brings one)
             stored_full = {
                 record_key(parse_timestamp(r["timestamp"]), r["ticker"], r["model_name"],
-                           (r[m] for m in CORE_METRICS), r["notes"], r["metrics"], r["params"], r["tags"])
-                for r in led.records(tickers)
+                           (r[m] for m in CORE_METRICS), r["notes"], r["metrics"], r["params"],
+                           r["tags"]): r.get("returns") is not None
+                for r in led.records(tickers, include_returns=with_series)
             }
             for c in maybe:
                 if full[c] in stored_full:
                     new[c] = False
+                    if series is not None and series[c] is not None and not stored_full[full[c]]:
+                        report.series_not_imported += 1
     report.duplicates = int(len(clean) - new.sum())
     keep = clean.iloc[np.flatnonzero(new)]
     if len(keep):

@@ -15,18 +15,21 @@ Ten years of daily returns (2,520 periods) are 20,160 bytes of values plus 20,16
 dates: about 40 KB per evaluation (20 KB without dates).
 
 Bad input is refused before anything is stored, with a :class:`ValidationError` naming
-``returns``: a non-finite value, fewer than 2 periods, a DatetimeIndex that is not strictly
+``returns`` (the same rule on every door: log_backtest, log_many, a Parquet import, sync): a
+bool, text or a complex number (a :class:`WrongTypeError`), a non-finite value, a return
+below −1, fewer than 2 periods, a DatetimeIndex that is not strictly
 increasing (out of order or duplicated) or holds NaT.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ValidationError
+from ..errors import ValidationError, WrongTypeError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,6 +69,43 @@ def _fail(message: str) -> ValidationError:
     return ValidationError.of("returns", message)
 
 
+#: Values that are not numbers even though numpy would make floats of them: a bool is not a
+#: 100 % return, text is read as a number only where the input is text (the command line,
+#: files), and a complex number's imaginary part would be dropped silently.
+_NOT_NUMBERS = (bool, np.bool_, str, bytes, complex, np.complexfloating)
+
+
+def materialised(returns: Any) -> Any:
+    """``returns`` as something that can be read twice: a one-shot iterator or generator
+    becomes a list (log_backtest computes the metrics from it and keeps it); anything else
+    as given."""
+    if isinstance(returns, Iterator) or (isinstance(returns, Iterable) and not hasattr(returns, "__len__")
+                                         and not isinstance(returns, str | bytes)):
+        return list(returns)
+    return returns
+
+
+def check_numbers(values: Any, argument: str = "returns") -> None:
+    """A :class:`WrongTypeError` naming ``argument[i]`` and the value when a sequence of
+    returns holds a bool, text or a complex number (see :data:`_NOT_NUMBERS`); the one type
+    rule of every door a return series comes in by (log_backtest, from_returns, log_many,
+    Parquet import, sync)."""
+    kind = getattr(getattr(values, "dtype", None), "kind", "O")
+    if kind in "iuf":
+        return
+    if kind in "bUScMm":
+        what = {"b": "bools", "U": "text", "S": "bytes", "c": "complex numbers",
+                "M": "dates", "m": "durations"}[kind]
+        raise WrongTypeError.of(argument, f"{argument} must be real numbers, got an array of {what} "
+                                          f"(dtype {values.dtype})")
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        return
+    for i, v in enumerate(values):
+        if isinstance(v, _NOT_NUMBERS) and not isinstance(v, np.floating):
+            raise WrongTypeError.of(f"{argument}", f"{argument}[{i}]={v!r} is a {type(v).__name__}, "
+                                                   "not a number")
+
+
 def keep_returns(returns: Any) -> KeptReturns:
     """``returns`` (a Series with or without a DatetimeIndex, a list, an array) as it will be
     stored; a :class:`ValidationError` naming ``returns`` for anything that cannot be kept
@@ -90,7 +130,10 @@ def keep_returns(returns: Any) -> KeptReturns:
             dates = us.tobytes()
         values = returns.to_numpy()
     if isinstance(values, str | bytes) or values is None:
-        raise _fail(f"returns must be a sequence of numbers, got {type(values).__name__}")
+        raise WrongTypeError.of("returns", f"returns must be a sequence of numbers, got "
+                                           f"{type(values).__name__}")
+    values = materialised(values)
+    check_numbers(values)
     try:
         arr = np.asarray(list(values) if not hasattr(values, "__len__") else values, dtype=np.float64)
     except (TypeError, ValueError, ArithmeticError) as exc:
@@ -103,4 +146,8 @@ def keep_returns(returns: Any) -> KeptReturns:
     if bad.size:
         i = int(bad[0])
         raise _fail(f"returns[{i}]={arr[i]!r} is not a finite number ({bad.size} non-finite value(s))")
+    low = int(np.argmin(arr))
+    if arr[low] < -1.0:
+        raise _fail(f"returns[{low}]={float(arr[low])!r} is below -1: a simple return cannot lose more than "
+                    "everything")
     return KeptReturns(int(arr.size), arr.astype(_F8).tobytes(), dates)

@@ -461,6 +461,24 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _refuse_indistinguishable(x: np.ndarray, label: str) -> None:
+    """A ValidationError naming ``returns`` when every trial is the same bet (identical
+    columns; for the scale-free "sharpe" and "sortino", positive multiples of one another):
+    every split is then a tie, no selection was made, and the tie rule would turn "no choice"
+    into PBO = 1, "Overfit". Undefined, said in one line, instead."""
+    y = x
+    if label in ("sharpe", "sortino"):
+        scale = np.abs(x).max(axis=0)
+        if (scale == 0).any():
+            return
+        y = x / scale
+    if np.allclose(y, y[:, :1], rtol=0.0, atol=1e-12 * max(float(np.abs(y).max()), 1e-300)):
+        raise _fail("returns", f"the {x.shape[1]} trials are indistinguishable (the same returns"
+                               f"{', up to scale' if y is not x else ''}): no trial was selected over "
+                               "another, so the probability of backtest overfitting is undefined "
+                               "(the effective number of trials is 1)")
+
+
 def probability_of_backtest_overfitting(
     returns: Any,
     partitions: int = DEFAULT_PARTITIONS,
@@ -493,6 +511,7 @@ def probability_of_backtest_overfitting(
             "(one period per block and two per half; more periods per block give steadier "
             "halves: 2,520 daily returns in 16 blocks give 157 a block)",
         )
+    _refuse_indistinguishable(x, label)
     dropped = t % s
     x = x[dropped:]
     block = x.shape[0] // s

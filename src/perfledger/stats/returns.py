@@ -91,6 +91,9 @@ def _as_array(values: Any, argument: str) -> np.ndarray:
         raise _fail(argument, f"{argument} must be a sequence of numbers, got {type(values).__name__}")
     if isinstance(values, Iterable) and not hasattr(values, "__len__"):
         values = list(values)  # a generator
+    from ..records.kept_returns import check_numbers
+
+    check_numbers(values, argument)  # bools, text, complex: WrongTypeError, as on every door
     try:
         arr = np.asarray(values, dtype=float)
     except (TypeError, ValueError, ArithmeticError) as exc:
@@ -142,7 +145,9 @@ def probabilistic_sharpe_ratio(
 
 def check_n_trials(n_trials: Any, at_least: int = 1) -> int:
     """``n_trials`` as an int >= ``at_least``, or a ValidationError naming it and its value."""
-    reason = (f"the ledger holds {at_least} trial(s) with a Sharpe on this ticker, and every one counts"
+    reason = (f"the ledger holds {at_least} trial(s) with a Sharpe on this ticker, and every one counts: "
+              "n_trials adds configurations tried but not logged; correlated trials are counted by the "
+              "effective number of trials when n_trials is left unset"
               if at_least > 1 else "at least one strategy was tried")
     return to_whole("n_trials", n_trials, minimum=at_least, what=f"({reason})")
 

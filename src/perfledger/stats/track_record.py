@@ -121,7 +121,16 @@ def min_track_record_length(
                    "is kurtosis the non-excess one (3 for normal returns)?",
         )
     z = norm_ppf(confidence)
-    periods = 1.0 + var * (z / (sr - sr_benchmark)) ** 2
+    try:  # a Sharpe a hair above the benchmark: (z / 1e-200)² is past the largest float
+        periods = 1.0 + var * (z / (sr - sr_benchmark)) ** 2
+    except OverflowError:
+        periods = math.inf
+    if math.isinf(periods):
+        return TrackRecord(
+            periods=math.inf, years=math.inf, **base,
+            reason=f"the Sharpe {sr:.6g} per period exceeds the benchmark {sr_benchmark:.6g} by "
+                   f"{sr - sr_benchmark:.3g}: the track record needed is beyond any number of periods",
+        )
     return TrackRecord(periods=periods, years=periods / ppy, **base)
 
 

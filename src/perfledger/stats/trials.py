@@ -3,36 +3,31 @@
 200 configurations of one model are not 200 independent strategies: their returns are
 highly correlated, so the Deflated Sharpe Ratio with N = 200 over-deflates and with N = 1
 under-deflates. :func:`effective_trials` estimates the number of independent trials from
-the trials' return correlation matrix R (N × N) with the **participation ratio** of its
-eigenvalues λ (Bretherton, Widmann, Dymnikov, Wallace & Bladé, "The effective number of
-spatial degrees of freedom of a time-varying field", Journal of Climate 12(7), 1999, eq. 5):
+the eigenvalues λ of the trials' return correlation matrix R (N × N) with **Li & Ji's**
+estimator (Li & Ji, "Adjusting multiple testing in multilocus analyses using the eigenvalues
+of a correlation matrix", Heredity 95:221–227, 2005):
 
-    N_eff = (Σλ)² / Σλ² = N² / Σᵢⱼ ρᵢⱼ²
+    M_eff = Σᵢ f(|λᵢ|),   f(x) = I(x ≥ 1) + (x − ⌊x⌋)
 
-(Σλ = tr R = N, Σλ² = tr R² = Σᵢⱼ ρᵢⱼ², so no eigendecomposition is needed.) It is 1 for
-identical trials (every ρ = 1), N for uncorrelated ones, k for k uncorrelated clusters of
-identical trials whatever their sizes, and N / (1 + (N − 1)·ρ²) for N trials all correlated ρ.
+Each eigenvalue of at least 1 counts one whole trial plus its fractional part, each smaller
+one its own size. It is 1 for identical trials (λ = N, 0, …, 0), N for uncorrelated ones
+(every λ = 1), and ≈ k for k uncorrelated families of identical trials **whatever their
+sizes** (one eigenvalue per family, the size of the family, counted as one): a sweep is a set
+of families (a learning-rate grid of one model, a window grid of another), so the estimator
+must count families, not weigh them by size.
 
-Why this estimator: a sweep is a set of families (a learning-rate grid of one model, a
-window grid of another), so the estimator must count clusters. The two common alternatives
-fail there or at the ends:
+Why not the alternatives: the participation ratio (Σλ)²/Σλ² = N²/Σρ² (Bretherton et al.,
+1999) weighs families by their sizes, (Σnᵢ)²/Σnᵢ²: one family of 190 configurations beside
+10 independent strategies counts as 1.11, not 11, and the DSR barely deflates. The
+average-correlation proxy N̂ = ρ̄ + (1 − ρ̄)·N (and Nyholt's 2004 eigenvalue variance) say
+≈ 101 for two uncorrelated families of 100. Li & Ji's cost: f jumps at whole numbers (a
+family's top eigenvalue of 199.99 counts 1.99, of 200 counts 1), so a family of near-identical
+trials counts between 1 and 2.
 
-* the average-correlation proxy N̂ = ρ̄ + (1 − ρ̄)·N (used in the DSR literature) gives ≈ 101
-  for two uncorrelated families of 100 identical configurations each: the uncorrelated
-  pairs drag ρ̄ to ≈ 0.5. Nyholt's (2004) eigenvalue-variance estimator gives ≈ 101 too;
-* Li & Ji's (2005) Σ f(λ), f(x) = [x ≥ 1] + (x − ⌊x⌋), counts clusters but is discontinuous
-  at integers: 200 identical trials count as 1, but 200 trials correlated 0.999999 (top
-  eigenvalue just below 200) count as 2.
-
-The participation ratio has neither defect, is a smooth function of R, and costs one
-correlation matrix.
-
-Small samples: with T periods, two independent series still have E[r²] ≈ 1/(T − 1), which
-would make N_eff ≈ N / (1 + (N − 1)/(T − 1)) for independent trials (185 of 200 over
-2,520 days), i.e. too little deflation. Given ``n_periods`` each r² off the diagonal is
-replaced by the adjusted 1 − (1 − r²)(T − 1)/(T − 2) (Ezekiel's adjusted R² for one
-regressor, unbiased at ρ = 0; 1 stays 1), summed without clipping so the noise cancels, and
-N_eff is clipped to [1, N].
+Small samples: sampling spreads the eigenvalues of independent series around 1, but while
+each stays below 2 it counts exactly its own size and their sum is N: no adjustment is
+needed (``n_periods`` is accepted for compatibility and checked, not used). N_eff is clipped
+to [1, N].
 
 :func:`deflated_sharpe_ratio_effective` is the DSR with a real-valued N (the Bailey & López
 de Prado 2014 SR₀ formula applied to N_eff): for an integer N ≥ 2 it equals
@@ -82,10 +77,10 @@ def _matrix(returns: Any) -> np.ndarray:
 
 def effective_trials(returns: Any) -> float:
     """The effective number of independent trials of a T × N returns matrix (array or
-    DataFrame, T >= 3, finite, one column per trial, aligned on common periods): the
-    participation ratio of its correlation matrix with the small-sample adjustment (module
-    docstring). A column with constant returns has no correlation: a ValidationError
-    naming ``returns``, as for NaN/inf or a bad shape."""
+    DataFrame, T >= 3, finite, one column per trial, aligned on common periods): Li & Ji's
+    count over the eigenvalues of its correlation matrix (module docstring). A column with
+    constant returns has no correlation: a ValidationError naming ``returns``, as for NaN/inf
+    or a bad shape."""
     x = _matrix(returns)
     t = x.shape[0]
     dev = x - x.mean(axis=0)
@@ -100,10 +95,11 @@ def effective_trials(returns: Any) -> float:
 
 
 def effective_trials_from_correlation(correlation: Any, n_periods: int | None = None) -> float:
-    """N_eff = N² / Σᵢⱼ ρᵢⱼ² of an N × N correlation matrix, clipped to [1, N]; with
-    ``n_periods`` (T >= 3) the off-diagonal ρ² are small-sample adjusted (module docstring).
-    A ValidationError names ``correlation`` (not square, not finite, entries outside
-    [−1, 1], a diagonal other than 1, not symmetric) or ``n_periods``."""
+    """Li & Ji's M_eff = Σ f(|λ|), f(x) = I(x ≥ 1) + (x − ⌊x⌋), over the eigenvalues λ of an
+    N × N correlation matrix, clipped to [1, N] (module docstring: why this estimator).
+    ``n_periods`` (T >= 3) is checked but not needed (module docstring). A ValidationError
+    names ``correlation`` (not square, not finite, entries outside [−1, 1], a diagonal other
+    than 1, not symmetric) or ``n_periods``."""
     try:
         r = np.asarray(correlation, dtype=float)
     except (TypeError, ValueError) as exc:
@@ -120,14 +116,14 @@ def effective_trials_from_correlation(correlation: Any, n_periods: int | None = 
     ):
         raise ValidationError.of("n_periods", f"n_periods={n_periods!r} must be an integer >= 3")
     n = r.shape[0]
-    sq = np.minimum(r * r, 1.0)
-    np.fill_diagonal(sq, 0.0)
-    if n_periods is not None:
-        t = float(n_periods)
-        sq = 1.0 - (1.0 - sq) * (t - 1.0) / (t - 2.0)
-        np.fill_diagonal(sq, 0.0)
-    total = n + float(sq.sum())
-    return float(min(max(n * n / max(total, 1e-300), 1.0), n))
+    lam = np.abs(np.linalg.eigvalsh((r + r.T) / 2.0))
+    # Rounding leaves an eigenvalue meant to be a whole number (N for identical trials, 1
+    # for independent ones) a few ulps below it, where f would count it as almost 2 (or 0):
+    # snap values within 1e-9·N of a whole number onto it.
+    whole = np.round(lam)
+    lam = np.where(np.abs(lam - whole) <= 1e-9 * n, whole, lam)
+    m_eff = float(np.sum((lam >= 1.0) + (lam - np.floor(lam))))
+    return float(min(max(m_eff, 1.0), n))
 
 
 def _n_effective(n_effective: Any) -> float:

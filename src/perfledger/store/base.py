@@ -319,10 +319,11 @@ class Store(ABC):
         """The return series kept for the records ``ids`` (those that kept one), by id."""
         return {}
 
-    def returns_matching(self, query: HistoryQuery) -> list[tuple[int, str, KeptReturns]]:
-        """(record id, model name, series) of the records ``query`` selects that kept a
-        return series, oldest first: only those columns, in one read (no metrics, notes,
-        params or tags, which a read of the series alone does not need)."""
+    def returns_matching(self, query: HistoryQuery) -> list[tuple[int, str, float | None, KeptReturns]]:
+        """(record id, model name, ``periods_per_year`` or None, series) of the records
+        ``query`` selects that kept a return series, oldest first: only those columns, in one
+        read (no other metric, notes, params or tags, which aligning the series does not
+        need; the frequency it does, :mod:`perfledger.records.alignment`)."""
         return []
 
     def any_returns(self) -> bool:

@@ -457,19 +457,24 @@ class SQLStore(Store):
 
         return self._read(read)
 
-    def returns_matching(self, query: HistoryQuery) -> list[tuple[int, str, KeptReturns]]:
+    def returns_matching(self, query: HistoryQuery) -> list[tuple[int, str, float | None, KeptReturns]]:
         if self.absent:
             return []
         from ..records.kept_returns import KeptReturns
+        from ..stats.backtest import PERIODS_METRIC
 
-        def read(conn: sa.Connection) -> list[tuple[int, str, KeptReturns]]:
+        def read(conn: sa.Connection) -> list[tuple[int, str, float | None, KeptReturns]]:
             src = self._source(conn, query)
             if src.empty:
                 return []
-            sql = (f"SELECT r.id, r.model_name, k.n, k.vals, k.dates FROM {src.from_} "
-                   f"JOIN pl_returns k ON k.record_id = r.id WHERE {src.where} ORDER BY r.ts, r.id")
-            return [(int(rid), model, KeptReturns(int(n), bytes(v), None if d is None else bytes(d)))
-                    for rid, model, n, v, d in conn.execute(sa.text(sql), src.params)]
+            sql = (f"SELECT r.id, r.model_name, e.value, k.n, k.vals, k.dates FROM {src.from_} "
+                   "JOIN pl_returns k ON k.record_id = r.id "
+                   "LEFT JOIN pl_extra e ON e.record_id = r.id AND e.name = :pl_periods_name "
+                   f"WHERE {src.where} ORDER BY r.ts, r.id")
+            return [(int(rid), model, None if per is None else float(per),
+                     KeptReturns(int(n), bytes(v), None if d is None else bytes(d)))
+                    for rid, model, per, n, v, d in conn.execute(
+                        sa.text(sql), {**src.params, "pl_periods_name": PERIODS_METRIC})]
 
         return self._read(read)
 
