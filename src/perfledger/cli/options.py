@@ -8,7 +8,6 @@ are split by :func:`numbers` / :func:`pairs`, which fail with one ``Error:`` lin
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -16,6 +15,7 @@ import typer
 
 from ..errors import ValidationError
 from ..records.numbers import MAX_WHOLE, to_real, to_whole
+from ..records.typed import json_from_text
 from .app import fail
 
 
@@ -127,15 +127,16 @@ def numbers(items: list[str] | None, option: str) -> dict[str, float]:
 
 
 def json_values(items: list[str] | None, option: str) -> dict[str, Any]:
-    """``K=V`` items as a dict, each V parsed as JSON when it is valid JSON, else kept as text."""
+    """``K=V`` items as a dict, each V parsed as JSON when it is valid JSON, else kept as text;
+    text that reads as a number without being one (``1_0``, ``.5``, ``nan``) and numbers a
+    float64 cannot hold (``1e400``) fail, quoting the text typed
+    (:func:`perfledger.records.typed.json_from_text`)."""
     out: dict[str, Any] = {}
     for key, value in pairs(items, option):
         try:
-            out[key] = json.loads(value)
-        except RecursionError:
-            fail(f"{option} {key}=... is nested too deeply ({len(value)} characters)")
-        except ValueError:
-            out[key] = value
+            out[key] = json_from_text(f"{option} {key}", value)
+        except ValidationError as exc:
+            fail(str(exc))
     return out
 
 
