@@ -151,6 +151,11 @@ def _magnitude(field: str, value: Any, *, too_large: bool) -> MagnitudeError:
     return MagnitudeError(message, [(None, field, message)], too_large=too_large, text=shown(value))
 
 
+def whole_words(minimum: int, maximum: int) -> str:
+    """How a message (and a command's help) says a range of whole numbers."""
+    return f"a whole number from {minimum} to {maximum}"
+
+
 def _spelling(text: str, *, whole: bool = False) -> str:
     """Why text that reads like a number is not one here (underscores, digits other than
     ASCII 0-9, spaces inside), or nothing."""
@@ -165,12 +170,13 @@ def _spelling(text: str, *, whole: bool = False) -> str:
 
 
 def to_whole(field: str, value: Any, *, minimum: int, maximum: int = MAX_WHOLE, text: bool = False,
-             what: str = "") -> int:
+             what: str = "", words: str = "") -> int:
     """``value`` as an int in ``[minimum, maximum]``, or a :class:`ValidationError` naming
     ``field`` and the value. Whole numbers only (``3.0`` is not a count); bools refused;
     with ``text=True`` digits as text are read too. ``what`` ends the message (e.g. "(the
-    number of evaluations to test)")."""
-    bounds = f"a whole number from {minimum} to {maximum}"
+    number of evaluations to test)"); ``words`` replaces "a whole number from MINIMUM to
+    MAXIMUM" (a caller whose range has a further rule says it whole)."""
+    bounds = words or whole_words(minimum, maximum)
     tail = f" {what}" if what else ""
     given = value
     if text and isinstance(value, str):
