@@ -74,6 +74,19 @@ def test_underflow_and_a_tiny_metric_get_one_rule(ledger: Ledger) -> None:
     assert ledger.history().empty
 
 
+@pytest.mark.parametrize("rows", [
+    [{"model_name": "M", "ticker": "T", "sharpe": Decimal("1e-400")}],
+    [{"model_name": "M", "ticker": "T", "metrics": {"x": Decimal("-1e-400")}}],
+    pd.DataFrame({"model_name": ["M"], "ticker": ["T"], "custom": [Fraction(1, 10**400)]}),
+], ids=["dict", "metrics", "frame"])
+def test_log_many_and_log_backtest_refuse_underflow(ledger: Ledger, rows: Any) -> None:
+    with pytest.raises(ValidationError, match="too small in magnitude"):
+        ledger.log_many(rows)
+    with pytest.raises(ValidationError, match=r"periods_per_year=.*too small"):
+        ledger.log_backtest("M", "T", [0.01, -0.02, 0.03] * 10, periods_per_year=Decimal("1e-400"))
+    assert ledger.history().empty
+
+
 def test_cli_sharpe_1e_400_is_refused_not_stored_as_zero(tmp_path: Path) -> None:
     store = tmp_path / "l"
     for value in ("1e-400", "-2.5e-999"):
