@@ -82,6 +82,8 @@ def whole(option: str, help: str, minimum: int = 0, maximum: int = MAX_WHOLE, *,
 
 
 def days_back(option: str, value: Any) -> float:
+    """``--days``: the library's own rule for ``days_back`` (one rule, one set of words),
+    named as the option."""
     return check_days_back(option, value, text=True)
 
 

@@ -32,7 +32,9 @@ from .output import echo_json, print_frame, print_rows
 
 
 def _probability(option: str, value: str) -> float:
+    """``--alpha``: the library's rule for a significance level, named as the option."""
     return check_probability(option, value, text=True)
+
 
 #: Rows a ``history`` table shows unless --limit/--all: the latest ones.
 TABLE_ROWS = 50
