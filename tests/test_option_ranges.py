@@ -148,7 +148,7 @@ def test_purge_ages_are_documented_and_refused_in_their_words(store: Path) -> No
     assert run_cli("--store", str(store), "purge", "--older-than", "700000d", "--yes").returncode == 0
 
 
-BAD = ["nan", "NaN", "inf", "-inf", "", " ", "1e400", "-1e400", "1e-400", "9" * 40, "1_0", "１２", "٣",
+BAD = ["nan", "NaN", "inf", "-inf", "", " ", "1e400", "-1e400", "1e-400", "9" * 400, "1_0", "１２", "٣",
        "abc", "0x10"]
 
 
@@ -172,5 +172,5 @@ def test_every_numeric_option_given_bad_values(store: Path, command: str, option
         as_float = repr(float(value))
     except ValueError:
         as_float = value
-    assert value.strip() in line or as_float in line, (option, value, line)
+    assert value.strip()[:40] in line or as_float in line, (option, value, line)  # long: a prefix
     assert _count(store) == before
