@@ -265,7 +265,7 @@ def test_store_option_and_env(tmp_path: Path) -> None:
         (["log", "--model", "M", "--ticker", " ", "--sharpe", "1"], ["ticker"]),
         (["log", "--model", "M", "--ticker", "AAPL", "--metric", "x=abc"], ["x", "abc"]),
         (["log", "--model", "M", "--ticker", "AAPL", "--timestamp", "yesterday"], ["timestamp", "yesterday"]),
-        (["history", "--days", "-1"], ["days_back", "-1"]),
+        (["history", "--days", "-1"], ["--days", "-1"]),
         (["leaderboard", "--metric", "nosuch"], ["metric", "nosuch"]),
     ],
 )
@@ -292,12 +292,13 @@ def test_bad_input_is_one_clean_line(store: Path, args: list[str], words: list[s
     ],
 )
 def test_days_out_of_range_is_one_library_error(store: Path, args: list[str]) -> None:
-    """--days is checked by the library's time-window rule only: one line, exit 2, no traceback."""
+    """--days is checked by the library's time-window rule (records.timestamps.check_days_back),
+    named as the option: one line, exit 2, no traceback."""
     result = run(store, *(a.replace("OUT", str(store.parent / "out")) for a in args))
     assert result.returncode == 2, (result.stdout, result.stderr)
     err = result.stderr.strip()
     assert "Traceback" not in result.stderr + result.stdout
-    assert len(err.splitlines()) == 1 and err.startswith("Error: days_back="), err
+    assert len(err.splitlines()) == 1 and "--days=" in err and "days_back" not in err, err
 
 
 @pytest.mark.parametrize(
@@ -463,7 +464,7 @@ def test_decay_exit_codes_and_output(store: Path) -> None:
         r = run(store, "decay", *bad)
         assert r.returncode == 2, bad
         assert "Traceback" not in r.stderr
-    assert "recent=1" in run(store, "decay", "--recent", "1").stderr
+    assert "--recent='1' must be a whole number from 2 to" in run(store, "decay", "--recent", "1").stderr
 
 
 def test_clear_needs_yes(store: Path) -> None:

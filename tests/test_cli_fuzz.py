@@ -170,12 +170,12 @@ def test_listed_cases(tmp_path: Path) -> None:
     (tmp_path / "corrupt" / "perfledger.db").write_bytes(os.urandom(8192))
     before = (tmp_path / "corrupt" / "perfledger.db").read_bytes()
     cases = {
-        ("--store", "l", "leaderboard", "--days", "inf"): (2, "days_back=inf"),
-        ("--store", "l", "leaderboard", "--days", "nan"): (2, "days_back=nan"),
-        ("--store", "l", "history", "--days", "1e9"): (2, "days_back="),
+        ("--store", "l", "leaderboard", "--days", "inf"): (2, "--days='inf'"),
+        ("--store", "l", "leaderboard", "--days", "nan"): (2, "--days='nan'"),
+        ("--store", "l", "history", "--days", "1e9"): (2, "--days='1e9'"),
         ("--store", "l", "check", "--ticker", "T", "--model", "M", "--metric", "sharpe", "--min", "nan"):
             (2, "--min='nan'"),
-        ("--store", "l", "history", "--limit", "9223372036854775808"): (2, "limit=9223372036854775808"),
+        ("--store", "l", "history", "--limit", "9223372036854775808"): (2, "--limit='9223372036854775808'"),
         ("--store", "l", "history", "--limit", "abc"): (2, "'abc'"),
         ("--store", "l", "import", "big.json"): (2, "400 digits"),
         ("--store", "l", "import", "deep.json"): (2, "deep.json"),

@@ -46,7 +46,9 @@ def test_params_only_difference_is_a_new_record(led: Ledger, tmp_path: Path) -> 
     assert (import_file(led, path).imported, import_file(led, path).duplicates) == (0, 3)
 
 
-def test_nan_is_missing_inf_is_rejected(led: Ledger, tmp_path: Path) -> None:
+def test_nan_and_inf_are_rejected_an_empty_line_is_skipped(led: Ledger, tmp_path: Path) -> None:
+    """A NaN is a value that is not a number, refused as log() refuses it (issue 20): not a
+    missing one, which is null (or an empty cell)."""
     path = tmp_path / "n.jsonl"
     path.write_text(
         '{"timestamp": "2024-01-01T00:00:00", "ticker": "A", "model_name": "M", "sharpe": NaN}\n'
@@ -56,9 +58,11 @@ def test_nan_is_missing_inf_is_rejected(led: Ledger, tmp_path: Path) -> None:
     )
     report = import_file(led, path)
     assert not report.stored and report.imported == 0
-    assert [(r.where, r.field) for r in report.rejected] == [("line 3", "mse"), ("line 4", "row")]
+    assert [(r.where, r.field) for r in report.rejected] == [
+        ("line 1", "sharpe"), ("line 3", "mse"), ("line 4", "row")]
+    assert report.rejected[0].message.startswith("sharpe=NaN is not a number")
     report = import_file(led, path, skip_invalid=True)
-    assert report.imported == 1 and pd.isna(led.history().loc[0, "sharpe"])
+    assert report.imported == 0 and led.history().empty
 
 
 def test_pandas_parquet_and_csv_with_index(led: Ledger, tmp_path: Path) -> None:

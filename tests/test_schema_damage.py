@@ -127,7 +127,7 @@ def test_a_ledger_without_its_records_is_refused_and_never_recreated_empty(store
     _sql(url, "DROP TABLE pl_records", "DROP TABLE pl_meta")
     tables = _tables(url)
     error = _refused(where, "pl_records", "pl_meta")
-    assert "backup" in str(error) and "perfledger import" in str(error)
+    assert "backup" in str(error) and "perfledger --store" in str(error) and " import " in str(error)
     for args in (("tickers",), ("best", "--ticker", "AAPL"), ("repair",)):
         r = run_cli("--store", where, *args)
         assert r.returncode == 2 and "pl_records" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import PerfLedgerError, partly_stored
+from ..records.arguments import AGE_WORDS
 from .app import EXIT_USAGE, fail, library_errors, open_ledger, say, store_of
 from .options import (
     Days,
@@ -355,11 +356,13 @@ def purge(
     ctx: typer.Context,
     older_than: Annotated[
         str | None, typer.Option("--older-than", metavar="AGE",
-                                 help="Only clears older than AGE, e.g. 30d, 12h, 2w (default: all).")
+                                 help=f"Only clears older than AGE (default: all); AGE is {AGE_WORDS}.")
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: delete cleared records for good.")] = False,
 ) -> None:
     """Delete cleared records for good (they can no longer be restored).
+
+    AGE is a whole number and a unit: s, m (minutes, not months), h, d or w (90m, 36h, 30d, 2w).
 
     Example: perfledger --store ./memory/logs purge --older-than 30d --yes
     """
@@ -395,7 +398,7 @@ def repair(ctx: typer.Context) -> None:
 def dashboard(
     ctx: typer.Context,
     address: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int | None, whole("--port", "Port (default: Streamlit's choice).", 1, 65535)] = None,
+    port: Annotated[int | None, whole("--port", "Port (default: Streamlit's choice)", 1, 65535)] = None,
     sample: Annotated[
         bool, typer.Option("--sample", help="Add sample data to an empty ledger directory.")
     ] = False,

@@ -8,14 +8,15 @@ are split by :func:`numbers` / :func:`pairs`, which fail with one ``Error:`` lin
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
 from ..errors import ValidationError
-from ..records.numbers import MAX_WHOLE, to_real, to_whole
+from ..records.numbers import MAX_WHOLE, shown, to_real, to_whole, whole_words
+from ..records.timestamps import DAYS_WORDS, check_days_back
+from ..records.typed import json_from_text
 from .app import fail
 
 
@@ -39,26 +40,51 @@ Ticker = Annotated[str, typer.Option("--ticker", help="Ticker, e.g. AAPL.", show
 TickerFilter = Annotated[str | None, typer.Option("--ticker", help="Only this ticker.")]
 Model = Annotated[str, typer.Option("--model", help="Model name, e.g. LSTM_v1.", show_default=False)]
 ModelFilter = Annotated[str | None, typer.Option("--model", help="Only this model.")]
-def real(option: str, help: str, *, finite: bool = True, **kw: Any) -> Any:
+def real(option: str, help: str, *, finite: bool = True, check: Any = None, **kw: Any) -> Any:
     """A numeric option read by the one coercion of user numbers
-    (:func:`perfledger.records.numbers.to_real`): ``nan``, ``inf``, ``1e400``, ``abc`` and
-    the empty text are one usage line naming the option and the value (exit 2).
-    ``finite=False`` lets ``nan``/``inf`` through to the library argument whose own rule
-    names them (``--days`` is ``days_back``)."""
+    (:func:`perfledger.records.numbers.to_real`): ``nan``, ``inf``, ``1e400``, ``1e-400``,
+    ``1_0``, ``abc`` and the empty text are one usage line naming the option and the value
+    (exit 2). ``check(option, text)``, when given, reads the value instead, with its range
+    (``--days``, ``--alpha``): the option's own name and the text typed are in the message,
+    whose words for the range are the ones ``help`` says."""
     def parse(value: Any) -> float:
+        if check is not None:
+            return _usage(lambda: check(option, value))
         return _usage(lambda: to_real(option, value, text=True, finite=finite))
 
     return typer.Option(option, parser=parse, metavar="X", help=help, **kw)
 
 
-def whole(option: str, help: str, minimum: int = 0, maximum: int = MAX_WHOLE, **kw: Any) -> Any:
-    """A whole-number option read by :func:`perfledger.records.numbers.to_whole` (a value past
-    a 64-bit integer, ``1.5`` or ``abc`` is one usage line, exit 2); the library checks the
-    range that applies (e.g. ``decay``'s ``recent`` >= 2)."""
-    def parse(value: Any) -> int:
-        return _usage(lambda: to_whole(option, value, minimum=minimum, maximum=maximum, text=True))
+def whole(option: str, help: str, minimum: int = 0, maximum: int = MAX_WHOLE, *, zero: str = "",
+          even: bool = False, **kw: Any) -> Any:
+    """A whole-number option read by :func:`perfledger.records.numbers.to_whole`: a value
+    outside ``[minimum, maximum]``, past a 64-bit integer, ``1.5``, ``1_0`` or ``abc`` is one
+    usage line (exit 2) saying the range the help says, in the same words. ``zero``: 0 is
+    accepted too and means this (``--baseline 0``: all of them); ``even``: only even numbers."""
+    words = whole_words(minimum, maximum)
+    if even:
+        words = f"an even {words.removeprefix('a ')}"
+    if zero:
+        words = f"0 ({zero}) or {words}"
 
-    return typer.Option(option, parser=parse, metavar="N", help=help, **kw)
+    def parse(value: Any) -> int:
+        def convert() -> int:
+            n = to_whole(option, value, minimum=0 if zero else minimum, maximum=maximum, text=True,
+                         words=words)
+            if (zero and 0 < n < minimum) or (even and n % 2):
+                raise ValidationError(f"{option}={shown(str(value).strip())} must be {words}",
+                                      [(None, option, "out of range")])
+            return n
+
+        return _usage(convert)
+
+    return typer.Option(option, parser=parse, metavar="N", help=f"{help} ({words}).", **kw)
+
+
+def days_back(option: str, value: Any) -> float:
+    """``--days``: the library's own rule for ``days_back`` (one rule, one set of words),
+    named as the option."""
+    return check_days_back(option, value, text=True)
 
 
 def _usage(convert: Any) -> Any:
@@ -71,7 +97,8 @@ def _usage(convert: Any) -> Any:
         raise typer.BadParameter(str(exc)) from None
 
 
-Days = Annotated[float | None, real("--days", "Only the last N days.", finite=False)]
+Days = Annotated[float | None, real(
+    "--days", f"Only the last N days ({DAYS_WORDS.format(most='about 739,000')}).", check=days_back)]
 Format = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
 AtLeast = Annotated[
     list[str] | None, typer.Option("--min", metavar="NAME=X", help="Keep rows with NAME >= X (repeatable).")
@@ -127,15 +154,16 @@ def numbers(items: list[str] | None, option: str) -> dict[str, float]:
 
 
 def json_values(items: list[str] | None, option: str) -> dict[str, Any]:
-    """``K=V`` items as a dict, each V parsed as JSON when it is valid JSON, else kept as text."""
+    """``K=V`` items as a dict, each V parsed as JSON when it is valid JSON, else kept as text;
+    text that reads as a number without being one (``1_0``, ``.5``, ``nan``) and numbers a
+    float64 cannot hold (``1e400``) fail, quoting the text typed
+    (:func:`perfledger.records.typed.json_from_text`)."""
     out: dict[str, Any] = {}
     for key, value in pairs(items, option):
         try:
-            out[key] = json.loads(value)
-        except RecursionError:
-            fail(f"{option} {key}=... is nested too deeply ({len(value)} characters)")
-        except ValueError:
-            out[key] = value
+            out[key] = json_from_text(f"{option} {key}", value)
+        except ValidationError as exc:
+            fail(str(exc))
     return out
 
 

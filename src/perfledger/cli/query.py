@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..records.arguments import MAX_PARTITIONS, MAX_TAIL, MIN_BASELINE, PROBABILITY_WORDS, check_probability
 from .app import EXIT_CHECK_FAILED, fail, library_errors, open_ledger, say
 from .options import (
     AtLeast,
@@ -29,6 +30,12 @@ from .options import (
 )
 from .output import echo_json, print_frame, print_rows
 
+
+def _probability(option: str, value: str) -> float:
+    """``--alpha``: the library's rule for a significance level, named as the option."""
+    return check_probability(option, value, text=True)
+
+
 #: Rows a ``history`` table shows unless --limit/--all: the latest ones.
 TABLE_ROWS = 50
 
@@ -41,7 +48,8 @@ def history(
     min_: AtLeast = None,
     max_: AtMost = None,
     limit: Annotated[
-        int | None, whole("--limit", f"Only the latest N rows (a table shows {TABLE_ROWS} unless --all).")
+        int | None, whole("--limit", f"Only the latest N rows (a table shows {TABLE_ROWS} unless --all)",
+                          1)
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="A table shows every matching row.")] = False,
     param: ParamFilter = None,
@@ -145,7 +153,7 @@ def leaderboard(
     format_: Format = OutputFormat.table,
     n_trials: Annotated[int | None, whole(
         "--n-trials", help="Trials the DSR deflates by, when more were tried than logged "
-        "(default: every logged evaluation with a Sharpe on the ticker).")] = None,
+        "(default: every logged evaluation with a Sharpe on the ticker; never fewer)", minimum=1)] = None,
 ) -> None:
     """Rank models (or a param's or tag's values, --by) per ticker by a metric's mean.
 
@@ -246,12 +254,14 @@ def decay(
     metric: Annotated[
         str, typer.Option(help="Metric to test, seed or custom (with a registered direction).")
     ] = "sharpe",
-    recent: Annotated[int, whole("--recent", "How many of the latest evaluations to test.")] = 20,
+    recent: Annotated[int, whole("--recent", "How many of the latest evaluations to test", 2, MAX_TAIL)] = 20,
     alpha: Annotated[
-        float, real("--alpha", "Significance level: the false-alarm rate per stable pair.")
+        float, real("--alpha", "Significance level: the false-alarm rate per stable pair "
+                    f"({PROBABILITY_WORDS}).", check=_probability)
     ] = 0.01,
     baseline: Annotated[
-        int, whole("--baseline", "Earlier evaluations they are compared with (0: all of them).")
+        int, whole("--baseline", "Earlier evaluations they are compared with", MIN_BASELINE, MAX_TAIL,
+                   zero="all of them")
     ] = 100,
     days: Days = None,
     format_: Format = OutputFormat.table,
@@ -274,7 +284,8 @@ def decay(
     if format_ != OutputFormat.table:
         print_frame(frame, format_)
     elif frame.empty:
-        say(f"No (ticker, model) pair has {recent + 10} or more evaluations of {metric}.")
+        say(f"No (ticker, model) pair has the {recent + MIN_BASELINE:,} evaluations of {metric} the test "
+            f"needs (--recent {recent:,} and {MIN_BASELINE} earlier ones).")
     else:
         cols = ["ticker", "model_name", "recent_n", "baseline_n", "baseline_mean", "recent_mean", "change",
                 "p_value", "autocorr"]
@@ -329,7 +340,8 @@ def overfit(
     param: ParamFilter = None,
     tag: TagFilter = None,
     partitions: Annotated[
-        int, whole("--partitions", "Blocks S the common periods are cut into (even, 2-20): C(S, S/2) splits.")
+        int, whole("--partitions", "Blocks S the common periods are cut into: C(S, S/2) splits", 2,
+                   MAX_PARTITIONS, even=True)
     ] = 16,
     days: Days = None,
     format_: Format = OutputFormat.table,

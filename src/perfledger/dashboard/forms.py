@@ -7,12 +7,12 @@ nothing is logged. The values then go through the Ledger's own validation like a
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from ..errors import ValidationError
 from ..records.numbers import to_real
+from ..records.typed import json_from_text
 
 _SPLIT = re.compile(r"[\n,;]+")
 
@@ -43,14 +43,9 @@ def parse_params(text: str | None) -> dict[str, Any]:
     as text (``optimizer=adam`` → ``"adam"``). Commas inside brackets or quotes stay."""
     out: dict[str, Any] = {}
     for key, value in _entries(_protect(text), "params"):
-        value = _restore(value)
-        try:
-            out[key] = json.loads(value)
-        except RecursionError:  # "[" * 1000: no parameter is nested that deep
-            raise ValidationError(f"params: {key}=... is nested too deeply ({len(value)} characters)",
-                                  [(None, f"params[{key!r}]", "nested too deeply")]) from None
-        except ValueError:
-            out[key] = value
+        # JSON when it is JSON; text that reads as a number without being one is refused
+        # (the command line's --param reads it alike: records.typed)
+        out[key] = json_from_text(f"params[{key!r}]", _restore(value))
     return out
 
 

@@ -368,7 +368,8 @@ def adopt_file(tx: WriteTx, path: Path, held: int | None = None) -> Adoption:
     row (``where``), ``broken`` when the file's structure is (invalid JSON, a CSV row cut
     short: what an interrupted append leaves) rather than a value, and nothing is stored.
     """
-    rows, where, problems = read_rows(path)  # a file that does not read at all: FileReadError
+    # A NaN in the seed's own files is the value its CSV holds as an empty cell: missing.
+    rows, where, problems = read_rows(path, nan_missing=True)  # unreadable: FileReadError
     if not rows:
         return Adoption(0, 0 if held is None else _edited(_committed(tx, held), []))
     import pandas as pd

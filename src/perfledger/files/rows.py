@@ -15,13 +15,16 @@ import csv
 import json
 import math
 import numbers
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from ..errors import FileReadError, ValidationError
-from ..records.numbers import shown, to_real
+from ..records.numbers import MagnitudeError, shown, to_real
 from ..records.record import CORE_METRICS, SEED_FIELDS
+from ..records.validation import magnitude_words
 
 #: ``progress(stage, done, total)``: called as rows are read and stages complete.
 Progress = Callable[[str, int, int], None]
@@ -42,38 +45,133 @@ def detect_format(path: Path) -> str:
     return fmt
 
 
-def _number(name: str, value: Any) -> tuple[float | None, str | None]:
-    """A metric cell as a float, None when missing (empty, null or NaN: how pandas and the
-    seed spell "not measured" in a file), or a problem message (text that is not a number,
-    infinity, a number too large): read by :func:`perfledger.records.numbers.to_real`, the
-    one coercion of every number a user gives."""
+#: How a problem message asks for a missing value instead of a NaN.
+_MISSING_HINT = " (leave the cell empty, or null, for a value that is missing)"
+
+
+class JsonLiteral(Decimal):
+    """A JSON number or constant a float64 cannot hold as written (``NaN``, ``Infinity``,
+    ``1e400``, ``1e-400``), kept exactly, with its text, until the row's check names it:
+    :func:`json.load` would make them ``nan``, ``inf`` and ``0.0``, and the file's own spelling
+    would be lost (``1e-400`` silently 0). Its ``repr`` is the file's text."""
+
+    text: str
+
+    def __new__(cls, text: str) -> JsonLiteral:
+        self = super().__new__(cls, text)
+        self.text = text
+        return self
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _json_float(text: str) -> Any:
+    f = float(text)
+    if math.isinf(f) or (f == 0 and any(c in "123456789" for c in text.lower().split("e")[0])):
+        return JsonLiteral(text)
+    return f
+
+
+def _json_constant(nan_missing: bool) -> Callable[[str], Any]:
+    def read(text: str) -> Any:
+        return math.nan if nan_missing and text == "NaN" else JsonLiteral(text)
+
+    return read
+
+
+#: A JSON number a float64 may not hold as written has a three-digit exponent (``1e400``,
+#: ``1e-400``), or 200 zeros after its point. Only text holding one is parsed with
+#: :func:`_json_float` (a Python call per number: four times the C parser's time); NaN and
+#: Infinity always meet the hook of constants, which costs nothing where there are none.
+#: (A 300-digit integer is read as an int, whose size :func:`to_real` names.) Two patterns,
+#: each searched on its own, scan the text in half the time the parse takes.
+_MAY_NOT_FIT = (re.compile(r"[eE][+-]?\d{3}"), re.compile(r"\.0{200}"))
+
+
+def _json_hooks(nan_missing: bool, text: str = "") -> dict[str, Any]:
+    hooks: dict[str, Any] = {"parse_constant": _json_constant(nan_missing)}
+    if any(pattern.search(text) is not None for pattern in _MAY_NOT_FIT):
+        hooks["parse_float"] = _json_float
+    return hooks
+
+
+def _number(name: str, value: Any, nan_missing: bool) -> tuple[float | None, str | None]:
+    """A metric cell as a float, None when missing, or a problem message naming the field and
+    the value as the file spells it: read by :func:`perfledger.records.numbers.to_real`, the
+    one coercion of every number a user gives.
+
+    Missing is an empty cell (CSV) or null (JSON, Parquet). A NaN, in any spelling (``nan``
+    in a CSV cell, ``NaN`` in JSON, a Parquet NaN), is refused as ``log()`` refuses one: it is
+    a value that is not a number, and taking it for "not measured" would change the record
+    silently. ``nan_missing`` keeps the older reading for the seed's own files, which the
+    ledger adopts (the seed's ``json.dump`` wrote ``NaN`` for a value its CSV holds as an
+    empty cell)."""
     if type(value) is float:
         if math.isfinite(value):
             return value, None
-        return (None, None) if value != value else (None, f"{name}={value!r} is not a finite number")
+        if value != value:
+            return (None, None) if nan_missing else (None, f"{name}=nan is not a number{_MISSING_HINT}")
+        return None, f"{name}={value!r} is not a finite number"
     if value is None or (isinstance(value, str) and not value.strip()):
         return None, None
     try:
         f = to_real(name, value, text=True, finite=False)
+    except MagnitudeError as exc:  # 1e-400 gets the metric's range, as 1e-200 does
+        return None, magnitude_words(name, exc.text, too_large=exc.too_large)
     except ValidationError as exc:
         return None, str(exc)
     if f != f:
-        return None, None
+        return (None, None) if nan_missing else (None, f"{name}={_as_written(value)} is not a number"
+                                                       f"{_MISSING_HINT}")
     if not math.isfinite(f):
-        return None, f"{name}={shown(value)} is not a finite number"
+        return None, f"{name}={_as_written(value)} is not a finite number"
     return f, None
 
 
-def _dict_cell(name: str, value: Any) -> tuple[dict[str, Any] | None, str | None]:
+def _as_written(value: Any) -> str:
+    """A cell's value as the file spells it: a CSV cell's text quoted, a JSON literal bare."""
+    return value.text if isinstance(value, JsonLiteral) else shown(value)
+
+
+def _literal_problem(name: str, value: Any) -> str | None:
+    """The first value in a params/tags cell (from JSON) that a float64 cannot hold as
+    written, named by its path (``params['a']``), or None."""
+    if isinstance(value, JsonLiteral):
+        f = float(value)
+        what = ("is not a finite number" if not math.isfinite(f) and not value.is_finite()
+                else "is too large in magnitude for a number" if math.isinf(f)
+                else "is too small in magnitude for a number (a float64 would turn it into 0)")
+        return f"{name}={value.text} {what}"
+    if isinstance(value, Mapping):
+        items: Iterable[tuple[str, Any]] = ((f"{name}[{k!r}]", v) for k, v in value.items())
+    elif isinstance(value, list):
+        items = ((f"{name}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for path, v in items:
+        if (msg := _literal_problem(path, v)) is not None:
+            return msg
+    return None
+
+
+def _dict_cell(name: str, value: Any, nan_missing: bool) -> tuple[dict[str, Any] | None, str | None]:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None, None
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = json.loads(value, **_json_hooks(nan_missing, value))
         except (ValueError, RecursionError) as exc:
             return None, f"{name}={value!r} is not valid JSON: {exc}"
     if not isinstance(value, Mapping):
         return None, f"{name}={value!r} is not a JSON object"
+    if name != "metrics":  # a custom metric's value is named by the metric check itself
+        try:
+            msg = _literal_problem(name, value)
+        except RecursionError:
+            msg = None  # the params check names a value nested too deeply
+        if msg is not None:
+            return None, msg
     return dict(value), None
 
 
@@ -99,7 +197,7 @@ def _returns_cell(values: Any, dates: Any) -> tuple[Any, str | None]:
         return None, str(exc)
 
 
-def _normalise(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+def _normalise(raw: Mapping[str, Any], nan_missing: bool) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """One input row as the keys ``log_many`` takes; unknown keys become custom metrics."""
     row: dict[str, Any] = {}
     problems: list[tuple[str, str]] = []
@@ -112,14 +210,14 @@ def _normalise(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, 
         v = raw.get(key)
         row[key] = "" if v is None else v
     for m in CORE_METRICS:
-        v, msg = _number(m, raw.get(m))
+        v, msg = _number(m, raw.get(m), nan_missing)
         row[m] = v
         if msg:
             problems.append((m, msg))
     notes = raw.get("notes")
     row["notes"] = "" if notes is None else notes
     for key in DICT_FIELDS:
-        d, msg = _dict_cell(key, raw.get(key))
+        d, msg = _dict_cell(key, raw.get(key), nan_missing)
         if msg:
             problems.append((key, msg))
         row[key] = d
@@ -139,7 +237,7 @@ def _normalise(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, 
     if extra:
         metrics = dict(row["metrics"] or {})
         for k, v in extra.items():
-            f, msg = _number(str(k), v)
+            f, msg = _number(str(k), v, nan_missing)
             if msg:
                 problems.append((str(k), msg))
             elif f is not None and str(k) in metrics:  # which of the two is meant? refused
@@ -218,21 +316,22 @@ def _csv_cells(path: Path) -> Iterable[tuple[str, dict[str, str] | str]]:
             yield f"line {line}", dict(zip(header, cells, strict=True))
 
 
-def _json_rows(path: Path, lines: bool) -> Iterable[tuple[str, dict[str, Any] | str]]:
+def _json_rows(path: Path, lines: bool, nan_missing: bool) -> Iterable[tuple[str, dict[str, Any] | str]]:
     with open(path, encoding="utf-8") as f:
         if lines:
             for n, line in enumerate(f, 1):
                 if not line.strip():
                     continue
                 try:
-                    obj = json.loads(line)
+                    obj = json.loads(line, **_json_hooks(nan_missing, line))
                 except (ValueError, RecursionError) as exc:
                     yield f"line {n}", f"not valid JSON: {exc}"
                     continue
                 yield f"line {n}", obj if isinstance(obj, dict) else "not a JSON object"
             return
         try:
-            data = json.load(f)
+            text = f.read()
+            data = json.loads(text, **_json_hooks(nan_missing, text))
         except (ValueError, RecursionError) as exc:  # RecursionError: arrays nested too deeply
             raise FileReadError(path, f"not valid JSON: {exc}", broken=True) from None
     if isinstance(data, dict) and isinstance(data.get("records"), list):
@@ -252,17 +351,20 @@ def _parquet_rows(path: Path) -> Iterable[tuple[str, dict[str, Any] | str]]:
 
 
 def read_rows(
-    path: str | Path, progress: Progress | None = None
+    path: str | Path, progress: Progress | None = None, *, nan_missing: bool = False
 ) -> tuple[list[dict[str, Any]], list[str], dict[int, list[tuple[str, str]]]]:
-    """Rows of a file (normalised), their locations, and per-position parsing problems."""
+    """Rows of a file (normalised), their locations, and per-position parsing problems.
+
+    ``nan_missing``: a NaN in a metric cell is a missing value (the seed's own files, which
+    the ledger adopts: see :func:`_number`) instead of a problem (an import)."""
     path = Path(path)
     fmt = detect_format(path)
     if not path.is_file():
         raise FileReadError(path, "no such file")
     source = {
         "csv": lambda: _csv_rows(path),
-        "json": lambda: _json_rows(path, lines=False),
-        "jsonl": lambda: _json_rows(path, lines=True),
+        "json": lambda: _json_rows(path, lines=False, nan_missing=nan_missing),
+        "jsonl": lambda: _json_rows(path, lines=True, nan_missing=nan_missing),
         "parquet": lambda: _parquet_rows(path),
     }[fmt]()
     rows: list[dict[str, Any]] = []
@@ -283,7 +385,7 @@ def read_rows(
             rows.append({"ticker": "?", "model_name": "?"})  # placeholder; the row is rejected
             problems[pos] = [("row", item)]
         else:
-            row, probs = _normalise(item)
+            row, probs = _normalise(item, nan_missing)
             rows.append(row)
             if probs:
                 problems[pos] = probs

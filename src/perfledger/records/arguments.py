@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import ValidationError
 from .numbers import MAX_WHOLE, shown, to_real, to_whole
 from .record import CORE_METRICS
+from .timestamps import EARLIEST, now_us, to_us
 from .validation import check_label, check_metric_name
 
 
@@ -70,38 +71,56 @@ def check_count(fieldname: str, value: Any, minimum: int, *, optional: bool = Fa
 
 #: The most evaluations a decay test looks at per side: two of them summed stay a BIGINT.
 MAX_TAIL = MAX_WHOLE // 4
+#: Evaluations a decay test needs before the recent ones: fewer than 10 earlier values say
+#: little (:mod:`perfledger.stats.decay`; here so the command line's help can say it
+#: without importing numpy).
+MIN_BASELINE = 10
+#: The blocks S a CSCV may cut the periods into: even, from 2 to 20 (C(20, 10) = 184,756
+#: splits; :mod:`perfledger.stats.overfitting`).
+MAX_PARTITIONS = 20
+#: How a significance level's range is said, in messages and the command line's help.
+PROBABILITY_WORDS = "a number greater than 0 and less than 1, e.g. 0.01"
 
 
-def check_probability(fieldname: str, value: Any) -> float:
+def check_probability(fieldname: str, value: Any, *, text: bool = False) -> float:
     """A real number strictly between 0 and 1 (a significance level)."""
-    p = to_real(fieldname, value)
+    p = to_real(fieldname, value, text=text)
     if not 0 < p < 1:
-        raise _fail(fieldname, f"{fieldname}={shown(value)} must be a number between 0 and 1, e.g. 0.01")
+        raise _fail(fieldname, f"{fieldname}={shown(value)} must be {PROBABILITY_WORDS}")
     return p
 
 
 _AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+#: How an age is written, in messages and the command line's help.
+AGE_WORDS = ("a whole number (ASCII digits 0-9) and a unit: s (seconds), m (minutes, not months), "
+             "h (hours), d (days) or w (weeks), e.g. 90m, 36h, 30d, 2w; reaching back no further than "
+             "the year 1")
 
 
 def check_age(fieldname: str, value: Any) -> timedelta | None:
     """An age (``purge --older-than``): a ``timedelta`` or text such as ``30d``, ``12h``,
-    ``2w`` (units s, m, h, d, w); None means no age limit."""
+    ``2w`` (:data:`AGE_WORDS`); None means no age limit. An age reaching back before the year
+    1 (the earliest time a datetime holds, as for ``days_back``) is refused, naming the most."""
     if value is None:
         return None
+    most = timedelta(microseconds=now_us() - to_us(EARLIEST))
     if isinstance(value, timedelta):
         age = value
     elif isinstance(value, str):
-        found = re.fullmatch(r"\s*(\d{1,12})\s*([smhdw])\s*", value.lower())
+        found = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", value.lower(), re.ASCII)
         if found is None:
-            raise _fail(fieldname, f"{fieldname}={value!r} is not an age such as '30d', '12h' or '2w' "
-                                   "(units s, m, h, d, w)")
+            raise _fail(fieldname, f"{fieldname}={shown(value)} is not an age: write {AGE_WORDS}")
         try:
-            age = timedelta(**{_AGE_UNITS[found.group(2)]: int(found.group(1))})
+            age = timedelta(**{_AGE_UNITS[found.group(2)]: int(found.group(1))}) if len(
+                found.group(1)) <= 20 else timedelta.max
         except OverflowError:
-            raise _fail(fieldname, f"{fieldname}={value!r} is longer than any date") from None
+            age = timedelta.max
     else:
         raise _fail(fieldname, f"{fieldname} must be a timedelta or text such as '30d', got "
                                f"{type(value).__name__} {shown(value)}")
+    if age > most:
+        raise _fail(fieldname, f"{fieldname}={shown(value)} reaches back before the year 1: an age is at "
+                               f"most {most.days}d (omit it to purge every clear)")
     if age < timedelta(0):
         raise _fail(fieldname, f"{fieldname}={value!r} is negative")
     return age

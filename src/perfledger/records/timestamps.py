@@ -20,7 +20,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MIN_TS = datetime(1900, 1, 1, tzinfo=UTC)
 MAX_TS = datetime(2200, 1, 1, tzinfo=UTC)
 _US_PER_DAY = 86_400_000_000
-_EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 
 
 def format_ts(ts_us: int) -> str:
@@ -105,15 +105,8 @@ def time_window(
     since_us = parse_timestamp(since, "since") if since is not None else None
     until_us = parse_timestamp(until, "until") if until is not None else None
     if days_back is not None:
-        days = to_real("days_back", days_back)
         now = now_us()
-        most = (now - to_us(_EARLIEST)) // _US_PER_DAY
-        if days <= 0 or days > most:
-            raise ValidationError(
-                f"days_back={shown(days_back)} must be a number of days > 0 and at most {most} "
-                "(back to the year 1); omit it for all history",
-                [(None, "days_back", "out of range")],
-            )
+        days = check_days_back("days_back", days_back, now=now)
         cutoff = now - round(days * _US_PER_DAY)
         since_us = cutoff if since_us is None else max(since_us, cutoff)
     if since_us is not None and until_us is not None and since_us > until_us:
@@ -121,3 +114,20 @@ def time_window(
             f"since={since!r} is after until={until!r}", [(None, "since", "after until")]
         )
     return since_us, until_us
+
+
+#: How a number of days back is said (with the most it may be), in messages and help.
+DAYS_WORDS = "a number of days above 0, fractions allowed, and at most {most}, back to the year 1"
+
+
+def check_days_back(fieldname: str, value: Any, *, text: bool = False, now: int | None = None) -> float:
+    """``days_back`` (``--days``): a finite number of days > 0 reaching no further back than
+    the year 1, or a :class:`ValidationError` naming ``fieldname`` and the value."""
+    days = to_real(fieldname, value, text=text)
+    most = ((now_us() if now is None else now) - to_us(EARLIEST)) // _US_PER_DAY
+    if days <= 0 or days > most:
+        raise ValidationError(
+            f"{fieldname}={shown(value)} must be {DAYS_WORDS.format(most=most)}; omit it for all history",
+            [(None, fieldname, "out of range")],
+        )
+    return days

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError, WrongTypeError
-from .numbers import shown, to_real
+from .numbers import MagnitudeError, shown, to_real
 from .record import CORE_METRICS, RESERVED_NAMES, SEED_FIELDS, Record
 from .timestamps import MAX_TS, MIN_TS, now_us, parse_timestamp, to_us
 
@@ -38,6 +38,9 @@ BOUNDS: dict[str, tuple[float | None, float | None, str]] = {
 #: no sequence of valid logs can make a later one fail. No real measurement is outside them.
 MAX_MAGNITUDE = 1e100
 MIN_MAGNITUDE = 1e-100
+#: A fraction from here to 100 (``win_rate=55``) is plainly a percentage: its message
+#: suggests the fraction (0.55). Below it (``1.5``) the mistake is not plain: no value is.
+PERCENT_HINT_FROM = 2.0
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 MAX_LABEL_LEN = 200
@@ -83,9 +86,14 @@ def bound_message(name: str, value: float) -> str | None:
         )
         msg = f"{name}={value!r} is out of range: {name} must be {rng}"
         # A hint is offered only where the value it suggests is one the metric may hold
-        # (a percentage of at most 100; a drawdown of at most a total loss).
-        if hint == "fraction" and 1 < value <= 100 and _may_hold(name, value / 100):
-            msg += f"; it is a fraction, did you mean {value / 100:g}?"
+        # (a percentage of at most 100; a drawdown of at most a total loss), and only where
+        # the mistake is plain: from 2 to 100 a fraction was written as a percentage (55 for
+        # 0.55); between 1 and 2 (1.5) it may as well be a slip of the point (0.15), so no
+        # value is suggested there, only the rule.
+        if hint == "fraction":
+            msg += ", a fraction (0.55 means 55%)"
+            if PERCENT_HINT_FROM <= value <= 100 and _may_hold(name, value / 100):
+                msg += f"; read as a percentage, did you mean {value / 100:g}?"
         elif hint == "negate" and 0 < value <= 1 and _may_hold(name, -value):
             msg += f" (a loss from the peak); did you mean {-value:g}?"
         elif hint == "negate":
@@ -105,7 +113,13 @@ def check_metric(name: str, value: Any) -> float | None:
     coercion); bools and strings are :class:`.numbers.NotANumberError` (also a TypeError)."""
     if value is None:
         return None
-    f = value if type(value) is float and math.isfinite(value) else to_real(name, value)
+    if type(value) is float and math.isfinite(value):
+        f = value
+    else:
+        try:
+            f = to_real(name, value)
+        except MagnitudeError as exc:  # 1e400 or 1e-400: the metric's range, as for 1e200 or 1e-200
+            raise _fail(name, magnitude_words(name, exc.text, too_large=exc.too_large)) from None
     msg = magnitude_message(name, f) or bound_message(name, f)
     if msg:
         raise _fail(name, msg)
@@ -115,11 +129,19 @@ def check_metric(name: str, value: Any) -> float | None:
 def magnitude_message(name: str, value: float) -> str | None:
     """The message for a value outside the storable magnitudes (see :data:`MAX_MAGNITUDE`), or None."""
     if abs(value) > MAX_MAGNITUDE:
-        return f"{name}={value!r} is too large in magnitude: metrics must be within ±{MAX_MAGNITUDE:g}"
+        return magnitude_words(name, repr(value), too_large=True)
     if 0 < abs(value) < MIN_MAGNITUDE:
-        return (f"{name}={value!r} is too small in magnitude: a metric other than 0 must be at "
-                f"least {MIN_MAGNITUDE:g} in magnitude (pass 0 if you mean zero)")
+        return magnitude_words(name, repr(value), too_large=False)
     return None
+
+
+def magnitude_words(name: str, text: str, *, too_large: bool) -> str:
+    """One message for a metric outside the storable magnitudes, whether a float64 could hold
+    the value (``1e200``, ``1e-200``) or not (``1e400``, ``Decimal("1e-400")``)."""
+    if too_large:
+        return f"{name}={text} is too large in magnitude: metrics must be within ±{MAX_MAGNITUDE:g}"
+    return (f"{name}={text} is too small in magnitude: a metric other than 0 must be at "
+            f"least {MIN_MAGNITUDE:g} in magnitude (pass 0 if you mean zero)")
 
 
 def check_metric_name(name: Any, fieldname: str = "metrics") -> str:

@@ -43,12 +43,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..records.arguments import MIN_BASELINE as _MIN_BASELINE
+
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
 #: Evaluations a pair needs beyond ``recent``: fewer than 10 earlier values say little.
-MIN_BASELINE = 10
+MIN_BASELINE = _MIN_BASELINE
 #: Earlier values compared with the recent ones by default: the recent past, not the model's
 #: whole life (a drop a year ago should stop alarming once it is the new normal).
 DEFAULT_BASELINE = 100

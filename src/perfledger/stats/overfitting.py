@@ -62,6 +62,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ValidationError
+from ..records.arguments import MAX_PARTITIONS as _MAX_PARTITIONS
 from .returns import check_periods_per_year
 
 __all__ = [
@@ -76,7 +77,7 @@ __all__ = [
 #: The paper's choice: 12,870 splits, each half of 8 blocks.
 DEFAULT_PARTITIONS = 16
 #: C(20, 10) = 184,756 splits; beyond that the number of splits (×3.7 per +2) is not worth it.
-MAX_PARTITIONS = 20
+MAX_PARTITIONS = _MAX_PARTITIONS
 #: The metrics computed from block sums: name → what it is.
 METRICS = {
     "sharpe": "mean / sample std (ddof 1) × √periods_per_year, as perfledger.returns.from_returns",

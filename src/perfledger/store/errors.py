@@ -46,6 +46,10 @@ class Cause(enum.Enum):
     READ_ONLY = "read-only"
     CONFLICT = "a concurrent write collided with this one"
     UNREACHABLE = "the database server cannot be reached"
+    #: The server answered, but the database the URL names is not on it (SQLSTATE 3D000,
+    #: invalid_catalog_name; at connection time the driver gives no SQLSTATE, and the store
+    #: asks the server's catalogue instead: see the PostgreSQL store's ``_cause``).
+    NO_DATABASE = "the database does not exist"
     OTHER = "database error"
 
 
@@ -57,12 +61,16 @@ def driver_message(exc: BaseException) -> str:
 
 
 def perfledger_error(cause: Cause, where: str, exc: BaseException, *, write: bool,
-                     opening: bool = False, who: str = "this user") -> PerfLedgerError:
+                     opening: bool = False, who: str = "this user", missing: str = "") -> PerfLedgerError:
     """The exception a driver error of ``cause`` becomes, for the store described as
     ``where`` (``write``: it aborted a write; ``opening``: the store could not be opened;
-    ``who``: whose rights a read-only store names)."""
+    ``who``: whose rights a read-only store names; ``missing``: what to say of a database
+    that does not exist, with the command that creates it)."""
     detail = driver_message(exc)
     stored = f"; {NOTHING_STORED}" if write else ""
+    if cause is Cause.NO_DATABASE:
+        verb = "cannot open" if opening or not write else "cannot write to"
+        return StoreConnectionError(f"{verb} {where}: {missing or cause.value}{stored}")
     if opening and cause not in (Cause.READ_ONLY, Cause.CONFLICT):
         return StoreConnectionError(f"cannot open {where}: {cause.value} ({detail})")
     if cause is Cause.READ_ONLY and not write:
@@ -82,7 +90,7 @@ def perfledger_error(cause: Cause, where: str, exc: BaseException, *, write: boo
 
 @contextmanager
 def boundary(classify: Callable[[BaseException], Cause | None], where: str, *, write: bool,
-             opening: bool = False, who: str = "this user") -> Iterator[None]:
+             opening: bool = False, who: str = "this user", missing: str = "") -> Iterator[None]:
     """Raise a driver error that escapes the block as its perfledger error (the driver's
     exception kept as ``__cause__``); anything else passes through untouched."""
     try:
@@ -93,7 +101,8 @@ def boundary(classify: Callable[[BaseException], Cause | None], where: str, *, w
         cause = classify(exc)
         if cause is None:
             raise
-        raise perfledger_error(cause, where, exc, write=write, opening=opening, who=who) from exc
+        raise perfledger_error(cause, where, exc, write=write, opening=opening, who=who,
+                               missing=missing) from exc
 
 
 def orig(exc: BaseException) -> Any:

@@ -215,14 +215,14 @@ def ensure_schema(engine: sa.Engine, where: str, tables: Sequence[sa.Table], eng
     target = current_version()
     if check:
         try:
-            _check(found, version, tables, where)
+            _check(found, version, tables, where, engine.url)
         except (StorageError, NotALedgerError):
             # The version and the catalogue were read one after the other, without the lock:
             # another opener creating or upgrading the schema in between makes a whole ledger
             # look damaged (8 first syncs at once into an empty database: one was refused).
             # Look again where that cannot happen before refusing.
             version, found = _look_again(engine, engine_steps, read_only)
-            _check(found, version, tables, where)
+            _check(found, version, tables, where, engine.url)
     if version == target:
         return True
     if version is None and not create:
@@ -240,7 +240,7 @@ def ensure_schema(engine: sa.Engine, where: str, tables: Sequence[sa.Table], eng
             engine_steps.lock(conn)
         version = read_version(conn)  # again, under the lock: another opener may have done it
         if version is None:
-            _check(survey(conn), None, tables, where)
+            _check(survey(conn), None, tables, where, engine.url)
             T.metadata.create_all(conn, tables=list(tables))
             set_version(conn, target)
             log.info("created perfledger schema v%d in %s", target, where)
@@ -257,7 +257,7 @@ def ensure_schema(engine: sa.Engine, where: str, tables: Sequence[sa.Table], eng
                 set_version(conn, step.version)
         # An older ledger that lost a table upgrades into an incomplete one: refused, rolled back.
         if check:
-            _check(survey(conn), current_version(), tables, where)
+            _check(survey(conn), current_version(), tables, where, engine.url)
     return True
 
 
@@ -275,12 +275,13 @@ def _look_again(engine: sa.Engine, engine_steps: EngineSteps, read_only: bool) -
         return read_version(conn), survey(conn)
 
 
-def _check(found: Survey, version: int | None, tables: Sequence[sa.Table], where: str) -> None:
+def _check(found: Survey, version: int | None, tables: Sequence[sa.Table], where: str,
+           url: sa.URL | None = None) -> None:
     """Refuse another application's database, and a ledger at this release's version whose
     schema is incomplete (an older one is checked after its upgrade)."""
     if version is None:
         refuse_foreign(found, where)
         if found.columns:  # perfledger tables without a version: the meta (and maybe the records) gone
-            refuse_damaged(found, tables, where, versioned=False)
+            refuse_damaged(found, tables, where, versioned=False, url=url)
     elif version == current_version():
-        refuse_damaged(found, tables, where, versioned=True)
+        refuse_damaged(found, tables, where, versioned=True, url=url)

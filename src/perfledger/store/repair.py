@@ -7,14 +7,19 @@ tables that hold no record (custom metric directions, import keys, cleared recor
 recreated empty, and the repair says so). After the schema, the store recomputes every
 derived table from the records (``SQLWriteTx.recompute``).
 
-What cannot: a ledger whose ``pl_records`` table is gone, or lost a column. Recreating it
-empty would pass for a ledger that never held anything; the repair refuses with the
-damaged-schema line, which points at the mirrors and the backups (:mod:`.survey`).
+What cannot: a ledger whose ``pl_records`` table is gone, or a table of recorded facts
+(``pl_records``, ``pl_extra``, ``pl_metric_defs``) that lost a column: the values are nowhere
+else in the database, and recreating them empty would pass for a ledger that never held
+them. The repair refuses with the damaged-schema line, whose advice (:func:`.survey.restore_advice`)
+never points back at ``repair``: the engine's backups and the exact ``import`` of the mirror
+file (or an export) into a new ledger.
+
+What was repaired is returned, one line each, for the caller to report once (the command
+line prints it; :meth:`perfledger.Ledger.repair` logs it at INFO).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -22,9 +27,7 @@ import sqlalchemy as sa
 from ..errors import StorageError
 from . import schema as T
 from .migrations import EngineSteps, current_version, set_version
-from .survey import DERIVED_TABLES, damaged_message, survey
-
-log = logging.getLogger("perfledger")
+from .survey import DERIVED_TABLES, damaged_message, restore_advice, survey, unrecoverable
 
 #: Tables that hold no record and may be recreated empty (what they held is lost).
 _RECREATED_EMPTY = ("pl_metric_defs", "pl_import_keys", "pl_cleared", "pl_cleared_records",
@@ -42,9 +45,10 @@ def repair_schema(engine: sa.Engine, where: str, tables: Sequence[sa.Table], ste
         if steps.lock is not None:
             steps.lock(conn)
         found = survey(conn)
-        records_missing = found.missing([T.records])
-        if records_missing:
-            raise StorageError(damaged_message(where, records_missing, found)
+        # The records table, or a column of it, gone: refused before anything (the other
+        # recorded tables are checked after the upgrade, which may add their columns).
+        if unrecoverable(found.missing([T.records]), found):
+            raise StorageError(damaged_message(where, found.missing(tables), found, engine.url)
                                .replace("; nothing was changed", "; nothing was repaired"), cause="schema")
         if before_upgrade:
             if "pl_meta" not in found.columns:
@@ -53,8 +57,7 @@ def repair_schema(engine: sa.Engine, where: str, tables: Sequence[sa.Table], ste
                     raise StorageError(
                         f"{where}: pl_meta (the schema version) is gone and the records' tables are not "
                         "this release's; the release that wrote it cannot be told, so nothing was "
-                        "repaired: restore the database from a backup, or import the mirror files "
-                        "into a new ledger", cause="schema")
+                        f"repaired: {restore_advice(engine.url)}", cause="schema")
                 T.meta.create(conn)
                 set_version(conn, current_version())
                 done.append(f"recreated pl_meta (schema v{current_version()})")
@@ -63,10 +66,10 @@ def repair_schema(engine: sa.Engine, where: str, tables: Sequence[sa.Table], ste
             have = found.columns.get(table.name)
             if have is not None and not {c.name for c in table.c} <= have:
                 if table.name not in DERIVED_TABLES:
-                    lost = sorted({c.name for c in table.c} - have)
+                    gone = sorted({c.name for c in table.c} - have)
                     raise StorageError(
-                        f"{where}: {table.name} lost its column(s) {', '.join(lost)}; its values cannot "
-                        "be recomputed, so nothing was repaired: restore the database from a backup",
+                        f"{where}: {table.name} lost its column(s) {', '.join(gone)}; its values cannot "
+                        f"be recomputed, so nothing was repaired: {restore_advice(engine.url)}",
                         cause="schema")
                 table.drop(conn)
                 have = None
@@ -77,6 +80,4 @@ def repair_schema(engine: sa.Engine, where: str, tables: Sequence[sa.Table], ste
                     done.append(f"recreated {table.name}")
                 elif table.name in _RECREATED_EMPTY:
                     done.append(f"recreated {table.name} EMPTY (what it held is lost)")
-    for line in done:
-        log.warning("%s: repair: %s", where, line)
     return done

@@ -76,6 +76,8 @@ class SQLStore(Store):
     TABLES: tuple[sa.Table, ...] = T.COMMON_TABLES
     #: Whose rights a read-only error names.
     who = "this user"
+    #: What an error of a database that does not exist says (an engine with a server sets it).
+    missing_database = ""
 
     def __init__(self, url: sa.URL, engine: sa.Engine, arrow: ArrowPool | None, *, repair: bool = False):
         self.url = url
@@ -205,7 +207,8 @@ class SQLStore(Store):
     # ------------------------------------------------------------------ the boundary
 
     def _boundary(self, *, write: bool, opening: bool = False) -> AbstractContextManager[None]:
-        return boundary(self._cause, self.where, write=write, opening=opening, who=self.who)
+        return boundary(self._cause, self.where, write=write, opening=opening, who=self.who,
+                        missing=self.missing_database)
 
     def _again(self, fn: Callable[[], R]) -> R:
         """Run a read, driver errors mapped, and again when it overlapped a change it could
@@ -265,7 +268,8 @@ class SQLStore(Store):
             cause = self._cause(exc)
             if cause is None:
                 raise
-            raise perfledger_error(cause, self.where, exc, write=True, who=self.who) from exc
+            raise perfledger_error(cause, self.where, exc, write=True, who=self.who,
+                                   missing=self.missing_database) from exc
 
     @contextmanager
     def snapshot(self) -> Iterator[ReadTx]:

@@ -81,25 +81,54 @@ def refuse_foreign(found: Survey, where: str) -> None:
         )
 
 
-def refuse_damaged(found: Survey, tables: Sequence[sa.Table], where: str, *, versioned: bool) -> None:
+def refuse_damaged(found: Survey, tables: Sequence[sa.Table], where: str, *, versioned: bool,
+                   url: sa.URL | None = None) -> None:
     """Refuse a ledger whose schema is incomplete: ``tables`` are those its version has
     (``versioned``: ``pl_meta`` holds a version; without it, any ``pl_*`` table left is a
-    ledger that lost its records or its meta)."""
+    ledger that lost its records or its meta). ``url``: the store's, for the advice."""
     missing = found.missing(tables)
     if versioned and not missing:
         return
     if not versioned:
         missing = [t for t in ("pl_records", "pl_meta") if t not in found.columns] or missing
-    raise StorageError(damaged_message(where, missing, found), cause="schema")
+    raise StorageError(damaged_message(where, missing, found, url), cause="schema")
 
 
-def damaged_message(where: str, missing: Sequence[str], found: Survey) -> str:
-    shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+def unrecoverable(missing: Sequence[str], found: Survey) -> list[str]:
+    """What of ``missing`` no repair can bring back: the records table, or a column of a
+    table of recorded facts (its values are nowhere else in the database)."""
     if "pl_records" not in found.columns:
-        advice = ("the records table itself is gone, so nothing can be recomputed: restore the "
-                  "database from a backup (a ledger directory keeps perfledger.db.v<N>.bak before "
-                  "each upgrade), or import the mirror files (model_performance.json) into a new "
-                  "ledger with `perfledger import`")
+        return ["pl_records"]
+    return [m for m in missing if "." in m and m.split(".")[0] in SOURCE_TABLES]
+
+
+def restore_advice(url: sa.URL | None) -> str:
+    """What to do when the records cannot be recomputed, for the store's engine: its backups
+    and the mirror files or an export, imported into a new ledger (the exact command). A
+    ``.bak`` copy exists only beside an embedded (SQLite) ledger."""
+    if url is not None and url.get_backend_name() == "sqlite" and url.database:
+        from pathlib import Path
+
+        directory = Path(url.database).parent
+        new = directory.with_name(directory.name + "-restored")
+        mirror = directory / "model_performance.json"
+        return (f"restore the database from a backup (this directory keeps perfledger.db.v<N>.bak "
+                f"before each upgrade), or import the mirror file into a new ledger: `perfledger "
+                f"--store {new} import {mirror}`")
+    return ("restore the database from a backup (pg_dump/pg_restore, or the server's own), or "
+            "import an export or a ledger directory's mirror file into a new database: "
+            "`perfledger --store postgresql+psycopg://USER@HOST/NEW_DB import model_performance.json`")
+
+
+def damaged_message(where: str, missing: Sequence[str], found: Survey, url: sa.URL | None = None) -> str:
+    shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+    lost = unrecoverable(missing, found)
+    if lost == ["pl_records"]:
+        advice = ("the records table itself is gone, so nothing can be recomputed and `perfledger "
+                  f"repair` cannot help: {restore_advice(url)}")
+    elif lost:
+        advice = (f"{', '.join(lost)} held recorded values that no other table keeps, so "
+                  f"`perfledger repair` cannot bring them back: {restore_advice(url)}")
     else:
         advice = ("run `perfledger repair` to recreate what is missing and recompute every derived "
                   "table from the records")

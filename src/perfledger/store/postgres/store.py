@@ -59,6 +59,7 @@ _CAUSES = {
     "42501": Cause.READ_ONLY,  # insufficient_privilege
     "25006": Cause.READ_ONLY,  # read_only_sql_transaction (a hot standby)
     "53100": Cause.DISK_FULL,  # disk_full
+    "3D000": Cause.NO_DATABASE,  # invalid_catalog_name
     "42P01": Cause.SCHEMA,  # undefined_table
     "42703": Cause.SCHEMA,  # undefined_column
     "XX001": Cause.DAMAGED,  # data_corrupted
@@ -148,6 +149,45 @@ def _install_liveness_check(engine: sa.Engine) -> None:
                 raise sa.exc.DisconnectionError(f"ping failed: {type(exc).__name__}") from exc
 
 
+#: The databases every PostgreSQL server has, asked whether another one exists.
+_MAINTENANCE_DATABASES = ("postgres", "template1")
+#: How long the question may wait for the server (it is asked after a failed connection).
+_PROBE_TIMEOUT_S = 5
+
+
+def database_missing(url: sa.URL) -> bool:
+    """Whether the server of ``url`` answers and has no database of ``url``'s name: asked in
+    its catalogue (``pg_database``) through a maintenance database, with the same role. False
+    when that cannot be told (the server is not reached, the role may not connect there)."""
+    if not url.database:
+        return False
+    for name in _MAINTENANCE_DATABASES:
+        if name == url.database:
+            continue
+        engine = sa.create_engine(url.set(database=name), poolclass=sa.pool.NullPool,
+                                  connect_args={"connect_timeout": _PROBE_TIMEOUT_S})
+        try:
+            with engine.connect() as conn:
+                found = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                                     {"name": url.database}).first()
+            return found is None
+        except Exception:  # not reached, or not allowed there: cannot tell
+            continue
+        finally:
+            engine.dispose()
+    return False
+
+
+def missing_database_words(url: sa.URL) -> str:
+    """What an error of ``url``'s database not existing says: where, and the command that
+    creates it (PostgreSQL's ``createdb``)."""
+    host, port = url.host or "localhost", url.port or 5432
+    user = f" -U {url.username}" if url.username else ""
+    return (f"database {url.database!r} does not exist on {host}:{port}; create it with "
+            f"`createdb -h {host} -p {port}{user} {url.database}` (or name a database that exists "
+            "in the URL)")
+
+
 def _lock(conn: sa.Connection) -> None:
     # Concurrent openers would otherwise race on CREATE TABLE / ALTER TABLE.
     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
@@ -169,6 +209,7 @@ class PostgresStore(SQLStore):
             ) from None
         _install_liveness_check(engine)
         self.who = f"role {url.username or '(default)'!r}"
+        self.missing_database = missing_database_words(url)
         self._statements = PgStatements(engine.dialect)
         try:
             reader = arrow.PostgresArrow(engine, columnar) if columnar and arrow.available() else None
@@ -188,7 +229,11 @@ class PostgresStore(SQLStore):
             return None
         code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
         if not code:  # the driver raises connection failures without a SQLSTATE
-            return Cause.UNREACHABLE if isinstance(error, dbapi.OperationalError) else Cause.OTHER
+            if not isinstance(error, dbapi.OperationalError):
+                return Cause.OTHER
+            # The server may be there and the database not: libpq reports the server's 3D000
+            # as text only, so the server's catalogue is asked (never the message's words).
+            return Cause.NO_DATABASE if database_missing(self.url) else Cause.UNREACHABLE
         for key in (code, code[:3], code[:2]):
             if key in _CAUSES:
                 return _CAUSES[key]
