@@ -48,7 +48,7 @@ def test_overfit_errors_are_one_line(tmp_path: Path) -> None:
     _sweep(store)
     env = {"PERFLEDGER_URL": str(store)}
     for args, words in ((("--ticker", "MSFT"), "at least 2 evaluations"),
-                        (("--ticker", "AAPL", "--partitions", "7"), "partitions=7")):
+                        (("--ticker", "AAPL", "--partitions", "7"), "--partitions='7' must be an even")):
         r = run_cli("overfit", *args, env=env)
         assert r.returncode == 2 and r.stderr.startswith("Error:") and words in r.stderr
         assert r.stderr.strip().count("\n") == 0
