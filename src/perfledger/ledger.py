@@ -36,6 +36,7 @@ from .records.arguments import (
     MAX_TAIL,
     check_age,
     check_bounds,
+    check_columns,
     check_count,
     check_limit,
     check_names,
@@ -762,6 +763,7 @@ class Ledger:
         include_meta: bool = False,
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
+        columns: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """Evaluations as a DataFrame, oldest first (so ``iloc[-1]`` is the latest).
 
@@ -775,11 +777,15 @@ class Ledger:
         array). ``limit`` keeps only the latest N rows. Every filter runs in the database.
         ``include_meta=True`` adds ``params`` and ``tags`` columns (dicts), ``record_id``
         and ``has_returns`` (whether :meth:`log_backtest` kept its return series).
+        ``columns=["sharpe"]`` reads only those metrics (core or custom; ``"notes"`` too)
+        besides ``timestamp``, ``ticker`` and ``model_name``: a chart of one metric reads a
+        fraction of the values (a custom metric never stored comes back as NaN).
         """
         query = self._query(ticker, model_name, days_back, since, until, params, tags,
                             at_least=check_bounds("at_least", at_least),
                             at_most=check_bounds("at_most", at_most),
-                            limit=check_limit(limit), include_meta=include_meta)
+                            limit=check_limit(limit), include_meta=include_meta,
+                            columns=check_columns(columns))
         return history_frame(self._ensure().history(query), query)
 
     def count(
