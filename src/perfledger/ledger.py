@@ -615,7 +615,8 @@ class Ledger:
             frame.attrs["model_name"] = {}
             return frame
         hist = self.history(ticker, model_name, days_back, since, until, include_meta=True,
-                            params=params, tags=tags, at_least=at_least, at_most=at_most)
+                            params=params, tags=tags, at_least=at_least, at_most=at_most,
+                            columns=[])  # ids, models and has_returns: no metric is needed
         hist = hist[hist["has_returns"]]
         ids = [int(i) for i in hist["record_id"]]
         kept = self._ensure().returns(ids)
@@ -672,7 +673,8 @@ class Ledger:
         check_label("ticker", ticker)
         if not self._ensure().any_returns():
             return None
-        hist = self.history(ticker=ticker, include_meta=True)
+        # Only what is tested here (a ticker's whole history is most of the cost otherwise).
+        hist = self.history(ticker=ticker, include_meta=True, columns=["sharpe", PERIODS_METRIC])
         hist = hist[hist["sharpe"].notna() & hist["has_returns"]]
         mixed = PERIODS_METRIC in hist.columns and hist[PERIODS_METRIC].nunique(dropna=False) > 1
         if len(hist) < 2 or mixed:
@@ -741,7 +743,8 @@ class Ledger:
 
         check_label("ticker", ticker)
         return sum(
-            int(self.history(ticker=ticker, tags={TRIAL_STATE_TAG: state})["sharpe"].isna().sum())
+            int(self.history(ticker=ticker, tags={TRIAL_STATE_TAG: state}, columns=["sharpe"])["sharpe"]
+                .isna().sum())
             for state in UNSCORED_STATES
         )
 

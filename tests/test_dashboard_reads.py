@@ -1,0 +1,135 @@
+"""What the dashboard reads (issue 23): never a ticker's whole history to draw a chart.
+
+The Performance tab's chart reads only the charted metric (``Ledger.history(columns=...)``),
+the raw table only its latest rows (``limit``), PSR/DSR only the columns they use: a ticker
+switch on a million-record ledger waited on the whole 100,000-row history before its chart.
+The values shown must still be those of the whole history (checked against the Ledger's own
+full reads), and the caches must still follow the ledger's changes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandas.testing as pdt
+import pytest
+
+pytest.importorskip("streamlit")
+
+from helpers import show_tab
+from streamlit.testing.v1 import AppTest
+
+from perfledger import Ledger
+from perfledger.dashboard import data
+from perfledger.sample import sample_records
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "Model_Performance_Dashboard.py")
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    loc = tmp_path / "ledger"
+    monkeypatch.setenv("PERFLEDGER_URL", str(loc))
+    monkeypatch.delenv("PERFLEDGER_READ_ONLY", raising=False)
+    with Ledger(loc) as led:
+        led.log_many(sample_records(evaluations=30, random_state=5, labels=False))
+        rng = np.random.default_rng(2)
+        for j in range(4):  # backtests: PSR/DSR have their inputs (custom metrics)
+            led.log_backtest(f"Cfg{j}", "AAPL", rng.normal(0.001 * j, 0.01, 150))
+    return loc
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Every ``Ledger.history`` call's keyword arguments (the page's caches cleared first)."""
+    calls: list[dict[str, Any]] = []
+    real = Ledger.history
+
+    def spy(self: Ledger, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        calls.append({"args": args, **kwargs})
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Ledger, "history", spy)
+    import streamlit as st
+
+    st.cache_data.clear()
+    return calls
+
+
+def _whole(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The calls that read every column of every matching record."""
+    return [c for c in calls if c.get("columns") is None and not c.get("limit")]
+
+
+def run_app() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_first_render_and_ticker_switch_read_no_whole_history(store: Path, reads: list) -> None:
+    at = run_app()
+    assert reads, "the page read no history at all"
+    assert _whole(reads) == [], _whole(reads)
+    charted = [c for c in reads if c.get("columns") == [at.selectbox(key="metric").value]]
+    assert charted, reads
+    reads.clear()
+    other = next(t for t in at.selectbox(key="ticker").options if t != at.selectbox(key="ticker").value)
+    at.selectbox(key="ticker").set_value(other).run()
+    assert not at.exception, at.exception
+    assert reads and _whole(reads) == [], reads
+    reads.clear()
+    show_tab(at, 2)  # Quick Analytics: its trend chart reads only the metric too
+    assert _whole(reads) == [], reads
+
+
+def test_what_is_shown_equals_the_whole_history(store: Path) -> None:
+    at = run_app()
+    ticker = at.selectbox(key="ticker").value
+    raw = at.tabs[0].dataframe[-1].value
+    with Ledger(store) as led:
+        whole = led.history(ticker)
+    newest = whole.iloc[::-1].reset_index(drop=True)
+    assert len(raw) == len(whole)  # 30 × 4 + fewer than the table's 1,000 rows
+    assert raw["Model"].tolist() == newest["model_name"].tolist()
+    assert np.allclose(raw["Sharpe"].to_numpy(dtype=float), newest["sharpe"].to_numpy(dtype=float),
+                       equal_nan=True)
+    assert any(f"{len(whole):,} evaluations match" in c.value for c in at.tabs[0].caption)
+
+
+def test_series_and_latest_are_slices_of_history(store: Path) -> None:
+    with Ledger(store) as led:
+        whole = led.history("AAPL")
+    loc = str(store)
+    state = data.stats(loc)["state"]
+    f = data.Filters(ticker="AAPL")
+    s = data.series(loc, state, f, "sortino")
+    pdt.assert_frame_equal(s, whole[["timestamp", "ticker", "model_name", "sortino"]])
+    latest = data.latest(loc, state, f, 9)
+    pdt.assert_frame_equal(latest, whole.iloc[::-1].head(9).reset_index(drop=True))
+
+
+def test_confidence_equals_the_ledger_s(store: Path) -> None:
+    """PSR/DSR from the few columns they read = ``Ledger.sharpe_confidence`` (whole history)."""
+    loc = str(store)
+    got = data.sharpe_confidence(loc, data.stats(loc)["state"], "AAPL")
+    with Ledger(store) as led:
+        expected = led.sharpe_confidence("AAPL")
+    assert np.isfinite(expected["dsr"]).any()
+    pdt.assert_frame_equal(got, expected)
+
+
+def test_caches_follow_a_write(store: Path) -> None:
+    """A record logged by another process shows on the next run (the state token keys them)."""
+    at = run_app()
+    ticker = at.selectbox(key="ticker").value
+    before = len(at.tabs[0].dataframe[-1].value)
+    with Ledger(store) as led:
+        led.log("Fresh", ticker, sharpe=9.0, mse=0.01)
+    at.run()
+    raw = at.tabs[0].dataframe[-1].value
+    assert len(raw) == before + 1 and raw["Model"].iloc[0] == "Fresh"
