@@ -32,8 +32,9 @@ TIMED = {  # module → functions timed where the page calls them
     "perfledger.dashboard.views_performance": ("render_decay_panel",),
     "perfledger.dashboard.charts": ("time_series_figure", "comparison_figure", "heatmap_figure",
                                     "trend_figure"),
-    "perfledger.dashboard.data": ("stats", "history", "leaderboard", "decay", "sharpe_confidence", "best",
-                                  "tickers", "models", "directions", "labels", "recent"),
+    "perfledger.dashboard.data": ("stats", "history", "series", "latest", "leaderboard", "decay",
+                                  "sharpe_confidence", "best", "tickers", "models", "directions", "labels",
+                                  "recent"),
 }
 
 
