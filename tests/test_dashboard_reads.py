@@ -133,3 +133,62 @@ def test_caches_follow_a_write(store: Path) -> None:
     at.run()
     raw = at.tabs[0].dataframe[-1].value
     assert len(raw) == before + 1 and raw["Model"].iloc[0] == "Fresh"
+
+
+def test_warmed_tickers_are_read_from_the_caches(store: Path, reads: list) -> None:
+    """What a ticker switch reads before its chart is cached by ``warm_tickers`` (run after a
+    first render on a server's background thread), with the values a direct read gives."""
+    loc = str(store)
+    state = data.stats(loc)["state"]
+    names = data.tickers(loc, state)
+    warmed = data.warm_tickers(loc, state, data.Filters(ticker=names[1]), "sharpe", 20, 0.01, limit=3)
+    assert warmed == [names[2], names[3], names[4]]  # the next ones in the list first
+    reads.clear()
+    for t in warmed:
+        frame = data.series(loc, state, data.Filters(ticker=t), "sharpe")
+        data.leaderboard(loc, state, t, "sharpe", data.Window())
+        data.decay(loc, state, t, (), "sharpe", data.Window(), 20, 0.01)
+        with Ledger(store) as led:
+            pdt.assert_series_equal(frame["sharpe"], led.history(t)["sharpe"])
+    assert [c for c in reads if c.get("columns") == ["sharpe"]] == []  # only the checks' own reads
+    with Ledger(store) as led:
+        led.log("Fresh", warmed[0], sharpe=9.0)
+        state = led.stats()["state"]
+    assert data.series(loc, state, data.Filters(ticker=warmed[0]), "sharpe")["model_name"].iloc[-1] == "Fresh"
+
+
+def _prefetchers() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "perfledger-prefetch"]
+
+
+def test_a_switch_after_the_prefetch_reads_nothing_before_its_chart(
+        store: Path, reads: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page warms the next tickers after it is drawn; a switch to one then finds its
+    chart's data, leaderboard and decay test cached, and shows the same page as uncached."""
+    monkeypatch.setenv(data.PREFETCH_ENV, "1")
+    at = run_app()
+    for t in _prefetchers():
+        t.join(60)
+    ticker = at.selectbox(key="ticker")
+    other = ticker.options[ticker.options.index(ticker.value) + 1]
+    reads.clear()
+    at.selectbox(key="ticker").set_value(other).run()
+    assert not at.exception, at.exception
+    metric = at.selectbox(key="metric").value
+    charted = [c for c in reads if c.get("columns") == [metric] and "model_name" in c]  # data.series
+    assert charted == [], reads
+    warm_board = at.tabs[0].dataframe[0].value
+    import streamlit as st
+
+    st.cache_data.clear()
+    monkeypatch.setenv(data.PREFETCH_ENV, "0")
+    cold = run_app()
+    cold.selectbox(key="ticker").set_value(other).run()
+    pdt.assert_frame_equal(cold.tabs[0].dataframe[0].value, warm_board)
+
+
+def test_no_prefetch_when_turned_off(store: Path) -> None:
+    run_app()  # conftest sets $PERFLEDGER_DASHBOARD_PREFETCH=0 for every test
+    assert not _prefetchers()

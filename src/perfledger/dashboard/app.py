@@ -128,3 +128,5 @@ def main() -> None:
         with backtests:
             render_backtests(location, state, filters)
     actions()
+    if perf.open:  # the page is drawn: warm what a switch to another ticker would read
+        data.prefetch(location, state, filters, metric, decay.recent, decay.alpha)
