@@ -192,3 +192,20 @@ def test_a_switch_after_the_prefetch_reads_nothing_before_its_chart(
 def test_no_prefetch_when_turned_off(store: Path) -> None:
     run_app()  # conftest sets $PERFLEDGER_DASHBOARD_PREFETCH=0 for every test
     assert not _prefetchers()
+
+
+def test_the_read_ahead_waits_while_a_page_is_drawn(store: Path, reads: list) -> None:
+    import threading
+    import time
+
+    loc = str(store)
+    state = data.stats(loc)["state"]
+    reads.clear()
+    ahead = threading.Thread(target=data.warm_tickers, kwargs={"limit": 2},
+                             args=(loc, state, data.Filters(ticker="AAPL"), "sharpe", 20, 0.01))
+    with data.drawing():
+        ahead.start()
+        time.sleep(1.0)
+        assert reads == [] and ahead.is_alive()  # nothing read while the page is drawn
+    ahead.join(60)
+    assert not ahead.is_alive() and [c for c in reads if c.get("columns") == ["sharpe"]]

@@ -71,7 +71,13 @@ def render_first_run(location: str, readonly: bool) -> None:
 
 
 def main() -> None:
-    """Draw the whole page (Streamlit reruns this top to bottom on every interaction)."""
+    """Draw the whole page (Streamlit reruns this top to bottom on every interaction); the
+    dashboard's read-ahead waits while any page is being drawn."""
+    with data.drawing():
+        _draw()
+
+
+def _draw() -> None:
     st.set_page_config(page_title="Model Performance Dashboard", page_icon="📈", layout="wide")
     sign_in_gate()
     location = data.current_location()

@@ -10,7 +10,11 @@ the Ledger (i.e. in the database); this module adds no SQL and no pandas group-b
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time as clock
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -296,17 +300,44 @@ def warm_tickers(location: str, state: str, filters: Filters, metric: str, recen
     names = tickers(location, state)
     at = names.index(filters.ticker) if filters.ticker in names else -1
     others = [t for t in names[at + 1:] + names[:max(at, 0)] if t != filters.ticker][:limit]  # the next first
-    for t in others:
+    for t in others:  # each read waits for the pages being drawn (a person's page first)
+        _wait_while_drawing()
         models(location, state, t)
+        _wait_while_drawing()
         labels(location, state, t)
+        _wait_while_drawing()
         leaderboard(location, state, t, metric, filters.window)
+        _wait_while_drawing()
         series(location, state, Filters(ticker=t, window=filters.window), metric)
+        _wait_while_drawing()
         decay(location, state, t, (), metric, filters.window, recent, alpha)
     return others
 
 
 _WARMED: set[tuple[Any, ...]] = set()
 _WARMED_LOCK = threading.Lock()
+_drawing = 0  # script runs of this process drawing a page right now
+
+
+@contextmanager
+def drawing() -> Iterator[None]:
+    """Mark a script run in progress: the read-ahead waits for it (a person's page first)."""
+    global _drawing
+    with _WARMED_LOCK:
+        _drawing += 1
+    try:
+        yield
+    finally:
+        with _WARMED_LOCK:
+            _drawing -= 1
+
+
+def _wait_while_drawing(limit: float = 30.0) -> None:
+    """Block the read-ahead while any page is being drawn (each read waits, so a new run
+    waits at most for one read in progress); after ``limit`` seconds it goes on anyway."""
+    deadline = clock.monotonic() + limit
+    while _drawing > 0 and clock.monotonic() < deadline:
+        clock.sleep(0.05)
 
 
 def prefetch(location: str, state: str, filters: Filters, metric: str, recent: int, alpha: float) -> None:
@@ -314,8 +345,6 @@ def prefetch(location: str, state: str, filters: Filters, metric: str, recent: i
     state, window and metric per server process: a ticker switch then finds its reads cached
     (issue 23: the switch waited on the new ticker's uncached reads before its chart). Off
     with ``$PERFLEDGER_DASHBOARD_PREFETCH=0``; a failure there costs only a cache miss later."""
-    import os
-
     if not st.runtime.exists() or os.environ.get(PREFETCH_ENV, "1").strip() in ("0", "false", "no", "off"):
         return
     key = (location, state, filters.window, metric, recent, alpha)
@@ -325,6 +354,10 @@ def prefetch(location: str, state: str, filters: Filters, metric: str, recent: i
         _WARMED.add(key)
 
     def work() -> None:
+        # The lowest CPU priority for this thread (Linux schedules threads, so this leaves
+        # the server's other threads and the browser on the same host theirs).
+        with suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         try:
             warm_tickers(location, state, filters, metric, recent, alpha)
         except Exception:  # a cache miss later, never an error on the page
