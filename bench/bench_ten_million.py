@@ -59,9 +59,11 @@ print(len(frame), (after - before) * 1024, int(frame.memory_usage(deep=True).sum
 """
 
 
-def build(directory: Path, records: int, reuse: bool, csv_floor: Path | None) -> dict[str, float]:
-    """The ledger of ``records`` evaluations (kept); its load time and, with ``csv_floor``,
-    pandas' ``to_csv`` of the same frame (the bulk load's floor)."""
+def build(directory: Path, records: int, reuse: bool, csv_floor: Path | None,
+          chunk: int = 1_000_000) -> dict[str, float]:
+    """The ledger of ``records`` evaluations (kept), loaded by ``log_many`` calls of ``chunk``
+    rows (one call of 10M rows held more than 16 GB: a shared machine's memory); its load
+    time and, with ``csv_floor``, pandas' ``to_csv`` of the same frame (the bulk load's floor)."""
     from perfledger import Ledger
 
     out: dict[str, float] = {}
@@ -72,7 +74,9 @@ def build(directory: Path, records: int, reuse: bool, csv_floor: Path | None) ->
     frame = generate_records(TICKERS, MODELS, max(1, records // (TICKERS * MODELS)))
     t0 = time.perf_counter()
     with Ledger(directory) as led:
-        led.log_many(frame)
+        for start in range(0, len(frame), chunk):
+            led.log_many(frame.iloc[start:start + chunk])
+            print(f"  {start + chunk:,} loaded, {time.perf_counter() - t0:.0f} s", flush=True)
     out["load"] = time.perf_counter() - t0
     if csv_floor is not None:
         t0 = time.perf_counter()
@@ -120,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "perfledger-bench"
     ap.add_argument("--dir", type=Path, default=cache / "ten-million")
     ap.add_argument("--reuse", action="store_true", help="reuse ledgers already built (no load figures)")
+    ap.add_argument("--chunk", type=int, default=1_000_000, help="rows per log_many call of the load")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
     from perfledger import Ledger
@@ -127,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     big_dir, base_dir = args.dir / f"ledger-{args.records}", args.dir / f"ledger-{args.baseline}"
     csv = args.dir / f"floor-{args.records}.csv"
     loads: list[float] = [os.getloadavg()[0]]
-    base_build = build(base_dir, args.baseline, args.reuse, None)
-    big_build = build(big_dir, args.records, args.reuse, csv)
+    base_build = build(base_dir, args.baseline, args.reuse, None, args.chunk)
+    big_build = build(big_dir, args.records, args.reuse, csv, args.chunk)
     loads.append(os.getloadavg()[0])
     rows: list[str] = []
 
