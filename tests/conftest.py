@@ -99,7 +99,7 @@ def any_ledger(request: pytest.FixtureRequest, ledger_dir: Path) -> Iterator[Led
 
 @pytest.fixture(autouse=True)
 def _no_dashboard_prefetch(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The page reads no ticker ahead on a background thread (``perfledger.dashboard.data.
+    """The page reads no ticker ahead on a background thread (``perfledger.dashboard.readahead.
     prefetch``): a test's reads and connections are its own (test_dashboard_reads.py turns
     it on)."""
     monkeypatch.setenv("PERFLEDGER_DASHBOARD_PREFETCH", "0")

@@ -23,7 +23,7 @@ from helpers import show_tab
 from streamlit.testing.v1 import AppTest
 
 from perfledger import Ledger
-from perfledger.dashboard import data
+from perfledger.dashboard import data, readahead
 from perfledger.sample import sample_records
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "Model_Performance_Dashboard.py")
@@ -141,7 +141,7 @@ def test_warmed_tickers_are_read_from_the_caches(store: Path, reads: list) -> No
     loc = str(store)
     state = data.stats(loc)["state"]
     names = data.tickers(loc, state)
-    warmed = data.warm_tickers(loc, state, data.Filters(ticker=names[1]), "sharpe", 20, 0.01, limit=3)
+    warmed = readahead.warm_tickers(loc, state, data.Filters(ticker=names[1]), "sharpe", 20, 0.01, limit=3)
     assert warmed == [names[2], names[3], names[4]]  # the next ones in the list first
     reads.clear()
     for t in warmed:
@@ -167,7 +167,7 @@ def test_a_switch_after_the_prefetch_reads_nothing_before_its_chart(
         store: Path, reads: list, monkeypatch: pytest.MonkeyPatch) -> None:
     """The page warms the next tickers after it is drawn; a switch to one then finds its
     chart's data, leaderboard and decay test cached, and shows the same page as uncached."""
-    monkeypatch.setenv(data.PREFETCH_ENV, "1")
+    monkeypatch.setenv(readahead.PREFETCH_ENV, "1")
     at = run_app()
     for t in _prefetchers():
         t.join(60)
@@ -183,7 +183,7 @@ def test_a_switch_after_the_prefetch_reads_nothing_before_its_chart(
     import streamlit as st
 
     st.cache_data.clear()
-    monkeypatch.setenv(data.PREFETCH_ENV, "0")
+    monkeypatch.setenv(readahead.PREFETCH_ENV, "0")
     cold = run_app()
     cold.selectbox(key="ticker").set_value(other).run()
     pdt.assert_frame_equal(cold.tabs[0].dataframe[0].value, warm_board)
@@ -201,9 +201,9 @@ def test_the_read_ahead_waits_while_a_page_is_drawn(store: Path, reads: list) ->
     loc = str(store)
     state = data.stats(loc)["state"]
     reads.clear()
-    ahead = threading.Thread(target=data.warm_tickers, kwargs={"limit": 2},
+    ahead = threading.Thread(target=readahead.warm_tickers, kwargs={"limit": 2},
                              args=(loc, state, data.Filters(ticker="AAPL"), "sharpe", 20, 0.01))
-    with data.drawing():
+    with readahead.drawing():
         ahead.start()
         time.sleep(1.0)
         assert reads == [] and ahead.is_alive()  # nothing read while the page is drawn

@@ -16,7 +16,7 @@ from __future__ import annotations
 import streamlit as st
 
 from .. import PerfLedgerError
-from . import data
+from . import data, readahead
 from .access import sign_in_gate
 from .formatting import md, md_code
 from .sidebar import (
@@ -73,7 +73,7 @@ def render_first_run(location: str, readonly: bool) -> None:
 def main() -> None:
     """Draw the whole page (Streamlit reruns this top to bottom on every interaction); the
     dashboard's read-ahead waits while any page is being drawn."""
-    with data.drawing():
+    with readahead.drawing():
         _draw()
 
 
@@ -135,4 +135,4 @@ def _draw() -> None:
             render_backtests(location, state, filters)
     actions()
     if perf.open:  # the page is drawn: warm what a switch to another ticker would read
-        data.prefetch(location, state, filters, metric, decay.recent, decay.alpha)
+        readahead.prefetch(location, state, filters, metric, decay.recent, decay.alpha)

@@ -9,12 +9,6 @@ the Ledger (i.e. in the database); this module adds no SQL and no pandas group-b
 
 from __future__ import annotations
 
-import logging
-import os
-import threading
-import time as clock
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -31,14 +25,7 @@ from ..stats.decay import empty_decay_frame
 from .access import Access
 from .access import current as current_access
 
-log = logging.getLogger("perfledger")
-
 RAW_TABLE_ROWS = 1_000
-#: How many other tickers :func:`prefetch` warms after a first render (a bound on the work
-#: and on the caches' entries it takes: each ticker is a few cached answers).
-PREFETCH_TICKERS = 12
-#: ``0`` turns :func:`prefetch` off (a server that must not read ahead; the test suite).
-PREFETCH_ENV = "PERFLEDGER_DASHBOARD_PREFETCH"
 #: The metrics PSR/DSR/MinTRL read from a ticker's history (:func:`..stats.backtest.sharpe_confidence`).
 CONFIDENCE_INPUTS = ("sharpe", "psr", "n_periods", "skew", "kurtosis", "periods_per_year")
 
@@ -289,85 +276,6 @@ def param_values(location: str, state: str, filters: Filters, name: str) -> pd.D
     out["value_key"] = [canonical(p[name]) for p in frame["params"] if name in p]
     out["value"] = [decode(k) for k in out["value_key"]]
     return out
-
-
-def warm_tickers(location: str, state: str, filters: Filters, metric: str, recent: int, alpha: float,
-                 limit: int = PREFETCH_TICKERS) -> list[str]:
-    """Fill the caches a switch to another ticker reads before its chart (its models, labels,
-    leaderboard, the charted metric's series and the decay test), for up to ``limit`` other
-    tickers, with this page's window and metric. Returns the tickers warmed. Keyed like every
-    other cache (location and ``state``): a write makes them stale, never wrong."""
-    names = tickers(location, state)
-    at = names.index(filters.ticker) if filters.ticker in names else -1
-    others = [t for t in names[at + 1:] + names[:max(at, 0)] if t != filters.ticker][:limit]  # the next first
-    for t in others:  # each read waits for the pages being drawn (a person's page first)
-        _wait_while_drawing()
-        models(location, state, t)
-        _wait_while_drawing()
-        labels(location, state, t)
-        _wait_while_drawing()
-        leaderboard(location, state, t, metric, filters.window)
-        _wait_while_drawing()
-        series(location, state, Filters(ticker=t, window=filters.window), metric)
-        _wait_while_drawing()
-        decay(location, state, t, (), metric, filters.window, recent, alpha)
-    return others
-
-
-_WARMED: set[tuple[Any, ...]] = set()
-_WARMED_LOCK = threading.Lock()
-_drawing = 0  # script runs of this process drawing a page right now
-
-
-@contextmanager
-def drawing() -> Iterator[None]:
-    """Mark a script run in progress: the read-ahead waits for it (a person's page first)."""
-    global _drawing
-    with _WARMED_LOCK:
-        _drawing += 1
-    try:
-        yield
-    finally:
-        with _WARMED_LOCK:
-            _drawing -= 1
-
-
-def _wait_while_drawing(limit: float = 30.0) -> None:
-    """Block the read-ahead while any page is being drawn (each read waits, so a new run
-    waits at most for one read in progress); after ``limit`` seconds it goes on anyway."""
-    deadline = clock.monotonic() + limit
-    while _drawing > 0 and clock.monotonic() < deadline:
-        clock.sleep(0.05)
-
-
-def prefetch(location: str, state: str, filters: Filters, metric: str, recent: int, alpha: float) -> None:
-    """After the page is drawn, :func:`warm_tickers` on a background thread, once per ledger
-    state, window and metric per server process: a ticker switch then finds its reads cached
-    (issue 23: the switch waited on the new ticker's uncached reads before its chart). Off
-    with ``$PERFLEDGER_DASHBOARD_PREFETCH=0``; a failure there costs only a cache miss later."""
-    if not st.runtime.exists() or os.environ.get(PREFETCH_ENV, "1").strip() in ("0", "false", "no", "off"):
-        return
-    key = (location, state, filters.window, metric, recent, alpha)
-    with _WARMED_LOCK:
-        if key in _WARMED:
-            return
-        _WARMED.add(key)
-
-    def work() -> None:
-        # The lowest CPU priority for this thread (Linux schedules threads, so this leaves
-        # the server's other threads and the browser on the same host theirs).
-        with suppress(AttributeError, OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-        try:
-            warm_tickers(location, state, filters, metric, recent, alpha)
-        except Exception:  # a cache miss later, never an error on the page
-            log.debug("dashboard prefetch failed", exc_info=True)
-
-    from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
-
-    thread = threading.Thread(target=work, name="perfledger-prefetch", daemon=True)
-    add_script_run_ctx(thread, get_script_run_ctx())
-    thread.start()
 
 
 def csv_export(led: Ledger, filters: Filters) -> bytes:
