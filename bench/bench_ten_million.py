@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def row(label: str, value: str, ratio: str = "", target: str = "") -> None:
         rows.append(f"| {label} | {value} | {ratio} | {target} |")
+        print(rows[-1], flush=True)  # as it comes: a 10M run is long
 
     def verdict(r: float, limit: float) -> str:
         return f"≤ {limit:g}× " + ("PASS" if r <= limit else "OVER")
@@ -192,15 +193,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{m['big'] * ms:.1f} ms vs {m['base'] * ms:.1f} ms", f"**{r:.2f}×**", verdict(r, 1.5))
     loads.append(os.getloadavg()[0])
 
-    # decay over every pair against a bare read of the rows it tests.
-    m = interleaved_medians({"ledger": lambda: big.decay(metric="sharpe"),
-                             "floor": lambda: bare.read(DECAY_FLOOR, ())}, max(3, args.repeat // 3))
-    r = m["ledger"] / m["floor"]
-    row(f"`decay()` over every pair ({TICKERS * MODELS:,}) at {args.records:,}",
-        f"{m['ledger']:.2f} s (bare read of each pair's latest 120: {m['floor']:.2f} s)",
-        f"**{r:.2f}×**", verdict(r, 2.0))
-    loads.append(os.getloadavg()[0])
-
     peaks = [peak_memory(big_dir, ticker) for _ in range(3)]
     n_rows, grew, frame_bytes = peaks[0][0], statistics.median(p[1] for p in peaks), peaks[0][2]
     r = grew / frame_bytes
@@ -216,6 +208,15 @@ def main(argv: list[str] | None = None) -> int:
         + f"; total {total / 2**30:.2f} GiB", f"{total / csv_bytes:.2f}× the CSV alone "
         f"({csv_bytes / 2**30:.2f} GiB)")
     loads.append(os.getloadavg()[0])
+    # decay over every pair against a bare read of the rows it tests.
+    m = interleaved_medians({"ledger": lambda: big.decay(metric="sharpe"),
+                             "floor": lambda: bare.read(DECAY_FLOOR, ())}, max(3, args.repeat // 3))
+    r = m["ledger"] / m["floor"]
+    row(f"`decay()` over every pair ({TICKERS * MODELS:,}) at {args.records:,}",
+        f"{m['ledger']:.2f} s (bare read of each pair's latest 120: {m['floor']:.2f} s)",
+        f"**{r:.2f}×**", verdict(r, 2.0))
+    loads.append(os.getloadavg()[0])
+
     big.close()
     base.close()
 
