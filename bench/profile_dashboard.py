@@ -32,9 +32,13 @@ TIMED = {  # module → functions timed where the page calls them
     "perfledger.dashboard.views_performance": ("render_decay_panel",),
     "perfledger.dashboard.charts": ("time_series_figure", "comparison_figure", "heatmap_figure",
                                     "trend_figure"),
-    "perfledger.dashboard.data": ("stats", "history", "leaderboard", "decay", "sharpe_confidence", "best",
-                                  "tickers", "models", "directions", "labels", "recent"),
+    "perfledger.dashboard.data": ("stats", "history", "series", "latest", "leaderboard", "decay",
+                                  "sharpe_confidence", "best", "tickers", "models", "directions", "labels",
+                                  "recent"),
 }
+
+
+INSTRUMENTED: list[dict[str, float]] = []
 
 
 def instrument(totals: dict[str, float]) -> None:
@@ -63,17 +67,27 @@ def instrument(totals: dict[str, float]) -> None:
                     setattr(mod, name, timed)
 
 
-def run(label: str) -> Any:
+def run(label: str, at: Any = None, ticker: str | None = None) -> Any:
+    """One script run with every part timed: a new ``AppTest`` (``at`` None) or a rerun of
+    ``at`` after picking ``ticker`` in the sidebar (a ticker switch)."""
     from streamlit.testing.v1 import AppTest
 
     totals: dict[str, float] = collections.defaultdict(float)
-    instrument(totals)
+    if at is None:
+        instrument(totals)
+        INSTRUMENTED.append(totals)
+    else:
+        totals = INSTRUMENTED[-1]
+        totals.clear()
     t0 = time.perf_counter()
-    at = AppTest.from_file(str(PAGE), default_timeout=600)
-    at.run()
+    if at is None:
+        at = AppTest.from_file(str(PAGE), default_timeout=600)
+        at.run()
+    else:
+        at.selectbox(key="ticker").set_value(ticker).run()
     total = time.perf_counter() - t0
     assert not at.exception, at.exception
-    print(f"\n## script run, caches {label}: {total:.2f} s (AppTest, whole page)")
+    print(f"\n## script run, {label}: {total:.2f} s (AppTest, whole page)")
     for key, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
         print(f"  {key:40s} {seconds:7.3f} s")
     return at
@@ -120,9 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PERFLEDGER_URL"] = str(store)
     os.environ.pop("PERFLEDGER_READ_ONLY", None)
     imports()
-    run("cold")
-    at = run("warm")
+    run("caches cold")
+    at = run("caches warm")
     sent(at)
+    run("ticker switch (TICK03, its caches cold)", at, "TICK03")
     print(f"\nload average: {os.getloadavg()[0]:.1f}")
     return 0
 

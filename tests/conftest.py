@@ -108,6 +108,14 @@ def any_ledger(request: pytest.FixtureRequest, ledger_dir: Path) -> Iterator[Led
 
 
 @pytest.fixture(autouse=True)
+def _no_dashboard_prefetch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page reads no ticker ahead on a background thread (``perfledger.dashboard.readahead.
+    prefetch``): a test's reads and connections are its own (test_dashboard_reads.py turns
+    it on)."""
+    monkeypatch.setenv("PERFLEDGER_DASHBOARD_PREFETCH", "0")
+
+
+@pytest.fixture(autouse=True)
 def _dashboard_on_loopback() -> Iterator[None]:
     """AppTest runs the page as a researcher runs it on their own machine: Streamlit bound to
     127.0.0.1 (the repository's .streamlit/config.toml), whatever directory pytest started in.

@@ -44,10 +44,11 @@ def history_frame(rows: HistoryRows, query: HistoryQuery) -> pd.DataFrame:
         else pd.Series(one_ticker, index=pd.RangeIndex(n), dtype="str"),
         "model_name": raw["model_name"],
     }
-    for m in CORE_METRICS:
+    for m in query.core_columns():
         col = raw[m]
         data[m] = col if col.dtype == np.float64 else col.to_numpy(dtype=float, na_value=np.nan)
-    data["notes"] = raw["notes"]
+    if query.with_notes():
+        data["notes"] = raw["notes"]
     frame = pd.DataFrame({k: v.array if isinstance(v, pd.Series) else v for k, v in data.items()})
     if query.include_meta:
         frame["params"] = [json.loads(v) if isinstance(v, str) and v else {} for v in raw["params"]]
@@ -60,6 +61,9 @@ def history_frame(rows: HistoryRows, query: HistoryQuery) -> pd.DataFrame:
         wide = wide.reindex(raw["id"].to_numpy(dtype=np.int64))
         for name in sorted(wide.columns):
             frame[name] = wide[name].to_numpy(dtype=float, na_value=np.nan)
+    for name in sorted(query.custom_columns() or ()):  # asked for, never stored: all NaN
+        if name not in frame.columns:
+            frame[name] = np.full(n, np.nan)
     return frame
 
 

@@ -35,6 +35,7 @@ from .mirrors.seed_files import Mirrors, NoMirrors, SeedMirrors
 from .records.arguments import (
     MAX_TAIL,
     check_age,
+    check_columns,
     check_count,
     check_limit,
     check_names,
@@ -693,7 +694,8 @@ class Ledger:
         check_label("ticker", ticker)
         if not self._ensure().any_returns():
             return None
-        hist = self.history(ticker=ticker, include_meta=True)
+        # Only what is tested here (a ticker's whole history is most of the cost otherwise).
+        hist = self.history(ticker=ticker, include_meta=True, columns=["sharpe"])
         hist = hist[hist["sharpe"].notna() & hist["has_returns"]]
         if len(hist) < 2:
             return None
@@ -762,7 +764,8 @@ class Ledger:
 
         check_label("ticker", ticker)
         return sum(
-            int(self.history(ticker=ticker, tags={TRIAL_STATE_TAG: state})["sharpe"].isna().sum())
+            int(self.history(ticker=ticker, tags={TRIAL_STATE_TAG: state}, columns=["sharpe"])["sharpe"]
+                .isna().sum())
             for state in UNSCORED_STATES
         )
 
@@ -785,6 +788,7 @@ class Ledger:
         include_meta: bool = False,
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
+        columns: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """Evaluations as a DataFrame, oldest first (so ``iloc[-1]`` is the latest).
 
@@ -798,8 +802,12 @@ class Ledger:
         array). ``limit`` keeps only the latest N rows. Every filter runs in the database.
         ``include_meta=True`` adds ``params`` and ``tags`` columns (dicts), ``record_id``
         and ``has_returns`` (whether :meth:`log_backtest` kept its return series).
+        ``columns=["sharpe"]`` reads only those metrics (core or custom; ``"notes"`` too)
+        besides ``timestamp``, ``ticker`` and ``model_name``: a chart of one metric reads a
+        fraction of the values (a custom metric never stored comes back as NaN).
         """
-        return self._history(RecordFilter.of(locals()), limit=check_limit(limit), include_meta=include_meta)
+        return self._history(RecordFilter.of(locals()), limit=check_limit(limit), include_meta=include_meta,
+                             columns=check_columns(columns))
 
     def _history(self, chosen: RecordFilter, **more: Any) -> pd.DataFrame:
         query = self._query(chosen, **more)

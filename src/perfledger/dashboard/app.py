@@ -16,7 +16,7 @@ from __future__ import annotations
 import streamlit as st
 
 from .. import PerfLedgerError
-from . import data
+from . import data, readahead
 from .access import sign_in_gate
 from .formatting import md, md_code
 from .sidebar import (
@@ -71,7 +71,13 @@ def render_first_run(location: str, readonly: bool) -> None:
 
 
 def main() -> None:
-    """Draw the whole page (Streamlit reruns this top to bottom on every interaction)."""
+    """Draw the whole page (Streamlit reruns this top to bottom on every interaction); the
+    dashboard's read-ahead waits while any page is being drawn."""
+    with readahead.drawing():
+        _draw()
+
+
+def _draw() -> None:
     st.set_page_config(page_title="Model Performance Dashboard", page_icon="📈", layout="wide")
     sign_in_gate()
     location = data.current_location()
@@ -128,3 +134,5 @@ def main() -> None:
         with backtests:
             render_backtests(location, state, filters)
     actions()
+    if perf.open:  # the page is drawn: warm what a switch to another ticker would read
+        readahead.prefetch(location, state, filters, metric, decay.recent, decay.alpha)

@@ -27,6 +27,8 @@ from .access import Access
 from .access import current as current_access
 
 RAW_TABLE_ROWS = 1_000
+#: The metrics PSR/DSR/MinTRL read from a ticker's history (:func:`..stats.backtest.sharpe_confidence`).
+CONFIDENCE_INPUTS = ("sharpe", "psr", "n_periods", "skew", "kurtosis", "periods_per_year")
 
 
 def current_location() -> str:
@@ -142,8 +144,25 @@ class Filters:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def history(location: str, state: str, filters: Filters) -> pd.DataFrame:
-    """The filtered evaluations of one ticker, oldest first (the charts downsample them)."""
+    """The filtered evaluations of one ticker, oldest first, every column."""
     return get_ledger(location).history(**filters.history_kwargs())
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def series(location: str, state: str, filters: Filters, metric: str) -> pd.DataFrame:
+    """The filtered evaluations of one ticker, oldest first, with only ``metric`` besides
+    timestamp, ticker and model: what a chart of it draws (the charts downsample it). A
+    ticker's 100,000 rows read this way cost a third of the whole history (issue 23: the
+    ticker switch waited on the whole read before its chart)."""
+    return get_ledger(location).history(**filters.history_kwargs(), columns=[metric])
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def latest(location: str, state: str, filters: Filters, limit: int = RAW_TABLE_ROWS) -> pd.DataFrame:
+    """The latest ``limit`` filtered evaluations of one ticker, every column, newest first
+    (the raw table; the database keeps only those rows)."""
+    frame = get_ledger(location).history(**filters.history_kwargs(), limit=limit)
+    return frame.iloc[::-1].reset_index(drop=True)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -187,12 +206,12 @@ def decay(
 @st.cache_data(show_spinner=False, max_entries=32)
 def sharpe_confidence(location: str, state: str, ticker: str) -> pd.DataFrame:
     """PSR, DSR and MinTRL per model over the ticker's whole history: what
-    ``Ledger.sharpe_confidence`` computes, from the same cached frame the Performance tab
-    reads when no filter is set (so a first render reads the ticker's history once, not
-    twice); the DSR deflated by the effective number of trials when return series are kept."""
+    ``Ledger.sharpe_confidence`` computes, from only the columns it reads (a metric never
+    logged reads as NaN, which it treats as absent); the DSR deflated by the effective
+    number of trials when return series are kept."""
     led = get_ledger(location)
-    return confidence_of(history(location, state, Filters(ticker=ticker)),
-                         unscored=led.unscored_trials(ticker), effective=led.effective_trials(ticker))
+    frame = led.history(ticker, columns=CONFIDENCE_INPUTS)
+    return confidence_of(frame, unscored=led.unscored_trials(ticker), effective=led.effective_trials(ticker))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

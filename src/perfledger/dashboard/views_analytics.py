@@ -76,7 +76,7 @@ def render_analytics(
     span = st.select_slider(
         "Rolling window (evaluations)", stops, value=min(suggested, stops[-1]), key="trend_window"
     )
-    frame = data.history(location, state, filters)
+    frame = data.series(location, state, filters, metric)
     ticker_rows = everywhere[everywhere["ticker"] == filters.ticker] if not everywhere.empty else everywhere
     if filters.models and not ticker_rows.empty:
         ticker_rows = ticker_rows[ticker_rows["model_name"].isin(filters.models)]

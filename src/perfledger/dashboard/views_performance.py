@@ -64,7 +64,8 @@ def render_performance(
     model comparison, leaderboard with PSR/DSR, raw data."""
     decay = decay or DecaySettings()
     window = filters.window
-    frame = data.history(location, state, filters)
+    # Only the charted metric's column: the raw table reads its own latest rows, after the chart.
+    frame = data.series(location, state, filters, metric)
     st.subheader(md(filters.ticker))
     st.caption(f"{len(frame):,} evaluations match · {md(filters.describe())}")
 
@@ -147,7 +148,7 @@ def render_performance(
     experiments.render_comparison(location, state, filters, metric, dirs)
 
     st.markdown("##### Raw data")
-    shown = frame.iloc[::-1].head(data.RAW_TABLE_ROWS)
+    shown = data.latest(location, state, filters, data.RAW_TABLE_ROWS)
     table, config = display_history(shown)
     st.dataframe(table, hide_index=True, width="stretch", height=320, column_config=config, key="perf_raw")
     note = (

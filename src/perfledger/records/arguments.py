@@ -35,6 +35,23 @@ def check_names(fieldname: str, value: Any) -> tuple[str, ...]:
     return tuple(check_label(fieldname, v) for v in value)
 
 
+def check_columns(value: Any) -> tuple[str, ...] | None:
+    """A history's ``columns``: None (every column), or the metric names (core or custom)
+    and ``"notes"`` to read besides ``timestamp``, ``ticker`` and ``model_name``; in the
+    order given, each once."""
+    if value is None:
+        return None
+    if isinstance(value, str | Mapping) or not hasattr(value, "__iter__"):
+        raise TypeError(f"columns must be a list of metric names, got {type(value).__name__} {value!r}")
+    out: list[str] = []
+    for name in value:
+        if name not in CORE_METRICS and name != "notes":
+            check_metric_name(name, "columns")
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
 def check_bounds(fieldname: str, value: Any) -> tuple[tuple[str, float], ...]:
     """Metric-range filters (``at_least``/``at_most``): metric name → finite number."""
     if not value:

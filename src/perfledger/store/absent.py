@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..records.record import CORE_METRICS
 from .base import HistoryQuery, HistoryRows, ReadTx
 
 if TYPE_CHECKING:
@@ -28,8 +27,9 @@ def empty_history(query: HistoryQuery) -> HistoryRows:
     fields.append(("ts", pa.int64()))
     if len(query.tickers) != 1:
         fields.append(("ticker", pa.string()))
-    fields += [("model_name", pa.string()), *((m, pa.float64()) for m in CORE_METRICS),
-               ("notes", pa.string())]
+    fields += [("model_name", pa.string()), *((m, pa.float64()) for m in query.core_columns())]
+    if query.with_notes():
+        fields.append(("notes", pa.string()))
     if query.include_meta:
         fields += [("params", pa.string()), ("tags", pa.string()), ("has_returns", pa.int64())]
     return HistoryRows(pa.schema(fields).empty_table())

@@ -416,29 +416,39 @@ class SQLStore(Store):
         )
         # One ticker asked for: every row holds it, so it is not fetched row by row.
         ticker_col = "" if len(query.tickers) == 1 else "r.ticker, "
+        # Only the columns asked for (a chart of one metric skips the others and the notes).
+        core, custom = query.core_columns(), query.custom_columns()
+        has_extras = has_extras and custom != ()
         # Record ids line custom metrics up with their rows (and are shown with the meta).
         id_col = "r.id, " if has_extras or query.include_meta else ""
+        values = "".join(f", r.{m}" for m in core) + (", r.notes" if query.with_notes() else "")
         sql = (
-            f"SELECT {id_col}r.ts, {ticker_col}r.model_name, "
-            f"{', '.join('r.' + m for m in CORE_METRICS)}, r.notes{meta_cols} "
+            f"SELECT {id_col}r.ts, {ticker_col}r.model_name{values}{meta_cols} "
             f"FROM {src.from_} WHERE {src.where} {order}{limit}"
         )
         import pyarrow as pa  # here, not at import: a write or a small read needs no Arrow
 
         # History's metric columns are float64 even when every value read is NULL.
-        metric_types = {m: pa.float64() for m in CORE_METRICS}
+        metric_types = {m: pa.float64() for m in core}
         meta_types = {"id": pa.int64(), "has_returns": pa.int64()}
         types = {**metric_types, **meta_types} if query.include_meta else metric_types
         records = self._table(sql, src.params, types)
         extras = None
         if records.num_rows and has_extras:
+            named = ""
+            if custom is not None:  # only the custom metrics asked for
+                params = dict(src.params)
+                for i, name in enumerate(custom):
+                    params[f"column{i}"] = name
+                named = f" AND e.name IN ({', '.join(f':column{i}' for i in range(len(custom)))})"
+                src = Source(src.from_, src.where, params)
             if query.limit:
                 # Only the custom metrics of the rows kept: the limit runs in the database.
                 extra_sql = (f"SELECT e.record_id, e.name, e.value FROM pl_extra e WHERE e.record_id IN "
-                             f"(SELECT r.id FROM {src.from_} WHERE {src.where} {order}{limit})")
+                             f"(SELECT r.id FROM {src.from_} WHERE {src.where} {order}{limit}){named}")
             else:
                 extra_sql = (f"SELECT e.record_id, e.name, e.value FROM {src.from_} "
-                             f"JOIN pl_extra e ON e.record_id = r.id WHERE {src.where}")
+                             f"JOIN pl_extra e ON e.record_id = r.id WHERE {src.where}{named}")
             extras = self._table(extra_sql, src.params, {"value": pa.float64()})
         return HistoryRows(records, extras)
 
