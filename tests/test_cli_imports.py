@@ -2,7 +2,8 @@
 
 Each command runs in a fresh interpreter (what a user's shell starts), on a real ledger, and
 the test reads ``sys.modules`` after it: ``--help`` and ``--version`` import none of pandas,
-pyarrow, SQLAlchemy, ADBC or numpy, and neither do ``log``, ``best``, ``tickers``, ``check``
+pyarrow, SQLAlchemy, ADBC, numpy or pydantic (which Typer would import to coerce options:
+:mod:`perfledger.cli.coercion`), and neither do ``log``, ``best``, ``tickers``, ``check``
 and ``history`` (plain filters, every format) on a SQLite ledger directory (stdlib
 ``sqlite3``, :mod:`perfledger.store.sqlite.direct`, :mod:`perfledger.store.sqlite.direct_reads`).
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("pandas", "pyarrow", "pyarrow.dataset", "sqlalchemy", "adbc_driver_manager", "numpy")
+HEAVY = ("pandas", "pyarrow", "pyarrow.dataset", "sqlalchemy", "adbc_driver_manager", "numpy", "pydantic")
 
 _RUN = (
     "import json, sys, runpy\n"
