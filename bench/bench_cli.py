@@ -7,7 +7,7 @@ baseline's median in the same run. ``sqlite-utils`` runs with pandas and numpy h
 its own install (it needs neither, but imports them when they are there, as they are in
 perfledger's environment). The library is timed the same way: a fresh process running
 ``import perfledger; Ledger(d).log(...)`` against ``import sqlite3`` and one INSERT into a
-WAL database.
+WAL database. This checkout's ``src`` is byte-compiled first, as an install leaves a package.
 
     python -m bench.bench_cli --rounds 15          # the lead's run (writes nothing; prints markdown)
     python -m bench.bench_cli --rounds 3           # a smoke run
@@ -18,6 +18,7 @@ Needs ``sqlite-utils`` (the ``bench`` extra).
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import statistics
 import subprocess
@@ -57,6 +58,9 @@ def main() -> None:
 
     from perfledger import Ledger
 
+    # Byte-compiled, as an install leaves it (pip compiles site-packages; an environment with
+    # PYTHONDONTWRITEBYTECODE would otherwise recompile this checkout's src in every process).
+    compileall.compile_dir(ROOT / "src", quiet=1)
     py = sys.executable
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
     os.environ.pop("PERFLEDGER_URL", None)

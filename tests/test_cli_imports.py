@@ -2,8 +2,10 @@
 
 Each command runs in a fresh interpreter (what a user's shell starts), on a real ledger, and
 the test reads ``sys.modules`` after it: ``--help`` and ``--version`` import none of pandas,
-pyarrow, SQLAlchemy, ADBC or numpy, and neither do ``log``, ``best`` and ``tickers`` on a
-SQLite ledger directory (stdlib ``sqlite3``, :mod:`perfledger.store.sqlite.direct`).
+pyarrow, SQLAlchemy, ADBC, numpy or pydantic (which Typer would import to coerce options:
+:mod:`perfledger.cli.coercion`), and neither do ``log``, ``best``, ``tickers``, ``check``
+and ``history`` (plain filters, every format) on a SQLite ledger directory (stdlib
+``sqlite3``, :mod:`perfledger.store.sqlite.direct`, :mod:`perfledger.store.sqlite.direct_reads`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("pandas", "pyarrow", "pyarrow.dataset", "sqlalchemy", "adbc_driver_manager", "numpy")
+HEAVY = ("pandas", "pyarrow", "pyarrow.dataset", "sqlalchemy", "adbc_driver_manager", "numpy", "pydantic")
 
 _RUN = (
     "import json, sys, runpy\n"
@@ -88,3 +90,26 @@ def test_tickers_imports_no_heavy_library(ledger_dir: Path) -> None:
     assert code == 0
     assert printed.split() == ["AAPL", "MSFT"]
     assert heavy == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [
+    ("--ticker", "AAPL", "--model", "LSTM_v1", "--metric", "sharpe", "--min", "1"),
+    ("--ticker", "AAPL", "--model", "LSTM_v1", "--metric", "sharpe", "--min", "9", "--days", "30"),
+    ("--ticker", "MSFT", "--model", "GRU", "--metric", "custom_never_logged", "--max", "1"),
+])
+def test_check_imports_no_heavy_library(ledger_dir: Path, args: tuple[str, ...]) -> None:
+    code, heavy, printed = heavy_imports("--store", str(ledger_dir), "check", *args)
+    assert code in (0, 1), printed
+    assert heavy == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+@pytest.mark.parametrize("args", [(), ("--ticker", "AAPL", "--model", "LSTM_v1"),
+                                  ("--ticker", "AAPL", "--days", "30", "--min", "sharpe=0", "--limit", "5")])
+def test_history_imports_no_heavy_library(ledger_dir: Path, fmt: str, args: tuple[str, ...]) -> None:
+    code, heavy, printed = heavy_imports("--store", str(ledger_dir), "history", *args, "--format", fmt)
+    assert code == 0, printed
+    assert heavy == []
+    assert "LSTM_v1" in printed

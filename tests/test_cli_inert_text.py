@@ -88,18 +88,21 @@ def test_every_printed_line_is_inert(store: Path, args: list[str]) -> None:
 
 
 def test_warnings_are_one_inert_line_each(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    original = Ledger.history
+    # ``history`` reads plain rows when it can (Ledger.history_rows), else a DataFrame.
+    originals = {name: getattr(Ledger, name) for name in ("history", "history_rows")}
 
-    def noisy(self: Ledger, *a: object, **k: object) -> object:
+    def noisy(self: Ledger, *a: object, name: str = "history", **k: object) -> object:
         warnings.warn("first line\nsecond \x1b[2J line", RuntimeWarning, stacklevel=1)
         try:
             raise ValueError("inner\ntraceback")
         except ValueError:
             logging.getLogger("psycopg").warning("error ignored in pipeline\n%s", "\x1b]0;t\x07",
                                                  exc_info=True)
-        return original(self, *a, **k)
+        return originals[name](self, *a, **k)
 
     monkeypatch.setattr(Ledger, "history", noisy)
+    monkeypatch.setattr(Ledger, "history_rows",
+                        lambda self, *a, **k: noisy(self, *a, name="history_rows", **k))
     result = run_cli("--store", str(store), "history", "--format", "csv")
     assert result.returncode == 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -832,6 +832,38 @@ class Ledger:
         matched without fetching them."""
         return self._ensure().count(self._query(RecordFilter.of(locals())))
 
+    def history_rows(
+        self,
+        ticker: str | Sequence[str] | None = None,
+        model_name: str | Sequence[str] | None = None,
+        days_back: float | None = None,
+        *,
+        at_least: Mapping[str, float] | None = None,
+        at_most: Mapping[str, float] | None = None,
+        limit: int | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> tuple[list[str], list[tuple[Any, ...]]] | None:
+        """:meth:`history`'s columns and rows as plain tuples (timestamps as UTC datetimes,
+        missing values None) when the store reads them without pandas, else None.
+
+        Why: a command line printing 50 rows, or reading one value, should not import
+        pandas, pyarrow and SQLAlchemy first. The SQLite single-record path answers the plain
+        filters; anything else (PostgreSQL, params/tags filters) returns None and the caller
+        uses :meth:`history`. Arguments are checked as :meth:`history` checks them."""
+        query = self._query(ticker, model_name, days_back, None, None, params, tags,
+                            at_least=check_bounds("at_least", at_least),
+                            at_most=check_bounds("at_most", at_most), limit=check_limit(limit))
+        return self._ensure().history_rows(query)
+
+    def latest_value(self, ticker: str, model_name: str, metric: str,
+                     days_back: float | None = None) -> list[tuple[float, Any]] | None:
+        """The latest value of ``metric`` for one (ticker, model) pair, within ``days_back``,
+        and its timestamp, as a list of one (``[]``: no value), read without pandas when the
+        store can (as :meth:`history_rows`); None when it cannot (use :meth:`history`)."""
+        return self._ensure().latest(self._query(ticker, model_name, days_back, None, None, None, None),
+                                     metric)
+
     @staticmethod
     def _query(chosen: RecordFilter, **more: Any) -> HistoryQuery:
         """A checked :class:`HistoryQuery` (every filter validated, none yet run)."""

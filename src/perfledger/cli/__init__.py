@@ -10,8 +10,9 @@ an unexpected error (a bug) is one line and exit 1, its traceback only with
 
 Modules: :mod:`.app` (the Typer app, ``--store``, error plumbing), :mod:`.options`,
 :mod:`.output`, :mod:`.query` (commands that read) and :mod:`.manage` (commands that write
-or move records). Heavy imports (pandas, the ledger) happen inside commands, so
-``perfledger --help`` stays fast.
+or move records); :mod:`.rows` (``history`` printed from plain rows, without pandas) and
+:mod:`.coercion` (option values read without pydantic). Heavy imports (pandas, the ledger)
+happen inside commands, so ``perfledger --help`` stays fast.
 """
 
 from __future__ import annotations

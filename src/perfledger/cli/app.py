@@ -27,6 +27,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from ..errors import PerfLedgerError
+from .coercion import lighten
 
 if TYPE_CHECKING:
     from ..ledger import Ledger
@@ -54,7 +55,7 @@ class Group(TyperGroup):
     """The ``perfledger`` group: every way out is an exit code and, on failure, one line."""
 
     def get_params(self, ctx: Any) -> list[Any]:
-        return _flags_take_no_value(super().get_params(ctx))
+        return _flags_take_no_value(lighten(super().get_params(ctx)))
 
     def main(  # type: ignore[override]
         self, args: Sequence[str] | None = None, prog_name: str | None = None,
@@ -166,7 +167,7 @@ class Command(TyperCommand):
     line too, and whose flags are shown without a value."""
 
     def get_params(self, ctx: Any) -> list[Any]:
-        return _flags_take_no_value(super().get_params(ctx))
+        return _flags_take_no_value(lighten(super().get_params(ctx)))
 
     def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []

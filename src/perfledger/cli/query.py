@@ -29,6 +29,7 @@ from .options import (
     whole,
 )
 from .output import echo_json, print_frame, print_rows
+from .rows import latest_of, more_rows, print_history, read_history
 
 
 def _probability(option: str, value: str) -> float:
@@ -71,8 +72,13 @@ def history(
                    at_most=at_most or None, params=params, tags=tags)
     with library_errors():
         led = open_ledger(ctx)
-        frame = led.history(**filters, limit=shown)
-        matched = led.count(**filters) if shown is not None and len(frame) == shown else len(frame)
+        plain = read_history(led, filters, shown)  # without pandas when the ledger can
+        if plain is None:
+            frame = led.history(**filters, limit=shown)
+            matched = led.count(**filters) if shown is not None and len(frame) == shown else len(frame)
+    if plain is not None:
+        print_history(plain, format_)
+        return
     if format_ != OutputFormat.table:
         print_frame(frame, format_)
         return
@@ -83,8 +89,7 @@ def history(
             or frame[c].notna().any()]
     print_frame(frame[keep], format_, title="History")
     if matched > len(frame):
-        say(f"Showing the latest {len(frame):,} of {matched:,} matching records; "
-                   "see more with --limit N, all with --all, or every row with --format csv.")
+        say(more_rows(len(frame), matched))
 
 
 def best(
@@ -227,14 +232,18 @@ def check(
     with library_errors():
         if metric not in CORE_METRICS:
             check_metric_name(metric, "metric")
-        frame = open_ledger(ctx).history(ticker=ticker, model_name=model, days_back=days)
+        led = open_ledger(ctx)
+        found = led.latest_value(ticker, model, metric, days)  # without pandas when the ledger can
+        if found is None:
+            frame = led.history(ticker=ticker, model_name=model, days_back=days)
+            values = frame[metric].dropna() if metric in frame.columns else frame.iloc[0:0, 0:0]
+            found = [(values.iloc[-1], frame.loc[values.index[-1], "timestamp"])] if len(values) else []
     window = f" in the last {days:g} days" if days is not None else ""
-    values = frame[metric].dropna() if metric in frame.columns else frame.iloc[0:0, 0:0]
-    if len(values) == 0:
+    latest_when = latest_of(found)
+    if latest_when is None:
         say(f"FAIL: no {metric} for {model} on {ticker}{window}", err=True)
         raise typer.Exit(EXIT_CHECK_FAILED)
-    latest = float(values.iloc[-1])
-    when = frame.loc[values.index[-1], "timestamp"].isoformat()
+    latest, when = latest_when
     bounds = " and ".join(
         ([f">= {min_:g}"] if min_ is not None else []) + ([f"<= {max_:g}"] if max_ is not None else [])
     )

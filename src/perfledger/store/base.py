@@ -280,6 +280,18 @@ class Store(ABC):
     @abstractmethod
     def history(self, query: HistoryQuery) -> HistoryRows: ...
 
+    def history_rows(self, query: HistoryQuery) -> tuple[list[str], list[tuple[Any, ...]]] | None:
+        """``history(query)`` as plain columns and row tuples, when this store reads them
+        without pandas or Arrow (the SQLite single-record path:
+        :mod:`.sqlite.direct_reads`); None otherwise (the caller builds the DataFrame)."""
+        return None
+
+    def latest(self, query: HistoryQuery, metric: str) -> list[tuple[float, Any]] | None:
+        """The latest value of ``metric`` among the records ``query`` selects with its
+        timestamp (a UTC ``datetime``), as a list of one, or ``[]`` when there is none; None
+        when this store does not answer it without pandas (as :meth:`history_rows`)."""
+        return None
+
     @abstractmethod
     def count(self, query: HistoryQuery) -> int:
         """How many records ``history(query)`` would return without its limit, counted by

@@ -11,7 +11,8 @@ as the engine's, :mod:`.pragmas`; the same lock bookkeeping, :mod:`.locks`), rea
 version and the tables' columns, and answers the single-record questions itself: a
 ``log()`` (:meth:`DirectStore.writing_one`: the record, its custom metrics, kept returns and
 labels, then the batch's aggregates merged by the same upserts, text compiled by SQLAlchemy
-ahead of time, :mod:`.statements`), ``best``, ``tickers``, ``models``, ``directions``, and
+ahead of time, :mod:`.statements`), ``best``, ``tickers``, ``models``, ``directions``, plain history reads
+(:mod:`.direct_reads`: ``history_rows``, ``count``, ``latest``), and
 the mirrors' ``get_meta``/``last_id``. Every other call goes to the full
 :class:`~.store.SQLiteStore`, opened (and SQLAlchemy imported) the first time one is made.
 
@@ -42,7 +43,7 @@ from ...records.record import CORE_DIRECTIONS, CORE_METRICS
 from ..base import Inserted, RunAgain, Store, WriteTx
 from ..best_document import best_document
 from ..errors import Cause, boundary, perfledger_error
-from . import locks
+from . import direct_reads, locks
 from . import statements as S
 from .access import read_only_reason
 from .causes import sqlite_cause
@@ -292,7 +293,23 @@ class DirectStore(Store):
         return self.full.history(query)
 
     def count(self, query: Any) -> int:
+        if self._waiting is None and direct_reads.answers(query):
+            with self._reading() as cur:
+                return direct_reads.count(cur, query)
         return self.full.count(query)
+
+    def history_rows(self, query: Any) -> tuple[list[str], list[tuple[Any, ...]]] | None:
+        if self._waiting is not None or not direct_reads.answers(query):
+            return None
+        with self._reading() as cur:
+            return direct_reads.history_rows(cur, query)
+
+    def latest(self, query: Any, metric: str) -> list[tuple[float, Any]] | None:
+        if self._waiting is not None or not direct_reads.answers(query):
+            return None
+        with self._reading() as cur:
+            found = direct_reads.latest(cur, query, metric)
+        return [] if found is None else [found]
 
     def known_keys(self, keys: Sequence[str]) -> set[str]:
         return self.full.known_keys(keys)
