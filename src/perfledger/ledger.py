@@ -851,18 +851,16 @@ class Ledger:
         pandas, pyarrow and SQLAlchemy first. The SQLite single-record path answers the plain
         filters; anything else (PostgreSQL, params/tags filters) returns None and the caller
         uses :meth:`history`. Arguments are checked as :meth:`history` checks them."""
-        query = self._query(ticker, model_name, days_back, None, None, params, tags,
-                            at_least=check_bounds("at_least", at_least),
-                            at_most=check_bounds("at_most", at_most), limit=check_limit(limit))
-        return self._ensure().history_rows(query)
+        chosen = RecordFilter(ticker, model_name, days_back, params=params, tags=tags,
+                              at_least=at_least, at_most=at_most)
+        return self._ensure().history_rows(self._query(chosen, limit=check_limit(limit)))
 
     def latest_value(self, ticker: str, model_name: str, metric: str,
                      days_back: float | None = None) -> list[tuple[float, Any]] | None:
         """The latest value of ``metric`` for one (ticker, model) pair, within ``days_back``,
         and its timestamp, as a list of one (``[]``: no value), read without pandas when the
         store can (as :meth:`history_rows`); None when it cannot (use :meth:`history`)."""
-        return self._ensure().latest(self._query(ticker, model_name, days_back, None, None, None, None),
-                                     metric)
+        return self._ensure().latest(self._query(RecordFilter(ticker, model_name, days_back)), metric)
 
     @staticmethod
     def _query(chosen: RecordFilter, **more: Any) -> HistoryQuery:
