@@ -38,6 +38,16 @@ def _steps(calls: list[int], fail_at: int | None = None) -> list[Migration]:
     return [make(base + 1), make(base + 2)]
 
 
+def _release(monkeypatch: pytest.MonkeyPatch, steps: list[Migration]) -> None:
+    """Make this process a release whose migrations are ``steps``: the migrations list and
+    the version the SQLite single-record path opens without them (a test in
+    test_direct_sqlite.py keeps the two equal in the real release)."""
+    from perfledger.store.sqlite import statements
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", steps)
+    monkeypatch.setattr(statements, "SCHEMA_VERSION", max(m.version for m in steps))
+
+
 def _url(led: Ledger) -> str:
     return led.url.render_as_string(hide_password=False)
 
@@ -50,15 +60,17 @@ def old_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     led.log("M", "AAPL", sharpe=1.5, metrics={"sortino": 2.0}, params={"lr": 0.1}, tags={"run": "a"})
     url = _url(led)
     led.close()
+    # Read now: at teardown a test's patched MIGRATIONS may still be in place (the
+    # monkeypatch of an autouse fixture is undone after this fixture's teardown).
+    base = current_version()
     yield url
     if request.param == "postgres":
         engine = sa.create_engine(url)
         with engine.begin() as conn:
-            for v in range(current_version() + 1, current_version() + 3):
+            for v in range(base + 1, base + 3):
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS pl_synthetic_v{v}")
             conn.execute(sa.text("DELETE FROM pl_meta WHERE key LIKE 'ran-%'"))
-            conn.exec_driver_sql(
-                f"UPDATE pl_meta SET value = '{current_version()}' WHERE key = 'schema_version'")
+            conn.exec_driver_sql(f"UPDATE pl_meta SET value = '{base}' WHERE key = 'schema_version'")
         engine.dispose()
 
 
@@ -67,7 +79,7 @@ def test_steps_run_in_order_once_and_keep_every_record(
 ) -> None:
     base = current_version()
     calls: list[int] = []
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, *_steps(calls)])
+    _release(monkeypatch, [*migrations.MIGRATIONS, *_steps(calls)])
     led = Ledger(old_store)
     assert calls == [base + 1, base + 2]
     assert schema_version(old_store) == base + 2
@@ -84,13 +96,13 @@ def test_steps_run_in_order_once_and_keep_every_record(
 def test_a_failing_step_leaves_the_store_as_it_was(old_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
     base = current_version()
     calls: list[int] = []
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, *_steps(calls, fail_at=base + 2)])
+    _release(monkeypatch, [*migrations.MIGRATIONS, *_steps(calls, fail_at=base + 2)])
     with pytest.raises(RuntimeError, match="failed"):
         Ledger(old_store)
     assert calls == [base + 1, base + 2]
     assert schema_version(old_store) == base
     assert not any(t.startswith("pl_synthetic") for t in _tables(old_store))  # step 1 rolled back too
-    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:-2])
+    _release(monkeypatch, migrations.MIGRATIONS[:-2])
     with Ledger(old_store) as led:
         assert len(led.history()) == 1
 
@@ -102,7 +114,7 @@ def test_sqlite_upgrade_keeps_a_backup_of_the_old_file(
     led.log("M", "AAPL", sharpe=1.0)
     led.close()
     base = current_version()
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, *_steps([])])
+    _release(monkeypatch, [*migrations.MIGRATIONS, *_steps([])])
     Ledger(tmp_path / "l").close()
     backup = tmp_path / "l" / f"perfledger.db.v{base}.bak"
     con = sqlite3.connect(backup)
