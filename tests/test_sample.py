@@ -137,5 +137,6 @@ def test_one_sweep_is_overfit_and_the_other_is_not(sample: Ledger) -> None:
     skilled = sample.returns_frame(SKILLED_TICKER, tags={"run": SKILLED_RUN})
     from perfledger.stats import effective_trials
 
-    assert effective_trials(skilled.to_numpy()) < 3 < SKILLED_CONFIGS
+    # (Li & Ji's count: a family of closely related trials counts a few, not one)
+    assert effective_trials(skilled.to_numpy()) < SKILLED_CONFIGS / 4
     assert SKILLED_MODEL in set(sample.history(ticker=SKILLED_TICKER)["model_name"])

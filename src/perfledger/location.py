@@ -202,3 +202,21 @@ def foreign_database(location: str | os.PathLike[str], argument: str) -> sa.URL:
             )
         url = url.set(database=f"{Path(url.database).resolve().as_uri()}?mode=ro", query={"uri": "true"})
     return url
+
+
+def restore_advice(url: sa.URL | None) -> str:
+    """What to do when the records cannot be recomputed, for the store's engine: its backups
+    and the mirror files or an export, imported into a new ledger (the exact command). A
+    ``.bak`` copy exists only beside an embedded (SQLite) ledger."""
+    if url is not None and url.get_backend_name() == "sqlite" and url.database:
+        from pathlib import Path
+
+        directory = Path(url.database).parent
+        new = directory.with_name(directory.name + "-restored")
+        mirror = directory / "model_performance.json"
+        return (f"restore the database from a backup (this directory keeps perfledger.db.v<N>.bak "
+                f"before each upgrade), or import the mirror file into a new ledger: `perfledger "
+                f"--store {new} import {mirror}`")
+    return ("restore the database from a backup (pg_dump/pg_restore, or the server's own), or "
+            "import an export or a ledger directory's mirror file into a new database: "
+            "`perfledger --store postgresql+psycopg://USER@HOST/NEW_DB import model_performance.json`")

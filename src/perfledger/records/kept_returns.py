@@ -31,6 +31,11 @@ import numpy as np
 
 from ..errors import ValidationError, WrongTypeError
 
+#: The custom metric a backtest's frequency is stored under (without a direction: it is a
+#: setting, not a score): the per-period Sharpe is recovered from the annualised one with it,
+#: and series of different frequencies are never matched period by period (:mod:`.alignment`).
+PERIODS_METRIC = "periods_per_year"
+
 if TYPE_CHECKING:
     import pandas as pd
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
+from ..records.kept_returns import PERIODS_METRIC
 from ..records.record import CORE_METRICS
 from ..records.validation import MIN_MAGNITUDE, magnitude_message
 from .returns import (
@@ -43,9 +44,6 @@ BACKTEST_DIRECTIONS: dict[str, bool] = {
     "skew": True,
     "kurtosis": False,
 }
-#: Also stored (without a direction: it is a setting, not a score) so the per-period Sharpe
-#: can be recovered from the annualised one later.
-PERIODS_METRIC = "periods_per_year"
 #: The tag that says a record is a trial of a search (an Optuna trial, say) and how it ended.
 TRIAL_STATE_TAG = "trial_state"
 #: The ``trial_state`` values of trials that ran and ended without a value (pruned early, or

@@ -10,7 +10,8 @@ derived table from the records (``SQLWriteTx.recompute``).
 What cannot: a ledger whose ``pl_records`` table is gone, or a table of recorded facts
 (``pl_records``, ``pl_extra``, ``pl_metric_defs``) that lost a column: the values are nowhere
 else in the database, and recreating them empty would pass for a ledger that never held
-them. The repair refuses with the damaged-schema line, whose advice (:func:`.survey.restore_advice`)
+them. The repair refuses with the damaged-schema line,
+whose advice (:func:`~perfledger.location.restore_advice`)
 never points back at ``repair``: the engine's backups and the exact ``import`` of the mirror
 file (or an export) into a new ledger.
 
@@ -25,9 +26,10 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from ..errors import StorageError
+from ..location import restore_advice
 from . import schema as T
 from .migrations import EngineSteps, current_version, set_version
-from .survey import DERIVED_TABLES, damaged_message, restore_advice, survey, unrecoverable
+from .survey import DERIVED_TABLES, damaged_message, survey, unrecoverable
 
 #: Tables that hold no record and may be recreated empty (what they held is lost).
 _RECREATED_EMPTY = ("pl_metric_defs", "pl_import_keys", "pl_cleared", "pl_cleared_records",

@@ -474,8 +474,7 @@ class SQLStore(Store):
     def returns_matching(self, query: HistoryQuery) -> list[tuple[int, str, float | None, KeptReturns]]:
         if self.absent:
             return []
-        from ..records.kept_returns import KeptReturns
-        from ..stats.backtest import PERIODS_METRIC
+        from ..records.kept_returns import PERIODS_METRIC, KeptReturns
 
         def read(conn: sa.Connection) -> list[tuple[int, str, float | None, KeptReturns]]:
             src = self._source(conn, query)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from ..errors import NotALedgerError, StorageError
+from ..location import restore_advice
 
 #: The tables whose rows are recorded facts (not recomputable from other tables). The others
 #: are derived from ``pl_records`` (and ``pl_extra``, ``pl_metric_defs``) and ``repair``
@@ -100,24 +101,6 @@ def unrecoverable(missing: Sequence[str], found: Survey) -> list[str]:
     if "pl_records" not in found.columns:
         return ["pl_records"]
     return [m for m in missing if "." in m and m.split(".")[0] in SOURCE_TABLES]
-
-
-def restore_advice(url: sa.URL | None) -> str:
-    """What to do when the records cannot be recomputed, for the store's engine: its backups
-    and the mirror files or an export, imported into a new ledger (the exact command). A
-    ``.bak`` copy exists only beside an embedded (SQLite) ledger."""
-    if url is not None and url.get_backend_name() == "sqlite" and url.database:
-        from pathlib import Path
-
-        directory = Path(url.database).parent
-        new = directory.with_name(directory.name + "-restored")
-        mirror = directory / "model_performance.json"
-        return (f"restore the database from a backup (this directory keeps perfledger.db.v<N>.bak "
-                f"before each upgrade), or import the mirror file into a new ledger: `perfledger "
-                f"--store {new} import {mirror}`")
-    return ("restore the database from a backup (pg_dump/pg_restore, or the server's own), or "
-            "import an export or a ledger directory's mirror file into a new database: "
-            "`perfledger --store postgresql+psycopg://USER@HOST/NEW_DB import model_performance.json`")
 
 
 def damaged_message(where: str, missing: Sequence[str], found: Survey, url: sa.URL | None = None) -> str:

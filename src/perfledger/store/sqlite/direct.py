@@ -198,9 +198,11 @@ class DirectStore(Store):
     def writing_one(self) -> AbstractContextManager[WriteTx]:
         if self._waiting is not None:
             with self._lock:
-                conn = _probe(self.path, *self._waiting)
-                if conn is not None:
-                    self._conn, self._waiting = conn, None
+                waiting = self._waiting  # looked at again under the lock: another thread's
+                if waiting is not None:  # log() may have taken the short path meanwhile
+                    conn = _probe(self.path, *waiting)
+                    if conn is not None:
+                        self._conn, self._waiting = conn, None
         if not self._direct_writes or self._waiting is not None:
             return self.full.writing_one()
         return self._transaction()
