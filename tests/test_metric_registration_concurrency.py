@@ -8,7 +8,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -33,15 +32,9 @@ led.log_backtest(f"N{i}", "AAPL", returns=np.random.default_rng(i).normal(0, 0.0
 def test_parallel_first_backtests_register_their_metrics_once(
     pg_server_url: str, tmp_path: Path, round_: int
 ) -> None:
-    import sqlalchemy as sa
-    from conftest import PG_ADMIN_URL
+    from conftest import fresh_pg_database
 
-    name = f"perfledger_reg_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    try:
+    with fresh_pg_database("perfledger_reg") as url:
         with Ledger(url) as led:
             for i in range(3):
                 led.log("M", "AAPL", sharpe=i / 10)  # a ledger with records, no backtest metric yet
@@ -59,9 +52,3 @@ def test_parallel_first_backtests_register_their_metrics_once(
             directions = led.metric_directions()
             assert directions["psr"] is True and directions["volatility"] is False
             assert len(led.returns_frame(model_name=[f"N{i}" for i in range(6)]).columns) == 6
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.dispose()
