@@ -175,9 +175,17 @@ def test_bad_settings_and_refused_values(ledger: Ledger) -> None:
 
 
 def _storages(tmp_path: Path, request: pytest.FixtureRequest, kind: str) -> str:
+    """Optuna's RDB storage: a file, or a PostgreSQL database of its own (never the session's
+    ledger database: Optuna's tables there make it another application's, which perfledger
+    then refuses to open)."""
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'optuna.db'}"
-    return request.getfixturevalue("pg_server_url")
+    from conftest import fresh_pg_database
+
+    made = fresh_pg_database("perfledger_optuna")
+    url = made.__enter__()
+    request.addfinalizer(lambda: made.__exit__(None, None, None))
+    return url
 
 
 @pytest.mark.slow
