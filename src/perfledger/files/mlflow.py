@@ -20,9 +20,10 @@ installed: ``experiments``, ``runs``, ``latest_metrics``, ``params`` and ``tags`
   and skipped; nothing else is blocked by it.
 * **Params** are carried, each value read as JSON when it is JSON (MLflow stores ``6`` as the
   text ``"6"``: it becomes the number 6, as ``perfledger log --param max_depth=6`` stores it),
-  else kept as text (``NaN``, ``Infinity`` or ``1e400``, not strict JSON, stay text). **Tags**: every tag but MLflow's own (``mlflow.*``), plus
-  ``mlflow_run`` (the run id) and ``mlflow_experiment`` (its experiment's name); the run's
-  description (``mlflow.note.content``) becomes the notes.
+  else kept as text (``NaN``, ``Infinity`` or ``1e400``, not strict JSON, stay text).
+  **Tags**: every tag but MLflow's own (``mlflow.*``), plus ``mlflow_run`` (the run id)
+  and ``mlflow_experiment`` (its experiment's name); the run's description
+  (``mlflow.note.content``) becomes the notes.
 * **Timestamp**: the run's end time (its start time if it has none).
 
 The rows then go through the file importer (:func:`.importer.import_rows`): the same checks,
