@@ -215,3 +215,16 @@ def foreign_database(location: str | os.PathLike[str], argument: str) -> sa.URL:
             )
         url = url.set(database=f"{Path(url.database).resolve().as_uri()}?mode=ro", query={"uri": "true"})
     return url
+
+
+def driver_install_hint(url: sa.URL, missing: str | None) -> str:
+    """What to do when ``url``'s PostgreSQL driver module ``missing`` is not installed.
+    ``perfledger[postgres]`` brings psycopg 3, the driver of ``postgresql://``: it is the
+    answer only for that URL; a URL naming another driver (``postgresql+psycopg2://``) is
+    told to drop the driver name or install that driver, since the extra would not help."""
+    top = (missing or "").split(".")[0]
+    if top in ("", "psycopg") or url.drivername in ("postgresql", "postgresql+psycopg"):
+        return "pip install 'perfledger[postgres]'"
+    package = {"psycopg2": "psycopg2-binary"}.get(top, top)
+    return (f"use postgresql://… (psycopg 3, which pip install 'perfledger[postgres]' brings) "
+            f"instead of {url.drivername}://…, or pip install {package}")

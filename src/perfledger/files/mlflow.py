@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingDependencyError, StorageError, StoreConnectionError, ValidationError
-from ..location import describe_url_text, foreign_database, hide_password
+from ..location import describe_url_text, driver_install_hint, foreign_database, hide_password
 from ..records.record import CORE_METRICS
 from ..records.timestamps import format_ts
 from ..records.validation import check_metric_name
@@ -256,7 +256,7 @@ def import_mlflow(
         engine = sa.create_engine(url)
     except ModuleNotFoundError as exc:
         raise MissingDependencyError(
-            f"reading {where_db} needs the {exc.name} driver: pip install 'perfledger[postgres]'"
+            f"reading {where_db} needs the {exc.name} driver: {driver_install_hint(url, exc.name)}"
         ) from None
     try:
         runs, unfinished = read_runs(engine, experiments, where_db)
