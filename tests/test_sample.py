@@ -97,6 +97,15 @@ def test_the_sweep_is_overfit(sample: Ledger) -> None:
     assert np.allclose(sweep["sharpe"].to_numpy(), expected, rtol=1e-6)
     pbo = probability_of_backtest_overfitting(np.column_stack(returns)).pbo
     assert pbo > 0.6
+    # Review 24 #3: one model's configurations are correlated (they trade one market), so the
+    # effective number of trials is visibly below the count, checked on numpy's correlations.
+    from perfledger.stats import effective_trials
+
+    corr = np.corrcoef(np.column_stack(returns).T)[np.triu_indices(SWEEP_CONFIGS, 1)]
+    assert 0.35 < corr.mean() < 0.65
+    assert effective_trials(np.column_stack(returns)) < 0.7 * SWEEP_CONFIGS
+    n_eff = sample.effective_trials(SWEEP_TICKER)
+    assert n_eff is not None and n_eff[0] < n_eff[1]
 
 
 def test_make_runs_sample_goes_only_into_an_empty_directory(tmp_path: Path) -> None:
