@@ -203,3 +203,14 @@ def test_empty_cells_show_a_dash_and_the_leaderboard_fits_1280_px(store: Path) -
     # The shown numbers are the column's own format (Sharpe with 2 decimals).
     first = raw.value["Sharpe"].iloc[0]
     assert cells["Sharpe"].iloc[0] == f"{first:.2f}"
+
+
+def test_the_heatmap_caption_says_the_median_scale(store: Path) -> None:  # noqa: F811
+    """Review 24 #11: the caption under the heatmap says what its colours mean now (around
+    each metric's median), not "from its worst model (red) to its best (green)"."""
+    with Ledger(store) as led:
+        led.log_many(monitored_rows())
+    at = run_app()
+    best = show_tab(at, 1)
+    captions = " ".join(c.value for c in best.caption)
+    assert "median" in captions and "worst model" not in captions
