@@ -88,6 +88,8 @@ HISTORY_ARGS = [
     ("--all",),
     ("--ticker", "NOPE"),
     ("--ticker", "AAPL", "--model", "GRU", "--days", "1"),
+    ("--columns", "all"),
+    ("--ticker", "AAPL", "--columns", "calmar"),
 ]
 
 
@@ -150,3 +152,22 @@ def test_label_filters_take_the_frame_path(ledger: Path) -> None:
         assert led.history_rows(ticker="AAPL") is not None
     out = run_cli("--store", str(ledger), "history", "--param", "depth=1", "--format", "csv")
     assert out.returncode == 0 and len(list(csv.reader(io.StringIO(out.stdout)))) == 1 + 20
+
+
+def test_a_history_table_shows_custom_metrics_when_asked(ledger: Path) -> None:
+    """Review 24 #14: a table shows the record's fields and core metrics; custom metrics (the
+    sample has eight) only with --columns, and a line says which were left out."""
+    plain = run_cli("--store", str(ledger), "history", "--ticker", "AAPL")
+    assert plain.returncode == 0
+    header = next(x for x in plain.stdout.splitlines() if "timestamp" in x)
+    assert "sharpe" in header and "sortino" not in header and "calmar" not in header
+    assert "2 custom metric column(s) not shown (calmar, sortino): --columns all" in plain.stdout
+    every = run_cli("--store", str(ledger), "history", "--ticker", "AAPL", "--columns", "all")
+    header = next(x for x in every.stdout.splitlines() if "timestamp" in x)
+    assert "sortino" in header and "calmar" in header and "not shown" not in every.stdout
+    one = run_cli("--store", str(ledger), "history", "--ticker", "AAPL", "--columns", "sortino")
+    assert "1 custom metric column(s) not shown (calmar)" in one.stdout
+    bad = run_cli("--store", str(ledger), "history", "--columns", "nope")
+    assert bad.returncode == 2 and bad.stderr.startswith("Error: --columns nope names no column")
+    csv_out = run_cli("--store", str(ledger), "history", "--format", "csv").stdout
+    assert "sortino" in csv_out.splitlines()[0]  # csv/json carry every column

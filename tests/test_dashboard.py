@@ -312,7 +312,8 @@ def test_every_tab_renders(seeded: Path, metric: str) -> None:
     perf, best, analytics, _backtests = at.tabs
     # Only the selected tab runs: the hidden ones send nothing until they are picked.
     assert not best.children and not analytics.children
-    assert len(perf.get("plotly_chart")) == 2 and len(perf.dataframe) == 2
+    # leaderboard, the other metrics' means (an expander), raw data
+    assert len(perf.get("plotly_chart")) == 2 and len(perf.dataframe) == 3
     assert [m.label for m in perf.metric][:2] == ["Best Sharpe", "Best MSE"]
     best = show_tab(at, 1)
     assert not at.tabs[0].children and not at.tabs[2].children

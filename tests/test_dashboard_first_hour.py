@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -161,3 +162,55 @@ def test_tables_give_every_metric_header_room(store: Path) -> None:  # noqa: F81
     # The grid gets each note whole (its overlay shows what the column cuts), never shortened.
     shown = [df.value for df in at.tabs[0].dataframe if "Notes" in df.value.columns]
     assert any("a long note " * 20 in set(frame["Notes"]) for frame in shown)
+
+
+def _display_values(df: Any) -> Any:
+    """The text a table's cells show (the Styler's display values Streamlit sends)."""
+    import pyarrow as pa
+
+    raw = df.proto.arrow_data.styler.display_values
+    return pa.ipc.open_stream(raw).read_pandas()
+
+
+def test_empty_cells_show_a_dash_and_the_leaderboard_fits_1280_px(store: Path) -> None:  # noqa: F811
+    """Review 24 #10, #1: a model without an MSE shows "—", never "None"; the leaderboard's
+    columns fit the main area of a 1280 px window (about 818 px beside the sidebar), the
+    other metrics' means in their own table; the best-models table never says "None · —"."""
+    rows = monitored_rows()
+    for r in rows:
+        if r["model_name"] == "Weak":
+            del r["mse"]
+    with Ledger(store) as led:
+        led.log_many(rows)
+        led.log("Steady", "AAPL", sharpe=1.0, win_rate=0.55, drawdown=-0.1, accuracy=0.6,
+                total_return=0.1, notes="n")
+    at = run_app()
+    tables = {tuple(df.value.columns): df for df in at.tabs[0].dataframe}
+    board = next(df for cols, df in tables.items() if "Rank" in cols and "Sharpe (mean)" in cols)
+    config = json.loads(board.proto.columns)
+    widths = [config[c].get("width") for c in board.value.columns]
+    assert all(isinstance(w, int) for w in widths), config
+    assert sum(widths) <= 818, config
+    assert set(board.value.columns) >= {"Rank", "Model", "Records", "Sharpe (mean)", "Sharpe (latest)"}
+    assert "MSE (mean)" not in board.value.columns
+    more = next(df for cols, df in tables.items() if "MSE (mean)" in cols and "Sharpe (mean)" not in cols)
+    shown = _display_values(more)
+    weak = list(more.value["Model"]).index("Weak")
+    assert shown["MSE (mean)"].iloc[weak] == "—"
+    raw = next(df for cols, df in tables.items() if "Logged (UTC)" in cols)
+    cells = _display_values(raw)
+    assert "None" not in set(cells.to_numpy().ravel()) and "—" in set(cells["Accuracy"])
+    # The shown numbers are the column's own format (Sharpe with 2 decimals).
+    first = raw.value["Sharpe"].iloc[0]
+    assert cells["Sharpe"].iloc[0] == f"{first:.2f}"
+
+
+def test_the_heatmap_caption_says_the_median_scale(store: Path) -> None:  # noqa: F811
+    """Review 24 #11: the caption under the heatmap says what its colours mean now (around
+    each metric's median), not "from its worst model (red) to its best (green)"."""
+    with Ledger(store) as led:
+        led.log_many(monitored_rows())
+    at = run_app()
+    best = show_tab(at, 1)
+    captions = " ".join(c.value for c in best.caption)
+    assert "median" in captions and "worst model" not in captions

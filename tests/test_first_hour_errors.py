@@ -86,3 +86,33 @@ def test_version() -> None:
     done = run_cli("--version")
     assert (done.returncode, done.stdout) == (0, f"perfledger {version('perfledger')}\n")
     assert "--version" in run_cli("--help").stdout
+
+
+def test_a_psycopg2_url_without_psycopg2_says_to_use_postgresql_or_install_it(tmp_path: Path) -> None:
+    """Review 24 #4: the extra brings psycopg 3, so for ``postgresql+psycopg2://`` it is no
+    answer: say to drop the driver name or install psycopg2."""
+    url = "postgresql+psycopg2://me@127.0.0.1/test"
+    done = run_without("psycopg2", "--store", url, "tickers", cwd=tmp_path)
+    assert done.returncode == 2, done
+    [line] = done.stderr.splitlines()
+    assert line.endswith("(psycopg2 is not installed): use postgresql://… (psycopg 3, which pip install "
+                         "'perfledger[postgres]' brings) instead of postgresql+psycopg2://…, or pip "
+                         "install psycopg2-binary"), line
+
+
+def test_help_lines_are_whole_sentences_and_arguments_upper_case() -> None:
+    """Review 24 #5: the command list shows each summary as one paragraph (the docstring's
+    source line breaks made ragged "evaluations" / "on a ticker" rows); usage lines name
+    arguments in capitals."""
+    import typer
+
+    from perfledger.cli import app
+
+    group = typer.main.get_command(app)
+    for name in COMMANDS:
+        short = group.commands[name].short_help  # what Typer's list prints (else the raw help)
+        assert isinstance(short, str) and "\n" not in short and "  " not in short, (name, short)
+    overfit = group.commands["overfit"].short_help or ""
+    assert "(CSCV) over the evaluations on a ticker that kept" in overfit
+    usage = run_cli("import-mlflow", "--help").stdout
+    assert "{TRACKING_URI}" in usage and "tracking_uri" not in usage

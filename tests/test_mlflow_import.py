@@ -256,3 +256,41 @@ def test_imports_at_once_store_each_run_once(tmp_path: Path) -> None:
     assert sorted(r["tags"]["mlflow_run"] for r in led.records()) == sorted(
         r["run_id"] for r in MLFLOW["runs"] if importable(r) and "ticker" in r["params"])
     led.close()
+
+
+@pytest.mark.parametrize("uri", ["http://127.0.0.1:5000", "https://mlflow.example.com"])
+def test_a_tracking_server_is_one_line_naming_what_is_read(tmp_path: Path, uri: str) -> None:
+    """Review 24 #8: MLflow's usual URI is its tracking server's: one line saying perfledger
+    reads the tracking DATABASE, exit 2 (was "unexpected NoSuchModuleError", exit 1)."""
+    r = run_cli("--store", str(tmp_path / "ledger"), "import-mlflow", uri)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == (f"Error: uri={uri!r} is not a database perfledger reads: it reads MLflow's "
+                        "tracking database, not a tracking server; give the database the server stores "
+                        "its runs in (its --backend-store-uri): sqlite:///path/mlflow.db or "
+                        "postgresql://user@host/db\n")
+    other = run_cli("--store", str(tmp_path / "ledger"), "import-mlflow", "mysql://u@h/db")
+    assert other.returncode == 2 and other.stderr == (
+        "Error: uri='mysql://u@h/db' is not a database perfledger reads: it reads an SQLite or "
+        "PostgreSQL tracking database: sqlite:///path/mlflow.db or postgresql://user@host/db\n")
+
+
+def test_a_non_json_number_param_stays_text_and_the_run_imports(tmp_path: Path, ledger: Ledger) -> None:
+    """Review 24 #9: ``NaN``, ``Infinity``, ``1e400`` are not strict JSON: they stay text (a
+    param is a label), and the run imports with the others; ``0.5`` and ``[1, 2]`` still parse.
+    A non-MLflow SQLite file is named by the path given, not the read-only URI opened."""
+    odd = tmp_path / "odd.db"
+    shutil.copy(STORE, odd)
+    victim = next(r["run_id"] for r in MLFLOW["runs"] if importable(r) and "ticker" in r["params"])
+    texts = {"alpha": "NaN", "beta": "Infinity", "gamma": "1e400", "delta": "[1e400]", "eps": "0.5",
+             "zeta": "[1, 2]", "eta": "-Infinity"}
+    with sqlite3.connect(odd) as conn:
+        conn.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)",
+                         [(k, v, victim) for k, v in texts.items()])
+    report = ledger.import_mlflow(odd, metrics=MAP)
+    assert report.imported == 4 and not report.rejected
+    params = by_run(ledger)[victim]["params"]
+    assert {k: params[k] for k in texts} == {**texts, "eps": 0.5, "zeta": [1, 2]}
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE runs (x)").connection.commit()
+    with pytest.raises(ValidationError, match=rf"^{other} is not an MLflow tracking database"):
+        ledger.import_mlflow(other)

@@ -246,3 +246,75 @@ def test_a_trial_that_stopped_the_study_is_picked_up_by_log_study(ledger: Ledger
     assert ledger.unscored_trials("AAPL") == 1
     assert ledger.history(tags={"trial_state": "failed"}, include_meta=True)["params"].tolist() == [
         study.trials[2].params]
+
+
+def test_studies_sharing_a_name_are_different_studies(ledger: Ledger, tmp_path: Path) -> None:
+    """Review 24 #6: a script re-run with Optuna's default in-memory storage, or a study of the
+    same name in another storage, numbers its trials from 0 again; each is a new trial, logged
+    once (and a back-fill of either study adds nothing)."""
+    def obj(t: optuna.Trial) -> float:
+        return t.suggest_float("x", 0, 1)
+
+    cb = LedgerCallback(ledger, ticker="AAPL", model_name="XGB", metric="sharpe")
+    studies = []
+    for _run in range(2):   # in memory, same name: the script run twice
+        st = optuna.create_study(direction="maximize", study_name="xgb-aapl")
+        st.optimize(obj, n_trials=5, callbacks=[cb])
+        studies.append(st)
+    for i in range(2):      # two storages, each with a study named "shared"
+        st = optuna.create_study(direction="maximize", study_name="shared",
+                                 storage=f"sqlite:///{tmp_path / f'o{i}.db'}")
+        st.optimize(obj, n_trials=3, callbacks=[LedgerCallback(ledger, ticker="AAPL", model_name="XGB")])
+        studies.append(st)
+    assert len(ledger.history(ticker="AAPL")) == 16
+    assert int(ledger.sharpe_confidence("AAPL")["n_trials"].iloc[0]) == 16
+    assert [cb.log_study(st) for st in studies] == [0, 0, 0, 0]
+    # Loaded again from its storage (another process would), the trial has the same key.
+    again = optuna.load_study(study_name="shared", storage=f"sqlite:///{tmp_path / 'o1.db'}")
+    assert cb.log_study(again) == 0
+    assert len(ledger.history(ticker="AAPL")) == 16
+
+
+def test_a_direction_contradicting_the_metrics_is_refused(ledger: Ledger) -> None:
+    """Review 24 #13: minimizing under "sharpe" (higher is better), or maximizing a custom
+    metric another study registered lower-is-better, is refused; nothing is stored."""
+    low = optuna.create_study(direction="minimize", study_name="neg")
+    cb = LedgerCallback(ledger, ticker="AAPL", model_name="XGB", metric="sharpe")
+    with pytest.raises(ValidationError, match=r"study 'neg' minimizes metric 'sharpe', which this "
+                                              r"ledger ranks higher-is-better"):
+        low.optimize(lambda t: -t.suggest_float("x", 0, 1), n_trials=2, callbacks=[cb])
+    assert ledger.history().empty
+    with pytest.raises(ValidationError, match="minimizes metric 'sharpe'"):
+        cb.log_study(low)
+    first = optuna.create_study(direction="minimize", study_name="loss")
+    first.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2,
+                   callbacks=[LedgerCallback(ledger, ticker="AAPL", model_name="M", metric="my_score")])
+    other = optuna.create_study(direction="maximize", study_name="score")
+    with pytest.raises(ValidationError, match=r"maximizes metric 'my_score'.*lower-is-better"):
+        other.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2,
+                       callbacks=[LedgerCallback(ledger, ticker="AAPL", model_name="M", metric="my_score")])
+    assert len(ledger.history()) == 2 and ledger.metric_directions()["my_score"] is False
+
+
+def test_a_user_attribute_the_ledger_refuses_is_skipped_once(
+    ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review 24 #7: a win_rate of 55 (or a negative mse) set as a user attribute is skipped
+    with one warning for the whole study; the study runs on and every trial is logged."""
+    def obj(t: optuna.Trial) -> float:
+        t.set_user_attr("win_rate", 55.0)
+        t.set_user_attr("mse", -1.0)
+        t.set_user_attr("nanv", float("nan"))
+        t.set_user_attr("accuracy", 0.6)
+        return t.suggest_float("x", 0, 1)
+
+    study = optuna.create_study(direction="maximize", study_name="attrs")
+    with caplog.at_level("WARNING", logger="perfledger.optuna"):
+        study.optimize(obj, n_trials=6, callbacks=[LedgerCallback(ledger, ticker="AAPL", model_name="M")])
+    hist = ledger.history()
+    assert len(hist) == 6
+    assert hist["win_rate"].isna().all() and hist["mse"].isna().all()
+    assert (hist["accuracy"] == 0.6).all()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3, lines
+    assert any("win_rate=55.0 is out of range" in line for line in lines)

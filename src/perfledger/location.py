@@ -176,7 +176,8 @@ def foreign_database(location: str | os.PathLike[str], argument: str) -> sa.URL:
     URL (``sqlite:///mlflow.db``, ``postgresql://user@host/mlflow``) or the path of an
     SQLite file. An SQLite database is opened read-only and must exist (nothing is ever
     created or written in it); a directory or a ``file:`` URI (MLflow's file store, which
-    keeps no database) is a ValidationError naming ``argument``."""
+    keeps no database), or any other URL (a tracking server's ``http://``) is a
+    ValidationError naming ``argument``."""
 
     text = os.fspath(location)
     if not is_url(text):
@@ -194,6 +195,18 @@ def foreign_database(location: str | os.PathLike[str], argument: str) -> sa.URL:
             "sqlite:///path/mlflow.db or postgresql://user@host/db", [(None, argument, "a file store")],
         )
     url = resolve(text).url
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        # MLflow's usual URI is its tracking SERVER (http://host:5000, databricks): a REST
+        # API, not a database. Told here, where the URL is parsed, not from a driver's error.
+        server = url.get_backend_name() in ("http", "https", "databricks")
+        raise ValidationError(
+            f"{argument}={describe_url_text(url)!r} is not a database perfledger reads: it reads "
+            + ("MLflow's tracking database, not a tracking server; give the database the server "
+               "stores its runs in (its --backend-store-uri): " if server else
+               "an SQLite or PostgreSQL tracking database: ")
+            + "sqlite:///path/mlflow.db or postgresql://user@host/db",
+            [(None, argument, url.get_backend_name())],
+        )
     if url.get_backend_name() == "sqlite":
         if not url.database or url.database == ":memory:" or not Path(url.database).is_file():
             raise ValidationError(
@@ -220,3 +233,16 @@ def restore_advice(url: sa.URL | None) -> str:
     return ("restore the database from a backup (pg_dump/pg_restore, or the server's own), or "
             "import an export or a ledger directory's mirror file into a new database: "
             "`perfledger --store postgresql+psycopg://USER@HOST/NEW_DB import model_performance.json`")
+
+
+def driver_install_hint(url: sa.URL, missing: str | None) -> str:
+    """What to do when ``url``'s PostgreSQL driver module ``missing`` is not installed.
+    ``perfledger[postgres]`` brings psycopg 3, the driver of ``postgresql://``: it is the
+    answer only for that URL; a URL naming another driver (``postgresql+psycopg2://``) is
+    told to drop the driver name or install that driver, since the extra would not help."""
+    top = (missing or "").split(".")[0]
+    if top in ("", "psycopg") or url.drivername in ("postgresql", "postgresql+psycopg"):
+        return "pip install 'perfledger[postgres]'"
+    package = {"psycopg2": "psycopg2-binary"}.get(top, top)
+    return (f"use postgresql://… (psycopg 3, which pip install 'perfledger[postgres]' brings) "
+            f"instead of {url.drivername}://…, or pip install {package}")

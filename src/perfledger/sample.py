@@ -18,7 +18,9 @@ A small research history that lights up every view and every example in README:
 * **one sweep that is really overfit** (tag ``run=sweep-3``, :data:`SWEEP_MODEL` on AAPL):
   :data:`SWEEP_CONFIGS` configurations logged with ``log_backtest(..., returns=...)``, none
   of them really skilled: a small edge each (luck of the draw) plus noise that mean-reverts
-  over the backtest, so the best of them looks good, the Deflated Sharpe says it could be
+  over the backtest, on top of one market they all trade (pairwise correlation about 0.5,
+  as one model's configurations are: about 21 effective trials of 40), so the best of them
+  looks good, the Deflated Sharpe says it could be
   luck among the trials, and the configuration best in any half of the periods is among
   the worst in the other half (PBO well above 0.5).
 * **one sweep that is not** (tag ``run=sweep-4``, :data:`SKILLED_MODEL` on MSFT):
@@ -145,15 +147,21 @@ def sweep_returns(random_state: int = 7, configs: int = SWEEP_CONFIGS) -> list[n
     configuration (module docstring): a small persistent edge (luck of the draw, annualised
     Sharpe around 0.3) plus noise that mean-reverts over the whole backtest (it sums to
     zero), so whatever made a configuration look good in one part of the periods it gives
-    back in the rest."""
+    back in the rest; plus one market series shared by all (correlation about 0.5)."""
     import numpy as np
 
     rng = np.random.default_rng(random_state + 1)
+    # The market every configuration trades (its own generator: the configurations' draws
+    # stay those of a sweep without it). Added equally to all, it moves their Sharpes alike
+    # and leaves which one wins a split to their own noise: the sweep stays overfit while
+    # its trials are correlated, so the effective number of trials is below the count.
+    market = np.random.default_rng(random_state + 3).normal(0, _DAILY_VOL, SWEEP_PERIODS)
+    market -= market.mean()
     out = []
     for _ in range(configs):
         edge = float(rng.normal(0.3, 0.6)) * _DAILY_VOL / 252 ** 0.5
         noise = rng.normal(0, _DAILY_VOL, SWEEP_PERIODS)
-        out.append(edge + noise - noise.mean())
+        out.append(edge + noise - noise.mean() + market)
     return out
 
 

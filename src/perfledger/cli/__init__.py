@@ -17,6 +17,8 @@ happen inside commands, so ``perfledger --help`` stays fast.
 
 from __future__ import annotations
 
+import inspect
+
 from . import manage, query
 from .app import Command, app, takes_store
 
@@ -43,8 +45,17 @@ COMMANDS = {
     "stats": query.stats,
     "repair": manage.repair,
 }
+
+
+def summary(function: object) -> str:
+    """A command's line in ``perfledger --help``: its docstring's first paragraph on one line
+    (the docstring is wrapped for the source; the list must not keep those line breaks)."""
+    doc = inspect.getdoc(function) or ""
+    return " ".join(doc.split("\n\n", 1)[0].split())
+
+
 for _name, _function in COMMANDS.items():
-    app.command(_name, cls=Command)(takes_store(_function))
+    app.command(_name, cls=Command, short_help=summary(_function))(takes_store(_function))
 
 
 def main() -> None:

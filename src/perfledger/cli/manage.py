@@ -74,7 +74,7 @@ def log(
 
 def import_(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Files: .json .csv .parquet .jsonl")],
+    paths: Annotated[list[Path], typer.Argument(metavar="FILE", help="Files: .json .csv .parquet .jsonl")],
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Import the good rows of a file with bad ones.")
     ] = False,
@@ -116,6 +116,7 @@ def import_(
 def import_mlflow(
     ctx: typer.Context,
     tracking_uri: Annotated[str, typer.Argument(
+        metavar="TRACKING_URI",
         help="MLflow's tracking database: sqlite:///mlflow.db, a .db file, or postgresql://user@host/db.")],
     ticker_from: Annotated[str, typer.Option(
         "--ticker-from", metavar="param:NAME|tag:NAME", help="Where each run names its ticker.")

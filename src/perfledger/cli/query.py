@@ -29,7 +29,7 @@ from .options import (
     whole,
 )
 from .output import echo_json, print_frame, print_rows
-from .rows import latest_of, more_rows, print_history, read_history
+from .rows import hidden_columns, latest_of, more_rows, print_history, read_history, table_columns
 
 
 def _probability(option: str, value: str) -> float:
@@ -56,6 +56,11 @@ def history(
     param: ParamFilter = None,
     tag: TagFilter = None,
     format_: Format = OutputFormat.table,
+    columns: Annotated[
+        str | None, typer.Option("--columns", metavar="all|NAME,...",
+                                 help="A table's custom metric columns: all, or the ones named "
+                                      "(default none; csv/json carry every column).")
+    ] = None,
 ) -> None:
     """Show evaluations, oldest first (timestamps in UTC); a table shows the latest 50, csv/json all.
 
@@ -76,8 +81,9 @@ def history(
         if plain is None:
             frame = led.history(**filters, limit=shown)
             matched = led.count(**filters) if shown is not None and len(frame) == shown else len(frame)
+    wanted = [c.strip() for c in columns.split(",") if c.strip()] if columns is not None else None
     if plain is not None:
-        print_history(plain, format_)
+        print_history(plain, format_, wanted)
         return
     if format_ != OutputFormat.table:
         print_frame(frame, format_)
@@ -85,11 +91,13 @@ def history(
     if frame.empty:
         say("No records match.")
         return
-    keep = [c for c in frame.columns if c in ("timestamp", "ticker", "model_name", "notes")
-            or frame[c].notna().any()]
+    filled = [c for c in frame.columns if frame[c].notna().any()]
+    keep, hidden = table_columns(list(frame.columns), filled, wanted)
     print_frame(frame[keep], format_, title="History")
     if matched > len(frame):
         say(more_rows(len(frame), matched))
+    if hidden:
+        say(hidden_columns(hidden))
 
 
 def best(

@@ -43,8 +43,42 @@ NOTES_HELP = ("A long note is cut at the column's edge: double-click its cell (o
 
 def header_width(label: str) -> int:
     """A column's width in pixels that shows its whole header ("Win rate (latest)", not
-    "Win ra…") at Streamlit's header font: a wide table scrolls instead of cutting labels."""
-    return max(60, 7 * len(label) + 20)
+    "Win ra…") at Streamlit's header font (about 7 px a character, 8 px of padding a side at
+    most): wide enough for the label, no wider, so a table fits the page where it can."""
+    return max(44, 7 * len(label) + 12)
+
+
+#: The model column's width in a table meant to fit the page: "Transformer_v1" whole.
+MODEL_WIDTH = 130
+
+#: What an empty cell shows: Streamlit's grid writes a missing value as the word "None".
+MISSING = "—"
+
+
+def show_table(table: pd.DataFrame, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    """``st.dataframe`` of ``table`` with each empty cell shown as :data:`MISSING`, not "None".
+
+    A pandas Styler carries the display text (Streamlit shows a Styler's formatted values)
+    while the cells keep their numbers, so sorting stays numeric. The number columns of
+    ``config`` are formatted by the Styler with their own printf format too, so the text is
+    the same whichever of the two Streamlit applies."""
+    config = config or {}
+    formats: dict[str, Any] = {}
+    for col in table.columns:
+        kind = table[col].dtype
+        if pd.api.types.is_datetime64_any_dtype(kind) or pd.api.types.is_bool_dtype(kind):
+            continue  # the column's own format; never missing here
+        fmt = (config.get(col) or {}).get("type_config", {}).get("format")
+        if isinstance(fmt, str) and "%" in fmt and pd.api.types.is_numeric_dtype(kind):
+            formats[col] = lambda v, f=fmt: f % v
+        elif pd.api.types.is_integer_dtype(kind):
+            formats[col] = lambda v: f"{v:,}"
+        elif pd.api.types.is_float_dtype(kind):
+            formats[col] = lambda v: f"{v:.4g}"
+        else:
+            formats[col] = str
+    styler = table.style.format(formats, subset=list(formats), na_rep=MISSING)
+    st.dataframe(styler, column_config=config, **kwargs)
 
 
 def display_history(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:

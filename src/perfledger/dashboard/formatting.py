@@ -173,8 +173,8 @@ def best_summary(best: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> tuple[p
         row = {"Ticker": ticker}
         for m in metrics:
             b = entry.get(f"best_{m}")
-            if b is None:
-                row[metric_label(m)] = "—"
+            if b is None or b.get("model") is None or b.get("value") is None:
+                row[metric_label(m)] = "—"  # no model has it (never "None · —")
                 continue
             row[metric_label(m)] = f"{b['model']} · {format_value(m, b['value'])}"
             long_rows.append(

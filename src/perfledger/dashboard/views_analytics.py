@@ -8,7 +8,7 @@ from typing import Any
 import streamlit as st
 
 from . import charts, data
-from .display import display_history, formatted
+from .display import display_history, formatted, show_table
 from .formatting import format_date, md, metric_label, time_ago, top_models
 from .insights import flagged_models, windows_up_to
 from .sidebar import DecaySettings
@@ -54,11 +54,11 @@ def render_analytics(
         st.markdown(f"##### 🥇 Top models by mean {metric_label(metric)}")
         top = top_models(whole, metric, dirs.get(metric, True))
         top, config = formatted(top, {top.columns[-1]: metric})
-        st.dataframe(top, hide_index=True, width="stretch", key="top_models", column_config=config)
+        show_table(top, config, hide_index=True, width="stretch", key="top_models")
     with right:
         st.markdown("##### 🕒 Recent activity")
         table, config = display_history(data.recent(location, state, window, 20))
-        st.dataframe(table, hide_index=True, width="stretch", column_config=config, key="recent")
+        show_table(table, config, hide_index=True, width="stretch", key="recent")
     if window.active():
         st.caption("Top models and recent activity: the records within the sidebar's window and thresholds.")
 

@@ -39,7 +39,9 @@ def render_best_models(
         width="stretch",
     )
     st.caption(
-        "Colour: each metric scaled from its worst model (red) to its best (green) in its own "
-        "direction (↑ higher is better, ↓ lower is better, e.g. MSE). Cells show the raw means"
+        "Colour: each model against the metric's median over the models shown (the middle "
+        "colour), green better and red worse in the metric's own direction (↑ higher is better, "
+        "↓ lower is better, e.g. MSE), by how far it is from the median relative to the farthest "
+        "model, or to 10% of the median when all are that close. Cells show the raw means"
         + (" of the records within the sidebar's window and thresholds." if window.active() else ".")
     )

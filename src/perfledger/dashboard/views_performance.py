@@ -14,7 +14,7 @@ import streamlit as st
 
 from ..records.record import CORE_METRICS
 from . import charts, data, experiments
-from .display import display_history, formatted, header_width
+from .display import MODEL_WIDTH, display_history, formatted, header_width, show_table
 from .formatting import (
     download_filename,
     format_date,
@@ -122,13 +122,33 @@ def render_performance(
         "tried there."
     )
     conf = data.sharpe_confidence(location, state, filters.ticker)
-    view = with_confidence(leaderboard_view(board, ranked_by, order_metrics(set(dirs) | {metric})), conf)
-    metric_of = {c: m for m in {*dirs, metric} for c in view.columns if c.startswith(metric_label(m) + " (")}
+    full = with_confidence(leaderboard_view(board, ranked_by, order_metrics(set(dirs) | {metric})), conf)
+    # The ranking and its confidence in one table that fits a 1280 px window; the other
+    # metrics' means below it. Effective trials is the ticker's, the same on every row: the
+    # note beside the chart says it.
+    full = full.drop(columns="Effective trials", errors="ignore")
+    full = full.rename(columns={"MinTRL (years)": "MinTRL (y)"})
+    ranked_label = metric_label(ranked_by) + " ("
+    others = [c for c in full.columns if c.endswith(" (mean)") and not c.startswith(ranked_label)]
+    view = full.drop(columns=others)
+    metric_of = {c: m for m in {*dirs, metric} for c in full.columns if c.startswith(metric_label(m) + " (")}
     metric_of["Best Sharpe"] = "sharpe"
     view, config = formatted(view, metric_of)
     for col in ("PSR", "DSR"):
         config[col] = st.column_config.NumberColumn(col, format="%.3f", width=header_width(col))
-    st.dataframe(view, hide_index=True, width="stretch", column_config=config, key="perf_leaderboard")
+    config["MinTRL (y)"] = st.column_config.NumberColumn(
+        "MinTRL (y)", format="%.2f", width=header_width("MinTRL (y)"),
+        help="Minimum track record length, in years: how long a backtest must be for its Sharpe "
+             "to be above zero with 95% confidence.")
+    config["Model"] = st.column_config.TextColumn("Model", width=MODEL_WIDTH)
+    for col in ("Rank", "Records"):
+        config[col] = st.column_config.NumberColumn(col, format="%d", width=header_width(col))
+    show_table(view, config, hide_index=True, width="stretch", key="perf_leaderboard")
+    if others:
+        with st.expander(f"Other metrics: mean per model ({len(others)})"):
+            more, more_config = formatted(full[[c for c in ("Rank", "Ticker", "Model") if c in full.columns]
+                                               + others], metric_of)
+            show_table(more, more_config, hide_index=True, width="stretch", key="perf_leaderboard_more")
     left, right = st.columns([5, 7])
     with left:
         st.plotly_chart(
@@ -150,7 +170,7 @@ def render_performance(
     st.markdown("##### Raw data")
     shown = data.latest(location, state, filters, data.RAW_TABLE_ROWS)
     table, config = display_history(shown)
-    st.dataframe(table, hide_index=True, width="stretch", height=320, column_config=config, key="perf_raw")
+    show_table(table, config, hide_index=True, width="stretch", height=320, key="perf_raw")
     note = (
         f"Showing the latest {len(shown):,} of {len(frame):,} evaluations; the CSV has all of them."
         if len(frame) > len(shown)

@@ -20,9 +20,10 @@ installed: ``experiments``, ``runs``, ``latest_metrics``, ``params`` and ``tags`
   and skipped; nothing else is blocked by it.
 * **Params** are carried, each value read as JSON when it is JSON (MLflow stores ``6`` as the
   text ``"6"``: it becomes the number 6, as ``perfledger log --param max_depth=6`` stores it),
-  else kept as text. **Tags**: every tag but MLflow's own (``mlflow.*``), plus
-  ``mlflow_run`` (the run id) and ``mlflow_experiment`` (its experiment's name); the run's
-  description (``mlflow.note.content``) becomes the notes.
+  else kept as text (``NaN``, ``Infinity`` or ``1e400``, not strict JSON, stay text).
+  **Tags**: every tag but MLflow's own (``mlflow.*``), plus ``mlflow_run`` (the run id)
+  and ``mlflow_experiment`` (its experiment's name); the run's description
+  (``mlflow.note.content``) becomes the notes.
 * **Timestamp**: the run's end time (its start time if it has none).
 
 The rows then go through the file importer (:func:`.importer.import_rows`): the same checks,
@@ -34,6 +35,7 @@ like a file, the import then stores nothing unless ``skip_invalid``.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -41,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingDependencyError, StorageError, StoreConnectionError, ValidationError
-from ..location import describe_url_text, foreign_database, hide_password
+from ..location import describe_url_text, driver_install_hint, foreign_database, hide_password
 from ..records.record import CORE_METRICS
 from ..records.timestamps import format_ts
 from ..records.validation import check_metric_name
@@ -136,10 +138,30 @@ def check_metric_map(metrics: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def _value(text: str) -> Any:
+    """A param's text as the JSON value it spells, else the text itself. Strict JSON only:
+    ``NaN``, ``Infinity`` and numbers beyond a float (``1e400``) are not JSON numbers (Python's
+    lenient reader would make them non-finite floats, which no param can hold): they stay
+    text, as params are labels, so such a run imports like any other."""
     try:
-        return json.loads(text)
+        value = json.loads(text, parse_constant=_not_json)
     except (ValueError, RecursionError):
         return text
+    return value if _finite(value) else text
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(value: Any) -> bool:
+    """True when ``value`` (parsed JSON) holds no non-finite number at any depth."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    return True
 
 
 def _ledger_metric(key: str, mapped: Mapping[str, str]) -> str | None:
@@ -154,17 +176,18 @@ def _ledger_metric(key: str, mapped: Mapping[str, str]) -> str | None:
 
 
 def read_runs(
-    engine: sa.Engine, experiments: Sequence[str] | None
+    engine: sa.Engine, experiments: Sequence[str] | None, where: str | None = None
 ) -> tuple[list[dict[str, Any]], Counter[str]]:
     """The finished, active runs (of ``experiments``, if given) with their metrics, params
-    and tags; and how many runs of those experiments had not finished, per status."""
+    and tags; and how many runs of those experiments had not finished, per status. ``where``
+    names the database in errors as the user gave it (not the read-only URI opened)."""
     import sqlalchemy as sa
 
     present = set(sa.inspect(engine).get_table_names())
     missing = [t for t in TABLES if t not in present]
     if missing:
         raise ValidationError(
-            f"{describe_url_text(engine.url)} is not an MLflow tracking database: no table(s) "
+            f"{where or describe_url_text(engine.url)} is not an MLflow tracking database: no table(s) "
             f"{', '.join(missing)}", [(None, "uri", "not MLflow")],
         )
     t = {name: sa.table(name, *(sa.column(c) for c in cols)) for name, cols in TABLES.items()}
@@ -233,10 +256,10 @@ def import_mlflow(
         engine = sa.create_engine(url)
     except ModuleNotFoundError as exc:
         raise MissingDependencyError(
-            f"reading {where_db} needs the {exc.name} driver: pip install 'perfledger[postgres]'"
+            f"reading {where_db} needs the {exc.name} driver: {driver_install_hint(url, exc.name)}"
         ) from None
     try:
-        runs, unfinished = read_runs(engine, experiments)
+        runs, unfinished = read_runs(engine, experiments, where_db)
     except sa.exc.OperationalError as exc:
         raise StoreConnectionError(f"cannot connect to or read the MLflow database {where_db} "
                                    f"({type(exc.orig).__name__})") from None

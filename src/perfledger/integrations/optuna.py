@@ -8,10 +8,11 @@ metric="sharpe")])`` logs each finished trial as one evaluation:
 * its params (``trial.params``, plus the callback's own ``params``, the trial's winning);
 * its user attributes, by one rule (:func:`user_attr_fields`): a finite real number under an
   identifier name is a metric (a core metric's name fills that column; a custom metric
-  otherwise; a number the ledger cannot store, NaN, ±inf or beyond 1e±100, is skipped with a
-  warning), a string is a tag (the callback's tags win a clash), anything else (bools, None,
-  lists, dicts, numbers under names that are not identifiers) is skipped. A user attribute
-  named like ``metric`` is skipped: that column holds the objective value only;
+  otherwise; a number the ledger cannot store, NaN, ±inf, beyond 1e±100 or outside its
+  metric's range such as a ``win_rate`` of 55, is skipped with one warning per attribute
+  name, never stopping the study), a string is a tag (the callback's tags win a clash),
+  anything else (bools, None, lists, dicts, numbers under names that are not identifiers)
+  is skipped. A user attribute named like ``metric`` is skipped: that column holds the objective value only;
 * tags ``optuna_study`` (the study's name), ``optuna_trial`` (its number) and ``trial_state``
   (``complete``, ``pruned`` or ``failed``), plus the callback's own ``tags``;
 * the time the trial finished as its timestamp (Optuna keeps local naive times: read as
@@ -22,11 +23,22 @@ tagged ``trial_state=pruned|failed``: the Deflated Sharpe Ratio counts them in i
 (:meth:`~perfledger.Ledger.unscored_trials`), because the best Sharpe of a study is the best
 of every configuration it tried, not only of those that finished.
 
-**Once per trial.** The record's import key is a digest of (study name, trial number, ticker,
-model), claimed in the insert's transaction under the ledger's uniqueness rule (as file
-imports are): a study resumed in another process, several workers sharing Optuna's RDB
-storage, or :meth:`LedgerCallback.log_study` run over a study already logged, store each
-trial once.
+**Once per trial.** The record's import key is a digest of (study name, trial number, the
+trial's start time, ticker, model), claimed in the insert's transaction under the ledger's
+uniqueness rule (as file imports are): a study resumed in another process, several workers
+sharing Optuna's RDB storage, or :meth:`LedgerCallback.log_study` run over a study already
+logged, store each trial once. The start time (kept by Optuna's storage to the microsecond,
+read back identically by every process) tells apart two *different* studies of the same
+name: a script re-run with Optuna's default in-memory storage, or a study of that name in
+another storage, numbers its trials from 0 again; without it their trials would pass for
+the first study's and be silently dropped from the Deflated Sharpe's N.
+
+**Directions agree.** The study's direction must be the metric's: a study minimizing under
+``metric="sharpe"`` (higher is better), or maximizing a custom metric registered
+lower-is-better, is refused before its first trial is stored (a ``ValidationError`` naming
+the metric and both directions), since the ledger would rank its values backwards. Log a
+minimized objective under a metric of its own (``metric="neg_sharpe"``), or return the
+Sharpe and maximize.
 
 Optuna itself is not imported here (the callback reads the trial it is given), so
 ``pip install 'perfledger[optuna]'`` only adds Optuna for your own code.
@@ -45,7 +57,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
 from ..records.record import CORE_METRICS
-from ..records.validation import check_json_map, check_label, check_metric_name, magnitude_message
+from ..records.validation import (
+    bound_message,
+    check_json_map,
+    check_label,
+    check_metric_name,
+    magnitude_message,
+)
 from ..stats.backtest import TRIAL_STATE_TAG
 
 if TYPE_CHECKING:
@@ -59,18 +77,34 @@ STUDY_TAG = "optuna_study"
 TRIAL_TAG = "optuna_trial"
 
 
-def trial_key(study_name: str, number: int, ticker: str, model_name: str) -> str:
+def trial_key(
+    study_name: str, number: int, ticker: str, model_name: str, started: datetime | None = None
+) -> str:
     """The import key of one trial's record: the same trial logged for the same (ticker,
-    model) has the same key in every process, so the ledger stores it once."""
-    text = "\x00".join(("optuna", study_name, str(int(number)), ticker, model_name))
+    model) has the same key in every process, so the ledger stores it once; ``started`` (the
+    trial's ``datetime_start``) tells apart trial N of two studies sharing a name."""
+    text = "\x00".join(("optuna", study_name, str(int(number)), _instant(started), ticker, model_name))
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
+def _instant(moment: datetime | None) -> str:
+    """``moment`` as UTC text to the microsecond. Optuna hands back naive local times (its RDB
+    storage keeps UTC and converts on read), so a naive time is read as this machine's local
+    time: workers in different time zones sharing one storage compute the same text."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 def user_attr_fields(
-    attrs: Mapping[str, Any], metric_names: Sequence[str]
+    attrs: Mapping[str, Any], metric_names: Sequence[str], warned: set[str] | None = None
 ) -> tuple[dict[str, float], dict[str, float], dict[str, str]]:
     """A trial's user attributes as ``(core, custom, tags)`` by the rule in the module
-    docstring; attributes named in ``metric_names`` (the study's metrics) are left out."""
+    docstring; attributes named in ``metric_names`` (the study's metrics) are left out.
+    A skipped number is warned about once per name in ``warned`` (a callback's set, so a
+    long study logs one line per attribute, not one per trial)."""
     core: dict[str, float] = {}
     custom: dict[str, float] = {}
     tags: dict[str, str] = {}
@@ -88,9 +122,14 @@ def user_attr_fields(
             except (ValidationError, TypeError):
                 continue  # not an identifier, or a record field's name (notes, ticker, ...)
         f = float(value)
-        problem = "is not a finite number" if not math.isfinite(f) else magnitude_message(name, f)
+        problem = (f"{name}={value!r} is not a finite number" if not math.isfinite(f)
+                   else magnitude_message(name, f) or bound_message(name, f))
         if problem:
-            log.warning("user attribute %s=%r skipped: %s", name, value, problem)
+            if warned is None or name not in warned:
+                log.warning("user attribute skipped (and in later trials, without another "
+                            "warning): %s", problem)
+                if warned is not None:
+                    warned.add(name)
             continue
         (core if name in CORE_METRICS else custom)[name] = f
     return core, custom, tags
@@ -103,8 +142,10 @@ class LedgerCallback:
     or a custom metric); a multi-objective study gives one name per objective, in order.
     ``params``/``tags``/``notes`` are added to every record (the trial's params win a clash).
     Bad settings raise :class:`~perfledger.ValidationError` here, before the study runs; a
-    trial the ledger refuses (say a ``win_rate`` of 68) raises from the callback, which stops
-    the study: nothing wrong is stored quietly.
+    study whose direction contradicts the metric's, or an objective value the ledger refuses
+    (say a ``win_rate`` of 68), raises from the callback, which stops the study: nothing
+    wrong is stored quietly. A user attribute the ledger cannot store is skipped instead
+    (it is extra information, not the objective).
 
     Example::
 
@@ -145,7 +186,8 @@ class LedgerCallback:
         if not isinstance(notes, str):
             raise TypeError(f"notes must be a str, got {type(notes).__name__} {notes!r}")
         self.notes = notes
-        self._registered = False
+        self._directions: dict[str, bool] | None = None
+        self._warned: set[str] = set()
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ Optuna's call
@@ -177,7 +219,7 @@ class LedgerCallback:
                 f"study {study.study_name!r} has {len(values)} objective(s) but metric names "
                 f"{len(self.metrics)}: {list(self.metrics)!r}", [(None, "metric", "count")],
             )
-        core, custom, attr_tags = user_attr_fields(trial.user_attrs, self.metrics)
+        core, custom, attr_tags = user_attr_fields(trial.user_attrs, self.metrics, self._warned)
         for name, value in zip(self.metrics, values or (), strict=False):
             (core if name in CORE_METRICS else custom)[name] = value
         tags = {**attr_tags, **self.tags, STUDY_TAG: study.study_name, TRIAL_TAG: str(trial.number),
@@ -189,7 +231,8 @@ class LedgerCallback:
             "model_name": self.model_name, "ticker": self.ticker, **core, "metrics": custom or None,
             "params": {**self.params, **trial.params} or None, "tags": tags, "notes": self.notes,
             "timestamp": finished.astimezone(UTC).isoformat(),
-            "import_key": trial_key(study.study_name, trial.number, self.ticker, self.model_name),
+            "import_key": trial_key(study.study_name, trial.number, self.ticker, self.model_name,
+                                    trial.datetime_start),
         }
 
     def _log(self, rows: list[dict[str, Any]], studies: list[Any]) -> int:
@@ -200,15 +243,24 @@ class LedgerCallback:
         return self.ledger.log_many(rows, import_keys=keys)
 
     def _register(self, study: Any) -> None:
-        """Register each custom objective metric the ledger has no direction for, in the
-        study's direction (so ``best()`` tracks it), once per callback."""
-        if self._registered:
-            return
+        """Check ``study``'s directions against the ledger's and register each custom
+        objective metric the ledger has no direction for, in the study's direction (so
+        ``best()`` tracks it). The ledger's directions are read once per callback."""
         with self._lock:
-            if self._registered:
-                return
-            known = self.ledger.metric_directions()
+            if self._directions is None:
+                self._directions = dict(self.ledger.metric_directions())
+            known = self._directions
             for name, direction in zip(self.metrics, study.directions, strict=False):
+                maximize = direction.name == "MAXIMIZE"
                 if name not in known:
-                    self.ledger.register_metric(name, direction.name == "MAXIMIZE")
-            self._registered = True
+                    self.ledger.register_metric(name, maximize)
+                    known[name] = maximize
+                elif known[name] != maximize:
+                    raise ValidationError(
+                        f"study {study.study_name!r} {'maximizes' if maximize else 'minimizes'} "
+                        f"metric {name!r}, which this ledger ranks "
+                        f"{'higher' if known[name] else 'lower'}-is-better: log the objective "
+                        f"under a metric of the study's direction (e.g. metric='neg_{name}' or "
+                        f"a new name), or make the study {'maximize' if known[name] else 'minimize'}",
+                        [(None, "metric", name)],
+                    )

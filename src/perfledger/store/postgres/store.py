@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ...errors import MissingDependencyError
-from ...location import describe_store
+from ...location import describe_store, driver_install_hint
 from .. import schema as T
 from ..errors import Cause, orig
 from ..migrations import EngineSteps, backfill_labels
@@ -205,7 +205,7 @@ class PostgresStore(SQLStore):
         except ImportError as exc:  # the driver is an extra
             raise MissingDependencyError(
                 f"{describe_store(url)} needs the PostgreSQL driver ({exc.name or exc} is not "
-                "installed): pip install 'perfledger[postgres]'"
+                f"installed): {driver_install_hint(url, exc.name)}"
             ) from None
         _install_liveness_check(engine)
         self.who = f"role {url.username or '(default)'!r}"
