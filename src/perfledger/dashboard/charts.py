@@ -428,8 +428,9 @@ def is_oos_figure(is_perf: np.ndarray, oos_perf: np.ndarray, slope: float, inter
     says how many of how many."""
     step = max(1, int(np.ceil(is_perf.size / max_points)))
     x, y = is_perf[::step], oos_perf[::step]
-    # Said in the title (kept short: the chart has half the page): the line fits every split.
-    drawn = f" ({x.size:,} of {is_perf.size:,} splits drawn)" if step > 1 else ""
+    # Said under the title, on a line of its own (the chart has half the page: one line
+    # would be cut); the line fits every split.
+    drawn = f"<br><sup>{x.size:,} of {is_perf.size:,} splits drawn</sup>" if step > 1 else ""
     fig = go.Figure(go.Scattergl(x=x, y=y, mode="markers", marker={"size": 4, "color": PALETTE[0],
                                                                    "opacity": 0.5},
                                  name="splits", hovertemplate="IS %{x:.3f}<br>OOS %{y:.3f}<extra></extra>"))
@@ -440,6 +441,8 @@ def is_oos_figure(is_perf: np.ndarray, oos_perf: np.ndarray, slope: float, inter
     label = metric_label(metric)
     fig.update_layout(title=f"Each split's winner: {label} in vs out of sample{drawn}", height=340,
                       **{**_LAYOUT, "legend": {**_LAYOUT["legend"], "y": -0.22}})  # below the axis title
+    if drawn:
+        fig.update_layout(margin={**_LAYOUT["margin"], "t": 68})  # room for the title's second line
     fig.update_xaxes(title=f"in-sample {label}")
     fig.update_yaxes(title=f"out-of-sample {label}")
     return fig
