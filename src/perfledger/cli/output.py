@@ -46,7 +46,9 @@ def inert_json(text: str) -> str:
     """JSON text (``ensure_ascii=False``) with DEL, the C1 controls, the bidirectional
     controls and the line separators escaped: inert on a terminal, equal once decoded (they
     only occur inside strings, where an escape means the character)."""
-    if text.isascii() or not _JSON_ACTIVE.search(text):  # all of them are past ASCII: most texts
+    # The quick answer for most texts: ASCII without DEL (0x7f, the one such character in
+    # ASCII; the others are past it) has none of them.
+    if (text.isascii() and "\x7f" not in text) or not _JSON_ACTIVE.search(text):
         return text
     return text.translate(_JSON_ESCAPES)
 
