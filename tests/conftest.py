@@ -132,3 +132,14 @@ def _dashboard_on_loopback() -> Iterator[None]:
         yield
     finally:
         config.set_option("server.address", before)
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty ledger directory of this test only, made the dashboard's store
+    (``$PERFLEDGER_URL``; never read-only). A test file that needs another store defines
+    its own ``store``, which takes precedence."""
+    loc = tmp_path / "ledger"
+    monkeypatch.setenv("PERFLEDGER_URL", str(loc))
+    monkeypatch.delenv("PERFLEDGER_READ_ONLY", raising=False)
+    return loc

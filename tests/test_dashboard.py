@@ -36,15 +36,6 @@ SRC = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty ledger directory of this test only, made the dashboard's store."""
-    loc = tmp_path / "ledger"
-    monkeypatch.setenv("PERFLEDGER_URL", str(loc))
-    monkeypatch.delenv("PERFLEDGER_READ_ONLY", raising=False)
-    return loc
-
-
-@pytest.fixture
 def seeded(store: Path) -> Path:
     """The store with 6 tickers × 4 models × 5 evaluations spread over 90 days."""
     with Ledger(store) as led:

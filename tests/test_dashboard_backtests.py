@@ -27,14 +27,6 @@ TAB = 3
 IDX = pd.bdate_range("2018-01-01", periods=320, tz="UTC")
 
 
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    loc = tmp_path / "ledger"
-    monkeypatch.setenv("PERFLEDGER_URL", str(loc))
-    monkeypatch.delenv("PERFLEDGER_READ_ONLY", raising=False)
-    return loc
-
-
 def _traces(chart: object) -> list[dict]:
     out = []
     for trace in json.loads(chart.proto.spec)["data"]:  # type: ignore[attr-defined]

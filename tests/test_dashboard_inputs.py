@@ -21,14 +21,6 @@ from perfledger.dashboard.formatting import format_value, plotly_tickformat
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    loc = tmp_path / "ledger"
-    monkeypatch.setenv("PERFLEDGER_URL", str(loc))
-    monkeypatch.delenv("PERFLEDGER_READ_ONLY", raising=False)
-    return loc
-
-
 def _run() -> AppTest:
     return start_page()
 

@@ -27,14 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime.now(UTC)
 
 
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    loc = tmp_path / "ledger"
-    monkeypatch.setenv("PERFLEDGER_URL", str(loc))
-    monkeypatch.delenv("PERFLEDGER_READ_ONLY", raising=False)
-    return loc
-
-
 def monitored_rows(decaying: str = "Sliding", n: int = 40) -> list[dict]:
     """AAPL and MSFT, three models each, ``n`` daily evaluations; ``decaying`` loses 1.5 of
     Sharpe (5 noise standard deviations) and gains MSE over its last 15 on AAPL."""
