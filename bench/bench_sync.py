@@ -39,20 +39,26 @@ def _arrow_rows(df: Any) -> Any:
     })
 
 
-def _bare_ingest(table: Any) -> float:
+def bare_ingest_into(url: str, table: Any) -> float:
+    """Seconds of a bare ADBC ingest of ``table`` into a new table of the database ``url``
+    (the floor every sync figure is a ratio of)."""
     import adbc_driver_postgresql.dbapi as adbc_pg
 
-    with throwaway_pg_database("sync_bare") as url:
-        conn = adbc_pg.connect(url.replace("postgresql+psycopg", "postgresql", 1), autocommit=True)
-        try:
-            cur = conn.cursor()
-            t0 = time.perf_counter()
-            cur.adbc_ingest("bare_sync", table, mode="create")
-            elapsed = time.perf_counter() - t0
-            cur.close()
-        finally:
-            conn.close()
+    conn = adbc_pg.connect(url.replace("postgresql+psycopg", "postgresql", 1), autocommit=True)
+    try:
+        cur = conn.cursor()
+        t0 = time.perf_counter()
+        cur.adbc_ingest("bare_sync", table, mode="create")
+        elapsed = time.perf_counter() - t0
+        cur.close()
+    finally:
+        conn.close()
     return elapsed
+
+
+def _bare_ingest(table: Any) -> float:
+    with throwaway_pg_database("sync_bare") as url:
+        return bare_ingest_into(url, table)
 
 
 def _fresh(n: int, seed: int, after_us: int) -> Any:

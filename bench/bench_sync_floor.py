@@ -30,27 +30,12 @@ import statistics
 import time
 from typing import Any
 
-from bench.bench_sync import METRICS, _arrow_rows
+from bench.bench_sync import METRICS, _arrow_rows, bare_ingest_into
 from bench.common import figure, generate_records, throwaway_pg_database, write_results
 
 
 def _plain(url: str) -> str:
     return url.replace("postgresql+psycopg", "postgresql", 1)
-
-
-def _bare(url: str, table: Any) -> float:
-    import adbc_driver_postgresql.dbapi as adbc_pg
-
-    conn = adbc_pg.connect(_plain(url), autocommit=True)
-    try:
-        cur = conn.cursor()
-        t0 = time.perf_counter()
-        cur.adbc_ingest("bare_sync", table, mode="create")
-        elapsed = time.perf_counter() - t0
-        cur.close()
-    finally:
-        conn.close()
-    return elapsed
 
 
 def _records(url: str, rows: list[tuple[Any, ...]]) -> float:
@@ -130,7 +115,7 @@ def run(records: int, rounds: int) -> dict[str, Any]:
     for r in range(rounds):
         with throwaway_pg_database(f"floor{r}") as url:
             Ledger(url).register_metric("floor_schema", True)  # the schema, created
-            times["bare"].append(_bare(url, table))
+            times["bare"].append(bare_ingest_into(url, table))
             times["records"].append(_records(url, rows))
             times["ids"].append(_ids(url, n))
             times["keys"].append(_keys(url, n, r))
