@@ -204,3 +204,33 @@ def test_the_short_path_answers_or_hands_over_every_store_method() -> None:
     public = [n for n, v in inspect.getmembers(Store)
               if not n.startswith("_") and (callable(v) or isinstance(v, property))]
     assert public and [n for n in public if n not in DirectStore.__dict__] == []
+
+
+def test_threads_taking_a_new_ledgers_first_logs_at_once(tmp_path: Path) -> None:
+    """A new directory opens behind the pending short path; its first log() switches to the
+    short path. Several threads doing that at once raced (one read the pending state after
+    another had cleared it: TypeError). Twenty new ledgers, eight threads each."""
+    import threading
+
+    for round_ in range(20):
+        led = Ledger(tmp_path / f"l{round_}")
+        errors: list[BaseException] = []
+        start = threading.Barrier(8)
+
+        def work(k: int, led: Ledger = led, errors: list[BaseException] = errors,
+                 start: threading.Barrier = start) -> None:
+            try:
+                start.wait()
+                for i in range(3):
+                    led.log("M", "AAPL", sharpe=k + i / 10, notes=f"{k}-{i}")
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert sorted(led.history()["notes"]) == sorted(f"{k}-{i}" for k in range(8) for i in range(3))
+        led.close()
