@@ -21,6 +21,7 @@ error codes mean. No other module of perfledger tells the engines apart.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -84,6 +85,9 @@ class SQLStore(Store):
         self.where = describe_store(url)
         self.engine = engine
         self._arrow = arrow
+        #: Threads of this process making the ledger at once take turns (the engine's lock
+        #: between processes is a file lock, which every thread of one process holds).
+        self._creating = threading.Lock()
         with self._boundary(write=False, opening=True):
             self._absent = False
             if not self._exists():
@@ -158,11 +162,15 @@ class SQLStore(Store):
 
     def _create(self) -> None:
         """The first write: the schema is created (under the engine's lock; another
-        process's first write may have done it meanwhile)."""
-        with self._boundary(write=False, opening=True):
-            self._make()
-            ensure_schema(self.engine, self.where, self.TABLES, self.STEPS)
-        self._absent = False
+        process's first write may have done it meanwhile), by one thread of this process at a
+        time (another thread's may have done it meanwhile too)."""
+        with self._creating:
+            if not self._absent:
+                return
+            with self._boundary(write=False, opening=True):
+                self._make()
+                ensure_schema(self.engine, self.where, self.TABLES, self.STEPS)
+            self._absent = False
 
     # ------------------------------------------------------------------ engine hooks
 

@@ -10,6 +10,7 @@ can cost the last ones: those since the last checkpoint), checkpoints every
 from __future__ import annotations
 
 import sqlite3
+import time
 
 BUSY_TIMEOUT_S = 120
 #: SQLite's page cache per connection, in KiB (its default is 2 MiB): the engine's
@@ -30,12 +31,29 @@ def configure(conn: sqlite3.Connection, *, read_only: bool = False) -> None:
     ``query_only`` on). Transactions are begun explicitly (``isolation_level`` None)."""
     conn.isolation_level = None
     cur = conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     if not read_only:
-        cur.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cur)
         cur.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
     else:
         cur.execute("PRAGMA query_only=1")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cur.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     cur.close()
+
+
+def _switch_to_wal(cur: sqlite3.Cursor) -> None:
+    """``journal_mode=WAL``, waiting as a busy write would. Switching a new file needs it to
+    itself, and SQLite answers "locked" at once, without its busy handler, while another
+    connection (another thread's first write, another process) is setting the same file up;
+    eight threads taking a new ledger's first logs at once met it. Retried until the busy
+    timeout, on SQLite's BUSY/LOCKED codes only."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in (5, 6) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
