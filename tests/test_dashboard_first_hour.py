@@ -19,10 +19,10 @@ from perfledger import Ledger
 from perfledger.dashboard import charts
 from perfledger.dashboard.display import NOTES_HELP, formatted
 from perfledger.sample import sample_records
-from tests.test_dashboard_monitoring import monitored_rows, run_app, store, texts  # noqa: F401
+from tests.test_dashboard_monitoring import monitored_rows, run_app, texts
 
 
-def test_days_back_puts_all_time_after_the_widest(store: Path) -> None:  # noqa: F811
+def test_days_back_puts_all_time_after_the_widest(store: Path) -> None:
     with Ledger(store) as led:
         led.log_many(monitored_rows())
     slider = run_app().sidebar.select_slider(key="days_back")
@@ -30,7 +30,7 @@ def test_days_back_puts_all_time_after_the_widest(store: Path) -> None:  # noqa:
     assert slider.options[0] == "1 d" and slider.value == 0  # all time by default
 
 
-def test_rolling_windows_are_bounded_by_the_evaluations(store: Path) -> None:  # noqa: F811
+def test_rolling_windows_are_bounded_by_the_evaluations(store: Path) -> None:
     with Ledger(store) as led:
         led.log_many(sample_records(evaluations=20, random_state=7, labels=False))
     at = run_app()
@@ -41,7 +41,7 @@ def test_rolling_windows_are_bounded_by_the_evaluations(store: Path) -> None:  #
     assert max(int(o) for o in trend.options) == 20 and min(int(o) for o in trend.options) == 2
 
 
-def test_decay_panel_says_to_widen_the_window(store: Path) -> None:  # noqa: F811
+def test_decay_panel_says_to_widen_the_window(store: Path) -> None:
     with Ledger(store) as led:
         led.log_many(monitored_rows())  # 40 daily evaluations per model
     at = run_app()
@@ -140,7 +140,7 @@ def test_heatmap_colours_small_differences_as_small() -> None:
     assert list(bar.ticktext) == ["worse", "median", "better"] and "median" in bar.title.text
 
 
-def test_tables_give_every_metric_header_room(store: Path) -> None:  # noqa: F811
+def test_tables_give_every_metric_header_room(store: Path) -> None:
     """No "Win ra…": each formatted metric column is at least as wide as its header needs,
     and notes get a wide column that says where the whole note is."""
     with Ledger(store) as led:
@@ -172,7 +172,7 @@ def _display_values(df: Any) -> Any:
     return pa.ipc.open_stream(raw).read_pandas()
 
 
-def test_empty_cells_show_a_dash_and_the_leaderboard_fits_1280_px(store: Path) -> None:  # noqa: F811
+def test_empty_cells_show_a_dash_and_the_leaderboard_fits_1280_px(store: Path) -> None:
     """Review 24 #10, #1: a model without an MSE shows "—", never "None"; the leaderboard's
     columns fit the main area of a 1280 px window (about 818 px beside the sidebar), the
     other metrics' means in their own table; the best-models table never says "None · —"."""
@@ -205,7 +205,7 @@ def test_empty_cells_show_a_dash_and_the_leaderboard_fits_1280_px(store: Path) -
     assert cells["Sharpe"].iloc[0] == f"{first:.2f}"
 
 
-def test_the_heatmap_caption_says_the_median_scale(store: Path) -> None:  # noqa: F811
+def test_the_heatmap_caption_says_the_median_scale(store: Path) -> None:
     """Review 24 #11: the caption under the heatmap says what its colours mean now (around
     each metric's median), not "from its worst model (red) to its best (green)"."""
     with Ledger(store) as led:

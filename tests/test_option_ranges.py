@@ -165,6 +165,11 @@ def test_every_numeric_option_given_bad_values(store: Path, command: str, option
     if result.returncode != 2:  # a value inside the option's range (a negative Sharpe, 1e-5 days)
         assert value not in BAD, (option, value, result.stderr)
         return
+    if command == "overfit" and "the filters found 0" in result.stderr:
+        # A value inside the range (2.6e-228 days): overfit's own answer on this empty ledger
+        # is a usage error too (no evaluations with kept returns), not about the option.
+        assert value not in BAD, (option, value, result.stderr)
+        return
     line = _one_error(result)
     library_name = option.lstrip("-").replace("-", "_")  # a metric's own bound: win_rate=-1.0
     assert option in line or (option not in RANGED and library_name in line), (option, value, line)
