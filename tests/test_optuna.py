@@ -318,3 +318,49 @@ def test_a_user_attribute_the_ledger_refuses_is_skipped_once(
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 3, lines
     assert any("win_rate=55.0 is out of range" in line for line in lines)
+
+
+def previous_release_key(study_name: str, number: int, ticker: str, model_name: str) -> str:
+    """The import key the release before this one gave a trial (commit 85cc118's
+    ``trial_key``): no start time."""
+    import hashlib
+
+    text = "\x00".join(("optuna", study_name, str(int(number)), ticker, model_name))
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def log_as_previous_release(led: Ledger, study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> None:
+    """What that release's ``log_study`` stored: the same record (its ``record`` built tags,
+    values and timestamp as today's), claimed under its key."""
+    cb = LedgerCallback(led, ticker="AAPL", model_name="XGB")
+    rows = [cb.record(study, t) for t in trials]
+    for row, t in zip(rows, trials, strict=True):
+        assert row.pop("import_key") == trial_key(study.study_name, t.number, "AAPL", "XGB", t.datetime_start)
+    keys = [previous_release_key(study.study_name, t.number, "AAPL", "XGB") for t in trials]
+    assert led.log_many(rows, import_keys=keys) == len(trials)
+
+
+def test_a_backfill_skips_trials_the_previous_release_logged(any_ledger: Ledger) -> None:
+    """The trial key gained the trial's start time: a back-fill over a study the release
+    before logged (under its key) stores only the trials it had not logged, while a later
+    study of the same name (trials numbered from 0 again) is still another study."""
+    study = optuna.create_study(direction="maximize", study_name="xgb-aapl",
+                                sampler=optuna.samplers.RandomSampler(seed=3))
+    study.optimize(objective, n_trials=6, catch=(ValueError,))
+    log_as_previous_release(any_ledger, study, study.get_trials()[:4])
+    study.optimize(objective, n_trials=3, catch=(ValueError,))  # resumed after the upgrade
+    cb = LedgerCallback(any_ledger, ticker="AAPL", model_name="XGB")
+    assert cb.log_study(study) == 5
+    assert cb.log_study(study) == 0
+    hist = any_ledger.history(include_meta=True)
+    assert sorted(int(t["optuna_trial"]) for t in hist["tags"]) == list(range(9))
+    # The script run again with in-memory storage: the same name, trials 0.. again, other times.
+    rerun = optuna.create_study(direction="maximize", study_name="xgb-aapl",
+                                sampler=optuna.samplers.RandomSampler(seed=4))
+    rerun.optimize(objective, n_trials=4, catch=(ValueError,))
+    assert cb.log_study(rerun) == 4
+    assert cb.log_study(rerun) == 0
+    assert Counter(int(t["optuna_trial"]) for t in any_ledger.history(include_meta=True)["tags"]) == Counter(
+        [*range(9), *range(4)])
+    # Another ticker's back-fill is its own (the previous release's keys held the ticker).
+    assert LedgerCallback(any_ledger, ticker="MSFT", model_name="XGB").log_study(study) == 9

@@ -31,7 +31,11 @@ logged, store each trial once. The start time (kept by Optuna's storage to the m
 read back identically by every process) tells apart two *different* studies of the same
 name: a script re-run with Optuna's default in-memory storage, or a study of that name in
 another storage, numbers its trials from 0 again; without it their trials would pass for
-the first study's and be silently dropped from the Deflated Sharpe's N.
+the first study's and be silently dropped from the Deflated Sharpe's N. Records of the
+release before, keyed without the start time, are not stored again by a back-fill: they are
+recognised by what that key held (study, trial number, ticker, model, kept as the record's
+tags and columns) and by the trial's finish time (the record's timestamp), which tells apart
+same-named studies as the start time does (:meth:`LedgerCallback.log_study`).
 
 **Directions agree.** The study's direction must be the metric's: a study minimizing under
 ``metric="sharpe"`` (higher is better), or maximizing a custom metric registered
@@ -85,6 +89,15 @@ def trial_key(
     trial's ``datetime_start``) tells apart trial N of two studies sharing a name."""
     text = "\x00".join(("optuna", study_name, str(int(number)), _instant(started), ticker, model_name))
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def _finished(trial: Any) -> datetime:
+    """When ``trial`` finished (its start, when Optuna kept no end), in UTC: the record's
+    timestamp. Optuna's naive times are this machine's local time."""
+    finished = trial.datetime_complete or trial.datetime_start or datetime.now()
+    if finished.tzinfo is None:
+        finished = finished.astimezone()
+    return finished.astimezone(UTC)
 
 
 def _instant(moment: datetime | None) -> str:
@@ -198,10 +211,29 @@ class LedgerCallback:
 
     def log_study(self, study: Any) -> int:
         """Log every finished trial of ``study`` not logged yet (a study run without the
-        callback, or by workers some of which had none); returns how many were stored."""
+        callback, or by workers some of which had none); returns how many were stored.
+
+        A trial the release before logged (its import key did not hold the start time, so
+        claiming today's key would store it again) is skipped: see :meth:`_logged_unkeyed`."""
         trials = [t for t in study.get_trials(deepcopy=False) if t.state.name in STATES]
+        if trials:
+            earlier = self._logged_unkeyed(study)
+            trials = [t for t in trials if (str(t.number), _finished(t)) not in earlier]
         rows = [self.record(study, t) for t in trials]
         return self._log(rows, [study] * len(rows))
+
+    def _logged_unkeyed(self, study: Any) -> set[tuple[str, datetime]]:
+        """(trial number, finish time) of the records of ``study`` already in the ledger for
+        this callback's ticker and model, read from the records themselves: the release
+        before keyed a trial by (study name, number, ticker, model) only, all of which a
+        record keeps (tags ``optuna_study``/``optuna_trial``, its ticker and model), and the
+        finish time, its timestamp to the microsecond, tells this study's trial N from
+        trial N of an earlier study of the same name."""
+        done = self.ledger.history(ticker=self.ticker, model_name=self.model_name,
+                                   tags={STUDY_TAG: study.study_name}, include_meta=True,
+                                   columns=["notes"])
+        return {(str(tags.get(TRIAL_TAG)), ts.to_pydatetime())
+                for tags, ts in zip(done["tags"], done["timestamp"], strict=True)}
 
     # ------------------------------------------------------------------ the record
 
@@ -224,13 +256,11 @@ class LedgerCallback:
             (core if name in CORE_METRICS else custom)[name] = value
         tags = {**attr_tags, **self.tags, STUDY_TAG: study.study_name, TRIAL_TAG: str(trial.number),
                 TRIAL_STATE_TAG: state}
-        finished = trial.datetime_complete or trial.datetime_start or datetime.now()
-        if finished.tzinfo is None:
-            finished = finished.astimezone()  # Optuna's naive times are this machine's local time
+        finished = _finished(trial)
         return {
             "model_name": self.model_name, "ticker": self.ticker, **core, "metrics": custom or None,
             "params": {**self.params, **trial.params} or None, "tags": tags, "notes": self.notes,
-            "timestamp": finished.astimezone(UTC).isoformat(),
+            "timestamp": finished.isoformat(),
             "import_key": trial_key(study.study_name, trial.number, self.ticker, self.model_name,
                                     trial.datetime_start),
         }
