@@ -77,8 +77,14 @@ def argv_for(command_name: str, param_name: str | None, value: str) -> list[str]
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A ledger with a few records, and an import file, in a directory the commands run in."""
-    base = tmp_path_factory.mktemp("fuzz")
+    """A ledger with a few records, and an import file, in a directory the commands run in.
+
+    It is two levels below the module's temporary directory: a value such as
+    ``../../etc/passwd`` given to an option that writes (``copy --to``, ``export --output``)
+    resolves inside it, never in the temporary root shared with other runs (it left
+    ``/tmp/pytest-of-<user>/etc/passwd`` behind)."""
+    base = tmp_path_factory.mktemp("fuzz") / "runs" / "here"
+    base.mkdir(parents=True)
     with Ledger(base / "ledger") as led:
         for i in range(30):
             led.log("LSTM", "AAPL", sharpe=1.0 + i / 100, notes="n", params={"d": i % 3}, tags={"run": "a"})
