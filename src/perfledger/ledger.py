@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from .files.sync import SyncResult
     from .mirrors.layout import PreparedAppend
     from .mirrors.transaction import MirrorTransaction, NullMirrorTransaction
+    from .records.kept_returns import KeptReturns
     from .stats.overfitting import Overfitting
     from .store.base import Store, WriteTx
 
@@ -638,6 +639,19 @@ class Ledger:
                                                   "without one (log it with log_backtest(..., "
                                                   f"returns=...)), or not in the ledger{cleared}")
         return kept.series(name=rid)
+
+    def _read_returns(self, ids: list[int]) -> Mapping[int, KeptReturns]:
+        """The kept series of records ``ids``, as stored (an import compares them)."""
+        return self._ensure().returns(ids)
+
+    def _attach_returns(self, kept: Mapping[int, KeptReturns]) -> int:
+        """Attach ``kept[id]`` to each record ``id`` still without a series, in one write
+        transaction (an import bringing the series of records present without one:
+        :mod:`perfledger.files.attach`); returns how many were attached."""
+        store = self._writable()
+        # (in the mirrors' transaction like every write, though the files hold no series)
+        with store.writing() as tx, self._mirrors.transaction(tx):
+            return len(tx.attach_returns(kept))
 
     @shares_filters
     def returns_frame(
