@@ -6,6 +6,7 @@ sweeps whose answer is known (noise: ≈ 0.5; one skilled trial: ≈ 0) and bad 
 from __future__ import annotations
 
 import math
+import warnings
 from itertools import combinations
 
 import numpy as np
@@ -344,6 +345,17 @@ def test_non_finite_returns_are_refused(t: int, n: int, i: int, j: int, bad: flo
     with pytest.raises(ValidationError, match=r"returns\[") as info:
         probability_of_backtest_overfitting(m, partitions=4)
     assert info.value.problems[0][1] == "returns"
+
+
+def test_finite_returns_whose_sum_overflows_are_not_called_non_finite() -> None:
+    """The finiteness check sums the matrix first (one pass): a sum that overflows on
+    finite values (1e308 twice) is checked value by value, and passes that check."""
+    m = np.random.default_rng(3).normal(0, 0.01, (64, 4))
+    m[0, 0] = m[1, 0] = 1e308
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the huge values' own arithmetic
+        res = probability_of_backtest_overfitting(m, partitions=4, metric="mean")
+    assert res.n_splits == 6
 
 
 @settings(max_examples=40, deadline=None)

@@ -181,7 +181,11 @@ def _matrix(returns: Any) -> tuple[np.ndarray, tuple[str, ...]]:
             "returns",
             f"returns has {arr.shape[1]} trial(s) (columns); PBO compares trials: at least 2 are needed",
         )
-    if not np.isfinite(arr).all():
+    # a finite sum has no NaN or inf among its terms: one pass, no T × N temporary (an
+    # overflowing sum of finite values falls through to the exact test)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(arr.sum())
+    if not math.isfinite(total) and not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))
         i, j = map(int, bad[0])
         raise _fail(
