@@ -513,7 +513,10 @@ class Ledger:
         new records only), safe to run concurrently and to kill (a chunk's records and the
         mark that covers them commit together). Registered metric directions travel too; one
         that contradicts the target's is a :class:`ValidationError` naming the metric, and
-        nothing is synced. ``progress(done, total)`` is called as source records are read.
+        nothing is synced. A record the target holds without its kept return series gets
+        the source's; one with a different series keeps its own, counted in the result
+        (``series_attached``, ``series_differ``). ``progress(done, total)`` is called as
+        source records are read.
         """
         from .files.sync import SyncFilter, sync_stores
 
