@@ -40,6 +40,10 @@ visited beside their complements (class ``_Pairs``), so each half-set's metric i
 once: it is the in-sample set of one split and the out-of-sample set of the complementary
 one. The Sharpe ratio is ranked by its signed square (Σr·|Σr| / (n·Σ(r − mean)²), the same
 order), so the square root is taken of the 2 × C winners only, not of the C × N scores.
+Each chunk's in-sample winner is the row's argmax, and its out-of-sample rank two counts
+(below it, equal to it) against its score written out row by row. Past 10⁶ scores the
+chunks are scored by two threads (numpy releases the GIL in its loops), each with its own
+buffers, with the same result bit for bit.
 200 trials × 2,520 daily returns with S = 16 take a few milliseconds per million scores,
 not 12,870 passes over the raw returns (``bench/bench_overfitting.py``). A callable metric
 cannot use block sums: it is called on the raw rows of each of the C(S, S/2) half-sets.
@@ -426,9 +430,9 @@ _kept = threading.local()
 
 def _work_buffers(size: int, workers: int) -> list[tuple[np.ndarray, ...]]:
     """Per worker, four float buffers and one bool buffer of ``size`` values, kept by the
-    calling thread from call to call (33 bytes per value: about 0.5 MB per worker for 200
+    calling thread from call to call (33 bytes per value: about 2 MB per worker for 200
     trials, and a chunk is never fewer than one row of half-sets, so 70 × N values for
-    S = 16 past 234 trials): fresh ones would be paged in on every call, which on a busy
+    S = 16 past 936 trials): fresh ones would be paged in on every call, which on a busy
     machine costs as much as filling them. The workers' threads are started per call, so
     their buffers are the caller's, handed to them."""
     held: list[tuple[np.ndarray, ...]] = getattr(_kept, "buffers", [])
