@@ -99,9 +99,44 @@ def test_bad_returns_are_refused_by_name_and_nothing_is_stored(any_ledger: Ledge
 
 
 def test_keep_returns_must_be_a_bool(ledger: Ledger) -> None:
-    with pytest.raises(ValidationError, match="keep_returns"):
-        ledger.log_backtest("M", "AAPL", [0.01, 0.02], keep_returns="no")  # type: ignore[arg-type]
+    for bad in ("no", 0, 1, None, np.int64(0), [False]):
+        with pytest.raises(ValidationError, match=r"keep_returns must be True or False, got") as info:
+            ledger.log_backtest("M", "AAPL", [0.01, 0.02], keep_returns=bad)  # type: ignore[arg-type]
+        assert any(p[1] == "keep_returns" for p in info.value.problems)
+        assert isinstance(info.value, TypeError)
     assert ledger.history().empty
+
+
+def test_numpy_bools_are_bools_for_keep_returns(any_ledger: Ledger) -> None:
+    """np.False_ (a flag read from an array) keeps nothing, as False does; np.True_ keeps."""
+    any_ledger.log_backtest("No", "AAPL", _daily(3), keep_returns=np.False_)  # type: ignore[arg-type]
+    any_ledger.log_backtest("Yes", "AAPL", _daily(4), keep_returns=np.bool_(True))  # type: ignore[arg-type]
+    hist = any_ledger.history(include_meta=True)
+    assert dict(zip(hist["model_name"], hist["has_returns"], strict=True)) == {"No": False, "Yes": True}
+    assert _raw(any_ledger, "SELECT COUNT(*) FROM pl_returns") == [(1,)]
+
+
+def test_nanosecond_dates_are_kept_exactly_or_refused(any_ledger: Ledger) -> None:
+    """Dates are kept to the microsecond: a nanosecond index of whole microseconds comes back
+    as the same instants; a stamp with a nanosecond part (which the conversion would truncate,
+    two of them in one microsecond reading as a duplicate) is refused, naming ``returns``,
+    with nothing stored."""
+    whole = pd.DatetimeIndex(["2024-03-01 14:30:00.000001", "2024-03-01 14:30:00.000002",
+                              "2024-03-04 09:00:00"]).as_unit("ns")
+    any_ledger.log_backtest("Whole", "AAPL", pd.Series([0.01, -0.02, 0.003], index=whole))
+    rid = int(any_ledger.history(include_meta=True)["record_id"].iat[0])
+    back = any_ledger.returns(rid)
+    assert back.index.as_unit("ns").asi8.tolist() == whole.tz_localize("UTC").asi8.tolist()
+    before = any_ledger.records()
+    for stamps in (["2024-03-01 14:30:00.000000001", "2024-03-01 14:30:00.000000900", "2024-03-04"],
+                   ["2024-03-01 14:30:00", "2024-03-01 14:30:00.000001500", "2024-03-04"]):
+        finer = pd.Series([0.01, -0.02, 0.003], index=pd.DatetimeIndex(stamps).as_unit("ns"))
+        with pytest.raises(ValidationError, match=r"to the microsecond: .* has a nanosecond part") as info:
+            any_ledger.log_backtest("Finer", "AAPL", finer)
+        assert any(p[1] == "returns" for p in info.value.problems)
+        assert "duplicated" not in str(info.value)
+    assert any_ledger.records() == before
+    assert _raw(any_ledger, "SELECT COUNT(*) FROM pl_returns") == [(1,)]
 
 
 def test_clear_moves_returns_restore_brings_them_back_purge_deletes(any_ledger: Ledger) -> None:

@@ -105,6 +105,21 @@ def test_the_series_are_read_without_the_history_columns(any_ledger: Ledger) -> 
         del store.history
 
 
+def test_the_per_ticker_statistics_refuse_a_missing_ticker_by_name(ledger: Ledger) -> None:
+    """history(None) is every ticker; overfitting(None) was a raw TypeError. These statistics
+    compare one sweep on one ticker, so None (or a non-str) is a ValidationError naming
+    ``ticker`` (still a TypeError), the same for each of them."""
+    _sweep(ledger, 3, 4)
+    calls = (ledger.overfitting, ledger.effective_trials, ledger.sharpe_confidence, ledger.unscored_trials)
+    for call in calls:
+        for bad in (None, 5, ["AAPL"]):
+            with pytest.raises(ValidationError, match=r"ticker must be a str, got") as info:
+                call(bad)  # type: ignore[arg-type]
+            assert isinstance(info.value, TypeError)
+            assert [p[1] for p in info.value.problems] == ["ticker"]
+            assert ("one ticker" in str(info.value)) == (bad is None)
+
+
 def test_too_few_trials_or_periods_say_how_many_are_needed(ledger: Ledger) -> None:
     with pytest.raises(ValidationError, match="at least 2 evaluations") as info:
         ledger.overfitting("AAPL")

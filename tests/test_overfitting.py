@@ -6,6 +6,7 @@ sweeps whose answer is known (noise: ≈ 0.5; one skilled trial: ≈ 0) and bad 
 from __future__ import annotations
 
 import math
+import warnings
 from itertools import combinations
 
 import numpy as np
@@ -136,16 +137,17 @@ def test_other_metrics_match_naive(metric: str) -> None:
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), s=st.sampled_from([2, 4, 6, 8, 10, 12]), n=st.integers(2, 40),
        extra=st.integers(0, 40), copies=st.integers(0, 3), chunk=st.sampled_from([1, 7, 64, 1 << 16]),
-       drift=st.sampled_from([0.0004, 0.03]))
+       drift=st.sampled_from([0.0004, 0.03]), workers=st.sampled_from([1, 2]))
 def test_fast_path_matches_a_straightforward_cscv(
-    seed: int, s: int, n: int, extra: int, copies: int, chunk: int, drift: float
+    seed: int, s: int, n: int, extra: int, copies: int, chunk: int, drift: float, workers: int
 ) -> None:
     """The fast path (pair groups of subset tables, scores ranked by the Sharpe's signed
     square, chunked) against CSCV written straight from the raw rows, on random data: every
     S from 2 (one block a side) to 12, odd and even halves, T not a multiple of S, trials
     that are exact copies of others (ties in and out of sample), and chunks from one row of
     half-sets to all of them, means small against the spread (raw sums) and three times it
-    (sums about the mean). Winners, ranks, logits and PBO exactly."""
+    (sums about the mean), scored by one thread or two. Winners, ranks, logits and PBO
+    exactly."""
     rng = np.random.default_rng(seed)
     t = max(s, 4) + extra
     m = rng.normal(drift, 0.01, (t, n)) + rng.normal(0, 0.0006, n)
@@ -157,12 +159,73 @@ def test_fast_path_matches_a_straightforward_cscv(
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(overfitting, "_CHUNK_VALUES", chunk)
+        patch.setattr(overfitting, "_workers", lambda values: workers)
         if (m == m[:, :1]).all():  # every trial a copy of one: no selection, PBO undefined
             with pytest.raises(ValidationError, match="indistinguishable"):
                 probability_of_backtest_overfitting(m, partitions=s)
             return
         res = probability_of_backtest_overfitting(m, partitions=s)
     assert_same(res, naive_cscv(m, s, sharpe), tol=1e-9)
+
+
+def _scored_by(workers: int, m: np.ndarray, s: int, metric: str, chunk: int) -> object:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(overfitting, "_CHUNK_VALUES", chunk)
+        patch.setattr(overfitting, "_workers", lambda values: workers)
+        try:
+            return probability_of_backtest_overfitting(m, partitions=s, metric=metric)
+        except ValidationError as exc:
+            return str(exc)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), s=st.sampled_from([8, 12, 16]), n=st.integers(2, 60),
+       ties=st.lists(st.sampled_from(["copy", "double", "ulp", "flat"]), max_size=4),
+       metric=st.sampled_from(sorted(overfitting.METRICS)), chunk=st.sampled_from([1, 64, 1 << 16]))
+def test_two_threads_give_one_threads_result_bit_for_bit(
+    seed: int, s: int, n: int, ties: list[str], metric: str, chunk: int
+) -> None:
+    """The half-sets scored by two threads (each taking the next chunk) against one thread,
+    on sweeps made adversarial: exact copies and doubles of a trial (tied scores in and out
+    of sample), a trial one ulp away from another on one period (near ties), a trial flat on
+    a half (refused: the same error, the earliest split's, whichever thread met it first).
+    Every array equal, bit for bit, or the same error message."""
+    rng = np.random.default_rng(seed)
+    m = rng.normal(0.0004, 0.01, (s * 9 + 3, n))
+    for kind in ties:
+        j, k = (int(v) for v in rng.integers(n, size=2))
+        if kind == "copy":
+            m[:, j] = m[:, k]
+        elif kind == "double":
+            m[:, j] = 2.0 * m[:, k]
+        elif kind == "ulp":
+            m[:, j] = m[:, k]
+            i = int(rng.integers(m.shape[0]))
+            m[i, j] = np.nextafter(m[i, j], np.inf)
+        else:
+            m[3: 3 + 9 * (s // 2), j] = 0.0  # the first S/2 blocks (3 oldest rows dropped)
+    one, two = _scored_by(1, m, s, metric, chunk), _scored_by(2, m, s, metric, chunk)
+    if isinstance(one, str):
+        assert two == one
+        return
+    assert not isinstance(two, str), two
+    for field in ("logits", "winners", "oos_rank", "is_performance", "oos_performance"):
+        np.testing.assert_array_equal(getattr(two, field), getattr(one, field), strict=True)
+    for field in ("pbo", "prob_oos_loss", "slope", "intercept", "r_squared"):
+        assert np.array_equal(getattr(two, field), getattr(one, field), equal_nan=True), field
+
+
+def test_two_threads_are_used_for_a_large_sweep_and_agree_with_one() -> None:
+    """200 trials × 2,520 periods, S = 16: 2.6 million scores, past the threshold, scored
+    by two threads when two CPUs are there; the same result as one thread."""
+    m = np.random.default_rng(22).normal(0.0002, 0.01, (2520, 200))
+    assert overfitting._workers(12870 * 200) == min(2, len(__import__("os").sched_getaffinity(0)))
+    assert overfitting._workers(12870 * 20) == 1
+    one, two = _scored_by(1, m, 16, "sharpe", 1 << 16), _scored_by(2, m, 16, "sharpe", 1 << 16)
+    assert one.pbo == two.pbo
+    np.testing.assert_array_equal(one.winners, two.winners)
+    np.testing.assert_array_equal(one.oos_rank, two.oos_rank)
+    np.testing.assert_array_equal(one.is_performance, two.is_performance)
 
 
 @pytest.mark.parametrize("layout", ["C", "F", "frame"])
@@ -284,6 +347,17 @@ def test_non_finite_returns_are_refused(t: int, n: int, i: int, j: int, bad: flo
     assert info.value.problems[0][1] == "returns"
 
 
+def test_finite_returns_whose_sum_overflows_are_not_called_non_finite() -> None:
+    """The finiteness check sums the matrix first (one pass): a sum that overflows on
+    finite values (1e308 twice) is checked value by value, and passes that check."""
+    m = np.random.default_rng(3).normal(0, 0.01, (64, 4))
+    m[0, 0] = m[1, 0] = 1e308
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the huge values' own arithmetic
+        res = probability_of_backtest_overfitting(m, partitions=4, metric="mean")
+    assert res.n_splits == 6
+
+
 @settings(max_examples=40, deadline=None)
 @given(s=st.sampled_from([2, 4, 8, 16, 20]), t=st.integers(1, 19))
 def test_too_few_periods_say_how_many_are_needed(s: int, t: int) -> None:
@@ -379,6 +453,11 @@ def test_indistinguishable_trials_have_no_pbo_not_an_overfit_verdict(tmp_path) -
     for m in (np.tile(r[:, None], (1, 6)), np.c_[r, 2 * r, 0.5 * r]):
         with pytest.raises(ValidationError, match="indistinguishable"):
             probability_of_backtest_overfitting(m)
+    # the same first period (the check's shortcut) but not the same trial: a PBO
+    other = np.random.default_rng(1).normal(0, 0.01, 300)
+    other[0] = r[0]
+    for metric in ("sharpe", "mean"):
+        assert 0 <= probability_of_backtest_overfitting(np.c_[r, other], metric=metric).pbo <= 1
     assert 0 <= probability_of_backtest_overfitting(np.c_[r, r + 0.001], metric="mean").pbo <= 1
     with Ledger(tmp_path / "l") as led:
         for i in range(4):

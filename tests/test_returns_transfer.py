@@ -5,6 +5,7 @@ CSV mirrors and exports stay exactly seed-shaped."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -107,22 +108,93 @@ def test_the_mirrors_and_the_json_and_csv_exports_stay_seed_shaped(ledger: Ledge
     assert all("returns" not in r for r in ledger.records())
 
 
-def test_a_series_for_a_record_present_without_one_is_reported_not_dropped_silently(
-    ledger: Ledger, tmp_path: Path
+@pytest.fixture
+def source(tmp_path: Path) -> Iterator[Ledger]:
+    """A SQLite ledger apart from ``any_ledger``'s (whose SQLite case is the ``ledger`` one)."""
+    led = Ledger(tmp_path / "source")
+    yield led
+    led.close()
+
+
+def _twins(led: Ledger, series: list[pd.Series | None]) -> None:
+    """Records of one content (the same metrics, given, not computed), each with a series
+    or none: what two ledgers that ran the same sweep hold when one kept no series, or kept
+    another run's."""
+    led.log_many(pd.DataFrame({
+        "timestamp": [f"2024-01-0{i + 2}T00:00:00+00:00" for i in range(len(series))],
+        "ticker": "AAPL", "model_name": [f"M{i}" for i in range(len(series))],
+        "sharpe": [1.0 + i for i in range(len(series))], "returns": series}))
+
+
+def test_an_import_attaches_a_series_to_a_record_present_without_one(
+    any_ledger: Ledger, source: Ledger, tmp_path: Path
 ) -> None:
-    """Review #8: the seed-shaped JSON first, then the Parquet export: the records are
-    duplicates by content and their series were dropped without a word. Now the report says
-    how many series were not imported; a re-import of the Parquet into a ledger that has
-    them says nothing of the kind."""
-    _fill(ledger)
+    """Review #8, then issue 22: the seed-shaped JSON first, then the Parquet export. The
+    records are duplicates by content; their series were dropped (then only reported). Now
+    they are attached to the present records, exactly, and the report says how many; a
+    re-import says nothing of the kind."""
+    kept = _fill(source)
     js, pq_path = tmp_path / "all.json", tmp_path / "all.parquet"
-    export_records(ledger, "json", js)
-    export_records(ledger, "parquet", pq_path)
-    target = Ledger(tmp_path / "t")
-    assert import_file(target, js).imported == 3
-    report = import_file(target, pq_path)
-    assert report.imported == 0 and report.duplicates == 3 and report.series_not_imported == 2
-    assert "2 return series not imported: record already present without them" in report.summary()
-    again = import_file(ledger, pq_path)
-    assert again.duplicates == 3 and again.series_not_imported == 0 and "series" not in again.summary()
-    target.close()
+    export_records(source, "json", js)
+    export_records(source, "parquet", pq_path)
+    assert import_file(any_ledger, js).imported == 3
+    assert _by_model(any_ledger) == {}
+    state = any_ledger.stats()["state"]
+    report = import_file(any_ledger, pq_path)
+    assert report.imported == 0 and report.duplicates == 3
+    assert report.series_attached == 2 and report.series_not_imported == 0
+    assert "2 return series attached to records already present without one" in report.summary()
+    got = _by_model(any_ledger)
+    assert set(got) == {"Dated", "Ordered"}
+    assert _same(got["Dated"], kept["Dated"]) and _same(got["Ordered"], kept["Ordered"])
+    assert len(any_ledger.history()) == 3 and any_ledger.stats()["state"] != state  # caches see it
+    again = import_file(any_ledger, pq_path)
+    assert again.duplicates == 3 and again.series_attached == again.series_not_imported == 0
+    assert "series" not in again.summary()
+
+
+def test_an_import_keeps_the_ledgers_different_series_and_counts_it(
+    any_ledger: Ledger, source: Ledger, tmp_path: Path
+) -> None:
+    """The same content with another series: the ledger's is kept (never replaced), the
+    report counts the file's as not imported; a record without one beside it gets its."""
+    a, b, c = _daily(5), _daily(6), _daily(7)
+    _twins(source, [a, c, None])
+    _twins(any_ledger, [b, None, None])
+    path = tmp_path / "x.parquet"
+    export_records(source, "parquet", path)
+    report = import_file(any_ledger, path)
+    got = (report.imported, report.duplicates, report.series_attached, report.series_not_imported)
+    assert got == (0, 3, 1, 1)
+    assert ("1 return series not imported: record already present with a different one (kept)"
+            in report.summary())
+    got = _by_model(any_ledger)
+    assert set(got) == {"M0", "M1"} and _same(got["M0"], b) and _same(got["M1"], c)
+
+
+def test_sync_attaches_series_to_records_there_without_one_and_keeps_different_ones(
+    any_ledger: Ledger, source: Ledger, tmp_path: Path
+) -> None:
+    """A sync onto a target holding the same records without series (imported from the
+    seed-shaped JSON) brought nothing back: the records were 'already there'. Now their
+    series are attached (both engines as the target), a target record with a different
+    series keeps its own (counted), and a second sync changes nothing."""
+    a, b, c = _daily(8), _daily(9), _daily(10)
+    _twins(source, [a, c, None])
+    _twins(any_ledger, [b, None, None])
+    res = source.sync(any_ledger)
+    assert (res.new, res.already_there, res.series_attached, res.series_differ) == (0, 3, 1, 1)
+    assert "1 return series attached" in res.summary() and "different return series" in res.summary()
+    got = _by_model(any_ledger)
+    assert set(got) == {"M0", "M1"} and _same(got["M0"], b) and _same(got["M1"], c)
+    kept = _fill(source)  # records with series, then the target gets them without (JSON)
+    js = tmp_path / "all.json"
+    export_records(source, "json", js)
+    assert import_file(any_ledger, js).imported == 6 - 3
+    res = source.sync(any_ledger)
+    assert (res.new, res.series_attached) == (0, 2)
+    got = _by_model(any_ledger)
+    assert _same(got["Dated"], kept["Dated"]) and _same(got["Ordered"], kept["Ordered"])
+    again = source.sync(any_ledger)
+    assert (again.new, again.series_attached) == (0, 0) and "series attached" not in again.summary()
+    assert len(any_ledger.history()) == 6

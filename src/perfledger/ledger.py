@@ -64,8 +64,23 @@ if TYPE_CHECKING:
     from .files.sync import SyncResult
     from .mirrors.layout import PreparedAppend
     from .mirrors.transaction import MirrorTransaction, NullMirrorTransaction
+    from .records.kept_returns import KeptReturns
     from .stats.overfitting import Overfitting
     from .store.base import Store, WriteTx
+
+def _one_ticker(ticker: Any) -> str:
+    """The ticker of a per-ticker statistic (overfitting, effective trials, the Sharpe's
+    confidence, unscored trials): required, unlike history's, where None means every
+    ticker. These statistics compare one sweep's trials on one instrument's periods; every
+    ticker's backtests together are not one sweep, so None is a ValidationError naming
+    ``ticker`` (a WrongTypeError, a TypeError as before), as is any value not a str."""
+    if not isinstance(ticker, str):
+        hint = (": these statistics compare the trials of one ticker (ledger.tickers() lists them)"
+                if ticker is None else "")
+        raise WrongTypeError.of("ticker", f"ticker must be a str, got {type(ticker).__name__} "
+                                          f"{ticker!r}{hint}")
+    return check_label("ticker", ticker)
+
 
 log = logging.getLogger("perfledger")
 
@@ -498,7 +513,10 @@ class Ledger:
         new records only), safe to run concurrently and to kill (a chunk's records and the
         mark that covers them commit together). Registered metric directions travel too; one
         that contradicts the target's is a :class:`ValidationError` naming the metric, and
-        nothing is synced. ``progress(done, total)`` is called as source records are read.
+        nothing is synced. A record the target holds without its kept return series gets
+        the source's; one with a different series keeps its own, counted in the result
+        (``series_attached``, ``series_differ``). ``progress(done, total)`` is called as
+        source records are read.
         """
         from .files.sync import SyncFilter, sync_stores
 
@@ -579,13 +597,18 @@ class Ledger:
         :meth:`overfitting` read it back. NaN/inf, fewer than 2 periods, or a DatetimeIndex
         that is not strictly increasing are a :class:`ValidationError` naming ``returns``.
         """
+        import numpy as np
+
         from .records.kept_returns import keep_returns as kept_series
         from .records.kept_returns import materialised
         from .stats.backtest import BACKTEST_DIRECTIONS, backtest_metrics
 
-        if not isinstance(keep_returns, bool):
+        # numpy's bools too (a flag read from an array, a mask's element): np.False_ is
+        # False; anything else (0, "no", None) is refused, not read as truthy or falsy.
+        if not isinstance(keep_returns, bool | np.bool_):
             raise WrongTypeError.of("keep_returns", f"keep_returns must be True or False, got "
-                                                   f"{keep_returns!r}")
+                                                   f"{keep_returns!r} ({type(keep_returns).__name__})")
+        keep_returns = bool(keep_returns)
         returns = materialised(returns)  # a generator is read twice below: once for each
         kept = kept_series(returns)
         core, custom = backtest_metrics(returns, periods_per_year, predictions, actuals)
@@ -619,6 +642,19 @@ class Ledger:
                                                   "without one (log it with log_backtest(..., "
                                                   f"returns=...)), or not in the ledger{cleared}")
         return kept.series(name=rid)
+
+    def _read_returns(self, ids: list[int]) -> Mapping[int, KeptReturns]:
+        """The kept series of records ``ids``, as stored (an import compares them)."""
+        return self._ensure().returns(ids)
+
+    def _attach_returns(self, kept: Mapping[int, KeptReturns]) -> int:
+        """Attach ``kept[id]`` to each record ``id`` still without a series, in one write
+        transaction (an import bringing the series of records present without one:
+        :mod:`perfledger.files.attach`); returns how many were attached."""
+        store = self._writable()
+        # (in the mirrors' transaction like every write, though the files hold no series)
+        with store.writing() as tx, self._mirrors.transaction(tx):
+            return len(tx.attach_returns(kept))
 
     @shares_filters
     def returns_frame(
@@ -672,7 +708,7 @@ class Ledger:
         :func:`perfledger.stats.backtest.sharpe_confidence`)."""
         from .stats.backtest import sharpe_confidence
 
-        check_label("ticker", ticker)
+        _one_ticker(ticker)
         hist = self.history(ticker=ticker)
         return sharpe_confidence(
             hist, periods_per_year=periods_per_year, n_trials=n_trials,
@@ -691,7 +727,7 @@ class Ledger:
         from .records.alignment import common_periods
         from .stats.trials import effective_trials
 
-        check_label("ticker", ticker)
+        _one_ticker(ticker)
         if not self._ensure().any_returns():
             return None
         # Only what is tested here (a ticker's whole history is most of the cost otherwise).
@@ -744,7 +780,7 @@ class Ledger:
         from .records.alignment import common_periods
         from .stats.overfitting import probability_of_backtest_overfitting
 
-        check_label("ticker", ticker)
+        _one_ticker(ticker)
         frame = self._returns_frame(self._query(RecordFilter.of(locals())))
         models = frame.attrs.pop("model_name", {})  # (pandas deep-copies attrs on every operation)
         if frame.shape[1] < 2:
@@ -762,7 +798,7 @@ class Ledger:
         Ratio counts them in its N: they were tried too."""
         from .stats.backtest import TRIAL_STATE_TAG, UNSCORED_STATES
 
-        check_label("ticker", ticker)
+        _one_ticker(ticker)
         return sum(
             int(self.history(ticker=ticker, tags={TRIAL_STATE_TAG: state}, columns=["sharpe"])["sharpe"]
                 .isna().sum())

@@ -9,7 +9,9 @@ exports (CSV, JSON, Parquet), read into rows by :mod:`.rows`. Three promises:
   Rows already in the ledger, or repeated within the file, are counted as
   duplicates and not stored again, so importing a file twice (or an export of the ledger
   itself) adds nothing. Naive timestamps (the seed wrote ``datetime.now().isoformat()``)
-  are read as UTC.
+  are read as UTC. A duplicate's kept return series (a Parquet export carries them) is
+  attached to the present record when that has none, after the new rows are stored; one
+  with a different series keeps it, counted in the report (:mod:`.attach`).
 * **All or nothing by default.** Every row is checked first; a file with any bad row
   stores nothing and the report lists each bad row by location (CSV: the physical line of
   the row, header = line 1; JSON: ``record N``, 1-based; Parquet: ``row N``) and reason.
@@ -20,8 +22,8 @@ exports (CSV, JSON, Parquet), read into rows by :mod:`.rows`. Three promises:
 How duplicates are found without reading the whole ledger: the ledger's history for the
 file's tickers and time span gives every stored field but params and tags. Rows whose other
 fields match nothing there are new. Only when some do match (a re-import) are the stored
-params and tags read too (:meth:`Ledger.records`, filtered in the database) to settle those
-rows exactly.
+params and tags read too (the stored records with their ids, filtered in the database) to
+settle those rows exactly.
 """
 
 from __future__ import annotations
@@ -41,13 +43,15 @@ from ..errors import FileReadError, ValidationError
 from ..mirrors.seed_files import Adoption
 from ..records.batch import Batch
 from ..records.record import CORE_METRICS, SEED_FIELDS
-from ..records.timestamps import format_ts, parse_timestamp
+from ..records.timestamps import format_ts
 from ..records.validation import validate_frame
+from .attach import Attachments, plan_attachments, present_records
 from .rows import DICT_FIELDS, Progress, read_rows
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..records.kept_returns import KeptReturns
     from ..store.base import WriteTx
 
 
@@ -65,6 +69,10 @@ class LedgerLike(Protocol):
                 since: Any = None, until: Any = None, **filters: Any) -> list[dict[str, Any]]: ...
 
     def log_many(self, records: Any, *, import_keys: Sequence[str] | None = None) -> int: ...
+
+    def _attach_returns(self, kept: Mapping[int, KeptReturns]) -> int: ...
+
+    def _read_returns(self, ids: list[int]) -> Mapping[int, KeptReturns]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +94,13 @@ class ImportReport:
     duplicates: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     stored: bool = True
-    #: Rows whose record was already present *without* a kept return series, bringing one:
-    #: the record is a duplicate by content (the key ignores the series), and a present
-    #: record's series is not attached afterwards, so the series was not imported (said).
+    #: Rows whose record was already present *with a different* kept return series: the
+    #: record is a duplicate by content (the key ignores the series), the ledger's series is
+    #: kept and the row's was not imported (said; :mod:`.attach`).
     series_not_imported: int = 0
+    #: Rows whose record was already present *without* a series, bringing one: attached to
+    #: the present record (:mod:`.attach`).
+    series_attached: int = 0
 
     @property
     def rejected_rows(self) -> int:
@@ -98,11 +109,13 @@ class ImportReport:
     def summary(self) -> str:
         verb = "imported" if self.stored else "imported (nothing stored: fix or --skip-invalid)"
         name = self.path.name if isinstance(self.path, Path) else self.path
+        attached = (f"; {self.series_attached} return series attached to records already present "
+                    "without one" if self.series_attached else "")
         missing = (f"; {self.series_not_imported} return series not imported: record already present "
-                   "without them" if self.series_not_imported else "")
+                   "with a different one (kept)" if self.series_not_imported else "")
         return (
             f"{name}: {self.imported} {verb}, {self.duplicates} duplicate, "
-            f"{self.rejected_rows} rejected{missing}"
+            f"{self.rejected_rows} rejected{attached}{missing}"
         )
 
 
@@ -279,24 +292,22 @@ def import_rows(
     since, until = int(ts.min()), int(ts.max())
     stored_vis = _history_keys(led, tickers, since, until)
     new = first.copy()
+    plan: Attachments | None = None
     if stored_vis:
         vis = _frame_keys(clean.iloc[candidates], full=False)
         maybe = [int(c) for c, k in zip(candidates, vis, strict=True) if k in stored_vis]
         if maybe:
+            # the stored records by whole content, with their ids and whether each kept a
+            # series (one read): a row found there is a duplicate, its series maybe not
+            present = present_records(led, tickers, since, until)
             series = clean["returns"].tolist() if "returns" in clean.columns else None
-            with_series = series is not None and any(series[c] is not None for c in maybe)
-            # key -> whether the stored record kept a series (read only when a row brings one)
-            stored_full = {
-                record_key(parse_timestamp(r["timestamp"]), r["ticker"], r["model_name"],
-                           (r[m] for m in CORE_METRICS), r["notes"], r["metrics"], r["params"],
-                           r["tags"]): r.get("returns") is not None
-                for r in led.records(tickers, include_returns=with_series)
-            }
             for c in maybe:
-                if full[c] in stored_full:
+                if full[c] in present:
                     new[c] = False
-                    if series is not None and series[c] is not None and not stored_full[full[c]]:
-                        report.series_not_imported += 1
+            if series is not None:
+                plan = plan_attachments(present, ((full[c], series[c]) for c in maybe
+                                                  if not new[c] and series[c] is not None), led._read_returns)
+                report.series_not_imported = plan.differ
     report.duplicates = int(len(clean) - new.sum())
     keep = clean.iloc[np.flatnonzero(new)]
     if len(keep):
@@ -319,6 +330,8 @@ def import_rows(
         # imports of the same rows store them once.
         report.imported = led.log_many(out, import_keys=keys)
         report.duplicates += len(keep) - report.imported
+    if plan is not None and plan.kept:  # after the new records: a refused file attaches nothing
+        report.series_attached = led._attach_returns(plan.kept)
 
 
 # --------------------------------------------------------------------------- adoption

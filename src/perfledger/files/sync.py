@@ -25,6 +25,10 @@ again into a target that already holds records, from this source or from anywher
 * **Crash-safe.** Records are written a chunk per transaction, and the mark advances in the
   transaction that stores the records it covers: a sync killed at any point leaves whole
   chunks and a mark that describes them; a rerun continues, losing and doubling nothing.
+* **Series brought back.** A record the target holds without its kept return series (from a
+  seed-shaped JSON/CSV import, or logged with ``keep_returns=False``) gets the source's,
+  attached in the chunk's transaction; one holding a different series keeps it, counted in
+  the result (:mod:`.attach`).
 * **Complete.** Custom metrics, params and tags travel with each record; registered metric
   directions are registered in the target (a direction that contradicts the target's is
   refused before anything is written, naming the metric), so the target's best models are
@@ -54,6 +58,7 @@ from ..records.batch import Batch
 from ..records.record import CORE_METRICS
 from ..records.timestamps import format_ts, parse_timestamp
 from ..records.validation import has_nul
+from .attach import Attachments, plan_attachments, present_records
 from .importer import LedgerLike, batch_keys, record_hash, record_hashes, record_key
 
 if TYPE_CHECKING:
@@ -73,16 +78,26 @@ class SyncResult:
     records (within the filter) the target held already, those covered by the mark
     included; ``directions``: metric directions registered in the target; ``read``: source
     records read by this run (about the new ones when the mark held); ``incremental``:
-    whether the mark held."""
+    whether the mark held; ``series_attached``: return series of records the target held
+    without one, attached to them; ``series_differ``: records the target held with a
+    different series (the target's kept; :mod:`.attach`)."""
 
     new: int = 0
     already_there: int = 0
     directions: int = 0
     read: int = 0
     incremental: bool = False
+    series_attached: int = 0
+    series_differ: int = 0
 
     def summary(self) -> str:
-        return f"{self.new:,} new, {self.already_there:,} already there"
+        out = f"{self.new:,} new, {self.already_there:,} already there"
+        if self.series_attached:
+            out += f"; {self.series_attached:,} return series attached to records there without one"
+        if self.series_differ:
+            out += (f"; {self.series_differ:,} record(s) there with a different return series "
+                    "(the target's kept)")
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,12 +330,21 @@ def _sync(source: Store, target: Store, target_ledger: LedgerLike, target_mirror
                 if todo:
                     held = _held_unkeyed(target_ledger, take(sub, todo), [keys[i] for i in todo])
                     todo = [i for j, i in enumerate(todo) if j not in held]
+            plan = None if target_empty else _attachments(target, target_ledger, sub, keys, todo)
             seen, total = seen + len(sub), total + len(ids)
             new_mark = Mark(after, key, seen, total, "", tuple(pending)) if mark_key else None
-            stored = _write(target, mirrors, lambda tx, m: _store(tx, m, sub, todo, hashes, mark_key,
-                                                                  new_mark, stale))
+            attached = [0]
+
+            def body(tx: WriteTx, m: Any) -> int:
+                # the series first: the mark below records the generation they change
+                attached[0] = len(tx.attach_returns(plan.kept)) if plan is not None and plan.kept else 0
+                return _store(tx, m, sub, todo, hashes, mark_key, new_mark, stale)
+
+            stored = _write(target, mirrors, body)
             result.new += stored
             result.already_there += len(sub) - stored
+            result.series_attached += attached[0]
+            result.series_differ += plan.differ if plan is not None else 0
 
         # Ids a PostgreSQL source had not shown below the mark: those committed since first.
         kept: list[tuple[int, int, float]] = []
@@ -432,6 +456,22 @@ def _refuse_nul(batch: Batch, synced: int) -> None:
                     f"{synced} records were synced before it, none from it on",
                     [(i, name, "contains a NUL character")],
                 )
+
+
+def _attachments(target: Store, target_ledger: LedgerLike, sub: Batch, keys: list[Any],
+                 todo: list[int]) -> Attachments | None:
+    """What to do with the series of the chunk's records the target holds already (every
+    one but ``todo``, the new ones): :mod:`.attach`'s rule. One read of the target's
+    records over their tickers and span, only when such a record brings a series."""
+    if sub.returns is None:
+        return None
+    new = set(todo)
+    held = [i for i, r in enumerate(sub.returns) if r is not None and i not in new]
+    if not held:
+        return None
+    stamps = [sub.ts_us[i] for i in held]
+    present = present_records(target_ledger, sorted({sub.ticker[i] for i in held}), min(stamps), max(stamps))
+    return plan_attachments(present, ((keys[i], sub.returns[i]) for i in held), target.returns)
 
 
 def _first_of_each(hashes: list[str]) -> list[int]:

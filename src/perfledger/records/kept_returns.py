@@ -18,7 +18,8 @@ Bad input is refused before anything is stored, with a :class:`ValidationError` 
 ``returns`` (the same rule on every door: log_backtest, log_many, a Parquet import, sync): a
 bool, text or a complex number (a :class:`WrongTypeError`), a non-finite value, a return
 below −1, fewer than 2 periods, a DatetimeIndex that is not strictly
-increasing (out of order or duplicated) or holds NaT.
+increasing (out of order or duplicated), holds NaT, or has a date finer than a microsecond
+(a nanosecond-precision index of whole microseconds is kept exactly).
 """
 
 from __future__ import annotations
@@ -111,6 +112,21 @@ def check_numbers(values: Any, argument: str = "returns") -> None:
                                                    "not a number")
 
 
+def _refuse_below_microseconds(index: pd.DatetimeIndex) -> None:
+    """Dates are kept to the microsecond (``dates`` above): a nanosecond-precision index
+    whose stamps are whole microseconds is kept exactly; one with a finer part would come
+    back changed (pandas' conversion truncates it silently, and two stamps in one
+    microsecond would read as a duplicate), so it is refused, saying which and how to fix."""
+    if index.unit != "ns":
+        return  # "s", "ms", "us": whole microseconds by construction
+    finer = np.flatnonzero(index.asi8 % 1000)
+    if finer.size:
+        i = int(finer[0])
+        raise _fail(f"returns' dates are kept to the microsecond: {index[i]} at position {i} has a "
+                    f"nanosecond part ({finer.size} date(s) do); round the index first "
+                    "(returns.index.floor('us') or .round('us')) to keep it")
+
+
 def keep_returns(returns: Any) -> KeptReturns:
     """``returns`` (a Series with or without a DatetimeIndex, a list, an array) as it will be
     stored; a :class:`ValidationError` naming ``returns`` for anything that cannot be kept
@@ -125,6 +141,7 @@ def keep_returns(returns: Any) -> KeptReturns:
             if index.hasnans:
                 raise _fail("returns has a missing date (NaT) in its index")
             utc = index.tz_convert("UTC") if index.tz is not None else index.tz_localize("UTC")
+            _refuse_below_microseconds(utc)
             us = utc.as_unit("us").asi8.astype(_I8)
             steps = np.diff(us)
             if steps.size and (steps <= 0).any():

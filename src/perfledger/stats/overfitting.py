@@ -40,6 +40,10 @@ visited beside their complements (class ``_Pairs``), so each half-set's metric i
 once: it is the in-sample set of one split and the out-of-sample set of the complementary
 one. The Sharpe ratio is ranked by its signed square (Σr·|Σr| / (n·Σ(r − mean)²), the same
 order), so the square root is taken of the 2 × C winners only, not of the C × N scores.
+Each chunk's in-sample winner is the row's argmax, and its out-of-sample rank two counts
+(below it, equal to it) against its score written out row by row. Past 10⁶ scores the
+chunks are scored by two threads (numpy releases the GIL in its loops), each with its own
+buffers, with the same result bit for bit.
 200 trials × 2,520 daily returns with S = 16 take a few milliseconds per million scores,
 not 12,870 passes over the raw returns (``bench/bench_overfitting.py``). A callable metric
 cannot use block sums: it is called on the raw rows of each of the C(S, S/2) half-sets.
@@ -53,6 +57,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,7 +94,8 @@ METRICS = {
 #: half's returns are constant (a std below ~1e-7 of their spread around the trial's mean),
 #: so its Sharpe is undefined rather than a quotient of rounding errors.
 _VAR_RTOL = 64 * np.finfo(float).eps
-_CHUNK_VALUES = 1 << 16  # scores per chunk of half-sets (512 KiB a buffer): measured best
+_CHUNK_VALUES = 1 << 16  # scores per chunk of half-sets (512 KiB a buffer): measured best (1 << 14: slower)
+_THREADED_VALUES = 1 << 20  # scores (half-sets × trials) from which two threads score them
 
 
 def _fail(argument: str, message: str) -> ValidationError:
@@ -179,7 +185,11 @@ def _matrix(returns: Any) -> tuple[np.ndarray, tuple[str, ...]]:
             "returns",
             f"returns has {arr.shape[1]} trial(s) (columns); PBO compares trials: at least 2 are needed",
         )
-    if not np.isfinite(arr).all():
+    # a finite sum has no NaN or inf among its terms: one pass, no T × N temporary (an
+    # overflowing sum of finite values falls through to the exact test)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(arr.sum())
+    if not math.isfinite(total) and not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))
         i, j = map(int, bad[0])
         raise _fail(
@@ -234,17 +244,31 @@ class _Pairs:
         self.full = full
         #: per pair group, the positions of its half-sets and of their complements
         self.at = [(self.positions(lo, hi), self.positions(full - lo, full - hi)) for lo, hi in self.groups]
+        # The second group's table is kept twice: its rows by member count, then mask (the
+        # order of ``by_count``), and that reversed. A group's ``hi`` is then a slice of the
+        # first, and ``full − hi`` (the same count's masks, descending) a slice of the second:
+        # views, no gather, and both read forward (numpy adds a reversed view ~1.5x slower).
+        self.order = np.concatenate(by_count)
+        start = [int(v) for v in np.cumsum([0] + [c.size for c in by_count])]
+        last = 1 << g
+        self.rows: list[tuple[tuple[int, slice], tuple[int, slice]]] = []
+        for _, hi in self.groups:
+            j, k = hi[0].bit_count(), g - hi[0].bit_count()
+            self.rows.append(((1, slice(start[j], start[j + 1])),
+                              (2, slice(last - start[k + 1], last - start[k]))))
 
-    def tables(self, per_block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-block values (S × N) → the sums over every subset of each group (2^g × N,
-        row = the subset's bit mask)."""
+    def tables(self, per_block: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per-block values (S × N) → the sums over every subset of each group (2^g × N):
+        the first group's row = the subset's bit mask, the second's in ``order`` and
+        reversed (a group's ``hi`` and ``full − hi`` are the slices ``rows[k]`` of them)."""
         out = []
         for part in (per_block[: self.group], per_block[self.group:]):
             table = np.zeros((1 << self.group, per_block.shape[1]))
             for b in range(self.group):
                 table[1 << b: 2 << b] = table[: 1 << b] + part[b]
             out.append(table)
-        return out[0], out[1]
+        high = out[1][self.order]
+        return out[0], high, np.ascontiguousarray(high[::-1])
 
     def positions(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """The ``combinations`` positions of the half-sets lo × hi, row-major."""
@@ -256,11 +280,13 @@ def _pairs(partitions: int) -> _Pairs:
     return _Pairs(_splits(partitions), partitions)
 
 
-def _outer(tables: tuple[np.ndarray, np.ndarray], lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -> None:
+def _outer(tables: tuple[np.ndarray, ...], lo: np.ndarray, hi: tuple[int, slice], out: np.ndarray) -> None:
     """``out`` (|lo|·|hi| × N) = Σ over each half-set lo × hi (row-major) for every trial:
-    one broadcast add of two small gathers, written in place."""
-    low, high = tables
-    np.add(low[lo][:, None, :], high[hi][None, :, :], out=out.reshape(lo.size, hi.size, -1))
+    one broadcast add of a small gather and a slice (``hi``: which second-group table and
+    its rows, ``_Pairs.rows``), written in place."""
+    low = tables[0]
+    rows = tables[hi[0]][hi[1]]
+    np.add(low[lo][:, None, :], rows[None, :, :], out=out.reshape(lo.size, rows.shape[0], -1))
 
 
 class _HalfMetric:
@@ -271,7 +297,9 @@ class _HalfMetric:
     turns the winners' scores into the metric (Sharpe's score is its signed square up to a
     factor: no square root over the C × N values, only over the winners')."""
 
-    def score(self, lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -> bool:
+    def score(self, lo: np.ndarray, hi: np.ndarray, rows: tuple[int, slice], out: np.ndarray,
+              spare: tuple[np.ndarray, ...]) -> bool:
+        """``spare``: two float buffers of at least ``out.size`` values, the caller's thread's."""
         raise NotImplementedError
 
     def value(self, scores: np.ndarray) -> np.ndarray:
@@ -283,7 +311,7 @@ class _Sharpe(_HalfMetric):
     Score: Σr·|Σr| / (n·Σ(r − mean)²), the signed square of Sharpe / (√ppy · √((n − 1)/n)),
     monotone in the Sharpe."""
 
-    def __init__(self, pairs: _Pairs, x: np.ndarray, partitions: int, block: int, ppy: float, most: int):
+    def __init__(self, pairs: _Pairs, x: np.ndarray, partitions: int, block: int, ppy: float):
         """``x``: the T × N returns (T = partitions × block), any memory layout; not changed.
 
         Raw per-block sums (Σr, Σr²) when every trial's mean is within half its standard
@@ -325,23 +353,25 @@ class _Sharpe(_HalfMetric):
         self.may_be_flat = not floor > 4 * _VAR_RTOL * self.top  # (4: room for rounding)
         self.total = shift * count
         self.factor = math.sqrt(ppy) * math.sqrt((count - 1.0) / count)
-        self.m2, self.tmp = _work_buffers(most)[2:4]
 
-    def score(self, lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -> bool:
-        m2, tmp = (b[: out.size].reshape(out.shape) for b in (self.m2, self.tmp))
-        _outer(self.d1, lo, hi, out)
-        _outer(self.d2, lo, hi, m2)
-        np.multiply(out, out, out=tmp)
+    def score(self, lo: np.ndarray, hi: np.ndarray, rows: tuple[int, slice], out: np.ndarray,
+              spare: tuple[np.ndarray, ...]) -> bool:
+        m2, tmp = (b[: out.size].reshape(out.shape) for b in spare[:2])
+        _outer(self.d1, lo, rows, out)
+        _outer(self.d2, lo, rows, m2)
+        np.abs(out, out=tmp)  # |Σ(r − c)|
+        if self.raw:  # Σr·|Σr|, bit for bit copysign((Σr)², Σr) (numpy's copysign has no SIMD loop)
+            out *= tmp
+            tmp *= tmp
+        else:
+            tmp *= tmp
         m2 -= tmp  # n·Σ(r − mean)² of the half
         # constant (or all-zero) returns on a half: m2 is rounding noise of n·Σ(r − c)²
         flat = None
         if self.may_be_flat and m2.min() <= _VAR_RTOL * self.top:
-            _outer(self.d2, lo, hi, tmp)
+            _outer(self.d2, lo, rows, tmp)
             flat = m2 <= _VAR_RTOL * tmp
-            np.multiply(out, out, out=tmp)
-        if self.raw:  # out is Σr, tmp (Σr)²
-            np.copysign(tmp, out, out=out)
-        else:
+        if not self.raw:
             out += self.total  # Σr
             np.abs(out, out=tmp)
             out *= tmp
@@ -370,19 +400,20 @@ class _Blocks(_HalfMetric):
         if name == "sortino":
             self.down = pairs.tables((np.minimum(shaped, 0.0) ** 2).sum(axis=1))
 
-    def score(self, lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -> bool:
+    def score(self, lo: np.ndarray, hi: np.ndarray, rows: tuple[int, slice], out: np.ndarray,
+              spare: tuple[np.ndarray, ...]) -> bool:
         if self.name == "total_return":
             ruined = np.empty_like(out)
-            _outer(self.ruined, lo, hi, ruined)
-            _outer(self.logs, lo, hi, out)
+            _outer(self.ruined, lo, rows, ruined)
+            _outer(self.logs, lo, rows, out)
             np.expm1(out, out=out)
             out[ruined > 0] = -1.0
             return False
-        _outer(self.sums, lo, hi, out)
+        _outer(self.sums, lo, rows, out)
         if self.name == "mean":
             return True
         downside = np.empty_like(out)
-        _outer(self.down, lo, hi, downside)
+        _outer(self.down, lo, rows, downside)
         np.sqrt(downside, out=downside)
         out /= downside
         out[downside <= 0] = np.nan
@@ -397,25 +428,78 @@ class _Blocks(_HalfMetric):
 _kept = threading.local()
 
 
-def _work_buffers(size: int) -> tuple[np.ndarray, ...]:
-    """Four float buffers and one bool buffer of ``size`` values, kept per thread from call
-    to call (33 bytes per value: about 2 MB for 200 trials, and a chunk is never fewer than
-    one row of half-sets, so 70 × N values for S = 16 past 936 trials): fresh ones would be
-    paged in on every call, which on a busy machine costs as much as filling them."""
-    held = getattr(_kept, "buffers", None)
-    if held is None or held[0].size < size:
-        held = (*(np.empty(size) for _ in range(4)), np.empty(size, dtype=bool))
+def _work_buffers(size: int, workers: int) -> list[tuple[np.ndarray, ...]]:
+    """Per worker, four float buffers and one bool buffer of ``size`` values, kept by the
+    calling thread from call to call (33 bytes per value: about 2 MB per worker for 200
+    trials, and a chunk is never fewer than one row of half-sets, so 70 × N values for
+    S = 16 past 936 trials): fresh ones would be paged in on every call, which on a busy
+    machine costs as much as filling them. The workers' threads are started per call, so
+    their buffers are the caller's, handed to them."""
+    held: list[tuple[np.ndarray, ...]] = getattr(_kept, "buffers", [])
+    if len(held) < workers or held[0][0].size < size:
+        size = max(size, held[0][0].size if held else 0)
+        held = [(*(np.empty(size) for _ in range(4)), np.empty(size, dtype=bool))
+                for _ in range(max(workers, len(held)))]
         _kept.buffers = held
     return held
 
 
+def _workers(values: int) -> int:
+    """Threads scoring the half-sets: two when there is work enough (numpy releases the GIL
+    in its loops, so two chunks are scored at once) and two CPUs to run them; one otherwise
+    (a thread's start, ~0.1 ms, is not repaid below ~10⁶ scores)."""
+    if values < _THREADED_VALUES:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return min(2, cpus)
+
+
+def _run_threaded(
+    tasks: list[tuple[int, int]], run: Callable[[int, int, tuple[np.ndarray, ...]], None],
+    buffers: list[tuple[np.ndarray, ...]],
+) -> None:
+    """``run(*task, buffers[i])`` for every task, by ``len(buffers)`` threads taking the next
+    task as they finish one (a thread slowed by the machine's load takes fewer). Every task
+    writes its own splits, so nothing is locked. A task that raises stops its thread; the
+    others stop at the first task past it, so the error raised is the one of the earliest
+    failing task: the one a single thread would raise."""
+    order = iter(range(len(tasks)))  # next() on it is atomic under the GIL
+    failed: dict[int, BaseException] = {}
+
+    def work(buffer: tuple[np.ndarray, ...]) -> None:
+        with np.errstate(divide="ignore", invalid="ignore"):  # per thread; NaN refused in scored()
+            for i in order:
+                if failed and i > min(failed):
+                    return
+                try:
+                    run(*tasks[i], buffer)
+                except BaseException as exc:  # re-raised in the caller's thread below
+                    failed[i] = exc
+                    return
+
+    threads = [threading.Thread(target=work, args=(b,), name="perfledger-pbo", daemon=True)
+               for b in buffers[1:]]
+    for t in threads:
+        t.start()
+    try:
+        work(buffers[0])
+    finally:
+        for t in threads:
+            t.join()
+    if failed:
+        raise failed[min(failed)]
+
+
 def _block_metric(
     name: str, x: np.ndarray, pairs: _Pairs, partitions: int, block: int, ppy: float,
-    names: tuple[str, ...], most: int,
+    names: tuple[str, ...],
 ) -> _HalfMetric:
     """The metric on half-sets from per-block sums (computed here, once)."""
     if name == "sharpe":
-        return _Sharpe(pairs, x, partitions, block, ppy, most)
+        return _Sharpe(pairs, x, partitions, block, ppy)
     shaped = np.ascontiguousarray(x).reshape(partitions, block, x.shape[1])
     count = float(partitions // 2 * block)
     if name == "total_return" and (x < -1.0).any():
@@ -433,7 +517,8 @@ class _Called(_HalfMetric):
         self.fn, self.g, self.n = fn, partitions // 2, x.shape[1]
         self.shaped = np.ascontiguousarray(x).reshape(partitions, block, x.shape[1])
 
-    def score(self, lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -> bool:
+    def score(self, lo: np.ndarray, hi: np.ndarray, rows: tuple[int, slice], out: np.ndarray,
+              spare: tuple[np.ndarray, ...]) -> bool:
         g, n = self.g, self.n
         for k, (a, b) in enumerate((int(a), int(b)) for a in lo for b in hi):
             chosen = [i for i in range(g) if a >> i & 1] + [g + i for i in range(g) if b >> i & 1]
@@ -466,16 +551,28 @@ def _refuse_indistinguishable(x: np.ndarray, label: str) -> None:
     """A ValidationError naming ``returns`` when every trial is the same bet (identical
     columns; for the scale-free "sharpe" and "sortino", positive multiples of one another):
     every split is then a tie, no selection was made, and the tie rule would turn "no choice"
-    into PBO = 1, "Overfit". Undefined, said in one line, instead."""
-    y = x
-    if label in ("sharpe", "sortino"):
-        scale = np.abs(x).max(axis=0)
+    into PBO = 1, "Overfit". Undefined, said in one line, instead.
+
+    The usual sweep differs on its first period already: that row decides it, and the whole
+    matrix (a scaled copy, several temporaries of T × N) is compared only when it does not
+    (the same test: a row that fails it fails the whole)."""
+    scaled = label in ("sharpe", "sortino")
+    if scaled:
+        scale = np.maximum(x.max(axis=0), -x.min(axis=0))  # max |x| per trial, no T × N temporary
         if (scale == 0).any():
             return
-        y = x / scale
-    if np.allclose(y, y[:, :1], rtol=0.0, atol=1e-12 * max(float(np.abs(y).max()), 1e-300)):
+        top = 1.0  # max |x / scale|: the trial holding it gives exactly 1
+    else:
+        scale = None
+        top = max(float(x.max()), -float(x.min()))
+    atol = 1e-12 * max(top, 1e-300)
+    row = x[0] / scale if scaled else x[0]
+    if (np.abs(row - row[0]) > atol).any():
+        return
+    y = x / scale if scaled else x
+    if np.allclose(y, y[:, :1], rtol=0.0, atol=atol):
         raise _fail("returns", f"the {x.shape[1]} trials are indistinguishable (the same returns"
-                               f"{', up to scale' if y is not x else ''}): no trial was selected over "
+                               f"{', up to scale' if scaled else ''}): no trial was selected over "
                                "another, so the probability of backtest overfitting is undefined "
                                "(the effective number of trials is 1)")
 
@@ -522,7 +619,7 @@ def probability_of_backtest_overfitting(
     # chunks of about _CHUNK_VALUES scores: whole rows of lo against every hi of a group
     most = max(n * his.size * max(1, _CHUNK_VALUES // (n * his.size)) for _, his in pairs.groups)
     if fn is None:
-        metric_of = _block_metric(label, x, pairs, s, block, ppy, names, most)
+        metric_of = _block_metric(label, x, pairs, s, block, ppy, names)
     else:
         metric_of = _Called(fn, x, s, block)
     # Every half-set is the in-sample set of one split and the out-of-sample set of the
@@ -534,11 +631,11 @@ def probability_of_backtest_overfitting(
     oos_score = np.empty(n_splits)
     rank = np.empty(n_splits)
     count_type = np.uint16 if n < 1 << 16 else np.int64  # a count of trials, summed in cache
-    *buffers, _, _, flags = _work_buffers(most)
 
-    def scored(lo: np.ndarray, hi: np.ndarray, at: np.ndarray, buffer: np.ndarray) -> np.ndarray:
+    def scored(lo: np.ndarray, hi: np.ndarray, hi_rows: tuple[int, slice], at: np.ndarray, buffer: np.ndarray,
+               spare: tuple[np.ndarray, ...]) -> np.ndarray:
         part = buffer[: at.size * n].reshape(at.size, n)
-        if not metric_of.score(lo, hi, part) and not np.isfinite(part).all():
+        if not metric_of.score(lo, hi, hi_rows, part, spare) and not np.isfinite(part).all():
             k, j = map(int, np.argwhere(~np.isfinite(part))[0])
             raise _fail(
                 "returns",
@@ -548,16 +645,22 @@ def probability_of_backtest_overfitting(
             )
         return part
 
-    def judge(at: np.ndarray, ins: np.ndarray, outs: np.ndarray) -> None:
-        """Splits ``at``: in-sample scores ``ins``, out-of-sample ``outs`` (m × N each)."""
+    def judge(at: np.ndarray, ins: np.ndarray, outs: np.ndarray, spare: np.ndarray,
+              flags: np.ndarray) -> None:
+        """Splits ``at``: in-sample scores ``ins``, out-of-sample ``outs`` (m × N each);
+        ``spare`` and ``flags`` m × N buffers. The winner's out-of-sample score is written
+        out row by row (one broadcast fill) before the comparisons: numpy compares two
+        arrays of one shape ~3x faster than an array with a broadcast column."""
         m = at.size
         win = np.argmax(ins, axis=1)
         rows = np.arange(m)
         w = outs[rows, win]
+        wide = spare[: m * n].reshape(m, n)
+        wide[...] = w[:, None]
         flag = flags[: m * n].reshape(m, n)
-        np.less(outs, w[:, None], out=flag)
+        np.less(outs, wide, out=flag)
         below = flag.view(np.uint8).sum(axis=1, dtype=count_type)
-        np.equal(outs, w[:, None], out=flag)
+        np.equal(outs, wide, out=flag)
         if np.count_nonzero(flag) == m:  # only the winner has its value: the usual case
             rank[at] = below + 1.0
         else:
@@ -567,17 +670,32 @@ def probability_of_backtest_overfitting(
         oos_score[at] = w
 
     full = pairs.full
-    with np.errstate(divide="ignore", invalid="ignore"):  # undefined scores are NaN, refused above
-        for (los, his), (here_all, there_all) in zip(pairs.groups, pairs.at, strict=True):
-            step = max(1, _CHUNK_VALUES // (n * his.size))
-            for a in range(0, los.size, step):
-                lo = los[a: a + step]
-                rows = slice(a * his.size, (a + lo.size) * his.size)
-                here, there = here_all[rows], there_all[rows]
-                first = scored(lo, his, here, buffers[0])
-                mirror = scored(full - lo, full - his, there, buffers[1])  # row k: first's complement
-                judge(here, first, mirror)
-                judge(there, mirror, first)
+    tasks = [(k, a) for k, (los, his) in enumerate(pairs.groups)
+             for a in range(0, los.size, max(1, _CHUNK_VALUES // (n * his.size)))]
+
+    def run(k: int, a: int, buffers: tuple[np.ndarray, ...]) -> None:
+        """One chunk: rows ``a``.. of pair group ``k`` and their complements."""
+        (los, his), (here_all, there_all) = pairs.groups[k], pairs.at[k]
+        lo = los[a: a + max(1, _CHUNK_VALUES // (n * his.size))]
+        rows = slice(a * his.size, (a + lo.size) * his.size)
+        here, there = here_all[rows], there_all[rows]
+        his_rows, mirror_rows = pairs.rows[k]
+        first = scored(lo, his, his_rows, here, buffers[0], buffers[2:4])
+        # row k: first's complement
+        mirror = scored(full - lo, full - his, mirror_rows, there, buffers[1], buffers[2:4])
+        judge(here, first, mirror, buffers[2], buffers[4])
+        judge(there, mirror, first, buffers[2], buffers[4])
+
+    # A callable metric runs the caller's Python code: in one thread, as it may not be safe
+    # in two (and would hold the GIL anyway).
+    workers = _workers(n_splits * n) if fn is None else 1
+    kept = _work_buffers(most, workers)
+    if workers == 1:
+        with np.errstate(divide="ignore", invalid="ignore"):  # undefined scores: NaN, refused above
+            for k, a in tasks:
+                run(k, a, kept[0])
+    else:
+        _run_threaded(tasks, run, kept[:workers])
     is_perf = metric_of.value(is_score)
     oos_perf = metric_of.value(oos_score)
     logits = np.log(rank / (n + 1.0 - rank))

@@ -233,6 +233,13 @@ class WriteTx(ReadTx):
         """Register a custom metric's direction and recompute its best entries; True when
         anything changed."""
 
+    @abstractmethod
+    def attach_returns(self, kept: Mapping[int, KeptReturns]) -> list[int]:
+        """Keep ``kept[id]`` as the return series of record ``id``, for each record that
+        still exists and has none (an import or a sync bringing the series of a record the
+        ledger holds without one); returns the ids that got theirs. A record that has a
+        series keeps it: a series is never replaced."""
+
 
 class Store(ABC):
     """An opened ledger database, used by one process (see :meth:`after_fork`)."""

@@ -269,6 +269,21 @@ class SQLWriteTx(SQLReadTx, WriteTx):
             won.update(r[0] for r in self.conn.execute(stmt))
         return won
 
+    def attach_returns(self, kept: Mapping[int, KeptReturns]) -> list[int]:
+        done: list[int] = []
+        for rid, r in sorted(kept.items()):
+            # one statement per record: only if it exists (a clear may have taken it since it
+            # was read) and has none (the key's conflict: another writer attached one first)
+            row = sa.select(sa.literal(int(rid), sa.BigInteger), sa.literal(r.n, sa.BigInteger),
+                            sa.literal(r.values, sa.LargeBinary), sa.literal(r.dates, sa.LargeBinary)
+                            ).where(sa.exists().where(T.records.c.id == int(rid)))
+            stmt = (self._st.insert(T.returns).from_select(list(_RETURNS_COLUMNS), row)
+                    .on_conflict_do_nothing().returning(T.returns.c.record_id))
+            done += [int(v[0]) for v in self.conn.execute(stmt)]
+        if done:
+            self._bump_generation()  # returns_frame() and the dashboard's caches must see them
+        return done
+
     def insert(self, batch: Batch) -> Inserted:
         ids = self._allocate_ids(len(batch))
         params_json = batch.json_or_none("params")

@@ -490,6 +490,9 @@ class DirectWriteTx(WriteTx):
     def register_metric(self, name: str, higher_is_better: bool) -> NoReturn:
         self._give_up()
 
+    def attach_returns(self, kept: Mapping[int, Any]) -> NoReturn:
+        self._give_up()
+
     def __getattr__(self, name: str) -> Any:
         # What a full write transaction has and this one lacks (its SQLAlchemy connection,
         # asked for by an adoption of a mirror's records): the full path's work.
