@@ -170,12 +170,18 @@ PAGE_TIMEOUT = 90
 
 
 def start_page(*, user: dict[str, object] | None = None, secrets: dict[str, object] | None = None,
-               page: str = DASHBOARD_PAGE, check: bool = True) -> Any:
+               page: str = DASHBOARD_PAGE, check: bool = True, actions_open: bool = True) -> Any:
     """The dashboard page run once under AppTest (as signed-in ``user``, with ``secrets``);
-    with ``check`` (the default), asserted to have raised nothing."""
+    with ``check`` (the default), asserted to have raised nothing. ``actions_open``: the
+    sidebar's "Log an evaluation" and "Clear all data" expanders start open, as if clicked
+    (their contents are drawn only while open), so a test drives the form directly."""
     from streamlit.testing.v1 import AppTest
 
+    from perfledger.dashboard.sidebar import CLEAR_OPEN_KEY, LOG_OPEN_KEY
+
     at = AppTest.from_file(page, default_timeout=PAGE_TIMEOUT)
+    if actions_open:
+        at.session_state[LOG_OPEN_KEY] = at.session_state[CLEAR_OPEN_KEY] = True
     if user is not None:
         at.user = user
     if secrets is not None:

@@ -7,6 +7,7 @@ Every test gets its own ledger directory through ``$PERFLEDGER_URL``, never the 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -91,6 +92,27 @@ def test_first_run_sample_button(store: Path) -> None:
     at = run_app()
     at.button(key="first_run_sample").click().run()
     assert records(store) == 1144 and len(at.tabs) == 4
+
+
+def test_actions_are_drawn_only_once_their_expander_is_opened(seeded: Path) -> None:
+    """The log form and the clear confirmation are not sent on a first render (issue 23: a
+    fifth of its elements); opening the expander (a rerun, as a click) draws them, and the
+    opened form logs."""
+    at = start_page(actions_open=False)
+    form = {"log_model", "log_ticker", "log_sharpe", "log_submit", "confirm_clear", "clear"}
+    assert not keys(at) & form
+    labels = [e.label for e in at.sidebar.expander]
+    assert "📝 Log an evaluation" in labels and "🗑️ Clear all data" in labels
+    assert len(at.get("text_input")) == 0 and len(at.get("number_input")) == 2  # the filters' two
+    at.session_state["log_open"] = True
+    at.run()
+    assert {"log_model", "log_ticker", "log_sharpe", "log_submit"} <= keys(at)
+    assert not keys(at) & {"confirm_clear", "clear"}
+    _fill_form(at, model="Opened", ticker="AAPL", sharpe=1.0)
+    assert records(seeded) == 121
+    at.session_state["clear_open"] = True
+    at.run()
+    assert {"confirm_clear", "clear"} <= keys(at)
 
 
 def test_clear_needs_confirmation(seeded: Path) -> None:
@@ -303,8 +325,14 @@ def test_every_tab_renders(seeded: Path, metric: str) -> None:
     perf, best, analytics, _backtests = at.tabs
     # Only the selected tab runs: the hidden ones send nothing until they are picked.
     assert not best.children and not analytics.children
-    # leaderboard, the other metrics' means (an expander), raw data
-    assert len(perf.get("plotly_chart")) == 2 and len(perf.dataframe) == 3
+    # leaderboard and raw data; the other metrics' means only once their expander is opened
+    assert len(perf.get("plotly_chart")) == 2 and len(perf.dataframe) == 2
+    assert "Other metrics: mean per model (5)" in [e.label for e in perf.expander]
+    at.session_state["perf_more_open"] = True
+    at.run()
+    perf = at.tabs[0]
+    means = [c for c in perf.dataframe[1].value.columns if "(mean)" in c]
+    assert len(perf.dataframe) == 3 and len(means) == 5
     assert [m.label for m in perf.metric][:2] == ["Best Sharpe", "Best MSE"]
     best = show_tab(at, 1)
     assert not at.tabs[0].children and not at.tabs[2].children
@@ -420,6 +448,22 @@ def test_time_series_figure_respects_point_budget() -> None:
     small, reduced_small = charts.time_series_figure(frame.head(30), "sharpe")
     assert not reduced_small and sum(len(t.x) for t in small.data) == 30
     assert charts.points_budget(100) == charts.MAX_POINTS_PER_CHART // 100
+
+
+def test_time_series_sends_epoch_milliseconds_on_a_date_axis() -> None:
+    """x goes out as float epoch milliseconds (binary in the figure's JSON, issue 23) on a
+    date axis: each point's value is its record's time, checked against pandas' own."""
+    import plotly.io as pio
+
+    stamps = pd.to_datetime(["2024-03-01T09:30:00.123Z", "2024-03-02T10:00:00Z", "2024-03-05T16:45:30.5Z"],
+                            format="ISO8601")
+    frame = pd.DataFrame({"timestamp": stamps, "model_name": "A", "sharpe": [1.0, 1.5, 0.5]})
+    fig, _ = charts.time_series_figure(frame, "sharpe")
+    assert fig.layout.xaxis.type == "date"
+    expected = [ts.timestamp() * 1000 for ts in stamps]
+    assert np.allclose(np.asarray(fig.data[0].x), expected, rtol=0, atol=1e-3)
+    sent = json.loads(pio.to_json(fig, validate=False))["data"][0]["x"]
+    assert isinstance(sent, dict) and sent["dtype"] == "f8"  # base64 binary, not one string a point
 
 
 def test_heatmap_scores_low_mse_as_good() -> None:

@@ -185,6 +185,21 @@ def _check_tab(page: Page, panel: Locator, label: str) -> None:
         assert "overfit" in alerts.lower() and "12,870 splits" in alerts
 
 
+def _check_time_axis(panel: Locator, ledger: Path) -> None:
+    """The time series is sent as epoch milliseconds (typed arrays, issue 23): Plotly must
+    read them as the records' dates, on a date axis spanning AAPL's first to last evaluation
+    (misread numbers would show 1970 or a linear axis)."""
+    from perfledger import Ledger
+
+    axis = panel.locator(".js-plotly-plot").first.evaluate(
+        "p => [p._fullLayout.xaxis.type, ...p._fullLayout.xaxis.range.map(String)]")
+    with Ledger(ledger) as led:
+        stamps = led.history("AAPL", columns=["sharpe"])["timestamp"]
+    first, last = f"{stamps.min():%Y-%m-%d}", f"{stamps.max():%Y-%m-%d}"
+    assert axis[0] == "date", axis
+    assert axis[1][:10] <= first and last <= axis[2][:10], (axis, first, last)
+
+
 def _check_rolling_mean(page: Page) -> None:
     """The toggle adds a rolling-mean line per model to the time-series chart."""
     from playwright.sync_api import expect
@@ -252,6 +267,8 @@ def test_every_tab_renders_charts_and_tables(browser_available: None, server: st
                 assert page.locator("[data-testid='stException']").count() == 0
                 assert "Traceback" not in page.inner_text("body")
                 _check_tab(page, panel, label)
+                if label == TABS[0][0]:
+                    _check_time_axis(panel, tmp_path / "research" / "memory" / "logs")
                 clip = {"x": 0, "y": 0, "width": VIEWPORT["width"], "height": height}
                 page.screenshot(path=str(SHOTS / shot), clip=clip)
                 if update_docs:

@@ -118,6 +118,16 @@ def _datetimes(ns: np.ndarray) -> np.ndarray:
     return (np.asarray(ns, dtype=np.int64) // 1_000_000).astype("datetime64[ms]")
 
 
+def _epoch_ms(ns: np.ndarray) -> np.ndarray:
+    """Nanosecond ints as float milliseconds since the epoch (UTC), for a ``type="date"`` axis.
+
+    Why: Plotly serialises a ``datetime64`` array as one ISO string per point (~27 bytes), but
+    a float array as base64 binary (8 bytes, ~11 in base64), and Plotly.js reads numbers on a
+    date axis as epoch milliseconds: the same picture and hover text for less than half of the
+    figure's JSON (174 KiB → 80 KiB for the first chart at a million records, issue 23)."""
+    return np.asarray(ns, dtype=np.int64) / 1_000_000
+
+
 def _empty_figure(title: str, message: str) -> go.Figure:
     fig = go.Figure()
     fig.update_layout(title=plain(title), **_LAYOUT, height=360)
@@ -174,7 +184,7 @@ def time_series_figure(
         name = _name(model, flagged)
         fig.add_trace(
             go.Scatter(
-                x=_datetimes(dx),
+                x=_epoch_ms(dx),
                 y=dy,
                 name=name,
                 legendgroup=model,
@@ -191,7 +201,7 @@ def time_series_figure(
             rx, ry = downsample(x[ok], _rolling(y[ok], rolling), budget)
             fig.add_trace(
                 go.Scatter(
-                    x=_datetimes(rx),
+                    x=_epoch_ms(rx),
                     y=ry,
                     name=f"{name} · rolling mean",
                     legendgroup=model,
@@ -204,7 +214,7 @@ def time_series_figure(
             )
     fig.update_layout(title=plain(title), height=420, **_LAYOUT)
     fig.update_yaxes(title=label, tickformat=fmt)
-    fig.update_xaxes(title=None)
+    fig.update_xaxes(title=None, type="date")  # x: epoch milliseconds (:func:`_epoch_ms`)
     return fig, reduced
 
 

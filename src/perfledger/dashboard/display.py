@@ -55,30 +55,48 @@ MODEL_WIDTH = 130
 MISSING = "—"
 
 
+def _as_text(value: Any) -> Any:
+    """A cell of a text column as the table shows it: text and missing values as they are,
+    anything else (a list, a dict) as its text."""
+    if value is None or isinstance(value, str) or (isinstance(value, float) and value != value):
+        return value
+    return str(value)
+
+
 def show_table(table: pd.DataFrame, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
     """``st.dataframe`` of ``table`` with each empty cell shown as :data:`MISSING`, not "None".
 
-    A pandas Styler carries the display text (Streamlit shows a Styler's formatted values)
-    while the cells keep their numbers, so sorting stays numeric. The number columns of
-    ``config`` are formatted by the Styler with their own printf format too, so the text is
-    the same whichever of the two Streamlit applies."""
-    config = config or {}
-    formats: dict[str, Any] = {}
+    Every number column gets a display format (its own printf format from ``config`` when it
+    has one; else integers with thousands separators and other numbers with 4 significant
+    digits), applied by the browser while the cells keep their numbers, so sorting stays
+    numeric; Streamlit's ``placeholder`` writes the empty cells. Other values (a list, a
+    dict) are shown as their text.
+
+    Why not a pandas Styler, which did this before: Streamlit renders a Styler's whole HTML
+    model to get its display text, ~0.8 s of server CPU for the raw table's 1,000 rows, 70 %
+    of a warm script run on every first render and ticker switch (issue 23), and it sent a
+    second copy of every cell as text."""
+    config = dict(config or {})
+    shown = table
     for col in table.columns:
         kind = table[col].dtype
         if pd.api.types.is_datetime64_any_dtype(kind) or pd.api.types.is_bool_dtype(kind):
             continue  # the column's own format; never missing here
-        fmt = (config.get(col) or {}).get("type_config", {}).get("format")
-        if isinstance(fmt, str) and "%" in fmt and pd.api.types.is_numeric_dtype(kind):
-            formats[col] = lambda v, f=fmt: f % v
-        elif pd.api.types.is_integer_dtype(kind):
-            formats[col] = lambda v: f"{v:,}"
-        elif pd.api.types.is_float_dtype(kind):
-            formats[col] = lambda v: f"{v:.4g}"
-        else:
-            formats[col] = str
-    styler = table.style.format(formats, subset=list(formats), na_rep=MISSING)
-    st.dataframe(styler, column_config=config, **kwargs)
+        if pd.api.types.is_numeric_dtype(kind):
+            given = config.get(col)
+            spec = (given or {}).get("type_config") or {}
+            if spec.get("format"):
+                continue
+            fmt = "localized" if pd.api.types.is_integer_dtype(kind) else "%.4g"
+            if given is None:
+                config[col] = st.column_config.NumberColumn(col, format=fmt)
+            elif spec.get("type", "number") == "number":
+                config[col] = {**given, "type_config": {**spec, "type": "number", "format": fmt}}
+        elif pd.api.types.is_object_dtype(kind) and not all(_as_text(v) is v for v in table[col]):
+            if shown is table:
+                shown = table.copy()
+            shown[col] = [_as_text(v) for v in table[col]]
+    st.dataframe(shown, column_config=config, placeholder=MISSING, **kwargs)
 
 
 def display_history(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:

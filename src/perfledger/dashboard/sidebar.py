@@ -25,6 +25,9 @@ from .insights import DECAY_ALPHAS, DECAY_WINDOWS, board_metrics, default_decay_
 #: The "Days back" slider's stops, narrowest first; 0 is "All time", after the widest.
 DAYS_BACK_OPTIONS = (1, 7, 14, 30, 60, 90, 180, 365, 0)
 _LAST_WINDOW = "perfledger_last_window"
+#: Session-state keys of the two action expanders (``True``: open, its contents drawn).
+LOG_OPEN_KEY = "log_open"
+CLEAR_OPEN_KEY = "clear_open"
 
 
 # ---------------------------------------------------------------------- small helpers
@@ -120,7 +123,22 @@ def render_actions(location: str, records: int) -> None:
         help="Adds 20 plausible evaluations for each of 6 tickers × 4 models.",
         width="stretch",
     )
-    with st.expander("📝 Log an evaluation", expanded=bool(st.session_state.get("log_error"))):
+    # Each expander's contents are drawn only while it is open (a click reruns the page): the
+    # form's 14 inputs and the clear confirmation were a fifth of every run's elements, drawn
+    # by the browser on every first render and every ticker switch (issue 23).
+    log_box = st.expander("📝 Log an evaluation", expanded=bool(st.session_state.get("log_error")),
+                          key=LOG_OPEN_KEY, on_change="rerun")
+    if log_box.open:
+        _log_form(location, log_box)
+    clear_box = st.expander("🗑️ Clear all data", key=CLEAR_OPEN_KEY, on_change="rerun")
+    if clear_box.open:
+        with clear_box:
+            _clear_form(location, records)
+
+
+def _log_form(location: str, box: Any) -> None:
+    """The log form, in the open expander ``box``."""
+    with box:
         with st.form("log_form", clear_on_submit=False, border=False):
             st.text_input("Model name", key="log_model", placeholder="LSTM_v1")
             _beside(st, "log_model")
@@ -164,20 +182,23 @@ def render_actions(location: str, records: int) -> None:
             )
         if st.session_state.get("log_error"):
             st.error(f"Not logged: {st.session_state['log_error']}")
-    with st.expander("🗑️ Clear all data"):
-        st.checkbox(f"I understand this clears all {records:,} records", key="confirm_clear")
-        st.caption("Cleared records are kept until purged: `perfledger restore` (or "
-                   "`Ledger.restore_cleared()`) brings them back; `perfledger purge` deletes them "
-                   "for good.")
-        st.button(
-            "Clear all data",
-            key="clear",
-            on_click=_on_clear,
-            args=(location,),
-            type="primary",
-            disabled=not st.session_state.get("confirm_clear"),
-            width="stretch",
-        )
+
+
+def _clear_form(location: str, records: int) -> None:
+    """The confirmed clear, in its open expander."""
+    st.checkbox(f"I understand this clears all {records:,} records", key="confirm_clear")
+    st.caption("Cleared records are kept until purged: `perfledger restore` (or "
+               "`Ledger.restore_cleared()`) brings them back; `perfledger purge` deletes them "
+               "for good.")
+    st.button(
+        "Clear all data",
+        key="clear",
+        on_click=_on_clear,
+        args=(location,),
+        type="primary",
+        disabled=not st.session_state.get("confirm_clear"),
+        width="stretch",
+    )
 
 
 # ---------------------------------------------------------------------- filters

@@ -144,8 +144,11 @@ def render_performance(
     for col in ("Rank", "Records"):
         config[col] = st.column_config.NumberColumn(col, format="%d", width=header_width(col))
     show_table(view, config, hide_index=True, width="stretch", key="perf_leaderboard")
-    if others:
-        with st.expander(f"Other metrics: mean per model ({len(others)})"):
+    if others:  # its table is drawn only while it is open (a click reruns the page; issue 23)
+        more_box = st.expander(f"Other metrics: mean per model ({len(others)})", key="perf_more_open",
+                               on_change="rerun")
+    if others and more_box.open:
+        with more_box:
             more, more_config = formatted(full[[c for c in ("Rank", "Ticker", "Model") if c in full.columns]
                                                + others], metric_of)
             show_table(more, more_config, hide_index=True, width="stretch", key="perf_leaderboard_more")
