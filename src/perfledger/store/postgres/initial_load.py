@@ -1,0 +1,219 @@
+"""PostgreSQL's initial load: a large batch of records into an EMPTY store, the way
+``pg_restore`` loads a table.
+
+Into a store that already holds records, every batch goes through the insert path
+(:mod:`.bulk`): its rows update the records' three b-tree and two GIN indexes one by one,
+its content keys are claimed one by one in the unique index of ``pl_import_keys``, its
+aggregates are merged into the derived tables. Measured (``docs/benchmarks.md``, "the
+floor"), the indexes alone cost 4.3x a bare binary COPY of the same rows and the unique
+index of the keys 4.1x: maintaining an index row by row costs far more than building it
+once from sorted data. When the store is empty there is nothing to merge with, so an
+initial load does what a restore does, all in ONE transaction:
+
+1. ``LOCK`` ``pl_import_keys``, ``pl_records``, ``pl_extra``, ``pl_returns`` in ``ACCESS
+   EXCLUSIVE`` mode (what ``DROP INDEX`` takes anyway): every other writer, a concurrent
+   sync's content check and the dashboard's reads wait until the load commits. Then it
+   checks, under the lock, that the store is still empty (records, keys, derived tables);
+   if it is not (another sync loaded first), nothing was changed and the caller takes the
+   normal path;
+2. drop the records' b-tree and GIN indexes and the keys' primary key (those that exist);
+3. per chunk: reserve its ids with one ``setval`` (no other transaction can take ids from
+   the records' sequence meanwhile: every statement that does so locks ``pl_records``
+   first, and waits), binary ``COPY`` of the rows straight into ``pl_records`` (its
+   primary key only), of their custom metrics, kept returns and content keys;
+4. rebuild the dropped indexes (one sort each), then compute ``pl_summary``, ``pl_pairs``
+   and ``pl_best`` on the server, each with one ``INSERT .. SELECT .. GROUP BY`` from the
+   loaded rows (labels are counted per chunk by the shared code).
+
+DDL is transactional in PostgreSQL: a load killed at any point (``kill -9`` of the client,
+a lost connection, an error) is rolled back whole, the dropped indexes included
+(``tests/test_pg_initial_load.py`` kills one and compares ``pg_indexes``). The derived
+tables follow :mod:`..upserts`' rules (best: strictly better, ties to the earliest
+``(ts, id)``; summary: count, mean, M2, min, max, the latest value by ``(ts, id)``); mean and
+M2 are summed by the server in its own order, so they may differ from the incremental path's
+in the last bits, as any two splits of the same values do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from ...records.record import CORE_DIRECTIONS, CORE_METRICS
+from .. import schema as T
+
+if TYPE_CHECKING:
+    from ...records.batch import Batch
+    from .writer import PgWriteTx
+
+#: The tables an initial load locks, in this order (the order a sync touches them: keys, then
+#: records, then the side tables).
+_LOCKED = ("pl_import_keys", "pl_records", "pl_extra", "pl_returns")
+#: Tables that must be empty for an initial load (the derived ones included: a load computes
+#: them from scratch and would collide with rows left over).
+_MUST_BE_EMPTY = ("pl_records", "pl_import_keys", "pl_extra", "pl_returns", "pl_best", "pl_summary",
+                  "pl_pairs")
+#: The records' secondary indexes, dropped during the load and built again after it.
+_INDEXES = (*T.RECORD_INDEXES, *T.JSONB_INDEXES)
+_RECORD_COLUMNS = ("id", "ticker", "model_name", "ts", *CORE_METRICS, "notes", "params", "tags")
+_RECORD_TYPES = ("int8", "text", "text", "int8", *("float8",) * len(CORE_METRICS), "text", "jsonb", "jsonb")
+_SEQ = "CAST(pg_get_serial_sequence('pl_records', 'id') AS regclass)"
+#: Memory for the index builds and the derived tables' sorts (this transaction only).
+_WORK_MEM = "256MB"
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+def _metric_values() -> str:
+    """The records' metrics as rows ``(id, ticker, model_name, ts, metric, value)``: the six
+    core columns unpivoted, and the custom metrics of ``pl_extra``."""
+    pairs = ", ".join(f"('{m}', r.{m})" for m in CORE_METRICS)
+    return (
+        "SELECT r.id, r.ticker, r.model_name, r.ts, m.metric, m.value FROM pl_records r "
+        f"CROSS JOIN LATERAL (VALUES {pairs}) AS m(metric, value) WHERE m.value IS NOT NULL "
+        "UNION ALL SELECT r.id, r.ticker, r.model_name, r.ts, e.name, e.value "
+        "FROM pl_extra e JOIN pl_records r ON r.id = e.record_id"
+    )
+
+
+def _value_of(metric: str) -> str:
+    """A record ``r``'s value of the metric named by the SQL expression ``metric``."""
+    cases = " ".join(f"WHEN '{m}' THEN r.{m}" for m in CORE_METRICS)
+    return (f"CASE {metric} {cases} ELSE (SELECT e.value FROM pl_extra e "
+            f"WHERE e.record_id = r.id AND e.name = {metric}) END")
+
+
+def _directions() -> str:
+    """Every metric with a direction: ``(name, higher)``, core metrics and registered ones."""
+    core = ", ".join(f"('{m}', {'true' if h else 'false'})" for m, h in sorted(CORE_DIRECTIONS.items()))
+    return f"SELECT * FROM (VALUES {core}) AS c(name, higher) UNION ALL " \
+           "SELECT name, higher_is_better FROM pl_metric_defs"
+
+
+#: ``pl_pairs``: one scan of the records.
+_PAIRS = ("INSERT INTO pl_pairs (ticker, model_name, n, first_ts, last_ts) "
+          "SELECT ticker, model_name, count(*), min(ts), max(ts) FROM pl_records GROUP BY ticker, model_name")
+#: ``pl_summary``: one scan of the metric values grouped, then each group's latest value
+#: (by ``(ts, id)``) read off the (model, ticker, ts, id) index backwards.
+_SUMMARY = (
+    "INSERT INTO pl_summary (ticker, model_name, metric, n, mean, m2, min, max, last_value, last_ts, "
+    "last_id) SELECT g.ticker, g.model_name, g.metric, g.n, g.mean, g.m2, g.lo, g.hi, l.value, l.ts, l.id "
+    "FROM (SELECT ticker, model_name, metric, count(*) AS n, avg(value) AS mean, "
+    "var_pop(value) * count(*) AS m2, min(value) AS lo, max(value) AS hi "
+    f"FROM ({_metric_values()}) AS v GROUP BY ticker, model_name, metric) AS g "
+    f"CROSS JOIN LATERAL (SELECT r.ts, r.id, {_value_of('g.metric')} AS value FROM pl_records r "
+    f"WHERE r.model_name = g.model_name AND r.ticker = g.ticker AND {_value_of('g.metric')} IS NOT NULL "
+    "ORDER BY r.ts DESC, r.id DESC LIMIT 1) AS l"
+)
+#: ``pl_best``: each (ticker, metric)'s best value from the summary, then, of the records
+#: holding it, the earliest by ``(ts, id)``: one more scan of the metric values.
+_BEST = (
+    "INSERT INTO pl_best (ticker, metric, model_name, value, ts, record_id) "
+    "SELECT DISTINCT ON (v.ticker, v.metric) v.ticker, v.metric, v.model_name, v.value, v.ts, v.id "
+    f"FROM ({_metric_values()}) AS v JOIN (SELECT s.ticker, s.metric, "
+    "CASE WHEN d.higher THEN max(s.max) ELSE min(s.min) END AS value FROM pl_summary s "
+    f"JOIN ({_directions()}) AS d ON d.name = s.metric GROUP BY s.ticker, s.metric, d.higher) AS b "
+    "ON b.ticker = v.ticker AND b.metric = v.metric AND b.value = v.value "
+    "ORDER BY v.ticker, v.metric, v.ts, v.id"
+)
+
+
+class InitialLoad:
+    """An initial load in progress in a :class:`~.writer.PgWriteTx` (made by
+    :meth:`~.writer.PgWriteTx.initial_load`, which has locked the tables, found them empty
+    and dropped the indexes): :meth:`add` each batch, then :meth:`finish`, then commit."""
+
+    def __init__(self, tx: PgWriteTx, dropped: list[sa.Index], keys_pkey: str | None):
+        self._tx = tx
+        self._dropped = dropped
+        self._keys_pkey = keys_pkey
+        self.loaded = 0
+
+    @classmethod
+    def begin(cls, tx: PgWriteTx) -> InitialLoad | None:
+        """Lock, check emptiness under the lock, drop the indexes; None (nothing changed,
+        the locks held until ``tx`` ends) when the store is not empty."""
+        conn = tx.conn
+        conn.exec_driver_sql(f"LOCK TABLE {', '.join(_LOCKED)} IN ACCESS EXCLUSIVE MODE")
+        held = conn.exec_driver_sql(
+            "SELECT " + " OR ".join(f"EXISTS (SELECT 1 FROM {t})" for t in _MUST_BE_EMPTY)).scalar()
+        if held:
+            return None
+        conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{_WORK_MEM}'")
+        conn.exec_driver_sql(f"SET LOCAL work_mem = '{_WORK_MEM}'")
+        present = {r[0] for r in conn.exec_driver_sql(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+            "AND tablename = 'pl_records'")}
+        dropped = [ix for ix in _INDEXES if ix.name in present]
+        for ix in dropped:
+            conn.execute(sa.schema.DropIndex(ix))
+        pkey = conn.exec_driver_sql(
+            "SELECT conname FROM pg_constraint WHERE conrelid = CAST('pl_import_keys' AS regclass) "
+            "AND contype = 'p'").scalar()
+        if pkey is not None:
+            conn.exec_driver_sql(f"ALTER TABLE pl_import_keys DROP CONSTRAINT {_quoted(conn, pkey)}")
+        return cls(tx, dropped, pkey)
+
+    def add(self, batch: Batch, keys: Sequence[str]) -> list[int]:
+        """Load ``batch`` (records, custom metrics, kept returns, labels counted) and its
+        records' content keys ``keys`` (unique, none loaded before); returns their ids."""
+        from psycopg.types.json import Jsonb
+
+        n = len(batch)
+        if not n:
+            return []
+        tx = self._tx
+        dbapi = tx.conn.connection.dbapi_connection
+        with dbapi.cursor(binary=True) as cur:
+            cur.execute(f"SELECT setval({_SEQ}, nextval({_SEQ}) + %s - 1)", (n,))
+            last = int(cur.fetchone()[0])
+            ids = list(range(last - n + 1, last + 1))
+            params = [None if p is None else Jsonb(p, dumps=_as_is) for p in batch.json_or_none("params")]
+            tags = [None if t is None else Jsonb(t, dumps=_as_is) for t in batch.json_or_none("tags")]
+            core = [batch.core[m] for m in CORE_METRICS]
+            rows = zip(ids, batch.ticker, batch.model_name, batch.ts_us, *core, batch.notes, params, tags,
+                       strict=True)
+            _copy(cur, "pl_records", _RECORD_COLUMNS, _RECORD_TYPES, rows)
+            extra = [(ids[pos], name, value)
+                     for pos, d in enumerate(batch.metrics) for name, value in d.items()]
+            if extra:
+                _copy(cur, "pl_extra", ("record_id", "name", "value"), ("int8", "text", "float8"), extra)
+            if batch.returns is not None:
+                kept = [(ids[pos], r.n, r.values, r.dates)
+                        for pos, r in enumerate(batch.returns) if r is not None]
+                if kept:
+                    _copy(cur, "pl_returns", ("record_id", "n", "vals", "dates"),
+                          ("int8", "int8", "bytea", "bytea"), kept)
+            _copy(cur, "pl_import_keys", ("key",), ("text",), ((k,) for k in keys))
+        tx.add_labels(ids, batch.params, batch.tags)
+        self.loaded += n
+        return ids
+
+    def finish(self) -> None:
+        """Build the dropped indexes again, then the derived tables from the loaded rows."""
+        conn = self._tx.conn
+        for ix in self._dropped:
+            conn.execute(sa.schema.CreateIndex(ix))
+        if self._keys_pkey is not None:
+            conn.exec_driver_sql(
+                f"ALTER TABLE pl_import_keys ADD CONSTRAINT {_quoted(conn, self._keys_pkey)} "
+                "PRIMARY KEY (key)")
+        if self.loaded:
+            conn.exec_driver_sql("ANALYZE pl_records")  # the summary's latest values are read off an index
+            for sql in (_PAIRS, _SUMMARY, _BEST):
+                conn.exec_driver_sql(sql)
+
+
+def _quoted(conn: sa.Connection, name: str) -> str:
+    return conn.dialect.identifier_preparer.quote_identifier(name)
+
+
+def _copy(cur: Any, table: str, columns: Sequence[str], types: Sequence[str], rows: Any) -> None:
+    with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as cp:
+        cp.set_types(list(types))
+        for row in rows:
+            cp.write_row(row)
