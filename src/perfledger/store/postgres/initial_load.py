@@ -36,6 +36,7 @@ in the last bits, as any two splits of the same values do.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -132,12 +133,19 @@ class InitialLoad:
         self._dropped = dropped
         self._keys_pkey = keys_pkey
         self.loaded = 0
+        #: Seconds spent per step (client clock: the server's work plus the round trips), for
+        #: the benchmarks' account of where a load's time goes (``bench/bench_initial_load.py``).
+        self.timings: dict[str, float] = {}
+
+    def _clock(self, step: str, since: float) -> None:
+        self.timings[step] = self.timings.get(step, 0.0) + time.perf_counter() - since
 
     @classmethod
     def begin(cls, tx: PgWriteTx) -> InitialLoad | None:
         """Lock, check emptiness under the lock, drop the indexes; None (nothing changed,
         the locks held until ``tx`` ends) when the store is not empty."""
         conn = tx.conn
+        t0 = time.perf_counter()
         conn.exec_driver_sql(f"LOCK TABLE {', '.join(_LOCKED)} IN ACCESS EXCLUSIVE MODE")
         held = conn.exec_driver_sql(
             "SELECT " + " OR ".join(f"EXISTS (SELECT 1 FROM {t})" for t in _MUST_BE_EMPTY)).scalar()
@@ -156,7 +164,9 @@ class InitialLoad:
             "AND contype = 'p'").scalar()
         if pkey is not None:
             conn.exec_driver_sql(f"ALTER TABLE pl_import_keys DROP CONSTRAINT {_quoted(conn, pkey)}")
-        return cls(tx, dropped, pkey)
+        load = cls(tx, dropped, pkey)
+        load._clock("lock, check, drop indexes", t0)
+        return load
 
     def add(self, batch: Batch, keys: Sequence[str]) -> list[int]:
         """Load ``batch`` (records, custom metrics, kept returns, labels counted) and its
@@ -166,6 +176,7 @@ class InitialLoad:
         n = len(batch)
         if not n:
             return []
+        t0 = time.perf_counter()
         tx = self._tx
         dbapi = tx.conn.connection.dbapi_connection
         with dbapi.cursor(binary=True) as cur:
@@ -191,21 +202,29 @@ class InitialLoad:
             _copy(cur, "pl_import_keys", ("key",), ("text",), ((k,) for k in keys))
         tx.add_labels(ids, batch.params, batch.tags)
         self.loaded += n
+        self._clock("rows, keys (COPY)", t0)
         return ids
 
     def finish(self) -> None:
         """Build the dropped indexes again, then the derived tables from the loaded rows."""
         conn = self._tx.conn
         for ix in self._dropped:
+            t0 = time.perf_counter()
             conn.execute(sa.schema.CreateIndex(ix))
+            self._clock(f"index {ix.name}", t0)
         if self._keys_pkey is not None:
+            t0 = time.perf_counter()
             conn.exec_driver_sql(
                 f"ALTER TABLE pl_import_keys ADD CONSTRAINT {_quoted(conn, self._keys_pkey)} "
                 "PRIMARY KEY (key)")
+            self._clock("index pl_import_keys (primary key)", t0)
         if self.loaded:
-            conn.exec_driver_sql("ANALYZE pl_records")  # the summary's latest values are read off an index
-            for sql in (_PAIRS, _SUMMARY, _BEST):
+            steps = {"ANALYZE pl_records": "ANALYZE pl_records",  # the summary reads an index
+                     "pl_pairs": _PAIRS, "pl_summary": _SUMMARY, "pl_best": _BEST}
+            for step, sql in steps.items():
+                t0 = time.perf_counter()
                 conn.exec_driver_sql(sql)
+                self._clock(step, t0)
 
 
 def _quoted(conn: sa.Connection, name: str) -> str:
