@@ -1,16 +1,14 @@
 """Where a full sync into an EMPTY PostgreSQL store spends its time, part by part (issue 21).
 
-The sync's initial load (``store/postgres/initial_load.py``) overlaps its client work
-(reading the source, keying each record) with the server's (a background thread reads and
-keys the next chunk while the target copies this one), so the end-to-end figure alone does
-not say what is left. Here each part runs on its own, serially, against the bare ADBC ingest
+The end-to-end figure of the sync's initial load (``store/postgres/initial_load.py``)
+alone does not say what is left. Here each part runs on its own, serially, against the bare ADBC ingest
 of the same rows (``bench_sync.bare_ingest_into``, timed before and after, median), in one run:
 
 * ``read``: the directory source's ``iter_batches`` (SQLite), every chunk;
 * ``key``: the content keys and digests of those batches (``batch_keys``, ``record_hashes``);
 * ``load``: ``InitialLoad`` with those batches into a fresh database, its own clock per step
   (lock and drops, the COPYs, each index build, each derived table), then the commit;
-* ``sync``: ``Ledger.sync`` end to end into another fresh database (the overlapped whole).
+* ``sync``: ``Ledger.sync`` end to end into another fresh database.
 
 Run: ``python -m bench.bench_initial_load [--records 200000]`` (writes
 ``bench/results/initial_load.json``).
@@ -92,7 +90,7 @@ def run(records: int, chunk: int) -> dict[str, Any]:
     serial = load_s + sum(parts.values())
     figs.append(figure("read + key + load, serially", serial, "s", baseline=bare, ratio=serial / bare,
                        group=g))
-    figs.append(figure(f"Ledger.sync of {n:,} records into an empty PostgreSQL store (overlapped)",
+    figs.append(figure(f"Ledger.sync of {n:,} records into an empty PostgreSQL store (end to end)",
                        sync_s, "s",
                        target="<= 1.5x bare ADBC ingest", ok=sync_s / bare <= 1.5, baseline=bare,
                        baseline_name="adbc_ingest of the same rows", ratio=sync_s / bare, group=g))

@@ -121,6 +121,33 @@ def test_a_store_that_is_not_empty_takes_the_normal_path(tmp_path: Path, pg_ledg
     assert_derived_exact(pg_ledger)
 
 
+def test_a_role_that_does_not_own_the_tables_takes_the_normal_path(tmp_path: Path) -> None:
+    src = node(tmp_path, "node", 0, 400)
+    role = f"h21_writer_{os.getpid()}"
+    with fresh_pg_database() as url:
+        made(url).close()
+        admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
+            conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+            conn.exec_driver_sql(
+                f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+            conn.exec_driver_sql(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        try:
+            dst = Ledger(sa.make_url(url).set(username=role).render_as_string(hide_password=False))
+            result = sync(src, dst, load_from=1)
+            assert not result.initial_load and result.new == 400
+            assert_derived_exact(dst)
+            dst.close()
+        finally:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
+                conn.exec_driver_sql(f"DROP OWNED BY {role}")
+                conn.exec_driver_sql(f"DROP ROLE {role}")
+            admin.dispose()
+
+
 def test_a_sync_into_sqlite_takes_the_normal_path(tmp_path: Path) -> None:
     src = node(tmp_path, "node", 0, 300)
     dst = Ledger(tmp_path / "team")

@@ -15,7 +15,8 @@ initial load does what a restore does, all in ONE transaction:
    sync's content check and the dashboard's reads wait until the load commits. Then it
    checks, under the lock, that the store is still empty (records, keys, derived tables);
    if it is not (another sync loaded first), nothing was changed and the caller takes the
-   normal path;
+   normal path. (The role must own the tables, as the writer role of ``docs/deployment.md``
+   does; another role takes the normal path.)
 2. drop the records' b-tree and GIN indexes and the keys' primary key (those that exist);
 3. per chunk: reserve its ids with one ``setval`` (no other transaction can take ids from
    the records' sequence meanwhile: every statement that does so locks ``pl_records``
@@ -165,6 +166,13 @@ class InitialLoad:
         the locks held until ``tx`` ends) when the store is not empty."""
         conn = tx.conn
         t0 = time.perf_counter()
+        # Dropping an index takes the table's owner (or a member of its role): a role granted
+        # only the right to write its rows (not the documented writer, which owns the tables)
+        # takes the normal path rather than failing.
+        if not conn.exec_driver_sql(
+                "SELECT bool_and(pg_has_role(relowner, 'MEMBER')) FROM pg_class WHERE oid IN "
+                "(CAST('pl_records' AS regclass), CAST('pl_import_keys' AS regclass))").scalar():
+            return None
         conn.exec_driver_sql(f"LOCK TABLE {', '.join(_LOCKED)} IN ACCESS EXCLUSIVE MODE")
         held = conn.exec_driver_sql(
             "SELECT " + " OR ".join(f"EXISTS (SELECT 1 FROM {t})" for t in _MUST_BE_EMPTY)).scalar()
