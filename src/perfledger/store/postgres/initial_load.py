@@ -48,7 +48,7 @@ from .. import schema as T
 
 if TYPE_CHECKING:
     from ...records.batch import Batch
-    from .writer import PgWriteTx
+    from ..writes import SQLWriteTx
 
 #: The tables an initial load locks, in this order (the order a sync touches them: keys, then
 #: records, then the side tables).
@@ -148,7 +148,7 @@ class InitialLoad:
     :meth:`~.writer.PgWriteTx.initial_load`, which has locked the tables, found them empty
     and dropped the indexes): :meth:`add` each batch, then :meth:`finish`, then commit."""
 
-    def __init__(self, tx: PgWriteTx, dropped: list[sa.Index], keys_pkey: str | None):
+    def __init__(self, tx: SQLWriteTx, dropped: list[sa.Index], keys_pkey: str | None):
         self._tx = tx
         self._dropped = dropped
         self._keys_pkey = keys_pkey
@@ -161,7 +161,7 @@ class InitialLoad:
         self.timings[step] = self.timings.get(step, 0.0) + time.perf_counter() - since
 
     @classmethod
-    def begin(cls, tx: PgWriteTx) -> InitialLoad | None:
+    def begin(cls, tx: SQLWriteTx) -> InitialLoad | None:
         """Lock, check emptiness under the lock, drop the indexes; None (nothing changed,
         the locks held until ``tx`` ends) when the store is not empty."""
         conn = tx.conn
