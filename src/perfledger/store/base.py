@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..records.record import CORE_METRICS
 
@@ -154,6 +154,20 @@ class ReadTx(ABC):
         time, each batch of one clear: ``(clear id, cleared_at in UTC microseconds, batch)``."""
 
 
+class InitialLoader(Protocol):
+    """An initial load into an empty store, open in a write transaction
+    (:meth:`WriteTx.initial_load`): batches added, then finished, then the transaction commits."""
+
+    loaded: int
+
+    def add(self, batch: Batch, keys: Sequence[str]) -> list[int]:
+        """Store ``batch`` and claim its records' content keys ``keys`` (distinct, none added
+        before); returns the records' ids."""
+
+    def finish(self) -> None:
+        """Whatever the load deferred (indexes, derived tables): before the commit."""
+
+
 class WriteTx(ReadTx):
     """A write transaction. Writers are serialised; everything done through one ``WriteTx``
     commits or rolls back together (records, derived tables and mirror bookkeeping).
@@ -227,6 +241,14 @@ class WriteTx(ReadTx):
     def forget_cleared(self, before_us: int | None = None) -> int:
         """Delete for good the records kept by every clear made before ``before_us`` (UTC
         microseconds; None: all); returns how many records."""
+
+    def initial_load(self) -> InitialLoader | None:
+        """Begin loading records into this store as into an empty one, the way a restore
+        loads (an engine that can: PostgreSQL, :mod:`.postgres.initial_load`), or None: this
+        engine has no such path, or the store is not empty (found under the lock the load
+        takes, which this transaction then holds until it ends). None by default: the
+        caller takes the normal insert path."""
+        return None
 
     @abstractmethod
     def register_metric(self, name: str, higher_is_better: bool) -> bool:

@@ -82,6 +82,10 @@ class BulkStatements:
     """The bulk path's statements, compiled once per store."""
 
     def __init__(self, dialect: sa.Dialect):
+        #: Taken before ids are drawn from the records' sequence (the lock the INSERT takes
+        #: anyway): an initial load reserves a range of ids with ``setval`` while it holds the
+        #: table, so nobody may draw one meanwhile (:mod:`.initial_load`).
+        self.lock_records = "LOCK TABLE pl_records IN ROW EXCLUSIVE MODE"
         self.ids = ("SELECT array_agg(nextval(s.seq)) FROM (SELECT CAST(pg_get_serial_sequence("
                     "'pl_records', 'id') AS regclass) AS seq) AS s, generate_series(1, %s)")
         self.create = [_create(_STAGE_RECORDS, _RECORD_COLUMNS, _RECORD_TYPES)]
@@ -136,6 +140,7 @@ def insert_bulk(dbapi: Any, st: BulkStatements, batch: Batch, directions: Mappin
     best entry, or a ticker's first record)."""
     n = len(batch)
     with dbapi.cursor(binary=True) as cur:
+        cur.execute(st.lock_records)
         cur.execute(st.ids, (n,))
         ids = sorted(cur.fetchone()[0])
         for create in st.create:

@@ -40,6 +40,7 @@ from ..base import Inserted
 from ..upserts import AGGREGATES
 from ..writes import SQLWriteTx, Statements
 from . import bulk
+from .initial_load import InitialLoad
 
 if TYPE_CHECKING:
     from ...records.batch import Batch
@@ -174,7 +175,13 @@ class PgWriteTx(SQLWriteTx):
             return set()
         return {r[0] for r in self._fetch(self._st.claim, {"keys": unique})}
 
+    def initial_load(self) -> InitialLoad | None:
+        return InitialLoad.begin(self)
+
     def _allocate_ids(self, n: int) -> list[int]:
+        # The records' table locked first (the lock its INSERT takes anyway): an initial load
+        # reserves its ids with setval under its own lock of the table (:mod:`.initial_load`).
+        self._execute(self._st.bulk.lock_records, {})
         rows = self.conn.exec_driver_sql(
             "SELECT nextval(pg_get_serial_sequence('pl_records', 'id')) FROM generate_series(1, %s)", (n,)
         ).fetchall()
