@@ -391,6 +391,8 @@ def _write_to(fd: int, path: Path, parts: Parts, offset: int) -> None:
 
 
 def _length(parts: Parts) -> int:
+    if all(type(p) is bytes for p in parts):  # a single log()'s few pieces
+        return sum(map(len, parts))
     return sum(memoryview(p).nbytes for p in parts)
 
 

@@ -52,6 +52,12 @@ class Batch:
         return len(self.ticker)
 
     @classmethod
+    def from_record(cls, r: Record) -> Batch:
+        """A batch of one record (every ``log()``)."""
+        return cls([r.ticker], [r.model_name], [r.ts_us], {m: [getattr(r, m)] for m in CORE_METRICS},
+                   [r.notes], [r.metrics], [r.params], [r.tags])
+
+    @classmethod
     def from_records(cls, records: Sequence[Record]) -> Batch:
         return cls(
             ticker=[r.ticker for r in records],

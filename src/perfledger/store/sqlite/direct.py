@@ -149,6 +149,8 @@ class DirectStore(Store):
         #: What this connection's last committed write left in the database (see
         #: :class:`Known`), valid while no other connection has committed since.
         self._known: Known | None = None
+        #: The cursor writes run on (closed with the connection).
+        self._cursor: sqlite3.Cursor | None = None
 
     # ------------------------------------------------------------------ the full store
 
@@ -205,7 +207,7 @@ class DirectStore(Store):
                 if waiting is not None:  # log() may have taken the short path meanwhile
                     conn = _probe(self.path, *waiting)
                     if conn is not None:
-                        self._conn, self._waiting = conn, None
+                        self._conn, self._cursor, self._waiting = conn, None, None
         if not self._direct_writes or self._waiting is not None:
             return self.full.writing_one()
         return self._transaction()
@@ -217,7 +219,9 @@ class DirectStore(Store):
         with self._lock:
             try:
                 conn = self._connection()
-                cur = conn.cursor()
+                cur = self._cursor
+                if cur is None:  # one cursor for every write on this connection, made once
+                    cur = self._cursor = conn.cursor()
                 cur.execute("BEGIN IMMEDIATE")
                 known, self._known = self._known, None  # trusted again only once this commits
                 version = cur.execute(S.DATA_VERSION).fetchone()[0]
@@ -232,8 +236,6 @@ class DirectStore(Store):
                     if conn.in_transaction:
                         conn.rollback()
                     raise
-                finally:
-                    cur.close()
                 self._known = known
             except (PerfLedgerError, RunAgain):
                 raise
@@ -360,7 +362,7 @@ class DirectStore(Store):
 
     def dispose(self) -> None:
         with self._lock:
-            self._known = None
+            self._known = self._cursor = None
             if self._conn is not None:
                 _close(self._conn)
                 self._conn = None
@@ -369,7 +371,7 @@ class DirectStore(Store):
 
     def after_fork(self) -> None:
         # The parent's connection (and lock) are forgotten, never closed here: see :mod:`.locks`.
-        self._conn, self._lock, self._known = None, threading.RLock(), None
+        self._conn, self._lock, self._known, self._cursor = None, threading.RLock(), None, None
         if self._full is not None:
             self._full.after_fork()
 
