@@ -121,3 +121,14 @@ def test_aggregates_above_the_threshold_use_the_frame_twin_and_match_the_definit
     monkeypatch.setattr(Batch, "_aggregates_frame", lambda self, d, i: used.append(1) or original(self, d, i))
     assert _close(_canonical(batch.aggregates(DIRECTIONS, _ids(batch))), _reference(batch))
     assert used, "a batch above the threshold must take the frame path"
+
+
+@settings(max_examples=80, deadline=None)
+@given(batches(min_size=1, max_size=1))
+def test_the_one_record_twin_agrees_with_the_others_exactly(batch: Batch) -> None:
+    """Every single log() takes the one-record twin: the same rows, the same values (a
+    summary of one value has its mean exactly and M2 zero), as the plain-Python twin."""
+    one = batch._aggregates_one(DIRECTIONS, 7)
+    assert _canonical(one) == _canonical(batch._aggregates_rows(DIRECTIONS, [7]))
+    assert _canonical(batch.aggregates(DIRECTIONS, [7])) == _canonical(one)
+    assert _close(_canonical(batch._aggregates_one(DIRECTIONS, 1)), _reference(batch))

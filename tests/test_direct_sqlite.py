@@ -8,6 +8,7 @@ ledger the full path writes (tables and mirror files); anything unusual opens th
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -234,3 +235,34 @@ def test_threads_taking_a_new_ledgers_first_logs_at_once(tmp_path: Path) -> None
         assert errors == []
         assert sorted(led.history()["notes"]) == sorted(f"{k}-{i}" for k in range(8) for i in range(3))
         led.close()
+
+
+def test_what_another_connection_commits_is_noticed_between_direct_logs(tmp_path: Path) -> None:
+    """A direct write reads the mirrors' state, max(id) and the directions again only when
+    another connection committed since its own last commit (``PRAGMA data_version``): a
+    record stored by another ledger without the mirrors, a metric registered and a log by
+    another process, each between two logs of the same ledger, must all be seen."""
+    with Ledger(tmp_path) as led:
+        led.log("A", "AAPL", sharpe=1.0, timestamp="2026-01-01T00:00:00Z")
+        led.log("A", "AAPL", sharpe=0.5, timestamp="2026-01-02T00:00:00Z")
+        assert isinstance(led._store, DirectStore) and led._store._known is not None
+        with Ledger(tmp_path, mirrors=False) as other:  # its own connection, the files untouched
+            other.log("B", "MSFT", sharpe=2.0, timestamp="2026-01-03T00:00:00Z")
+        # the next direct write sees max(id) moved past the files: the record reaches them
+        led.log("A", "AAPL", sharpe=0.25, timestamp="2026-01-04T00:00:00Z")
+        subprocess.run([sys.executable, "-c",
+                        "import sys; from perfledger import Ledger\n"
+                        "with Ledger(sys.argv[1]) as o:\n"
+                        "    o.register_metric('sortino', higher_is_better=True)\n"
+                        "    o.log('C', 'AAPL', metrics={'sortino': 3.0}, timestamp='2026-01-05')\n",
+                        str(tmp_path)], check=True)
+        # the directions and the mirrors' state another process committed: read again
+        led.log("D", "AAPL", metrics={"sortino": 4.0}, timestamp="2026-01-06T00:00:00Z")
+        assert led.best("AAPL")["best_sortino"]["model"] == "D"
+        assert led._mirrors_in_step()
+    rows = (tmp_path / "model_performance.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[2] for r in rows] == ['"A"', '"A"', '"B"', '"A"', '"C"', '"D"']
+    assert [r["model_name"] for r in json.loads((tmp_path / "model_performance.json").read_text())] == [
+        "A", "A", "B", "A", "C", "D"]
+    best = json.loads((tmp_path / "best_models.json").read_text())
+    assert best["AAPL"]["best_sortino"]["model"] == "D" and best["MSFT"]["best_sharpe"]["model"] == "B"

@@ -613,3 +613,23 @@ def test_an_open_ledger_mirrors_what_another_stored_without_mirrors_at_its_next_
     assert_mirrors_match(led)
     fast.close()
     led.close()
+
+
+def test_a_record_file_replaced_between_logs_gets_the_next_append(tmp_path: Path) -> None:
+    """The record files stay open between logs (``HeldFiles``): a file replaced at its path
+    meanwhile (a restored copy put in place by rename: same bytes, new inode) must get the
+    next record, not the replaced file that the held descriptor still points to."""
+    with Ledger(tmp_path) as led:
+        led.log("A", "AAPL", sharpe=1.0)
+        for name in ("model_performance.json", "model_performance.csv"):
+            path = tmp_path / name
+            copy = tmp_path / f"{name}.copy"
+            shutil.copy2(path, copy)
+            old_inode = path.stat().st_ino
+            os.replace(copy, path)
+            assert path.stat().st_ino != old_inode
+        led.log("B", "AAPL", sharpe=2.0)
+    records = json.loads((tmp_path / "model_performance.json").read_text())
+    assert [r["model_name"] for r in records] == ["A", "B"]
+    rows = (tmp_path / "model_performance.csv").read_text().splitlines()
+    assert len(rows) == 3 and '"B"' in rows[2]

@@ -312,8 +312,9 @@ class Ledger:
             total_return=total_return, win_rate=win_rate, accuracy=accuracy, notes=notes,
             metrics=metrics, params=params, tags=tags, timestamp=timestamp,
         )
-        self._write(Batch.from_records([rec]))
-        out = rec.seed_dict()
+        batch = Batch.from_record(rec)
+        self._write(batch)
+        out = rec.seed_dict(batch.timestamps()[0])
         log.debug("logged %s/%s at %s", rec.ticker, rec.model_name, out["timestamp"])
         return out
 

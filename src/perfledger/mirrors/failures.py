@@ -13,9 +13,8 @@ with one line naming the ledger directory, the file and the cause, told apart by
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
 
 from ..errors import NOTHING_STORED, PerfLedgerError, ReadOnlyLedgerError, StorageError, aborted_write
 
@@ -44,11 +43,26 @@ def file_error(directory: Path, exc: OSError) -> PerfLedgerError:
     return aborted_write(error, base)
 
 
-@contextmanager
-def file_errors(directory: Path) -> Iterator[None]:
+class FileErrors:
+    """A reusable ``with`` block that raises an ``OSError`` escaping it as its perfledger
+    error (the ``OSError`` kept as ``__cause__``). An object rather than a generator: every
+    ``log()`` enters a few, and a ``contextmanager`` costs a generator each time."""
+
+    __slots__ = ("directory",)
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if isinstance(exc, OSError):
+            raise file_error(self.directory, exc) from exc
+
+
+def file_errors(directory: Path) -> FileErrors:
     """Raise an ``OSError`` that escapes the block as its perfledger error (the
     ``OSError`` kept as ``__cause__``)."""
-    try:
-        yield
-    except OSError as exc:
-        raise file_error(directory, exc) from exc
+    return FileErrors(directory)

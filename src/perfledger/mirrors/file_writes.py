@@ -7,8 +7,10 @@ records are written and digested without ever being copied into one ``bytes`` (a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import weakref
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -79,3 +81,47 @@ def atomic_write(path: Path, chunks: Iterable[bytes]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+class HeldFiles:
+    """Files kept open between write transactions, one descriptor per key.
+
+    Why: every ``log()`` appends to the two record files; opening and closing both each
+    time cost four system calls and a path walk each, where the append itself is one
+    ``pwrite``. A descriptor is used only while it is still the file at its path: the
+    caller passes the ``stat`` of the path it made under the write lock in the same
+    transaction (a file replaced since, by a rebuild, another tool's rename or a restored
+    copy, has another inode, and is opened afresh). An open descriptor keeps its inode
+    alive, so an equal (device, inode) is the same file, never a reused number."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[int, int, int]] = {}  # key -> (fd, st_dev, st_ino)
+        self._finalizer = weakref.finalize(self, _close_all, self._held)
+
+    def fd(self, key: str, path: Path, flags: int, st: os.stat_result | None) -> int:
+        """A descriptor of the file at ``path``, which ``st`` (None: unknown) describes."""
+        held = self._held.get(key)
+        if held is not None:
+            if st is not None and held[1] == st.st_dev and held[2] == st.st_ino:
+                return held[0]
+            del self._held[key]
+            os.close(held[0])
+        try:
+            fd = os.open(path, flags)
+        except OSError as exc:
+            exc.filename = exc.filename or str(path)
+            raise
+        now = os.fstat(fd)
+        self._held[key] = (fd, now.st_dev, now.st_ino)
+        return fd
+
+    def close(self) -> None:
+        """Close every descriptor (the next use opens the file again)."""
+        _close_all(self._held)
+
+
+def _close_all(held: dict[str, tuple[int, int, int]]) -> None:
+    for fd, _, _ in held.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    held.clear()

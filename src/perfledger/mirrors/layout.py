@@ -55,15 +55,26 @@ def json_body(batch: Batch) -> bytes:
     GIL the concurrent database insert needs. A property test holds the two byte-identical."""
     if len(batch) >= _COLUMNAR_FROM:
         return _json_columnar(batch)
-    cols = [batch.timestamps(), batch.ticker, batch.model_name,
-            *(batch.core[m] for m in CORE_METRICS), batch.notes]
-    keys = SEED_FIELDS
-    records = [dict(zip(keys, row, strict=True)) for row in zip(*cols, strict=True)]
-    for k in ("metrics", "params", "tags"):
-        values = getattr(batch, k)
-        for rec, v in zip(records, values, strict=True):
+    if len(batch) == 1:  # a single log(): its one dict, spelled directly
+        core = batch.core
+        one = {"timestamp": batch.timestamps()[0], "ticker": batch.ticker[0],
+               "model_name": batch.model_name[0]}
+        for m in CORE_METRICS:
+            one[m] = core[m][0]
+        one["notes"] = batch.notes[0]
+        for k, v in (("metrics", batch.metrics[0]), ("params", batch.params[0]), ("tags", batch.tags[0])):
             if v:
-                rec[k] = v
+                one[k] = v
+        records = [one]
+    else:
+        cols = [batch.timestamps(), batch.ticker, batch.model_name,
+                *(batch.core[m] for m in CORE_METRICS), batch.notes]
+        records = [dict(zip(SEED_FIELDS, row, strict=True)) for row in zip(*cols, strict=True)]
+        for k in ("metrics", "params", "tags"):
+            values = getattr(batch, k)
+            for rec, v in zip(records, values, strict=True):
+                if v:
+                    rec[k] = v
     try:
         doc = orjson.dumps(records, option=orjson.OPT_INDENT_2)
     except TypeError:  # e.g. an integer beyond 64 bits in params: only the columns cope
@@ -122,6 +133,11 @@ _ARROW_FROM = 256
 _COLUMNAR_FROM = 2_000
 
 
+def _json_text(value: dict[str, Any]) -> str | None:
+    """A metrics/params/tags dict as its CSV column holds it (:meth:`.Batch.json_or_none`)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True) if value else None
+
+
 def _quote(value: str | None) -> str:
     return "" if value is None else '"' + value.replace('"', '""') + '"'
 
@@ -154,6 +170,13 @@ def format_number(x: float | None) -> str:
 
 
 def _csv_small(batch: Batch) -> bytes:
+    if len(batch) == 1:  # a single log(): its one row, spelled directly
+        core = batch.core
+        return ",".join((
+            _quote(batch.timestamps()[0]), _quote(batch.ticker[0]), _quote(batch.model_name[0]),
+            *[format_number(core[m][0]) for m in CORE_METRICS], _quote(batch.notes[0]),
+            *[_quote(_json_text(v)) for v in (batch.metrics[0], batch.params[0], batch.tags[0])],
+        )).encode() + b"\r\n"
     cols = [batch.timestamps(), batch.ticker, batch.model_name]
     metrics = [batch.core[m] for m in CORE_METRICS]
     tail = [batch.notes, batch.json_or_none("metrics"), batch.json_or_none("params"),

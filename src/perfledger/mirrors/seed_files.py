@@ -45,6 +45,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import FileReadError, MirrorConflictError, PerfLedgerError
 from ..store.base import Store, WriteTx
+from .failures import FileErrors
+from .file_writes import HeldFiles
 from .layout import PreparedAppend
 from .rebuild import (
     BEST_NAME,
@@ -98,6 +100,8 @@ class SeedMirrors:
         self.paths: dict[str, Path] = {"json": directory / JSON_NAME, "csv": directory / CSV_NAME,
                                        "best": directory / BEST_NAME}
         self.journal = Journal(directory / JOURNAL)
+        self.held = HeldFiles()
+        self.errors = FileErrors(directory)
         self._adopt = adopt
         #: Files kept untouched because they do not read as records (name -> reason).
         self.conflicts: dict[str, str] = {}
@@ -147,8 +151,9 @@ class SeedMirrors:
         return all(self._same(k, state.files[k], stats[k], read=verify) for k in KEYS)
 
     def close(self) -> None:
-        """Release the journal file this instance keeps open (a write opens it again)."""
+        """Release the files this instance keeps open (a write opens them again)."""
         self.journal.close()
+        self.held.close()
 
     # ------------------------------------------------------------------ the transaction's face
 

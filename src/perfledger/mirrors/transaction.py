@@ -40,8 +40,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from ..store.base import Inserted, WriteTx
-from .failures import file_errors
-from .file_writes import Parts, parts_crc, write_at
+from .failures import FileErrors
+from .file_writes import HeldFiles, Parts, parts_crc, write_at
 from .layout import PreparedAppend
 from .rebuild import (
     EMPTY_JSON,
@@ -87,6 +87,10 @@ class MirrorFiles(Protocol):
 
     paths: Mapping[str, Path]
     journal: Journal
+    #: The record files, kept open between transactions (:class:`.file_writes.HeldFiles`).
+    held: HeldFiles
+    #: ``OSError`` on the files as perfledger's error (:mod:`.failures`).
+    errors: FileErrors
     conflicts: dict[str, str]
     #: The best-models document this process committed last, by ticker (or None).
     best_lines: BestLines | None
@@ -173,6 +177,7 @@ class MirrorTransaction:
     def reset(self) -> None:
         """After the database was cleared: empty files."""
         paths = self._files.paths
+        self._files.held.close()  # replaced: the next append opens the new files
         with self._mapped():
             self._keep("json", "csv")
             json_crc, csv_crc = write_empty(paths["json"], paths["csv"])
@@ -188,6 +193,7 @@ class MirrorTransaction:
         too: the caller asked for exactly that)."""
         self._files.conflicts.clear()
         paths = self._files.paths
+        self._files.held.close()  # replaced: the next append opens the new files
         with self._mapped():
             self._keep("json", "csv", "best")
             crcs = {"json": write_json(paths["json"], self._tx), "csv": write_csv(paths["csv"], self._tx),
@@ -199,7 +205,7 @@ class MirrorTransaction:
 
     def _mapped(self) -> AbstractContextManager[None]:
         """An ``OSError`` on the files as perfledger's error (:mod:`.failures`)."""
-        return file_errors(self._files.paths["json"].parent)
+        return self._files.errors
 
     # ------------------------------------------------------------------ appends
 
@@ -265,25 +271,21 @@ class MirrorTransaction:
         """Journal, then append the bytes to both files (in the calling or the formatting
         thread)."""
         json_path, csv_path = self._files.paths["json"], self._files.paths["csv"]
-        json_fd = _open(json_path, os.O_RDWR)
-        try:
-            csv_fd = _open(csv_path, os.O_WRONLY)
-            try:
-                json_size, csv_size = os.fstat(json_fd).st_size, os.fstat(csv_fd).st_size
-                if json_size <= len(EMPTY_JSON):
-                    json_data, json_at = (b"\n", *json_body, JSON_TAIL), 1
-                else:
-                    json_data, json_at = (b",\n", *json_body, JSON_TAIL), json_size - len(JSON_TAIL)
-                self._journal({"json": json_at + _length(json_data), "csv": csv_size + _length(csv_rows)})
-                self._appended.add("json")
-                _write_to(json_fd, json_path, json_data, json_at)
-                self._appended.add("csv")
-                _write_to(csv_fd, csv_path, csv_rows, csv_size)
-                return (os.fstat(json_fd), json_size), os.fstat(csv_fd)
-            finally:
-                os.close(csv_fd)
-        finally:
-            os.close(json_fd)
+        assert self._synced is not None
+        stats, held = self._synced.stats, self._files.held
+        json_fd = held.fd("json", json_path, os.O_RDWR, stats["json"])
+        csv_fd = held.fd("csv", csv_path, os.O_WRONLY, stats["csv"])
+        json_size, csv_size = os.fstat(json_fd).st_size, os.fstat(csv_fd).st_size
+        if json_size <= len(EMPTY_JSON):
+            json_data, json_at = (b"\n", *json_body, JSON_TAIL), 1
+        else:
+            json_data, json_at = (b",\n", *json_body, JSON_TAIL), json_size - len(JSON_TAIL)
+        self._journal({"json": json_at + _length(json_data), "csv": csv_size + _length(csv_rows)})
+        self._appended.add("json")
+        _write_to(json_fd, json_path, json_data, json_at)
+        self._appended.add("csv")
+        _write_to(csv_fd, csv_path, csv_rows, csv_size)
+        return (os.fstat(json_fd), json_size), os.fstat(csv_fd)
 
     # ------------------------------------------------------------------ the end
 
@@ -380,14 +382,6 @@ class MirrorTransaction:
         self._drop_kept(restore=False)
 
 
-def _open(path: Path, flags: int) -> int:
-    try:
-        return os.open(path, flags)
-    except OSError as exc:
-        exc.filename = exc.filename or str(path)
-        raise
-
-
 def _write_to(fd: int, path: Path, parts: Parts, offset: int) -> None:
     try:
         write_at(fd, parts, offset)
@@ -397,6 +391,8 @@ def _write_to(fd: int, path: Path, parts: Parts, offset: int) -> None:
 
 
 def _length(parts: Parts) -> int:
+    if all(type(p) is bytes for p in parts):  # a single log()'s few pieces
+        return sum(map(len, parts))
     return sum(memoryview(p).nbytes for p in parts)
 
 

@@ -53,10 +53,11 @@ class Record:
     def timestamp(self) -> str:
         return format_ts(self.ts_us)
 
-    def seed_dict(self) -> dict[str, Any]:
-        """The seed specification's record dict, plus ``metrics``/``params``/``tags``."""
+    def seed_dict(self, timestamp: str | None = None) -> dict[str, Any]:
+        """The seed specification's record dict, plus ``metrics``/``params``/``tags``.
+        ``timestamp``: the record's time already spelled (by the mirrors' formatting)."""
         out: dict[str, Any] = {
-            "timestamp": self.timestamp,
+            "timestamp": self.timestamp if timestamp is None else timestamp,
             "ticker": self.ticker,
             "model_name": self.model_name,
         }

@@ -244,15 +244,8 @@ def validate_record(
     tags: Any = None,
     timestamp: Any = None,
 ) -> Record:
-    """Check one evaluation and return it as a :class:`Record`, or raise naming the field."""
-    core = {
-        "sharpe": sharpe,
-        "mse": mse,
-        "drawdown": drawdown,
-        "total_return": total_return,
-        "win_rate": win_rate,
-        "accuracy": accuracy,
-    }
+    """Check one evaluation and return it as a :class:`Record`, or raise naming the field.
+    (Each field checked in a straight line: every ``log()`` runs this.)"""
     return Record(
         model_name=check_label("model_name", model_name),
         ticker=check_label("ticker", ticker),
@@ -261,7 +254,12 @@ def validate_record(
         metrics=check_custom_metrics(metrics),
         params=check_json_map("params", params),
         tags=check_json_map("tags", tags, str_values=True),
-        **{k: check_metric(k, v) for k, v in core.items()},
+        sharpe=check_metric("sharpe", sharpe),
+        mse=check_metric("mse", mse),
+        drawdown=check_metric("drawdown", drawdown),
+        total_return=check_metric("total_return", total_return),
+        win_rate=check_metric("win_rate", win_rate),
+        accuracy=check_metric("accuracy", accuracy),
     )
 
 

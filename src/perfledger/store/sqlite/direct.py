@@ -146,6 +146,11 @@ class DirectStore(Store):
         #: Set while the file was not yet a whole ledger of this version when opened
         #: (:func:`pending`): every call is the full store's until a ``log()`` finds it is.
         self._waiting: tuple[str, tuple[Path, ...]] | None = None
+        #: What this connection's last committed write left in the database (see
+        #: :class:`Known`), valid while no other connection has committed since.
+        self._known: Known | None = None
+        #: The cursor writes run on (closed with the connection).
+        self._cursor: sqlite3.Cursor | None = None
 
     # ------------------------------------------------------------------ the full store
 
@@ -202,7 +207,7 @@ class DirectStore(Store):
                 if waiting is not None:  # log() may have taken the short path meanwhile
                     conn = _probe(self.path, *waiting)
                     if conn is not None:
-                        self._conn, self._waiting = conn, None
+                        self._conn, self._cursor, self._waiting = conn, None, None
         if not self._direct_writes or self._waiting is not None:
             return self.full.writing_one()
         return self._transaction()
@@ -214,8 +219,15 @@ class DirectStore(Store):
         with self._lock:
             try:
                 conn = self._connection()
-                tx = DirectWriteTx(conn.cursor(), self._give_up)
-                conn.execute("BEGIN IMMEDIATE")
+                cur = self._cursor
+                if cur is None:  # one cursor for every write on this connection, made once
+                    cur = self._cursor = conn.cursor()
+                cur.execute("BEGIN IMMEDIATE")
+                known, self._known = self._known, None  # trusted again only once this commits
+                version = cur.execute(S.DATA_VERSION).fetchone()[0]
+                if known is None or known.version != version:
+                    known = Known(version)  # another connection committed: read afresh
+                tx = DirectWriteTx(cur, self._give_up, known)
                 try:
                     yield tx
                     conn.commit()
@@ -224,8 +236,7 @@ class DirectStore(Store):
                     if conn.in_transaction:
                         conn.rollback()
                     raise
-                finally:
-                    tx.cursor.close()
+                self._known = known
             except (PerfLedgerError, RunAgain):
                 raise
             except Exception as exc:
@@ -351,6 +362,7 @@ class DirectStore(Store):
 
     def dispose(self) -> None:
         with self._lock:
+            self._known = self._cursor = None
             if self._conn is not None:
                 _close(self._conn)
                 self._conn = None
@@ -359,7 +371,7 @@ class DirectStore(Store):
 
     def after_fork(self) -> None:
         # The parent's connection (and lock) are forgotten, never closed here: see :mod:`.locks`.
-        self._conn, self._lock = None, threading.RLock()
+        self._conn, self._lock, self._known, self._cursor = None, threading.RLock(), None, None
         if self._full is not None:
             self._full.after_fork()
 
@@ -379,33 +391,63 @@ def read_best(cur: sqlite3.Cursor, ticker: str | None, directions: dict[str, boo
     return best_document([ticker], cur.execute(S.BEST_ROWS_OF, (ticker,)).fetchall(), directions)[ticker]
 
 
+class Known:
+    """What one connection's committed writes left in the database: the metadata values it
+    read or wrote, the highest record id, the metric directions.
+
+    Why: every ``log()`` asks for the mirrors' state, ``max(id)`` and the directions, and
+    they change only when someone writes. SQLite's ``PRAGMA data_version`` changes exactly
+    when another connection (this process's full store, another process) has committed
+    since this connection last looked, so a write that finds the version its last commit
+    saw reads none of them again: one pragma instead of three queries. Whatever a
+    transaction learns goes into its own :class:`Known`, kept by the store only once it
+    commits (a rollback forgets it)."""
+
+    __slots__ = ("directions", "last_id", "meta", "version")
+
+    def __init__(self, version: int):
+        self.version = version
+        self.meta: dict[str, str | None] = {}
+        self.last_id: int | None = None
+        self.directions: dict[str, bool] | None = None
+
+
 class DirectWriteTx(WriteTx):
     """One record's write transaction on the held connection, inside ``BEGIN IMMEDIATE``.
 
     Anything but one record's insert and the mirrors' bookkeeping calls ``give_up``, which
-    raises :class:`~..base.RunAgain` (see the module doc)."""
+    raises :class:`~..base.RunAgain` (see the module doc). Reads of what the database held
+    when this connection last committed come from ``known`` (:class:`Known`)."""
 
-    def __init__(self, cursor: sqlite3.Cursor, give_up: Callable[[], NoReturn]):
+    def __init__(self, cursor: sqlite3.Cursor, give_up: Callable[[], NoReturn], known: Known):
         super().__init__()
         self.cursor = cursor
         self._give_up = give_up
-        self._directions: dict[str, bool] | None = None
+        self._known = known
 
     @property
     def directions(self) -> dict[str, bool]:
-        if self._directions is None:
-            self._directions = read_directions(self.cursor)
-        return self._directions
+        known = self._known
+        if known.directions is None:
+            known.directions = read_directions(self.cursor)
+        return known.directions
 
     def get_meta(self, key: str) -> str | None:
-        row = self.cursor.execute(S.GET_META, {"key": key}).fetchone()
-        return row[0] if row else None
+        meta = self._known.meta
+        if key not in meta:
+            row = self.cursor.execute(S.GET_META, {"key": key}).fetchone()
+            meta[key] = row[0] if row else None
+        return meta[key]
 
     def set_meta(self, key: str, value: str) -> None:
         self.cursor.execute(S.UPSERT_META, {"key": key, "value": value})
+        self._known.meta[key] = value
 
     def last_id(self) -> int:
-        return int(self.cursor.execute(S.MAX_ID).fetchone()[0])
+        known = self._known
+        if known.last_id is None:
+            known.last_id = int(self.cursor.execute(S.MAX_ID).fetchone()[0])
+        return known.last_id
 
     def best(self, ticker: str | None = None) -> dict[str, Any]:
         return read_best(self.cursor, ticker, self.directions)
@@ -422,6 +464,7 @@ class DirectWriteTx(WriteTx):
                                        *[batch.core[m][0] for m in CORE_METRICS], batch.notes[0],
                                        p_json, t_json))
         rid: int = cur.lastrowid  # type: ignore[assignment]
+        self._known.last_id = rid  # a new rowid is above every stored one
         if batch.metrics[0]:
             cur.executemany(S.INSERT_EXTRA, [(rid, n, v) for n, v in batch.metrics[0].items()])
         kept = batch.returns[0] if batch.returns is not None else None
@@ -445,23 +488,22 @@ class DirectWriteTx(WriteTx):
         self.cursor.executemany(S.INSERT_LINKS, [(rid, id_of[hashes[lb]]) for lb in per_record[0]])
 
     def _merge(self, batch: Batch, rid: int) -> bool:
-        """The record's aggregates merged into the derived tables; True when the
+        """The record's aggregates merged into the derived tables, one upsert per row (one
+        record: a row per metric and the pair's, no order to keep); True when the
         best-models document changed (a best entry, or the ticker's first record)."""
         dirs = self.directions
         best_rows, summary_rows, pair_rows = batch.aggregates(dirs, [rid])
-        cur = self.cursor
+        execute = self.cursor.execute
         changed = False
-        for sql, higher in ((S.UPSERT_BEST_HI, True), (S.UPSERT_BEST_LO, False)):
-            chunk = sorted((r for r in best_rows if dirs[r["metric"]] is higher), key=_best_key)
-            if chunk:
-                cur.executemany(sql, chunk)
-                changed = cur.rowcount > 0 or changed
-        if summary_rows:
-            summary_rows.sort(key=lambda r: (r["ticker"], r["model_name"], r["metric"]))
-            cur.executemany(S.UPSERT_SUMMARY, summary_rows)
-        if not changed and not best_rows:
-            changed = cur.execute(S.TICKER_KNOWN, (batch.ticker[0],)).fetchone() is None
-        cur.executemany(S.UPSERT_PAIRS, pair_rows)
+        for row in best_rows:
+            if execute(S.UPSERT_BEST_HI if dirs[row["metric"]] else S.UPSERT_BEST_LO, row).rowcount > 0:
+                changed = True
+        for row in summary_rows:
+            execute(S.UPSERT_SUMMARY, row)
+        if not best_rows:
+            changed = execute(S.TICKER_KNOWN, (batch.ticker[0],)).fetchone() is None
+        for row in pair_rows:
+            execute(S.UPSERT_PAIRS, row)
         return changed
 
     # ------------------------------------------------------------------ the full path's
@@ -500,6 +542,3 @@ class DirectWriteTx(WriteTx):
             raise AttributeError(name)
         self._give_up()
 
-
-def _best_key(r: Mapping[str, Any]) -> tuple[str, str]:
-    return (r["ticker"], r["metric"])

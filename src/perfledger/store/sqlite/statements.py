@@ -94,6 +94,8 @@ DIRECTIONS = "SELECT pl_metric_defs.name, pl_metric_defs.higher_is_better \nFROM
 # ---------------------------------------------------------------------- reads written here
 # (tests/test_direct_sqlite.py: the same rows as the full store's reads on the same database)
 
+#: Changes when another connection has committed since this one last looked (:class:`.direct.Known`).
+DATA_VERSION = "PRAGMA data_version"
 #: Whether a ticker has a record: its first one changes the best-models document.
 TICKER_KNOWN = "SELECT 1 FROM pl_pairs WHERE ticker = ? LIMIT 1"
 #: The label ids of the given hashes (``?`` marks appended, one per hash).
