@@ -9,7 +9,8 @@ later from the store. Kept as the raw bytes of the values, not as rows:
   rounding, no text round trip);
 * ``dates``: little-endian int64 UTC microseconds since the epoch, 8 bytes per period, only
   when the series was a pandas Series with a DatetimeIndex (a list or array keeps its order
-  only: ``dates`` is None).
+  only: ``dates`` is None). A zone-aware index stamped at its zone's midnight is a series
+  of calendar dates and is kept as those dates (midnight UTC), like a naive one.
 
 Ten years of daily returns (2,520 periods) are 20,160 bytes of values plus 20,160 bytes of
 dates: about 40 KB per evaluation (20 KB without dates).
@@ -127,6 +128,20 @@ def _refuse_below_microseconds(index: pd.DatetimeIndex) -> None:
                     "(returns.index.floor('us') or .round('us')) to keep it")
 
 
+def _as_utc(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """The index in UTC. A time-zone-aware index whose every stamp is its own zone's midnight
+    is a series of calendar dates (``pd.date_range(..., tz="Asia/Tokyo")``, a local-midnight
+    daily file): it is kept as those dates (midnight UTC, as naive dates are), not as the
+    instants, which fall on the previous UTC date east of UTC and move by an hour across a
+    daylight-saving change: matched on the UTC date (:mod:`.alignment`), a Tokyo or Berlin
+    daily series would pair day D with another series' day D-1."""
+    if index.tz is None:
+        return index.tz_localize("UTC")
+    if len(index) and (index == index.normalize()).all():
+        return index.tz_localize(None).tz_localize("UTC")
+    return index.tz_convert("UTC")
+
+
 def keep_returns(returns: Any) -> KeptReturns:
     """``returns`` (a Series with or without a DatetimeIndex, a list, an array) as it will be
     stored; a :class:`ValidationError` naming ``returns`` for anything that cannot be kept
@@ -140,7 +155,7 @@ def keep_returns(returns: Any) -> KeptReturns:
         if isinstance(index, pd.DatetimeIndex):
             if index.hasnans:
                 raise _fail("returns has a missing date (NaT) in its index")
-            utc = index.tz_convert("UTC") if index.tz is not None else index.tz_localize("UTC")
+            utc = _as_utc(index)
             _refuse_below_microseconds(utc)
             us = utc.as_unit("us").asi8.astype(_I8)
             steps = np.diff(us)
