@@ -143,6 +143,11 @@ def test_user_stated_trials(led: Ledger) -> None:
     for bad in (2, 0, -1, 2.5, True, "many"):
         with pytest.raises(ValidationError, match=rf"n_trials={bad!r}"):
             led.sharpe_confidence("AAPL", n_trials=bad)
+    # Every whole number below the logged trials states the same range (0 said "from 1",
+    # 2 "from 3": the review of issue 22, finding 4).
+    for bad in (2, 1, 0, -1):
+        with pytest.raises(ValidationError, match=r"from 3 to"):
+            led.sharpe_confidence("AAPL", n_trials=bad)
 
 
 def test_unknown_variance_is_nan_with_a_reason_never_the_psr(led: Ledger) -> None:

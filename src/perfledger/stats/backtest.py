@@ -137,11 +137,11 @@ def sharpe_confidence(
     import pandas as pd
 
     default_ppy = check_periods_per_year(periods_per_year)
-    if n_trials is not None:
-        check_n_trials(n_trials)
     hist = history
     sharpes = pd.to_numeric(hist["sharpe"], errors="coerce") if "sharpe" in hist.columns else None
     if sharpes is None or not np.isfinite(sharpes.to_numpy(dtype=float)).any():
+        if n_trials is not None:  # checked all the same: a bad value is refused on any ledger
+            check_n_trials(n_trials)
         return pd.DataFrame(columns=CONFIDENCE_COLUMNS)
     hist = hist[np.isfinite(sharpes.to_numpy(dtype=float))]
     logged = len(hist)

@@ -254,45 +254,47 @@ def from_returns(
         out["mse"] = float(np.mean((p - a) ** 2))
         out["accuracy"] = float(np.mean(np.sign(p) == np.sign(a)))
 
-    mean = float(np.mean(r))
-    std = float(np.std(r, ddof=1))
-    if std <= _ZERO_STD_RTOL * float(np.max(np.abs(r))):
-        std = 0.0
-    root = math.sqrt(ppy)
+    # An overflow (returns of 1e200) is refused below by name, once: numpy's warnings about
+    # it would only precede that one line with five of their own.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        mean = float(np.mean(r))
+        std = float(np.std(r, ddof=1))
+        if std <= _ZERO_STD_RTOL * float(np.max(np.abs(r))):
+            std = 0.0
+        root = math.sqrt(ppy)
 
-    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below, by name
         wealth = np.cumprod(np.concatenate(([1.0], 1.0 + r)))
         peak = np.maximum.accumulate(wealth)
         drawdown = float(np.min(wealth / peak - 1.0))
-    total_return = float(wealth[-1] - 1.0)
-    out["total_return"] = total_return
-    out["drawdown"] = min(drawdown, 0.0) + 0.0  # never -0.0 or a rounding-positive value
-    out["volatility"] = std * root
-    out["n_periods"] = float(n)
+        total_return = float(wealth[-1] - 1.0)
+        out["total_return"] = total_return
+        out["drawdown"] = min(drawdown, 0.0) + 0.0  # never -0.0 or a rounding-positive value
+        out["volatility"] = std * root
+        out["n_periods"] = float(n)
 
-    nonzero = int(np.count_nonzero(r))
-    if nonzero:
-        out["win_rate"] = float(np.count_nonzero(r > 0)) / nonzero
+        nonzero = int(np.count_nonzero(r))
+        if nonzero:
+            out["win_rate"] = float(np.count_nonzero(r > 0)) / nonzero
 
-    downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
-    if downside > 0:
-        out["sortino"] = mean / downside * root
+        downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
+        if downside > 0:
+            out["sortino"] = mean / downside * root
 
-    if drawdown < 0:
-        out["calmar"] = _annualised(total_return, ppy, n) / abs(drawdown)
+        if drawdown < 0:
+            out["calmar"] = _annualised(total_return, ppy, n) / abs(drawdown)
 
-    if std > 0:
-        sr = mean / std
-        out["sharpe"] = sr * root
-        dev = r - mean
-        m2 = float(np.mean(dev**2))
-        skew = float(np.mean(dev**3)) / m2**1.5
-        kurt = float(np.mean(dev**4)) / m2**2
-        out["skew"] = skew
-        out["kurtosis"] = kurt
-        psr = probabilistic_sharpe_ratio(sr, n, skew, kurt)
-        if math.isfinite(psr):
-            out["psr"] = psr
+        if std > 0:
+            sr = mean / std
+            out["sharpe"] = sr * root
+            dev = r - mean
+            m2 = float(np.mean(dev**2))
+            skew = float(np.mean(dev**3)) / m2**1.5
+            kurt = float(np.mean(dev**4)) / m2**2
+            out["skew"] = skew
+            out["kurtosis"] = kurt
+            psr = probabilistic_sharpe_ratio(sr, n, skew, kurt)
+            if math.isfinite(psr):
+                out["psr"] = psr
     _refuse_non_finite(out, wealth)
     return out
 
