@@ -12,7 +12,8 @@ between its contenders in one run, medians:
   once: a 10M load is minutes);
 * ``history(ticker, model)`` and ``history(ticker)`` at 10M, against the floor: a bare ADBC
   ``SELECT`` of the same rows and columns from the same database file, into Arrow, and
-  against the floor plus its ``to_pandas()`` (a DataFrame is what history gives);
+  against the floor plus its ``to_pandas(use_threads=False)`` (a DataFrame is what history
+  gives), wall and process CPU time;
 * ``best()``, ``tickers()``, ``leaderboard(ticker)`` and opening the ledger (``Ledger(d)``
   plus ``stats()``, after imports) at 10M against the same calls at 1M;
 * ``decay()`` over every pair against a bare read of the rows it tests (each pair's latest
@@ -98,6 +99,26 @@ class Bare:
             cur.close()
 
 
+def wall_and_cpu_medians(fns: dict[str, Callable[[], Any]], repeat: int
+                         ) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall and process CPU seconds of each function, timed in alternation. Why CPU
+    time too: on a machine at load 20 a read of a millisecond waits for a CPU longer than it
+    runs, and its wall time says more about the queue than about the read (each contender
+    runs on the calling thread: ADBC's reader, ``to_pandas(use_threads=False)``)."""
+    for fn in fns.values():
+        fn()
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn()
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    return ({k: statistics.median(v) for k, v in wall.items()},
+            {k: statistics.median(v) for k, v in cpu.items()})
+
+
 def peak_memory(directory: Path, ticker: str) -> dict[str, int]:
     """Peak memory of ``history(ticker)`` in a child process (``bench.history_memory``: the
     RSS high-water mark reset before the read, and tracemalloc + Arrow's pool as a lower
@@ -174,19 +195,22 @@ def main(argv: list[str] | None = None) -> int:
         (f"`history(ticker, model_name)` at {args.records:,}", {
             "ledger": lambda: big.history(ticker, model),
             "floor": lambda: bare.read(one_sql, (ticker, model)),
-            "floor+pandas": lambda: bare.read(one_sql, (ticker, model)).to_pandas()},
+            "floor+pandas": lambda: bare.read(one_sql, (ticker, model)).to_pandas(use_threads=False)},
          len(big.history(ticker, model))),
         (f"`history(ticker)` at {args.records:,}", {
             "ledger": lambda: big.history(ticker),
             "floor": lambda: bare.read(all_sql, (ticker,)),
-            "floor+pandas": lambda: bare.read(all_sql, (ticker,)).to_pandas()}, len(big.history(ticker))),
+            "floor+pandas": lambda: bare.read(all_sql, (ticker,)).to_pandas(use_threads=False)},
+         len(big.history(ticker))),
     ]:
-        m = interleaved_medians(fns, args.history_repeat)
+        m, cpu = wall_and_cpu_medians(fns, args.history_repeat)
         r = m["ledger"] / m["floor"]
         row(f"{label} ({n:,} rows)",
             f"{m['ledger'] * ms:.2f} ms (bare ADBC `SELECT` {m['floor'] * ms:.2f} ms; the same plus "
-            f"`to_pandas()`: {m['floor+pandas'] * ms:.2f} ms)",
-            f"**{r:.2f}×** ({m['ledger'] / m['floor+pandas']:.2f}× the floor + `to_pandas()`)",
+            f"`to_pandas()`: {m['floor+pandas'] * ms:.2f} ms); CPU time {cpu['ledger'] * ms:.2f} ms "
+            f"({cpu['floor'] * ms:.2f} ms; {cpu['floor+pandas'] * ms:.2f} ms)",
+            f"**{r:.2f}×** ({m['ledger'] / m['floor+pandas']:.2f}× the floor + `to_pandas()`); CPU time "
+            f"{cpu['ledger'] / cpu['floor']:.2f}× ({cpu['ledger'] / cpu['floor+pandas']:.2f}×)",
             verdict(r, 1.2))
     loads.append(os.getloadavg()[0])
 
