@@ -11,13 +11,16 @@ between its contenders in one run, medians:
 * bulk load with mirrors, against pandas ``to_csv`` of the same frame (built here, timed
   once: a 10M load is minutes);
 * ``history(ticker, model)`` and ``history(ticker)`` at 10M, against the floor: a bare ADBC
-  ``SELECT`` of the same rows and columns from the same database file, into Arrow;
+  ``SELECT`` of the same rows and columns from the same database file, into Arrow, and
+  against the floor plus its ``to_pandas(use_threads=False)`` (a DataFrame is what history
+  gives), wall and process CPU time;
 * ``best()``, ``tickers()``, ``leaderboard(ticker)`` and opening the ledger (``Ledger(d)``
   plus ``stats()``, after imports) at 10M against the same calls at 1M;
 * ``decay()`` over every pair against a bare read of the rows it tests (each pair's latest
   120 values of the metric: ``ROW_NUMBER()`` over the records);
-* peak memory of ``history(ticker)`` (the growth of a child process's peak RSS) against the
-  resulting DataFrame's own size;
+* peak memory of ``history(ticker)`` against the resulting DataFrame's own size, in a child
+  process after a warm-up read (``bench.history_memory``: the RSS high-water mark reset before
+  the read, and tracemalloc + Arrow's pool as a lower bound);
 * the disk footprint (database, write-ahead log, mirrors) against the CSV alone.
 
 The single ``log()`` at 10M (sustained rate, first call after the load) is
@@ -27,6 +30,7 @@ The single ``log()`` at 10M (sustained rate, first call after the load) is
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -46,19 +50,6 @@ DECAY_FLOOR = (
     "ROW_NUMBER() OVER (PARTITION BY ticker, model_name ORDER BY ts DESC, id DESC) AS k "
     "FROM pl_records WHERE sharpe IS NOT NULL) WHERE k <= 120"
 )
-MEMORY_CHILD = """
-import resource, sys
-sys.path.insert(0, sys.argv[3])
-from perfledger import Ledger
-led = Ledger(sys.argv[1])
-led.history(sys.argv[2], limit=10)  # imports, connections, the first small read
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-frame = led.history(sys.argv[2])
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(len(frame), (after - before) * 1024, int(frame.memory_usage(deep=True).sum()))
-"""
-
-
 def build(directory: Path, records: int, reuse: bool, csv_floor: Path | None,
           chunk: int = 1_000_000) -> dict[str, float]:
     """The ledger of ``records`` evaluations (kept), loaded by ``log_many`` calls of ``chunk``
@@ -108,12 +99,34 @@ class Bare:
             cur.close()
 
 
-def peak_memory(directory: Path, ticker: str) -> tuple[int, int, int]:
-    """(rows, growth of peak RSS in bytes, DataFrame bytes) of ``history(ticker)`` in a child."""
-    out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(directory), ticker, str(ROOT / "src")],
-                         capture_output=True, text=True, check=True)
-    rows, grew, frame = out.stdout.split()
-    return int(rows), int(grew), int(frame)
+def wall_and_cpu_medians(fns: dict[str, Callable[[], Any]], repeat: int
+                         ) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall and process CPU seconds of each function, timed in alternation. Why CPU
+    time too: on a machine at load 20 a read of a millisecond waits for a CPU longer than it
+    runs, and its wall time says more about the queue than about the read (each contender
+    runs on the calling thread: ADBC's reader, ``to_pandas(use_threads=False)``)."""
+    for fn in fns.values():
+        fn()
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn()
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    return ({k: statistics.median(v) for k, v in wall.items()},
+            {k: statistics.median(v) for k, v in cpu.items()})
+
+
+def peak_memory(directory: Path, ticker: str) -> dict[str, int]:
+    """Peak memory of ``history(ticker)`` in a child process (``bench.history_memory``: the
+    RSS high-water mark reset before the read, and tracemalloc + Arrow's pool as a lower
+    bound), with the rows and the resulting DataFrame's own size."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "bench.history_memory", str(directory), ticker],
+                         capture_output=True, text=True, check=True, env=env, cwd=ROOT)
+    return json.loads(out.stdout)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--records", type=int, default=10_000_000)
     ap.add_argument("--baseline", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=9, help="alternated repeats of each read (medians)")
+    ap.add_argument("--history-repeat", type=int, default=101,
+                    help="alternated repeats of each history read (milliseconds each: many are cheap)")
+    ap.add_argument("--only-history", action="store_true",
+                    help="only the history reads and their peak memory (with --reuse)")
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "perfledger-bench"
     ap.add_argument("--dir", type=Path, default=cache / "ten-million")
     ap.add_argument("--reuse", action="store_true", help="reuse ledgers already built (no load figures)")
@@ -156,23 +173,60 @@ def main(argv: list[str] | None = None) -> int:
     ticker, model = "T123", big.models("T123")[7]
     ms = 1000.0
 
+    def report() -> int:
+        big.close()
+        base.close()
+        print(f"\n`python -m bench.bench_ten_million --records {args.records} --baseline {args.baseline}"
+              f"{' --reuse' if args.reuse else ''}{' --only-history' if args.only_history else ''}` "
+              f"({TICKERS} tickers × {MODELS} models, mirrors on), "
+              f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; medians of {args.repeat} alternated "
+              f"({args.history_repeat} for the history reads).\n")
+        print("| figure | value | ratio | target |")
+        print("|---|---|---|---|")
+        print("\n".join(rows))
+        print(f"\nLoad average (1 min) during the run: {min(loads):.1f}–{max(loads):.1f} "
+              f"on {os.cpu_count()} CPUs.")
+        return 0
+
     # history against the bare SELECT of the same rows, alternated.
     one_sql = f"SELECT {HISTORY_COLUMNS} FROM pl_records WHERE ticker = ? AND model_name = ? ORDER BY ts, id"
     all_sql = f"SELECT {HISTORY_COLUMNS} FROM pl_records WHERE ticker = ? ORDER BY ts, id"
     for label, fns, n in [
         (f"`history(ticker, model_name)` at {args.records:,}", {
             "ledger": lambda: big.history(ticker, model),
-            "floor": lambda: bare.read(one_sql, (ticker, model))}, len(big.history(ticker, model))),
+            "floor": lambda: bare.read(one_sql, (ticker, model)),
+            "floor+pandas": lambda: bare.read(one_sql, (ticker, model)).to_pandas(use_threads=False)},
+         len(big.history(ticker, model))),
         (f"`history(ticker)` at {args.records:,}", {
             "ledger": lambda: big.history(ticker),
-            "floor": lambda: bare.read(all_sql, (ticker,))}, len(big.history(ticker))),
+            "floor": lambda: bare.read(all_sql, (ticker,)),
+            "floor+pandas": lambda: bare.read(all_sql, (ticker,)).to_pandas(use_threads=False)},
+         len(big.history(ticker))),
     ]:
-        m = interleaved_medians(fns, args.repeat)
+        m, cpu = wall_and_cpu_medians(fns, args.history_repeat)
         r = m["ledger"] / m["floor"]
         row(f"{label} ({n:,} rows)",
-            f"{m['ledger'] * ms:.1f} ms (bare ADBC `SELECT` {m['floor'] * ms:.1f} ms)",
-            f"**{r:.2f}×**", verdict(r, 1.2))
+            f"{m['ledger'] * ms:.2f} ms (bare ADBC `SELECT` {m['floor'] * ms:.2f} ms; the same plus "
+            f"`to_pandas()`: {m['floor+pandas'] * ms:.2f} ms); CPU time {cpu['ledger'] * ms:.2f} ms "
+            f"({cpu['floor'] * ms:.2f} ms; {cpu['floor+pandas'] * ms:.2f} ms)",
+            f"**{r:.2f}×** ({m['ledger'] / m['floor+pandas']:.2f}× the floor + `to_pandas()`); CPU time "
+            f"{cpu['ledger'] / cpu['floor']:.2f}× ({cpu['ledger'] / cpu['floor+pandas']:.2f}×)",
+            verdict(r, 1.2))
     loads.append(os.getloadavg()[0])
+
+    peaks = [peak_memory(big_dir, ticker) for _ in range(3)]
+    frame_bytes = peaks[0]["frame_bytes"]
+    grew = statistics.median(p["rss_peak"] for p in peaks)
+    traced = statistics.median(p["traced_peak"] for p in peaks)
+    r = grew / frame_bytes
+    row(f"peak memory of `history(ticker)` at {args.records:,} ({peaks[0]['rows']:,} rows; median of 3 "
+        "child processes, after a warm-up read)",
+        f"{grew / 2**20:.1f} MiB of RSS at the peak (tracemalloc + Arrow pool: {traced / 2**20:.1f} MiB; "
+        f"the DataFrame: {frame_bytes / 2**20:.1f} MiB)", f"**{r:.2f}×**", verdict(r, 3.0))
+
+    loads.append(os.getloadavg()[0])
+    if args.only_history:
+        return report()
 
     # Calls that must not grow with the ledger: 10M against 1M, alternated.
     def opened(d: Path) -> Callable[[], Any]:
@@ -193,13 +247,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{m['big'] * ms:.1f} ms vs {m['base'] * ms:.1f} ms", f"**{r:.2f}×**", verdict(r, 1.5))
     loads.append(os.getloadavg()[0])
 
-    peaks = [peak_memory(big_dir, ticker) for _ in range(3)]
-    n_rows, grew, frame_bytes = peaks[0][0], statistics.median(p[1] for p in peaks), peaks[0][2]
-    r = grew / frame_bytes
-    row(f"peak memory of `history(ticker)` at {args.records:,} ({n_rows:,} rows)",
-        f"{grew / 2**20:.1f} MiB (the DataFrame: {frame_bytes / 2**20:.1f} MiB)", f"**{r:.2f}×**",
-        verdict(r, 3.0))
-
     files = {p.name: p.stat().st_size for p in sorted(big_dir.iterdir())
              if p.is_file() and p.name != ".complete"}
     total = sum(files.values())
@@ -217,18 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         f"**{r:.2f}×**", verdict(r, 2.0))
     loads.append(os.getloadavg()[0])
 
-    big.close()
-    base.close()
-
-    print(f"\n`python -m bench.bench_ten_million --records {args.records} --baseline {args.baseline}"
-          f"{' --reuse' if args.reuse else ''}` ({TICKERS} tickers × {MODELS} models, mirrors on), "
-          f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; medians of {args.repeat} alternated.\n")
-    print("| figure | value | ratio | target |")
-    print("|---|---|---|---|")
-    print("\n".join(rows))
-    print(f"\nLoad average (1 min) during the run: {min(loads):.1f}–{max(loads):.1f} "
-          f"on {os.cpu_count()} CPUs.")
-    return 0
+    return report()
 
 
 if __name__ == "__main__":

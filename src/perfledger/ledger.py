@@ -93,6 +93,12 @@ class Ledger:
     database without local files. Safe to share between threads; each process opens its own.
     """
 
+    #: Rows per insert of a large :meth:`log_many` (one transaction whatever the size). Why:
+    #: a batch holds a Python object per value and its mirror text; one of 10M rows held more
+    #: than 16 GB. Chunks of this size keep a few hundred MB alive at a time, and cost no
+    #: measurable speed (each still inserts in bulk).
+    log_many_chunk: int = 250_000
+
     def __init__(
         self,
         location: str | os.PathLike[str] | sa.URL | Location | None = None,
@@ -248,14 +254,42 @@ class Ledger:
         whose key another import already claimed are left out, in the same transaction."""
         store = self._writable()
         prepared = self._mirrors.prepare(batch)  # formatted before the lock is taken
-        one = claim is None and len(batch) == 1
+        # Without a claim the body is the insert alone (PostgreSQL: one round trip); one
+        # record may take the store's short path (SQLite: stdlib sqlite3 alone).
+        return self._in_write(store, lambda tx, m: self._store_batch(tx, m, batch, prepared, claim),
+                              one=claim is None and len(batch) == 1, single=claim is None)
+
+    def _write_chunks(self, clean: pd.DataFrame, keyed: bool) -> int:
+        """Store the validated, sorted ``clean`` (``keyed``: its ``import_key`` column claims
+        its rows) in ONE transaction, inserted :attr:`log_many_chunk` rows at a time: the same
+        records, best models and mirror bytes as one insert, all or nothing, with only one
+        chunk's batch and mirror text in memory at once."""
+        store = self._writable()
+        chunk = max(1, int(self.log_many_chunk))
+
+        def body(tx: WriteTx, m: MirrorTransaction | NullMirrorTransaction) -> int:
+            frame = clean
+            if keyed:  # every key claimed at once, as one batch claims them
+                keys = frame["import_key"].tolist()
+                won = tx.claim_keys(keys)
+                if len(won) < len(set(keys)):
+                    frame = frame[[k in won for k in keys]]
+            for start in range(0, len(frame), chunk):
+                m.insert(Batch.from_frame(frame.iloc[start:start + chunk]))
+            return len(frame)
+
+        return self._in_write(store, body, one=False, single=False)
+
+    def _in_write(self, store: Store,
+                  body: Callable[[WriteTx, MirrorTransaction | NullMirrorTransaction], int],
+                  *, one: bool, single: bool) -> int:
+        """Run ``body`` in a write transaction with the mirrors' (again after a write
+        conflict, or on the store's full path when its short one cannot run it)."""
         for attempt in range(8):
             try:
-                # Without a claim the body is the insert alone (PostgreSQL: one round trip);
-                # one record may take the store's short path (SQLite: stdlib sqlite3 alone).
-                opened = store.writing_one() if one else store.writing(single=claim is None)
+                opened = store.writing_one() if one else store.writing(single=single)
                 with opened as tx, self._mirrors.transaction(tx) as m:
-                    return self._store_batch(tx, m, batch, prepared, claim)
+                    return body(tx, m)
             except RunAgain:
                 continue  # the body needed the store's full path, which it takes from now on
             except WriteConflictError as exc:
@@ -322,6 +356,8 @@ class Ledger:
         self, records: pd.DataFrame | Iterable[Mapping[str, Any]], *, import_keys: Sequence[str] | None = None
     ) -> int:
         """Record many evaluations in one transaction; returns how many were stored.
+        A large input is inserted :attr:`log_many_chunk` rows at a time, still in that one
+        transaction: all or nothing, in bounded memory.
 
         Accepts a DataFrame or an iterable of dicts with the keys of :meth:`log` (extra
         numeric columns are custom metrics). A ``returns`` column of series (lists, arrays,
@@ -357,8 +393,11 @@ class Ledger:
         # Stored in (ticker, time) order: one ticker's rows end up next to each other on
         # disk, which halves the index work here and makes history(ticker=...) a short scan.
         clean = clean.sort_values(["ticker", "ts_us"], kind="stable")
-        claim = (clean["import_key"].tolist(), clean) if import_keys is not None else None
-        stored = self._write(Batch.from_frame(clean), claim)
+        if len(clean) > self.log_many_chunk:
+            stored = self._write_chunks(clean, import_keys is not None)
+        else:
+            claim = (clean["import_key"].tolist(), clean) if import_keys is not None else None
+            stored = self._write(Batch.from_frame(clean), claim)
         log.debug("logged %d records", stored)
         return stored
 

@@ -100,6 +100,8 @@ DATA_VERSION = "PRAGMA data_version"
 TICKER_KNOWN = "SELECT 1 FROM pl_pairs WHERE ticker = ? LIMIT 1"
 #: The label ids of the given hashes (``?`` marks appended, one per hash).
 LABEL_IDS = "SELECT h, id FROM pl_labels WHERE h IN ({})"
+#: Whether the ledger holds a custom metric value (a history then reads them too).
+ANY_EXTRA = "SELECT 1 FROM pl_extra LIMIT 1"
 TICKERS = "SELECT DISTINCT ticker FROM pl_pairs ORDER BY ticker"
 MODELS = "SELECT DISTINCT model_name FROM pl_pairs ORDER BY model_name"
 MODELS_OF = "SELECT DISTINCT model_name FROM pl_pairs WHERE ticker = ? ORDER BY model_name"
