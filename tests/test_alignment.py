@@ -75,9 +75,10 @@ def test_a_series_stamped_at_its_zones_midnight_is_kept_as_its_dates(ledger: Led
     assert frame.shape == (300, 2)
     assert list(frame.index) == list(days.tz_localize("UTC"))
     assert frame.iloc[:, 0].tolist() == frame.iloc[:, 1].tolist() == values.tolist()
-    kept = ledger.returns(int(ledger.history(ticker="T", model_name="LOCAL", include_meta=True)["record_id"].iat[0]))
+    local = ledger.history(ticker="T", model_name="LOCAL", include_meta=True)
+    kept = ledger.returns(int(local["record_id"].iat[0]))
     assert list(kept.index) == list(days.tz_localize("UTC"))
-    with pytest.raises(ValidationError, match="indistinguishable|identical"):
+    with pytest.raises(ValidationError, match=r"indistinguishable|identical"):
         ledger.overfitting("T", partitions=4)
 
 

@@ -71,15 +71,16 @@ def test_a_return_below_minus_one_is_refused_on_every_door(ledger: Ledger, tmp_p
 
 
 @pytest.mark.parametrize("series", [[0.01, 1e200, 0.02], [1e155, -0.5, 1e155, 0.0]])
-def test_an_overflowing_series_is_one_refusal_without_numpy_warnings(ledger: Ledger, series: list[float]) -> None:
+def test_an_overflowing_series_is_one_refusal_without_numpy_warnings(
+        ledger: Ledger, series: list[float]) -> None:
     """Returns of 1e200 overflow the moments: refused by name, once, and not preceded by
     numpy's own overflow warnings (five of them before: review of issue 22, finding 6)."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(ValidationError, match="not finite numbers|largest number a float holds"):
+        with pytest.raises(ValidationError, match=r"not finite numbers|largest number a float holds"):
             ledger.log_backtest("A", "T", series)
-        with pytest.raises(ValidationError, match="not finite numbers|largest number a float holds"):
+        with pytest.raises(ValidationError, match=r"not finite numbers|largest number a float holds"):
             from_returns(series)
     assert len(ledger.history()) == 0
