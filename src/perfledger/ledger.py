@@ -954,14 +954,21 @@ class Ledger:
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
         include_returns: bool = False,
+        include_meta: bool = False,
     ) -> list[dict[str, Any]]:
         """Whole records (the seed's dict plus ``metrics``, ``params``, ``tags``), oldest
         first, filtered in the database (``params``/``tags`` as in :meth:`history`): what
         exports and imports need beyond history(). ``include_returns=True`` adds
-        ``returns``: the kept return series (a Series, as :meth:`returns` gives it) or None."""
+        ``returns``: the kept return series (a Series, as :meth:`returns` gives it) or None.
+        ``include_meta=True`` adds ``record_id`` and ``has_returns`` (what an import or a
+        sync needs to attach a series to a record already present)."""
         frame = self.history(ticker, model_name, days_back, since, until, include_meta=True,
                              params=params, tags=tags)
         out = records_from_frame(frame)
+        if include_meta:
+            for rec, rid, has in zip(out, frame["record_id"].tolist(), frame["has_returns"].tolist(),
+                                     strict=True):
+                rec["record_id"], rec["has_returns"] = int(rid), bool(has)
         if include_returns:
             ids = frame["record_id"].to_numpy()[frame["has_returns"].to_numpy()].tolist()
             kept = self._ensure().returns(ids)

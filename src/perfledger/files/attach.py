@@ -35,22 +35,18 @@ Key = tuple[Any, ...]
 Present = dict[Key, list[tuple[int, bool]]]
 
 
-def present_records(led: Any, tickers: Sequence[str], since_us: int, until_us: int) -> Present:
-    """The ledger's records of ``tickers`` in ``[since_us, until_us]``, by content key, with
-    their ids and whether each kept a series: one read (ids and a flag, not the series)."""
-    from ..frames import records_from_frame
-    from .importer import record_key
-
-    frame = led.history(list(tickers), since=format_ts(since_us), until=format_ts(until_us),
-                        include_meta=True)
+def present_records(led: Any, tickers: Sequence[str], since_us: int, until_us: int,
+                    record_key: Callable[..., Key]) -> Present:
+    """The ledger's records of ``tickers`` in ``[since_us, until_us]``, by content key
+    (``record_key``: :func:`.importer.record_key`, passed in by the importer and the sync,
+    which import this module), with their ids and whether each kept a series: one read (ids
+    and a flag, not the series)."""
     out: Present = {}
-    if frame.empty:
-        return out
-    ids, has = frame["record_id"].tolist(), frame["has_returns"].tolist()
-    for r, rid, kept in zip(records_from_frame(frame), ids, has, strict=True):
+    for r in led.records(list(tickers), since=format_ts(since_us), until=format_ts(until_us),
+                         include_meta=True):
         key = record_key(parse_timestamp(r["timestamp"]), r["ticker"], r["model_name"],
                          (r[m] for m in CORE_METRICS), r["notes"], r["metrics"], r["params"], r["tags"])
-        out.setdefault(key, []).append((int(rid), bool(kept)))
+        out.setdefault(key, []).append((r["record_id"], r["has_returns"]))
     return out
 
 

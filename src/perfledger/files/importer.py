@@ -299,7 +299,7 @@ def import_rows(
         if maybe:
             # the stored records by whole content, with their ids and whether each kept a
             # series (one read): a row found there is a duplicate, its series maybe not
-            present = present_records(led, tickers, since, until)
+            present = present_records(led, tickers, since, until, record_key)
             series = clean["returns"].tolist() if "returns" in clean.columns else None
             for c in maybe:
                 if full[c] in present:

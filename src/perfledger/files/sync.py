@@ -535,7 +535,8 @@ def _attachments(target: Store, target_ledger: LedgerLike, sub: Batch, keys: lis
     if not held:
         return None
     stamps = [sub.ts_us[i] for i in held]
-    present = present_records(target_ledger, sorted({sub.ticker[i] for i in held}), min(stamps), max(stamps))
+    present = present_records(target_ledger, sorted({sub.ticker[i] for i in held}), min(stamps), max(stamps),
+                              record_key)
     return plan_attachments(present, ((keys[i], sub.returns[i]) for i in held), target.returns)
 
 
